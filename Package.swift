@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Recur",
+    products: [
+        // The inference runtime, for Swift programs.
+        .library(name: "Recur", targets: ["Recur"]),
+        // Training (BPTT, optimizers, checkpoints). Applications that only run models never link it.
+        .library(name: "RecurTraining", targets: ["RecurTraining"]),
+        // The C ABI of include/recur.h. `make install` lays it out as lib/librecur.so.
+        .library(name: "RecurC", type: .dynamic, targets: ["RecurC"]),
+        // The `recur` command.
+        .executable(name: "recur", targets: ["RecurCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "Recur", dependencies: ["COpenBLAS"]),
+        .target(name: "RecurC", dependencies: ["Recur"]),
+        .target(name: "RecurTraining", dependencies: ["Recur", "COpenBLAS"]),
+        .executableTarget(
+            name: "RecurCLI",
+            dependencies: [
+                "Recur", "RecurTraining",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,48 @@
+/// Gated recurrent unit, one step. Weights are stacked by gate in the order r (reset), z (update), n (new):
+/// kernel W is 3H × In, recurrent kernel U is 3H × H, bias b is 3H, recurrent bias b_h is 3H (reset-after only).
+///
+/// Reset after the recurrent product (PyTorch, cuDNN, Keras reset_after=True):
+///     r = σ(W_r x + b_r + U_r h + bh_r)
+///     z = σ(W_z x + b_z + U_z h + bh_z)
+///     n = tanh(W_n x + b_n + r ⊙ (U_n h + bh_n))
+///     h' = (1 − z) ⊙ n + z ⊙ h
+/// Reset before it (original paper, Keras reset_after=False; no recurrent bias):
+///     n = tanh(W_n x + b_n + U_n (r ⊙ h))
+/// σ is the layer's recurrent activation and tanh its activation.
+enum GRUCell {
+    /// `gx` = W x + b for this step (3H, read only). `h` is updated in place. `scratch` holds ≥ 4H floats.
+    @inline(__always)
+    static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+                     scratch: UnsafeMutablePointer<Float>) {
+        let H = l.spec.units
+        let gh = scratch
+        let ga = l.spec.recurrentActivation, act = l.spec.activation
+        if l.spec.resetAfter {
+            matvec(gh, l.recurrent, h)
+            if let bh = l.recurrentBias {
+                for i in 0..<(3 * H) { gh[i] += bh[i] }
+            }
+            for i in 0..<H {
+                let r = activate(ga, gx[i] + gh[i])
+                let z = activate(ga, gx[H + i] + gh[H + i])
+                let n = activate(act, gx[2 * H + i] + r * gh[2 * H + i])
+                h[i] = (1 - z) * n + z * h[i]
+            }
+        } else {
+            matvec(gh, l.recurrent.rows(0, 2 * H), h)
+            let rh = scratch + 3 * H
+            let z = scratch + 2 * H
+            for i in 0..<H {
+                let r = activate(ga, gx[i] + gh[i])
+                z[i] = activate(ga, gx[H + i] + gh[H + i])
+                rh[i] = r * h[i]
+            }
+            let un = scratch          // reuse the r block for U_n (r ⊙ h)
+            matvec(un, l.recurrent.rows(2 * H, H), rh)
+            for i in 0..<H {
+                let n = activate(act, gx[2 * H + i] + un[i])
+                h[i] = (1 - z[i]) * n + z[i] * h[i]
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+/// Elman recurrent layer, one step: h' = act(W x + b + U h), with act tanh or relu.
+/// Kernel W is H × In, recurrent kernel U is H × H, bias b is H.
+enum SimpleRNNCell {
+    /// `gx` = W x + b (H). `h` is updated in place. `scratch` holds ≥ H floats.
+    @inline(__always)
+    static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+                     scratch: UnsafeMutablePointer<Float>) {
+        let H = l.spec.units
+        matvec(scratch, l.recurrent, h)
+        let act = l.spec.activation
+        for i in 0..<H { h[i] = activate(act, gx[i] + scratch[i]) }
+    }
+}

@@ -1,0 +1,133 @@
+/// Constants of the `.recur` file format. `docs/FORMAT.md` is the normative description; this file
+/// mirrors its tables.
+public enum RecurFormat {
+    /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
+    public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// The major version this library writes and the only one it reads.
+    public static let versionMajor: UInt16 = 1
+    /// The minor version this library writes. Readers accept any minor version of a known major.
+    public static let versionMinor: UInt16 = 0
+    /// The fixed header size in bytes.
+    public static let headerSize = 64
+    /// The alignment of the data section and of every tensor inside it, in bytes.
+    public static let alignment = 64
+    /// Byte offset of the CRC-32 field inside the header.
+    public static let checksumOffset = 56
+
+    // Caps that keep a hostile file from making the reader allocate or loop without bound.
+    // Every array or string is also bounded by the bytes that remain in its section.
+    public static let maxKeyBytes = 256
+    public static let maxStringBytes = 64 << 20
+    public static let maxMetadataCount = 1 << 20
+    public static let maxTensorCount = 1 << 16
+    public static let maxRank = 4
+    public static let maxDimension = 1 << 31
+}
+
+/// Element types of the tensor directory. Values are stable across versions; a reader rejects a code it
+/// does not know with an error naming it.
+public enum DType: UInt8, Sendable, CaseIterable {
+    /// IEEE-754 binary32, little-endian.
+    case f32 = 0
+    /// IEEE-754 binary16, little-endian.
+    case f16 = 1
+    /// 8-bit blocks: each row is split into blocks of 32 along the last dimension; see FORMAT.md.
+    case q8 = 2
+    /// 4-bit blocks: each row is split into blocks of 32 along the last dimension; see FORMAT.md.
+    case q4 = 3
+
+    public var name: String {
+        switch self {
+        case .f32: return "f32"
+        case .f16: return "f16"
+        case .q8: return "q8"
+        case .q4: return "q4"
+        }
+    }
+
+    /// The block size along the last dimension for blocked types (1 for plain element types).
+    public var blockSize: Int {
+        switch self {
+        case .f32, .f16: return 1
+        case .q8, .q4: return 32
+        }
+    }
+
+    /// Bytes taken by one row of `cols` elements (the last dimension), or nil on overflow.
+    /// q8 row: ceil(cols/32) f32 scales, then ceil(cols/32)*32 int8 values.
+    /// q4 row: ceil(cols/32) f32 scales, then ceil(cols/32)*16 bytes of packed nibbles.
+    public func rowBytes(_ cols: Int) -> Int? {
+        guard cols >= 0 else { return nil }
+        switch self {
+        case .f32: return cols.multipliedReportingOverflow(by: 4).overflow ? nil : cols * 4
+        case .f16: return cols.multipliedReportingOverflow(by: 2).overflow ? nil : cols * 2
+        case .q8:
+            let blocks = (cols + 31) / 32
+            return blocks * 4 + blocks * 32
+        case .q4:
+            let blocks = (cols + 31) / 32
+            return blocks * 4 + blocks * 16
+        }
+    }
+
+    /// Bytes taken by a tensor of this shape, or nil when the product overflows.
+    public func byteCount(shape: [Int]) -> Int? {
+        guard let last = shape.last else { return self == .f32 ? 4 : (self == .f16 ? 2 : nil) }
+        guard let row = rowBytes(last) else { return nil }
+        var total = row
+        for d in shape.dropLast() {
+            let (p, o) = total.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            total = p
+        }
+        return total
+    }
+}
+
+/// A typed metadata value.
+public enum MetaValue: Equatable, Sendable {
+    case int(Int64)
+    case float(Double)
+    case bool(Bool)
+    case string(String)
+    case strings([String])
+    case ints([Int64])
+    case floats([Double])
+
+    /// The type code written in the file.
+    public var typeCode: UInt8 {
+        switch self {
+        case .int: return 1
+        case .float: return 2
+        case .bool: return 3
+        case .string: return 4
+        case .strings: return 5
+        case .ints: return 6
+        case .floats: return 7
+        }
+    }
+
+    public var intValue: Int64? { if case .int(let v) = self { return v }; return nil }
+    public var floatValue: Double? {
+        switch self {
+        case .float(let v): return v
+        case .int(let v): return Double(v)
+        default: return nil
+        }
+    }
+    public var boolValue: Bool? { if case .bool(let v) = self { return v }; return nil }
+    public var stringValue: String? { if case .string(let v) = self { return v }; return nil }
+    public var stringsValue: [String]? { if case .strings(let v) = self { return v }; return nil }
+}
+
+/// One entry of the tensor directory.
+public struct TensorInfo: Sendable, Equatable {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Int]
+    /// Offset from the start of the data section (a multiple of 64).
+    public var offset: Int
+    public var byteLength: Int
+
+    public var elementCount: Int { shape.reduce(1, *) }
+}

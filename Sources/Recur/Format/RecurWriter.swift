@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Builds a `.recur` file in memory and writes it atomically.
+///
+///     var w = RecurWriter()
+///     w.set("tokenizer.kind", .string("char"))
+///     w.addTensor("layer.0.embeddings", shape: [96, 64], values: table)
+///     try w.write(to: "model.recur")
+public struct RecurWriter {
+    public private(set) var metadata: [(key: String, value: MetaValue)] = []
+    public private(set) var tensors: [(name: String, dtype: DType, shape: [Int], data: [UInt8])] = []
+
+    public init() {}
+
+    /// Sets a metadata key (replacing an earlier value of the same key).
+    public mutating func set(_ key: String, _ value: MetaValue) {
+        if let i = metadata.firstIndex(where: { $0.key == key }) {
+            metadata[i].value = value
+        } else {
+            metadata.append((key, value))
+        }
+    }
+
+    /// Adds an f32 tensor in row-major order.
+    public mutating func addTensor(_ name: String, shape: [Int], values: [Float]) {
+        precondition(values.count == shape.reduce(1, *), "tensor '\(name)': \(values.count) values for shape \(shape)")
+        var data = [UInt8](repeating: 0, count: values.count * 4)
+        data.withUnsafeMutableBytes { out in
+            for (i, v) in values.enumerated() {
+                out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+            }
+        }
+        addTensor(name, dtype: .f32, shape: shape, bytes: data)
+    }
+
+    /// Adds a tensor whose bytes are already encoded in `dtype`'s layout.
+    public mutating func addTensor(_ name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
+        precondition(dtype.byteCount(shape: shape) == bytes.count, "tensor '\(name)': byte count does not match \(dtype.name) \(shape)")
+        if let i = tensors.firstIndex(where: { $0.name == name }) {
+            tensors[i] = (name, dtype, shape, bytes)
+        } else {
+            tensors.append((name, dtype, shape, bytes))
+        }
+    }
+
+    /// Serializes the file (see docs/FORMAT.md for the layout).
+    public func serialize() -> [UInt8] {
+        var w = ByteWriter()
+        w.bytes.reserveCapacity(RecurFormat.headerSize + tensors.reduce(0) { $0 + $1.data.count + 64 } + 4096)
+        w.bytes.append(contentsOf: RecurFormat.magic)
+        w.u16(RecurFormat.versionMajor)
+        w.u16(RecurFormat.versionMinor)
+        w.u32(0)                                   // flags
+        w.u64(0)                                   // file_size, patched below
+        w.u32(UInt32(metadata.count))
+        w.u32(UInt32(tensors.count))
+        w.u64(UInt64(RecurFormat.headerSize))      // metadata_offset
+        w.u64(0)                                   // tensors_offset, patched
+        w.u64(0)                                   // data_offset, patched
+        w.u32(0)                                   // checksum, patched
+        w.u32(0)                                   // reserved
+        assert(w.bytes.count == RecurFormat.headerSize)
+
+        for (key, value) in metadata {
+            let k = Array(key.utf8)
+            w.u16(UInt16(k.count)); w.bytes.append(contentsOf: k)
+            w.u8(value.typeCode)
+            switch value {
+            case .int(let v): w.i64(v)
+            case .float(let v): w.f64(v)
+            case .bool(let v): w.u8(v ? 1 : 0)
+            case .string(let s):
+                let u = Array(s.utf8); w.u32(UInt32(u.count)); w.bytes.append(contentsOf: u)
+            case .strings(let a):
+                w.u32(UInt32(a.count))
+                for s in a { let u = Array(s.utf8); w.u32(UInt32(u.count)); w.bytes.append(contentsOf: u) }
+            case .ints(let a):
+                w.u32(UInt32(a.count)); for v in a { w.i64(v) }
+            case .floats(let a):
+                w.u32(UInt32(a.count)); for v in a { w.f64(v) }
+            }
+        }
+        let dirOffset = w.bytes.count
+        var offset = 0
+        var offsets: [Int] = []
+        for t in tensors {
+            offsets.append(offset)
+            offset += t.data.count
+            offset = (offset + RecurFormat.alignment - 1) / RecurFormat.alignment * RecurFormat.alignment
+        }
+        for (i, t) in tensors.enumerated() {
+            let n = Array(t.name.utf8)
+            w.u16(UInt16(n.count)); w.bytes.append(contentsOf: n)
+            w.u8(t.dtype.rawValue)
+            w.u8(UInt8(t.shape.count))
+            w.u16(0)
+            for d in t.shape { w.u64(UInt64(d)) }
+            w.u64(UInt64(offsets[i]))
+            w.u64(UInt64(t.data.count))
+        }
+        w.pad(to: RecurFormat.alignment)
+        let dataOffset = w.bytes.count
+        for (i, t) in tensors.enumerated() {
+            while w.bytes.count < dataOffset + offsets[i] { w.u8(0) }
+            w.bytes.append(contentsOf: t.data)
+        }
+        w.patchU64(at: 16, UInt64(w.bytes.count))
+        w.patchU64(at: 40, UInt64(dirOffset))
+        w.patchU64(at: 48, UInt64(dataOffset))
+        let crc = w.bytes.withUnsafeBytes { CRC32.checksum($0) }   // checksum field is still zero
+        w.patchU32(at: RecurFormat.checksumOffset, crc)
+        return w.bytes
+    }
+
+    /// Writes the file atomically: to a temporary file in the same folder, flushed, then renamed over
+    /// `path`. A crash midway leaves any earlier file at `path` intact.
+    public func write(to path: String) throws {
+        try AtomicFile.write(serialize(), to: path)
+    }
+}
+
+/// Whole-file writes that never leave a half-written file behind.
+public enum AtomicFile {
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw RecurError(.io, "cannot create '\(tmp)': \(FileStorage.errnoText())")
+        }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        var written = 0
+        let result: Int = bytes.withUnsafeBytes { buf in
+            while written < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + written, buf.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return -1
+                }
+                written += n
+            }
+            return 0
+        }
+        if result != 0 {
+            let e = FileStorage.errnoText()
+            close(fd)
+            throw RecurError(.io, "cannot write '\(tmp)': \(e)")
+        }
+        if fsync(fd) != 0 {
+            let e = FileStorage.errnoText()
+            close(fd)
+            throw RecurError(.io, "cannot flush '\(tmp)': \(e)")
+        }
+        close(fd)
+        if rename(tmp, path) != 0 {
+            throw RecurError(.io, "cannot rename '\(tmp)' to '\(path)': \(FileStorage.errnoText())")
+        }
+        ok = true
+    }
+}

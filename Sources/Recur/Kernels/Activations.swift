@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// σ(x) = 1 / (1 + e^-x)
+@inline(__always) public func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+
+/// Applies `a` element-wise to x[0..<n] in place (softmax over the whole vector).
+public func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch a {
+    case .linear: return
+    case .relu: for i in 0..<n { x[i] = max(x[i], 0) }
+    case .tanh: for i in 0..<n { x[i] = tanhf(x[i]) }
+    case .sigmoid: for i in 0..<n { x[i] = sigmoid(x[i]) }
+    case .hardSigmoidKeras2: for i in 0..<n { x[i] = min(max(0.2 * x[i] + 0.5, 0), 1) }
+    case .hardSigmoidKeras3: for i in 0..<n { x[i] = min(max(x[i] / 6 + 0.5, 0), 1) }
+    case .softmax: softmaxInPlace(x, n)
+    }
+}
+
+/// Scalar form of `a` (not valid for softmax).
+@inline(__always) public func activate(_ a: Activation, _ x: Float) -> Float {
+    switch a {
+    case .linear, .softmax: return x
+    case .relu: return max(x, 0)
+    case .tanh: return tanhf(x)
+    case .sigmoid: return sigmoid(x)
+    case .hardSigmoidKeras2: return min(max(0.2 * x + 0.5, 0), 1)
+    case .hardSigmoidKeras3: return min(max(x / 6 + 0.5, 0), 1)
+    }
+}
+
+/// x_i ← exp(x_i − max x) / Σ_j exp(x_j − max x)
+public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    guard n > 0 else { return }
+    var m = x[0]
+    for i in 1..<n where x[i] > m { m = x[i] }
+    var s: Float = 0
+    for i in 0..<n { x[i] = expf(x[i] - m); s += x[i] }
+    let inv = 1 / s
+    for i in 0..<n { x[i] *= inv }
+}

@@ -1,0 +1,238 @@
+/// Element-wise activation functions. Raw values are the names used in the file's metadata.
+public enum Activation: String, Sendable, CaseIterable {
+    case linear
+    case relu
+    case tanh
+    case sigmoid
+    /// Keras 2 / tf.keras: max(0, min(1, 0.2·x + 0.5)).
+    case hardSigmoidKeras2 = "hard_sigmoid_keras2"
+    /// Keras 3: max(0, min(1, x/6 + 0.5)) = relu6(x + 3) / 6.
+    case hardSigmoidKeras3 = "hard_sigmoid_keras3"
+    /// Only valid for Dense layers: exp(x_i) / Σ exp(x_j) over the layer's outputs.
+    case softmax
+}
+
+/// The recurrent cells.
+public enum CellKind: String, Sendable {
+    /// h' = act(W·x + b + U·h)
+    case rnn
+    /// Gated recurrent unit; gate rows ordered r, z, n. See `GRUCell`.
+    case gru
+    /// Long short-term memory; gate rows ordered i, f, g, o. See `LSTMCell`.
+    case lstm
+}
+
+/// How a bidirectional layer merges its forward and backward outputs.
+public enum MergeMode: String, Sendable {
+    case concat, sum, mul, ave
+}
+
+/// The hyperparameters of a recurrent layer.
+public struct RecurrentSpec: Sendable, Equatable {
+    public var cell: CellKind
+    public var inputSize: Int
+    public var units: Int
+    /// Candidate / output activation (tanh unless the model says otherwise; SimpleRNN may use relu).
+    public var activation: Activation = .tanh
+    /// Gate activation (GRU and LSTM).
+    public var recurrentActivation: Activation = .sigmoid
+    /// GRU only: apply the reset gate after the recurrent matrix product (PyTorch, cuDNN, Keras
+    /// `reset_after=True`) rather than before it (Keras `reset_after=False`, the original paper).
+    public var resetAfter: Bool = true
+    /// LSTM only: gates also see the cell state through diagonal (peephole) weights.
+    public var peephole: Bool = false
+    /// Whether the layer outputs every step (true) or only the last one (false).
+    public var returnSequences: Bool = true
+    /// Bidirectional layers run a forward and a backward copy of the cell over the whole sequence.
+    public var bidirectional: Bool = false
+    public var mergeMode: MergeMode = .concat
+
+    public init(cell: CellKind, inputSize: Int, units: Int, activation: Activation = .tanh,
+                recurrentActivation: Activation = .sigmoid, resetAfter: Bool = true, peephole: Bool = false,
+                returnSequences: Bool = true, bidirectional: Bool = false, mergeMode: MergeMode = .concat) {
+        self.cell = cell; self.inputSize = inputSize; self.units = units; self.activation = activation
+        self.recurrentActivation = recurrentActivation; self.resetAfter = resetAfter; self.peephole = peephole
+        self.returnSequences = returnSequences; self.bidirectional = bidirectional; self.mergeMode = mergeMode
+    }
+
+    /// Number of gate blocks stacked in the kernels: 1 (rnn), 3 (gru), 4 (lstm).
+    public var gates: Int {
+        switch cell {
+        case .rnn: return 1
+        case .gru: return 3
+        case .lstm: return 4
+        }
+    }
+
+    /// Width of the layer's output per step.
+    public var outputSize: Int {
+        guard bidirectional else { return units }
+        return mergeMode == .concat ? 2 * units : units
+    }
+}
+
+/// One layer of a model.
+public enum LayerSpec: Sendable, Equatable {
+    case embedding(vocabulary: Int, dimension: Int)
+    case recurrent(RecurrentSpec)
+    case dense(inputSize: Int, units: Int, activation: Activation)
+
+    public var kindName: String {
+        switch self {
+        case .embedding: return "embedding"
+        case .recurrent(let r): return r.cell.rawValue
+        case .dense: return "dense"
+        }
+    }
+}
+
+/// The layer list of a model, read from and written to the file's `model.*` and `layer.N.*` metadata.
+public struct Architecture: Sendable, Equatable {
+    /// What the model is for: "generate" (next-token prediction), "classify", "tag" or "seq2seq".
+    public var task: String
+    public var layers: [LayerSpec]
+
+    public init(task: String = "generate", layers: [LayerSpec]) {
+        self.task = task
+        self.layers = layers
+    }
+
+    /// Metadata entries describing this architecture.
+    public var metadata: [(String, MetaValue)] {
+        var out: [(String, MetaValue)] = [("model.task", .string(task)), ("model.layer_count", .int(Int64(layers.count)))]
+        for (i, layer) in layers.enumerated() {
+            let p = "layer.\(i)."
+            out.append((p + "kind", .string(layer.kindName)))
+            switch layer {
+            case .embedding(let v, let d):
+                out.append((p + "input_dim", .int(Int64(v))))
+                out.append((p + "output_dim", .int(Int64(d))))
+            case .recurrent(let r):
+                out.append((p + "input_size", .int(Int64(r.inputSize))))
+                out.append((p + "units", .int(Int64(r.units))))
+                out.append((p + "activation", .string(r.activation.rawValue)))
+                if r.cell != .rnn {
+                    out.append((p + "recurrent_activation", .string(r.recurrentActivation.rawValue)))
+                }
+                if r.cell == .gru { out.append((p + "reset_after", .bool(r.resetAfter))) }
+                if r.cell == .lstm { out.append((p + "peephole", .bool(r.peephole))) }
+                out.append((p + "return_sequences", .bool(r.returnSequences)))
+                out.append((p + "bidirectional", .bool(r.bidirectional)))
+                if r.bidirectional { out.append((p + "merge_mode", .string(r.mergeMode.rawValue))) }
+            case .dense(let n, let u, let a):
+                out.append((p + "input_size", .int(Int64(n))))
+                out.append((p + "units", .int(Int64(u))))
+                out.append((p + "activation", .string(a.rawValue)))
+            }
+        }
+        return out
+    }
+
+    /// Reads the architecture from a file's metadata, checking every value.
+    public init(file: RecurFile) throws {
+        func need(_ key: String) throws -> MetaValue {
+            guard let v = file.value(key) else { throw RecurError(.model, "missing metadata key '\(key)'") }
+            return v
+        }
+        func int(_ key: String, max: Int = RecurFormat.maxDimension) throws -> Int {
+            guard let v = try need(key).intValue else { throw RecurError(.model, "metadata '\(key)' must be an integer") }
+            guard v >= 1, v <= Int64(max) else { throw RecurError(.model, "metadata '\(key)' is \(v) (must be 1...\(max))") }
+            return Int(v)
+        }
+        func string(_ key: String) throws -> String {
+            guard let v = try need(key).stringValue else { throw RecurError(.model, "metadata '\(key)' must be a string") }
+            return v
+        }
+        func bool(_ key: String, default d: Bool) throws -> Bool {
+            guard let v = file.value(key) else { return d }
+            guard let b = v.boolValue else { throw RecurError(.model, "metadata '\(key)' must be a boolean") }
+            return b
+        }
+        func activation(_ key: String, default d: Activation) throws -> Activation {
+            guard file.value(key) != nil else { return d }
+            let s = try string(key)
+            guard let a = Activation(rawValue: s) else {
+                throw RecurError(.model, "metadata '\(key)': unknown activation '\(s)' (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return a
+        }
+        task = file.value("model.task")?.stringValue ?? "generate"
+        let count = try int("model.layer_count", max: 1024)
+        var layers: [LayerSpec] = []
+        for i in 0..<count {
+            let p = "layer.\(i)."
+            let kind = try string(p + "kind")
+            switch kind {
+            case "embedding":
+                layers.append(.embedding(vocabulary: try int(p + "input_dim"), dimension: try int(p + "output_dim")))
+            case "rnn", "gru", "lstm":
+                var r = RecurrentSpec(cell: CellKind(rawValue: kind)!, inputSize: try int(p + "input_size"), units: try int(p + "units"))
+                r.activation = try activation(p + "activation", default: .tanh)
+                r.recurrentActivation = try activation(p + "recurrent_activation", default: .sigmoid)
+                r.resetAfter = try bool(p + "reset_after", default: true)
+                r.peephole = try bool(p + "peephole", default: false)
+                r.returnSequences = try bool(p + "return_sequences", default: true)
+                r.bidirectional = try bool(p + "bidirectional", default: false)
+                if r.bidirectional, file.value(p + "merge_mode") != nil {
+                    let m = try string(p + "merge_mode")
+                    guard let mm = MergeMode(rawValue: m) else { throw RecurError(.model, "metadata '\(p)merge_mode': unknown merge mode '\(m)'") }
+                    r.mergeMode = mm
+                }
+                if r.activation == .softmax || r.recurrentActivation == .softmax {
+                    throw RecurError(.model, "layer \(i): softmax is not a valid recurrent activation")
+                }
+                if r.peephole && r.cell != .lstm {
+                    throw RecurError(.model, "layer \(i): peephole weights exist only for LSTM layers")
+                }
+                layers.append(.recurrent(r))
+            case "dense":
+                layers.append(.dense(inputSize: try int(p + "input_size"), units: try int(p + "units"),
+                                     activation: try activation(p + "activation", default: .linear)))
+            default:
+                throw RecurError(.model, "layer \(i) has unknown kind '\(kind)'")
+            }
+        }
+        self.layers = layers
+        try validate()
+    }
+
+    /// Checks that consecutive layers fit together.
+    public func validate() throws {
+        guard !layers.isEmpty else { throw RecurError(.model, "the model has no layers") }
+        var width: Int? = nil
+        for (i, layer) in layers.enumerated() {
+            switch layer {
+            case .embedding(let v, let d):
+                guard i == 0 else { throw RecurError(.model, "layer \(i): an embedding must be the first layer") }
+                guard v >= 1, d >= 1 else { throw RecurError(.model, "layer \(i): empty embedding") }
+                width = d
+            case .recurrent(let r):
+                if let w = width, w != r.inputSize {
+                    throw RecurError(.model, "layer \(i) (\(r.cell.rawValue)) expects input size \(r.inputSize) but the previous layer gives \(w)")
+                }
+                width = r.outputSize
+            case .dense(let n, let u, _):
+                if let w = width, w != n {
+                    throw RecurError(.model, "layer \(i) (dense) expects input size \(n) but the previous layer gives \(w)")
+                }
+                width = u
+            }
+        }
+    }
+
+    /// Total number of weights the architecture declares (for `recur info`).
+    public var parameterCount: Int {
+        layers.reduce(0) { acc, layer in
+            switch layer {
+            case .embedding(let v, let d): return acc + v * d
+            case .recurrent(let r):
+                let g = r.gates, h = r.units
+                var n = g * h * r.inputSize + g * h * h + g * h
+                if r.cell == .gru && r.resetAfter { n += g * h }
+                if r.peephole { n += 3 * h }
+                return acc + n * (r.bidirectional ? 2 : 1)
+            case .dense(let i, let u, _): return acc + i * u + u
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The state of one stream: every recurrent layer's hidden vector (and cell vector for LSTM), scratch
+/// space and the last output. A state is used by one thread at a time; it may move between threads.
+/// It keeps its model alive.
+///
+/// Memory layout of the recurrent state (what `save` writes): for each recurrent layer in order, h (H floats),
+/// then c (H floats) for LSTM layers.
+public final class State: @unchecked Sendable {
+    public let model: Model
+    /// h / c vectors of all layers, contiguous (`model.stateSize` floats).
+    let vectors: UnsafeMutablePointer<Float>
+    let scratch: UnsafeMutablePointer<Float>
+    /// Projection and activation buffers.
+    let bufA: UnsafeMutablePointer<Float>
+    let bufB: UnsafeMutablePointer<Float>
+    /// The model's output after the last step (`model.outputSize` floats).
+    public let output: UnsafeMutablePointer<Float>
+    /// Offsets into `vectors` of each layer's h and c.
+    let hOffset: [Int]
+    let cOffset: [Int?]
+    /// Tokens consumed since the last reset.
+    public private(set) var position: Int = 0
+
+    init(model: Model) {
+        self.model = model
+        vectors = .allocate(capacity: max(model.stateSize, 1))
+        vectors.initialize(repeating: 0, count: max(model.stateSize, 1))
+        scratch = .allocate(capacity: model.scratchSize)
+        scratch.initialize(repeating: 0, count: model.scratchSize)
+        bufA = .allocate(capacity: model.maxWidth * 2)
+        bufA.initialize(repeating: 0, count: model.maxWidth * 2)
+        bufB = .allocate(capacity: model.maxWidth * 2)
+        bufB.initialize(repeating: 0, count: model.maxWidth * 2)
+        output = .allocate(capacity: model.outputSize)
+        output.initialize(repeating: 0, count: model.outputSize)
+        var h: [Int] = [], c: [Int?] = []
+        var off = 0
+        for (f, b) in model.recurrent {
+            let H = f.spec.units
+            let dirs = b == nil ? 1 : 2
+            h.append(off); off += dirs * H
+            if f.spec.cell == .lstm { c.append(off); off += dirs * H } else { c.append(nil) }
+        }
+        hOffset = h; cOffset = c
+    }
+
+    deinit {
+        vectors.deallocate(); scratch.deallocate(); bufA.deallocate(); bufB.deallocate(); output.deallocate()
+    }
+
+    /// Zeroes the recurrent state.
+    public func reset() {
+        vectors.update(repeating: 0, count: max(model.stateSize, 1))
+        output.update(repeating: 0, count: model.outputSize)
+        position = 0
+    }
+
+    /// The recurrent state as floats (h and c of every layer, see the type's description).
+    public var vector: [Float] { Array(UnsafeBufferPointer(start: vectors, count: model.stateSize)) }
+
+    /// Hidden vector of recurrent layer `i` (forward direction).
+    public func hidden(_ i: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: vectors + hOffset[i], count: model.recurrent[i].forward.spec.units))
+    }
+
+    func checkToken(_ token: Int) throws {
+        guard token >= 0, token < model.vocabulary.count else {
+            throw RecurError(.outOfRange, "token id \(token) is outside the vocabulary (0..<\(model.vocabulary.count))")
+        }
+    }
+
+    func requireStepwise() throws {
+        guard model.embedding != nil, !model.recurrent.isEmpty else {
+            throw RecurError(.unsupported, "this model cannot be stepped token by token (it needs an embedding and a recurrent layer)")
+        }
+        for r in model.recurrent where r.backward != nil {
+            throw RecurError(.unsupported, "this model has a bidirectional layer; it runs on whole sequences, not token by token")
+        }
+    }
+
+    /// Feeds one token and returns the model's output (borrowed: valid until the next call on this state).
+    @discardableResult
+    public func step(_ token: Int) throws -> UnsafeBufferPointer<Float> {
+        try requireStepwise()
+        try checkToken(token)
+        let m = model
+        let x = bufA, gx = bufB
+        var input: UnsafePointer<Float>
+        for (i, layer) in m.recurrent.enumerated() {
+            let l = layer.forward
+            if i == 0, let table = m.inputTable {
+                input = UnsafePointer(table + token * l.gateRows)
+            } else {
+                if i == 0 {
+                    m.embedding!.lookup(token, into: x)
+                    l.inputProjection(gx, x)
+                } else {
+                    l.inputProjection(gx, vectors + hOffset[i - 1])
+                }
+                input = UnsafePointer(gx)
+            }
+            l.step(gx: input, h: vectors + hOffset[i], c: cOffset[i].map { vectors + $0 }, scratch: scratch)
+        }
+        applyHead()
+        position += 1
+        return UnsafeBufferPointer(start: output, count: m.outputSize)
+    }
+
+    /// Runs the dense layers on the last recurrent layer's h into `output`.
+    func applyHead() {
+        let m = model
+        var src: UnsafePointer<Float> = UnsafePointer(vectors + hOffset[m.recurrent.count - 1])
+        var useA = true
+        for (k, d) in m.head.enumerated() {
+            let dst = k == m.head.count - 1 ? output : (useA ? bufA : bufB)
+            d.apply(dst, src)
+            src = UnsafePointer(dst)
+            useA.toggle()
+        }
+        if m.head.isEmpty {
+            output.update(from: src, count: m.outputSize)
+        }
+    }
+
+    /// Feeds a whole prompt and returns the output after its last token (borrowed, like `step`).
+    ///
+    /// Layer by layer, in chunks of up to 256 tokens: the input projections of the chunk's tokens are one
+    /// matrix-matrix product (OpenBLAS sgemm) — or lookups in the precomputed table for the first layer —
+    /// then the recurrence runs over the chunk. The result equals stepping the tokens one by one, up to
+    /// floating-point summation order in the upper layers' input projections.
+    @discardableResult
+    public func prefill(_ tokens: [Int]) throws -> UnsafeBufferPointer<Float> {
+        try requireStepwise()
+        guard !tokens.isEmpty else {
+            throw RecurError(.invalidArgument, "prefill needs at least one token")
+        }
+        for t in tokens { try checkToken(t) }
+        let m = model
+        let chunk = 256
+        let maxRows = m.recurrent.map { $0.forward.gateRows }.max()!
+        let maxIn = max(m.recurrent.map { max($0.forward.spec.inputSize, $0.forward.spec.units) }.max()!, 1)
+        let proj = UnsafeMutablePointer<Float>.allocate(capacity: chunk * maxRows)
+        let xin = UnsafeMutablePointer<Float>.allocate(capacity: chunk * maxIn)
+        let xout = UnsafeMutablePointer<Float>.allocate(capacity: chunk * maxIn)
+        defer { proj.deallocate(); xin.deallocate(); xout.deallocate() }
+        var start = 0
+        while start < tokens.count {
+            let n = min(chunk, tokens.count - start)
+            var inputs = xin, outputs = xout
+            for (i, layer) in m.recurrent.enumerated() {
+                let l = layer.forward
+                let G = l.gateRows, H = l.spec.units
+                let h = vectors + hOffset[i]
+                let c = cOffset[i].map { vectors + $0 }
+                let last = i == m.recurrent.count - 1
+                if i == 0, let table = m.inputTable {
+                    for t in 0..<n {
+                        l.step(gx: table + tokens[start + t] * G, h: h, c: c, scratch: scratch)
+                        if !last { (outputs + t * H).update(from: h, count: H) }
+                    }
+                } else {
+                    if i == 0 {
+                        let E = l.spec.inputSize
+                        for t in 0..<n { m.embedding!.lookup(tokens[start + t], into: inputs + t * E) }
+                    }
+                    projectInputs(l, inputs, n, into: proj)
+                    for t in 0..<n {
+                        l.step(gx: proj + t * G, h: h, c: c, scratch: scratch)
+                        if !last { (outputs + t * H).update(from: h, count: H) }
+                    }
+                }
+                swap(&inputs, &outputs)
+            }
+            start += n
+        }
+        applyHead()
+        position += tokens.count
+        return UnsafeBufferPointer(start: output, count: m.outputSize)
+    }
+
+    /// proj (n × G) = inputs (n × In) · Wᵀ + b. sgemm for f32 kernels; row by row otherwise.
+    func projectInputs(_ l: RecurrentWeights, _ inputs: UnsafePointer<Float>, _ n: Int, into proj: UnsafeMutablePointer<Float>) {
+        let G = l.gateRows, In = l.spec.inputSize
+        if l.kernel.dtype == .f32 && n > 1 {
+            gemmABt(proj, inputs, l.kernel.f32, m: n, n: G, k: In, bias: l.bias)
+        } else {
+            for t in 0..<n { l.inputProjection(proj + t * G, inputs + t * In) }
+        }
+    }
+
+    /// Makes this state equal to `other` (same model required).
+    public func copy(from other: State) throws {
+        guard other.model === model || other.model.file.checksum == model.file.checksum && other.model.stateSize == model.stateSize else {
+            throw RecurError(.mismatch, "cannot copy a state between different models")
+        }
+        vectors.update(from: other.vectors, count: max(model.stateSize, 1))
+        output.update(from: other.output, count: model.outputSize)
+        position = other.position
+    }
+
+    /// A new state equal to this one (a fork of the stream).
+    public func fork() -> State {
+        let s = State(model: model)
+        try! s.copy(from: self)   // same model: cannot fail
+        return s
+    }
+
+    // MARK: Saving and restoring
+
+    /// Magic of a saved state: "RCRSTATE".
+    public static let savedMagic: [UInt8] = Array("RCRSTATE".utf8)
+    public static let savedVersion: UInt16 = 1
+    static let savedHeader = 40
+
+    /// Bytes needed by `save()`.
+    public var savedSize: Int { State.savedHeader + 4 * (model.stateSize + model.outputSize) }
+
+    /// Serializes the state: magic "RCRSTATE", u16 version, u16 model format major, u32 model checksum,
+    /// u64 model file size, u64 position, u32 float count (state + output), u32 CRC-32 of the floats,
+    /// then the floats (little-endian f32): recurrent state, then the last output.
+    public func save() -> [UInt8] {
+        var w = ByteWriter()
+        w.bytes.reserveCapacity(savedSize)
+        w.bytes.append(contentsOf: State.savedMagic)
+        w.u16(State.savedVersion)
+        w.u16(RecurFormat.versionMajor)
+        w.u32(model.file.checksum)
+        w.u64(UInt64(model.file.storage.bytes.count))
+        w.u64(UInt64(position))
+        w.u32(UInt32(model.stateSize + model.outputSize))
+        var crc = CRC32()
+        let body = UnsafeRawBufferPointer(start: vectors, count: 4 * model.stateSize)
+        let out = UnsafeRawBufferPointer(start: output, count: 4 * model.outputSize)
+        crc.update(body); crc.update(out)
+        w.u32(crc.value)
+        w.bytes.append(contentsOf: body)
+        w.bytes.append(contentsOf: out)
+        return w.bytes
+    }
+
+    /// Restores a state written by `save()` for this same model. On error the state is unchanged.
+    public func restore(_ bytes: UnsafeRawBufferPointer) throws {
+        var r = ByteCursor(bytes, from: 0, to: bytes.count, context: "saved state")
+        try r.need(State.savedHeader, "header")
+        if Array(bytes[0..<8]) != State.savedMagic {
+            throw RecurError(.format, "not a saved Recur state (bad magic)")
+        }
+        r.position = 8
+        let version = try r.u16("version")
+        if version != State.savedVersion {
+            throw RecurError(.unsupportedVersion, "saved state version \(version) is not supported; this library reads version \(State.savedVersion)")
+        }
+        let major = try r.u16("format version")
+        let checksum = try r.u32("model checksum")
+        let fileSize = try r.u64("model size")
+        let position = try r.u64("position")
+        let count = try r.u32("float count")
+        let crc = try r.u32("checksum")
+        if major != RecurFormat.versionMajor || checksum != model.file.checksum || fileSize != UInt64(model.file.storage.bytes.count) {
+            throw RecurError(.mismatch, "the saved state belongs to another model (model checksum \(hex(checksum)), this model \(hex(model.file.checksum)))")
+        }
+        if Int(count) != model.stateSize + model.outputSize {
+            throw RecurError(.mismatch, "the saved state holds \(count) values; this model's state has \(model.stateSize + model.outputSize)")
+        }
+        try r.need(4 * Int(count), "state values")
+        if r.remaining != 4 * Int(count) {
+            throw RecurError(.format, "saved state has \(r.remaining - 4 * Int(count)) trailing bytes")
+        }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[State.savedHeader..<(State.savedHeader + 4 * Int(count))])
+        if CRC32.checksum(payload) != crc {
+            throw RecurError(.checksum, "saved state checksum mismatch: the buffer is corrupt")
+        }
+        if position > UInt64(Int.max) {
+            throw RecurError(.format, "saved state position \(position) is out of range")
+        }
+        let v = UnsafeMutableRawBufferPointer(start: vectors, count: 4 * model.stateSize)
+        v.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[0..<(4 * model.stateSize)]))
+        UnsafeMutableRawBufferPointer(start: output, count: 4 * model.outputSize)
+            .copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[(4 * model.stateSize)...]))
+        self.position = Int(position)
+    }
+
+    public func restore(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try restore($0) }
+    }
+}

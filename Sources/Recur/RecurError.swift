@@ -1,0 +1,42 @@
+/// Every failure in Recur is a `RecurError`: a category that maps one to one onto the C API's status
+/// codes, and a message meant for a person ("tensor 'layer.1.kernel' has shape [12, 7], expected [12, 8]").
+///
+/// The runtime never traps on bad input, never prints and never exits: callers get one of these.
+public struct RecurError: Error, CustomStringConvertible, Equatable, Sendable {
+    public enum Code: Int32, Sendable {
+        /// An argument was invalid: NULL where a value is needed, a negative count, an empty prompt.
+        case invalidArgument = 1
+        /// The operating system refused: a file could not be opened, read, written or mapped.
+        case io = 2
+        /// The bytes are not a valid file of this format (bad magic, truncated, offsets out of bounds).
+        case format = 3
+        /// The file's major format version is not one this library reads.
+        case unsupportedVersion = 4
+        /// The checksum stored in the file does not match its contents.
+        case checksum = 5
+        /// The file is well formed but does not describe a model Recur can run (missing tensor, wrong shape).
+        case model = 6
+        /// A token id, index or size is outside the valid range.
+        case outOfRange = 7
+        /// A caller's buffer is too small; the required size was reported.
+        case bufferTooSmall = 8
+        /// A saved state or object belongs to a different model or version.
+        case mismatch = 9
+        /// NaN or infinity where a finite number is required (weights, logits).
+        case numerical = 10
+        /// The operation is valid but not supported for this model (e.g. stepping a bidirectional layer).
+        case unsupported = 11
+        /// Memory could not be allocated.
+        case outOfMemory = 12
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,1 @@
+@_cdecl("recur_placeholder") public func placeholder() {}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import Recur
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a model file: layers, sizes, vocabulary, tensors, provenance.")
+
+    @Argument(help: "The model file (default: the shipped model).")
+    var model: String?
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let path = try model ?? defaultModelPath()
+        let m = try Model(path: path)
+        let f = m.file
+        let layers: [[String: Any]] = m.architecture.layers.enumerated().map { i, l in
+            var d: [String: Any] = ["index": i, "kind": l.kindName]
+            switch l {
+            case .embedding(let v, let e): d["input_dim"] = v; d["output_dim"] = e
+            case .recurrent(let r):
+                d["input_size"] = r.inputSize; d["units"] = r.units
+                d["activation"] = r.activation.rawValue
+                if r.cell != .rnn { d["recurrent_activation"] = r.recurrentActivation.rawValue }
+                if r.cell == .gru { d["reset_after"] = r.resetAfter }
+                if r.cell == .lstm { d["peephole"] = r.peephole }
+                d["return_sequences"] = r.returnSequences
+                d["bidirectional"] = r.bidirectional
+                if r.bidirectional { d["merge_mode"] = r.mergeMode.rawValue }
+            case .dense(let n, let u, let a): d["input_size"] = n; d["units"] = u; d["activation"] = a.rawValue
+            }
+            return d
+        }
+        let tensors: [[String: Any]] = f.tensors.map {
+            ["name": $0.name, "dtype": $0.dtype.name, "shape": $0.shape, "bytes": $0.byteLength]
+        }
+        var meta: [String: Any] = [:]
+        for (k, v) in f.metadata where !k.hasPrefix("layer.") && k != "tokenizer.tokens" {
+            meta[k] = jsonValue(v)
+        }
+        let fileBytes = f.storage.bytes.count
+        if json {
+            let obj: [String: Any] = [
+                "path": path,
+                "format_version": "\(f.versionMajor).\(f.versionMinor)",
+                "task": m.architecture.task,
+                "vocab_size": m.vocabulary.count,
+                "tokenizer": m.vocabulary.kind.rawValue,
+                "parameters": m.parameterCount,
+                "state_floats": m.stateSize,
+                "layers": layers,
+                "tensors": tensors,
+                "file_bytes": fileBytes,
+                "checksum": String(format: "0x%08x", f.checksum),
+                "metadata": meta,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(data: data, encoding: .utf8)!)
+            return
+        }
+        print("file        \(path) (\(fileBytes) bytes, format \(f.versionMajor).\(f.versionMinor), crc \(String(format: "0x%08x", f.checksum)))")
+        print("task        \(m.architecture.task)")
+        let specials = [("pad", m.vocabulary.pad), ("unk", m.vocabulary.unk), ("bos", m.vocabulary.bos), ("eos", m.vocabulary.eos)]
+            .compactMap { n, v in v.map { "\(n)=\($0)" } }
+        print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")
+        print("parameters  \(m.parameterCount)")
+        print("layers")
+        for (i, l) in m.architecture.layers.enumerated() {
+            switch l {
+            case .embedding(let v, let e): print("  \(i)  embedding  \(v) → \(e)")
+            case .recurrent(let r):
+                var extra: [String] = []
+                if r.cell == .gru { extra.append(r.resetAfter ? "reset after" : "reset before") }
+                if r.peephole { extra.append("peephole") }
+                if r.bidirectional { extra.append("bidirectional (\(r.mergeMode.rawValue))") }
+                if r.activation != .tanh { extra.append("activation \(r.activation.rawValue)") }
+                if r.cell != .rnn && r.recurrentActivation != .sigmoid { extra.append("gates \(r.recurrentActivation.rawValue)") }
+                if !r.returnSequences { extra.append("last step only") }
+                print("  \(i)  \(r.cell.rawValue)  \(r.inputSize) → \(r.units)\(extra.isEmpty ? "" : "  " + extra.joined(separator: ", "))")
+            case .dense(let n, let u, let a): print("  \(i)  dense  \(n) → \(u)  \(a.rawValue)")
+            }
+        }
+        print("tensors")
+        for t in f.tensors {
+            print("  \(t.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(t.dtype.name.padding(toLength: 4, withPad: " ", startingAt: 0)) \(t.shape)  \(t.byteLength) bytes")
+        }
+        if !meta.isEmpty {
+            print("metadata")
+            for k in meta.keys.sorted() where !k.hasPrefix("model.") && !k.hasPrefix("tokenizer.") {
+                print("  \(k) = \(meta[k]!)")
+            }
+        }
+    }
+}
+
+func jsonValue(_ v: MetaValue) -> Any {
+    switch v {
+    case .int(let x): return x
+    case .float(let x): return x
+    case .bool(let x): return x
+    case .string(let x): return x
+    case .strings(let x): return x
+    case .ints(let x): return x
+    case .floats(let x): return x
+    }
+}

@@ -1,0 +1,6 @@
+import ArgumentParser
+
+extension RecurCommand {
+    /// Commands defined in other files of this target (train, eval, quantize, bench, ...).
+    static var moreCommands: [ParsableCommand.Type] { [] }
+}

@@ -1,0 +1,2 @@
+/// Training of Recur models: BPTT, optimizers, checkpoints. See the type docs.
+import Recur
