@@ -90,18 +90,34 @@ public enum LayerSpec: Sendable, Equatable {
 public struct Architecture: Sendable, Equatable {
     /// What the model is for: "generate" (next-token prediction), "classify", "tag" or "seq2seq".
     public var task: String
+    /// The main stack: for "seq2seq" models, the decoder (stepped token by token).
     public var layers: [LayerSpec]
+    /// "seq2seq" only: the encoder stack (embedding and recurrent layers) whose final state starts the
+    /// decoder. Metadata `encoder.layer_count` / `encoder.layer.N.*`, tensors `encoder.layer.N.*`.
+    public var encoder: [LayerSpec]
+    /// Names of the output classes or tags ("classify" and "tag"), metadata `model.labels`.
+    public var labels: [String]
 
-    public init(task: String = "generate", layers: [LayerSpec]) {
+    public init(task: String = "generate", layers: [LayerSpec], encoder: [LayerSpec] = [], labels: [String] = []) {
         self.task = task
         self.layers = layers
+        self.encoder = encoder
+        self.labels = labels
     }
 
     /// Metadata entries describing this architecture.
     public var metadata: [(String, MetaValue)] {
-        var out: [(String, MetaValue)] = [("model.task", .string(task)), ("model.layer_count", .int(Int64(layers.count)))]
+        var out: [(String, MetaValue)] = [("model.task", .string(task))]
+        if !labels.isEmpty { out.append(("model.labels", .strings(labels))) }
+        out += Self.layerMetadata(layers, prefix: "")
+        if !encoder.isEmpty { out += Self.layerMetadata(encoder, prefix: "encoder.") }
+        return out
+    }
+
+    static func layerMetadata(_ layers: [LayerSpec], prefix: String) -> [(String, MetaValue)] {
+        var out: [(String, MetaValue)] = [((prefix.isEmpty ? "model." : prefix) + "layer_count", .int(Int64(layers.count)))]
         for (i, layer) in layers.enumerated() {
-            let p = "layer.\(i)."
+            let p = "\(prefix)layer.\(i)."
             out.append((p + "kind", .string(layer.kindName)))
             switch layer {
             case .embedding(let v, let d):
@@ -130,6 +146,23 @@ public struct Architecture: Sendable, Equatable {
 
     /// Reads the architecture from a file's metadata, checking every value.
     public init(file: RecurFile) throws {
+        task = file.value("model.task")?.stringValue ?? "generate"
+        let known = ["generate", "classify", "tag", "seq2seq"]
+        guard known.contains(task) else {
+            throw RecurError(.model, "metadata 'model.task': unknown task '\(task)' (known: \(known.joined(separator: ", ")))")
+        }
+        if let l = file.value("model.labels") {
+            guard let names = l.stringsValue else { throw RecurError(.model, "metadata 'model.labels' must be an array of strings") }
+            labels = names
+        } else {
+            labels = []
+        }
+        layers = try Self.readLayers(file, prefix: "")
+        encoder = task == "seq2seq" ? try Self.readLayers(file, prefix: "encoder.") : []
+        try validate()
+    }
+
+    static func readLayers(_ file: RecurFile, prefix: String) throws -> [LayerSpec] {
         func need(_ key: String) throws -> MetaValue {
             guard let v = file.value(key) else { throw RecurError(.model, "missing metadata key '\(key)'") }
             return v
@@ -156,11 +189,10 @@ public struct Architecture: Sendable, Equatable {
             }
             return a
         }
-        task = file.value("model.task")?.stringValue ?? "generate"
-        let count = try int("model.layer_count", max: 1024)
+        let count = try int((prefix.isEmpty ? "model." : prefix) + "layer_count", max: 1024)
         var layers: [LayerSpec] = []
         for i in 0..<count {
-            let p = "layer.\(i)."
+            let p = "\(prefix)layer.\(i)."
             let kind = try string(p + "kind")
             switch kind {
             case "embedding":
@@ -192,12 +224,27 @@ public struct Architecture: Sendable, Equatable {
                 throw RecurError(.model, "layer \(i) has unknown kind '\(kind)'")
             }
         }
-        self.layers = layers
-        try validate()
+        return layers
     }
 
     /// Checks that consecutive layers fit together.
     public func validate() throws {
+        try Self.validate(layers)
+        if task == "seq2seq" {
+            try Self.validate(encoder)
+            let enc = encoder.compactMap { l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }
+            let dec = layers.compactMap { l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }
+            guard !enc.isEmpty, enc.count == dec.count,
+                  zip(enc, dec).allSatisfy({ $0.cell == $1.cell && $0.units == $1.units && !$0.bidirectional && !$1.bidirectional })
+            else {
+                throw RecurError(.model, "a seq2seq model needs encoder and decoder recurrent layers of the same kinds and sizes, one for one, none bidirectional (the encoder's final states start the decoder)")
+            }
+        } else if !encoder.isEmpty {
+            throw RecurError(.model, "only seq2seq models have an encoder")
+        }
+    }
+
+    static func validate(_ layers: [LayerSpec]) throws {
         guard !layers.isEmpty else { throw RecurError(.model, "the model has no layers") }
         var width: Int? = nil
         for (i, layer) in layers.enumerated() {
@@ -221,7 +268,9 @@ public struct Architecture: Sendable, Equatable {
     }
 
     /// Total number of weights the architecture declares (for `recur info`).
-    public var parameterCount: Int {
+    public var parameterCount: Int { Self.parameters(layers) + Self.parameters(encoder) }
+
+    static func parameters(_ layers: [LayerSpec]) -> Int {
         layers.reduce(0) { acc, layer in
             switch layer {
             case .embedding(let v, let d): return acc + v * d

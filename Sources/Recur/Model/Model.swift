@@ -33,6 +33,10 @@ public final class Model: @unchecked Sendable {
     /// Recurrent layers in order; `.1` is the backward direction of a bidirectional layer.
     let recurrent: [(forward: RecurrentWeights, backward: RecurrentWeights?)]
     let head: [DenseWeights]
+    /// seq2seq only: the encoder (embedding and recurrent layers).
+    let encoderStack: Stack?
+    /// seq2seq only: the vocabulary of source texts (`source_tokenizer.*`). The target is `vocabulary`.
+    public let sourceVocabulary: Vocabulary?
     /// Precomputed W·embedding[v] + b of the first recurrent layer, vocabulary × gates·H (or nil).
     let inputTable: UnsafeMutablePointer<Float>?
 
@@ -90,58 +94,75 @@ public final class Model: @unchecked Sendable {
             let t = try tensor(name, [n], floatOnly: true)
             return file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
         }
-        func optionalVector(_ name: String, _ n: Int) throws -> UnsafePointer<Float>? {
-            file.tensor(name) == nil ? nil : try vector(name, n)
-        }
 
-        var embedding: EmbeddingWeights? = nil
-        var recurrent: [(RecurrentWeights, RecurrentWeights?)] = []
-        var head: [DenseWeights] = []
         var stateSize = 0
         var scratch = 0
         var maxWidth = 1
-        for (i, layer) in arch.layers.enumerated() {
-            let p = "layer.\(i)."
-            switch layer {
-            case .embedding(let v, let d):
-                embedding = EmbeddingWeights(table: try matrix(p + "embeddings", v, d))
-                maxWidth = max(maxWidth, d)
-            case .recurrent(let spec):
-                func load(_ prefix: String) throws -> RecurrentWeights {
-                    let gh = spec.gates * spec.units
-                    let needsRB = spec.cell == .gru && spec.resetAfter
-                    if !needsRB && file.tensor(prefix + "recurrent_bias") != nil {
-                        throw RecurError(.model, "tensor '\(prefix)recurrent_bias' is only valid for GRU layers with reset_after")
+        func loadStack(_ layers: [LayerSpec], prefix: String) throws -> Stack {
+            var stack = Stack()
+            for (i, layer) in layers.enumerated() {
+                let p = "\(prefix)layer.\(i)."
+                switch layer {
+                case .embedding(let v, let d):
+                    stack.embedding = EmbeddingWeights(table: try matrix(p + "embeddings", v, d))
+                    maxWidth = max(maxWidth, d)
+                case .recurrent(let spec):
+                    func load(_ prefix: String) throws -> RecurrentWeights {
+                        let gh = spec.gates * spec.units
+                        let needsRB = spec.cell == .gru && spec.resetAfter
+                        if !needsRB && file.tensor(prefix + "recurrent_bias") != nil {
+                            throw RecurError(.model, "tensor '\(prefix)recurrent_bias' is only valid for GRU layers with reset_after")
+                        }
+                        if !spec.peephole && file.tensor(prefix + "peephole") != nil {
+                            throw RecurError(.model, "tensor '\(prefix)peephole' given for a layer without peepholes")
+                        }
+                        let rb: UnsafePointer<Float>? = needsRB ? try vector(prefix + "recurrent_bias", gh) : nil
+                        var peep: UnsafePointer<Float>? = nil
+                        if spec.peephole {
+                            let t = try tensor(prefix + "peephole", [3, spec.units], floatOnly: true)
+                            peep = file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
+                        }
+                        return RecurrentWeights(
+                            spec: spec,
+                            kernel: try matrix(prefix + "kernel", gh, spec.inputSize),
+                            recurrent: try matrix(prefix + "recurrent_kernel", gh, spec.units),
+                            bias: try vector(prefix + "bias", gh),
+                            recurrentBias: rb, peephole: peep)
                     }
-                    if !spec.peephole && file.tensor(prefix + "peephole") != nil {
-                        throw RecurError(.model, "tensor '\(prefix)peephole' given for a layer without peepholes")
+                    if spec.bidirectional {
+                        stack.recurrent.append((try load(p + "forward."), try load(p + "backward.")))
+                    } else {
+                        stack.recurrent.append((try load(p), nil))
                     }
-                    let rb: UnsafePointer<Float>? = needsRB ? try vector(prefix + "recurrent_bias", gh) : nil
-                    var peep: UnsafePointer<Float>? = nil
-                    if spec.peephole {
-                        let t = try tensor(prefix + "peephole", [3, spec.units], floatOnly: true)
-                        peep = file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
-                    }
-                    return RecurrentWeights(
-                        spec: spec,
-                        kernel: try matrix(prefix + "kernel", gh, spec.inputSize),
-                        recurrent: try matrix(prefix + "recurrent_kernel", gh, spec.units),
-                        bias: try vector(prefix + "bias", gh),
-                        recurrentBias: rb, peephole: peep)
+                    let dirs = spec.bidirectional ? 2 : 1
+                    if prefix.isEmpty { stateSize += dirs * spec.units * (spec.cell == .lstm ? 2 : 1) }
+                    scratch = max(scratch, 4 * spec.units + spec.gates * spec.units)
+                    maxWidth = max(maxWidth, spec.gates * spec.units, spec.inputSize, spec.outputSize)
+                case .dense(let n, let u, let a):
+                    stack.head.append(DenseWeights(kernel: try matrix(p + "kernel", u, n), bias: try vector(p + "bias", u), activation: a))
+                    maxWidth = max(maxWidth, u, n)
                 }
-                if spec.bidirectional {
-                    recurrent.append((try load(p + "forward."), try load(p + "backward.")))
-                } else {
-                    recurrent.append((try load(p), nil))
-                }
-                let dirs = spec.bidirectional ? 2 : 1
-                stateSize += dirs * spec.units * (spec.cell == .lstm ? 2 : 1)
-                scratch = max(scratch, 4 * spec.units + spec.gates * spec.units)
-                maxWidth = max(maxWidth, spec.gates * spec.units, spec.inputSize, spec.outputSize)
-            case .dense(let n, let u, let a):
-                head.append(DenseWeights(kernel: try matrix(p + "kernel", u, n), bias: try vector(p + "bias", u), activation: a))
-                maxWidth = max(maxWidth, u, n)
             }
+            return stack
+        }
+        let main = try loadStack(arch.layers, prefix: "")
+        let embedding = main.embedding
+        let recurrent = main.recurrent
+        let head = main.head
+        var encoderStack: Stack? = nil
+        var sourceVocabulary: Vocabulary? = nil
+        if arch.task == "seq2seq" {
+            let enc = try loadStack(arch.encoder, prefix: "encoder.")
+            guard let e = enc.embedding else { throw RecurError(.model, "a seq2seq encoder's first layer must be an embedding") }
+            let src = try Vocabulary(file: file, prefix: "source_tokenizer")
+            if e.table.rows != src.count {
+                throw RecurError(.model, "the encoder embedding has \(e.table.rows) rows but the source vocabulary has \(src.count) tokens")
+            }
+            guard vocab.bos != nil, vocab.eos != nil else {
+                throw RecurError(.model, "a seq2seq model's target vocabulary needs BOS and EOS tokens")
+            }
+            encoderStack = enc
+            sourceVocabulary = src
         }
         for t in file.tensors where !used.contains(t.name) {
             throw RecurError(.model, "tensor '\(t.name)' is not used by the declared architecture")
@@ -149,14 +170,15 @@ public final class Model: @unchecked Sendable {
         if let e = embedding, e.table.rows != vocab.count {
             throw RecurError(.model, "the embedding has \(e.table.rows) rows but the vocabulary has \(vocab.count) tokens")
         }
-        if arch.task == "generate" {
-            guard embedding != nil else { throw RecurError(.model, "a generator's first layer must be an embedding") }
-            guard !recurrent.isEmpty else { throw RecurError(.model, "a generator needs at least one recurrent layer") }
-            for (i, r) in recurrent.enumerated() where r.0.spec.bidirectional {
-                throw RecurError(.model, "recurrent layer \(i) is bidirectional; a generator steps forward only")
+        if arch.task == "generate" || arch.task == "seq2seq" {
+            let what = arch.task == "generate" ? "a generator" : "a seq2seq decoder"
+            guard embedding != nil else { throw RecurError(.model, "\(what)'s first layer must be an embedding") }
+            guard !recurrent.isEmpty else { throw RecurError(.model, "\(what) needs at least one recurrent layer") }
+            for (i, r) in recurrent.enumerated() where r.0.spec.bidirectional || !r.0.spec.returnSequences {
+                throw RecurError(.model, "recurrent layer \(i) is bidirectional or returns only its last step; \(what) steps forward token by token")
             }
             guard case .dense(_, let u, _)? = arch.layers.last, u == vocab.count else {
-                throw RecurError(.model, "a generator's last layer must be a dense layer with one output per vocabulary token (\(vocab.count))")
+                throw RecurError(.model, "\(what)'s last layer must be a dense layer with one output per vocabulary token (\(vocab.count))")
             }
         }
         if case .dense(_, let u, let a)? = arch.layers.last {
@@ -171,6 +193,8 @@ public final class Model: @unchecked Sendable {
         self.embedding = embedding
         self.recurrent = recurrent
         self.head = head
+        self.encoderStack = encoderStack
+        self.sourceVocabulary = sourceVocabulary
         self.stateSize = stateSize
         self.scratchSize = scratch + 4 * maxWidth
         self.maxWidth = maxWidth
@@ -196,6 +220,13 @@ public final class Model: @unchecked Sendable {
 
     deinit {
         inputTable?.deallocate()
+    }
+
+    /// The layers of one stack, pointing into the file.
+    struct Stack: @unchecked Sendable {
+        var embedding: EmbeddingWeights? = nil
+        var recurrent: [(forward: RecurrentWeights, backward: RecurrentWeights?)] = []
+        var head: [DenseWeights] = []
     }
 
     /// A new stream state, zeroed.

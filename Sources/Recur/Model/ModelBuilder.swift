@@ -7,6 +7,8 @@
 public struct ModelBuilder {
     public var architecture: Architecture
     public var vocabulary: Vocabulary
+    /// seq2seq only: the source vocabulary (written as `source_tokenizer.*`).
+    public var sourceVocabulary: Vocabulary? = nil
     /// Named f32 tensors with their shapes.
     public var tensors: [(name: String, shape: [Int], values: [Float])] = []
     /// Extra metadata (provenance and free-form keys).
@@ -19,9 +21,13 @@ public struct ModelBuilder {
 
     /// The tensors the architecture needs, with their shapes, in file order.
     public static func tensorShapes(_ arch: Architecture) -> [(String, [Int])] {
+        shapes(arch.encoder, prefix: "encoder.") + shapes(arch.layers, prefix: "")
+    }
+
+    static func shapes(_ layers: [LayerSpec], prefix: String) -> [(String, [Int])] {
         var out: [(String, [Int])] = []
-        for (i, layer) in arch.layers.enumerated() {
-            let p = "layer.\(i)."
+        for (i, layer) in layers.enumerated() {
+            let p = "\(prefix)layer.\(i)."
             switch layer {
             case .embedding(let v, let d):
                 out.append((p + "embeddings", [v, d]))
@@ -70,6 +76,7 @@ public struct ModelBuilder {
         w.set("general.producer", .string("recur \(RecurVersion.string)"))
         for (k, v) in architecture.metadata { w.set(k, v) }
         for (k, v) in vocabulary.metadata { w.set(k, v) }
+        if let src = sourceVocabulary { for (k, v) in src.metadata(prefix: "source_tokenizer") { w.set(k, v) } }
         for (k, v) in metadata { w.set(k, v) }
         for t in tensors {
             let dt = dtypes[t.name] ?? .f32

@@ -43,37 +43,39 @@ public struct Vocabulary: Sendable {
         self.index = index
     }
 
-    /// Reads `tokenizer.*` from a file's metadata.
-    public init(file: RecurFile) throws {
-        guard let kindName = file.value("tokenizer.kind")?.stringValue else {
-            throw RecurError(.model, "missing metadata key 'tokenizer.kind' (a string: \"char\" or \"word\")")
+    /// Reads `tokenizer.*` (or `<prefix>.*`, e.g. `source_tokenizer.*`) from a file's metadata.
+    public init(file: RecurFile, prefix: String = "tokenizer") throws {
+        guard let kindName = file.value("\(prefix).kind")?.stringValue else {
+            throw RecurError(.model, "missing metadata key '\(prefix).kind' (a string: \"char\" or \"word\")")
         }
         guard let kind = Kind(rawValue: kindName) else {
-            throw RecurError(.model, "metadata 'tokenizer.kind': unknown tokenizer '\(kindName)' (known: char, word)")
+            throw RecurError(.model, "metadata '\(prefix).kind': unknown tokenizer '\(kindName)' (known: char, word)")
         }
-        guard let pieces = file.value("tokenizer.tokens")?.stringsValue else {
-            throw RecurError(.model, "missing metadata key 'tokenizer.tokens' (an array of strings)")
+        guard let pieces = file.value("\(prefix).tokens")?.stringsValue else {
+            throw RecurError(.model, "missing metadata key '\(prefix).tokens' (an array of strings)")
         }
         func special(_ name: String) throws -> Int? {
-            guard let v = file.value("tokenizer.\(name)_id") else { return nil }
-            guard let i = v.intValue else { throw RecurError(.model, "metadata 'tokenizer.\(name)_id' must be an integer") }
+            guard let v = file.value("\(prefix).\(name)_id") else { return nil }
+            guard let i = v.intValue else { throw RecurError(.model, "metadata '\(prefix).\(name)_id' must be an integer") }
             guard i >= 0, i < Int64(pieces.count) else {
-                throw RecurError(.model, "metadata 'tokenizer.\(name)_id' is \(i), outside the vocabulary of \(pieces.count) tokens")
+                throw RecurError(.model, "metadata '\(prefix).\(name)_id' is \(i), outside the vocabulary of \(pieces.count) tokens")
             }
             return Int(i)
         }
         try self.init(kind: kind, pieces: pieces, pad: try special("pad"), unk: try special("unk"),
                       bos: try special("bos"), eos: try special("eos"),
-                      lowercase: file.value("tokenizer.lowercase")?.boolValue ?? false)
+                      lowercase: file.value("\(prefix).lowercase")?.boolValue ?? false)
     }
 
-    public var metadata: [(String, MetaValue)] {
-        var out: [(String, MetaValue)] = [("tokenizer.kind", .string(kind.rawValue)), ("tokenizer.tokens", .strings(pieces))]
-        if let v = pad { out.append(("tokenizer.pad_id", .int(Int64(v)))) }
-        if let v = unk { out.append(("tokenizer.unk_id", .int(Int64(v)))) }
-        if let v = bos { out.append(("tokenizer.bos_id", .int(Int64(v)))) }
-        if let v = eos { out.append(("tokenizer.eos_id", .int(Int64(v)))) }
-        if kind == .word { out.append(("tokenizer.lowercase", .bool(lowercase))) }
+    public var metadata: [(String, MetaValue)] { metadata(prefix: "tokenizer") }
+
+    public func metadata(prefix: String) -> [(String, MetaValue)] {
+        var out: [(String, MetaValue)] = [("\(prefix).kind", .string(kind.rawValue)), ("\(prefix).tokens", .strings(pieces))]
+        if let v = pad { out.append(("\(prefix).pad_id", .int(Int64(v)))) }
+        if let v = unk { out.append(("\(prefix).unk_id", .int(Int64(v)))) }
+        if let v = bos { out.append(("\(prefix).bos_id", .int(Int64(v)))) }
+        if let v = eos { out.append(("\(prefix).eos_id", .int(Int64(v)))) }
+        if kind == .word { out.append(("\(prefix).lowercase", .bool(lowercase))) }
         return out
     }
 

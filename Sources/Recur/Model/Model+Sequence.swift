@@ -1,0 +1,169 @@
+/// Whole-sequence inference: bidirectional layers, many-to-one classification and many-to-many tagging.
+///
+/// Each recurrent layer runs over the whole input sequence: the input projections of all steps are one
+/// matrix-matrix product, then the forward cell runs t = 0 … T−1 and, for bidirectional layers, the
+/// backward cell runs t = T−1 … 0; the two outputs of each step are merged (concat: [fwd, bwd]; sum;
+/// mul; ave = (fwd + bwd)/2). A layer with `return_sequences = false` outputs one vector: the forward
+/// cell's last output and the backward cell's output at t = 0 (its last step), merged.
+///
+/// Masking: when the model has a PAD token, PAD steps are skipped (the state is carried over unchanged and
+/// the step's output repeats the previous one), as Keras does with `mask_zero=True`.
+extension Model {
+    /// Per-step outputs of the final layer (one row when the last recurrent layer returns only its last step).
+    public func forwardSequence(_ tokens: [Int]) throws -> [[Float]] {
+        guard !tokens.isEmpty else { throw RecurError(.invalidArgument, "the sequence is empty") }
+        guard let emb = embedding else { throw RecurError(.unsupported, "this model has no embedding layer") }
+        for t in tokens where t < 0 || t >= vocabulary.count {
+            throw RecurError(.outOfRange, "token id \(t) is outside the vocabulary (0..<\(vocabulary.count))")
+        }
+        let pad = vocabulary.pad
+        let mask = tokens.map { $0 != pad }
+        let T = tokens.count
+        // x: T × width, row-major
+        var width = emb.table.cols
+        var x = [Float](repeating: 0, count: T * width)
+        x.withUnsafeMutableBufferPointer { xp in
+            for t in 0..<T { emb.lookup(tokens[t], into: xp.baseAddress! + t * width) }
+        }
+        for layer in recurrent {
+            let spec = layer.forward.spec
+            let H = spec.units
+            let fwd = runDirection(layer.forward, x, T: T, mask: mask, reverse: false)
+            var outRows = T
+            var y: [Float]
+            if let bw = layer.backward {
+                let bwd = runDirection(bw, x, T: T, mask: mask, reverse: true)
+                let ow = spec.outputSize
+                if spec.returnSequences {
+                    y = [Float](repeating: 0, count: T * ow)
+                    for t in 0..<T { merge(spec.mergeMode, fwd, t, bwd, t, H, into: &y, row: t, width: ow) }
+                } else {
+                    outRows = 1
+                    y = [Float](repeating: 0, count: ow)
+                    merge(spec.mergeMode, fwd, T - 1, bwd, 0, H, into: &y, row: 0, width: ow)
+                }
+                width = ow
+            } else {
+                if spec.returnSequences {
+                    y = fwd
+                } else {
+                    outRows = 1
+                    y = Array(fwd[((T - 1) * H)..<(T * H)])
+                }
+                width = H
+            }
+            x = y
+            if outRows == 1 && !spec.returnSequences {
+                // Later layers see a single step.
+                return try applyHead(x, rows: 1, width: width)
+            }
+        }
+        return try applyHead(x, rows: T, width: width)
+    }
+
+    func applyHead(_ x: [Float], rows: Int, width: Int) throws -> [[Float]] {
+        var out: [[Float]] = []
+        var a = [Float](repeating: 0, count: maxWidth), b = [Float](repeating: 0, count: maxWidth)
+        for r in 0..<rows {
+            var w = width
+            a.withUnsafeMutableBufferPointer { ap in
+                x.withUnsafeBufferPointer { xp in ap.baseAddress!.update(from: xp.baseAddress! + r * width, count: width) }
+            }
+            for d in head {
+                a.withUnsafeBufferPointer { ap in b.withUnsafeMutableBufferPointer { bp in d.apply(bp.baseAddress!, ap.baseAddress!) } }
+                w = d.kernel.rows
+                swap(&a, &b)
+            }
+            let row = Array(a[0..<w])
+            if row.contains(where: { !$0.isFinite }) {
+                throw RecurError(.numerical, "the model produced a non-finite output")
+            }
+            out.append(row)
+        }
+        return out
+    }
+
+    /// Runs one direction of a layer over x (T × In) and returns its outputs (T × H), in time order.
+    func runDirection(_ l: RecurrentWeights, _ x: [Float], T: Int, mask: [Bool], reverse: Bool) -> [Float] {
+        let H = l.spec.units, G = l.gateRows, In = l.spec.inputSize
+        var proj = [Float](repeating: 0, count: T * G)
+        var out = [Float](repeating: 0, count: T * H)
+        var h = [Float](repeating: 0, count: H), c = [Float](repeating: 0, count: H)
+        var scratch = [Float](repeating: 0, count: 4 * H + G)
+        x.withUnsafeBufferPointer { xp in
+            proj.withUnsafeMutableBufferPointer { pp in
+                if l.kernel.dtype == .f32 && T > 1 {
+                    gemmABt(pp.baseAddress!, xp.baseAddress!, l.kernel.f32, m: T, n: G, k: In, bias: l.bias)
+                } else {
+                    for t in 0..<T { l.inputProjection(pp.baseAddress! + t * G, xp.baseAddress! + t * In) }
+                }
+            }
+        }
+        proj.withUnsafeBufferPointer { pp in
+            h.withUnsafeMutableBufferPointer { hp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            for k in 0..<T {
+                                let t = reverse ? T - 1 - k : k
+                                if mask[t] {
+                                    l.step(gx: pp.baseAddress! + t * G, h: hp.baseAddress!, c: cp.baseAddress!, scratch: sp.baseAddress!)
+                                }
+                                (op.baseAddress! + t * H).update(from: hp.baseAddress!, count: H)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    func merge(_ mode: MergeMode, _ f: [Float], _ tf: Int, _ b: [Float], _ tb: Int, _ H: Int,
+               into y: inout [Float], row: Int, width: Int) {
+        for j in 0..<H {
+            let u = f[tf * H + j], v = b[tb * H + j]
+            switch mode {
+            case .concat: y[row * width + j] = u; y[row * width + H + j] = v
+            case .sum: y[row * width + j] = u + v
+            case .mul: y[row * width + j] = u * v
+            case .ave: y[row * width + j] = (u + v) / 2
+            }
+        }
+    }
+
+    /// The label names of the outputs ("classify" / "tag"), or "0", "1", … when the file names none.
+    public var labels: [String] {
+        architecture.labels.isEmpty ? (0..<max(outputSize, 2)).map { String($0) } : architecture.labels
+    }
+
+    /// Class probabilities of a text (a "classify" model). A single sigmoid output p becomes [1 − p, p].
+    public func classify(_ text: String) throws -> [Float] {
+        let ids = try vocabulary.encode(text)
+        guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
+        return try classify(tokens: ids)
+    }
+
+    public func classify(tokens: [Int]) throws -> [Float] {
+        let out = try forwardSequence(tokens)
+        let last = out[out.count - 1]
+        if last.count == 1 { return [1 - last[0], last[0]] }
+        return last
+    }
+
+    /// One label per token (a "tag" model): the index of the most likely tag at each step.
+    public func tag(tokens: [Int]) throws -> [Int] {
+        let out = try forwardSequence(tokens)
+        return out.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! }
+    }
+
+    /// Tags the words of a text: (word, tag name) pairs.
+    public func tag(_ text: String) throws -> [(String, String)] {
+        let ids = try vocabulary.encode(text)
+        guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
+        let tags = try tag(tokens: ids)
+        let words = vocabulary.kind == .word ? Vocabulary.words(text) : text.unicodeScalars.map { String($0) }
+        let names = labels
+        return zip(words, tags).map { ($0, $1 < names.count ? names[$1] : String($1)) }
+    }
+}
