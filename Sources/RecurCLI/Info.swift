@@ -16,7 +16,7 @@ struct Info: ParsableCommand {
         let path = try model ?? defaultModelPath()
         let m = try Model(path: path)
         let f = m.file
-        let layers: [[String: Any]] = m.architecture.layers.enumerated().map { i, l in
+        func describe(_ list: [LayerSpec]) -> [[String: Any]] { list.enumerated().map { i, l in
             var d: [String: Any] = ["index": i, "kind": l.kindName]
             switch l {
             case .embedding(let v, let e): d["input_dim"] = v; d["output_dim"] = e
@@ -32,12 +32,13 @@ struct Info: ParsableCommand {
             case .dense(let n, let u, let a): d["input_size"] = n; d["units"] = u; d["activation"] = a.rawValue
             }
             return d
-        }
+        } }
+        let layers = describe(m.architecture.layers)
         let tensors: [[String: Any]] = f.tensors.map {
             ["name": $0.name, "dtype": $0.dtype.name, "shape": $0.shape, "bytes": $0.byteLength]
         }
         var meta: [String: Any] = [:]
-        for (k, v) in f.metadata where !k.hasPrefix("layer.") && k != "tokenizer.tokens" {
+        for (k, v) in f.metadata where !k.hasPrefix("layer.") && !k.hasPrefix("encoder.layer.") && !k.hasSuffix("tokenizer.tokens") {
             meta[k] = jsonValue(v)
         }
         let fileBytes = f.storage.bytes.count
@@ -51,6 +52,9 @@ struct Info: ParsableCommand {
                 "parameters": m.parameterCount,
                 "state_floats": m.stateSize,
                 "layers": layers,
+                "encoder_layers": describe(m.architecture.encoder),
+                "labels": m.architecture.labels,
+                "output_size": m.outputSize,
                 "tensors": tensors,
                 "file_bytes": fileBytes,
                 "checksum": String(format: "0x%08x", f.checksum),
@@ -65,9 +69,35 @@ struct Info: ParsableCommand {
         let specials = [("pad", m.vocabulary.pad), ("unk", m.vocabulary.unk), ("bos", m.vocabulary.bos), ("eos", m.vocabulary.eos)]
             .compactMap { n, v in v.map { "\(n)=\($0)" } }
         print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")
+        if let src = m.sourceVocabulary {
+            print("source      \(src.count) \(src.kind.rawValue) tokens")
+        }
+        if !m.architecture.labels.isEmpty {
+            print("labels      \(m.architecture.labels.joined(separator: " "))")
+        }
         print("parameters  \(m.parameterCount)")
-        print("layers")
-        for (i, l) in m.architecture.layers.enumerated() {
+        if !m.architecture.encoder.isEmpty {
+            print("encoder")
+            printLayers(m.architecture.encoder)
+            print("decoder")
+        } else {
+            print("layers")
+        }
+        printLayers(m.architecture.layers)
+        print("tensors")
+        for t in f.tensors {
+            print("  \(t.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(t.dtype.name.padding(toLength: 4, withPad: " ", startingAt: 0)) \(t.shape)  \(t.byteLength) bytes")
+        }
+        if !meta.isEmpty {
+            print("metadata")
+            for k in meta.keys.sorted() where !k.hasPrefix("model.") && !k.hasPrefix("tokenizer.") && !k.hasPrefix("source_tokenizer.") && !k.hasPrefix("encoder.") {
+                print("  \(k) = \(meta[k]!)")
+            }
+        }
+    }
+
+    func printLayers(_ list: [LayerSpec]) {
+        for (i, l) in list.enumerated() {
             switch l {
             case .embedding(let v, let e): print("  \(i)  embedding  \(v) → \(e)")
             case .recurrent(let r):
@@ -80,16 +110,6 @@ struct Info: ParsableCommand {
                 if !r.returnSequences { extra.append("last step only") }
                 print("  \(i)  \(r.cell.rawValue)  \(r.inputSize) → \(r.units)\(extra.isEmpty ? "" : "  " + extra.joined(separator: ", "))")
             case .dense(let n, let u, let a): print("  \(i)  dense  \(n) → \(u)  \(a.rawValue)")
-            }
-        }
-        print("tensors")
-        for t in f.tensors {
-            print("  \(t.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(t.dtype.name.padding(toLength: 4, withPad: " ", startingAt: 0)) \(t.shape)  \(t.byteLength) bytes")
-        }
-        if !meta.isEmpty {
-            print("metadata")
-            for k in meta.keys.sorted() where !k.hasPrefix("model.") && !k.hasPrefix("tokenizer.") {
-                print("  \(k) = \(meta[k]!)")
             }
         }
     }

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import Recur
+
+struct Classify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify a text with a many-to-one model (e.g. sentiment): class probabilities.")
+
+    @Argument(help: "The model file (model.task = classify).")
+    var model: String
+
+    @Option(name: .long, help: "The text to classify.")
+    var text: String
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let m = try loadModel(model)
+        let p = try m.classify(text)
+        let names = m.labels
+        let best = p.indices.max { p[$0] < p[$1] }!
+        if json {
+            let obj: [String: Any] = ["label": names[best], "probabilities": Dictionary(uniqueKeysWithValues: zip(names, p.map(Double.init)))]
+            print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
+        } else {
+            print(names[best])
+            for (n, v) in zip(names, p) { print("  \(n)\t\(String(format: "%.4f", v))") }
+        }
+    }
+}
+
+struct Tag: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tag every token of a text with a many-to-many model (e.g. part-of-speech).")
+
+    @Argument(help: "The model file (model.task = tag).")
+    var model: String
+
+    @Option(name: .long, help: "The text to tag.")
+    var text: String
+
+    @Flag(name: .long, help: "Print one JSON array of [token, tag] pairs.")
+    var json = false
+
+    func run() throws {
+        let m = try loadModel(model)
+        let tagged = try m.tag(text)
+        if json {
+            let arr = tagged.map { [$0.0, $0.1] }
+            print(String(data: try JSONSerialization.data(withJSONObject: arr), encoding: .utf8)!)
+        } else {
+            print(tagged.map { "\($0.0)/\($0.1)" }.joined(separator: " "))
+        }
+    }
+}
+
+struct Translate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Translate a text with an encoder-decoder model, greedily or by beam search.")
+
+    @Argument(help: "The model file (model.task = seq2seq).")
+    var model: String
+
+    @Option(name: .long, help: "The source text.")
+    var text: String
+
+    @Option(name: .long, help: "Beam width (1 = greedy).")
+    var beam: Int = 4
+
+    @Option(name: .customLong("max-length"), help: "Maximum number of target tokens.")
+    var maxLength: Int = 100
+
+    @Option(name: .customLong("length-penalty"), help: "Hypotheses are ranked by log p / length^penalty.")
+    var lengthPenalty: Double = 1
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let m = try loadModel(model)
+        let t = try m.translate(text, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty)
+        if json {
+            let obj: [String: Any] = ["text": t.text, "tokens": t.tokens, "log_probability": t.logProbability, "score": t.score]
+            print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
+        } else {
+            print(t.text)
+        }
+    }
+}
