@@ -37,6 +37,7 @@ struct Generate: ParsableCommand {
         let m = try loadModel(model)
         var sampler = try Sampler(SamplerParams(temperature: temperature, topK: topK, topP: topP, seed: seed))
         if tokens < 0 { throw CLIError("--tokens must be ≥ 0") }
+        _ = try m.vocabulary.encode(prompt)     // fail before printing anything
         if !noPrompt { emit(prompt) }
         try m.generate(prompt: prompt, maxTokens: tokens, sampler: &sampler, stop: stop) { piece in
             emit(piece)

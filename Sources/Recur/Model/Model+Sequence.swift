@@ -145,6 +145,9 @@ extension Model {
     }
 
     public func classify(tokens: [Int]) throws -> [Float] {
+        guard architecture.task == "classify" else {
+            throw RecurError(.unsupported, "classification needs a classify model (this one is '\(architecture.task)')")
+        }
         let out = try forwardSequence(tokens)
         let last = out[out.count - 1]
         if last.count == 1 { return [1 - last[0], last[0]] }
@@ -153,6 +156,9 @@ extension Model {
 
     /// One label per token (a "tag" model): the index of the most likely tag at each step.
     public func tag(tokens: [Int]) throws -> [Int] {
+        guard architecture.task == "tag" else {
+            throw RecurError(.unsupported, "tagging needs a tag model (this one is '\(architecture.task)')")
+        }
         let out = try forwardSequence(tokens)
         return out.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! }
     }
