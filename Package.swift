@@ -23,7 +23,9 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "Recur", dependencies: ["COpenBLAS"]),
+        // Matrix-vector kernels in C with intrinsics (AVX2, AVX-512 VNNI, scalar), chosen at run time.
+        .target(name: "CRecurKernels"),
+        .target(name: "Recur", dependencies: ["COpenBLAS", "CRecurKernels"]),
         .target(name: "RecurC", dependencies: ["Recur"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "COpenBLAS"]),
         .executableTarget(

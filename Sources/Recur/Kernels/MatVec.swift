@@ -1,64 +1,34 @@
+import CRecurKernels
+
 /// Matrix-vector products: the work of one recurrent step.
+///
+/// The kernels are C with intrinsics (target CRecurKernels): AVX-512 + VNNI, AVX2 + FMA + F16C, or
+/// portable scalar code, chosen once at run time from cpuid (capped by the environment variable
+/// RECUR_KERNELS=scalar|avx2). q8 and q4 weights are multiplied with x quantized on the fly to int8 per
+/// block of 32 (d = max|x|/127), with exact integer block sums: see docs/QUANTIZATION.md.
+/// The same products written with Swift SIMD types are in `SwiftKernels`, kept for comparison.
 
 /// y = W · x  (W: rows × cols, x: cols, y: rows), or y += W · x when `accumulate`.
 @inline(__always)
 public func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
-    switch w.dtype {
-    case .f32: matvecF32(y, w.f32, x, rows: w.rows, cols: w.cols, accumulate: accumulate)
-    case .f16: matvecF16(y, w, x, accumulate: accumulate)
-    case .q8: matvecQ8(y, w, x, accumulate: accumulate)
-    case .q4: matvecQ4(y, w, x, accumulate: accumulate)
-    }
+    matvec(y, w, x, accumulate: accumulate, level: -1)
 }
 
-/// y[r] (+)= Σ_c W[r, c] · x[c], f32 weights. Four rows at a time, 16 lanes per row.
-public func matvecF32(_ y: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                      rows: Int, cols: Int, accumulate: Bool) {
-    let raw = UnsafeRawPointer(w)
-    let xr = UnsafeRawPointer(x)
-    let c16 = cols & ~15
-    var r = 0
-    while r + 4 <= rows {
-        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-        let o0 = r * cols * 4, o1 = o0 + cols * 4, o2 = o1 + cols * 4, o3 = o2 + cols * 4
-        var c = 0
-        while c < c16 {
-            let xv = xr.loadUnaligned(fromByteOffset: c * 4, as: SIMD16<Float>.self)
-            a0 += raw.loadUnaligned(fromByteOffset: o0 + c * 4, as: SIMD16<Float>.self) * xv
-            a1 += raw.loadUnaligned(fromByteOffset: o1 + c * 4, as: SIMD16<Float>.self) * xv
-            a2 += raw.loadUnaligned(fromByteOffset: o2 + c * 4, as: SIMD16<Float>.self) * xv
-            a3 += raw.loadUnaligned(fromByteOffset: o3 + c * 4, as: SIMD16<Float>.self) * xv
-            c += 16
-        }
-        var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
-        while c < cols {
-            let xv = x[c]
-            s0 += w[r * cols + c] * xv
-            s1 += w[(r + 1) * cols + c] * xv
-            s2 += w[(r + 2) * cols + c] * xv
-            s3 += w[(r + 3) * cols + c] * xv
-            c += 1
-        }
-        if accumulate {
-            y[r] += s0; y[r + 1] += s1; y[r + 2] += s2; y[r + 3] += s3
-        } else {
-            y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
-        }
-        r += 4
-    }
-    while r < rows {
-        var a = SIMD16<Float>()
-        let o = r * cols * 4
-        var c = 0
-        while c < c16 {
-            a += raw.loadUnaligned(fromByteOffset: o + c * 4, as: SIMD16<Float>.self)
-                * xr.loadUnaligned(fromByteOffset: c * 4, as: SIMD16<Float>.self)
-            c += 16
-        }
-        var s = a.sum()
-        while c < cols { s += w[r * cols + c] * x[c]; c += 1 }
-        if accumulate { y[r] += s } else { y[r] = s }
-        r += 1
+/// The kernel level in use: "scalar", "avx2" or "avx512".
+public var kernelLevelName: String { String(cString: rk_level_name(rk_level())) }
+/// The best kernel level this CPU supports (0 scalar, 1 avx2, 2 avx512).
+public var kernelDetectedLevel: Int { Int(rk_detected_level()) }
+
+/// `matvec` at an explicit kernel level (0 scalar, 1 AVX2, 2 AVX-512; clamped to what the CPU has;
+/// −1: the default). For tests and benchmarks.
+public func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool, level: Int) {
+    let a: Int32 = accumulate ? 1 : 0
+    let l = Int32(level < 0 ? Int(rk_level()) : level)
+    switch w.dtype {
+    case .f32: rk_matvec_f32_at(l, y, w.f32, x, w.rows, w.cols, a)
+    case .f16: rk_matvec_f16_at(l, y, w.data.assumingMemoryBound(to: UInt16.self), x, w.rows, w.cols, a)
+    case .q8: rk_matvec_q8_at(l, y, w.data, x, w.rows, w.cols, a)
+    case .q4: rk_matvec_q4_at(l, y, w.data, x, w.rows, w.cols, a)
     }
 }
 

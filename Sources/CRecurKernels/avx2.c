@@ -1,0 +1,284 @@
+/* AVX2 + FMA + F16C kernels (x86-64). Compiled for those extensions function by function, called only
+ * when cpuid reports them. Layouts and contracts: recur_kernels.h and internal.h. */
+#include "internal.h"
+#ifdef RK_X86
+#include <immintrin.h>
+#include <math.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* The four horizontal sums of a0..a3, as one vector [Σa0, Σa1, Σa2, Σa3]. */
+AVX2 static inline __m128 sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+AVX2 static inline float sum1(__m256 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline void store4(float *y, __m128 s, int acc) {
+    if (acc) s = _mm_add_ps(s, _mm_loadu_ps(y));
+    _mm_storeu_ps(y, s);
+}
+
+/* Lane mask of the first n (0..7) lanes. */
+AVX2 static inline __m256i first_lanes(long n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* ---- f32: four rows at a time, two accumulators per row; the column tail by masked loads ------------ */
+
+void AVX2 rk_f32_avx2(float *y, const float *w, const float *x, long rows, long cols, int acc) {
+    const long c8 = cols & ~7L, rem = cols - c8;
+    const __m256i tail = first_lanes(rem);
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        long c = 0;
+        for (; c + 16 <= c8; c += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c), x0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + c), x0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + c), x0, a3);
+            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c + 8), x1, b0);
+            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c + 8), x1, b1);
+            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + c + 8), x1, b2);
+            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + c + 8), x1, b3);
+        }
+        if (c < c8) {
+            __m256 x0 = _mm256_loadu_ps(x + c);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + c), x0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + c), x0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + c), x0, a3);
+            c += 8;
+        }
+        if (rem) {
+            __m256 x0 = _mm256_maskload_ps(x + c, tail);
+            a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + c, tail), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_maskload_ps(w1 + c, tail), x0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_maskload_ps(w2 + c, tail), x0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_maskload_ps(w3 + c, tail), x0, a3);
+        }
+        store4(y + r, sum4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
+                           _mm256_add_ps(a3, b3)), acc);
+    }
+    for (; r < rows; r++) {
+        const float *w0 = w + r * cols;
+        __m256 a0 = _mm256_setzero_ps();
+        long c = 0;
+        for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c), _mm256_loadu_ps(x + c), a0);
+        if (rem) a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + c, tail), _mm256_maskload_ps(x + c, tail), a0);
+        float s = sum1(a0);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* ---- f16: the same shape, halves widened by vcvtph2ps ----------------------------------------------- */
+
+AVX2 static inline __m256 load_h8(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+AVX2 static inline __m256 load_h_tail(const uint16_t *p, long n) {
+    uint16_t t[8] = {0};
+    memcpy(t, p, (size_t)n * 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)t));
+}
+
+void AVX2 rk_f16_avx2(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
+    const long c8 = cols & ~7L, rem = cols - c8;
+    const __m256i tail = first_lanes(rem);
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint16_t *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        long c = 0;
+        for (; c < c8; c += 8) {
+            __m256 x0 = _mm256_loadu_ps(x + c);
+            a0 = _mm256_fmadd_ps(load_h8(w0 + c), x0, a0);
+            a1 = _mm256_fmadd_ps(load_h8(w1 + c), x0, a1);
+            a2 = _mm256_fmadd_ps(load_h8(w2 + c), x0, a2);
+            a3 = _mm256_fmadd_ps(load_h8(w3 + c), x0, a3);
+        }
+        if (rem) {
+            __m256 x0 = _mm256_maskload_ps(x + c, tail);
+            a0 = _mm256_fmadd_ps(load_h_tail(w0 + c, rem), x0, a0);
+            a1 = _mm256_fmadd_ps(load_h_tail(w1 + c, rem), x0, a1);
+            a2 = _mm256_fmadd_ps(load_h_tail(w2 + c, rem), x0, a2);
+            a3 = _mm256_fmadd_ps(load_h_tail(w3 + c, rem), x0, a3);
+        }
+        store4(y + r, sum4(a0, a1, a2, a3), acc);
+    }
+    for (; r < rows; r++) {
+        const uint16_t *w0 = w + r * cols;
+        __m256 a0 = _mm256_setzero_ps();
+        long c = 0;
+        for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(load_h8(w0 + c), _mm256_loadu_ps(x + c), a0);
+        if (rem) a0 = _mm256_fmadd_ps(load_h_tail(w0 + c, rem), _mm256_maskload_ps(x + c, tail), a0);
+        float s = sum1(a0);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* ---- q8: Σ q·xq per block by vpmaddubsw(|q|, sign(xq, q)) + vpmaddwd; |q|, |xq| ≤ 127 keep the int16
+ *      pair sums below 32767. Four rows share each x block. ------------------------------------------ */
+
+AVX2 static inline __m256i dot_q8(__m256i w, __m256i x, __m256i ones) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+}
+
+void AVX2 rk_q8_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc) {
+    const long nb = x->nb, rb = 36 * nb;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const unsigned char *base = (const unsigned char *)w;
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const unsigned char *r0 = base + r * rb, *r1 = r0 + rb, *r2 = r1 + rb, *r3 = r2 + rb;
+        const float *s0 = (const float *)r0, *s1 = (const float *)r1, *s2 = (const float *)r2, *s3 = (const float *)r3;
+        const unsigned char *q0 = r0 + 4 * nb, *q1 = r1 + 4 * nb, *q2 = r2 + 4 * nb, *q3 = r3 + 4 * nb;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (long b = 0; b < nb; b++) {
+            const __m256i xv = _mm256_load_si256((const __m256i *)(x->q + 32 * b));
+            const __m256 d = _mm256_broadcast_ss(x->d + b);
+            __m256i p0 = dot_q8(_mm256_loadu_si256((const __m256i *)(q0 + 32 * b)), xv, ones);
+            __m256i p1 = dot_q8(_mm256_loadu_si256((const __m256i *)(q1 + 32 * b)), xv, ones);
+            __m256i p2 = dot_q8(_mm256_loadu_si256((const __m256i *)(q2 + 32 * b)), xv, ones);
+            __m256i p3 = dot_q8(_mm256_loadu_si256((const __m256i *)(q3 + 32 * b)), xv, ones);
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(_mm256_broadcast_ss(s0 + b), d), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(_mm256_broadcast_ss(s1 + b), d), a1);
+            a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p2), _mm256_mul_ps(_mm256_broadcast_ss(s2 + b), d), a2);
+            a3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p3), _mm256_mul_ps(_mm256_broadcast_ss(s3 + b), d), a3);
+        }
+        store4(y + r, sum4(a0, a1, a2, a3), acc);
+    }
+    for (; r < rows; r++) {
+        const unsigned char *r0 = base + r * rb;
+        const float *s0 = (const float *)r0;
+        const unsigned char *q0 = r0 + 4 * nb;
+        __m256 a0 = _mm256_setzero_ps();
+        for (long b = 0; b < nb; b++) {
+            __m256i p0 = dot_q8(_mm256_loadu_si256((const __m256i *)(q0 + 32 * b)),
+                                _mm256_load_si256((const __m256i *)(x->q + 32 * b)), ones);
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0),
+                                 _mm256_mul_ps(_mm256_broadcast_ss(s0 + b), _mm256_broadcast_ss(x->d + b)), a0);
+        }
+        float s = sum1(a0);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* ---- q4: nibbles are unsigned, so vpmaddubsw(nibble, xq) directly; the "− 8" is subtracted once per row
+ *      as Σ_b s_b · 8·d_b·Σxq_b (x->t8). ------------------------------------------------------------ */
+
+AVX2 static inline __m256i nibbles(const unsigned char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15));
+}
+
+/* Σ_b s[b] · t[b] over nb blocks. */
+AVX2 static inline float scale_dot(const float *s, const float *t, long nb) {
+    __m256 a = _mm256_setzero_ps();
+    long b = 0;
+    for (; b + 8 <= nb; b += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(s + b), _mm256_load_ps(t + b), a);
+    if (b < nb) a = _mm256_fmadd_ps(_mm256_maskload_ps(s + b, first_lanes(nb - b)), _mm256_load_ps(t + b), a);
+    return sum1(a);
+}
+
+void AVX2 rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc) {
+    const long nb = x->nb, rb = 20 * nb;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const unsigned char *base = (const unsigned char *)w;
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const unsigned char *r0 = base + r * rb, *r1 = r0 + rb, *r2 = r1 + rb, *r3 = r2 + rb;
+        const float *s0 = (const float *)r0, *s1 = (const float *)r1, *s2 = (const float *)r2, *s3 = (const float *)r3;
+        const unsigned char *q0 = r0 + 4 * nb, *q1 = r1 + 4 * nb, *q2 = r2 + 4 * nb, *q3 = r3 + 4 * nb;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (long b = 0; b < nb; b++) {
+            const __m256i xv = _mm256_load_si256((const __m256i *)(x->q + 32 * b));
+            const __m256 d = _mm256_broadcast_ss(x->d + b);
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(q0 + 16 * b), xv), ones);
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(q1 + 16 * b), xv), ones);
+            __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(q2 + 16 * b), xv), ones);
+            __m256i p3 = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(q3 + 16 * b), xv), ones);
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(_mm256_broadcast_ss(s0 + b), d), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(_mm256_broadcast_ss(s1 + b), d), a1);
+            a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p2), _mm256_mul_ps(_mm256_broadcast_ss(s2 + b), d), a2);
+            a3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p3), _mm256_mul_ps(_mm256_broadcast_ss(s3 + b), d), a3);
+        }
+        __m128 corr = _mm_setr_ps(scale_dot(s0, x->t8, nb), scale_dot(s1, x->t8, nb),
+                                  scale_dot(s2, x->t8, nb), scale_dot(s3, x->t8, nb));
+        store4(y + r, _mm_sub_ps(sum4(a0, a1, a2, a3), corr), acc);
+    }
+    for (; r < rows; r++) {
+        const unsigned char *r0 = base + r * rb;
+        const float *s0 = (const float *)r0;
+        const unsigned char *q0 = r0 + 4 * nb;
+        __m256 a0 = _mm256_setzero_ps();
+        for (long b = 0; b < nb; b++) {
+            __m256i p0 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(nibbles(q0 + 16 * b), _mm256_load_si256((const __m256i *)(x->q + 32 * b))), ones);
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0),
+                                 _mm256_mul_ps(_mm256_broadcast_ss(s0 + b), _mm256_broadcast_ss(x->d + b)), a0);
+        }
+        float s = sum1(a0) - scale_dot(s0, x->t8, nb);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* ---- dynamic quantization of x (same arithmetic as rk_quantize_scalar, so the same bytes) ---------- */
+
+void AVX2 rk_quantize_avx2(void *buf, const float *x, long cols) {
+    rk_xq v = rk_xq_view(buf, cols);
+    float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
+    int8_t *q = (int8_t *)v.q;
+    memset(d, 0, (size_t)v.nbp * 12);
+    memset(q, 0, (size_t)v.nbp * 32);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (long b = 0; b < v.nb; b++) {
+        __m256 e[4];
+        for (int k = 0; k < 4; k++) {
+            long c = 32 * b + 8 * k, n = cols - c;
+            e[k] = n >= 8 ? _mm256_loadu_ps(x + c)
+                 : n > 0 ? _mm256_maskload_ps(x + c, first_lanes(n)) : _mm256_setzero_ps();
+        }
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) m = _mm256_max_ps(_mm256_and_ps(e[k], absmask), m);   /* NaN ignored */
+        float amax;
+        {
+            __m128 t = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+            t = _mm_max_ss(t, _mm_movehdup_ps(t));
+            amax = _mm_cvtss_f32(t);
+        }
+        float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        d[b] = amax / 127.0f;
+        const __m256 iv = _mm256_set1_ps(inv);
+        __m256i n[4];
+        __m256i sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            __m256 t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(e[k], iv), lo), hi);
+            n[k] = _mm256_cvtps_epi32(t);   /* round half to even, as nearbyintf */
+            sum = _mm256_add_epi32(sum, n[k]);
+        }
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
+        _mm256_store_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(p, order));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        float S = (float)_mm_cvtsi128_si32(s4);
+        t8[b] = 8.0f * d[b] * S;
+        t128[b] = 128.0f * d[b] * S;
+    }
+}
+
+#endif

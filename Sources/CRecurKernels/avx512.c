@@ -1,0 +1,214 @@
+/* AVX-512 (F, BW, VL, DQ) + VNNI kernels (x86-64), called only when cpuid reports all of them.
+ * Layouts and contracts: recur_kernels.h and internal.h.
+ *
+ * vpdpbusd multiplies unsigned bytes by signed bytes and adds groups of four into int32 lanes:
+ * - q4: the nibbles (0..15) are the unsigned operand as they are; Σ(n − 8)·xq = Σ n·xq − 8·Σxq, and
+ *   the second term is subtracted once per row as Σ_b s_b · t8_b.
+ * - q8: the weights are made unsigned by flipping their top bit (q + 128); the offset 128·Σxq is
+ *   subtracted the same way with t128.
+ * Each int32 lane belongs to one block; lanes are converted to f32 and multiplied by s_b·d_b, spread
+ * over the block's lanes with vpermps from 16 combined scales at a time. */
+#include "internal.h"
+#if defined(RK_X86) || defined(RK_SIMDE_CHECK)
+
+#ifdef RK_SIMDE_CHECK
+/* Portable emulation for checking this file's logic on machines without AVX-512 (bench/ only). */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#define AVX512
+typedef simde__mmask16 __mmask16;
+typedef simde__mmask64 __mmask64;
+static inline __m512 _mm512_maskz_loadu_ps(__mmask16 k, const void *p) {
+    float t[16];
+    for (int i = 0; i < 16; i++) t[i] = (k >> i) & 1 ? ((const float *)p)[i] : 0.0f;
+    return _mm512_loadu_ps(t);
+}
+static inline __m512i _mm512_maskz_loadu_epi8(__mmask64 k, const void *p) {
+    int8_t t[64];
+    for (int i = 0; i < 64; i++) t[i] = (k >> i) & 1 ? ((const int8_t *)p)[i] : 0;
+    return _mm512_loadu_si512(t);
+}
+static inline __m256i _mm256_maskz_loadu_epi16(__mmask16 k, const void *p) {
+    int16_t t[16];
+    for (int i = 0; i < 16; i++) t[i] = (k >> i) & 1 ? ((const int16_t *)p)[i] : 0;
+    return _mm256_loadu_si256((const void *)t);
+}
+static inline __m512 _mm512_cvtepi32_ps(__m512i v) {
+    int32_t t[16];
+    float f[16];
+    _mm512_storeu_si512(t, v);
+    for (int i = 0; i < 16; i++) f[i] = (float)t[i];
+    return _mm512_loadu_ps(f);
+}
+static inline __m512 _mm512_cvtph_ps(__m256i v) {
+    uint16_t t[16];
+    float f[16];
+    _mm256_storeu_si256((void *)t, v);
+    for (int i = 0; i < 16; i++) f[i] = rk_half_to_float(t[i]);
+    return _mm512_loadu_ps(f);
+}
+static inline float _mm512_reduce_add_ps(__m512 v) {
+    float t[16], s = 0;
+    _mm512_storeu_ps(t, v);
+    for (int i = 0; i < 16; i++) s += t[i];
+    return s;
+}
+#else
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+#endif
+
+AVX512 static inline __mmask16 lanes16(long n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* ---- f32 / f16: four rows at a time, the column tail by masked loads ------------------------------- */
+
+void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc) {
+    const long c16 = cols & ~15L;
+    const __mmask16 tail = lanes16(cols - c16);
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        long c = 0;
+        for (; c < c16; c += 16) {
+            __m512 xv = _mm512_loadu_ps(x + c);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + c), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + c), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + c), xv, a3);
+        }
+        if (tail) {
+            __m512 xv = _mm512_maskz_loadu_ps(tail, x + c);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + c), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + c), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + c), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + c), xv, a3);
+        }
+        float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
+                      _mm512_reduce_add_ps(a3)};
+        for (int i = 0; i < 4; i++) y[r + i] = acc ? y[r + i] + s[i] : s[i];
+    }
+    for (; r < rows; r++) {
+        const float *w0 = w + r * cols;
+        __m512 a0 = _mm512_setzero_ps();
+        long c = 0;
+        for (; c < c16; c += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), _mm512_loadu_ps(x + c), a0);
+        if (tail) a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + c), _mm512_maskz_loadu_ps(tail, x + c), a0);
+        float s = _mm512_reduce_add_ps(a0);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+AVX512 static inline __m512 load_h16(const uint16_t *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+void AVX512 rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
+    const long c16 = cols & ~15L;
+    const __mmask16 tail = lanes16(cols - c16), all = 0xFFFF;
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint16_t *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        long c = 0;
+        for (; c < c16; c += 16) {
+            __m512 xv = _mm512_loadu_ps(x + c);
+            a0 = _mm512_fmadd_ps(load_h16(w0 + c, all), xv, a0);
+            a1 = _mm512_fmadd_ps(load_h16(w1 + c, all), xv, a1);
+            a2 = _mm512_fmadd_ps(load_h16(w2 + c, all), xv, a2);
+            a3 = _mm512_fmadd_ps(load_h16(w3 + c, all), xv, a3);
+        }
+        if (tail) {
+            __m512 xv = _mm512_maskz_loadu_ps(tail, x + c);
+            a0 = _mm512_fmadd_ps(load_h16(w0 + c, tail), xv, a0);
+            a1 = _mm512_fmadd_ps(load_h16(w1 + c, tail), xv, a1);
+            a2 = _mm512_fmadd_ps(load_h16(w2 + c, tail), xv, a2);
+            a3 = _mm512_fmadd_ps(load_h16(w3 + c, tail), xv, a3);
+        }
+        float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
+                      _mm512_reduce_add_ps(a3)};
+        for (int i = 0; i < 4; i++) y[r + i] = acc ? y[r + i] + s[i] : s[i];
+    }
+    for (; r < rows; r++) {
+        const uint16_t *w0 = w + r * cols;
+        __m512 a0 = _mm512_setzero_ps();
+        long c = 0;
+        for (; c < c16; c += 16) a0 = _mm512_fmadd_ps(load_h16(w0 + c, all), _mm512_loadu_ps(x + c), a0);
+        if (tail) a0 = _mm512_fmadd_ps(load_h16(w0 + c, tail), _mm512_maskz_loadu_ps(tail, x + c), a0);
+        float s = _mm512_reduce_add_ps(a0);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* ---- q8: two blocks (64 bytes) per vpdpbusd --------------------------------------------------------- */
+
+/* One row: Σ_b s_b·d_b·Σ(q+128)·xq − Σ_b s_b·t128_b. */
+void AVX512 rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc) {
+    const long nb = x->nb, rb = 36 * nb;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const unsigned char *base = (const unsigned char *)w;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = base + r * rb;
+        const float *s = (const float *)row;
+        const unsigned char *q = row + 4 * nb;
+        __m512 a = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+        for (long g = 0; g < nb; g += 16) {          /* 16 blocks share one vector of combined scales */
+            const long n = nb - g < 16 ? nb - g : 16;
+            const __m512 sv = _mm512_maskz_loadu_ps(lanes16(n), s + g);
+            const __m512 cs = _mm512_mul_ps(sv, _mm512_load_ps(x->d + g));
+            corr = _mm512_fmadd_ps(sv, _mm512_load_ps(x->t128 + g), corr);
+            __m512i idx = pair;
+            for (long k = 0; k < n; k += 2) {
+                const long b = g + k;
+                __m512i wv = n - k >= 2 ? _mm512_loadu_si512((const void *)(q + 32 * b))
+                                        : _mm512_maskz_loadu_epi8((__mmask64)0xFFFFFFFFull, q + 32 * b);
+                wv = _mm512_xor_si512(wv, flip);
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv,
+                                                  _mm512_load_si512((const void *)(x->q + 32 * b)));
+                a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, cs), a);
+                idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));
+            }
+        }
+        float v = _mm512_reduce_add_ps(a) - _mm512_reduce_add_ps(corr);
+        y[r] = acc ? y[r] + v : v;
+    }
+}
+
+/* ---- q4: four blocks (64 bytes of nibbles = 128 weights) per pair of vpdpbusd ----------------------- */
+
+void AVX512 rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc) {
+    const long nb = x->nb, rb = 20 * nb;
+    const __m512i low = _mm512_set1_epi8(15);
+    const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const unsigned char *base = (const unsigned char *)w;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = base + r * rb;
+        const float *s = (const float *)row;
+        const unsigned char *q = row + 4 * nb;
+        __m512 a = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+        for (long g = 0; g < nb; g += 16) {
+            const long n = nb - g < 16 ? nb - g : 16;
+            const __m512 sv = _mm512_maskz_loadu_ps(lanes16(n), s + g);
+            const __m512 cs = _mm512_mul_ps(sv, _mm512_load_ps(x->d + g));
+            corr = _mm512_fmadd_ps(sv, _mm512_load_ps(x->t8 + g), corr);
+            __m512i idx = quad;
+            for (long k = 0; k < n; k += 4) {
+                const long b = g + k, left = n - k;
+                __m512i v = left >= 4 ? _mm512_loadu_si512((const void *)(q + 16 * b))
+                                      : _mm512_maskz_loadu_epi8((__mmask64)((1ull << (16 * left)) - 1), q + 16 * b);
+                __m512i lo = _mm512_and_si512(v, low);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                const int8_t *xp = x->qp + 32 * b;   /* 128 bytes per group of 4 blocks */
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512((const void *)xp));
+                dot = _mm512_dpbusd_epi32(dot, hi, _mm512_load_si512((const void *)(xp + 64)));
+                a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, cs), a);
+                idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));
+            }
+        }
+        float v = _mm512_reduce_add_ps(a) - _mm512_reduce_add_ps(corr);
+        y[r] = acc ? y[r] + v : v;
+    }
+}
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * recur_kernels.h — the matrix-vector kernels of Recur's recurrent step. Private to the Recur runtime:
+ * this header is not part of the public C API (include/recur.h) and may change at any time.
+ *
+ * Every kernel computes  y[r] (+)= Σ_c W[r, c] · x[c]  for r in [0, rows)   (W: rows × cols, row-major)
+ * with `accumulate` = 0 (store) or 1 (add to y). Weight layouts, per row of `cols` values:
+ *
+ *   f32  cols little-endian IEEE binary32.
+ *   f16  cols little-endian IEEE binary16.
+ *   q8   nb = ceil(cols/32) blocks. nb f32 scales s[0..nb), then nb·32 int8 q (last block zero padded).
+ *        Row bytes 36·nb.  w[c] = s[c/32] · q[c].
+ *   q4   nb f32 scales, then nb·16 bytes; byte j of block b holds element 32b+j in its low nibble and
+ *        element 32b+j+16 in its high nibble (padding encodes 8).  Row bytes 20·nb.
+ *        w[c] = s[c/32] · (nibble − 8).
+ *
+ * Quantized kernels quantize x on the fly, per block of 32, to int8 (dynamic quantization):
+ *   d_b = max|x_c| / 127,  x_c ≈ d_b · xq_c,  xq_c = round(x_c / d_b) ∈ [−127, 127]
+ * and compute  y[r] = Σ_b s_b · d_b · Σ_{c ∈ b} q_c · xq_c  with exact integer block sums.
+ *
+ * Instruction sets, chosen at run time (cpuid): AVX-512 F/BW/VL/DQ + VNNI (vpdpbusd), AVX2 + FMA + F16C
+ * (vpmaddubsw / vpmaddwd), and portable scalar C that runs everywhere (also on ARM).
+ * The environment variable RECUR_KERNELS=scalar|avx2|avx512 caps the level (read once).
+ * All functions are thread-safe; none allocates except rk_matvec_q8/q4 for cols > 16384.
+ */
+#ifndef RECUR_KERNELS_H
+#define RECUR_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2 };
+
+/* The level the kernels use: the best the CPU supports, capped by RECUR_KERNELS. */
+int rk_level(void);
+/* The best level the CPU supports (ignores RECUR_KERNELS). */
+int rk_detected_level(void);
+/* "scalar", "avx2", "avx512". */
+const char *rk_level_name(int level);
+
+/* y (+)= W·x, at the default level. */
+void rk_matvec_f32(float *y, const float *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_f16(float *y, const uint16_t *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q8(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q4(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+
+/* The same at an explicit level (clamped to rk_detected_level()); for tests and benchmarks. */
+void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+
+/*
+ * Two-phase form for splitting rows across threads: quantize x once into `xq` (rk_xq_bytes(cols) bytes,
+ * 64-byte aligned), then run any row range against it. A quantized x serves both q8 and q4 weights.
+ */
+size_t rk_xq_bytes(long cols);
+void rk_quantize_x(void *xq, const float *x, long cols);
+void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
+void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
+
+/* Decodes rows [0, rows) of a q8/q4/f16 matrix into f32 (out: rows × cols). dtype: 1 f16, 2 q8, 3 q4. */
+void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

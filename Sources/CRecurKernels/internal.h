@@ -1,0 +1,84 @@
+/* Shared by the kernel files of CRecurKernels; not installed. */
+#ifndef RECUR_KERNELS_INTERNAL_H
+#define RECUR_KERNELS_INTERNAL_H
+
+#include "recur_kernels.h"
+#include <string.h>
+
+/*
+ * A quantized activation vector (see rk_quantize_x), laid out in one 64-byte-aligned buffer.
+ * nbp = nb rounded up to a multiple of 16; every array holds nbp blocks, those past nb all zero,
+ * so vector loads of whole groups of 16 blocks never read garbage.
+ *   d    [nbp] f32   block scales d_b
+ *   t8   [nbp] f32   8·d_b·S_b     (S_b = Σ xq over block b): the "− 8" of q4 nibbles
+ *   t128 [nbp] f32   128·d_b·S_b:  the offset of q8 weights read as unsigned (w + 128) by vpdpbusd
+ *   q    [nbp·32] i8 xq in element order
+ *   qp   [nbp·32] i8 xq per group of 4 blocks g: 64 bytes = elements 0..15 of blocks 4g..4g+3, then
+ *                  64 bytes = elements 16..31 of the same blocks (the order of AVX-512 q4 nibbles)
+ */
+typedef struct {
+    long cols, nb, nbp;
+    const float *d, *t8, *t128;
+    const int8_t *q, *qp;
+} rk_xq;
+
+static inline long rk_nbp(long cols) { return ((cols + 31) / 32 + 15) & ~15L; }
+
+static inline rk_xq rk_xq_view(const void *buf, long cols) {
+    rk_xq v;
+    v.cols = cols;
+    v.nb = (cols + 31) / 32;
+    v.nbp = rk_nbp(cols);
+    const unsigned char *p = (const unsigned char *)buf;
+    v.d = (const float *)p;
+    v.t8 = v.d + v.nbp;
+    v.t128 = v.t8 + v.nbp;
+    v.q = (const int8_t *)(v.t128 + v.nbp);
+    v.qp = v.q + v.nbp * 32;
+    return v;
+}
+
+static inline float rk_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalize */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) { man <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float rk_load_f32(const void *p) { float f; memcpy(&f, p, 4); return f; }
+
+/* Kernels of each level (same contracts as the public functions). */
+void rk_f32_scalar(float *y, const float *w, const float *x, long rows, long cols, int acc);
+void rk_f16_scalar(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);
+void rk_q8_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_q4_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_quantize_scalar(void *buf, const float *x, long cols);
+void rk_permute_xq(unsigned char *buf, long cols);
+
+#if defined(__x86_64__) || defined(__i386__)
+#define RK_X86 1
+void rk_f32_avx2(float *y, const float *w, const float *x, long rows, long cols, int acc);
+void rk_f16_avx2(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);
+void rk_q8_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_quantize_avx2(void *buf, const float *x, long cols);
+void rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc);
+void rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);
+void rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
+#endif
+
+#endif

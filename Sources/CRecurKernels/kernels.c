@@ -1,0 +1,306 @@
+/* Level detection, dispatch and the portable scalar kernels (the fallback on every CPU, ARM included). */
+#include "internal.h"
+#include <stdlib.h>
+#include <math.h>
+
+/* ---- level detection ---------------------------------------------------------------------------- */
+
+static int detect(void) {
+#ifdef RK_X86
+    __builtin_cpu_init();
+    int level = RK_SCALAR;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        level = RK_AVX2;
+    if (level == RK_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni"))
+        level = RK_AVX512;
+    return level;
+#else
+    return RK_SCALAR;
+#endif
+}
+
+static int detected = -1, chosen = -1;   /* races are benign: every thread computes the same values */
+
+int rk_detected_level(void) {
+    if (detected < 0) detected = detect();
+    return detected;
+}
+
+int rk_level(void) {
+    if (chosen < 0) {
+        int l = rk_detected_level();
+        const char *env = getenv("RECUR_KERNELS");
+        if (env) {
+            if (!strcmp(env, "scalar")) l = RK_SCALAR;
+            else if (!strcmp(env, "avx2") && l > RK_AVX2) l = RK_AVX2;
+        }
+        chosen = l;
+    }
+    return chosen;
+}
+
+const char *rk_level_name(int level) {
+    switch (level) {
+    case RK_AVX2: return "avx2";
+    case RK_AVX512: return "avx512";
+    default: return "scalar";
+    }
+}
+
+static int clamp_level(int level) {
+    int d = rk_detected_level();
+    return level < 0 ? 0 : (level > d ? d : level);
+}
+
+/* ---- scalar kernels ----------------------------------------------------------------------------- */
+
+void rk_f32_scalar(float *y, const float *w, const float *x, long rows, long cols, int acc) {
+    for (long r = 0; r < rows; r++) {
+        const float *row = w + r * cols;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            s0 += row[c] * x[c]; s1 += row[c + 1] * x[c + 1];
+            s2 += row[c + 2] * x[c + 2]; s3 += row[c + 3] * x[c + 3];
+        }
+        for (; c < cols; c++) s0 += row[c] * x[c];
+        float s = (s0 + s1) + (s2 + s3);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+void rk_f16_scalar(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
+    for (long r = 0; r < rows; r++) {
+        const uint16_t *row = w + r * cols;
+        float s = 0;
+        for (long c = 0; c < cols; c++) s += rk_half_to_float(row[c]) * x[c];
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+void rk_q8_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc) {
+    const long nb = x->nb;
+    const unsigned char *base = (const unsigned char *)w;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = base + r * 36 * nb;
+        const int8_t *q = (const int8_t *)(row + 4 * nb);
+        float s = 0;
+        for (long b = 0; b < nb; b++) {
+            int32_t dot = 0;
+            for (int j = 0; j < 32; j++) dot += (int32_t)q[b * 32 + j] * x->q[b * 32 + j];
+            s += rk_load_f32(row + 4 * b) * (x->d[b] * (float)dot);
+        }
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+void rk_q4_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc) {
+    const long nb = x->nb;
+    const unsigned char *base = (const unsigned char *)w;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = base + r * 20 * nb;
+        const unsigned char *q = row + 4 * nb;
+        float s = 0;
+        for (long b = 0; b < nb; b++) {
+            int32_t dot = 0;
+            const int8_t *xb = x->q + b * 32;
+            for (int j = 0; j < 16; j++) {
+                unsigned char byte = q[b * 16 + j];
+                dot += ((int32_t)(byte & 15) - 8) * xb[j] + ((int32_t)(byte >> 4) - 8) * xb[j + 16];
+            }
+            s += rk_load_f32(row + 4 * b) * (x->d[b] * (float)dot);
+        }
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* Fills qp, the copy of q in the order of AVX-512 q4 nibbles (internal.h). */
+void rk_permute_xq(unsigned char *buf, long cols) {
+    rk_xq v = rk_xq_view(buf, cols);
+    int8_t *qp = (int8_t *)v.qp;
+    for (long g = 0; g < v.nbp / 4; g++)
+        for (int i = 0; i < 4; i++) {
+            memcpy(qp + g * 128 + i * 16, v.q + (4 * g + i) * 32, 16);
+            memcpy(qp + g * 128 + 64 + i * 16, v.q + (4 * g + i) * 32 + 16, 16);
+        }
+}
+
+/* d_b = max|x| / 127 over the block; xq = clamp(round-half-even(x · 127 / max|x|), −127, 127). */
+void rk_quantize_scalar(void *buf, const float *x, long cols) {
+    rk_xq v = rk_xq_view(buf, cols);
+    float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
+    int8_t *q = (int8_t *)v.q;
+    memset(buf, 0, (size_t)v.nbp * (12 + 32));
+    for (long b = 0; b < v.nb; b++) {
+        long lo = b * 32, hi = lo + 32 < cols ? lo + 32 : cols;
+        float amax = 0;
+        for (long c = lo; c < hi; c++) amax = fmaxf(amax, fabsf(x[c]));
+        float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        d[b] = amax / 127.0f;
+        int32_t sum = 0;
+        for (long c = lo; c < hi; c++) {
+            float t = fminf(fmaxf(x[c] * inv, -127.0f), 127.0f);
+            q[c] = (int8_t)nearbyintf(t);
+            sum += q[c];
+        }
+        t8[b] = 8.0f * d[b] * (float)sum;
+        t128[b] = 128.0f * d[b] * (float)sum;
+    }
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------------- */
+
+size_t rk_xq_bytes(long cols) { return (size_t)rk_nbp(cols) * (12 + 64); }
+
+static void quantize_at(int level, void *buf, const float *x, long cols) {
+#ifdef RK_X86
+    if (level >= RK_AVX2) {
+        rk_quantize_avx2(buf, x, cols);
+        if (level >= RK_AVX512) rk_permute_xq((unsigned char *)buf, cols);
+        return;
+    }
+#endif
+    rk_quantize_scalar(buf, x, cols);
+}
+
+void rk_quantize_x(void *xq, const float *x, long cols) { quantize_at(rk_level(), xq, x, cols); }
+
+void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long rows, long cols, int acc) {
+    switch (clamp_level(level)) {
+#ifdef RK_X86
+    case RK_AVX512: rk_f32_avx512(y, w, x, rows, cols, acc); return;
+    case RK_AVX2: rk_f32_avx2(y, w, x, rows, cols, acc); return;
+#endif
+    default: rk_f32_scalar(y, w, x, rows, cols, acc);
+    }
+}
+
+void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
+    switch (clamp_level(level)) {
+#ifdef RK_X86
+    case RK_AVX512: rk_f16_avx512(y, w, x, rows, cols, acc); return;
+    case RK_AVX2: rk_f16_avx2(y, w, x, rows, cols, acc); return;
+#endif
+    default: rk_f16_scalar(y, w, x, rows, cols, acc);
+    }
+}
+
+static void q_xq_at(int level, int four, float *y, const void *w, const rk_xq *v, long rows, int acc) {
+    switch (clamp_level(level)) {
+#ifdef RK_X86
+    case RK_AVX512:
+        if (four) rk_q4_avx512(y, w, v, rows, acc); else rk_q8_avx512(y, w, v, rows, acc);
+        return;
+    case RK_AVX2:
+        if (four) rk_q4_avx2(y, w, v, rows, acc); else rk_q8_avx2(y, w, v, rows, acc);
+        return;
+#endif
+    default:
+        if (four) rk_q4_scalar(y, w, v, rows, acc); else rk_q8_scalar(y, w, v, rows, acc);
+    }
+}
+
+/* y (+)= W·x without quantizing x, decoding one block of 32 weights at a time (no allocation). */
+static void q_decode_matvec(int four, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    const long nb = (cols + 31) / 32;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = (const unsigned char *)w + r * (four ? 20 : 36) * nb;
+        float s = 0;
+        for (long b = 0; b < nb; b++) {
+            float sc = rk_load_f32(row + 4 * b), t = 0;
+            for (long j = 0; j < 32 && b * 32 + j < cols; j++) {
+                int v;
+                if (four) {
+                    unsigned char byte = row[4 * nb + b * 16 + (j & 15)];
+                    v = (j < 16 ? byte & 15 : byte >> 4) - 8;
+                } else {
+                    v = ((const int8_t *)(row + 4 * nb))[b * 32 + j];
+                }
+                t += (float)v * x[b * 32 + j];
+            }
+            s += sc * t;
+        }
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+#define RK_STACK_COLS 16384
+
+static void q_at(int level, int four, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    if (rows <= 0) return;
+    if (cols <= 0) {
+        for (long r = 0; r < rows; r++) y[r] = acc ? y[r] : 0.0f;
+        return;
+    }
+    level = clamp_level(level);
+    _Alignas(64) unsigned char stack[(RK_STACK_COLS / 32) * (12 + 64)];
+    unsigned char *buf = stack;
+    if (cols > RK_STACK_COLS) {
+        buf = (unsigned char *)aligned_alloc(64, rk_xq_bytes(cols));
+        if (!buf) { /* no memory for the quantized x: decode the weights 32 columns at a time instead */
+            q_decode_matvec(four, y, w, x, rows, cols, acc);
+            return;
+        }
+    }
+    quantize_at(level, buf, x, cols);
+    rk_xq v = rk_xq_view(buf, cols);
+    q_xq_at(level, four, y, w, &v, rows, acc);
+    if (buf != stack) free(buf);
+}
+
+void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    q_at(level, 0, y, w, x, rows, cols, acc);
+}
+void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    q_at(level, 1, y, w, x, rows, cols, acc);
+}
+
+void rk_matvec_f32(float *y, const float *w, const float *x, long rows, long cols, int acc) {
+    rk_matvec_f32_at(rk_level(), y, w, x, rows, cols, acc);
+}
+void rk_matvec_f16(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
+    rk_matvec_f16_at(rk_level(), y, w, x, rows, cols, acc);
+}
+void rk_matvec_q8(float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    q_at(rk_level(), 0, y, w, x, rows, cols, acc);
+}
+void rk_matvec_q4(float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    q_at(rk_level(), 1, y, w, x, rows, cols, acc);
+}
+
+void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int acc) {
+    rk_xq v = rk_xq_view(xq, cols);
+    q_xq_at(rk_level(), 0, y, w, &v, rows, acc);
+}
+void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int acc) {
+    rk_xq v = rk_xq_view(xq, cols);
+    q_xq_at(rk_level(), 1, y, w, &v, rows, acc);
+}
+
+void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
+    const long nb = (cols + 31) / 32;
+    for (long r = 0; r < rows; r++) {
+        float *o = out + r * cols;
+        if (dtype == 1) {
+            const uint16_t *p = (const uint16_t *)w + r * cols;
+            for (long c = 0; c < cols; c++) o[c] = rk_half_to_float(p[c]);
+        } else if (dtype == 2) {
+            const unsigned char *row = (const unsigned char *)w + r * 36 * nb;
+            const int8_t *q = (const int8_t *)(row + 4 * nb);
+            for (long c = 0; c < cols; c++) o[c] = rk_load_f32(row + 4 * (c / 32)) * (float)q[c];
+        } else if (dtype == 3) {
+            const unsigned char *row = (const unsigned char *)w + r * 20 * nb;
+            const unsigned char *q = row + 4 * nb;
+            for (long b = 0; b < nb; b++) {
+                float s = rk_load_f32(row + 4 * b);
+                for (int j = 0; j < 32 && b * 32 + j < cols; j++) {
+                    unsigned char byte = q[b * 16 + (j & 15)];
+                    int nib = j < 16 ? byte & 15 : byte >> 4;
+                    o[b * 32 + j] = s * (float)(nib - 8);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import XCTest
+@testable import Recur
+
+/// Every matrix-vector kernel, at every instruction-set level this CPU has, against the scalar reference
+/// `matvecReference` (weights decoded to f32, products summed in Double), on sizes that are not multiples
+/// of the vector widths or of the 32-element blocks.
+final class KernelTests: XCTestCase {
+    static let shapes: [(rows: Int, cols: Int)] = [
+        (1, 1), (3, 5), (4, 8), (5, 31), (7, 33), (13, 64), (9, 100), (17, 129), (6, 255), (11, 257),
+        (4, 513), (3, 1000), (2, 2049),
+    ]
+
+    struct Rand {
+        var g = SplitMix64(seed: 2024)
+        mutating func uniform() -> Float { Float(Double(g.next() >> 11) / Double(1 << 53)) * 2 - 1 }
+        mutating func values(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in uniform() * scale } }
+    }
+
+    /// The bytes of `values` (rows × cols) in `dtype`, and the matrix pointing at them.
+    func withMatrix<T>(_ values: [Float], _ rows: Int, _ cols: Int, _ dtype: DType, _ body: (Matrix) throws -> T) rethrows -> T {
+        let bytes = quantizeMatrix(values, rows: rows, cols: cols, to: dtype)
+        return try bytes.withUnsafeBytes { try body(Matrix(rows: rows, cols: cols, dtype: dtype, data: $0.baseAddress!)) }
+    }
+
+    /// Independent model of the int8 activations: per block of 32, d = max|x|/127, xq = round(x·127/max|x|).
+    func quantizedX(_ x: [Float]) -> [Double] {
+        var out = [Double](repeating: 0, count: x.count)
+        var b = 0
+        while b < x.count {
+            let hi = min(b + 32, x.count)
+            let amax = x[b..<hi].map { abs($0) }.max()!
+            let inv: Float = amax > 0 ? 127 / amax : 0
+            let d = amax / 127
+            for c in b..<hi {
+                let q = min(max(x[c] * inv, -127), 127).rounded(.toNearestOrEven)
+                out[c] = Double(q) * Double(d)
+            }
+            b = hi
+        }
+        return out
+    }
+
+    /// The decoded rows of `w`, for bounds.
+    func decoded(_ w: Matrix) -> [[Float]] {
+        (0..<w.rows).map { r in
+            var row = [Float](repeating: 0, count: w.cols)
+            row.withUnsafeMutableBufferPointer { dequantizeRow(w, r, into: $0.baseAddress!) }
+            return row
+        }
+    }
+
+    func run(_ w: Matrix, _ x: [Float], accumulate: Bool, level: Int) -> [Float] {
+        var y = (0..<w.rows).map { Float($0) * 0.25 }
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { matvec($0.baseAddress!, w, xp.baseAddress!, accumulate: accumulate, level: level) }
+        }
+        return y
+    }
+
+    func reference(_ w: Matrix, _ x: [Float], accumulate: Bool) -> [Float] {
+        var y = (0..<w.rows).map { Float($0) * 0.25 }
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { matvecReference($0.baseAddress!, w, xp.baseAddress!, accumulate: accumulate) }
+        }
+        return y
+    }
+
+    var levels: [Int] { Array(0...kernelDetectedLevel) }
+
+    func testFloatKernelsMatchReference() {
+        var rng = Rand()
+        for (rows, cols) in Self.shapes {
+            let v = rng.values(rows * cols), x = rng.values(cols)
+            for dtype in [DType.f32, .f16] {
+                withMatrix(v, rows, cols, dtype) { w in
+                    let rows = decoded(w)
+                    for acc in [false, true] {
+                        let want = reference(w, x, accumulate: acc)
+                        for level in levels {
+                            let got = run(w, x, accumulate: acc, level: level)
+                            for r in 0..<w.rows {
+                                // f32 summation of cols products: error ≤ cols · ε · Σ|w·x| (loose form).
+                                let mag = zip(rows[r], x).reduce(0) { $0 + Double(abs($1.0 * $1.1)) } + Double(r) * 0.25
+                                let bound = 2 * Double(w.cols + 4) * 6e-8 * mag + 1e-6
+                                XCTAssertLessThanOrEqual(abs(Double(got[r]) - Double(want[r])), bound,
+                                                         "\(dtype.name) \(w.rows)×\(w.cols) level \(level) row \(r) acc \(acc)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// q8 and q4: the kernels multiply by x quantized to int8 per block; the difference from the exact
+    /// product is bounded by Σ_c |w_c| · d_b / 2 (half a quantization step of x), plus f32 rounding.
+    /// Against a reference that quantizes x the same way, they agree to f32 rounding.
+    func testQuantizedKernelsMatchReference() {
+        var rng = Rand()
+        for (rows, cols) in Self.shapes + [(3, 16_500)] {
+            let v = rng.values(rows * cols, scale: 0.5), x = rng.values(cols)
+            let xq = quantizedX(x)
+            var halfStep = [Double](repeating: 0, count: cols)
+            for c in 0..<cols {
+                let b = c / 32 * 32
+                halfStep[c] = Double(x[b..<min(b + 32, cols)].map { abs($0) }.max()!) / 127 / 2
+            }
+            for dtype in [DType.q8, .q4] {
+                withMatrix(v, rows, cols, dtype) { w in
+                    let dec = decoded(w)
+                    for acc in [false, true] {
+                        let want = reference(w, x, accumulate: acc)
+                        for level in levels {
+                            let got = run(w, x, accumulate: acc, level: level)
+                            for r in 0..<w.rows {
+                                var bound = 0.0, exactQ = acc ? Double(r) * 0.25 : 0, mag = Double(r) * 0.25
+                                for c in 0..<cols {
+                                    bound += Double(abs(dec[r][c])) * halfStep[c]
+                                    exactQ += Double(dec[r][c]) * xq[c]
+                                    mag += abs(Double(dec[r][c]) * xq[c])
+                                }
+                                let rounding = 4 * Double(cols + 32) * 6e-8 * mag + 1e-6
+                                let tag = "\(dtype.name) \(w.rows)×\(w.cols) level \(level) row \(r) acc \(acc)"
+                                XCTAssertLessThanOrEqual(abs(Double(got[r]) - Double(want[r])), bound + rounding, tag)
+                                XCTAssertLessThanOrEqual(abs(Double(got[r]) - exactQ), rounding, tag + " (quantized-x reference)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Zero, negative zero, and a block of zeros next to large values; no NaN may appear.
+    func testEdgeValues() {
+        let cols = 70, rows = 5
+        var v = [Float](repeating: 0, count: rows * cols)
+        for c in 0..<cols { v[cols + c] = c < 32 ? 0 : Float(c) - 40; v[2 * cols + c] = -0.0; v[3 * cols + c] = 1e-30 }
+        var x = [Float](repeating: 0, count: cols)
+        for c in 32..<cols { x[c] = c % 2 == 0 ? 3 : -0.0 }
+        for dtype in DType.allCases {
+            withMatrix(v, rows, cols, dtype) { w in
+                let want = reference(w, x, accumulate: false)
+                for level in levels {
+                    let got = run(w, x, accumulate: false, level: level)
+                    for r in 0..<rows {
+                        XCTAssertTrue(got[r].isFinite, "\(dtype.name) level \(level) row \(r)")
+                        XCTAssertEqual(Double(got[r]), Double(want[r]), accuracy: 1e-3 * max(1, abs(Double(want[r]))),
+                                       "\(dtype.name) level \(level) row \(r)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The Swift SIMD versions kept for comparison compute the same products.
+    func testSwiftKernels() {
+        var rng = Rand()
+        for (rows, cols) in [(5, 31), (9, 100), (4, 257)] {
+            let v = rng.values(rows * cols), x = rng.values(cols)
+            for dtype in DType.allCases {
+                withMatrix(v, rows, cols, dtype) { w in
+                    let want = reference(w, x, accumulate: false)
+                    var got = [Float](repeating: 0, count: rows)
+                    x.withUnsafeBufferPointer { xp in
+                        got.withUnsafeMutableBufferPointer { y in
+                            let yp = y.baseAddress!, xb = xp.baseAddress!
+                            switch dtype {
+                            case .f32: SwiftKernels.f32(yp, w.f32, xb, rows: rows, cols: cols, accumulate: false)
+                            case .f16: SwiftKernels.f16(yp, w, xb, accumulate: false)
+                            case .q8: SwiftKernels.q8(yp, w, xb, accumulate: false)
+                            case .q4: SwiftKernels.q4(yp, w, xb, accumulate: false)
+                            }
+                        }
+                    }
+                    for r in 0..<rows { XCTAssertEqual(got[r], want[r], accuracy: 1e-4, "\(dtype.name) \(rows)×\(cols)") }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+/* Checks the AVX-512 kernels' logic on any x86-64 machine by compiling them against SIMDe's portable
+ * emulation of the intrinsics (Debian: libsimde-dev), and comparing with the scalar kernels.
+ *   bench/kernels/simde_check.sh       → prints "N passed, 0 failed" */
+#include "internal.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
+}
+
+/* Encodes a row-major f32 matrix: q8 (dtype 2) or q4 (3), as in Kernels/Quantized.swift. */
+static unsigned char *encode(const float *v, long rows, long cols, int dtype) {
+    long nb = (cols + 31) / 32, rb = dtype == 2 ? 36 * nb : 20 * nb;
+    unsigned char *o = calloc((size_t)(rows * rb), 1);
+    for (long r = 0; r < rows; r++)
+        for (long b = 0; b < nb; b++) {
+            float amax = 0, sgn = 0;
+            for (long c = b * 32; c < cols && c < b * 32 + 32; c++)
+                if (fabsf(v[r * cols + c]) > amax) { amax = fabsf(v[r * cols + c]); sgn = v[r * cols + c]; }
+            float sc = dtype == 2 ? amax / 127 : sgn / -8;
+            float inv = sc != 0 ? 1 / sc : 0;
+            memcpy(o + r * rb + 4 * b, &sc, 4);
+            for (int j = 0; j < 32; j++) {
+                long c = b * 32 + j;
+                float e = c < cols ? v[r * cols + c] : 0;
+                if (dtype == 2) {
+                    o[r * rb + 4 * nb + c] = (unsigned char)(int8_t)fmaxf(-127, fminf(127, nearbyintf(e * inv)));
+                } else {
+                    int q = (int)fmaxf(0, fminf(15, nearbyintf(e * inv) + 8));
+                    unsigned char *p = o + r * rb + 4 * nb + b * 16 + (j & 15);
+                    *p = j < 16 ? (unsigned char)((*p & 0xF0) | q) : (unsigned char)((*p & 0x0F) | (q << 4));
+                }
+            }
+        }
+    return o;
+}
+
+static int passed, failed;
+static void expect(const char *what, long rows, long cols, const float *a, const float *b, double tol) {
+    double worst = 0;
+    for (long r = 0; r < rows; r++) worst = fmax(worst, fabs((double)a[r] - b[r]));
+    if (worst <= tol) passed++;
+    else { failed++; printf("FAIL %s %ldx%ld: max-abs %g > %g\n", what, rows, cols, worst, tol); }
+}
+
+int main(void) {
+    const long sizes[][2] = {{1, 1}, {3, 5}, {7, 31}, {13, 33}, {5, 64}, {9, 100}, {17, 129}, {4, 255},
+                             {11, 513}, {6, 1000}, {3, 2049}};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        long rows = sizes[t][0], cols = sizes[t][1];
+        float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * cols);
+        uint16_t *h = malloc(2 * rows * cols);
+        float *ya = malloc(sizeof(float) * rows), *yb = malloc(sizeof(float) * rows);
+        for (long i = 0; i < rows * cols; i++) {
+            w[i] = frand();
+            _Float16 f = (_Float16)w[i];
+            memcpy(h + i, &f, 2);
+        }
+        for (long c = 0; c < cols; c++) x[c] = frand();
+        for (int acc = 0; acc < 2; acc++) {
+            for (long r = 0; r < rows; r++) ya[r] = yb[r] = (float)r;
+            rk_f32_scalar(ya, w, x, rows, cols, acc);
+            rk_f32_avx512(yb, w, x, rows, cols, acc);
+            expect("f32", rows, cols, ya, yb, 1e-4 * sqrt((double)cols));
+            for (long r = 0; r < rows; r++) ya[r] = yb[r] = (float)r;
+            rk_f16_scalar(ya, h, x, rows, cols, acc);
+            rk_f16_avx512(yb, h, x, rows, cols, acc);
+            expect("f16", rows, cols, ya, yb, 1e-4 * sqrt((double)cols));
+        }
+        void *xq = aligned_alloc(64, rk_xq_bytes(cols));
+        rk_quantize_scalar(xq, x, cols);
+        rk_permute_xq(xq, cols);
+        rk_xq v = rk_xq_view(xq, cols);
+        for (int dt = 2; dt <= 3; dt++) {
+            unsigned char *enc = encode(w, rows, cols, dt);
+            for (int acc = 0; acc < 2; acc++) {
+                for (long r = 0; r < rows; r++) ya[r] = yb[r] = (float)r;
+                if (dt == 2) { rk_q8_scalar(ya, enc, &v, rows, acc); rk_q8_avx512(yb, enc, &v, rows, acc); }
+                else { rk_q4_scalar(ya, enc, &v, rows, acc); rk_q4_avx512(yb, enc, &v, rows, acc); }
+                expect(dt == 2 ? "q8" : "q4", rows, cols, ya, yb, 1e-4 * sqrt((double)cols));
+            }
+            free(enc);
+        }
+        free(xq); free(w); free(x); free(h); free(ya); free(yb);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
