@@ -1,1 +1,0 @@
-@_cdecl("recur_placeholder") public func placeholder() {}

@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Recur
+
+// The objects behind the opaque handles of recur.h. A handle is a retained Swift object passed to C as a
+// pointer (Unmanaged.passRetained); `*_free` releases it. A state handle retains its model handle, so a
+// model freed while states use it lives on until its last state is freed.
+
+/// `recur_model`: the model plus NUL-terminated UTF-8 copies of its token texts (lent to C callers).
+final class ModelHandle {
+    let model: Model
+    /// Every token's text followed by a NUL, back to back.
+    let texts: UnsafeMutablePointer<CChar>
+    /// Start of token i's text in `texts`; `starts[count]` is the end.
+    let starts: [Int]
+
+    init(_ model: Model) {
+        self.model = model
+        var starts: [Int] = [0]
+        starts.reserveCapacity(model.vocabulary.count + 1)
+        var total = 0
+        for p in model.vocabulary.pieces {
+            total += p.utf8.count + 1
+            starts.append(total)
+        }
+        let buf = UnsafeMutablePointer<CChar>.allocate(capacity: max(total, 1))
+        var at = 0
+        for p in model.vocabulary.pieces {
+            for b in p.utf8 { buf[at] = CChar(bitPattern: b); at += 1 }
+            buf[at] = 0; at += 1
+        }
+        self.texts = buf
+        self.starts = starts
+    }
+
+    deinit { texts.deallocate() }
+}
+
+/// `recur_state`: a stream state and the model handle it keeps alive.
+final class StateHandle {
+    let owner: ModelHandle
+    let state: State
+    init(_ owner: ModelHandle) {
+        self.owner = owner
+        self.state = owner.model.makeState()
+    }
+}
+
+/// `recur_sampler`: sampling parameters and the random generator they seeded.
+final class SamplerHandle {
+    var sampler: Sampler
+    init(_ sampler: Sampler) { self.sampler = sampler }
+}
+
+/// Hands a new object to C: +1 retain, released by the matching `*_free`.
+func export(_ object: AnyObject) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(object).toOpaque())
+}
+
+/// The object behind a handle, checked to be of the expected class (a handle of another kind is an invalid
+/// argument rather than memory corruption). Borrowed: not retained.
+@inline(__always)
+func object<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticString) throws -> T {
+    guard let p else { throw invalid("\(name) is NULL") }
+    guard let h = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() as? T else {
+        throw invalid("\(name) is not a handle of the expected kind")
+    }
+    return h
+}
+
+/// Releases a handle of class T; NULL and handles of another kind are ignored.
+func release<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type) {
+    guard let p else { return }
+    let u = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p))
+    guard u.takeUnretainedValue() is T else { return }
+    u.release()
+}

@@ -1,0 +1,124 @@
+import Recur
+
+// recur_state_*: streams, stepping, saving and restoring.
+
+@_cdecl("recur_state_new")
+public func recur_state_new(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let out = try required(out, "state (out)")
+        out.pointee = nil
+        let m = try object(model, as: ModelHandle.self, "model")
+        out.pointee = export(StateHandle(m))
+    }
+}
+
+@_cdecl("recur_state_free")
+public func recur_state_free(_ state: OpaquePointer?) {
+    release(state, as: StateHandle.self)
+}
+
+@_cdecl("recur_state_reset")
+public func recur_state_reset(_ state: OpaquePointer?) -> Int32 {
+    guarded {
+        try object(state, as: StateHandle.self, "state").state.reset()
+    }
+}
+
+@_cdecl("recur_state_position")
+public func recur_state_position(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        try required(out, "position (out)").pointee = UInt64(s.state.position)
+    }
+}
+
+@_cdecl("recur_state_output")
+public func recur_state_output(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        try required(out, "output (out)").pointee = UnsafePointer(s.state.output)
+    }
+}
+
+@_cdecl("recur_state_step")
+public func recur_state_step(_ state: OpaquePointer?, _ token: Int32,
+                             _ logits: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        let out = try s.state.step(Int(token))
+        logits?.pointee = out.baseAddress
+    }
+}
+
+@_cdecl("recur_state_step_copy")
+public func recur_state_step_copy(_ state: OpaquePointer?, _ token: Int32, _ out: UnsafeMutablePointer<Float>?,
+                                  _ capacity: UInt) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        let out = try required(out, "out")
+        let n = s.owner.model.outputSize
+        guard size(capacity) >= n else {
+            throw RecurError(.bufferTooSmall, "the model has \(n) outputs; the buffer holds \(capacity)")
+        }
+        let r = try s.state.step(Int(token))
+        out.update(from: r.baseAddress!, count: n)
+    }
+}
+
+@_cdecl("recur_state_prefill")
+public func recur_state_prefill(_ state: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: UInt,
+                                _ logits: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        guard let tokens else { throw invalid("tokens is NULL") }
+        guard n > 0 else { throw invalid("prefill needs at least one token (n is 0)") }
+        let list = UnsafeBufferPointer(start: tokens, count: size(n)).map { Int($0) }
+        let out = try s.state.prefill(list)
+        logits?.pointee = out.baseAddress
+    }
+}
+
+@_cdecl("recur_state_size")
+public func recur_state_size(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        try required(out, "size (out)").pointee = UInt(s.state.savedSize)
+    }
+}
+
+@_cdecl("recur_state_save")
+public func recur_state_save(_ state: OpaquePointer?, _ buffer: UnsafeMutableRawPointer?, _ capacity: UInt,
+                             _ written: UnsafeMutablePointer<UInt>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        let written = try required(written, "written (out)")
+        let need = s.state.savedSize
+        written.pointee = UInt(need)
+        guard let buffer, size(capacity) >= need else {
+            if buffer == nil && capacity > 0 { throw invalid("buffer is NULL but capacity is \(capacity)") }
+            throw RecurError(.bufferTooSmall, "a saved state takes \(need) bytes; the buffer holds \(capacity)")
+        }
+        let bytes = s.state.save()
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        written.pointee = UInt(bytes.count)
+    }
+}
+
+@_cdecl("recur_state_restore")
+public func recur_state_restore(_ state: OpaquePointer?, _ data: UnsafeRawPointer?, _ count: UInt) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        guard let data else { throw invalid("data is NULL") }
+        try s.state.restore(UnsafeRawBufferPointer(start: data, count: size(count)))
+    }
+}
+
+@_cdecl("recur_state_copy")
+public func recur_state_copy(_ destination: OpaquePointer?, _ source: OpaquePointer?) -> Int32 {
+    guarded {
+        let d = try object(destination, as: StateHandle.self, "destination")
+        let s = try object(source, as: StateHandle.self, "source")
+        if d === s { return }
+        try d.state.copy(from: s.state)
+    }
+}

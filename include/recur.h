@@ -1,0 +1,341 @@
+/*
+ * recur.h - the C API of Recur, an inference runtime for recurrent neural networks (GRU, LSTM, SimpleRNN)
+ * stored in .recur files.
+ *
+ * Link with -lrecur (pkg-config: `pkg-config --cflags --libs recur`). The library needs no Swift runtime
+ * on the machine; it depends on libc, libm, libstdc++, libgcc_s and OpenBLAS.
+ *
+ * Example: stream 200 characters continuing "Alice".
+ *
+ *     #include <recur.h>
+ *     #include <stdio.h>
+ *
+ *     static int print_piece(const char *piece, size_t length, void *user) {
+ *         (void)user;
+ *         fwrite(piece, 1, length, stdout);
+ *         fflush(stdout);
+ *         return 0;                                   // non-zero stops the generation
+ *     }
+ *
+ *     int main(void) {
+ *         recur_model *model = NULL;
+ *         recur_state *state = NULL;
+ *         recur_sampler *sampler = NULL;
+ *         recur_sampler_params params;
+ *         recur_sampler_params_init(&params);         // defaults: temperature 1, no top-k/top-p, seed 0
+ *         params.temperature = 0.8f;
+ *         params.seed = 42;
+ *         if (recur_model_open("alice.recur", 0, &model) != RECUR_OK
+ *             || recur_state_new(model, &state) != RECUR_OK
+ *             || recur_sampler_new(&params, &sampler) != RECUR_OK
+ *             || recur_generate(state, sampler, "Alice", 200, print_piece, NULL, NULL) != RECUR_OK) {
+ *             fprintf(stderr, "error: %s\n", recur_last_error());
+ *         }
+ *         recur_sampler_free(sampler);                // destructors accept NULL
+ *         recur_state_free(state);
+ *         recur_model_free(model);
+ *         return 0;
+ *     }
+ *
+ * Objects. A recur_model is a loaded file: immutable weights and vocabulary. A recur_state is one stream
+ * of tokens through a model: the recurrent vectors (h, and c for LSTM layers) and the last output. A
+ * recur_sampler turns an output vector into a token id and owns its random generator. Each is created by
+ * a *_new / *_open function and destroyed by the matching *_free.
+ *
+ * Threads. A model may be shared by any number of threads at once: every function that takes a model
+ * only reads it, and creating states from it concurrently is safe. A state is used by one thread at a
+ * time; it may move between threads (hand it over with the usual synchronization). The same holds for a
+ * sampler. A state keeps its model alive: freeing a model while states still use it is safe; the model
+ * is released with its last state. (The model handle itself must not be used after recur_model_free,
+ * and must not be freed while another thread is inside a call that takes it.)
+ *
+ * Errors. Every fallible function returns a recur_status: RECUR_OK (0) or one of the RECUR_ERR_* codes
+ * below, and writes its results through out-parameters. On failure, recur_last_error() gives a message
+ * with the details ("token id 97 is outside the vocabulary (0..<96)"). The library never aborts, never
+ * prints and never exits: NULL handles, NULL out-parameters, ids out of range and small buffers are all
+ * reported as a status. Unless a function says otherwise, a NULL handle or a NULL required pointer gives
+ * RECUR_ERR_INVALID_ARGUMENT, and out-parameters are left unchanged on failure.
+ *
+ * Strings are UTF-8. Text arguments are NUL-terminated; invalid UTF-8 gives RECUR_ERR_INVALID_ARGUMENT.
+ */
+#ifndef RECUR_H
+#define RECUR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RECUR_API __attribute__((visibility("default")))
+#else
+#define RECUR_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Versions                                                                                             */
+/* ---------------------------------------------------------------------------------------------------- */
+
+/* The version of this header. Compare with recur_version() to check that header and library match. */
+#define RECUR_VERSION_MAJOR 0
+#define RECUR_VERSION_MINOR 1
+#define RECUR_VERSION_PATCH 0
+#define RECUR_VERSION_STRING "0.1.0"
+
+/* The .recur format version this library writes; it reads every minor version of this major. */
+#define RECUR_FORMAT_VERSION_MAJOR 1
+#define RECUR_FORMAT_VERSION_MINOR 0
+
+/* The library's version at run time. Each pointer may be NULL (that part is not written). */
+RECUR_API void recur_version(int *major, int *minor, int *patch);
+
+/* The library's version as static text, e.g. "0.1.0". Never NULL; do not free. */
+RECUR_API const char *recur_version_string(void);
+
+/* The .recur format version the library writes (major.minor); it reads any file of the same major.
+ * Each pointer may be NULL. */
+RECUR_API void recur_format_version(int *major, int *minor);
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Status codes and error messages                                                                      */
+/* ---------------------------------------------------------------------------------------------------- */
+
+typedef int recur_status;
+
+enum {
+    RECUR_OK = 0,
+    RECUR_ERR_INVALID_ARGUMENT = 1,   /* NULL where a value is needed, a bad flag, an empty prompt, ... */
+    RECUR_ERR_IO = 2,                 /* a file could not be opened, read or mapped */
+    RECUR_ERR_FORMAT = 3,             /* bytes that are not a valid .recur file or saved state (truncated, bad magic) */
+    RECUR_ERR_UNSUPPORTED_VERSION = 4,/* a major format version this library does not read */
+    RECUR_ERR_CHECKSUM = 5,           /* the stored checksum does not match: the data is corrupt */
+    RECUR_ERR_MODEL = 6,              /* a well-formed file that does not describe a runnable model */
+    RECUR_ERR_OUT_OF_RANGE = 7,       /* a token id, or text not covered by the vocabulary */
+    RECUR_ERR_BUFFER_TOO_SMALL = 8,   /* a caller's buffer is too small; the required size was reported */
+    RECUR_ERR_MISMATCH = 9,           /* a saved state or state belongs to another model */
+    RECUR_ERR_NUMERICAL = 10,         /* NaN or infinity where a finite number is required */
+    RECUR_ERR_UNSUPPORTED = 11,       /* valid, but not supported for this model (e.g. stepping a bidirectional layer) */
+    RECUR_ERR_OUT_OF_MEMORY = 12      /* memory could not be allocated */
+};
+
+/* A short static description of a status code ("buffer too small"); "unknown status code" for values
+ * not listed above. Never NULL; do not free. */
+RECUR_API const char *recur_status_string(recur_status status);
+
+/* The message of the last call that failed on the calling thread, e.g. "alice.recur: checksum mismatch
+ * (stored 0x1a2b3c4d, computed 0x00c0ffee): the file is corrupt". "" when no call has failed on this
+ * thread. Successful calls do not change it. Owned by the library: valid until the next failing call on
+ * the same thread (or the thread's exit); copy it to keep it. Never NULL. */
+RECUR_API const char *recur_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Models                                                                                               */
+/* ---------------------------------------------------------------------------------------------------- */
+
+typedef struct recur_model recur_model;
+typedef struct recur_state recur_state;
+typedef struct recur_sampler recur_sampler;
+
+/* Flags of recur_model_open and recur_model_open_buffer (combine with |; 0 for none). */
+enum {
+    /* Skip the CRC-32 over the whole file (one pass over its bytes). Structure, bounds and shapes are
+     * checked regardless. Only for files that were verified before. */
+    RECUR_OPEN_SKIP_CHECKSUM = 1
+};
+
+/* Opens the .recur file at `path` (memory-mapped read-only; weights are used in place). On success
+ * *model is a new model to free with recur_model_free. On failure *model is set to NULL.
+ * Returns RECUR_OK; RECUR_ERR_INVALID_ARGUMENT (NULL path or model, unknown flags); RECUR_ERR_IO (cannot
+ * open or map); RECUR_ERR_FORMAT, RECUR_ERR_UNSUPPORTED_VERSION, RECUR_ERR_CHECKSUM (bad file);
+ * RECUR_ERR_MODEL (a file that is not a runnable model); RECUR_ERR_NUMERICAL (non-finite weights). */
+RECUR_API recur_status recur_model_open(const char *path, unsigned flags, recur_model **model);
+
+/* Like recur_model_open, from `size` bytes in memory. The bytes are copied: the caller may free or reuse
+ * `data` as soon as the call returns. A NULL `data` gives RECUR_ERR_INVALID_ARGUMENT; an empty or
+ * truncated buffer gives RECUR_ERR_FORMAT. */
+RECUR_API recur_status recur_model_open_buffer(const void *data, size_t size, unsigned flags, recur_model **model);
+
+/* Releases the caller's reference to a model. States created from it stay valid: the model's memory is
+ * released with the last of them. NULL is ignored. */
+RECUR_API void recur_model_free(recur_model *model);
+
+/* Number of tokens in the model's vocabulary (token ids are 0 ..< *size). */
+RECUR_API recur_status recur_model_vocab_size(const recur_model *model, size_t *size);
+
+/* Number of floats in the model's output: the logits of the next token for a generator (equal to the
+ * vocabulary size), or the width of the last layer for other models. */
+RECUR_API recur_status recur_model_output_size(const recur_model *model, size_t *size);
+
+/* Properties of recur_model_get. */
+typedef enum recur_model_property {
+    RECUR_MODEL_VOCAB_SIZE = 0,         /* tokens in the vocabulary */
+    RECUR_MODEL_OUTPUT_SIZE = 1,        /* floats in the output vector */
+    RECUR_MODEL_STATE_FLOATS = 2,       /* floats of recurrent state (h, and c for LSTM, of every layer) */
+    RECUR_MODEL_TOKENIZER = 3,          /* RECUR_TOKENIZER_CHAR or RECUR_TOKENIZER_WORD */
+    RECUR_MODEL_BOS_ID = 4,             /* begin-of-sequence token id, -1 when the model has none */
+    RECUR_MODEL_EOS_ID = 5,             /* end-of-sequence token id, -1 when none */
+    RECUR_MODEL_PAD_ID = 6,             /* padding token id, -1 when none */
+    RECUR_MODEL_UNK_ID = 7,             /* unknown-token id, -1 when none */
+    RECUR_MODEL_OUTPUT_IS_PROBABILITY = 8, /* 1 when the output layer applies softmax, else 0 */
+    RECUR_MODEL_FORMAT_MAJOR = 9,       /* format version of the file */
+    RECUR_MODEL_FORMAT_MINOR = 10,
+    RECUR_MODEL_CHECKSUM = 11,          /* the file's stored CRC-32 */
+    RECUR_MODEL_PARAMETERS = 12,        /* number of weights */
+    RECUR_MODEL_LAYERS = 13,            /* number of layers (embedding, recurrent and dense) */
+    RECUR_MODEL_FILE_BYTES = 14,        /* size of the file */
+    RECUR_MODEL_CAN_STEP = 15           /* 1 when recur_state_step works (embedding input, no bidirectional layer) */
+} recur_model_property;
+
+enum {
+    RECUR_TOKENIZER_CHAR = 0,           /* one Unicode scalar per token; decoding concatenates */
+    RECUR_TOKENIZER_WORD = 1            /* words and punctuation; decoding joins with single spaces */
+};
+
+/* Reads one integer property of the model into *value. An unknown property gives
+ * RECUR_ERR_INVALID_ARGUMENT. */
+RECUR_API recur_status recur_model_get(const recur_model *model, int property, int64_t *value);
+
+/* The text of token `id`, borrowed: *text points to NUL-terminated UTF-8 owned by the model, valid until
+ * recur_model_free(model). *length (when `length` is not NULL) receives its length in bytes without the
+ * NUL (a piece may itself contain a NUL byte). Special tokens (BOS, EOS, PAD, UNK) give their name as
+ * stored in the file. Returns RECUR_ERR_OUT_OF_RANGE when id is not in 0 ..< vocabulary size. */
+RECUR_API recur_status recur_model_token_text(const recur_model *model, int32_t id, const char **text, size_t *length);
+
+/* The id of the token whose text is exactly `piece` (special tokens included). Returns
+ * RECUR_ERR_OUT_OF_RANGE when no token has this text. */
+RECUR_API recur_status recur_model_token_id(const recur_model *model, const char *piece, int32_t *id);
+
+/* Splits `text` into token ids, written to ids[0 .. *count). No BOS/EOS is added. *count always receives
+ * the number of ids the text encodes to; when it exceeds `capacity` nothing is written to `ids` and the
+ * call returns RECUR_ERR_BUFFER_TOO_SMALL (call again with a larger buffer). `ids` may be NULL when
+ * `capacity` is 0 (to ask for the count). Text the vocabulary does not cover maps to the UNK token, or
+ * gives RECUR_ERR_OUT_OF_RANGE when the model has none. */
+RECUR_API recur_status recur_model_encode(const recur_model *model, const char *text, int32_t *ids,
+                                          size_t capacity, size_t *count);
+
+/* Joins the text of ids[0 .. n) into `buffer` as NUL-terminated UTF-8 (special tokens are skipped; word
+ * vocabularies put single spaces between words). *length always receives the text's length in bytes
+ * without the NUL; when length + 1 exceeds `capacity` nothing is written and the call returns
+ * RECUR_ERR_BUFFER_TOO_SMALL. `buffer` may be NULL when capacity is 0, `ids` when n is 0. An id out of
+ * range gives RECUR_ERR_OUT_OF_RANGE. */
+RECUR_API recur_status recur_model_decode(const recur_model *model, const int32_t *ids, size_t n,
+                                          char *buffer, size_t capacity, size_t *length);
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* States                                                                                               */
+/* ---------------------------------------------------------------------------------------------------- */
+
+/* A new state for `model`, zeroed (as after recur_state_reset). The state holds a reference to the model.
+ * On failure *state is set to NULL. Free with recur_state_free. */
+RECUR_API recur_status recur_state_new(recur_model *model, recur_state **state);
+
+/* Releases a state (and its reference to the model). NULL is ignored. */
+RECUR_API void recur_state_free(recur_state *state);
+
+/* Zeroes the recurrent vectors and the output; the position returns to 0. */
+RECUR_API recur_status recur_state_reset(recur_state *state);
+
+/* Number of tokens the state has consumed since it was created or reset. */
+RECUR_API recur_status recur_state_position(const recur_state *state, uint64_t *position);
+
+/* The state's current output (after its last step or prefill; zeros after a reset), borrowed: the
+ * pointer stays valid for the life of the state and the values change with each step, prefill,
+ * restore, copy or reset. recur_model_output_size floats. */
+RECUR_API recur_status recur_state_output(const recur_state *state, const float **output);
+
+/* Feeds one token. *logits (when `logits` is not NULL) points to the model's output after it,
+ * recur_model_output_size floats, borrowed: valid until the next call that changes this state.
+ * Returns RECUR_ERR_OUT_OF_RANGE for an id outside the vocabulary (the state is unchanged) and
+ * RECUR_ERR_UNSUPPORTED for a model that cannot run token by token. */
+RECUR_API recur_status recur_state_step(recur_state *state, int32_t token, const float **logits);
+
+/* Like recur_state_step, copying the output into out[0 .. output size). When `capacity` (in floats) is
+ * smaller than the output size, returns RECUR_ERR_BUFFER_TOO_SMALL without stepping. */
+RECUR_API recur_status recur_state_step_copy(recur_state *state, int32_t token, float *out, size_t capacity);
+
+/* Feeds n >= 1 tokens (a prompt) in one call, faster than n steps: the input projections of many tokens
+ * are one matrix product. The result equals stepping the tokens one by one up to floating-point rounding.
+ * *logits as for recur_state_step. Every id is checked before any is fed: on RECUR_ERR_OUT_OF_RANGE the
+ * state is unchanged. n = 0 gives RECUR_ERR_INVALID_ARGUMENT. */
+RECUR_API recur_status recur_state_prefill(recur_state *state, const int32_t *tokens, size_t n, const float **logits);
+
+/* The number of bytes recur_state_save writes for this state (fixed for a model). */
+RECUR_API recur_status recur_state_size(const recur_state *state, size_t *size);
+
+/* Serializes the state (recurrent vectors, last output, position, and a fingerprint of the model) into
+ * `buffer`. *written receives the size; when it exceeds `capacity` nothing is written and the call
+ * returns RECUR_ERR_BUFFER_TOO_SMALL. The bytes are portable between processes and machines for the same
+ * model file. */
+RECUR_API recur_status recur_state_save(const recur_state *state, void *buffer, size_t capacity, size_t *written);
+
+/* Restores a state saved by recur_state_save. `data` is only read during the call. On failure the state
+ * is unchanged. Returns RECUR_ERR_FORMAT (not a saved state, truncated or trailing bytes),
+ * RECUR_ERR_UNSUPPORTED_VERSION, RECUR_ERR_MISMATCH (saved for another model), RECUR_ERR_CHECKSUM
+ * (corrupt values). */
+RECUR_API recur_status recur_state_restore(recur_state *state, const void *data, size_t size);
+
+/* Makes `destination` equal to `source` (a fork of the stream): vectors, output and position. Both must
+ * belong to the same model, else RECUR_ERR_MISMATCH. Copying a state onto itself does nothing. */
+RECUR_API recur_status recur_state_copy(recur_state *destination, const recur_state *source);
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* Sampling and generation                                                                              */
+/* ---------------------------------------------------------------------------------------------------- */
+
+/* Sampling parameters. Fill with recur_sampler_params_init first, then change fields, so that fields
+ * added in later versions get their defaults. */
+typedef struct recur_sampler_params {
+    float temperature;  /* 0: argmax (greedy); higher flattens the distribution. Default 1. Must be >= 0. */
+    int32_t top_k;      /* keep only the k most likely tokens; 0 keeps all (default). Must be >= 0. */
+    float top_p;        /* keep the most likely tokens up to this probability mass; in (0, 1]; default 1. */
+    uint64_t seed;      /* seed of the random generator (SplitMix64); the same seed gives the same draws. */
+} recur_sampler_params;
+
+/* Fills *params with the defaults: temperature 1, top_k 0, top_p 1, seed 0. NULL is ignored. */
+RECUR_API void recur_sampler_params_init(recur_sampler_params *params);
+
+/* A new sampler. `params` is read during the call only. Invalid parameters (negative or non-finite
+ * temperature, negative top_k, top_p outside (0, 1]) give RECUR_ERR_INVALID_ARGUMENT. On failure
+ * *sampler is set to NULL. Free with recur_sampler_free. */
+RECUR_API recur_status recur_sampler_new(const recur_sampler_params *params, recur_sampler **sampler);
+
+/* Releases a sampler. NULL is ignored. */
+RECUR_API void recur_sampler_free(recur_sampler *sampler);
+
+/* Draws a token id from n >= 1 logits (unnormalized log-probabilities) into *token: temperature 0 takes
+ * the largest (lowest id among equals); otherwise candidates sorted by logit are cut to top_k, turned
+ * into probabilities softmax(logit / temperature), cut to the smallest prefix reaching top_p, and one is
+ * drawn. Advances the random generator (except at temperature 0). NaN or +infinity in the logits gives
+ * RECUR_ERR_NUMERICAL. */
+RECUR_API recur_status recur_sampler_sample(recur_sampler *sampler, const float *logits, size_t n, int32_t *token);
+
+/* Draws a token id from the state's current output, as recur_generate does: the output is taken as
+ * logits, or as probabilities when the model's last layer is a softmax. The state is not changed. */
+RECUR_API recur_status recur_sampler_sample_state(recur_sampler *sampler, const recur_state *state, int32_t *token);
+
+/* Receives each piece of generated text: `piece` is NUL-terminated UTF-8 of `length` bytes, valid only
+ * during the call. Return 0 to continue, non-zero to stop the generation. */
+typedef int (*recur_piece_callback)(const char *piece, size_t length, void *user);
+
+/* Streams text: feeds `prompt` (with the model's BOS token first, if it has one), then repeatedly
+ * samples a token from the state's output with `sampler`, feeds it back, and hands its text to
+ * `callback` as soon as it is sampled, until `max_tokens` tokens, the model's EOS token, or a non-zero
+ * return from the callback. The state keeps everything consumed, so a later call continues the stream;
+ * with an empty (or NULL) prompt the generation continues from the state's current output (this needs
+ * a state that has consumed tokens, or a model with a BOS token). `callback` may be NULL; `user` is
+ * passed to it unchanged. *generated (when not NULL) receives the number of tokens sampled (EOS not
+ * counted; 0 on failure). A stop requested by the callback is not an error: the call returns RECUR_OK.
+ * Returns RECUR_ERR_INVALID_ARGUMENT (NULL state or sampler, negative max_tokens, an empty prompt with
+ * nothing to continue from); RECUR_ERR_OUT_OF_RANGE (prompt text outside the vocabulary of a model
+ * without UNK); RECUR_ERR_UNSUPPORTED (a model that cannot run token by token); RECUR_ERR_NUMERICAL. */
+RECUR_API recur_status recur_generate(recur_state *state, recur_sampler *sampler, const char *prompt,
+                                      int32_t max_tokens, recur_piece_callback callback, void *user,
+                                      int32_t *generated);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RECUR_H */

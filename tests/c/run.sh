@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The C tests, against an installed layout (`make install PREFIX=...`):
+#   - the header compiles alone as C99 and C++ with -Wall -Wextra -Werror -pedantic;
+#   - the library: SONAME librecur.so, no Swift runtime or Foundation needed, exports exactly the
+#     functions the header declares;
+#   - test_recur.c (every function, error paths, numerics) built with pkg-config and run;
+#   - examples/c/generate.c built with pkg-config: same text as `recur generate`, errors exit non-zero.
+# Usage: tests/c/run.sh PREFIX        Last line: "c-tests: N passed, M failed"; exit 1 when M > 0.
+set -uo pipefail
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+    echo "usage: $0 PREFIX   (an installed layout: PREFIX/bin/recur, PREFIX/lib/librecur.so, ...)" >&2
+    exit 2
+fi
+PREFIX=$(cd "$1" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CC=${CC:-cc}
+WORK=$(mktemp -d /tmp/recur-c-tests.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+STRICT=(-Wall -Wextra -Werror -pedantic)
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() {   # check DESCRIPTION COMMAND...
+    local what=$1; shift
+    if "$@" >"$WORK/out.log" 2>&1; then ok; else bad "$what"; sed 's/^/    /' "$WORK/out.log" >&2; fi
+}
+
+for f in bin/recur lib/librecur.so include/recur.h lib/pkgconfig/recur.pc; do
+    [ -e "$PREFIX/$f" ] || { echo "c-tests: $PREFIX/$f is missing; run make install PREFIX=$PREFIX" >&2; exit 1; }
+done
+LIB="$PREFIX/lib/librecur.so"
+RECUR="$PREFIX/bin/recur"
+
+# --- the header on its own -------------------------------------------------------------------------
+echo '#include <recur.h>' >"$WORK/h.c"
+echo '#include <recur.h>' >"$WORK/h.cpp"
+check "header as C99 (cc)" "$CC" -std=c99 "${STRICT[@]}" -I"$PREFIX/include" -fsyntax-only "$WORK/h.c"
+for cxx in g++ clang++; do
+    if command -v "$cxx" >/dev/null; then
+        check "header as C++11 ($cxx)" "$cxx" -std=c++11 "${STRICT[@]}" -I"$PREFIX/include" -fsyntax-only "$WORK/h.cpp"
+    fi
+done
+if command -v clang >/dev/null; then
+    check "header as C99 (clang)" clang -std=c99 "${STRICT[@]}" -I"$PREFIX/include" -fsyntax-only "$WORK/h.c"
+fi
+
+# --- the library -----------------------------------------------------------------------------------
+check "SONAME is librecur.so" bash -c "readelf -d '$LIB' | grep -q 'Library soname: \[librecur.so\]'"
+check "no Swift runtime needed (ldd)" bash -c "ldd '$LIB' >'$WORK/ldd.txt' && ! grep -qiE 'libswift|libFoundation|libdispatch' '$WORK/ldd.txt'"
+check "no Foundation in the runtime or the C ABI sources" \
+    bash -c "! grep -rqE '^\s*import\s+Foundation' '$ROOT/Sources/Recur' '$ROOT/Sources/RecurC'"
+# Exported recur_* functions == functions declared in the header.
+nm -D --defined-only "$LIB" | awk '$2 == "T" && $3 ~ /^recur_/ {print $3}' | sort >"$WORK/exported.txt"
+grep -oE 'recur_[a-z_]+\(' "$PREFIX/include/recur.h" | tr -d '(' | sort -u >"$WORK/declared.txt"
+check "exports match the header" diff "$WORK/declared.txt" "$WORK/exported.txt"
+
+# --- models ----------------------------------------------------------------------------------------
+"$RECUR" create --out "$WORK/a.recur" --cell gru --layers 2 --hidden 48 --embedding 16 --seed 3 >/dev/null \
+    && "$RECUR" create --out "$WORK/b.recur" --cell lstm --hidden 32 --embedding 8 --seed 4 >/dev/null \
+    || { echo "c-tests: recur create failed" >&2; exit 1; }
+
+# --- test_recur.c ----------------------------------------------------------------------------------
+if "$CC" -std=c99 "${STRICT[@]}" -O1 -g "$HERE/test_recur.c" -o "$WORK/test_recur" \
+        $(pkg-config --cflags --libs recur) -Wl,-rpath,"$PREFIX/lib" -lm -pthread 2>"$WORK/cc.log"; then
+    "$WORK/test_recur" "$WORK/a.recur" "$WORK/b.recur" >"$WORK/test.log" 2>"$WORK/test.err"
+    code=$?
+    cat "$WORK/test.err" >&2
+    line=$(grep -E '^test_recur: [0-9]+ passed, [0-9]+ failed$' "$WORK/test.log" | tail -1)
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/')
+        f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
+        passed=$((passed + p))
+        failed=$((failed + f))
+        echo "$line"
+    fi
+    if [ -z "$line" ]; then
+        bad "test_recur stopped before its summary (status $code)"
+        tail -5 "$WORK/test.log" >&2
+    elif [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then
+        bad "test_recur exited with status $code"
+    fi
+else
+    bad "test_recur.c does not compile"
+    cat "$WORK/cc.log" >&2
+fi
+
+# --- the example -----------------------------------------------------------------------------------
+if "$CC" -std=c99 "${STRICT[@]}" "$ROOT/examples/c/generate.c" -o "$WORK/generate" \
+        $(pkg-config --cflags --libs recur) -Wl,-rpath,"$PREFIX/lib" 2>"$WORK/cc.log"; then
+    ok
+    for args in "Alice|150|0.8|42" "The |80|0|1" "Down|60|1.3|7"; do
+        IFS='|' read -r prompt tokens temp seed <<<"$args"
+        "$WORK/generate" "$WORK/a.recur" "$prompt" "$tokens" "$temp" "$seed" >"$WORK/ex.txt" 2>"$WORK/ex.err"
+        "$RECUR" generate "$WORK/a.recur" --prompt "$prompt" --tokens "$tokens" --temperature "$temp" \
+            --seed "$seed" --no-prompt >"$WORK/cli.txt" 2>"$WORK/cli.err"
+        if cmp -s "$WORK/ex.txt" "$WORK/cli.txt" && [ "$(wc -c <"$WORK/ex.txt")" -gt "$tokens" ]; then
+            ok
+        else
+            bad "example and CLI differ for prompt '$prompt', $tokens tokens, temperature $temp, seed $seed"
+            diff "$WORK/ex.txt" "$WORK/cli.txt" | head -5 >&2
+        fi
+    done
+    if "$WORK/generate" "$WORK/missing.recur" "Alice" 5 >"$WORK/ex.txt" 2>"$WORK/ex.err"; then
+        bad "example succeeded on a missing model"
+    elif grep -q "missing.recur" "$WORK/ex.err"; then
+        ok
+    else
+        bad "example's error does not carry the library's message"; cat "$WORK/ex.err" >&2
+    fi
+else
+    bad "examples/c/generate.c does not compile"
+    cat "$WORK/cc.log" >&2
+fi
+
+echo "c-tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
