@@ -1,0 +1,66 @@
+# Recur: build, install and test.
+#
+#   make build                      release build: the `recur` command and the C library (static Swift
+#                                   runtime: neither needs a Swift toolchain where it runs)
+#   make install PREFIX=DIR         DIR/bin/recur, DIR/lib/librecur.so, DIR/include/recur.h,
+#                                   DIR/lib/pkgconfig/recur.pc, DIR/share/recur/alice.recur (when present)
+#   make uninstall PREFIX=DIR
+#   make test-c                     install into $(SCRATCH)/prefix and run tests/c/run.sh there
+#   make test-python                the Python binding's tests against the same layout
+#
+# SCRATCH chooses the build folder (default .build): make build SCRATCH=.build-mine
+
+SWIFT   ?= swift
+SCRATCH ?= .build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PYTHON  ?= python3
+
+RELEASE   := $(SCRATCH)/release
+SWIFTARGS := -c release --scratch-path $(SCRATCH) -Xswiftc -static-stdlib
+VERSION   := $(shell sed -n 's/^\#define RECUR_VERSION_STRING "\(.*\)"/\1/p' include/recur.h)
+DEST      := $(DESTDIR)$(abspath $(PREFIX))
+
+.PHONY: build install uninstall test-c test-python
+
+# The library is linked with SONAME librecur.so, the name it is installed under, so programs linked with
+# -lrecur record that name. The two products are built by separate invocations so that only the
+# library gets the SONAME; the compiled modules are shared between them.
+build:
+	$(SWIFT) build $(SWIFTARGS) --product RecurC -Xlinker -soname=librecur.so
+	$(SWIFT) build $(SWIFTARGS) --product recur
+
+install: build
+	install -d $(DEST)/bin $(DEST)/lib/pkgconfig $(DEST)/include
+	install -m 755 $(RELEASE)/recur $(DEST)/bin/recur
+	install -m 755 $(RELEASE)/libRecurC.so $(DEST)/lib/librecur.so
+	install -m 644 include/recur.h $(DEST)/include/recur.h
+	printf '%s\n' \
+	    'prefix=$(abspath $(PREFIX))' \
+	    'exec_prefix=$${prefix}' \
+	    'libdir=$${exec_prefix}/lib' \
+	    'includedir=$${prefix}/include' \
+	    '' \
+	    'Name: recur' \
+	    'Description: Inference runtime for recurrent neural networks (.recur models)' \
+	    'Version: $(VERSION)' \
+	    'Libs: -L$${libdir} -lrecur' \
+	    'Cflags: -I$${includedir}' >$(DEST)/lib/pkgconfig/recur.pc
+	if [ -f models/alice.recur ]; then \
+	    install -d $(DEST)/share/recur && install -m 644 models/alice.recur $(DEST)/share/recur/alice.recur; \
+	fi
+
+uninstall:
+	rm -f $(DEST)/bin/recur $(DEST)/lib/librecur.so $(DEST)/include/recur.h \
+	    $(DEST)/lib/pkgconfig/recur.pc $(DEST)/share/recur/alice.recur
+	-rmdir $(DEST)/share/recur 2>/dev/null
+
+test-c:
+	$(MAKE) install PREFIX=$(SCRATCH)/prefix
+	tests/c/run.sh $(SCRATCH)/prefix
+
+test-python:
+	$(MAKE) install PREFIX=$(SCRATCH)/prefix
+	RECUR_PREFIX=$(abspath $(SCRATCH)/prefix) RECUR_LIBRARY=$(abspath $(SCRATCH)/prefix)/lib/librecur.so \
+	    RECUR_CLI=$(abspath $(SCRATCH)/prefix)/bin/recur PYTHONPATH=$(CURDIR)/bindings/python \
+	    $(PYTHON) -m pytest bindings/python/tests -q
