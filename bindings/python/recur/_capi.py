@@ -1,0 +1,248 @@
+"""The C API of include/recur.h, one to one, through ctypes.
+
+Each function of the header is declared once here (argument and result types), with its C declaration
+as a comment above it; see the header for ownership rules and status codes. Functions return the raw
+``recur_status``; :func:`check` turns a failure into :class:`RecurError` carrying the library's own
+message. The library is loaded on first use (:func:`lib`), not at import, so that the pure-Python parts of
+the package work without it.
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import enum
+import threading
+
+from . import _loader
+
+# Header version this module mirrors (RECUR_VERSION_* in recur.h).
+RECUR_VERSION_MAJOR = 0
+RECUR_VERSION_MINOR = 1
+RECUR_VERSION_PATCH = 0
+RECUR_VERSION_STRING = "0.1.0"
+RECUR_FORMAT_VERSION_MAJOR = 1
+RECUR_FORMAT_VERSION_MINOR = 0
+
+
+class Status(enum.IntEnum):
+    """recur_status values."""
+    OK = 0
+    INVALID_ARGUMENT = 1
+    IO = 2
+    FORMAT = 3
+    UNSUPPORTED_VERSION = 4
+    CHECKSUM = 5
+    MODEL = 6
+    OUT_OF_RANGE = 7
+    BUFFER_TOO_SMALL = 8
+    MISMATCH = 9
+    NUMERICAL = 10
+    UNSUPPORTED = 11
+    OUT_OF_MEMORY = 12
+
+
+# RECUR_OPEN_* flags
+RECUR_OPEN_SKIP_CHECKSUM = 1
+
+# recur_model_property
+RECUR_MODEL_VOCAB_SIZE = 0
+RECUR_MODEL_OUTPUT_SIZE = 1
+RECUR_MODEL_STATE_FLOATS = 2
+RECUR_MODEL_TOKENIZER = 3
+RECUR_MODEL_BOS_ID = 4
+RECUR_MODEL_EOS_ID = 5
+RECUR_MODEL_PAD_ID = 6
+RECUR_MODEL_UNK_ID = 7
+RECUR_MODEL_OUTPUT_IS_PROBABILITY = 8
+RECUR_MODEL_FORMAT_MAJOR = 9
+RECUR_MODEL_FORMAT_MINOR = 10
+RECUR_MODEL_CHECKSUM = 11
+RECUR_MODEL_PARAMETERS = 12
+RECUR_MODEL_LAYERS = 13
+RECUR_MODEL_FILE_BYTES = 14
+RECUR_MODEL_CAN_STEP = 15
+
+RECUR_TOKENIZER_CHAR = 0
+RECUR_TOKENIZER_WORD = 1
+
+
+class RecurError(Exception):
+    """An error reported by the Recur library (or found before calling it).
+
+    ``code`` is a :class:`Status` (``RecurError.code == Status.CHECKSUM``), ``message`` the library's
+    message (``recur_last_error()``).
+    """
+
+    def __init__(self, code: int, message: str):
+        try:
+            code = Status(code)
+        except ValueError:
+            pass
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        name = self.code.name.lower() if isinstance(self.code, Status) else str(self.code)
+        return f"{self.message} [{name}]"
+
+
+# Opaque handles: distinct pointer types, so that ctypes refuses a state where a model is expected.
+class recur_model(C.Structure):
+    pass
+
+
+class recur_state(C.Structure):
+    pass
+
+
+class recur_sampler(C.Structure):
+    pass
+
+
+model_p = C.POINTER(recur_model)
+state_p = C.POINTER(recur_state)
+sampler_p = C.POINTER(recur_sampler)
+recur_status = C.c_int
+
+
+class recur_sampler_params(C.Structure):
+    # typedef struct recur_sampler_params { float temperature; int32_t top_k; float top_p; uint64_t seed; }
+    _fields_ = [("temperature", C.c_float), ("top_k", C.c_int32), ("top_p", C.c_float), ("seed", C.c_uint64)]
+
+
+# typedef int (*recur_piece_callback)(const char *piece, size_t length, void *user);
+recur_piece_callback = C.CFUNCTYPE(C.c_int, C.POINTER(C.c_char), C.c_size_t, C.c_void_p)
+
+_P = C.POINTER
+_size_p = _P(C.c_size_t)
+_float_pp = _P(_P(C.c_float))
+
+
+def _declare(L: C.CDLL) -> C.CDLL:
+    def fn(name, restype, *argtypes):
+        f = getattr(L, name)
+        f.restype = restype
+        f.argtypes = list(argtypes)
+
+    # void recur_version(int *major, int *minor, int *patch);
+    fn("recur_version", None, _P(C.c_int), _P(C.c_int), _P(C.c_int))
+    # const char *recur_version_string(void);
+    fn("recur_version_string", C.c_char_p)
+    # void recur_format_version(int *major, int *minor);
+    fn("recur_format_version", None, _P(C.c_int), _P(C.c_int))
+    # const char *recur_status_string(recur_status status);
+    fn("recur_status_string", C.c_char_p, recur_status)
+    # const char *recur_last_error(void);
+    fn("recur_last_error", C.c_char_p)
+
+    # recur_status recur_model_open(const char *path, unsigned flags, recur_model **model);
+    fn("recur_model_open", recur_status, C.c_char_p, C.c_uint, _P(model_p))
+    # recur_status recur_model_open_buffer(const void *data, size_t size, unsigned flags, recur_model **model);
+    fn("recur_model_open_buffer", recur_status, C.c_void_p, C.c_size_t, C.c_uint, _P(model_p))
+    # void recur_model_free(recur_model *model);
+    fn("recur_model_free", None, model_p)
+    # recur_status recur_model_vocab_size(const recur_model *model, size_t *size);
+    fn("recur_model_vocab_size", recur_status, model_p, _size_p)
+    # recur_status recur_model_output_size(const recur_model *model, size_t *size);
+    fn("recur_model_output_size", recur_status, model_p, _size_p)
+    # recur_status recur_model_get(const recur_model *model, int property, int64_t *value);
+    fn("recur_model_get", recur_status, model_p, C.c_int, _P(C.c_int64))
+    # recur_status recur_model_token_text(const recur_model *model, int32_t id, const char **text, size_t *length);
+    fn("recur_model_token_text", recur_status, model_p, C.c_int32, _P(_P(C.c_char)), _size_p)
+    # recur_status recur_model_token_id(const recur_model *model, const char *piece, int32_t *id);
+    fn("recur_model_token_id", recur_status, model_p, C.c_char_p, _P(C.c_int32))
+    # recur_status recur_model_encode(const recur_model *model, const char *text, int32_t *ids,
+    #                                 size_t capacity, size_t *count);
+    fn("recur_model_encode", recur_status, model_p, C.c_char_p, _P(C.c_int32), C.c_size_t, _size_p)
+    # recur_status recur_model_decode(const recur_model *model, const int32_t *ids, size_t n,
+    #                                 char *buffer, size_t capacity, size_t *length);
+    fn("recur_model_decode", recur_status, model_p, _P(C.c_int32), C.c_size_t, C.c_char_p, C.c_size_t, _size_p)
+
+    # recur_status recur_state_new(recur_model *model, recur_state **state);
+    fn("recur_state_new", recur_status, model_p, _P(state_p))
+    # void recur_state_free(recur_state *state);
+    fn("recur_state_free", None, state_p)
+    # recur_status recur_state_reset(recur_state *state);
+    fn("recur_state_reset", recur_status, state_p)
+    # recur_status recur_state_position(const recur_state *state, uint64_t *position);
+    fn("recur_state_position", recur_status, state_p, _P(C.c_uint64))
+    # recur_status recur_state_output(const recur_state *state, const float **output);
+    fn("recur_state_output", recur_status, state_p, _float_pp)
+    # recur_status recur_state_step(recur_state *state, int32_t token, const float **logits);
+    fn("recur_state_step", recur_status, state_p, C.c_int32, _float_pp)
+    # recur_status recur_state_step_copy(recur_state *state, int32_t token, float *out, size_t capacity);
+    fn("recur_state_step_copy", recur_status, state_p, C.c_int32, _P(C.c_float), C.c_size_t)
+    # recur_status recur_state_prefill(recur_state *state, const int32_t *tokens, size_t n, const float **logits);
+    fn("recur_state_prefill", recur_status, state_p, _P(C.c_int32), C.c_size_t, _float_pp)
+    # recur_status recur_state_size(const recur_state *state, size_t *size);
+    fn("recur_state_size", recur_status, state_p, _size_p)
+    # recur_status recur_state_save(const recur_state *state, void *buffer, size_t capacity, size_t *written);
+    fn("recur_state_save", recur_status, state_p, C.c_void_p, C.c_size_t, _size_p)
+    # recur_status recur_state_restore(recur_state *state, const void *data, size_t size);
+    fn("recur_state_restore", recur_status, state_p, C.c_void_p, C.c_size_t)
+    # recur_status recur_state_copy(recur_state *destination, const recur_state *source);
+    fn("recur_state_copy", recur_status, state_p, state_p)
+
+    # void recur_sampler_params_init(recur_sampler_params *params);
+    fn("recur_sampler_params_init", None, _P(recur_sampler_params))
+    # recur_status recur_sampler_new(const recur_sampler_params *params, recur_sampler **sampler);
+    fn("recur_sampler_new", recur_status, _P(recur_sampler_params), _P(sampler_p))
+    # void recur_sampler_free(recur_sampler *sampler);
+    fn("recur_sampler_free", None, sampler_p)
+    # recur_status recur_sampler_sample(recur_sampler *sampler, const float *logits, size_t n, int32_t *token);
+    fn("recur_sampler_sample", recur_status, sampler_p, _P(C.c_float), C.c_size_t, _P(C.c_int32))
+    # recur_status recur_sampler_sample_state(recur_sampler *sampler, const recur_state *state, int32_t *token);
+    fn("recur_sampler_sample_state", recur_status, sampler_p, state_p, _P(C.c_int32))
+    # recur_status recur_generate(recur_state *state, recur_sampler *sampler, const char *prompt,
+    #                             int32_t max_tokens, recur_piece_callback callback, void *user,
+    #                             int32_t *generated);
+    fn("recur_generate", recur_status, state_p, sampler_p, C.c_char_p, C.c_int32, recur_piece_callback,
+       C.c_void_p, _P(C.c_int32))
+    return L
+
+
+# Names of every declared function (tests compare them with the header).
+FUNCTIONS = (
+    "recur_version", "recur_version_string", "recur_format_version", "recur_status_string", "recur_last_error",
+    "recur_model_open", "recur_model_open_buffer", "recur_model_free", "recur_model_vocab_size",
+    "recur_model_output_size", "recur_model_get", "recur_model_token_text", "recur_model_token_id",
+    "recur_model_encode", "recur_model_decode",
+    "recur_state_new", "recur_state_free", "recur_state_reset", "recur_state_position", "recur_state_output",
+    "recur_state_step", "recur_state_step_copy", "recur_state_prefill", "recur_state_size", "recur_state_save",
+    "recur_state_restore", "recur_state_copy",
+    "recur_sampler_params_init", "recur_sampler_new", "recur_sampler_free", "recur_sampler_sample",
+    "recur_sampler_sample_state", "recur_generate",
+)
+
+_lock = threading.Lock()
+_lib: "C.CDLL | None" = None
+
+
+def lib() -> C.CDLL:
+    """The library with every function declared, loaded on first use. Raises OSError when it cannot be
+    found (see ``recur._loader``) or when its major.minor version differs from this package's."""
+    global _lib
+    if _lib is None:
+        with _lock:
+            if _lib is None:
+                handle, path = _loader.load_library()
+                L = _declare(handle)
+                major, minor, patch = C.c_int(), C.c_int(), C.c_int()
+                L.recur_version(C.byref(major), C.byref(minor), C.byref(patch))
+                if (major.value, minor.value) != (RECUR_VERSION_MAJOR, RECUR_VERSION_MINOR):
+                    raise OSError(f"{path} is Recur {major.value}.{minor.value}.{patch.value}; this package "
+                                  f"needs {RECUR_VERSION_MAJOR}.{RECUR_VERSION_MINOR}.x")
+                _lib = L
+    return _lib
+
+
+def last_error() -> str:
+    """recur_last_error() of the calling thread, decoded."""
+    return lib().recur_last_error().decode("utf-8", "replace")
+
+
+def check(status: int) -> None:
+    """Raises RecurError with the library's message when ``status`` is not RECUR_OK."""
+    if status != 0:
+        raise RecurError(status, last_error())

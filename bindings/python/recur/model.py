@@ -1,0 +1,523 @@
+"""Models, states and samplers over the C API.
+
+    >>> import recur
+    >>> with recur.Model("alice.recur") as model:
+    ...     for piece in model.generate("Alice", max_tokens=100, temperature=0.8, seed=42):
+    ...         print(piece, end="", flush=True)
+
+A :class:`Model` is immutable and may be shared by threads; a :class:`State` is one stream of tokens
+(used by one thread at a time) and keeps its model alive in the library, so closing a model while states
+still use it is safe. Every object releases its library handle in ``close()``, on leaving a ``with``
+block, or when garbage collected; closing twice is harmless. Errors raise :class:`RecurError` with the
+library's status ``code`` and message; arguments are checked (types, dtype, shape, range) before they
+reach the library.
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import numbers
+import os
+from typing import Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _capi
+from ._capi import RecurError, Status
+
+_INT32_MAX = 2**31 - 1
+
+
+def _closed(what: str) -> RecurError:
+    return RecurError(Status.INVALID_ARGUMENT, f"the {what} is closed")
+
+
+def _token(token, vocab: int) -> int:
+    """A token id as a Python int in 0 ..< vocab (TypeError for non-integers, RecurError out of range)."""
+    if isinstance(token, (bool, np.bool_)) or not isinstance(token, (numbers.Integral, np.integer)):
+        raise TypeError(f"a token id must be an int (got {type(token).__name__})")
+    t = int(token)
+    if not 0 <= t < vocab:
+        raise RecurError(Status.OUT_OF_RANGE, f"token id {t} is outside the vocabulary (0..<{vocab})")
+    return t
+
+
+def _token_array(tokens, vocab: int, what: str = "tokens") -> np.ndarray:
+    """A 1-D C-contiguous int32 array of ids in 0 ..< vocab, from a sequence or an integer numpy array."""
+    if isinstance(tokens, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of token ids, not {type(tokens).__name__}")
+    arr = np.asarray(tokens)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be one-dimensional (got shape {arr.shape})")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int32)
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
+        raise TypeError(f"{what} must hold integers (got dtype {arr.dtype})")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= vocab:
+        bad = lo if lo < 0 else hi
+        raise RecurError(Status.OUT_OF_RANGE, f"token id {bad} is outside the vocabulary (0..<{vocab})")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def _text(text, what: str = "text") -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str (got {type(text).__name__})")
+    b = text.encode("utf-8")
+    if b"\0" in b:
+        raise RecurError(Status.INVALID_ARGUMENT, f"{what} contains a NUL character")
+    return b
+
+
+def _buffer(data, what: str) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"{what} must be bytes-like (got {type(data).__name__})")
+
+
+class Model:
+    """A loaded ``.recur`` model (memory-mapped; weights are read in place).
+
+    ``Model(path)`` opens a file, ``Model.from_bytes(data)`` a copy of bytes in memory. With
+    ``verify_checksum=False`` the CRC-32 pass over the file is skipped (structure is checked regardless).
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], *, verify_checksum: bool = True):
+        self._handle = None
+        path = os.fspath(path)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        L = _capi.lib()
+        h = _capi.model_p()
+        _capi.check(L.recur_model_open(_text(path, "path"), self._flags(verify_checksum), C.byref(h)))
+        self._adopt(L, h)
+
+    @classmethod
+    def from_bytes(cls, data: Union[bytes, bytearray, memoryview], *, verify_checksum: bool = True) -> "Model":
+        """A model from the bytes of a ``.recur`` file (copied by the library)."""
+        b = _buffer(data, "data")
+        L = _capi.lib()
+        h = _capi.model_p()
+        _capi.check(L.recur_model_open_buffer(b, len(b), cls._flags(verify_checksum), C.byref(h)))
+        m = cls.__new__(cls)
+        m._handle = None
+        m._adopt(L, h)
+        return m
+
+    @staticmethod
+    def _flags(verify_checksum: bool) -> int:
+        return 0 if verify_checksum else _capi.RECUR_OPEN_SKIP_CHECKSUM
+
+    def _adopt(self, L, handle) -> None:
+        self._lib = L
+        self._free = L.recur_model_free
+        self._handle = handle
+        self._vocab_size = self._get(_capi.RECUR_MODEL_VOCAB_SIZE)
+        self._output_size = self._get(_capi.RECUR_MODEL_OUTPUT_SIZE)
+        self._texts: Optional[list] = None
+        ids = {}
+        for name, prop in (("bos", _capi.RECUR_MODEL_BOS_ID), ("eos", _capi.RECUR_MODEL_EOS_ID),
+                           ("pad", _capi.RECUR_MODEL_PAD_ID), ("unk", _capi.RECUR_MODEL_UNK_ID)):
+            v = self._get(prop)
+            ids[name] = None if v < 0 else v
+        self._special = ids
+        self._word = self._get(_capi.RECUR_MODEL_TOKENIZER) == _capi.RECUR_TOKENIZER_WORD
+
+    # -- lifetime -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Releases this object's reference to the model (states created from it stay usable)."""
+        h, self._handle = getattr(self, "_handle", None), None
+        if h:
+            self._free(h)
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle
+
+    def _h(self):
+        if not self._handle:
+            raise _closed("model")
+        return self._handle
+
+    def _get(self, prop: int) -> int:
+        v = C.c_int64()
+        _capi.check(self._lib.recur_model_get(self._h(), prop, C.byref(v)))
+        return v.value
+
+    # -- vocabulary -----------------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens; ids are 0 ..< vocab_size."""
+        return self._vocab_size
+
+    @property
+    def output_size(self) -> int:
+        """Floats in the model's output (the logits of the next token for a generator)."""
+        return self._output_size
+
+    def token_text(self, token: int) -> str:
+        """The text of one token id (special tokens give their stored name)."""
+        t = _token(token, self._vocab_size)
+        return self._token_texts()[t]
+
+    def token_id(self, piece: str) -> int:
+        """The id of the token whose text is exactly ``piece``."""
+        out = C.c_int32()
+        _capi.check(self._lib.recur_model_token_id(self._h(), _text(piece, "piece"), C.byref(out)))
+        return out.value
+
+    def _token_texts(self) -> list:
+        if self._texts is None:
+            L, h = self._lib, self._h()
+            ptr, n = C.POINTER(C.c_char)(), C.c_size_t()
+            texts = []
+            for i in range(self._vocab_size):
+                _capi.check(L.recur_model_token_text(h, i, C.byref(ptr), C.byref(n)))
+                texts.append(C.string_at(ptr, n.value).decode("utf-8"))
+            self._texts = texts
+        return self._texts
+
+    def encode(self, text: str) -> list:
+        """Token ids of ``text`` (no BOS/EOS added)."""
+        b = _text(text)
+        cap = len(b) + 1
+        while True:
+            ids = (C.c_int32 * cap)()
+            count = C.c_size_t()
+            status = self._lib.recur_model_encode(self._h(), b, ids, cap, C.byref(count))
+            if status == Status.BUFFER_TOO_SMALL and count.value > cap:
+                cap = count.value
+                continue
+            _capi.check(status)
+            return list(ids[:count.value])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids`` (special tokens skipped; word vocabularies joined with spaces)."""
+        arr = _token_array(list(ids) if not isinstance(ids, np.ndarray) else ids, self._vocab_size, "ids")
+        ptr = arr.ctypes.data_as(C.POINTER(C.c_int32))
+        cap = 8 * arr.size + 64
+        while True:
+            buf = C.create_string_buffer(cap)
+            length = C.c_size_t()
+            status = self._lib.recur_model_decode(self._h(), ptr, arr.size, buf, cap, C.byref(length))
+            if status == Status.BUFFER_TOO_SMALL and length.value + 1 > cap:
+                cap = length.value + 1
+                continue
+            _capi.check(status)
+            return buf.raw[:length.value].decode("utf-8")
+
+    # -- description ----------------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        """Sizes, tokenizer, special tokens, format version and provenance numbers of the model."""
+        g = self._get
+        return {
+            "vocab_size": self._vocab_size,
+            "output_size": self._output_size,
+            "state_floats": g(_capi.RECUR_MODEL_STATE_FLOATS),
+            "tokenizer": "word" if self._word else "char",
+            "bos_id": self._special["bos"],
+            "eos_id": self._special["eos"],
+            "pad_id": self._special["pad"],
+            "unk_id": self._special["unk"],
+            "output_is_probability": bool(g(_capi.RECUR_MODEL_OUTPUT_IS_PROBABILITY)),
+            "format_version": (g(_capi.RECUR_MODEL_FORMAT_MAJOR), g(_capi.RECUR_MODEL_FORMAT_MINOR)),
+            "checksum": g(_capi.RECUR_MODEL_CHECKSUM),
+            "parameters": g(_capi.RECUR_MODEL_PARAMETERS),
+            "layers": g(_capi.RECUR_MODEL_LAYERS),
+            "file_bytes": g(_capi.RECUR_MODEL_FILE_BYTES),
+            "can_step": bool(g(_capi.RECUR_MODEL_CAN_STEP)),
+        }
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<recur.Model (closed)>"
+        return f"<recur.Model vocab_size={self._vocab_size} output_size={self._output_size}>"
+
+    # -- streams --------------------------------------------------------------------------------------
+
+    def new_state(self) -> "State":
+        """A new, zeroed stream state."""
+        return State(self)
+
+    def generate(self, prompt: str, max_tokens: int = 400, temperature: float = 0.8, top_k: int = 0,
+                 top_p: float = 1.0, seed: int = 42, state: Optional["State"] = None) -> Iterator[str]:
+        """Streams text continuing ``prompt``: an iterator yielding each piece as soon as it is sampled.
+
+        Feeds the prompt (after the model's BOS token, if any), then samples up to ``max_tokens`` tokens,
+        stopping early at the model's EOS token. The defaults are those of ``recur generate``, and the same
+        arguments give the same text as the command and the C function ``recur_generate``. With a
+        ``state`` the stream continues from it (an empty prompt continues its current output) and the
+        state keeps what was consumed; otherwise a fresh state is used. Arguments are checked here, before
+        iteration starts; nothing runs until the first piece is asked for.
+        """
+        b = _text(prompt, "prompt")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral):
+            raise TypeError(f"max_tokens must be an int (got {type(max_tokens).__name__})")
+        if max_tokens < 0 or max_tokens > _INT32_MAX:
+            raise RecurError(Status.INVALID_ARGUMENT, f"max tokens must be in 0...{_INT32_MAX} (got {max_tokens})")
+        if state is not None:
+            if not isinstance(state, State):
+                raise TypeError(f"state must be a recur.State (got {type(state).__name__})")
+            if state._model is not self:
+                raise RecurError(Status.MISMATCH, "the state belongs to another model")
+            state._h()
+        ids = self.encode(prompt) if b else []
+        if self._special["bos"] is not None:
+            ids.insert(0, self._special["bos"])
+        if not ids and (state is None or state.position == 0):
+            raise RecurError(Status.INVALID_ARGUMENT,
+                             "the prompt is empty and the model has no BOS token to start from")
+        sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        self._token_texts()
+        return self._stream(ids, int(max_tokens), sampler, state)
+
+    def _stream(self, ids: list, max_tokens: int, sampler: "Sampler", state: Optional["State"]) -> Iterator[str]:
+        own = state is None
+        st = self.new_state() if own else state
+        try:
+            if ids:
+                st.feed(ids, copy=False)
+            texts, eos, word = self._texts, self._special["eos"], self._word
+            special = {v for v in self._special.values() if v is not None}
+            L, sh = self._lib, st._h()
+            emitted = False
+            for _ in range(max_tokens):
+                token = sampler.sample_state(st)
+                if token == eos:
+                    return
+                _capi.check(L.recur_state_step(sh, token, None))
+                if token in special:
+                    continue
+                piece = (" " if word and emitted else "") + texts[token]
+                if piece:
+                    emitted = True
+                    yield piece
+        finally:
+            sampler.close()
+            if own:
+                st.close()
+
+
+class State:
+    """One stream of tokens through a model: recurrent vectors and the last output.
+
+    ``step(token)`` and ``feed(tokens)`` return the model's output after the token(s) as a float32
+    numpy array (a copy). ``save()`` gives bytes that ``load()`` restores, also into another State of the
+    same model file; ``copy()`` forks the stream.
+    """
+
+    def __init__(self, model: Model):
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a recur.Model (got {type(model).__name__})")
+        self._handle = None
+        L = model._lib
+        h = _capi.state_p()
+        _capi.check(L.recur_state_new(model._h(), C.byref(h)))
+        self._lib = L
+        self._free = L.recur_state_free
+        self._handle = h
+        self._model = model
+        self._vocab_size = model._vocab_size
+        self._output_size = model._output_size
+
+    def close(self) -> None:
+        """Releases the state (and its hold on the model). Closing twice is harmless."""
+        h, self._handle = getattr(self, "_handle", None), None
+        if h:
+            self._free(h)
+
+    def __enter__(self) -> "State":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle
+
+    def _h(self):
+        if not self._handle:
+            raise _closed("state")
+        return self._handle
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def position(self) -> int:
+        """Tokens consumed since creation or the last reset."""
+        p = C.c_uint64()
+        _capi.check(self._lib.recur_state_position(self._h(), C.byref(p)))
+        return p.value
+
+    @property
+    def output(self) -> np.ndarray:
+        """The current output (after the last step or feed; zeros after a reset), as a float32 copy."""
+        ptr = C.POINTER(C.c_float)()
+        _capi.check(self._lib.recur_state_output(self._h(), C.byref(ptr)))
+        return self._copy(ptr)
+
+    def _copy(self, ptr) -> np.ndarray:
+        return np.ctypeslib.as_array(ptr, shape=(self._output_size,)).copy()
+
+    def step(self, token: int) -> np.ndarray:
+        """Feeds one token id; returns the output after it (float32, a copy)."""
+        t = _token(token, self._vocab_size)
+        out = np.empty(self._output_size, dtype=np.float32)
+        _capi.check(self._lib.recur_state_step_copy(self._h(), t, out.ctypes.data_as(C.POINTER(C.c_float)),
+                                                    out.size))
+        return out
+
+    def feed(self, tokens: Union[Sequence[int], np.ndarray], copy: bool = True) -> Optional[np.ndarray]:
+        """Feeds a sequence of token ids at once (faster than stepping each); returns the output after
+        the last one (or None with ``copy=False``). Every id is checked first: on error nothing is fed."""
+        arr = _token_array(tokens, self._vocab_size)
+        if arr.size == 0:
+            raise RecurError(Status.INVALID_ARGUMENT, "feed needs at least one token")
+        ptr = C.POINTER(C.c_float)()
+        _capi.check(self._lib.recur_state_prefill(self._h(), arr.ctypes.data_as(C.POINTER(C.c_int32)), arr.size,
+                                                  C.byref(ptr)))
+        return self._copy(ptr) if copy else None
+
+    def reset(self) -> None:
+        """Zeroes the state (position 0)."""
+        _capi.check(self._lib.recur_state_reset(self._h()))
+
+    def save(self) -> bytes:
+        """The state as bytes (vectors, output, position, and the model's fingerprint)."""
+        n = C.c_size_t()
+        _capi.check(self._lib.recur_state_size(self._h(), C.byref(n)))
+        buf = C.create_string_buffer(n.value)
+        written = C.c_size_t()
+        _capi.check(self._lib.recur_state_save(self._h(), buf, n.value, C.byref(written)))
+        return buf.raw[:written.value]
+
+    def load(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Restores bytes from ``save()`` (of a state of the same model file). On error the state is
+        unchanged: RecurError with code MISMATCH (another model), FORMAT, CHECKSUM or UNSUPPORTED_VERSION."""
+        b = _buffer(data, "data")
+        _capi.check(self._lib.recur_state_restore(self._h(), b, len(b)))
+
+    def copy(self) -> "State":
+        """A new state equal to this one (a fork of the stream). Needs the model to be open."""
+        if self._model.closed:
+            raise _closed("model of this state (copy() creates a state of it)")
+        s = State(self._model)
+        try:
+            _capi.check(self._lib.recur_state_copy(s._h(), self._h()))
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<recur.State (closed)>"
+        return f"<recur.State position={self.position}>"
+
+
+class Sampler:
+    """Turns a model's output into a token id; owns its random generator (SplitMix64, seeded).
+
+    temperature 0 is argmax; otherwise top_k (0: all) and top_p (1: all) cut the candidates before the
+    draw. The same seed and outputs give the same ids everywhere (C, the command line, Python).
+    """
+
+    def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0):
+        self._handle = None
+        for name, v in (("temperature", temperature), ("top_p", top_p)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name} must be a number (got {type(v).__name__})")
+        for name, v in (("top_k", top_k), ("seed", seed)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int (got {type(v).__name__})")
+        if not 0 <= top_k <= _INT32_MAX:
+            raise RecurError(Status.INVALID_ARGUMENT, f"top-k must be in 0...{_INT32_MAX} (got {top_k})")
+        if not 0 <= seed < 2**64:
+            raise RecurError(Status.INVALID_ARGUMENT, f"seed must be in 0 ..< 2**64 (got {seed})")
+        L = _capi.lib()
+        p = _capi.recur_sampler_params()
+        L.recur_sampler_params_init(C.byref(p))
+        p.temperature, p.top_k, p.top_p, p.seed = float(temperature), int(top_k), float(top_p), int(seed)
+        h = _capi.sampler_p()
+        _capi.check(L.recur_sampler_new(C.byref(p), C.byref(h)))
+        self._lib = L
+        self._free = L.recur_sampler_free
+        self._handle = h
+        self.temperature, self.top_k, self.top_p, self.seed = p.temperature, p.top_k, p.top_p, p.seed
+
+    def close(self) -> None:
+        h, self._handle = getattr(self, "_handle", None), None
+        if h:
+            self._free(h)
+
+    def __enter__(self) -> "Sampler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle
+
+    def _h(self):
+        if not self._handle:
+            raise _closed("sampler")
+        return self._handle
+
+    def sample(self, logits) -> int:
+        """Draws a token id from a 1-D array of logits (float32 or float64; converted to float32)."""
+        arr = np.asarray(logits)
+        if arr.ndim != 1:
+            raise ValueError(f"logits must be one-dimensional (got shape {arr.shape})")
+        if arr.dtype.kind != "f":
+            raise TypeError(f"logits must be floating point (got dtype {arr.dtype})")
+        if arr.size == 0:
+            raise RecurError(Status.INVALID_ARGUMENT, "cannot sample from an empty vector")
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        token = C.c_int32()
+        _capi.check(self._lib.recur_sampler_sample(self._h(), arr.ctypes.data_as(C.POINTER(C.c_float)), arr.size,
+                                                   C.byref(token)))
+        return token.value
+
+    def sample_state(self, state: State) -> int:
+        """Draws a token id from a state's current output (as probabilities when the model ends in softmax)."""
+        if not isinstance(state, State):
+            raise TypeError(f"state must be a recur.State (got {type(state).__name__})")
+        token = C.c_int32()
+        _capi.check(self._lib.recur_sampler_sample_state(self._h(), state._h(), C.byref(token)))
+        return token.value
+
+    def __repr__(self) -> str:
+        return (f"<recur.Sampler temperature={self.temperature:g} top_k={self.top_k} top_p={self.top_p:g} "
+                f"seed={self.seed}{' (closed)' if self.closed else ''}>")
