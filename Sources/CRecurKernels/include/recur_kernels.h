@@ -62,6 +62,19 @@ void rk_quantize_x(void *xq, const float *x, long cols);
 void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
 void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
 
+/*
+ * A pool of worker threads for one matrix-vector product at a time, rows split evenly (in groups of 16).
+ * Created with the total thread count (caller included, ≥ 2; NULL otherwise or on failure). Workers spin
+ * for 0.2 ms after a product, then sleep. rk_pool_matvec is safe to call from several threads: while the
+ * pool serves one caller, the others compute on their own thread. dtype: 0 f32, 1 f16, 2 q8, 3 q4.
+ */
+typedef struct rk_pool rk_pool;
+rk_pool *rk_pool_create(int threads);
+void rk_pool_destroy(rk_pool *pool);
+int rk_pool_threads(const rk_pool *pool);
+void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const float *x, long rows, long cols,
+                    int accumulate);
+
 /* Decodes rows [0, rows) of a q8/q4/f16 matrix into f32 (out: rows × cols). dtype: 1 f16, 2 q8, 3 q4. */
 void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols);
 

@@ -10,6 +10,23 @@
 ///     n = tanh(W_n x + b_n + U_n (r ⊙ h))
 /// σ is the layer's recurrent activation and tanh its activation.
 enum GRUCell {
+    /// Reset-after gates given gh = U h (3H, without the recurrent bias; gh is modified).
+    @inline(__always)
+    static func gatesResetAfter(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gh: UnsafeMutablePointer<Float>,
+                                h: UnsafeMutablePointer<Float>) {
+        let H = l.spec.units
+        let ga = l.spec.recurrentActivation, act = l.spec.activation
+        if let bh = l.recurrentBias {
+            for i in 0..<(3 * H) { gh[i] += bh[i] }
+        }
+        for i in 0..<H {
+            let r = activate(ga, gx[i] + gh[i])
+            let z = activate(ga, gx[H + i] + gh[H + i])
+            let n = activate(act, gx[2 * H + i] + r * gh[2 * H + i])
+            h[i] = (1 - z) * n + z * h[i]
+        }
+    }
+
     /// `gx` = W x + b for this step (3H, read only). `h` is updated in place. `scratch` holds ≥ 4H floats.
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
@@ -19,15 +36,7 @@ enum GRUCell {
         let ga = l.spec.recurrentActivation, act = l.spec.activation
         if l.spec.resetAfter {
             matvec(gh, l.recurrent, h)
-            if let bh = l.recurrentBias {
-                for i in 0..<(3 * H) { gh[i] += bh[i] }
-            }
-            for i in 0..<H {
-                let r = activate(ga, gx[i] + gh[i])
-                let z = activate(ga, gx[H + i] + gh[H + i])
-                let n = activate(act, gx[2 * H + i] + r * gh[2 * H + i])
-                h[i] = (1 - z) * n + z * h[i]
-            }
+            gatesResetAfter(l, gx: gx, gh: gh, h: h)
         } else {
             matvec(gh, l.recurrent.rows(0, 2 * H), h)
             let rh = scratch + 3 * H

@@ -16,9 +16,15 @@ enum LSTMCell {
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
                      c: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        matvec(scratch, l.recurrent, h)
+        gates(l, gx: gx, g: UnsafePointer(scratch), h: h, c: c)
+    }
+
+    /// The gates given g = U h (4H).
+    @inline(__always)
+    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, g: UnsafePointer<Float>,
+                      h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
-        let g = scratch
-        matvec(g, l.recurrent, h)
         let ga = l.spec.recurrentActivation, act = l.spec.activation
         if let p = l.peephole {
             for k in 0..<H {

@@ -5,9 +5,14 @@ enum SimpleRNNCell {
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
                      scratch: UnsafeMutablePointer<Float>) {
-        let H = l.spec.units
         matvec(scratch, l.recurrent, h)
+        gates(l, gx: gx, u: UnsafePointer(scratch), h: h)
+    }
+
+    /// h' = act(gx + u) given u = U h.
+    @inline(__always)
+    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, u: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>) {
         let act = l.spec.activation
-        for i in 0..<H { h[i] = activate(act, gx[i] + scratch[i]) }
+        for i in 0..<l.spec.units { h[i] = activate(act, gx[i] + u[i]) }
     }
 }

@@ -11,7 +11,11 @@ import CRecurKernels
 /// y = W · x  (W: rows × cols, x: cols, y: rows), or y += W · x when `accumulate`.
 @inline(__always)
 public func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
-    matvec(y, w, x, accumulate: accumulate, level: -1)
+    if let pool = w.pool {
+        rk_pool_matvec(pool, Int32(w.dtype.rawValue), y, w.data, x, w.rows, w.cols, accumulate ? 1 : 0)
+    } else {
+        matvec(y, w, x, accumulate: accumulate, level: -1)
+    }
 }
 
 /// The kernel level in use: "scalar", "avx2" or "avx512".

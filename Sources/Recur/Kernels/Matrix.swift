@@ -5,6 +5,9 @@ public struct Matrix: @unchecked Sendable {
     public let cols: Int
     public let dtype: DType
     public let data: UnsafeRawPointer
+    /// The worker pool that splits this matrix's rows across threads (set by `Model` for large
+    /// recurrent matrices when `Model.Options.threads` allows), or nil for one thread.
+    var pool: OpaquePointer? = nil
 
     public init(rows: Int, cols: Int, dtype: DType, data: UnsafeRawPointer) {
         self.rows = rows; self.cols = cols; self.dtype = dtype; self.data = data
@@ -16,6 +19,8 @@ public struct Matrix: @unchecked Sendable {
     /// A view of rows [start, start + count).
     public func rows(_ start: Int, _ count: Int) -> Matrix {
         let rb = dtype.rowBytes(cols)!
-        return Matrix(rows: count, cols: cols, dtype: dtype, data: data + start * rb)
+        var m = Matrix(rows: count, cols: cols, dtype: dtype, data: data + start * rb)
+        m.pool = pool
+        return m
     }
 }

@@ -22,6 +22,10 @@ public final class Model: @unchecked Sendable {
         /// When the first recurrent layer reads an embedding, its input projection W·e + b of every token
         /// is computed once at load, so a step only multiplies the recurrent matrix. 0 disables it.
         public var inputTableBudget = 64 << 20
+        /// Threads for one step: the rows of large recurrent matrices are split across a persistent
+        /// worker pool (threads − 1 workers, created at load). 1: no pool. 0: automatic — all processors,
+        /// for recurrent matrices of at least 1 MiB, and no pool when none is that large.
+        public var threads = 0
         public init() {}
     }
 
@@ -37,6 +41,8 @@ public final class Model: @unchecked Sendable {
     let encoderStack: Stack?
     /// seq2seq only: the vocabulary of source texts (`source_tokenizer.*`). The target is `vocabulary`.
     public let sourceVocabulary: Vocabulary?
+    /// Workers for large recurrent matrices (Options.threads), or nil.
+    let kernelPool: KernelPool?
     /// Precomputed W·embedding[v] + b of the first recurrent layer, vocabulary × gates·H (or nil).
     let inputTable: UnsafeMutablePointer<Float>?
 
@@ -191,7 +197,9 @@ public final class Model: @unchecked Sendable {
             throw RecurError(.model, "the last layer must be recurrent or dense")
         }
         self.embedding = embedding
-        self.recurrent = recurrent
+        let pool = KernelPool.forModel(threads: options.threads, layers: recurrent.map { $0.forward })
+        self.kernelPool = pool
+        self.recurrent = pool.map { KernelPool.apply($0, options.threads, to: recurrent) } ?? recurrent
         self.head = head
         self.encoderStack = encoderStack
         self.sourceVocabulary = sourceVocabulary
@@ -206,12 +214,8 @@ public final class Model: @unchecked Sendable {
             let (bytes, o) = (v * g).multipliedReportingOverflow(by: 4)
             if !o && bytes <= options.inputTableBudget {
                 let t = UnsafeMutablePointer<Float>.allocate(capacity: v * g)
-                let row = UnsafeMutablePointer<Float>.allocate(capacity: e.table.cols)
-                defer { row.deallocate() }
-                for tok in 0..<v {
-                    e.lookup(tok, into: row)
-                    first.0.inputProjection(t + tok * g, row)
-                }
+                // In f32 whatever the weights' types: table = E · Wᵀ + b (docs/QUANTIZATION.md).
+                fillInputTable(t, embedding: e.table, kernel: first.0.kernel, bias: first.0.bias)
                 table = t
             }
         }

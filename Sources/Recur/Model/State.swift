@@ -24,7 +24,7 @@ public final class State: @unchecked Sendable {
     let hOffset: [Int]
     let cOffset: [Int?]
     /// Tokens consumed since the last reset.
-    public private(set) var position: Int = 0
+    public internal(set) var position: Int = 0
 
     init(model: Model) {
         self.model = model

@@ -1,0 +1,187 @@
+/* A persistent worker pool that splits the rows of one matrix-vector product across threads.
+ * Workers spin for a short while after each product (the next step usually follows within
+ * microseconds), then sleep on a condition variable; no thread is created per product. */
+#include "internal.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define SPIN_NS 200000L   /* how long an idle worker spins before it sleeps */
+
+typedef struct {
+    int dtype;            /* 0 f32, 1 f16, 2 q8, 3 q4 */
+    float *y;
+    const void *w;
+    const float *x;
+    long rows, cols, chunk;
+    int acc;
+} rk_job;
+
+typedef struct { struct rk_pool *pool; int index; } rk_worker_arg;
+
+struct rk_pool {
+    int n;                            /* threads in all, the caller included */
+    pthread_t *threads;
+    atomic_int busy;                  /* held by the caller of the running product */
+    atomic_uint gen;                  /* incremented for each product */
+    atomic_int remaining;             /* workers still running their part */
+    atomic_int sleepers;
+    atomic_int stop;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    rk_job job;
+    void *xq;                         /* x quantized once per product (q8, q4) */
+    size_t xq_cap;
+    rk_worker_arg *args;
+};
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static long row_bytes(int dtype, long cols) {
+    long nb = (cols + 31) / 32;
+    switch (dtype) {
+    case 0: return 4 * cols;
+    case 1: return 2 * cols;
+    case 2: return 36 * nb;
+    default: return 20 * nb;
+    }
+}
+
+static void run_part(struct rk_pool *p, int i) {
+    const rk_job *j = &p->job;
+    long r0 = (long)i * j->chunk;
+    if (r0 >= j->rows) return;
+    long n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
+    const unsigned char *w = (const unsigned char *)j->w + r0 * row_bytes(j->dtype, j->cols);
+    switch (j->dtype) {
+    case 0: rk_matvec_f32(j->y + r0, (const float *)w, j->x, n, j->cols, j->acc); break;
+    case 1: rk_matvec_f16(j->y + r0, (const uint16_t *)w, j->x, n, j->cols, j->acc); break;
+    case 2: rk_matvec_q8_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
+    default: rk_matvec_q4_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
+    }
+}
+
+static void *worker(void *arg) {
+    struct rk_pool *p = ((rk_worker_arg *)arg)->pool;
+    int index = ((rk_worker_arg *)arg)->index;
+    unsigned seen = atomic_load(&p->gen);
+    for (;;) {
+        unsigned g;
+        long start = 0;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+            if (atomic_load_explicit(&p->stop, memory_order_relaxed)) return NULL;
+            relax();
+            if (++spins % 256) continue;
+            long t = now_ns();
+            if (!start) { start = t; continue; }
+            if (t - start < SPIN_NS) continue;
+            pthread_mutex_lock(&p->mutex);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mutex);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mutex);
+            start = 0;
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = g;
+        run_part(p, index);
+        atomic_fetch_sub_explicit(&p->remaining, 1, memory_order_release);
+    }
+}
+
+rk_pool *rk_pool_create(int threads) {
+    if (threads < 2) return NULL;
+    struct rk_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = threads;
+    p->threads = calloc((size_t)threads, sizeof(pthread_t));
+    p->args = calloc((size_t)threads, sizeof *p->args);
+    if (!p->threads || !p->args) { free(p->threads); free(p->args); free(p); return NULL; }
+    pthread_mutex_init(&p->mutex, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    for (int i = 1; i < threads; i++) {
+        p->args[i].pool = p;
+        p->args[i].index = i;
+        if (pthread_create(&p->threads[i], NULL, worker, &p->args[i]) != 0) {
+            p->n = i;   /* run with the workers that did start */
+            break;
+        }
+    }
+    if (p->n < 2) { rk_pool_destroy(p); return NULL; }
+    return p;
+}
+
+void rk_pool_destroy(rk_pool *p) {
+    if (!p) return;
+    atomic_store(&p->stop, 1);
+    pthread_mutex_lock(&p->mutex);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mutex);
+    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mutex);
+    pthread_cond_destroy(&p->wake);
+    free(p->xq);
+    free(p->threads);
+    free(p->args);
+    free(p);
+}
+
+int rk_pool_threads(const rk_pool *p) { return p ? p->n : 1; }
+
+static void single(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    switch (dtype) {
+    case 0: rk_matvec_f32(y, (const float *)w, x, rows, cols, acc); break;
+    case 1: rk_matvec_f16(y, (const uint16_t *)w, x, rows, cols, acc); break;
+    case 2: rk_matvec_q8(y, w, x, rows, cols, acc); break;
+    default: rk_matvec_q4(y, w, x, rows, cols, acc); break;
+    }
+}
+
+void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    if (!p || rows < 8 * p->n || cols <= 0 || atomic_exchange_explicit(&p->busy, 1, memory_order_acquire)) {
+        single(dtype, y, w, x, rows, cols, acc);   /* small, or another caller holds the pool */
+        return;
+    }
+    if (dtype >= 2) {
+        size_t need = rk_xq_bytes(cols);
+        if (need > p->xq_cap) {
+            void *b = aligned_alloc(64, (need + 63) & ~(size_t)63);
+            if (!b) {
+                atomic_store_explicit(&p->busy, 0, memory_order_release);
+                single(dtype, y, w, x, rows, cols, acc);
+                return;
+            }
+            free(p->xq);
+            p->xq = b;
+            p->xq_cap = need;
+        }
+        rk_quantize_x(p->xq, x, cols);
+    }
+    long chunk = (rows + p->n - 1) / p->n;
+    chunk = (chunk + 15) & ~15L;   /* whole groups of rows for the kernels, and whole cache lines of y */
+    p->job = (rk_job){dtype, y, w, x, rows, cols, chunk, acc};
+    atomic_store(&p->remaining, p->n - 1);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mutex);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mutex);
+    }
+    run_part(p, 0);
+    while (atomic_load_explicit(&p->remaining, memory_order_acquire) > 0) relax();
+    atomic_store_explicit(&p->busy, 0, memory_order_release);
+}

@@ -1,0 +1,66 @@
+import COpenBLAS
+import CRecurKernels
+
+/// Matrix-matrix products: several vectors against one weight matrix (the batched step, the input
+/// table). f32 weights go to OpenBLAS sgemm; f16 weights are decoded to f32 in chunks of rows that stay
+/// in cache, each chunk multiplied by sgemm (for fewer than `decodeMinimum` vectors, one vector at a
+/// time); q8 and q4 weights use the quantized kernels vector by vector, so that a batched step computes
+/// exactly what single steps compute (the same int8 activations).
+
+/// Below this many vectors, f16 weights are multiplied vector by vector (decoding costs more than it saves).
+let decodeMinimum = 4
+
+/// Y (n × rows) = X (n × cols) · Wᵀ: Y[i] = W · X[i] for each of n vectors, all row-major.
+public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, count n: Int) {
+    guard n > 0, w.rows > 0 else { return }
+    if w.cols == 0 {
+        y.update(repeating: 0, count: n * w.rows)
+        return
+    }
+    if n == 1 {
+        matvec(y, w, x)
+        return
+    }
+    if w.dtype == .f32 {
+        gemmABt(y, x, w.f32, m: n, n: w.rows, k: w.cols, bias: nil)
+        return
+    }
+    if n < decodeMinimum || w.dtype == .q8 || w.dtype == .q4 {
+        for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
+        return
+    }
+    // Decode up to 64 KiB of weights at a time.
+    let chunk = max(4, min(w.rows, (16 << 10) / w.cols))
+    let buf = UnsafeMutablePointer<Float>.allocate(capacity: chunk * w.cols)
+    defer { buf.deallocate() }
+    let rb = w.dtype.rowBytes(w.cols)!
+    var r0 = 0
+    while r0 < w.rows {
+        let m = min(chunk, w.rows - r0)
+        rk_dequantize(buf, w.data + r0 * rb, Int32(w.dtype.rawValue), m, w.cols)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(m), Int32(w.cols),
+                    1, x, Int32(w.cols), buf, Int32(w.cols), 0, y + r0, Int32(w.rows))
+        r0 += m
+    }
+}
+
+/// All of `w` decoded to f32 (rows × cols), or `w`'s own bytes when it is f32 already.
+/// `body` must not keep the pointer.
+func withDecoded<T>(_ w: Matrix, _ body: (UnsafePointer<Float>) -> T) -> T {
+    if w.dtype == .f32 { return body(w.f32) }
+    let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(w.rows * w.cols, 1))
+    defer { buf.deallocate() }
+    rk_dequantize(buf, w.data, Int32(w.dtype.rawValue), w.rows, w.cols)
+    return body(UnsafePointer(buf))
+}
+
+/// The first recurrent layer's input projection of every token: table (V × G) = E (V × In) · Wᵀ + b,
+/// computed in f32 from the decoded embedding and kernel whatever their types (no quantization of the
+/// embedding rows as activations), by sgemm.
+func fillInputTable(_ table: UnsafeMutablePointer<Float>, embedding: Matrix, kernel: Matrix, bias: UnsafePointer<Float>) {
+    withDecoded(embedding) { e in
+        withDecoded(kernel) { k in
+            gemmABt(table, e, k, m: embedding.rows, n: kernel.rows, k: kernel.cols, bias: bias)
+        }
+    }
+}

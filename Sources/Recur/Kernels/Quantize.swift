@@ -1,0 +1,103 @@
+/// Converting a model's weights to f16, q8 or q4 (what `recur quantize` does).
+///
+/// The default policy for a target type T:
+/// - recurrent layers' kernels (W) and recurrent kernels (U), and hidden dense layers: T;
+/// - the embedding table and the output layer's kernel: at least 8 bits — f16 when T is f16, q8 when T
+///   is q8 or q4 (they are read once per token, so their size costs little time, and the output layer
+///   decides the next-token distribution directly);
+/// - vectors (biases, recurrent biases) and peephole weights: f32 always (the loader requires it).
+/// Overrides name tensors exactly or with `*` wildcards.
+public enum Quantizer {
+    /// One tensor's conversion.
+    public struct Entry: Sendable {
+        public var name: String
+        public var shape: [Int]
+        public var from: DType
+        public var to: DType
+        public var bytesBefore: Int
+        public var bytesAfter: Int
+    }
+
+    /// A per-tensor override: tensors whose name matches `pattern` (`*` matches any run of characters)
+    /// get `dtype`, or keep their type in the source file when `dtype` is nil.
+    public struct Override: Sendable {
+        public var pattern: String
+        public var dtype: DType?
+        public init(pattern: String, dtype: DType?) { self.pattern = pattern; self.dtype = dtype }
+    }
+
+    /// Parses "f32", "f16", "q8" / "int8", "q4" / "int4".
+    public static func parseType(_ s: String) -> DType? {
+        switch s.lowercased() {
+        case "f32", "float32": return .f32
+        case "f16", "float16", "half": return .f16
+        case "q8", "int8", "i8": return .q8
+        case "q4", "int4", "4bit", "4-bit": return .q4
+        default: return nil
+        }
+    }
+
+    /// The default type of tensor `name` (shape `shape`) of a model with architecture `arch` quantized to `target`.
+    public static func defaultType(_ name: String, shape: [Int], arch: Architecture, target: DType) -> DType {
+        if shape.count < 2 || name.hasSuffix(".peephole") { return .f32 }
+        let atLeast8: DType = target == .f16 || target == .f32 ? target : .q8
+        if name.hasSuffix(".embeddings") { return atLeast8 }
+        // The output layer: the main stack's last layer when it is dense.
+        if case .dense? = arch.layers.last, name == "layer.\(arch.layers.count - 1).kernel" { return atLeast8 }
+        return target
+    }
+
+    /// Whether `name` matches `pattern` (`*` matches any run of characters, including none).
+    public static func matches(_ name: String, _ pattern: String) -> Bool {
+        let n = Array(name.utf8), p = Array(pattern.utf8)
+        var i = 0, j = 0, star = -1, mark = 0
+        while i < n.count {
+            if j < p.count && p[j] != UInt8(ascii: "*") && p[j] == n[i] { i += 1; j += 1 }
+            else if j < p.count && p[j] == UInt8(ascii: "*") { star = j; mark = i; j += 1 }
+            else if star >= 0 { j = star + 1; mark += 1; i = mark }
+            else { return false }
+        }
+        while j < p.count && p[j] == UInt8(ascii: "*") { j += 1 }
+        return j == p.count
+    }
+
+    /// The tensors of `file` converted to `target` by the default policy and `overrides` (later overrides
+    /// win), with every metadata entry kept and `general.quantization` set to `target`'s name.
+    /// Throws when an override matches no tensor or asks for a type a tensor cannot have.
+    public static func quantize(_ file: RecurFile, to target: DType, overrides: [Override] = []) throws
+        -> (writer: RecurWriter, entries: [Entry]) {
+        let arch = try Architecture(file: file)
+        for o in overrides where !file.tensors.contains(where: { matches($0.name, o.pattern) }) {
+            throw RecurError(.invalidArgument, "no tensor matches '\(o.pattern)' (tensors: \(file.tensors.map(\.name).joined(separator: ", ")))")
+        }
+        var w = RecurWriter()
+        for (k, v) in file.metadata { w.set(k, v) }
+        w.set("general.quantization", .string(target.name))
+        var entries: [Entry] = []
+        for t in file.tensors {
+            var to = defaultType(t.name, shape: t.shape, arch: arch, target: target)
+            for o in overrides where matches(t.name, o.pattern) { to = o.dtype ?? t.dtype }
+            let vectorLike = t.shape.count < 2 || t.name.hasSuffix(".peephole")
+            if vectorLike && to != .f32 {
+                throw RecurError(.invalidArgument, "tensor '\(t.name)' must stay f32 (vectors and peepholes are read as f32)")
+            }
+            let bytes: [UInt8]
+            if to == t.dtype {
+                bytes = Array(file.bytes(of: t))
+            } else {
+                let cols = t.shape.last ?? 1
+                let rows = cols == 0 ? 0 : t.elementCount / cols
+                let src = Matrix(rows: rows, cols: cols, dtype: t.dtype, data: file.bytes(of: t).baseAddress!)
+                var values = [Float](repeating: 0, count: t.elementCount)
+                values.withUnsafeMutableBufferPointer { out in
+                    for r in 0..<rows { dequantizeRow(src, r, into: out.baseAddress! + r * cols) }
+                }
+                bytes = quantizeMatrix(values, rows: rows, cols: cols, to: to)
+            }
+            w.addTensor(t.name, dtype: to, shape: t.shape, bytes: bytes)
+            entries.append(Entry(name: t.name, shape: t.shape, from: t.dtype, to: to,
+                                 bytesBefore: t.byteLength, bytesAfter: bytes.count))
+        }
+        return (w, entries)
+    }
+}

@@ -1,0 +1,72 @@
+import CRecurKernels
+
+/// A persistent pool of worker threads for the matrix-vector product of one step (CRecurKernels'
+/// rk_pool): the rows of a matrix are split evenly across the threads; workers spin for 0.2 ms after
+/// each product, then sleep, so no thread is created per step. While one stream uses the pool, a
+/// concurrent caller computes on its own thread instead of waiting.
+final class KernelPool: @unchecked Sendable {
+    let raw: OpaquePointer
+    let threads: Int
+
+    /// nil when `threads` < 2 or the threads cannot be started.
+    init?(threads: Int) {
+        guard threads >= 2, let p = rk_pool_create(Int32(min(threads, 64))) else { return nil }
+        raw = p
+        self.threads = Int(rk_pool_threads(p))
+    }
+
+    deinit { rk_pool_destroy(raw) }
+
+    /// Processors available to this process.
+    static var processors: Int {
+        #if canImport(Glibc)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }
+
+    /// Below this many bytes of weights a split step costs more in synchronization than it saves
+    /// (measured on the reference machine: docs/QUANTIZATION.md, "Threads").
+    static let automaticThreshold = 1 << 20
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension RecurrentWeights {
+    /// The same weights with the recurrent matrix split across `pool`.
+    func withPool(_ pool: KernelPool) -> RecurrentWeights {
+        var u = recurrent
+        u.pool = pool.raw
+        return RecurrentWeights(spec: spec, kernel: kernel, recurrent: u, bias: bias,
+                                recurrentBias: recurrentBias, peephole: peephole)
+    }
+}
+
+extension KernelPool {
+    /// The pool a model loaded with `threads` uses for these recurrent layers, or nil.
+    static func forModel(threads: Int, layers: [RecurrentWeights]) -> KernelPool? {
+        if threads == 1 { return nil }
+        if threads == 0 {
+            guard processors >= 2, layers.contains(where: { isLarge($0.recurrent) }) else { return nil }
+            return KernelPool(threads: processors)
+        }
+        return KernelPool(threads: threads)
+    }
+
+    static func isLarge(_ m: Matrix) -> Bool {
+        guard let rb = m.dtype.rowBytes(m.cols) else { return false }
+        return m.rows.multipliedReportingOverflow(by: rb).partialValue >= automaticThreshold
+    }
+
+    /// The layers with `pool` set on their recurrent matrices (only the large ones when automatic).
+    static func apply(_ pool: KernelPool, _ threads: Int, to layers: [(forward: RecurrentWeights, backward: RecurrentWeights?)])
+        -> [(forward: RecurrentWeights, backward: RecurrentWeights?)] {
+        func one(_ l: RecurrentWeights) -> RecurrentWeights {
+            threads != 0 || isLarge(l.recurrent) ? l.withPool(pool) : l
+        }
+        return layers.map { (one($0.forward), $0.backward.map(one)) }
+    }
+}

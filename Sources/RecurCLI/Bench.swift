@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import Recur
+
+/// `recur bench MODEL`: load time, step latency, prefill throughput and peak memory of one model;
+/// `recur bench --kernels`: the matrix-vector kernels alone, per weight type and instruction-set level.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a model's load time, step latency, prefill throughput and peak memory.",
+        discussion: """
+            Step latency is the median of single steps (after a warm-up) of a stream fed random tokens; \
+            prefill is a prompt of random tokens fed at once. Peak memory is the process's maximum \
+            resident set size (getrusage). With --kernels, times the matrix-vector kernels instead.
+            """)
+
+    @Argument(help: "The model (.recur). Not needed with --kernels.")
+    var model: String?
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    @Option(name: .long, help: "Threads for one step (rows split across a worker pool; 0 = automatic).")
+    var threads: Int = 1
+
+    @Option(name: .long, help: "Steps to time.")
+    var steps: Int = 2000
+
+    @Option(name: .long, help: "Prompt length for prefill.")
+    var prompt: Int = 1000
+
+    @Option(name: .long, help: "Streams stepped together with stepBatch (1 = plain step).")
+    var batch: Int = 1
+
+    @Flag(name: .long, help: "Time the matrix-vector kernels instead of a model.")
+    var kernels = false
+
+    @Option(name: .long, help: "Rows of the --kernels matrix.")
+    var rows: Int = 3072
+
+    @Option(name: .long, help: "Columns of the --kernels matrix.")
+    var cols: Int = 1024
+
+    func run() throws {
+        if kernels { return try runKernels() }
+        guard let model else { throw CLIError("name a model, or use --kernels") }
+        guard steps >= 1, prompt >= 1, threads >= 0, batch >= 1 else {
+            throw CLIError("--steps, --prompt and --batch must be ≥ 1, --threads ≥ 0")
+        }
+        var options = Model.Options()
+        options.threads = threads
+        var loads: [Double] = []
+        var m: Model? = nil
+        for _ in 0..<3 {
+            let t0 = now()
+            m = try Model(path: model, options: options)
+            loads.append(now() - t0)
+        }
+        let mdl = m!
+        let v = mdl.vocabulary.count
+        var rng = SplitMix64(seed: 7)
+        let tokens = (0..<max(steps, prompt) + 100).map { _ in Int(rng.next() % UInt64(v)) }
+
+        // Step latency.
+        var times: [Double] = []
+        times.reserveCapacity(steps)
+        if batch == 1 {
+            let state = mdl.makeState()
+            for t in 0..<100 { try state.step(tokens[t]) }
+            for t in 0..<steps {
+                let t0 = now()
+                try state.step(tokens[t])
+                times.append(now() - t0)
+            }
+        } else {
+            let states = (0..<batch).map { _ in mdl.makeState() }
+            for t in 0..<20 { try mdl.stepBatch(states: states, tokens: (0..<batch).map { tokens[(t + $0) % tokens.count] }) }
+            for t in 0..<steps {
+                let toks = (0..<batch).map { tokens[(t + 7 * $0) % tokens.count] }
+                let t0 = now()
+                try mdl.stepBatch(states: states, tokens: toks)
+                times.append(now() - t0)
+            }
+        }
+        times.sort()
+        let median = times[times.count / 2], p90 = times[times.count * 9 / 10]
+
+        // Prefill.
+        let state = mdl.makeState()
+        let p = Array(tokens[0..<prompt])
+        var prefills: [Double] = []
+        for _ in 0..<3 {
+            state.reset()
+            let t0 = now()
+            try state.prefill(p)
+            prefills.append(now() - t0)
+        }
+        prefills.sort()
+        let tokPerSec = Double(prompt) / prefills[1]
+
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peak = Int(usage.ru_maxrss) * 1024
+        loads.sort()
+        let size = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
+        let types = Dictionary(grouping: mdl.file.tensors, by: { $0.dtype.name }).mapValues { $0.count }
+        if json {
+            var o: [String: Any] = [
+                "model": model, "file_bytes": size ?? 0, "threads": threads, "batch": batch,
+                "kernels": kernelLevelName, "load_ms": loads[1] * 1e3,
+                "step_us_median": median * 1e6, "step_us_p90": p90 * 1e6,
+                "prefill_tokens_per_s": tokPerSec, "prefill_tokens": prompt, "peak_rss_bytes": peak,
+                "tensor_types": types,
+            ]
+            if batch > 1 { o["stream_steps_per_s"] = Double(batch) / median }
+            let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("model          \(model) (\(formatBytes(size ?? 0)); tensors \(types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
+            print("kernels        \(kernelLevelName), threads \(threads)\(batch > 1 ? ", batch \(batch)" : "")")
+            print(String(format: "load           %.2f ms (median of 3)", loads[1] * 1e3))
+            print(String(format: "step           %.2f µs median, %.2f µs p90 (%d steps)", median * 1e6, p90 * 1e6, steps)
+                  + (batch > 1 ? String(format: "; %.0f stream-steps/s", Double(batch) / median) : ""))
+            print(String(format: "prefill        %.0f tokens/s (%d-token prompt, median of 3)", tokPerSec, prompt))
+            print("peak memory    \(formatBytes(peak)) (max RSS)")
+        }
+    }
+
+    func runKernels() throws {
+        guard rows >= 1, cols >= 1 else { throw CLIError("--rows and --cols must be ≥ 1") }
+        var rng = SplitMix64(seed: 3)
+        let values = (0..<(rows * cols)).map { _ in Float(Double(rng.next() >> 11) / Double(1 << 53)) * 2 - 1 }
+        let x = (0..<cols).map { _ in Float(Double(rng.next() >> 11) / Double(1 << 53)) * 2 - 1 }
+        var y = [Float](repeating: 0, count: rows)
+        var results: [[String: Any]] = []
+        print("matrix \(rows) × \(cols); kernels: \(kernelLevelName) (detected level \(kernelDetectedLevel))")
+        print("type   kernel        µs/call     GB/s")
+        for dtype in DType.allCases {
+            let bytes = quantizeMatrix(values, rows: rows, cols: cols, to: dtype)
+            try bytes.withUnsafeBytes { raw in
+                let w = Matrix(rows: rows, cols: cols, dtype: dtype, data: raw.baseAddress!)
+                var variants: [(String, () -> Void)] = []
+                for level in 0...kernelDetectedLevel {
+                    let name = ["scalar", "avx2", "avx512"][level]
+                    variants.append(("c-" + name, {
+                        x.withUnsafeBufferPointer { xp in
+                            y.withUnsafeMutableBufferPointer { matvec($0.baseAddress!, w, xp.baseAddress!, accumulate: false, level: level) }
+                        }
+                    }))
+                }
+                variants.append(("swift-simd", {
+                    x.withUnsafeBufferPointer { xp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            switch dtype {
+                            case .f32: SwiftKernels.f32(yp.baseAddress!, w.f32, xp.baseAddress!, rows: rows, cols: cols, accumulate: false)
+                            case .f16: SwiftKernels.f16(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
+                            case .q8: SwiftKernels.q8(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
+                            case .q4: SwiftKernels.q4(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
+                            }
+                        }
+                    }
+                }))
+                for (name, f) in variants {
+                    let t = timeMedian(f)
+                    let gbs = Double(bytes.count) / t / 1e9
+                    print(String(format: "%-6@ %-12@ %8.2f %8.1f", dtype.name as NSString, name as NSString, t * 1e6, gbs))
+                    results.append(["dtype": dtype.name, "kernel": name, "us": t * 1e6, "gb_per_s": gbs])
+                }
+            }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: ["rows": rows, "cols": cols, "results": results], options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// Median time of one call of f, from batches run for about 0.3 s after a warm-up.
+    func timeMedian(_ f: () -> Void) -> Double {
+        for _ in 0..<3 { f() }
+        let t0 = now()
+        f()
+        let one = max(now() - t0, 1e-7)
+        let reps = max(1, min(10_000, Int(0.02 / one)))
+        var samples: [Double] = []
+        for _ in 0..<15 {
+            let s = now()
+            for _ in 0..<reps { f() }
+            samples.append((now() - s) / Double(reps))
+        }
+        samples.sort()
+        return samples[samples.count / 2]
+    }
+}
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+func formatBytes(_ n: Int) -> String {
+    if n >= 1 << 20 { return String(format: "%.2f MiB", Double(n) / Double(1 << 20)) }
+    if n >= 1 << 10 { return String(format: "%.1f KiB", Double(n) / Double(1 << 10)) }
+    return "\(n) B"
+}

@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+@testable import Recur
+
+/// The batched step and the threaded step compute what single-threaded single steps compute.
+final class KernelBatchTests: XCTestCase {
+    func model(_ cells: [RecurrentSpec.Template], hidden: Int, dtype: DType, threads: Int = 1) throws -> Model {
+        let v = try Vocabulary(kind: .char, pieces: (0..<25).map { String(UnicodeScalar(UInt32(0x41 + $0))!) })
+        var b = ModelBuilder(architecture: Architecture.generator(vocabulary: 25, embedding: 19, cells: cells, hidden: hidden), vocabulary: v)
+        b.randomize(seed: 3, scale: 1.5)
+        let f32 = b.writer().serialize()
+        var bytes = f32
+        if dtype != .f32 {
+            let file = try f32.withUnsafeBytes { try RecurFile(storage: try FileStorage(copying: $0)) }
+            bytes = try Quantizer.quantize(file, to: dtype).writer.serialize()
+        }
+        var o = Model.Options()
+        o.threads = threads
+        return try bytes.withUnsafeBytes { try Model(bytes: $0, options: o) }
+    }
+
+    static let stacks: [[RecurrentSpec.Template]] = [
+        [.init(cell: .gru)], [.init(cell: .gru, resetAfter: false)], [.init(cell: .lstm, peephole: true)],
+        [.init(cell: .rnn)], [.init(cell: .gru), .init(cell: .lstm)],
+    ]
+
+    func testStepBatchEqualsSingleSteps() throws {
+        for cells in Self.stacks {
+            for dtype in [DType.f32, .f16, .q8, .q4] {
+                let m = try model(cells, hidden: 21, dtype: dtype)
+                for n in [1, 3, 6] {
+                    // Streams at different positions.
+                    let batch = (0..<n).map { _ in m.makeState() }
+                    let single = (0..<n).map { _ in m.makeState() }
+                    for k in 0..<n {
+                        let warm = (0..<k).map { ($0 * 7 + k) % 25 }
+                        if !warm.isEmpty { try batch[k].prefill(warm); try single[k].prefill(warm) }
+                    }
+                    var rng = SplitMix64(seed: UInt64(n))
+                    var worst: Float = 0
+                    for _ in 0..<12 {
+                        let toks = (0..<n).map { _ in Int(rng.next() % 25) }
+                        try m.stepBatch(states: batch, tokens: toks)
+                        for k in 0..<n {
+                            let want = try single[k].step(toks[k])
+                            for j in 0..<m.outputSize { worst = max(worst, abs(batch[k].output[j] - want[j])) }
+                            XCTAssertEqual(batch[k].position, single[k].position)
+                        }
+                    }
+                    for k in 0..<n {
+                        for (a, b) in zip(batch[k].vector, single[k].vector) { worst = max(worst, abs(a - b)) }
+                    }
+                    XCTAssertLessThan(worst, 1e-4, "\(cells.map(\.cell)) \(dtype.name) n=\(n)")
+                }
+            }
+        }
+    }
+
+    func testStepBatchRejectsBadInput() throws {
+        let m = try model([.init(cell: .gru)], hidden: 8, dtype: .f32)
+        let other = try model([.init(cell: .gru)], hidden: 8, dtype: .f32)
+        let s = m.makeState()
+        assertThrowsRecur(.invalidArgument, "2 states and 1 tokens") { try m.stepBatch(states: [s, m.makeState()], tokens: [1]) }
+        assertThrowsRecur(.invalidArgument, "twice") { try m.stepBatch(states: [s, s], tokens: [1, 2]) }
+        assertThrowsRecur(.mismatch, "another model") { try m.stepBatch(states: [s, other.makeState()], tokens: [1, 2]) }
+        assertThrowsRecur(.outOfRange, "outside the vocabulary") { try m.stepBatch(states: [s, m.makeState()], tokens: [1, 99]) }
+        XCTAssertEqual(s.position, 0)
+        try m.stepBatch(states: [], tokens: [])
+    }
+
+    /// Rows split across the worker pool are computed by the same kernels on the same quantized x:
+    /// the outputs are bit for bit those of one thread, also when two streams step concurrently.
+    func testThreadedStepEqualsSingleThread() throws {
+        for dtype in [DType.f32, .f16, .q8, .q4] {
+            let one = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 70, dtype: dtype, threads: 1)
+            let two = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 70, dtype: dtype, threads: 3)
+            XCTAssertNotNil(two.kernelPool)
+            XCTAssertNil(one.kernelPool)
+            let toks = (0..<40).map { ($0 * 11 + 3) % 25 }
+            let a = one.makeState()
+            var want: [[Float]] = []
+            for t in toks { want.append(Array(try a.step(t))) }
+            // Two streams of the threaded model at once: one holds the pool, the other runs on its own thread.
+            let results = UnsafeMutablePointer<[[Float]]>.allocate(capacity: 2)
+            results.initialize(repeating: [], count: 2)
+            defer { results.deinitialize(count: 2); results.deallocate() }
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let s = two.makeState()
+                var out: [[Float]] = []
+                for t in toks { out.append(Array(try! s.step(t))) }
+                results[i] = out
+            }
+            XCTAssertEqual(results[0], want, dtype.name)
+            XCTAssertEqual(results[1], want, dtype.name)
+        }
+    }
+
+    func testAutomaticThreads() throws {
+        let small = try model([.init(cell: .gru)], hidden: 30, dtype: .f32, threads: 0)
+        XCTAssertNil(small.kernelPool, "a small model uses one thread")
+        if KernelPool.processors >= 2 {
+            let big = try model([.init(cell: .gru)], hidden: 300, dtype: .f32, threads: 0)   // 900 × 300 f32 ≥ 1 MiB
+            XCTAssertNotNil(big.kernelPool)
+        }
+    }
+}
