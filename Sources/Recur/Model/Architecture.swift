@@ -247,6 +247,7 @@ public struct Architecture: Sendable, Equatable {
     static func validate(_ layers: [LayerSpec]) throws {
         guard !layers.isEmpty else { throw RecurError(.model, "the model has no layers") }
         var width: Int? = nil
+        var sawDense = false, sawLastStepOnly = false
         for (i, layer) in layers.enumerated() {
             switch layer {
             case .embedding(let v, let d):
@@ -257,11 +258,21 @@ public struct Architecture: Sendable, Equatable {
                 if let w = width, w != r.inputSize {
                     throw RecurError(.model, "layer \(i) (\(r.cell.rawValue)) expects input size \(r.inputSize) but the previous layer gives \(w)")
                 }
+                // Dense layers form the output head after the last recurrent layer; a layer that returns only
+                // its last step ends the sequence.
+                if sawDense {
+                    throw RecurError(.model, "layer \(i) (\(r.cell.rawValue)) follows a dense layer; dense layers may only come after the last recurrent layer")
+                }
+                if sawLastStepOnly {
+                    throw RecurError(.model, "layer \(i) (\(r.cell.rawValue)) follows a recurrent layer with return_sequences = false, which outputs a single step")
+                }
+                sawLastStepOnly = !r.returnSequences
                 width = r.outputSize
             case .dense(let n, let u, _):
                 if let w = width, w != n {
                     throw RecurError(.model, "layer \(i) (dense) expects input size \(n) but the previous layer gives \(w)")
                 }
+                sawDense = true
                 width = u
             }
         }

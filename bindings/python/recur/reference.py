@@ -1,0 +1,500 @@
+"""A plain numpy implementation of Recur models, written from the equations of ``docs/FORMAT.md``.
+
+It is slow and simple on purpose: every layer is a few lines of float64 numpy that mirror the formulas,
+so the runtime can be checked against it. It needs only a parsed file (``recur.format.read``) or the
+metadata and tensors themselves; it does not use the Recur library.
+
+    >>> from recur import format, reference
+    >>> ref = reference.ReferenceModel(format.read("tiny.recur"))
+    >>> logits = ref.run([5, 17, 2])[-1]              # float64, one vector per token
+    >>> sampler = reference.ReferenceSampler(temperature=0.8, top_k=40, seed=7)
+    >>> sampler.sample(logits)
+
+Conventions (see the specification for the full text):
+
+- Weights are row-major with gate blocks stacked along the rows: GRU r, z, n; LSTM i, f, g, o.
+- ``step`` runs the stack one token at a time (embedding, recurrent layers, dense layers); ``forward_sequence``
+  runs a whole sequence layer by layer and is the only way to run bidirectional layers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "activate", "quantize_activations", "gru_step", "lstm_step", "rnn_step", "dense", "ReferenceModel", "SplitMix64", "pick",
+    "ReferenceSampler",
+]
+
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softmax")
+
+
+# --- Activations ---------------------------------------------------------------------------------
+
+def activate(name: str, x: np.ndarray) -> np.ndarray:
+    """The activation ``name`` applied to float64 ``x`` (softmax over the whole vector)."""
+    x = np.asarray(x, dtype=np.float64)
+    if name == "linear":
+        return x.copy()
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "sigmoid":
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    if name == "hard_sigmoid_keras2":
+        return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+    if name == "hard_sigmoid_keras3":
+        return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+    if name == "softmax":
+        e = np.exp(x - np.max(x))
+        return e / e.sum()
+    raise ValueError(f"unknown activation '{name}'")
+
+
+# --- Matrices ------------------------------------------------------------------------------------
+
+def quantize_activations(x: np.ndarray) -> np.ndarray:
+    """The runtime's dynamic quantization of a vector multiplied by a q8/q4 matrix: per block of 32,
+    d = max|x| / 127 and x ≈ d · round_half_even(clamp(x · (127 / max|x|), −127, 127)), in float32."""
+    x32 = np.asarray(x, dtype=np.float32).reshape(-1)
+    n = x32.shape[0]
+    nb = (n + 31) // 32
+    padded = np.zeros(nb * 32, dtype=np.float32)
+    padded[:n] = x32
+    blocks = padded.reshape(nb, 32)
+    amax = np.abs(blocks).max(axis=1).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax > 0, np.float32(127) / amax, np.float32(0)).astype(np.float32)
+    d = (amax / np.float32(127)).astype(np.float32)
+    t = np.clip((blocks * inv[:, None]).astype(np.float32), -127, 127)
+    q = np.rint(t)
+    return (q.astype(np.float64) * d[:, None].astype(np.float64)).reshape(-1)[:n]
+
+
+class QuantizedInputMatrix:
+    """A weight matrix whose products quantize the vector first, as the runtime's q8/q4 kernels do."""
+
+    def __init__(self, w: np.ndarray):
+        self.w = w
+
+    @property
+    def shape(self):
+        return self.w.shape
+
+    def __getitem__(self, idx):
+        return QuantizedInputMatrix(self.w[idx])
+
+    def __matmul__(self, x):
+        return self.w @ quantize_activations(x)
+
+
+# --- Cells: one step, float64 ----------------------------------------------------------------------
+
+def rnn_step(p: dict, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """h' = act(W x + b + U h)."""
+    return activate(p["activation"], p["W"] @ x + p["b"] + p["U"] @ h)
+
+
+def gru_step(p: dict, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """GRU with gate blocks r, z, n; ``reset_after`` chooses where the reset gate applies."""
+    H = h.shape[0]
+    sig, act = p["recurrent_activation"], p["activation"]
+    gx = p["W"] @ x + p["b"]
+    xr, xz, xn = gx[:H], gx[H:2 * H], gx[2 * H:]
+    U = p["U"]
+    Ur, Uz, Un = U[:H], U[H:2 * H], U[2 * H:]
+    if p["reset_after"]:
+        bh = p["bh"]
+        r = activate(sig, xr + Ur @ h + bh[:H])
+        z = activate(sig, xz + Uz @ h + bh[H:2 * H])
+        n = activate(act, xn + r * (Un @ h + bh[2 * H:]))
+    else:
+        r = activate(sig, xr + Ur @ h)
+        z = activate(sig, xz + Uz @ h)
+        n = activate(act, xn + Un @ (r * h))
+    return (1.0 - z) * n + z * h
+
+
+def lstm_step(p: dict, x: np.ndarray, h: np.ndarray, c: np.ndarray):
+    """LSTM with gate blocks i, f, g, o; optional peepholes P (rows i, f, o). Returns (h', c')."""
+    H = h.shape[0]
+    sig, act = p["recurrent_activation"], p["activation"]
+    a = p["W"] @ x + p["b"] + p["U"] @ h
+    ai, af, ag, ao = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    P = p.get("P")
+    if P is None:
+        i = activate(sig, ai)
+        f = activate(sig, af)
+        g = activate(act, ag)
+        c_new = f * c + i * g
+        o = activate(sig, ao)
+    else:
+        i = activate(sig, ai + P[0] * c)
+        f = activate(sig, af + P[1] * c)
+        g = activate(act, ag)
+        c_new = f * c + i * g
+        o = activate(sig, ao + P[2] * c_new)
+    return o * activate(act, c_new), c_new
+
+
+def dense(p: dict, x: np.ndarray) -> np.ndarray:
+    """y = act(W x + b)."""
+    return activate(p["activation"], p["W"] @ x + p["b"])
+
+
+# --- Model ---------------------------------------------------------------------------------------
+
+def _f64(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+class ReferenceModel:
+    """A model read from a parsed file's metadata and tensors, run in float64.
+
+    ``file_data`` is anything with ``.metadata`` (key → value) and ``.tensors`` (name → array), such as the
+    result of ``recur.format.read``. Quantized tensors are used as their dequantized float32 values: the
+    products are exact. With ``quantized_inputs=True`` (and a parsed file, whose ``info`` gives the
+    dtypes), products with q8/q4 matrices first quantize the vector as the runtime's kernels do (see
+    :func:`quantize_activations`), so the runtime can be compared with a tight tolerance; ``input_table``
+    then says whether the runtime steps with its precomputed table of the first recurrent layer's input
+    projections (the default; built with exact products), in which case ``step`` keeps that one product
+    exact. ``forward_sequence`` has no table.
+    """
+
+    def __init__(self, file_data=None, *, metadata: Mapping | None = None, tensors: Mapping | None = None,
+                 quantized_inputs: bool = False, input_table: bool = True):
+        if file_data is not None:
+            metadata, tensors = file_data.metadata, file_data.tensors
+        if metadata is None or tensors is None:
+            raise ValueError("give a parsed file, or metadata and tensors")
+        self.metadata = dict(metadata)
+        self.task = self.metadata.get("model.task", "generate")
+        blocked = set()
+        if quantized_inputs:
+            if file_data is None or not hasattr(file_data, "info"):
+                raise ValueError("quantized_inputs needs a parsed file (its tensor dtypes)")
+            blocked = {n for n, t in file_data.info.items() if int(t.dtype) in (2, 3)}
+        self._blocked = blocked
+        self.layers = self._read_layers(self.metadata, tensors, "", blocked)
+        self._exact_first = bool(blocked) and input_table and self.layers[0]["kind"] == "embedding"
+        self.reset()
+
+    # Reading the architecture --------------------------------------------------------------------
+
+    @staticmethod
+    def _read_layers(meta: Mapping, tensors: Mapping, prefix: str, blocked=frozenset()) -> list:
+        def matrix(name, shape=None):
+            w = _f64(tensors[name])
+            if shape is not None:
+                w = w.reshape(shape)
+            return QuantizedInputMatrix(w) if name in blocked else w
+
+        count_key = "model.layer_count" if not prefix else prefix + "layer_count"
+        if count_key not in meta:
+            raise ValueError(f"missing metadata '{count_key}'")
+        layers = []
+        for i in range(int(meta[count_key])):
+            q = f"{prefix}layer.{i}."
+            kind = meta[q + "kind"]
+            if kind == "embedding":
+                table = _f64(tensors[q + "embeddings"])
+                if table.shape != (meta[q + "input_dim"], meta[q + "output_dim"]):
+                    raise ValueError(f"{q}embeddings has shape {table.shape}")
+                layers.append({"kind": "embedding", "table": table})
+            elif kind in ("rnn", "gru", "lstm"):
+                spec = {
+                    "kind": kind,
+                    "input_size": int(meta[q + "input_size"]),
+                    "units": int(meta[q + "units"]),
+                    "activation": meta.get(q + "activation", "tanh"),
+                    "recurrent_activation": meta.get(q + "recurrent_activation", "sigmoid"),
+                    "reset_after": bool(meta.get(q + "reset_after", True)),
+                    "peephole": bool(meta.get(q + "peephole", False)),
+                    "return_sequences": bool(meta.get(q + "return_sequences", True)),
+                    "bidirectional": bool(meta.get(q + "bidirectional", False)),
+                    "merge_mode": meta.get(q + "merge_mode", "concat"),
+                }
+                dirs = ["forward.", "backward."] if spec["bidirectional"] else [""]
+                spec["directions"] = [ReferenceModel._cell_params(spec, tensors, q + d, matrix) for d in dirs]
+                layers.append(spec)
+            elif kind == "dense":
+                layers.append({
+                    "kind": "dense",
+                    "input_size": int(meta[q + "input_size"]),
+                    "units": int(meta[q + "units"]),
+                    "activation": meta.get(q + "activation", "linear"),
+                    "W": matrix(q + "kernel"),
+                    "b": _f64(tensors[q + "bias"]),
+                })
+            else:
+                raise ValueError(f"layer {i} has unknown kind '{kind}'")
+        return layers
+
+    @staticmethod
+    def _cell_params(spec: dict, tensors: Mapping, q: str, matrix) -> dict:
+        G = {"rnn": 1, "gru": 3, "lstm": 4}[spec["kind"]]
+        H, In = spec["units"], spec["input_size"]
+        p = {
+            "activation": spec["activation"],
+            "recurrent_activation": spec["recurrent_activation"],
+            "reset_after": spec["reset_after"],
+            "W": matrix(q + "kernel", (G * H, In)),
+            "W_exact": _f64(tensors[q + "kernel"]).reshape(G * H, In),
+            "U": matrix(q + "recurrent_kernel", (G * H, H)),
+            "b": _f64(tensors[q + "bias"]).reshape(G * H),
+        }
+        if spec["kind"] == "gru" and spec["reset_after"]:
+            p["bh"] = _f64(tensors[q + "recurrent_bias"]).reshape(G * H)
+        if spec["kind"] == "lstm" and spec["peephole"]:
+            p["P"] = _f64(tensors[q + "peephole"]).reshape(3, H)
+        return p
+
+    # Streaming -----------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Zeroes every recurrent state."""
+        self.h = []
+        self.c = []
+        for layer in self.layers:
+            if layer["kind"] in ("rnn", "gru", "lstm"):
+                H = layer["units"]
+                self.h.append(np.zeros(H))
+                self.c.append(np.zeros(H) if layer["kind"] == "lstm" else None)
+        self.position = 0
+
+    def _input(self, token) -> np.ndarray:
+        first = self.layers[0]
+        if first["kind"] == "embedding":
+            t = int(token)
+            if not 0 <= t < first["table"].shape[0]:
+                raise IndexError(f"token id {t} is outside the vocabulary (0..<{first['table'].shape[0]})")
+            return first["table"][t]
+        return _f64(token)
+
+    def step(self, token) -> np.ndarray:
+        """Feeds one token (or one input vector for models without an embedding); returns the output."""
+        x = self._input(token)
+        k = 0
+        for layer in self.layers:
+            kind = layer["kind"]
+            if kind == "embedding":
+                continue
+            if kind == "dense":
+                x = dense(layer, x)
+                continue
+            if layer["bidirectional"]:
+                raise ValueError("a bidirectional layer cannot be stepped; use forward_sequence")
+            p = layer["directions"][0]
+            if k == 0 and self._exact_first:
+                p = dict(p, W=p["W_exact"])
+            if kind == "lstm":
+                self.h[k], self.c[k] = lstm_step(p, x, self.h[k], self.c[k])
+            elif kind == "gru":
+                self.h[k] = gru_step(p, x, self.h[k])
+            else:
+                self.h[k] = rnn_step(p, x, self.h[k])
+            x = self.h[k]
+            k += 1
+        self.position += 1
+        return np.array(x, dtype=np.float64)
+
+    def run(self, tokens: Iterable) -> list:
+        """``[step(t) for t in tokens]`` (continuing from the current state)."""
+        return [self.step(t) for t in tokens]
+
+    def state_vector(self) -> np.ndarray:
+        """The recurrent state in saved-state order: for each recurrent layer, h then (LSTM) c."""
+        parts = []
+        for h, c in zip(self.h, self.c):
+            parts.append(h)
+            if c is not None:
+                parts.append(c)
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    # Whole sequences -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _run_direction(kind: str, p: dict, xs: np.ndarray, H: int, keep: Sequence[bool]) -> np.ndarray:
+        """Outputs of one cell over xs in the given order; steps where keep is False carry the state over."""
+        h = np.zeros(H)
+        c = np.zeros(H)
+        out = np.zeros((len(xs), H))
+        for t, x in enumerate(xs):
+            if not keep[t]:
+                out[t] = h
+                continue
+            if kind == "lstm":
+                h, c = lstm_step(p, x, h, c)
+            elif kind == "gru":
+                h = gru_step(p, x, h)
+            else:
+                h = rnn_step(p, x, h)
+            out[t] = h
+        return out
+
+    @staticmethod
+    def _merge(mode: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if mode == "concat":
+            return np.concatenate([a, b], axis=-1)
+        if mode == "sum":
+            return a + b
+        if mode == "mul":
+            return a * b
+        if mode == "ave":
+            return (a + b) / 2.0
+        raise ValueError(f"unknown merge mode '{mode}'")
+
+    def forward_sequence(self, inputs: Sequence) -> np.ndarray:
+        """Runs a whole sequence from a zero state, layer by layer; does not touch the streaming state.
+
+        Returns a (T, width) array while every recurrent layer returns sequences, or a (width,) vector
+        once a layer with ``return_sequences`` false has reduced the sequence to its last output. Dense
+        layers apply to each step. A bidirectional layer runs its forward cell over x_1..x_T and its
+        backward cell over x_T..x_1; output t merges forward output t with the backward output computed
+        at input t, and the "last" output merges the forward output at T with the backward output at 1
+        (the backward cell's final step). When the vocabulary has a PAD token, PAD steps leave each
+        cell's state unchanged and output the state carried over.
+        """
+        if self.layers[0]["kind"] == "embedding":
+            xs = np.stack([self._input(t) for t in inputs]) if len(inputs) else np.zeros((0, 0))
+            pad = self.metadata.get("tokenizer.pad_id")
+            keep = [pad is None or int(t) != pad for t in inputs]
+        else:
+            xs = _f64(inputs).reshape(len(inputs), -1)
+            keep = [True] * len(xs)
+        if len(xs) == 0:
+            raise ValueError("forward_sequence needs at least one input")
+        seq = True                     # xs is (T, width); False: xs is a single (width,) vector
+        for layer in self.layers:
+            kind = layer["kind"]
+            if kind == "embedding":
+                continue
+            if kind == "dense":
+                xs = np.stack([dense(layer, x) for x in xs]) if seq else dense(layer, xs)
+                continue
+            if not seq:
+                raise ValueError("a recurrent layer after a layer with return_sequences false has a single "
+                                 "vector as input")
+            H = layer["units"]
+            fwd = self._run_direction(kind, layer["directions"][0], xs, H, keep)
+            if layer["bidirectional"]:
+                bwd = self._run_direction(kind, layer["directions"][1], xs[::-1], H, keep[::-1])[::-1]
+                if layer["return_sequences"]:
+                    xs = self._merge(layer["merge_mode"], fwd, bwd)
+                else:
+                    xs = self._merge(layer["merge_mode"], fwd[-1], bwd[0])
+                    seq = False
+            else:
+                if layer["return_sequences"]:
+                    xs = fwd
+                else:
+                    xs = fwd[-1]
+                    seq = False
+        return xs
+
+
+# --- Sampling ------------------------------------------------------------------------------------
+
+_MASK64 = (1 << 64) - 1
+
+
+class SplitMix64:
+    """SplitMix64: s += 0x9E3779B97F4A7C15; z = s; z = (z ^ z>>30)·0xBF58476D1CE4E5B9;
+    z = (z ^ z>>27)·0x94D049BB133111EB; output z ^ z>>31 (all modulo 2^64)."""
+
+    def __init__(self, seed: int):
+        self.state = int(seed) & _MASK64
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return z ^ (z >> 31)
+
+    def next_unit(self) -> float:
+        """A uniform double in [0, 1): the top 53 bits of ``next()`` divided by 2^53."""
+        return (self.next() >> 11) * (1.0 / 9007199254740992.0)
+
+
+def _f32(v: float) -> float:
+    return float(np.float32(v))
+
+
+def pick(logits, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, uniform: float = 0.0,
+         probabilities: bool = False) -> int:
+    """The pure sampling rule: which token, given the uniform draw ``uniform`` in [0, 1).
+
+    Logits are taken as float32 values, temperature and top-p as float32 parameters; the arithmetic is in
+    double precision with sums accumulated left to right. With ``probabilities`` the scores are log(p).
+    """
+    vals = [float(v) for v in np.asarray(logits, dtype=np.float32).reshape(-1)]
+    n = len(vals)
+    if n == 0:
+        raise ValueError("cannot sample from an empty vector")
+    if probabilities:
+        scores = [math.log(v) if v > 0 else -math.inf for v in vals]
+    else:
+        scores = vals
+    T = _f32(temperature)
+    if T == 0:
+        best = 0
+        for i in range(1, n):
+            if scores[i] > scores[best]:
+                best = i
+        return best
+    order = sorted(range(n), key=lambda i: (-scores[i], i))
+    if 0 < top_k < n:
+        order = order[:top_k]
+    top = scores[order[0]]
+    p = [math.exp((scores[i] - top) / T) for i in order]
+    total = 0.0
+    for v in p:
+        total += v
+    p = [v / total for v in p]
+    keep = len(p)
+    P = _f32(top_p)
+    if P < 1:
+        cum = 0.0
+        for i, v in enumerate(p):
+            cum += v
+            if cum >= P:
+                keep = i + 1
+                break
+    mass = 0.0
+    for v in p[:keep]:
+        mass += v
+    target = uniform * mass
+    cum = 0.0
+    for i in range(keep):
+        cum += p[i]
+        if target < cum:
+            return order[i]
+    return order[keep - 1]
+
+
+class ReferenceSampler:
+    """Temperature / top-k / top-p sampling with its own SplitMix64 stream (one draw per sample when the
+    temperature is above zero, none when it is zero)."""
+
+    def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0):
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0 (got {temperature})")
+        if top_k < 0:
+            raise ValueError(f"top-k must be >= 0 (got {top_k})")
+        if not (0 < top_p <= 1):
+            raise ValueError(f"top-p must be in (0, 1] (got {top_p})")
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.rng = SplitMix64(seed)
+
+    def sample(self, logits, probabilities: bool = False) -> int:
+        v = np.asarray(logits, dtype=np.float32).reshape(-1)
+        if np.isnan(v).any() or (not probabilities and np.isposinf(v).any()):
+            raise ValueError("the model produced a non-finite value; refusing to sample")
+        u = self.rng.next_unit() if _f32(self.temperature) > 0 else 0.0
+        return pick(v, self.temperature, self.top_k, self.top_p, u, probabilities)
