@@ -24,10 +24,15 @@ DEST      := $(DESTDIR)$(abspath $(PREFIX))
 .PHONY: build install uninstall test-c test-python
 
 # The library is linked with SONAME librecur.so, the name it is installed under, so programs linked with
-# -lrecur record that name. The two products are built by separate invocations so that only the
-# library gets the SONAME; the compiled modules are shared between them.
+# -lrecur record that name, and with a version script that exports only the recur_* functions of
+# include/recur.h (the statically linked Swift runtime stays private to it). The two products are built by
+# separate invocations so that only the library gets these flags; the compiled modules are shared.
+EXPORTS := $(abspath $(SCRATCH))/librecur.exports
+
 build:
-	$(SWIFT) build $(SWIFTARGS) --product RecurC -Xlinker -soname=librecur.so
+	mkdir -p $(SCRATCH)
+	printf '{\n  global: recur_*;\n  local: *;\n};\n' >$(EXPORTS)
+	$(SWIFT) build $(SWIFTARGS) --product RecurC -Xlinker -soname=librecur.so -Xlinker --version-script=$(EXPORTS)
 	$(SWIFT) build $(SWIFTARGS) --product recur
 
 install: build

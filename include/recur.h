@@ -316,7 +316,9 @@ RECUR_API recur_status recur_sampler_sample(recur_sampler *sampler, const float 
 RECUR_API recur_status recur_sampler_sample_state(recur_sampler *sampler, const recur_state *state, int32_t *token);
 
 /* Receives each piece of generated text: `piece` is NUL-terminated UTF-8 of `length` bytes, valid only
- * during the call. Return 0 to continue, non-zero to stop the generation. */
+ * during the call. Return 0 to continue, non-zero to stop the generation. The callback may use any
+ * other object, but calls on the generation's own state or sampler give RECUR_ERR_INVALID_ARGUMENT
+ * (freeing them there is allowed: they are released when recur_generate returns). */
 typedef int (*recur_piece_callback)(const char *piece, size_t length, void *user);
 
 /* Streams text: feeds `prompt` (with the model's BOS token first, if it has one), then repeatedly

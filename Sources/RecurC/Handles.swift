@@ -41,8 +41,16 @@ final class ModelHandle {
     deinit { texts.deallocate() }
 }
 
+/// A handle that `recur_generate` holds while it runs. Calls on it from inside the generation's callback
+/// are refused (they would change the state or the random generator under the generation's feet), and
+/// freeing it there is deferred until the generation returns.
+class BusyHandle {
+    var busy = false
+    var releaseWhenIdle = false
+}
+
 /// `recur_state`: a stream state and the model handle it keeps alive.
-final class StateHandle {
+final class StateHandle: BusyHandle {
     let owner: ModelHandle
     let state: State
     init(_ owner: ModelHandle) {
@@ -52,7 +60,7 @@ final class StateHandle {
 }
 
 /// `recur_sampler`: sampling parameters and the random generator they seeded.
-final class SamplerHandle {
+final class SamplerHandle: BusyHandle {
     var sampler: Sampler
     init(_ sampler: Sampler) { self.sampler = sampler }
 }
@@ -70,6 +78,9 @@ func object<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticSt
     guard let h = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() as? T else {
         throw invalid("\(name) is not a handle of the expected kind")
     }
+    if let b = h as? BusyHandle, b.busy {
+        throw invalid("\(name) is in use by recur_generate (its callback may not use the generation's state or sampler)")
+    }
     return h
 }
 
@@ -77,6 +88,11 @@ func object<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticSt
 func release<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type) {
     guard let p else { return }
     let u = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p))
-    guard u.takeUnretainedValue() is T else { return }
+    let h = u.takeUnretainedValue()
+    guard h is T else { return }
+    if let b = h as? BusyHandle, b.busy {
+        b.releaseWhenIdle = true   // freed from a generation callback: released when the generation returns
+        return
+    }
     u.release()
 }

@@ -76,8 +76,20 @@ public func recur_generate(_ state: OpaquePointer?, _ sampler: OpaquePointer?, _
         let st = try object(state, as: StateHandle.self, "state")
         let s = try object(sampler, as: SamplerHandle.self, "sampler")
         let p = prompt == nil ? "" : try text(prompt, "prompt")
+        // Both handles are marked busy for the duration (see BusyHandle), and the sampler is advanced on a
+        // local copy written back at the end, so that no Swift access to the handles spans the callback.
+        st.busy = true
+        s.busy = true
+        var sampler = s.sampler
+        defer {
+            s.sampler = sampler
+            st.busy = false
+            s.busy = false
+            if st.releaseWhenIdle { Unmanaged.passUnretained(st).release() }
+            if s.releaseWhenIdle { Unmanaged.passUnretained(s).release() }
+        }
         let result = try st.owner.model.generate(prompt: p, state: st.state, maxTokens: Int(maxTokens),
-                                                 sampler: &s.sampler) { piece in
+                                                 sampler: &sampler) { piece in
             guard let callback else { return true }
             var stop: Int32 = 0
             var copy = piece

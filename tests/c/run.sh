@@ -54,6 +54,8 @@ check "SONAME is librecur.so" bash -c "readelf -d '$LIB' | grep -q 'Library sona
 check "no Swift runtime needed (ldd)" bash -c "ldd '$LIB' >'$WORK/ldd.txt' && ! grep -qiE 'libswift|libFoundation|libdispatch' '$WORK/ldd.txt'"
 check "no Foundation in the runtime or the C ABI sources" \
     bash -c "! grep -rqE '^\s*import\s+Foundation' '$ROOT/Sources/Recur' '$ROOT/Sources/RecurC'"
+check "no Foundation linked into the library" bash -c "! nm '$LIB' | grep -qE '[$]s(10Foundation|20FoundationEssentials)'"
+check "only recur_* functions exported" bash -c "! nm -D --defined-only '$LIB' | awk '\$2 == \"T\"' | grep -v ' recur_'"
 # Exported recur_* functions == functions declared in the header.
 nm -D --defined-only "$LIB" | awk '$2 == "T" && $3 ~ /^recur_/ {print $3}' | sort >"$WORK/exported.txt"
 grep -oE 'recur_[a-z_]+\(' "$PREFIX/include/recur.h" | tr -d '(' | sort -u >"$WORK/declared.txt"

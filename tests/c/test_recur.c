@@ -730,6 +730,62 @@ static void test_sampler(recur_model *a) {
     recur_state_free(st);
 }
 
+/* A callback that tries to use the generation's own state and sampler, and another state. */
+typedef struct {
+    recur_state *state;
+    recur_sampler *sampler;
+    recur_state *other;
+    int calls;
+    int refused;
+    int other_ok;
+    int free_after; /* free state and sampler on this call (then stop) */
+} reentrant;
+
+static int reenter(const char *piece, size_t length, void *user) {
+    reentrant *r = (reentrant *)user;
+    float logits[2] = {0, 1};
+    int32_t token = 0;
+    uint64_t position = 0;
+    (void)piece;
+    (void)length;
+    r->calls++;
+    r->refused += recur_state_step(r->state, 1, NULL) == RECUR_ERR_INVALID_ARGUMENT;
+    r->refused += recur_state_position(r->state, &position) == RECUR_ERR_INVALID_ARGUMENT;
+    r->refused += recur_sampler_sample(r->sampler, logits, 2, &token) == RECUR_ERR_INVALID_ARGUMENT;
+    r->refused += recur_generate(r->state, r->sampler, "A", 1, NULL, NULL, NULL) == RECUR_ERR_INVALID_ARGUMENT;
+    r->other_ok += recur_state_step(r->other, 1, NULL) == RECUR_OK;
+    if (r->free_after && r->calls == r->free_after) {
+        recur_state_free(r->state);
+        recur_sampler_free(r->sampler);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_callback_reentry(recur_model *a) {
+    reentrant r;
+    recur_sampler_params p;
+    int32_t generated = 0;
+    uint64_t position = 0;
+    memset(&r, 0, sizeof r);
+    recur_sampler_params_init(&p);
+    REQUIRE(recur_state_new(a, &r.state));
+    REQUIRE(recur_state_new(a, &r.other));
+    REQUIRE(recur_sampler_new(&p, &r.sampler));
+    OK(recur_generate(r.state, r.sampler, "Alice", 6, reenter, &r, &generated));
+    CHECK(generated == 6 && r.calls == 6 && r.refused == 4 * 6 && r.other_ok == 6);
+    /* After the generation both handles work again. */
+    OK(recur_state_position(r.state, &position));
+    CHECK(position == 5 + 6);
+    OK(recur_state_step(r.state, 1, NULL));
+    /* Freed inside the callback: released when recur_generate returns. */
+    memset(&r.calls, 0, sizeof r - offsetof(reentrant, calls));
+    r.free_after = 2;
+    OK(recur_generate(r.state, r.sampler, "Alice", 6, reenter, &r, &generated));
+    CHECK(generated == 2 && r.calls == 2);
+    recur_state_free(r.other);
+}
+
 /* Generates with recur_generate and returns the text in c. */
 static recur_status generate(recur_model *m, const char *prompt, int32_t tokens, float temperature,
                              uint64_t seed, collector *c, int32_t *generated) {
@@ -929,6 +985,7 @@ int main(int argc, char **argv) {
     test_states(a, b);
     test_sampler(a);
     test_generate(a);
+    test_callback_reentry(a);
     test_threads(a);
     recur_model_free(a);
     recur_model_free(b);
