@@ -420,7 +420,6 @@ public final class Trainer {
         add("general.description", .string("character-level \(config.cell) language model trained on \(corpus.name)"))
         add("training.corpus", .string(corpus.name))
         add("training.corpus_characters", .int(Int64(corpus.tokens.count)))
-        add("training.validation_fraction", .float(config.validationFraction))
         if let v = bestValidationLoss {
             add("training.val_bits_per_char", .float(v / M_LN2))
             add("training.val_loss", .float(v))
@@ -428,7 +427,8 @@ public final class Trainer {
         if let t = bestValidationLoss != nil ? bestTrainLoss : lastTrainLoss {
             add("training.train_bits_per_char", .float(t / M_LN2))
         }
-        add("training.epochs", .int(Int64(bestValidationLoss != nil ? (bestEpoch ?? 0) + 1 : epoch)))
+        // The epoch and step these weights come from, and the training time up to them.
+        add("training.best_epoch", .int(Int64(bestValidationLoss != nil ? (bestEpoch ?? 0) + 1 : epoch)))
         add("training.steps", .int(Int64(globalStep)))
         add("training.seconds", .float((elapsed * 10).rounded() / 10))
         for (k, v) in config.metadata where !k.hasPrefix("config.sample") {

@@ -86,26 +86,28 @@ public struct TrainingConfig: Sendable, Equatable {
                                       cells: Array(repeating: template!, count: layers), hidden: hidden)
     }
 
-    /// The configuration as `config.*` metadata.
+    /// The configuration as `config.*` metadata. Float settings are written as the Double with the same
+    /// shortest decimal form (0.002, not 0.0020000000949949026); they read back to the same Float.
     public var metadata: [(String, MetaValue)] {
+        func f(_ x: Float) -> MetaValue { .float(Double("\(x)") ?? Double(x)) }
         var m: [(String, MetaValue)] = [
             ("config.cell", .string(cell)), ("config.layers", .int(Int64(layers))),
             ("config.hidden", .int(Int64(hidden))), ("config.embedding", .int(Int64(embedding))),
             ("config.seq_len", .int(Int64(seqLen))), ("config.batch", .int(Int64(batch))),
             ("config.epochs", .int(Int64(epochs))), ("config.optimizer", .string(optimizer.rawValue)),
-            ("config.lr", .float(Double(learningRate))), ("config.beta1", .float(Double(beta1))),
-            ("config.beta2", .float(Double(beta2))), ("config.epsilon", .float(Double(epsilon))),
-            ("config.momentum", .float(Double(momentum))),
-            ("config.lr_schedule", .string(schedule.rawValue)), ("config.lr_min", .float(Double(minLearningRate))),
-            ("config.lr_step_epochs", .int(Int64(stepEpochs))), ("config.lr_gamma", .float(Double(stepGamma))),
-            ("config.dropout", .float(Double(dropout))), ("config.seed", .int(Int64(bitPattern: seed))),
+            ("config.lr", f(learningRate)), ("config.beta1", f(beta1)),
+            ("config.beta2", f(beta2)), ("config.epsilon", f(epsilon)),
+            ("config.momentum", f(momentum)),
+            ("config.lr_schedule", .string(schedule.rawValue)), ("config.lr_min", f(minLearningRate)),
+            ("config.lr_step_epochs", .int(Int64(stepEpochs))), ("config.lr_gamma", f(stepGamma)),
+            ("config.dropout", f(dropout)), ("config.seed", .int(Int64(bitPattern: seed))),
             ("config.val_fraction", .float(validationFraction)), ("config.patience", .int(Int64(patience))),
             ("config.reset_state", .bool(resetState)), ("config.shards", .int(Int64(shards))),
             ("config.sample_prompt", .string(samplePrompt)), ("config.sample_length", .int(Int64(sampleLength))),
-            ("config.sample_temperature", .float(Double(sampleTemperature))),
+            ("config.sample_temperature", f(sampleTemperature)),
         ]
-        if let c = clipNorm { m.append(("config.clip_norm", .float(Double(c)))) }
-        if let c = clipValue { m.append(("config.clip_value", .float(Double(c)))) }
+        if let c = clipNorm { m.append(("config.clip_norm", f(c))) }
+        if let c = clipValue { m.append(("config.clip_value", f(c))) }
         return m
     }
 
