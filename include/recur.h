@@ -266,8 +266,8 @@ RECUR_API recur_status recur_state_size(const recur_state *state, size_t *size);
 
 /* Serializes the state (recurrent vectors, last output, position, and a fingerprint of the model) into
  * `buffer`. *written receives the size; when it exceeds `capacity` nothing is written and the call
- * returns RECUR_ERR_BUFFER_TOO_SMALL. The bytes are portable between processes and machines for the same
- * model file. */
+ * returns RECUR_ERR_BUFFER_TOO_SMALL. The bytes can be restored in another process or on another machine
+ * (of the same byte order) into a state of the same model file. */
 RECUR_API recur_status recur_state_save(const recur_state *state, void *buffer, size_t capacity, size_t *written);
 
 /* Restores a state saved by recur_state_save. `data` is only read during the call. On failure the state
