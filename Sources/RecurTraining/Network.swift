@@ -156,10 +156,14 @@ public final class Network: @unchecked Sendable {
         return b
     }
 
-    /// The runtime's model of the current weights, loaded from memory.
+    /// The runtime's model of the current weights, loaded from memory. It steps on the calling thread
+    /// (no kernel pool): the trainer's own threads are busy or idle between epochs, and a pool's hand-offs
+    /// cost more than they save when the processors are shared.
     public func runtimeModel(metadata: [(String, MetaValue)] = []) throws -> Model {
         let bytes = modelBuilder(metadata: metadata).writer().serialize()
-        return try bytes.withUnsafeBytes { try Model(bytes: $0) }
+        var options = Model.Options()
+        options.threads = 1
+        return try bytes.withUnsafeBytes { try Model(bytes: $0, options: options) }
     }
 
     /// The logits after each token of `tokens`, read by one stream from a zero state in windows of

@@ -1,2 +1,17 @@
-/// Training of Recur models: BPTT, optimizers, checkpoints. See the type docs.
+// RecurTraining: trains character-level generators and writes them as .recur files.
+//
+// The path of a run, file by file:
+//   Corpus.swift          text → checked UTF-8, CRLF → LF, character vocabulary, training/validation split
+//   TrainingConfig.swift  everything the result depends on (model shape, windows, optimizer, seed)
+//   Network.swift         weights in one flat buffer in the runtime's layouts; embedding, dense, softmax
+//                         cross-entropy, dropout; the per-shard workspace
+//   RecurrentLayer.swift  forward and backward passes of GRU (both conventions), LSTM (with or without
+//                         peepholes) and SimpleRNN over a window, with OpenBLAS GEMMs
+//   Optimizer.swift       Adam, SGD, gradient clipping, learning-rate schedules
+//   Trainer.swift         the loop: streams, windows, shards on threads, validation through the runtime,
+//                         best model, early stopping, checkpoints that resume exactly
+//   Evaluation.swift      bits per character, perplexity and divergence from a reference, through the runtime
+//
+// Applications that only run models link `Recur` alone; this module is for the `recur train` and
+// `recur eval` commands and for programs that train.
 import Recur
