@@ -158,7 +158,7 @@ static void quantize_at(int level, void *buf, const float *x, long cols) {
 #ifdef RK_X86
     if (level >= RK_AVX2) {
         rk_quantize_avx2(buf, x, cols);
-        if (level >= RK_AVX512) rk_permute_xq((unsigned char *)buf, cols);
+        rk_permute_xq((unsigned char *)buf, cols);   /* qp: used by the AVX2 and AVX-512 q4 kernels */
         return;
     }
 #endif
@@ -303,4 +303,27 @@ void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
             }
         }
     }
+}
+
+/* ---- activations -------------------------------------------------------------------------------- */
+
+static void activate_scalar(int kind, float *x, long n) {
+    switch (kind) {
+    case 1: for (long i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0; break;
+    case 2: for (long i = 0; i < n; i++) x[i] = tanhf(x[i]); break;
+    case 3: for (long i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i])); break;
+    case 4: for (long i = 0; i < n; i++) x[i] = fminf(fmaxf(0.2f * x[i] + 0.5f, 0.0f), 1.0f); break;
+    case 5: for (long i = 0; i < n; i++) x[i] = fminf(fmaxf(x[i] / 6.0f + 0.5f, 0.0f), 1.0f); break;
+    default: break;
+    }
+}
+
+void rk_activate(int kind, float *x, long n) {
+#ifdef RK_X86
+    if (rk_level() >= RK_AVX2 && (kind == 2 || kind == 3)) {
+        rk_activate_avx2(kind, x, n);
+        return;
+    }
+#endif
+    activate_scalar(kind, x, n);
 }

@@ -133,7 +133,7 @@ struct Bench: ParsableCommand {
         var y = [Float](repeating: 0, count: rows)
         var results: [[String: Any]] = []
         print("matrix \(rows) × \(cols); kernels: \(kernelLevelName) (detected level \(kernelDetectedLevel))")
-        print("type   kernel        µs/call     GB/s")
+        print("type   kernel        µs/call     GB/s   (cpu µs/call: time on this thread only, robust to other load)")
         for dtype in DType.allCases {
             let bytes = quantizeMatrix(values, rows: rows, cols: cols, to: dtype)
             try bytes.withUnsafeBytes { raw in
@@ -160,10 +160,10 @@ struct Bench: ParsableCommand {
                     }
                 }))
                 for (name, f) in variants {
-                    let t = timeMedian(f)
+                    let (t, cpu) = timeMedian(f)
                     let gbs = Double(bytes.count) / t / 1e9
-                    print(String(format: "%-6@ %-12@ %8.2f %8.1f", dtype.name as NSString, name as NSString, t * 1e6, gbs))
-                    results.append(["dtype": dtype.name, "kernel": name, "us": t * 1e6, "gb_per_s": gbs])
+                    print(pad(dtype.name, 6) + " " + pad(name, 12) + String(format: " %8.2f %8.1f   %8.2f", t * 1e6, gbs, cpu * 1e6))
+                    results.append(["dtype": dtype.name, "kernel": name, "us": t * 1e6, "cpu_us": cpu * 1e6, "gb_per_s": gbs])
                 }
             }
         }
@@ -173,25 +173,33 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// Median time of one call of f, from batches run for about 0.3 s after a warm-up.
-    func timeMedian(_ f: () -> Void) -> Double {
+    /// Median wall and thread-CPU time of one call of f, from 15 batches of about 20 ms after a warm-up.
+    func timeMedian(_ f: () -> Void) -> (wall: Double, cpu: Double) {
         for _ in 0..<3 { f() }
         let t0 = now()
         f()
         let one = max(now() - t0, 1e-7)
         let reps = max(1, min(10_000, Int(0.02 / one)))
-        var samples: [Double] = []
+        var wall: [Double] = [], cpu: [Double] = []
         for _ in 0..<15 {
-            let s = now()
+            let s = now(), c = threadCPU()
             for _ in 0..<reps { f() }
-            samples.append((now() - s) / Double(reps))
+            wall.append((now() - s) / Double(reps))
+            cpu.append((threadCPU() - c) / Double(reps))
         }
-        samples.sort()
-        return samples[samples.count / 2]
+        wall.sort(); cpu.sort()
+        return (wall[wall.count / 2], cpu[cpu.count / 2])
     }
 }
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+/// CPU time of the calling thread, in seconds.
+func threadCPU() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
 
 func formatBytes(_ n: Int) -> String {
     if n >= 1 << 20 { return String(format: "%.2f MiB", Double(n) / Double(1 << 20)) }

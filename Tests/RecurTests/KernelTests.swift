@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Recur
 
@@ -175,6 +176,30 @@ final class KernelTests: XCTestCase {
                     }
                     for r in 0..<rows { XCTAssertEqual(got[r], want[r], accuracy: 1e-4, "\(dtype.name) \(rows)×\(cols)") }
                 }
+            }
+        }
+    }
+
+    /// The vectorized tanh and sigmoid against Double, across the range, saturation, zero and -0.
+    func testActivations() {
+        var xs: [Float] = [0, -0.0, 1e-8, -1e-8, 88, -88, 89, -89, 100, -100, 1e30, -1e30]
+        var v: Float = -30
+        while v <= 30 { xs.append(v); v += 0.0137 }
+        for a in [Activation.tanh, .sigmoid, .relu, .hardSigmoidKeras2, .hardSigmoidKeras3, .linear] {
+            var y = xs
+            y.withUnsafeMutableBufferPointer { applyElementwise(a, $0.baseAddress!, $0.count) }
+            for (x, got) in zip(xs, y) {
+                let d = Double(x)
+                let want: Double
+                switch a {
+                case .tanh: want = Foundation.tanh(d)
+                case .sigmoid: want = 1 / (1 + Foundation.exp(-d))
+                case .relu: want = max(d, 0)
+                case .hardSigmoidKeras2: want = min(max(0.2 * d + 0.5, 0), 1)
+                case .hardSigmoidKeras3: want = min(max(d / 6 + 0.5, 0), 1)
+                default: want = d
+                }
+                XCTAssertEqual(Double(got), want, accuracy: 4e-7 + 1e-6 * abs(want), "\(a) at \(x)")
             }
         }
     }

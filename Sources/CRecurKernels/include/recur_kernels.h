@@ -75,6 +75,14 @@ int rk_pool_threads(const rk_pool *pool);
 void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const float *x, long rows, long cols,
                     int accumulate);
 
+/*
+ * Activation functions applied in place to x[0..n): kind 0 linear, 1 relu, 2 tanh, 3 sigmoid,
+ * 4 hard sigmoid (Keras 2: clip(0.2x + 0.5, 0, 1)), 5 hard sigmoid (Keras 3: clip(x/6 + 0.5, 0, 1)).
+ * With AVX2, tanh and sigmoid use a vectorized exp (Cephes polynomial, |error| ≲ 2e-7 absolute for
+ * tanh and sigmoid); otherwise libm's expf/tanhf.
+ */
+void rk_activate(int kind, float *x, long n);
+
 /* Decodes rows [0, rows) of a q8/q4/f16 matrix into f32 (out: rows × cols). dtype: 1 f16, 2 q8, 3 q4. */
 void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols);
 

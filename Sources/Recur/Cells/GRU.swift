@@ -8,22 +8,25 @@
 ///     h' = (1 − z) ⊙ n + z ⊙ h
 /// Reset before it (original paper, Keras reset_after=False; no recurrent bias):
 ///     n = tanh(W_n x + b_n + U_n (r ⊙ h))
-/// σ is the layer's recurrent activation and tanh its activation.
+/// σ is the layer's recurrent activation and tanh its activation. The gates are computed on whole
+/// vectors so that the activations run vectorized (applyElementwise).
 enum GRUCell {
-    /// Reset-after gates given gh = U h (3H, without the recurrent bias; gh is modified).
+    /// Reset-after gates given gh = U h (3H, without the recurrent bias; gh is overwritten).
     @inline(__always)
     static func gatesResetAfter(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gh: UnsafeMutablePointer<Float>,
                                 h: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
-        let ga = l.spec.recurrentActivation, act = l.spec.activation
         if let bh = l.recurrentBias {
             for i in 0..<(3 * H) { gh[i] += bh[i] }
         }
+        for i in 0..<(2 * H) { gh[i] += gx[i] }
+        applyElementwise(l.spec.recurrentActivation, gh, 2 * H)          // r = gh[0..<H], z = gh[H..<2H]
+        let n = gh + 2 * H
+        for i in 0..<H { n[i] = gx[2 * H + i] + gh[i] * n[i] }
+        applyElementwise(l.spec.activation, n, H)
         for i in 0..<H {
-            let r = activate(ga, gx[i] + gh[i])
-            let z = activate(ga, gx[H + i] + gh[H + i])
-            let n = activate(act, gx[2 * H + i] + r * gh[2 * H + i])
-            h[i] = (1 - z) * n + z * h[i]
+            let z = gh[H + i]
+            h[i] = (1 - z) * n[i] + z * h[i]
         }
     }
 
@@ -33,24 +36,22 @@ enum GRUCell {
                      scratch: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
         let gh = scratch
-        let ga = l.spec.recurrentActivation, act = l.spec.activation
         if l.spec.resetAfter {
             matvec(gh, l.recurrent, h)
             gatesResetAfter(l, gx: gx, gh: gh, h: h)
         } else {
             matvec(gh, l.recurrent.rows(0, 2 * H), h)
+            for i in 0..<(2 * H) { gh[i] += gx[i] }
+            applyElementwise(l.spec.recurrentActivation, gh, 2 * H)      // r = gh[0..<H], z = gh[H..<2H]
             let rh = scratch + 3 * H
-            let z = scratch + 2 * H
+            for i in 0..<H { rh[i] = gh[i] * h[i] }
+            let n = scratch + 2 * H
+            matvec(n, l.recurrent.rows(2 * H, H), rh)
+            for i in 0..<H { n[i] += gx[2 * H + i] }
+            applyElementwise(l.spec.activation, n, H)
             for i in 0..<H {
-                let r = activate(ga, gx[i] + gh[i])
-                z[i] = activate(ga, gx[H + i] + gh[H + i])
-                rh[i] = r * h[i]
-            }
-            let un = scratch          // reuse the r block for U_n (r ⊙ h)
-            matvec(un, l.recurrent.rows(2 * H, H), rh)
-            for i in 0..<H {
-                let n = activate(act, gx[2 * H + i] + un[i])
-                h[i] = (1 - z[i]) * n + z[i] * h[i]
+                let z = gh[H + i]
+                h[i] = (1 - z) * n[i] + z * h[i]
             }
         }
     }

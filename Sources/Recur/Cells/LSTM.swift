@@ -12,40 +12,36 @@
 /// as in Gers & Schmidhuber's formulation and TensorFlow's peephole cells; the input and forget gates see c.
 /// σ is the layer's recurrent activation and tanh its activation.
 enum LSTMCell {
-    /// `gx` = W x + b (4H). `h` and `c` are updated in place. `scratch` holds ≥ 4H floats.
+    /// `gx` = W x + b (4H). `h` and `c` are updated in place. `scratch` holds ≥ 5H floats.
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
                      c: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         matvec(scratch, l.recurrent, h)
-        gates(l, gx: gx, g: UnsafePointer(scratch), h: h, c: c)
+        gates(l, gx: gx, g: scratch, h: h, c: c, tmp: scratch + 4 * l.spec.units)
     }
 
-    /// The gates given g = U h (4H).
+    /// The gates given g = U h (4H, overwritten); `tmp` holds H floats.
     @inline(__always)
-    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, g: UnsafePointer<Float>,
-                      h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, g: UnsafeMutablePointer<Float>,
+                      h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
         let ga = l.spec.recurrentActivation, act = l.spec.activation
+        for k in 0..<(4 * H) { g[k] += gx[k] }
         if let p = l.peephole {
             for k in 0..<H {
-                let i = activate(ga, gx[k] + g[k] + p[k] * c[k])
-                let f = activate(ga, gx[H + k] + g[H + k] + p[H + k] * c[k])
-                let cand = activate(act, gx[2 * H + k] + g[2 * H + k])
-                let cn = f * c[k] + i * cand
-                let o = activate(ga, gx[3 * H + k] + g[3 * H + k] + p[2 * H + k] * cn)
-                c[k] = cn
-                h[k] = o * activate(act, cn)
-            }
-        } else {
-            for k in 0..<H {
-                let i = activate(ga, gx[k] + g[k])
-                let f = activate(ga, gx[H + k] + g[H + k])
-                let cand = activate(act, gx[2 * H + k] + g[2 * H + k])
-                let o = activate(ga, gx[3 * H + k] + g[3 * H + k])
-                let cn = f * c[k] + i * cand
-                c[k] = cn
-                h[k] = o * activate(act, cn)
+                g[k] += p[k] * c[k]
+                g[H + k] += p[H + k] * c[k]
             }
         }
+        applyElementwise(ga, g, 2 * H)                 // i, f
+        applyElementwise(act, g + 2 * H, H)            // g (the candidate)
+        for k in 0..<H { c[k] = g[H + k] * c[k] + g[k] * g[2 * H + k] }
+        if let p = l.peephole {
+            for k in 0..<H { g[3 * H + k] += p[2 * H + k] * c[k] }
+        }
+        applyElementwise(ga, g + 3 * H, H)             // o
+        tmp.update(from: c, count: H)
+        applyElementwise(act, tmp, H)
+        for k in 0..<H { h[k] = g[3 * H + k] * tmp[k] }
     }
 }

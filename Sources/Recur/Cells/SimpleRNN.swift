@@ -6,13 +6,15 @@ enum SimpleRNNCell {
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
                      scratch: UnsafeMutablePointer<Float>) {
         matvec(scratch, l.recurrent, h)
-        gates(l, gx: gx, u: UnsafePointer(scratch), h: h)
+        gates(l, gx: gx, u: scratch, h: h)
     }
 
-    /// h' = act(gx + u) given u = U h.
+    /// h' = act(gx + u) given u = U h (overwritten).
     @inline(__always)
-    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, u: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>) {
-        let act = l.spec.activation
-        for i in 0..<l.spec.units { h[i] = activate(act, gx[i] + u[i]) }
+    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, u: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>) {
+        let H = l.spec.units
+        for i in 0..<H { u[i] += gx[i] }
+        applyElementwise(l.spec.activation, u, H)
+        h.update(from: u, count: H)
     }
 }

@@ -1,3 +1,5 @@
+import CRecurKernels
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -11,15 +13,23 @@ import Darwin
 
 /// Applies `a` element-wise to x[0..<n] in place (softmax over the whole vector).
 public func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    if a == .softmax { softmaxInPlace(x, n) } else { applyElementwise(a, x, n) }
+}
+
+/// Applies `a` element-wise to x[0..<n] in place, softmax counting as linear (as `activate` does).
+/// tanh and sigmoid are vectorized (CRecurKernels' rk_activate: AVX2 exp, else libm).
+@inline(__always)
+public func applyElementwise(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    let kind: Int32
     switch a {
-    case .linear: return
-    case .relu: for i in 0..<n { x[i] = max(x[i], 0) }
-    case .tanh: for i in 0..<n { x[i] = tanhf(x[i]) }
-    case .sigmoid: for i in 0..<n { x[i] = sigmoid(x[i]) }
-    case .hardSigmoidKeras2: for i in 0..<n { x[i] = min(max(0.2 * x[i] + 0.5, 0), 1) }
-    case .hardSigmoidKeras3: for i in 0..<n { x[i] = min(max(x[i] / 6 + 0.5, 0), 1) }
-    case .softmax: softmaxInPlace(x, n)
+    case .linear, .softmax: return
+    case .relu: kind = 1
+    case .tanh: kind = 2
+    case .sigmoid: kind = 3
+    case .hardSigmoidKeras2: kind = 4
+    case .hardSigmoidKeras3: kind = 5
     }
+    rk_activate(kind, x, n)
 }
 
 /// Scalar form of `a` (not valid for softmax).

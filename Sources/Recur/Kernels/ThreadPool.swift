@@ -26,6 +26,13 @@ final class KernelPool: @unchecked Sendable {
         #endif
     }
 
+    /// The default of `Model.Options.threads`: the environment variable RECUR_THREADS when it holds a
+    /// number ≥ 0 (read once), else 0 (automatic). Lets programs using the C API or a binding choose.
+    static let defaultThreads: Int = {
+        guard let p = getenv("RECUR_THREADS"), let n = Int(String(cString: p)), n >= 0 else { return 0 }
+        return n
+    }()
+
     /// Below this many bytes of weights a split step costs more in synchronization than it saves
     /// (measured on the reference machine: docs/QUANTIZATION.md, "Threads").
     static let automaticThreshold = 1 << 20

@@ -67,8 +67,8 @@ extension Model {
                 let h = s.vectors + s.hOffset[i]
                 switch l.spec.cell {
                 case .gru: GRUCell.gatesResetAfter(l, gx: gxOf(k), gh: gh + k * G, h: h)
-                case .lstm: LSTMCell.gates(l, gx: gxOf(k), g: UnsafePointer(gh + k * G), h: h, c: s.vectors + s.cOffset[i]!)
-                case .rnn: SimpleRNNCell.gates(l, gx: gxOf(k), u: UnsafePointer(gh + k * G), h: h)
+                case .lstm: LSTMCell.gates(l, gx: gxOf(k), g: gh + k * G, h: h, c: s.vectors + s.cOffset[i]!, tmp: s.scratch)
+                case .rnn: SimpleRNNCell.gates(l, gx: gxOf(k), u: gh + k * G, h: h)
                 }
             }
         }
