@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-swift build -c release --product recur >&2
+make build >&2
 exec .build/release/recur generate "$@"
