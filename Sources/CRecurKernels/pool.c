@@ -1,20 +1,30 @@
 /* A persistent worker pool that splits the rows of one matrix-vector product across threads.
- * Workers spin for a short while after each product (the next step usually follows within
- * microseconds), then sleep on a condition variable; no thread is created per product. */
+ *
+ * A product is cut into chunks of rows (several per thread); the caller and the workers take chunks from
+ * an atomic counter until none is left, so a worker that is not running (the machine is busy) costs
+ * nothing: the caller does its share. Workers spin for a short while after each product (the next step
+ * usually follows within microseconds), then sleep on a condition variable; no thread is created per
+ * product. The chunk counter carries the job's number in its high 32 bits, so that a worker that wakes
+ * late cannot take a chunk of the next job by mistake; a chunk is valid when the counter's job number
+ * equals that of `limit` (job number and chunk count) and its index is below the count. The job's
+ * parameters are written before the counter is reset (release) and read only after a valid chunk was
+ * taken (acquire); the caller changes them again only when every chunk is done. */
 #include "internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <time.h>
 
-#define SPIN_NS 200000L   /* how long an idle worker spins before it sleeps */
+#define SPIN_NS 50000L    /* how long an idle worker spins before it sleeps */
+#define CHUNKS_PER_THREAD 4
 
 typedef struct {
     int dtype;            /* 0 f32, 1 f16, 2 q8, 3 q4 */
     float *y;
     const void *w;
     const float *x;
-    long rows, cols, chunk;
+    long rows, cols, chunk, chunks;
     int acc;
 } rk_job;
 
@@ -25,7 +35,10 @@ struct rk_pool {
     pthread_t *threads;
     atomic_int busy;                  /* held by the caller of the running product */
     atomic_uint gen;                  /* incremented for each product */
-    atomic_int remaining;             /* workers still running their part */
+    atomic_ullong next;               /* job number << 32 | the next chunk to take */
+    atomic_ullong limit;              /* job number << 32 | number of chunks */
+    atomic_long done;                 /* chunks finished */
+    unsigned long long jobs;          /* jobs published (caller side, under busy) */
     atomic_int sleepers;
     atomic_int stop;
     pthread_mutex_t mutex;
@@ -60,9 +73,9 @@ static long row_bytes(int dtype, long cols) {
     }
 }
 
-static void run_part(struct rk_pool *p, int i) {
+static void run_chunk(struct rk_pool *p, long i) {
     const rk_job *j = &p->job;
-    long r0 = (long)i * j->chunk;
+    long r0 = i * j->chunk;
     if (r0 >= j->rows) return;
     long n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
     const unsigned char *w = (const unsigned char *)j->w + r0 * row_bytes(j->dtype, j->cols);
@@ -74,9 +87,19 @@ static void run_part(struct rk_pool *p, int i) {
     }
 }
 
+/* Takes and runs chunks until none is left. */
+static void take_chunks(struct rk_pool *p) {
+    for (;;) {
+        unsigned long long v = atomic_fetch_add_explicit(&p->next, 1, memory_order_acq_rel);
+        unsigned long long lim = atomic_load_explicit(&p->limit, memory_order_acquire);
+        if ((v >> 32) != (lim >> 32) || (v & 0xFFFFFFFFull) >= (lim & 0xFFFFFFFFull)) return;
+        run_chunk(p, (long)(v & 0xFFFFFFFFull));
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
 static void *worker(void *arg) {
     struct rk_pool *p = ((rk_worker_arg *)arg)->pool;
-    int index = ((rk_worker_arg *)arg)->index;
     unsigned seen = atomic_load(&p->gen);
     for (;;) {
         unsigned g;
@@ -98,8 +121,7 @@ static void *worker(void *arg) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
-        run_part(p, index);
-        atomic_fetch_sub_explicit(&p->remaining, 1, memory_order_release);
+        take_chunks(p);
     }
 }
 
@@ -171,17 +193,24 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
         }
         rk_quantize_x(p->xq, x, cols);
     }
-    long chunk = (rows + p->n - 1) / p->n;
+    long chunk = (rows + p->n * CHUNKS_PER_THREAD - 1) / (p->n * CHUNKS_PER_THREAD);
     chunk = (chunk + 15) & ~15L;   /* whole groups of rows for the kernels, and whole cache lines of y */
-    p->job = (rk_job){dtype, y, w, x, rows, cols, chunk, acc};
-    atomic_store(&p->remaining, p->n - 1);
+    long chunks = (rows + chunk - 1) / chunk;
+    p->job = (rk_job){dtype, y, w, x, rows, cols, chunk, chunks, acc};
+    unsigned long long job = (++p->jobs) & 0xFFFFFFFFull;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->limit, job << 32 | (unsigned long long)chunks, memory_order_relaxed);
+    atomic_store_explicit(&p->next, job << 32, memory_order_release);
     atomic_fetch_add(&p->gen, 1);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mutex);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mutex);
     }
-    run_part(p, 0);
-    while (atomic_load_explicit(&p->remaining, memory_order_acquire) > 0) relax();
+    take_chunks(p);
+    /* Chunks a worker took and is still running. If that worker lost its processor, give ours up. */
+    for (long spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < chunks; spins++) {
+        if (spins < 2000) relax(); else sched_yield();
+    }
     atomic_store_explicit(&p->busy, 0, memory_order_release);
 }
