@@ -1,0 +1,170 @@
+"""From a reader's layer list to a `.recur` file: checks the stack, picks the task, names the tensors.
+
+Metadata keys and tensor names follow docs/FORMAT.md (§11, §12) in the order the Swift runtime's
+``Architecture.metadata`` writes them.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .common import ACTIVATIONS, GATES, MERGE_MODES, ConvertError, Dense, Embedding, Recurrent, Source
+from .vocab import Vocab
+
+TASKS = ("generate", "classify", "tag")
+
+
+def check_stack(layers: list) -> None:
+    """Consecutive layers fit together; every tensor has its declared shape."""
+    if not layers:
+        raise ConvertError("the model has no layers")
+    if not isinstance(layers[0], Embedding):
+        raise ConvertError(f"the first layer must be an embedding (found {layers[0].name})")
+    width = None
+    seq = True
+    for i, l in enumerate(layers):
+        if isinstance(l, Embedding):
+            if i != 0:
+                raise ConvertError(f"layer '{l.name}': an embedding must be the first layer")
+            if l.table.ndim != 2 or l.table.shape[0] < 1 or l.table.shape[1] < 1:
+                raise ConvertError(f"layer '{l.name}': embeddings have shape {list(l.table.shape)}")
+            width = l.dimension
+        elif isinstance(l, Recurrent):
+            if not seq:
+                raise ConvertError(f"layer '{l.name}' ({l.cell}) follows a layer that returns only its last step")
+            if width != l.input_size:
+                raise ConvertError(f"layer '{l.name}' ({l.cell}) expects input size {l.input_size} but the previous "
+                                   f"layer gives {width}")
+            if l.activation not in ACTIVATIONS or l.activation == "softmax":
+                raise ConvertError(f"layer '{l.name}': activation '{l.activation}' is not valid in a recurrent layer")
+            if l.recurrent_activation not in ACTIVATIONS or l.recurrent_activation == "softmax":
+                raise ConvertError(f"layer '{l.name}': recurrent activation '{l.recurrent_activation}' is not valid")
+            if l.merge_mode not in MERGE_MODES:
+                raise ConvertError(f"layer '{l.name}': merge mode '{l.merge_mode}' is not supported "
+                                   f"(supported: {', '.join(MERGE_MODES)})")
+            G, H = GATES[l.cell], l.units
+            for d_name, d in zip(("forward", "backward"), l.directions):
+                where = f"layer '{l.name}'" + (f" {d_name}" if l.bidirectional else "")
+                for t, shape in (("kernel", (G * H, l.input_size)), ("recurrent_kernel", (G * H, H)),
+                                 ("bias", (G * H,))):
+                    a = getattr(d, t)
+                    if tuple(a.shape) != shape:
+                        raise ConvertError(f"{where} {t} has shape {list(a.shape)}, expected {list(shape)}")
+                needs_rb = l.cell == "gru" and l.reset_after
+                if needs_rb and (d.recurrent_bias is None or tuple(d.recurrent_bias.shape) != (G * H,)):
+                    raise ConvertError(f"{where}: a GRU with reset_after needs a recurrent bias of shape [{G * H}]")
+                if not needs_rb and d.recurrent_bias is not None:
+                    raise ConvertError(f"{where}: a recurrent bias exists only for GRU layers with reset_after")
+            width = l.output_size
+            seq = l.return_sequences
+        elif isinstance(l, Dense):
+            if width != l.input_size:
+                raise ConvertError(f"layer '{l.name}' (dense) expects input size {l.input_size} but the previous "
+                                   f"layer gives {width}")
+            if l.activation not in ACTIVATIONS:
+                raise ConvertError(f"layer '{l.name}': activation '{l.activation}' is not supported")
+            if tuple(l.bias.shape) != (l.units,):
+                raise ConvertError(f"layer '{l.name}' bias has shape {list(l.bias.shape)}, expected [{l.units}]")
+            width = l.units
+        else:
+            raise ConvertError(f"internal: unknown layer object {type(l).__name__}")
+    if isinstance(layers[-1], Embedding):
+        raise ConvertError("the model has no recurrent or dense layer after its embedding")
+
+
+def infer_task(layers: list) -> str:
+    """"generate" for Embedding → unidirectional recurrent layers that return sequences → Dense(vocab);
+    "classify" when a recurrent layer returns only its last step; "tag" for per-step outputs otherwise."""
+    rec = [l for l in layers if isinstance(l, Recurrent)]
+    if any(not l.return_sequences for l in rec):
+        return "classify"
+    emb = layers[0]
+    last = layers[-1]
+    if (rec and not any(l.bidirectional for l in rec) and isinstance(last, Dense)
+            and last.units == emb.vocabulary and not any(isinstance(l, Dense) and l.per_step for l in layers)):
+        return "generate"
+    return "tag"
+
+
+def check_task(task: str, layers: list) -> None:
+    rec = [l for l in layers if isinstance(l, Recurrent)]
+    emb = layers[0]
+    if task == "generate":
+        if not rec:
+            raise ConvertError("a generator needs at least one recurrent layer")
+        for l in rec:
+            if l.bidirectional or not l.return_sequences:
+                raise ConvertError(f"task 'generate': layer '{l.name}' is bidirectional or returns only its last "
+                                   f"step; a generator steps forward token by token")
+        last = layers[-1]
+        if not isinstance(last, Dense) or last.units != emb.vocabulary:
+            raise ConvertError(f"task 'generate': the last layer must be a dense layer with one output per "
+                               f"vocabulary token ({emb.vocabulary})")
+    elif task == "classify":
+        if rec and rec[-1].return_sequences:
+            # Many-to-one: the runtime classifies from the last step's output; nothing to change.
+            pass
+    elif task == "tag":
+        if any(not l.return_sequences for l in rec):
+            raise ConvertError("task 'tag' needs every recurrent layer to return sequences")
+    else:
+        raise ConvertError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
+
+
+def assemble(source: Source, vocab: Vocab, task: Optional[str] = None, labels: Optional[list] = None,
+             extra: Optional[list] = None):
+    """Returns (metadata as an ordered list of (key, value), tensors as an ordered dict)."""
+    layers = source.layers
+    check_stack(layers)
+    emb = layers[0]
+    vocab.check()
+    if len(vocab.pieces) != emb.vocabulary:
+        raise ConvertError(f"the vocabulary has {len(vocab.pieces)} tokens but the embedding '{emb.name}' has "
+                           f"{emb.vocabulary} rows")
+    if task is None:
+        task = infer_task(layers)
+    check_task(task, layers)
+
+    meta: list = [("model.task", task)]
+    if labels:
+        out_units = layers[-1].units if isinstance(layers[-1], Dense) else layers[-1].output_size
+        if len(labels) != out_units and not (out_units == 1 and len(labels) == 2):
+            raise ConvertError(f"{len(labels)} labels given but the model has {out_units} outputs")
+        meta.append(("model.labels", list(labels)))
+    meta.append(("model.layer_count", len(layers)))
+    tensors: dict = {}
+    for i, l in enumerate(layers):
+        p = f"layer.{i}."
+        if isinstance(l, Embedding):
+            meta += [(p + "kind", "embedding"), (p + "input_dim", l.vocabulary), (p + "output_dim", l.dimension)]
+            tensors[p + "embeddings"] = l.table
+        elif isinstance(l, Recurrent):
+            meta += [(p + "kind", l.cell), (p + "input_size", l.input_size), (p + "units", l.units),
+                     (p + "activation", l.activation)]
+            if l.cell != "rnn":
+                meta.append((p + "recurrent_activation", l.recurrent_activation))
+            if l.cell == "gru":
+                meta.append((p + "reset_after", bool(l.reset_after)))
+            if l.cell == "lstm":
+                meta.append((p + "peephole", False))
+            meta += [(p + "return_sequences", bool(l.return_sequences)), (p + "bidirectional", l.bidirectional)]
+            if l.bidirectional:
+                meta.append((p + "merge_mode", l.merge_mode))
+            prefixes = [p + "forward.", p + "backward."] if l.bidirectional else [p]
+            for q, d in zip(prefixes, l.directions):
+                tensors[q + "kernel"] = d.kernel
+                tensors[q + "recurrent_kernel"] = d.recurrent_kernel
+                tensors[q + "bias"] = d.bias
+                if d.recurrent_bias is not None:
+                    tensors[q + "recurrent_bias"] = d.recurrent_bias
+        else:
+            meta += [(p + "kind", "dense"), (p + "input_size", l.input_size), (p + "units", l.units),
+                     (p + "activation", l.activation)]
+            tensors[p + "kernel"] = l.kernel
+            tensors[p + "bias"] = l.bias
+    meta += vocab.metadata()
+    meta += list(extra or [])
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
+    return meta, tensors

@@ -1,0 +1,541 @@
+"""Keras models: ``.keras`` archives, ``.weights.h5`` with a config, legacy ``.h5`` files, TF checkpoints.
+
+The architecture always comes from a saved Keras configuration (the archive's ``config.json``, a legacy
+file's ``model_config`` attribute, or a ``model.to_json()`` file given with ``--config``), never from
+defaults: activations, ``reset_after``, ``return_sequences``, ``use_bias`` and ``merge_mode`` are read
+from each layer's config. ``hard_sigmoid`` means clip(0.2x + 0.5) in Keras 2 / tf.keras and
+clip(x/6 + 0.5) in Keras 3; the version is the one recorded in the file (``metadata.json``, the
+``keras_version`` attribute, or the config's ``keras_version``), else ``--keras-version``.
+
+Weights are found by layer:
+
+- Keras 3 (``.keras``, ``.weights.h5``): ``layers/<key>/vars/<i>``, ``layers/<key>/cell/vars/<i>`` (RNN),
+  ``layers/<key>/{forward,backward}_layer/cell/vars/<i>`` (Bidirectional), ``layers/<key>/layer/vars/<i>``
+  (TimeDistributed); ``<key>`` is the snake-case class name made unique (``dense``, ``dense_1``) and the
+  ``vars`` group's ``name`` attribute is the layer's name. Variables are positional: kernel, recurrent
+  kernel, bias; or kernel, bias; or embeddings.
+- Legacy HDF5 (Keras 2 ``model.save('m.h5')`` / ``save_weights('w.h5')``): group ``[model_weights/]<name>``
+  with a ``weight_names`` attribute (``gru/gru_cell/kernel:0`` …).
+- TF checkpoints (``save_weights('prefix')``): ``layer_with_weights-<k>/<path>/.ATTRIBUTES/VARIABLE_VALUE``,
+  k counting the layers that have weights.
+
+Each is turned into paths relative to the layer — ``embeddings``, ``kernel``, ``bias``, ``cell/kernel``,
+``forward_layer/cell/recurrent_kernel``, ``layer/kernel`` — and mapped by :mod:`.mapping`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import tf_checkpoint
+from .common import ConvertError, Dense, Embedding, Options, Recurrent, Source, f32
+from .mapping import keras_activation, keras_dense, keras_direction
+
+RNN_CLASSES = {"SimpleRNN": "rnn", "GRU": "gru", "LSTM": "lstm", "GRUV2": "gru", "LSTMV2": "lstm"}
+NO_OPS = {"Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
+          "ActivityRegularization"}
+CELL_VARS = ["kernel", "recurrent_kernel", "bias"]
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ConvertError("reading Keras HDF5 files needs the h5py package (pip install h5py)") from None
+    return h5py
+
+
+# --- Configuration -------------------------------------------------------------------------------
+
+def _major(version: Optional[str]) -> Optional[int]:
+    if not version:
+        return None
+    if isinstance(version, bytes):
+        version = version.decode("utf-8", "replace")
+    m = re.match(r"\s*(\d+)", str(version))
+    return int(m.group(1)) if m else None
+
+
+def load_config_file(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except OSError as e:
+        raise ConvertError(f"cannot read the config {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConvertError(f"{os.path.basename(path)}: the config is not UTF-8 JSON") from None
+    return parse_json(text, os.path.basename(path))
+
+
+def parse_json(text, what: str) -> dict:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConvertError(f"{what}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(obj, dict):
+        raise ConvertError(f"{what}: expected a JSON object (a Keras model config)")
+    return obj
+
+
+def config_version(cfg: dict) -> Optional[str]:
+    """The Keras version a ``to_json()`` config records: tf.keras / Keras 2 write ``keras_version``; Keras 3
+    writes none but marks its configs with a top-level ``"module": "keras"`` and ``registered_name``."""
+    v = cfg.get("keras_version")
+    if v:
+        return str(v)
+    if cfg.get("module") == "keras" and "registered_name" in cfg:
+        return "3"
+    return None
+
+
+def _inbound_names(layer: dict) -> list:
+    """Names of the layers feeding a functional-model layer (Keras 2 and Keras 3 node formats)."""
+    names = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "keras_history" in x and isinstance(x["keras_history"], list) and x["keras_history"]:
+                names.append(x["keras_history"][0])
+                return
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            if len(x) >= 3 and isinstance(x[0], str) and isinstance(x[1], int):
+                names.append(x[0])          # Keras 2: [name, node_index, tensor_index, kwargs]
+                return
+            for v in x:
+                walk(v)
+
+    walk(layer.get("inbound_nodes", []))
+    return names
+
+
+def model_layers(cfg: dict) -> list:
+    """The layer configs of a Sequential or linear Functional model, in order, InputLayer removed."""
+    cls = cfg.get("class_name")
+    inner = cfg.get("config", {})
+    if isinstance(inner, list):                       # Keras 2.0–2.2 Sequential: config is the list
+        layers = inner
+    elif isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+        layers = inner["layers"]
+    else:
+        raise ConvertError(f"the config does not describe a model with layers (class '{cls}')")
+    if cls not in ("Sequential", "Functional", "Model"):
+        raise ConvertError(f"model class '{cls}' is not supported (Sequential or a linear functional model)")
+    out = []
+    for i, l in enumerate(layers):
+        if not isinstance(l, dict) or not isinstance(l.get("config"), dict) or "class_name" not in l:
+            raise ConvertError(f"layer {i} of the config is malformed")
+        if l["class_name"] == "InputLayer":
+            continue
+        out.append(l)
+    if cls != "Sequential":
+        prev = None
+        for l in layers:
+            name = l["config"].get("name")
+            if l["class_name"] != "InputLayer":
+                ins = _inbound_names(l)
+                if len(ins) != 1 or (prev is not None and ins[0] != prev):
+                    raise ConvertError(f"layer '{name}' takes its input from {ins or 'nothing'}; only linear "
+                                       f"stacks of layers are supported")
+            prev = name
+    return out
+
+
+# --- Weight sources ------------------------------------------------------------------------------
+
+def _snake(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def _positional_names(cls: str, cfg: dict, sub: str) -> list:
+    """Names of the variables in a Keras 3 ``vars`` group at ``sub`` inside a layer of class ``cls``."""
+    last = sub.rsplit("/", 1)[-1] if sub else ""
+    if last == "cell":
+        return CELL_VARS
+    if cls == "Embedding" and sub == "":
+        return ["embeddings"]
+    if cls == "Dense" and sub == "":
+        return ["kernel", "bias"]
+    if cls == "TimeDistributed" and sub == "layer":
+        return ["kernel", "bias"]
+    return []
+
+
+class Keras3Weights:
+    """Weights of a Keras 3 ``model.weights.h5`` (inside a ``.keras`` archive or saved alone)."""
+
+    def __init__(self, h5file, origin: str):
+        self.f = h5file
+        self.origin = origin
+        if "layers" not in self.f:
+            raise ConvertError(f"{origin}: no 'layers' group (not a Keras 3 weights file?)")
+        self.groups = self.f["layers"]
+        self.by_name = {}
+        for key in self.groups:
+            g = self.groups[key]
+            v = g.get("vars")
+            n = v.attrs.get("name") if v is not None else None
+            if isinstance(n, bytes):
+                n = n.decode()
+            if n is not None:
+                self.by_name[str(n)] = key
+        self.counts: dict = {}
+        self.used: set = set()
+
+    def layer(self, index: int, cls: str, cfg: dict, weighted_index: int) -> dict:
+        name = cfg.get("name")
+        base = _snake(cls)
+        n = self.counts.get(base, 0)
+        self.counts[base] = n + 1
+        key = self.by_name.get(name) or (base if n == 0 else f"{base}_{n}")
+        if key not in self.groups:
+            raise ConvertError(f"{self.origin}: no weights for layer '{name}' ({cls}); expected group 'layers/{key}'")
+        self.used.add(key)
+        out = {}
+        g = self.groups[key]
+
+        def walk(group, sub):
+            for k in group:
+                item = group[k]
+                if k == "vars":
+                    names = _positional_names(cls, cfg, sub)
+                    for d in item.keys():
+                        if not d.isdigit() or int(d) >= len(names):
+                            raise ConvertError(f"{self.origin}: layer '{name}' ({cls}) has an unexpected variable "
+                                               f"'{item.name}/{d}' (expected {', '.join(names) or 'none'})")
+                        out[(sub + "/" if sub else "") + names[int(d)]] = np.asarray(item[d])
+                elif hasattr(item, "keys"):
+                    walk(item, (sub + "/" if sub else "") + k)
+
+        walk(g, "")
+        return out
+
+    def finish(self) -> None:
+        extra = [k for k in self.groups if k not in self.used and _has_datasets(self.groups[k])]
+        if extra:
+            raise ConvertError(f"{self.origin}: weights for 'layers/{extra[0]}' match no layer of the config")
+
+
+def _has_datasets(g) -> bool:
+    found = []
+    g.visititems(lambda n, o: found.append(n) if not hasattr(o, "keys") else None)
+    return bool(found)
+
+
+def _rel_from_legacy(cls: str, wn: str, i: int, n: int) -> str:
+    """``bidirectional/forward_gru/gru_cell/kernel:0`` → ``forward_layer/cell/kernel`` (by class)."""
+    parts = wn.split("/")
+    base = parts[-1].split(":")[0]
+    if cls in RNN_CLASSES:
+        return "cell/" + base
+    if cls == "Bidirectional":
+        comps = parts[1:-1]
+        if any(c.startswith("forward") for c in comps):
+            d = "forward_layer"
+        elif any(c.startswith("backward") for c in comps):
+            d = "backward_layer"
+        else:
+            d = "forward_layer" if i < n // 2 else "backward_layer"
+        return d + "/cell/" + base
+    if cls == "TimeDistributed":
+        return "layer/" + base
+    return base
+
+
+class LegacyWeights:
+    """Weights of a Keras 2 HDF5 file: ``<root>/<layer name>`` groups with ``weight_names`` attributes."""
+
+    def __init__(self, root, origin: str):
+        self.root = root
+        self.origin = origin
+        names = root.attrs.get("layer_names")
+        self.layer_names = [x.decode() if isinstance(x, bytes) else str(x) for x in names] if names is not None else list(root)
+        self.used: set = set()
+
+    def layer(self, index: int, cls: str, cfg: dict, weighted_index: int) -> dict:
+        name = cfg.get("name")
+        if name not in self.root:
+            raise ConvertError(f"{self.origin}: no weights for layer '{name}' ({cls})")
+        g = self.root[name]
+        self.used.add(name)
+        wns = [x.decode() if isinstance(x, bytes) else str(x) for x in g.attrs.get("weight_names", [])]
+        out = {}
+        for i, wn in enumerate(wns):
+            if wn not in g:
+                raise ConvertError(f"{self.origin}: weight '{wn}' of layer '{name}' is listed but missing")
+            out[_rel_from_legacy(cls, wn, i, len(wns))] = np.asarray(g[wn])
+        return out
+
+    def finish(self) -> None:
+        for n in self.layer_names:
+            if n in self.used or n not in self.root:
+                continue
+            wns = self.root[n].attrs.get("weight_names", [])
+            if len(wns) and n != "top_level_model_weights":
+                raise ConvertError(f"{self.origin}: weights for layer '{n}' match no layer of the config")
+
+
+class CheckpointWeights:
+    """Weights of a TF object checkpoint written by Keras ``save_weights('prefix')``."""
+
+    SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+    def __init__(self, tensors: dict, origin: str):
+        self.origin = origin
+        self.layers: dict = {}
+        for name, arr in tensors.items():
+            if ".OPTIMIZER_SLOT" in name or not name.endswith(self.SUFFIX):
+                continue
+            head, _, rest = name[: -len(self.SUFFIX)].partition("/")
+            m = re.fullmatch(r"layer_with_weights-(\d+)", head)
+            if m:
+                self.layers.setdefault(int(m.group(1)), {})[rest] = arr
+        if not self.layers:
+            raise ConvertError(f"{origin}: no 'layer_with_weights-N/...' variables (not a Keras save_weights checkpoint?)")
+        self.used: set = set()
+
+    def layer(self, index: int, cls: str, cfg: dict, weighted_index: int) -> dict:
+        if weighted_index not in self.layers:
+            raise ConvertError(f"{self.origin}: no variables 'layer_with_weights-{weighted_index}/...' for layer "
+                               f"'{cfg.get('name')}' ({cls})")
+        self.used.add(weighted_index)
+        return dict(self.layers[weighted_index])
+
+    def finish(self) -> None:
+        extra = sorted(set(self.layers) - self.used)
+        if extra:
+            raise ConvertError(f"{self.origin}: variables 'layer_with_weights-{extra[0]}/...' match no layer of the config")
+
+
+# --- Layers --------------------------------------------------------------------------------------
+
+def _take(w: dict, key: str, layer: str, cls: str, required: bool = True):
+    if key not in w:
+        if required:
+            raise ConvertError(f"layer '{layer}' ({cls}): missing weight '{key}'")
+        return None
+    return w.pop(key)
+
+
+def _recurrent(cls: str, cfg: dict, w: dict, prefix: str, width: int, major: int, layer: str,
+               directions_of: Optional[list] = None):
+    """One Keras RNN layer config + its weights at ``prefix`` (``""`` or ``forward_layer/``) → (spec, Direction)."""
+    cell = RNN_CLASSES[cls]
+    units = cfg.get("units")
+    if not isinstance(units, int) or units < 1:
+        raise ConvertError(f"layer '{layer}' ({cls}): 'units' is {units!r}")
+    act = keras_activation(cfg.get("activation", "tanh"), major, f"layer '{layer}' ({cls}) activation")
+    ract = "sigmoid"
+    if cell != "rnn":
+        if "recurrent_activation" not in cfg:
+            raise ConvertError(f"layer '{layer}' ({cls}): the config has no 'recurrent_activation'")
+        ract = keras_activation(cfg["recurrent_activation"], major, f"layer '{layer}' ({cls}) recurrent_activation")
+    if cfg.get("go_backwards") and not prefix.startswith("backward"):
+        raise ConvertError(f"layer '{layer}' ({cls}): go_backwards=True is not supported outside Bidirectional")
+    use_bias = cfg.get("use_bias", True)
+    k = _take(w, prefix + "cell/kernel", layer, cls)
+    u = _take(w, prefix + "cell/recurrent_kernel", layer, cls)
+    b = _take(w, prefix + "cell/bias", layer, cls, required=bool(use_bias))
+    reset_after = True
+    if cell == "gru":
+        if "reset_after" in cfg:
+            reset_after = bool(cfg["reset_after"])
+        elif b is not None:
+            reset_after = np.asarray(b).ndim == 2          # Keras < 2.3 configs have no key: bias shape tells
+        else:
+            raise ConvertError(f"layer '{layer}' ({cls}): the config has no 'reset_after' and the layer no bias")
+    d = keras_direction(cell, units, width, k, u, b, reset_after, f"layer '{layer}' ({cls}){' ' + prefix.rstrip('/') if prefix else ''}")
+    spec = dict(cell=cell, units=units, activation=act, recurrent_activation=ract, reset_after=reset_after,
+                return_sequences=bool(cfg.get("return_sequences", False)))
+    return spec, d
+
+
+def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -> list:
+    """Keras layer configs + a weight source → the converter's layer list."""
+    def version_needed(what):
+        if major is None:
+            raise ConvertError(f"{origin}: {what} uses hard_sigmoid, whose meaning depends on the Keras version, "
+                               f"and the file records none; give --keras-version (e.g. 2.15 or 3.6)")
+        return major
+
+    # Fail early if hard_sigmoid appears and the version is unknown.
+    if major is None and "hard_sigmoid" in json.dumps(layer_cfgs):
+        version_needed("the model")
+    mj = major if major is not None else 3
+
+    layers: list = []
+    width = None
+    weighted = 0
+    pending_activation_ok = False
+    for index, lc in enumerate(layer_cfgs):
+        cls, cfg = lc["class_name"], lc["config"]
+        name = cfg.get("name", f"layer{index}")
+        if cls in NO_OPS:
+            continue
+        if cls == "Activation":
+            last = layers[-1] if layers else None
+            if isinstance(last, Dense) and last.activation == "linear" and pending_activation_ok:
+                last.activation = keras_activation(cfg.get("activation"), mj, f"layer '{name}' (Activation)",
+                                                   allow_softmax=True)
+                pending_activation_ok = False
+                continue
+            raise ConvertError(f"layer '{name}' (Activation) is supported only right after a Dense layer "
+                               f"without an activation")
+        pending_activation_ok = False
+        if cls not in ("Embedding", "Dense", "TimeDistributed", "Bidirectional") and cls not in RNN_CLASSES:
+            raise ConvertError(f"layer '{name}' of class {cls} is not supported (supported: Embedding, SimpleRNN, "
+                               f"GRU, LSTM, Bidirectional, Dense, TimeDistributed(Dense), Dropout, SpatialDropout1D)")
+        if cls == "TimeDistributed":
+            inner = cfg.get("layer", {})
+            if inner.get("class_name") != "Dense":
+                raise ConvertError(f"layer '{name}' (TimeDistributed) wraps {inner.get('class_name')}; only Dense "
+                                   f"is supported")
+        w = weights.layer(index, cls, cfg, weighted)
+        weighted += 1
+        if cls == "Embedding":
+            if layers:
+                raise ConvertError(f"layer '{name}' (Embedding) must be the first layer")
+            table = f32(_take(w, "embeddings", name, cls), f"layer '{name}' embeddings")
+            V, E = cfg.get("input_dim"), cfg.get("output_dim")
+            if tuple(table.shape) != (V, E):
+                raise ConvertError(f"layer '{name}' (Embedding) embeddings have shape {list(table.shape)}, expected "
+                                   f"[{V}, {E}] (input_dim, output_dim)")
+            layers.append(Embedding(table=table, name=name, mask_zero=bool(cfg.get("mask_zero", False))))
+            width = E
+        elif width is None:
+            raise ConvertError(f"layer '{name}' ({cls}): the model must start with an Embedding layer")
+        elif cls in RNN_CLASSES:
+            spec, d = _recurrent(cls, cfg, w, "", width, mj, name)
+            layers.append(Recurrent(input_size=width, directions=[d], name=name, **spec))
+            width = spec["units"]
+        elif cls == "Bidirectional":
+            inner = cfg.get("layer", {})
+            icls, icfg = inner.get("class_name"), inner.get("config", {})
+            if icls not in RNN_CLASSES:
+                raise ConvertError(f"layer '{name}' (Bidirectional) wraps {icls}; only SimpleRNN, GRU and LSTM")
+            mode = cfg.get("merge_mode", "concat")
+            if mode not in ("concat", "sum", "mul", "ave"):
+                raise ConvertError(f"layer '{name}' (Bidirectional): merge_mode {mode!r} is not supported "
+                                   f"(concat, sum, mul, ave)")
+            fspec, fd = _recurrent(icls, icfg, w, "forward_layer/", width, mj, name)
+            back = cfg.get("backward_layer")
+            bcls, bcfg = (back.get("class_name"), back.get("config", {})) if isinstance(back, dict) else (icls, icfg)
+            if bcls not in RNN_CLASSES:
+                raise ConvertError(f"layer '{name}' (Bidirectional): backward layer of class {bcls} is not supported")
+            bspec, bd = _recurrent(bcls, bcfg, w, "backward_layer/", width, mj, name)
+            for key in ("cell", "units", "activation", "recurrent_activation", "reset_after"):
+                if fspec[key] != bspec[key]:
+                    raise ConvertError(f"layer '{name}' (Bidirectional): forward and backward layers differ in {key} "
+                                       f"({fspec[key]} vs {bspec[key]})")
+            layers.append(Recurrent(input_size=width, directions=[fd, bd], name=name, merge_mode=mode, **fspec))
+            width = layers[-1].output_size
+        elif cls in ("Dense", "TimeDistributed"):
+            dcfg = cfg if cls == "Dense" else cfg["layer"].get("config", {})
+            pre = "" if cls == "Dense" else "layer/"
+            units = dcfg.get("units")
+            if not isinstance(units, int) or units < 1:
+                raise ConvertError(f"layer '{name}' ({cls}): 'units' is {units!r}")
+            k = _take(w, pre + "kernel", name, cls)
+            b = _take(w, pre + "bias", name, cls, required=bool(dcfg.get("use_bias", True)))
+            kernel, bias = keras_dense(k, b, units, width, f"layer '{name}' ({cls})")
+            act = keras_activation(dcfg.get("activation"), mj, f"layer '{name}' ({cls}) activation", allow_softmax=True)
+            layers.append(Dense(kernel=kernel, bias=bias, name=name, activation=act, per_step=cls == "TimeDistributed"))
+            pending_activation_ok = act == "linear"
+            width = units
+        if w:
+            raise ConvertError(f"layer '{name}' ({cls}): unexpected weight '{sorted(w)[0]}'")
+    weights.finish()
+    return layers
+
+
+def _source(layer_cfgs, weights, version, fmt, origin) -> Source:
+    layers = build_layers(layer_cfgs, weights, _major(version), origin)
+    notes = {"keras.version": str(version)} if version else {}
+    return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes)
+
+
+# --- Entry points --------------------------------------------------------------------------------
+
+def _open_h5(source, origin: str):
+    h5py = _h5py()
+    try:
+        return h5py.File(source, "r")
+    except (OSError, ValueError) as e:
+        raise ConvertError(f"{origin}: not a readable HDF5 file ({str(e).splitlines()[0]})") from None
+
+
+def read_archive(path: str, opts: Options) -> Source:
+    """A ``.keras`` archive (Keras 3, or tf.keras ≥ 2.13 saving in the same format)."""
+    origin = os.path.basename(path)
+    try:
+        z = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ConvertError(f"{origin}: not a .keras zip archive ({e})") from None
+    except OSError as e:
+        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    with z:
+        names = z.namelist()
+        for need in ("config.json", "model.weights.h5"):
+            if need not in names:
+                raise ConvertError(f"{origin}: the archive has no {need}")
+        try:
+            cfg = parse_json(z.read("config.json"), f"{origin}: config.json")
+            meta = parse_json(z.read("metadata.json"), f"{origin}: metadata.json") if "metadata.json" in names else {}
+            blob = z.read("model.weights.h5")
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise ConvertError(f"{origin}: damaged archive ({e})") from None
+    version = opts.keras_version or meta.get("keras_version") or config_version(cfg)
+    with _open_h5(io.BytesIO(blob), f"{origin}: model.weights.h5") as f:
+        return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras", origin)
+
+
+def _config_from_opts(opts: Options, origin: str) -> dict:
+    if not opts.config:
+        raise ConvertError(f"{origin} holds only weights; give the model's architecture with --config "
+                           f"(a JSON file written from model.to_json())")
+    return load_config_file(opts.config)
+
+
+def read_h5(path: str, opts: Options) -> Source:
+    """``.h5`` files: a legacy full model (``model_config`` attribute), a legacy weights-only file
+    (``layer_names`` attribute; needs --config), or a Keras 3 ``.weights.h5`` (needs --config)."""
+    origin = os.path.basename(path)
+    with _open_h5(path, origin) as f:
+        if "layers" in f and "layer_names" not in f.attrs:
+            cfg = _config_from_opts(opts, origin)
+            version = opts.keras_version or config_version(cfg)
+            return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras-weights-h5", origin)
+        version = opts.keras_version or f.attrs.get("keras_version")
+        if isinstance(version, bytes):
+            version = version.decode()
+        if "model_config" in f.attrs and not opts.config:
+            cfg = parse_json(f.attrs["model_config"], f"{origin}: model_config")
+            root = f["model_weights"] if "model_weights" in f else None
+            if root is None:
+                raise ConvertError(f"{origin}: the file has a model config but no 'model_weights' group")
+            return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
+        root = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in root.attrs:
+            raise ConvertError(f"{origin}: not a Keras HDF5 file (no 'layer_names' attribute and no 'layers' group)")
+        cfg = _config_from_opts(opts, origin)
+        version = version or config_version(cfg)
+        return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
+
+
+def read_checkpoint(path: str, opts: Options) -> Source:
+    origin = os.path.basename(tf_checkpoint.prefix_of(path))
+    tensors = tf_checkpoint.load(path)
+    cfg = _config_from_opts(opts, origin)
+    version = opts.keras_version or config_version(cfg)
+    return _source(model_layers(cfg), CheckpointWeights(tensors, origin), version, "tf-checkpoint", origin)

@@ -1,0 +1,281 @@
+"""Reads TensorFlow 2 object checkpoints (``prefix.index`` + ``prefix.data-NNNNN-of-MMMMM``) without TensorFlow.
+
+``prefix.index`` is a LevelDB-style table (SSTable):
+
+- the last 48 bytes are the footer: the metaindex block handle and the index block handle (each two
+  varints, offset and size), zero padding to 40 bytes, then the magic number 0xdb4775248b80fb57 (fixed64,
+  little-endian);
+- a block is a run of entries, then ``num_restarts`` fixed32 restart offsets and ``num_restarts`` itself,
+  followed (outside the handle's size) by a 1-byte compression type and a 4-byte CRC-32C;
+- an entry is varint ``shared``, varint ``non_shared``, varint ``value_length``, the ``non_shared`` key bytes
+  that follow the ``shared`` bytes of the previous key, then the value;
+- the index block maps the last key of each data block to that block's handle.
+
+In the data blocks, key "" holds a ``BundleHeaderProto`` (1: num_shards, 2: endianness, 3: version) and every
+other key a tensor's ``BundleEntryProto`` (1: dtype, 2: shape {2: dim {1: size}}, 3: shard_id, 4: offset,
+5: size, 6: masked CRC-32C fixed32, 7: slices). The tensor's bytes are ``size`` bytes at ``offset`` in shard
+``shard_id``, little-endian, row-major. Both protobufs are decoded by hand below.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import OrderedDict
+
+import numpy as np
+
+from .common import ConvertError
+
+TABLE_MAGIC = 0xDB4775248B80FB57
+FOOTER_SIZE = 48
+
+# tensorflow DataType enum → numpy dtype.
+_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8"), 3: np.dtype("<i4"), 4: np.dtype("u1"), 5: np.dtype("<i2"),
+           6: np.dtype("i1"), 9: np.dtype("<i8"), 10: np.dtype("?"), 14: "bfloat16", 19: np.dtype("<f2")}
+DT_STRING = 7
+
+
+class _Reader:
+    """Bounds-checked reading of varints and fixed-width integers from a bytes object."""
+
+    def __init__(self, buf: bytes, start: int, end: int, what: str):
+        self.buf, self.pos, self.end, self.what = buf, start, end, what
+
+    def fail(self, msg: str):
+        raise ConvertError(f"{self.what}: {msg}")
+
+    def varint(self) -> int:
+        shift = result = 0
+        while True:
+            if self.pos >= self.end:
+                self.fail("truncated varint")
+            b = self.buf[self.pos]
+            self.pos += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+            if shift > 63:
+                self.fail("varint longer than 10 bytes")
+
+    def bytes(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            self.fail(f"a field of {n} bytes runs past the end")
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def fixed32(self) -> int:
+        return struct.unpack("<I", self.bytes(4))[0]
+
+    def fixed64(self) -> int:
+        return struct.unpack("<Q", self.bytes(8))[0]
+
+    def done(self) -> bool:
+        return self.pos >= self.end
+
+
+def _fields(data: bytes, what: str):
+    """Yields (field number, wire type, value) of a protobuf message; length-delimited values as bytes."""
+    r = _Reader(data, 0, len(data), what)
+    while not r.done():
+        tag = r.varint()
+        num, wt = tag >> 3, tag & 7
+        if wt == 0:
+            yield num, wt, r.varint()
+        elif wt == 1:
+            yield num, wt, r.fixed64()
+        elif wt == 2:
+            yield num, wt, r.bytes(r.varint())
+        elif wt == 5:
+            yield num, wt, r.fixed32()
+        else:
+            r.fail(f"unsupported protobuf wire type {wt} (field {num})")
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _parse_entry(data: bytes, what: str) -> dict:
+    e = {"dtype": 0, "shape": [], "shard_id": 0, "offset": 0, "size": 0, "crc32c": None, "sliced": False}
+    for num, wt, v in _fields(data, what):
+        if num == 1 and wt == 0:
+            e["dtype"] = v
+        elif num == 2 and wt == 2:
+            for n2, w2, v2 in _fields(v, what + " shape"):
+                if n2 == 2 and w2 == 2:
+                    size = 0
+                    for n3, w3, v3 in _fields(v2, what + " dim"):
+                        if n3 == 1 and w3 == 0:
+                            size = _signed(v3)
+                    e["shape"].append(size)
+                elif n2 == 3 and w2 == 0 and v2:
+                    raise ConvertError(f"{what}: tensor of unknown rank")
+        elif num == 3 and wt == 0:
+            e["shard_id"] = v
+        elif num == 4 and wt == 0:
+            e["offset"] = _signed(v)
+        elif num == 5 and wt == 0:
+            e["size"] = _signed(v)
+        elif num == 6 and wt == 5:
+            e["crc32c"] = v
+        elif num == 7:
+            e["sliced"] = True
+    return e
+
+
+def _block(buf: bytes, offset: int, size: int, what: str):
+    """Yields (key, value) of the table block at [offset, offset + size)."""
+    if offset < 0 or size < 4 or offset + size + 5 > len(buf):
+        raise ConvertError(f"{what}: block [{offset}, {offset + size}) lies outside the file of {len(buf)} bytes")
+    ctype = buf[offset + size]
+    if ctype != 0:
+        raise ConvertError(f"{what}: compressed blocks (type {ctype}) are not supported")
+    (n_restarts,) = struct.unpack_from("<I", buf, offset + size - 4)
+    end = offset + size - 4 - 4 * n_restarts
+    if n_restarts == 0 or end < offset:
+        raise ConvertError(f"{what}: block restart array is malformed ({n_restarts} restarts)")
+    r = _Reader(buf, offset, end, what)
+    key = b""
+    while not r.done():
+        shared, non_shared, vlen = r.varint(), r.varint(), r.varint()
+        if shared > len(key):
+            r.fail("an entry shares more key bytes than the previous key has")
+        key = key[:shared] + r.bytes(non_shared)
+        yield key, r.bytes(vlen)
+
+
+def _handle(data: bytes, what: str):
+    r = _Reader(data, 0, len(data), what)
+    return r.varint(), r.varint()
+
+
+def read_index(path: str) -> "OrderedDict[str, dict]":
+    """Parses ``prefix.index``: returns name → entry dict (the header under the key "")."""
+    what = os.path.basename(path)
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as e:
+        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(buf) < FOOTER_SIZE:
+        raise ConvertError(f"{what}: too short for a checkpoint index ({len(buf)} bytes; truncated?)")
+    (magic,) = struct.unpack_from("<Q", buf, len(buf) - 8)
+    if magic != TABLE_MAGIC:
+        raise ConvertError(f"{what}: not a TensorFlow checkpoint index (bad table magic; truncated?)")
+    foot = _Reader(buf, len(buf) - FOOTER_SIZE, len(buf) - 8, what + " footer")
+    foot.varint(), foot.varint()                     # metaindex handle (unused)
+    idx_off, idx_size = foot.varint(), foot.varint()
+    entries: OrderedDict = OrderedDict()
+    for _, handle in _block(buf, idx_off, idx_size, what + " index block"):
+        off, size = _handle(handle, what + " block handle")
+        for key, value in _block(buf, off, size, what + " data block"):
+            name = key.decode("utf-8", "replace")
+            if name == "":
+                hdr = {"num_shards": 1, "endianness": 0, "version": None}
+                for num, wt, v in _fields(value, what + " header"):
+                    if num == 1 and wt == 0:
+                        hdr["num_shards"] = v
+                    elif num == 2 and wt == 0:
+                        hdr["endianness"] = v
+                entries[""] = hdr
+            else:
+                entries[name] = _parse_entry(value, f"{what}: entry '{name}'")
+    if "" not in entries:
+        raise ConvertError(f"{what}: no bundle header entry")
+    return entries
+
+
+# CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, as TensorFlow checks tensor data with.
+_CRC32C_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC32C_TABLE.append(_c)
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    t = _CRC32C_TABLE
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TensorFlow stores CRCs masked: rotate right by 15 bits, add 0xa282ead8 (mod 2^32)."""
+    c = crc32c(data)
+    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+_CRC_LIMIT = 16 << 20    # tensors up to this size are checked (pure-Python CRC-32C is slow)
+
+
+def prefix_of(path: str) -> str:
+    """Accepts the prefix itself, ``prefix.index`` or a data shard's path."""
+    if path.endswith(".index"):
+        return path[: -len(".index")]
+    i = path.rfind(".data-")
+    if i > 0:
+        return path[:i]
+    return path
+
+
+def load(path: str) -> "OrderedDict[str, np.ndarray]":
+    """Reads every numeric tensor of a checkpoint: name → numpy array (strings such as the object graph
+    are skipped)."""
+    prefix = prefix_of(path)
+    index_path = prefix + ".index"
+    if not os.path.exists(index_path):
+        raise ConvertError(f"no checkpoint index '{index_path}'")
+    entries = read_index(index_path)
+    hdr = entries.pop("")
+    if hdr["endianness"] != 0:
+        raise ConvertError(f"{os.path.basename(index_path)}: big-endian checkpoints are not supported")
+    shards = int(hdr["num_shards"])
+    if not 1 <= shards <= 100000:
+        raise ConvertError(f"{os.path.basename(index_path)}: header gives {shards} shards")
+    blobs: dict = {}
+    out: OrderedDict = OrderedDict()
+    for name, e in entries.items():
+        if e["dtype"] == DT_STRING:
+            continue
+        dt = _DTYPES.get(e["dtype"])
+        if dt is None:
+            raise ConvertError(f"checkpoint tensor '{name}' has unsupported dtype code {e['dtype']}")
+        if e["sliced"]:
+            raise ConvertError(f"checkpoint tensor '{name}' is saved in slices (partitioned); not supported")
+        sid = e["shard_id"]
+        if not 0 <= sid < shards:
+            raise ConvertError(f"checkpoint tensor '{name}' is in shard {sid} of {shards}")
+        if sid not in blobs:
+            shard_path = f"{prefix}.data-{sid:05d}-of-{shards:05d}"
+            try:
+                with open(shard_path, "rb") as f:
+                    blobs[sid] = f.read()
+            except OSError as err:
+                raise ConvertError(f"cannot read the checkpoint data file {shard_path}: {err.strerror or err}") from None
+        blob = blobs[sid]
+        shape = e["shape"]
+        if any(s < 0 for s in shape):
+            raise ConvertError(f"checkpoint tensor '{name}' has a negative dimension {shape}")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        itemsize = 2 if dt == "bfloat16" else dt.itemsize
+        off, size = e["offset"], e["size"]
+        if size != count * itemsize:
+            raise ConvertError(f"checkpoint tensor '{name}': {size} bytes for shape {shape}")
+        if off < 0 or off + size > len(blob):
+            raise ConvertError(f"checkpoint tensor '{name}': bytes [{off}, {off + size}) lie outside the data file "
+                               f"of {len(blob)} bytes (truncated?)")
+        raw = blob[off:off + size]
+        if e["crc32c"] is not None and size <= _CRC_LIMIT and masked_crc32c(raw) != e["crc32c"]:
+            raise ConvertError(f"checkpoint tensor '{name}': CRC-32C mismatch (the data file is damaged)")
+        if dt == "bfloat16":
+            arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            arr = np.frombuffer(raw, dtype=dt)
+        out[name] = arr.reshape(shape).copy()
+    return out

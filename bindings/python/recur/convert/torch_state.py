@@ -1,0 +1,221 @@
+"""Reads PyTorch ``torch.save`` files (the zip format of PyTorch ≥ 1.6) without PyTorch.
+
+The archive holds ``<name>/data.pkl`` (a pickle whose tensors refer to storages by key) and one raw,
+little-endian file per storage, ``<name>/data/<key>``. The pickle is read by :class:`_TensorUnpickler`,
+which executes nothing: ``find_class`` maps the handful of globals a state_dict needs to local stand-ins
+(``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2``, ``torch._utils._rebuild_parameter``,
+``torch.FloatStorage`` and the other storage types) and refuses every other global with a
+:class:`ConvertError` that names it. Tensors come back as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+
+from .common import ConvertError
+
+# torch.<Name>Storage → numpy dtype (little-endian).
+_STORAGE_DTYPES = {
+    "FloatStorage": np.dtype("<f4"),
+    "DoubleStorage": np.dtype("<f8"),
+    "HalfStorage": np.dtype("<f2"),
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": np.dtype("<i8"),
+    "IntStorage": np.dtype("<i4"),
+    "ShortStorage": np.dtype("<i2"),
+    "CharStorage": np.dtype("i1"),
+    "ByteStorage": np.dtype("u1"),
+    "BoolStorage": np.dtype("?"),
+}
+
+_MAX_ELEMENTS = 1 << 32
+
+
+class _StorageType:
+    def __init__(self, name: str):
+        self.name = name
+        self.dtype = _STORAGE_DTYPES[name]
+
+    @property
+    def itemsize(self) -> int:
+        return 2 if self.dtype == "bfloat16" else self.dtype.itemsize
+
+
+class _Storage:
+    """A storage's elements as a flat numpy array (float32 for bfloat16)."""
+
+    def __init__(self, array: np.ndarray, key: str):
+        self.array = array
+        self.key = key
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    if not isinstance(storage, _Storage):
+        raise ConvertError("the pickle rebuilds a tensor from something that is not a storage")
+    try:
+        size = tuple(int(s) for s in size)
+        stride = tuple(int(s) for s in stride)
+        offset = int(storage_offset)
+    except (TypeError, ValueError):
+        raise ConvertError("the pickle gives a tensor a malformed size or stride") from None
+    if len(size) != len(stride) or any(s < 0 for s in size) or any(s < 0 for s in stride) or offset < 0:
+        raise ConvertError(f"tensor with size {list(size)} and stride {list(stride)} is malformed")
+    flat = storage.array
+    count = int(np.prod(size, dtype=np.int64)) if size else 1
+    if count == 0:
+        return np.zeros(size, dtype=flat.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= flat.shape[0]:
+        raise ConvertError(f"a tensor of size {list(size)} reaches element {last} of storage '{storage.key}', "
+                           f"which has {flat.shape[0]} elements")
+    view = np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
+                                           strides=tuple(s * flat.itemsize for s in stride), writeable=False)
+    return np.array(view)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *rest):
+    return data
+
+
+def _bfloat16_to_f32(raw: bytes) -> np.ndarray:
+    u16 = np.frombuffer(raw, dtype="<u2")
+    return (u16.astype(np.uint32) << 16).view(np.float32)
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, origin: str):
+        super().__init__(file)
+        self.archive = archive
+        self.prefix = prefix
+        self.origin = origin
+        self.storages: dict = {}
+
+    def find_class(self, module, name):
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor_v2
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return _rebuild_parameter
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        hint = ""
+        if module == "__main__" or module.startswith("torch.nn"):
+            hint = "; the file holds a pickled object, not a state_dict: save model.state_dict() instead"
+        raise ConvertError(f"{self.origin}: refused to load the pickled global '{module}.{name}' (only tensors, "
+                           f"storages and OrderedDict are allowed){hint}")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise ConvertError(f"{self.origin}: unsupported persistent reference {str(pid)[:80]}")
+        stype, key, _location, numel = pid[1], str(pid[2]), pid[3], pid[4]
+        if not isinstance(stype, _StorageType):
+            raise ConvertError(f"{self.origin}: storage '{key}' has an unknown storage type")
+        if key in self.storages:
+            return self.storages[key]
+        if not isinstance(numel, int) or numel < 0 or numel > _MAX_ELEMENTS:
+            raise ConvertError(f"{self.origin}: storage '{key}' declares {numel!r} elements")
+        member = f"{self.prefix}data/{key}"
+        try:
+            raw = self.archive.read(member)
+        except KeyError:
+            raise ConvertError(f"{self.origin}: the archive has no '{member}' (a tensor's data is missing)") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise ConvertError(f"{self.origin}: cannot read '{member}': {e}") from None
+        need = numel * stype.itemsize
+        if len(raw) < need:
+            raise ConvertError(f"{self.origin}: '{member}' holds {len(raw)} bytes; its storage needs {need}")
+        raw = raw[:need]
+        arr = _bfloat16_to_f32(raw) if stype.dtype == "bfloat16" else np.frombuffer(raw, dtype=stype.dtype)
+        st = _Storage(arr, key)
+        self.storages[key] = st
+        return st
+
+
+def _load_pickle(archive: zipfile.ZipFile, origin: str):
+    names = archive.namelist()
+    pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
+    if len(pkl) != 1:
+        raise ConvertError(f"{origin}: not a torch.save archive (no single '<name>/data.pkl' entry)")
+    prefix = pkl[0][: -len("data.pkl")]
+    bo = prefix + "byteorder"
+    if bo in names:
+        order = archive.read(bo).decode("ascii", "replace").strip()
+        if order != "little":
+            raise ConvertError(f"{origin}: tensors are stored {order}-endian; only little-endian files are supported")
+    try:
+        data = archive.read(pkl[0])
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise ConvertError(f"{origin}: cannot read '{pkl[0]}': {e}") from None
+    up = _TensorUnpickler(io.BytesIO(data), archive, prefix, origin)
+    try:
+        return up.load()
+    except ConvertError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            RecursionError, struct.error) as e:
+        raise ConvertError(f"{origin}: malformed pickle in '{pkl[0]}': {type(e).__name__}: {e}") from None
+
+
+_NESTED_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
+
+
+def _tensor_dict(obj, origin: str, key: str | None) -> "collections.OrderedDict[str, np.ndarray]":
+    """The name → array mapping inside what the pickle held (a state_dict, or a checkpoint dict holding one)."""
+    if key is not None:
+        for part in key.split("/"):
+            if not isinstance(obj, dict) or part not in obj:
+                raise ConvertError(f"{origin}: no entry '{part}' (from --key {key})")
+            obj = obj[part]
+    if not isinstance(obj, dict):
+        raise ConvertError(f"{origin}: the file holds a {type(obj).__name__}, not a state_dict")
+
+    def is_tensors(d):
+        return isinstance(d, dict) and d and all(isinstance(v, np.ndarray) for v in d.values())
+
+    if not is_tensors(obj):
+        inner = [k for k in _NESTED_KEYS if is_tensors(obj.get(k))]
+        if key is None and len(inner) >= 1:
+            obj = obj[inner[0]]
+        else:
+            arrays = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
+            if not arrays:
+                raise ConvertError(f"{origin}: no tensors found at the top level (keys: "
+                                   f"{', '.join(map(str, list(obj)[:8]))}); choose a nested dict with --key")
+            obj = arrays
+    out = collections.OrderedDict()
+    for k, v in obj.items():
+        if not isinstance(k, str):
+            raise ConvertError(f"{origin}: a state_dict key is not a string ({k!r})")
+        out[k.removeprefix("module.")] = v      # DataParallel prefix
+    return out
+
+
+def load(path: str, key: str | None = None):
+    """Reads a ``torch.save`` file; returns an ordered dict name → numpy array."""
+    origin = os.path.basename(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    if head[:2] == b"\x80\x02" or head[:1] == b"\x80":
+        raise ConvertError(f"{origin}: a legacy (PyTorch < 1.6) torch.save file; re-save it with a current PyTorch "
+                           f"(torch.save(torch.load(f), g)) or export safetensors")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ConvertError(f"{origin}: not a torch.save zip archive ({e})") from None
+    except OSError as e:
+        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    with archive:
+        obj = _load_pickle(archive, origin)
+    return _tensor_dict(obj, origin, key)

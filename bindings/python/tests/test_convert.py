@@ -1,0 +1,478 @@
+"""The converters, proven against the frameworks' own outputs.
+
+Every committed fixture in tests/fixtures/convert (built by scripts/make_convert_fixtures.py with real
+Keras, tf.keras and PyTorch) is converted, and the runtime's output for every step of a fixed token
+sequence is compared with the framework's saved output (max-abs difference ≤ 1e-4). Character
+generators must also produce the framework's 100 greedy characters. Models that the runtime runs as a
+whole sequence (bidirectional, classify, tag) are compared through the independent numpy reference
+(recur.reference) and, where the runtime exposes them, through `recur classify` / `recur tag`.
+
+The runtime is reached through the Python binding when it is importable, else through the `recur` CLI
+(``$RECUR_CLI``, then ``recur`` on PATH, then a release build under the repository's .build-* folders).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import pickle
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..")))
+
+from recur import convert as rc                      # noqa: E402
+from recur import format as rf                       # noqa: E402
+from recur.convert import ConvertError               # noqa: E402
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "convert")
+TOL = 1e-4
+
+
+# --- Reaching the runtime ------------------------------------------------------------------------
+
+def _find_cli():
+    env = os.environ.get("RECUR_CLI")
+    if env and os.path.exists(env):
+        return env
+    found = shutil.which("recur")
+    if found:
+        return found
+    builds = sorted(glob.glob(os.path.join(ROOT, ".build*", "release", "recur")), key=os.path.getmtime, reverse=True)
+    return builds[0] if builds else None
+
+
+class Runtime:
+    """The Recur runtime, through the binding (preferred) or the CLI."""
+
+    def __init__(self):
+        self.binding = None
+        try:
+            import recur
+            recur.library_path()           # loads the library; fails when none is built or installed
+            self.binding = recur
+        except Exception:                  # no library: the CLI may still be there
+            self.binding = None
+        self.cli = _find_cli()
+        self._commands: set = set()
+
+    @property
+    def available(self) -> bool:
+        return self.binding is not None or self.cli is not None
+
+    def stream(self, path: str, tokens) -> np.ndarray:
+        """The model's output after each token, stepping one token at a time."""
+        if self.binding is not None:
+            m = self.binding.Model(path)
+            try:
+                st = m.new_state()
+                return np.stack([np.array(st.step(int(t)), dtype=np.float64) for t in tokens])
+            finally:
+                if hasattr(m, "close"):
+                    m.close()
+        out = self._run("logits", path, "--tokens", ",".join(str(int(t)) for t in tokens))
+        return np.array(json.loads(out), dtype=np.float64)
+
+    def greedy(self, path: str, prompt: str, n: int) -> str:
+        """n greedily generated characters after ``prompt`` (the runtime's own generation loop)."""
+        if self.binding is not None:
+            with self.binding.Model(path) as m:
+                return "".join(m.generate(prompt, max_tokens=n, temperature=0))
+        out = self._run("generate", path, "--prompt", prompt, "--tokens", str(n), "--temperature", "0",
+                        "--no-prompt")
+        assert out.endswith("\n"), "recur generate ends its output with a newline"
+        return out[:-1]
+
+    def has_command(self, name: str) -> bool:
+        """Whether the CLI has the subcommand ``name`` (classify and tag arrived after logits)."""
+        if self.cli is None:
+            return False
+        if not self._commands:
+            p = subprocess.run([self.cli, "--help"], capture_output=True, text=True, timeout=60)
+            self._commands = {m.group(1) for m in re.finditer(r"^  ([a-z][a-z-]*)(?:\s|$)", p.stdout, re.M)}
+        return name in self._commands
+
+    def classify(self, path: str, text: str):
+        return json.loads(self._run("classify", path, "--text", text, "--json"))
+
+    def tag(self, path: str, text: str):
+        return json.loads(self._run("tag", path, "--text", text, "--json"))
+
+    def _run(self, *args) -> str:
+        p = subprocess.run([self.cli, *args], capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError(f"recur {args[0]} failed: {p.stderr.strip()}")
+        return p.stdout
+
+
+RUNTIME = Runtime()
+needs_runtime = pytest.mark.skipif(not RUNTIME.available, reason="neither the recur Python binding nor the recur CLI "
+                                   "is available (build it: swift build -c release --scratch-path .build-x)")
+
+
+# --- Fixture cases -------------------------------------------------------------------------------
+
+def load_manifest(folder: str) -> dict:
+    with open(os.path.join(folder, "manifest.json")) as f:
+        return json.load(f)
+
+
+def variants(entry: dict) -> list:
+    """(variant id, source path, convert kwargs) for each saved format of a case."""
+    out = []
+    for fmt, spec in entry["files"].items():
+        kw = dict(entry.get("options", {}))
+        if isinstance(spec, list):
+            src, kw["config"] = spec[0], spec[1]
+        else:
+            src = spec
+        out.append((f"{entry['name']}[{fmt}]", src, kw))
+    return out
+
+
+def convert_case(folder: str, src: str, kw: dict, out: str) -> dict:
+    kw = dict(kw)
+    if "config" in kw:
+        kw["config"] = os.path.join(folder, kw["config"])
+    return rc.convert(os.path.join(folder, src), out, chars=os.path.join(folder, "chars.txt"), **kw)
+
+
+def check_case(folder: str, entry: dict, src: str, kw: dict, tmp_path, manifest: dict) -> None:
+    """Converts one saved model and compares every step with the framework's outputs."""
+    from recur.reference import ReferenceModel
+
+    out = str(tmp_path / (os.path.basename(src) + ".recur"))
+    summary = convert_case(folder, src, kw, out)
+    assert summary["task"] == entry["task"]
+    data = np.load(os.path.join(folder, entry["name"] + ".npz"))
+    tokens, expected = data["tokens"], data["outputs"].astype(np.float64)
+    parsed = rf.read(out)
+    assert parsed.metadata["model.task"] == entry["task"]
+
+    if entry["task"] == "generate":
+        if not RUNTIME.available:
+            pytest.skip("runtime not available")
+        got = RUNTIME.stream(out, tokens)
+        assert got.shape == expected.shape
+        diff = np.max(np.abs(got - expected))
+        assert diff <= TOL, f"{src}: max-abs difference {diff:.3g} over {len(tokens)} steps"
+        chars = open(os.path.join(folder, manifest["chars"]), encoding="utf-8", newline="").read()
+        want = "".join(chars[i] for i in data["greedy"])
+        text = RUNTIME.greedy(out, manifest["prompt"], int(manifest["greedy"]))
+        assert text == want, f"{src}: greedy text differs"
+        return
+
+    # Whole-sequence models: the numpy reference of the converted file against the framework.
+    ref = ReferenceModel(parsed).forward_sequence(list(tokens))
+    ref = np.asarray(ref, dtype=np.float64).reshape(expected.shape)
+    diff = np.max(np.abs(ref - expected))
+    assert diff <= TOL, f"{src}: reference of the converted file differs from the framework by {diff:.3g}"
+    if not RUNTIME.has_command(entry["task"]):
+        return                         # the reference comparison above stands; no runtime command to ask
+    chars = open(os.path.join(folder, manifest["chars"]), encoding="utf-8", newline="").read()
+    text = "".join(chars[i] for i in tokens)
+    if entry["task"] == "classify":
+        got = RUNTIME.classify(out, text)
+        probs = got["probabilities"]
+        vals = np.array([probs[str(i)] for i in range(len(probs))], dtype=np.float64)
+        want = np.array([1 - expected[0], expected[0]]) if expected.shape == (1,) else expected
+        assert np.max(np.abs(vals - want)) <= TOL, f"{src}: recur classify differs from the framework"
+    else:
+        got = RUNTIME.tag(out, text)
+        tags = [int(t) for _, t in got]
+        assert tags == [int(np.argmax(r)) for r in expected], f"{src}: recur tag differs from the framework"
+
+
+def _committed():
+    if not os.path.exists(os.path.join(FIXTURES, "manifest.json")):
+        return []
+    m = load_manifest(FIXTURES)
+    return [(vid, e, src, kw) for e in m["cases"] for vid, src, kw in variants(e)]
+
+
+@pytest.mark.parametrize("vid,entry,src,kw", _committed(), ids=[c[0] for c in _committed()])
+def test_fixture_matches_framework(vid, entry, src, kw, tmp_path):
+    if entry["task"] == "generate" and not RUNTIME.available:
+        pytest.skip("neither the recur Python binding nor the recur CLI is available")
+    check_case(FIXTURES, entry, src, kw, tmp_path, load_manifest(FIXTURES))
+
+
+def test_fixtures_cover_every_format():
+    m = load_manifest(FIXTURES)
+    formats = {fmt for e in m["cases"] for fmt in e["files"]}
+    assert {"keras", "weights_h5", "h5", "h5_weights", "checkpoint", "torch", "safetensors"} <= formats
+    frameworks = {e["framework"] for e in m["cases"]}
+    assert frameworks == {"keras", "tf_keras", "torch"}
+
+
+# --- Layout mapping, checked against plain numpy cells ---------------------------------------------
+
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_keras_gru_mapping_matches_keras_equations():
+    """Keras GRU (z, r, h columns; bias [2, 3H]) → runtime rows r, z, n, checked by running both cells."""
+    from recur.convert.mapping import keras_direction
+    from recur.reference import gru_step
+    rng = np.random.default_rng(0)
+    In, Hd = 3, 4
+    K, U, B = rng.normal(size=(In, 3 * Hd)), rng.normal(size=(Hd, 3 * Hd)), rng.normal(size=(2, 3 * Hd))
+    x, h = rng.normal(size=In), rng.normal(size=Hd)
+    # Keras' GRUCell, reset_after=True, written from its source's equations.
+    xz, xr, xh = np.split(x @ K + B[0], 3)
+    rz, rr, rh = np.split(h @ U + B[1], 3)
+    z, r = _sig(xz + rz), _sig(xr + rr)
+    keras_h = z * h + (1 - z) * np.tanh(xh + r * rh)
+    d = keras_direction("gru", Hd, In, K, U, B, True, "t")
+    p = {"W": d.kernel, "U": d.recurrent_kernel, "b": d.bias, "bh": d.recurrent_bias, "reset_after": True,
+         "activation": "tanh", "recurrent_activation": "sigmoid"}
+    assert np.max(np.abs(gru_step(p, x, h) - keras_h)) < 1e-5
+    # reset_after=False: bias [3H], reset applied to h before the recurrent product.
+    b1 = B[0]
+    xz, xr, xh = np.split(x @ K + b1, 3)
+    z, r = _sig(xz + h @ U[:, :Hd]), _sig(xr + h @ U[:, Hd:2 * Hd])
+    keras_h = z * h + (1 - z) * np.tanh(xh + (r * h) @ U[:, 2 * Hd:])
+    d = keras_direction("gru", Hd, In, K, U, b1, False, "t")
+    p.update(W=d.kernel, U=d.recurrent_kernel, b=d.bias, reset_after=False)
+    assert d.recurrent_bias is None
+    assert np.max(np.abs(gru_step(p, x, h) - keras_h)) < 1e-5
+
+
+def test_torch_lstm_bias_is_summed():
+    from recur.convert.mapping import torch_direction
+    rng = np.random.default_rng(1)
+    w, u = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 2)).astype(np.float32)
+    bi, bh = rng.normal(size=8).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    d = torch_direction("lstm", 2, 3, w, u, bi, bh, "t")
+    assert np.allclose(d.bias, bi + bh) and d.recurrent_bias is None
+    d = torch_direction("gru", 2, 3, rng.normal(size=(6, 3)), rng.normal(size=(6, 2)), bi[:6], bh[:6], "t")
+    assert np.array_equal(d.bias, bi[:6]) and np.array_equal(d.recurrent_bias, bh[:6])
+
+
+def test_hard_sigmoid_follows_keras_version():
+    from recur.convert.mapping import keras_activation
+    assert keras_activation("hard_sigmoid", 2, "t") == "hard_sigmoid_keras2"
+    assert keras_activation("hard_sigmoid", 3, "t") == "hard_sigmoid_keras3"
+    assert keras_activation({"module": "keras.activations", "class_name": "function", "config": "relu"}, 3, "t") == "relu"
+    assert keras_activation(None, 3, "t") == "linear"
+    with pytest.raises(ConvertError, match="gelu"):
+        keras_activation("gelu", 3, "t")
+    with pytest.raises(ConvertError, match="softmax"):
+        keras_activation("softmax", 3, "t")
+
+
+def test_fixture_metadata_records_the_source_version(tmp_path):
+    m = load_manifest(FIXTURES)
+    for e in m["cases"]:
+        if e["name"] in ("k2_gru_hard", "k3_gru_hard"):
+            vid, src, kw = variants(e)[0]
+            out = str(tmp_path / "m.recur")
+            convert_case(FIXTURES, src, kw, out)
+            meta = rf.read(out).metadata
+            want = "hard_sigmoid_keras2" if e["name"].startswith("k2") else "hard_sigmoid_keras3"
+            assert meta["layer.1.recurrent_activation"] == want
+            assert meta["layer.1.reset_after"] is False
+            assert e["version"] in meta["general.source"]
+
+
+# --- Vocabularies --------------------------------------------------------------------------------
+
+def test_vocab_sources(tmp_path):
+    from recur.convert import vocab as rv
+    p = tmp_path / "v.json"
+    p.write_text(json.dumps(["a", "b", "c"]))
+    v = rv.load(str(p))
+    assert (v.kind, v.pieces) == ("char", ["a", "b", "c"])
+    p.write_text(json.dumps(["the", "cat", "."]))
+    assert rv.load(str(p)).kind == "word"
+    tok = {"class_name": "Tokenizer", "config": {"num_words": None, "oov_token": "<OOV>", "lower": True,
+                                                 "char_level": False,
+                                                 "word_index": json.dumps({"<OOV>": 1, "the": 2, "cat": 3})}}
+    p.write_text(json.dumps(tok))
+    v = rv.load(str(p))
+    assert v.pieces == ["<pad>", "<OOV>", "the", "cat"] and v.specials == {"pad": 0, "unk": 1} and v.lowercase
+    v = rv.fit(v, 6)
+    assert len(v.pieces) == 6 and v.pieces[4].startswith("<unused")
+    v = rv.load_chars(str(_write(tmp_path / "c.txt", "ab\n")))
+    assert v.pieces == ["a", "b", "\n"]
+    with pytest.raises(ConvertError, match="repeats"):
+        rv.from_chars("abca").check()
+
+
+def _write(p, text):
+    p.write_text(text, encoding="utf-8", newline="") if sys.version_info >= (3, 10) else p.write_text(text)
+    return p
+
+
+# --- Malformed inputs: one clear error, no output file --------------------------------------------
+
+def _fixture(name):
+    p = os.path.join(FIXTURES, name)
+    if not os.path.exists(p):
+        pytest.skip(f"fixture {name} missing")
+    return p
+
+
+def _expect_error(tmp_path, match, src, **kw):
+    out = tmp_path / "out.recur"
+    kw.setdefault("chars", os.path.join(FIXTURES, "chars.txt"))
+    with pytest.raises(ConvertError, match=match) as ei:
+        rc.convert(str(src), str(out), **kw)
+    assert "\n" not in str(ei.value)
+    assert not out.exists()
+    assert [f for f in os.listdir(tmp_path) if f.startswith("out.recur")] == []
+    return str(ei.value)
+
+
+def test_truncated_keras_archive(tmp_path):
+    blob = open(_fixture("k3_gru_char.keras"), "rb").read()
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(blob[: len(blob) // 2])
+    _expect_error(tmp_path, "zip|archive", bad)
+
+
+def test_missing_weight(tmp_path):
+    import h5py
+    src = tmp_path / "w.weights.h5"
+    shutil.copy(_fixture("k3_gru_char.weights.h5"), src)
+    with h5py.File(src, "r+") as f:
+        del f["layers/gru/cell/vars/1"]
+    msg = _expect_error(tmp_path, "recurrent_kernel", src, config=_fixture("k3_gru_char.json"))
+    assert "gru" in msg
+
+
+def test_wrong_shape(tmp_path):
+    cfg = json.load(open(_fixture("k3_gru_char.json")))
+    for layer in cfg["config"]["layers"]:
+        if layer["class_name"] == "GRU":
+            layer["config"]["units"] = 17
+    p = tmp_path / "cfg.json"
+    p.write_text(json.dumps(cfg))
+    msg = _expect_error(tmp_path, "shape", _fixture("k3_gru_char.weights.h5"), config=str(p))
+    assert "gru" in msg and "[8, 51]" in msg
+
+
+def test_unsupported_layer(tmp_path):
+    cfg = json.load(open(_fixture("k3_gru_char.json")))
+    layers = cfg["config"]["layers"]
+    layers.insert(2, {"module": "keras.layers", "class_name": "Conv1D", "config": {"name": "conv1d", "filters": 4}})
+    p = tmp_path / "cfg.json"
+    p.write_text(json.dumps(cfg))
+    msg = _expect_error(tmp_path, "Conv1D", _fixture("k3_gru_char.weights.h5"), config=str(p))
+    assert "conv1d" in msg
+
+
+def _torch_zip(path, payload: bytes):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", payload)
+        z.writestr("archive/version", "3\n")
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    src = tmp_path / "evil.pt"
+    _torch_zip(src, pickle.dumps({"embed.weight": Evil()}, protocol=2))
+    msg = _expect_error(tmp_path, "refused", src)
+    assert "system" in msg and ("posix" in msg or "os" in msg)
+    assert not marker.exists()
+
+
+def test_pickled_module_is_refused(tmp_path):
+    # What torch.save(model) writes for a model class defined in a script: GLOBAL __main__.CharModel,
+    # then NEWOBJ with no arguments (written out opcode by opcode).
+    src = tmp_path / "model.pt"
+    _torch_zip(src, b"\x80\x02c__main__\nCharModel\nq\x00)\x81q\x01.")
+    msg = _expect_error(tmp_path, "refused to load the pickled global '__main__.CharModel'", src)
+    assert "state_dict" in msg
+
+
+def test_truncated_tf_index(tmp_path):
+    idx = _fixture("k2_gru_hard.ckpt.index")
+    for f in glob.glob(os.path.join(FIXTURES, "k2_gru_hard.ckpt.*")):
+        shutil.copy(f, tmp_path)
+    blob = open(idx, "rb").read()
+    (tmp_path / "k2_gru_hard.ckpt.index").write_bytes(blob[:-20])
+    _expect_error(tmp_path, "index|truncated", tmp_path / "k2_gru_hard.ckpt", config=_fixture("k2_gru_hard.json"))
+
+
+def test_truncated_torch_file(tmp_path):
+    blob = open(_fixture("pt_gru_char.pt"), "rb").read()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(blob[: len(blob) * 2 // 3])
+    _expect_error(tmp_path, "zip|archive|torch", bad)
+
+
+def test_safetensors_out_of_bounds(tmp_path):
+    blob = bytearray(open(_fixture("pt_bilstm_cls.safetensors"), "rb").read())
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(blob[:-64]))
+    _expect_error(tmp_path, "outside|bytes", bad, task="classify")
+
+
+def test_no_vocabulary(tmp_path):
+    _expect_error(tmp_path, "vocabulary", _fixture("k3_gru_char.keras"), chars=None)
+
+
+def test_vocabulary_size_mismatch(tmp_path):
+    p = _write(tmp_path / "c.txt", "abc")
+    _expect_error(tmp_path, "3 tokens.*20 rows", _fixture("k3_gru_char.keras"), chars=str(p))
+
+
+def test_cli_error_is_one_line_and_exit_1(tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    out = tmp_path / "o.recur"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(HERE, "..")))
+    p = subprocess.run([sys.executable, "-m", "recur.convert", str(bad), str(out), "--chars",
+                        os.path.join(FIXTURES, "chars.txt")], capture_output=True, text=True, env=env)
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("recur-convert: error:")
+    assert not out.exists()
+
+
+def test_cli_converts(tmp_path):
+    out = tmp_path / "o.recur"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(HERE, "..")))
+    p = subprocess.run([sys.executable, "-m", "recur.convert", _fixture("pt_gru_char.pt"), str(out), "--chars",
+                        os.path.join(FIXTURES, "chars.txt")], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "task generate" in p.stdout
+    assert rf.read(str(out)).metadata["tokenizer.kind"] == "char"
+
+
+# --- One command each: a Keras .keras char model and a PyTorch state_dict generate the framework's text --
+
+@needs_runtime
+@pytest.mark.parametrize("src", ["k3_gru_char.keras", "pt_gru_char.pt"])
+def test_one_command_conversion_generates_framework_greedy_text(src, tmp_path):
+    """`python -m recur.convert MODEL OUT --chars chars.txt`, then 100 greedy characters in Recur equal the
+    100 greedy characters the framework produced from the same prompt."""
+    out = tmp_path / "char.recur"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(HERE, "..")))
+    p = subprocess.run([sys.executable, "-m", "recur.convert", _fixture(src), str(out), "--chars",
+                        os.path.join(FIXTURES, "chars.txt")], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    manifest = load_manifest(FIXTURES)
+    chars = open(os.path.join(FIXTURES, manifest["chars"]), encoding="utf-8", newline="").read()
+    data = np.load(os.path.join(FIXTURES, src.split(".")[0] + ".npz"))
+    assert "".join(chars[i] for i in data["prompt"]) == manifest["prompt"]
+    want = "".join(chars[i] for i in data["greedy"])
+    assert len(want) == 100
+    assert RUNTIME.greedy(str(out), manifest["prompt"], 100) == want

@@ -1,0 +1,73 @@
+"""Live converter tests: fresh models built with the installed frameworks, converted and compared.
+
+Each test builds the cases of one framework with scripts/make_convert_fixtures.py into a temporary
+folder and checks them exactly as test_convert.py checks the committed fixtures. They are marked
+``live`` and skipped when the framework is not importable (CI installs none):
+
+    pip install tensorflow-cpu tf_keras torch safetensors
+    PYTHONPATH=bindings/python python -m pytest bindings/python/tests/test_convert_live.py -m live
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+
+import test_convert as tc                                     # noqa: E402
+
+
+def _have(*mods) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in mods)
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("make_convert_fixtures",
+                                                  os.path.join(ROOT, "scripts", "make_convert_fixtures.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(framework: str, tmp_path):
+    if not tc.RUNTIME.available:
+        pytest.skip("neither the recur Python binding nor the recur CLI is available")
+    folder = str(tmp_path / "fixtures")
+    _builder().build(folder, only=(framework,))
+    manifest = tc.load_manifest(folder)
+    assert manifest["cases"]
+    checked = 0
+    for entry in manifest["cases"]:
+        for vid, src, kw in tc.variants(entry):
+            case_dir = tmp_path / vid.replace("[", "_").replace("]", "")
+            case_dir.mkdir()
+            tc.check_case(folder, entry, src, kw, case_dir, manifest)
+            checked += 1
+    assert checked >= len(manifest["cases"])
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("keras", "tensorflow", "h5py"), reason="Keras 3 / TensorFlow not installed")
+def test_live_keras3(tmp_path):
+    import keras
+    if int(keras.__version__.split(".")[0]) < 3:
+        pytest.skip(f"keras {keras.__version__} is not Keras 3")
+    _run("keras3", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("tf_keras", "tensorflow", "h5py"), reason="tf_keras (Keras 2) not installed")
+def test_live_keras2(tmp_path):
+    _run("keras2", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("torch", "safetensors"), reason="PyTorch / safetensors not installed")
+def test_live_torch(tmp_path):
+    _run("torch", tmp_path)
