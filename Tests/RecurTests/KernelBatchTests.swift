@@ -72,10 +72,12 @@ final class KernelBatchTests: XCTestCase {
     /// the outputs are bit for bit those of one thread, also when two streams step concurrently.
     func testThreadedStepEqualsSingleThread() throws {
         for dtype in [DType.f32, .f16, .q8, .q4] {
-            let one = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 70, dtype: dtype, threads: 1)
-            let two = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 70, dtype: dtype, threads: 3)
+            // hidden 150: the LSTM's 600 × 150 recurrent matrix is ≥ 64 KiB in every type but q4 (56 KiB)
+            let one = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 1)
+            let two = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 3)
             XCTAssertNotNil(two.kernelPool)
             XCTAssertNil(one.kernelPool)
+            XCTAssertEqual(two.recurrent[1].forward.recurrent.pool != nil, dtype != .q4)
             let toks = (0..<40).map { ($0 * 11 + 3) % 25 }
             let a = one.makeState()
             var want: [[Float]] = []

@@ -36,6 +36,9 @@ final class KernelPool: @unchecked Sendable {
     /// Below this many bytes of weights a split step costs more in synchronization than it saves
     /// (measured on the reference machine: docs/QUANTIZATION.md, "Threads").
     static let automaticThreshold = 1 << 20
+    /// With an explicit thread count, matrices smaller than this still run on one thread (a split costs
+    /// about a microsecond of synchronization).
+    static let explicitThreshold = 64 << 10
 }
 
 #if canImport(Glibc)
@@ -63,16 +66,16 @@ extension KernelPool {
         return KernelPool(threads: threads)
     }
 
-    static func isLarge(_ m: Matrix) -> Bool {
+    static func isLarge(_ m: Matrix, _ threshold: Int = automaticThreshold) -> Bool {
         guard let rb = m.dtype.rowBytes(m.cols) else { return false }
-        return m.rows.multipliedReportingOverflow(by: rb).partialValue >= automaticThreshold
+        return m.rows.multipliedReportingOverflow(by: rb).partialValue >= threshold
     }
 
-    /// The layers with `pool` set on their recurrent matrices (only the large ones when automatic).
+    /// The layers with `pool` set on their recurrent matrices of at least 64 KiB (1 MiB when automatic).
     static func apply(_ pool: KernelPool, _ threads: Int, to layers: [(forward: RecurrentWeights, backward: RecurrentWeights?)])
         -> [(forward: RecurrentWeights, backward: RecurrentWeights?)] {
         func one(_ l: RecurrentWeights) -> RecurrentWeights {
-            threads != 0 || isLarge(l.recurrent) ? l.withPool(pool) : l
+            isLarge(l.recurrent, threads == 0 ? automaticThreshold : explicitThreshold) ? l.withPool(pool) : l
         }
         return layers.map { (one($0.forward), $0.backward.map(one)) }
     }

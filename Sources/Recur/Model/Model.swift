@@ -22,9 +22,9 @@ public final class Model: @unchecked Sendable {
         /// When the first recurrent layer reads an embedding, its input projection W·e + b of every token
         /// is computed once at load, so a step only multiplies the recurrent matrix. 0 disables it.
         public var inputTableBudget = 64 << 20
-        /// Threads for one step: the rows of large recurrent matrices are split across a persistent
-        /// worker pool (threads − 1 workers, created at load). 1: no pool. 0: automatic — all processors,
-        /// for recurrent matrices of at least 1 MiB, and no pool when none is that large. The default is
+        /// Threads for one step: the rows of recurrent matrices of at least 64 KiB are split across a
+        /// persistent worker pool (threads − 1 workers, created at load). 1: no pool. 0: automatic — all
+        /// processors, for recurrent matrices of at least 1 MiB, and no pool when none is that large. The default is
         /// the environment variable RECUR_THREADS when set, else 0.
         public var threads = KernelPool.defaultThreads
         public init() {}
