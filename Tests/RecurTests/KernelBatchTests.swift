@@ -105,4 +105,21 @@ final class KernelBatchTests: XCTestCase {
             XCTAssertNotNil(big.kernelPool)
         }
     }
+
+    /// Prefill of a two-layer quantized model: the upper layer's input projections are exact products of
+    /// the decoded weights, so it matches stepping to within the int8 activation quantization of those
+    /// products (f16: to rounding).
+    func testQuantizedPrefillMatchesSteps() throws {
+        for (dtype, tol) in [(DType.f16, Float(1e-4)), (.q8, 0.05), (.q4, 0.05)] {
+            let m = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 37, dtype: dtype)
+            let toks = (0..<300).map { ($0 * 13 + 5) % 25 }
+            let a = m.makeState(), b = m.makeState()
+            let pre = Array(try a.prefill(toks))
+            var last: [Float] = []
+            for t in toks { last = Array(try b.step(t)) }
+            let worst = zip(pre, last).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, tol, dtype.name)
+            XCTAssertEqual(a.position, 300)
+        }
+    }
 }

@@ -203,4 +203,45 @@ final class KernelTests: XCTestCase {
             }
         }
     }
+
+    /// matmat: by default what matvec computes per vector; with exactActivations and at least
+    /// `decodeMinimum` vectors (f16, q8, q4 decoded, then sgemm) the exact product of the decoded weights,
+    /// to f32 rounding.
+    func testMatMat() {
+        var rng = Rand()
+        for (rows, cols) in [(7, 33), (70, 100), (9, 300)] {
+            let v = rng.values(rows * cols)
+            for dtype in DType.allCases {
+                withMatrix(v, rows, cols, dtype) { w in
+                    for n in [1, 3, 5, 9] {
+                        let xs = rng.values(n * cols)
+                        var plain = [Float](repeating: 0, count: n * rows), exact = plain
+                        xs.withUnsafeBufferPointer { xp in
+                            plain.withUnsafeMutableBufferPointer { matmat($0.baseAddress!, w, xp.baseAddress!, count: n) }
+                            exact.withUnsafeMutableBufferPointer {
+                                matmat($0.baseAddress!, w, xp.baseAddress!, count: n, exactActivations: true)
+                            }
+                        }
+                        for i in 0..<n {
+                            let x = Array(xs[(i * cols)..<((i + 1) * cols)])
+                            var y = [Float](repeating: 0, count: rows)
+                            x.withUnsafeBufferPointer { xp in
+                                y.withUnsafeMutableBufferPointer { matvec($0.baseAddress!, w, xp.baseAddress!) }
+                            }
+                            let want = reference(w, x, accumulate: false)
+                            for r in 0..<rows {
+                                let tag = "\(dtype.name) \(rows)×\(cols) n=\(n) vector \(i) row \(r)"
+                                XCTAssertEqual(plain[i * rows + r], y[r], accuracy: 1e-4, tag)
+                                if n >= decodeMinimum || dtype == .f32 || dtype == .f16 {
+                                    XCTAssertEqual(exact[i * rows + r], want[r], accuracy: 2e-4, tag + " (exact)")
+                                } else {
+                                    XCTAssertEqual(exact[i * rows + r], y[r], accuracy: 1e-4, tag + " (few vectors)")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

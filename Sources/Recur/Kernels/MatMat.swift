@@ -11,7 +11,11 @@ import CRecurKernels
 let decodeMinimum = 4
 
 /// Y (n × rows) = X (n × cols) · Wᵀ: Y[i] = W · X[i] for each of n vectors, all row-major.
-public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, count n: Int) {
+/// With `exactActivations`, q8 and q4 weights are decoded and multiplied by sgemm like f16 (from
+/// `decodeMinimum` vectors up): more accurate and, for many vectors, faster, but no longer what a step
+/// computes (the prefill's input projections use it).
+public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, count n: Int,
+                   exactActivations: Bool = false) {
     guard n > 0, w.rows > 0 else { return }
     if w.cols == 0 {
         y.update(repeating: 0, count: n * w.rows)
@@ -25,7 +29,7 @@ public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePoi
         gemmABt(y, x, w.f32, m: n, n: w.rows, k: w.cols, bias: nil)
         return
     }
-    if n < decodeMinimum || w.dtype == .q8 || w.dtype == .q4 {
+    if n < decodeMinimum || (!exactActivations && (w.dtype == .q8 || w.dtype == .q4)) {
         for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
         return
     }

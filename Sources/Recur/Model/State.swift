@@ -183,11 +183,19 @@ public final class State: @unchecked Sendable {
         return UnsafeBufferPointer(start: output, count: m.outputSize)
     }
 
-    /// proj (n × G) = inputs (n × In) · Wᵀ + b. sgemm for f32 kernels; row by row otherwise.
+    /// proj (n × G) = inputs (n × In) · Wᵀ + b. sgemm for f32 kernels; for f16/q8/q4 kernels the weights
+    /// are decoded to f32 in chunks, each multiplied by sgemm (exact activations: this may differ from
+    /// stepping, which quantizes activations for q8/q4, by that quantization).
     func projectInputs(_ l: RecurrentWeights, _ inputs: UnsafePointer<Float>, _ n: Int, into proj: UnsafeMutablePointer<Float>) {
         let G = l.gateRows, In = l.spec.inputSize
         if l.kernel.dtype == .f32 && n > 1 {
             gemmABt(proj, inputs, l.kernel.f32, m: n, n: G, k: In, bias: l.bias)
+        } else if n >= decodeMinimum {
+            matmat(proj, l.kernel, inputs, count: n, exactActivations: true)
+            for t in 0..<n {
+                let row = proj + t * G
+                for j in 0..<G { row[j] += l.bias[j] }
+            }
         } else {
             for t in 0..<n { l.inputProjection(proj + t * G, inputs + t * In) }
         }
