@@ -116,6 +116,9 @@ def _keras_cases(keras, tf_keras_mode: bool):
             (f"{p}_bilstm_cls", "classify",
              lambda: [emb(), L.Bidirectional(L.LSTM(H), merge_mode="sum"), L.Dense(1, activation="sigmoid")],
              ["keras"]),
+            (f"{p}_func_gru_cls", "classify",
+             lambda: [emb(), L.GRU(H), L.Dense(H, activation="tanh"), L.Dense(3), L.Activation("softmax")],
+             ["keras"]),
         ]
     else:
         cases += [
@@ -130,6 +133,10 @@ def _keras_cases(keras, tf_keras_mode: bool):
              lambda: [emb(), L.Bidirectional(L.SimpleRNN(8, return_sequences=True), merge_mode="ave"),
                       L.TimeDistributed(L.Dense(4))],
              ["h5", "checkpoint"]),
+            (f"{p}_func_lstm_cls", "classify",
+             lambda: [emb(), L.LSTM(H, return_sequences=True), L.Bidirectional(L.GRU(8), merge_mode="mul"),
+                      L.Dense(2, activation="softmax")],
+             ["h5"]),
         ]
     return cases
 
@@ -153,8 +160,15 @@ def build_keras(out: str, tf_keras_mode: bool, seed: int = 1) -> list:
         for attempt in range(ATTEMPTS):
             s = seed * 1000 + i * 50 + attempt
             keras.utils.set_random_seed(s)
-            model = keras.Sequential(make())
-            model.build((None, None))
+            if "_func_" in name:            # the functional API: Input → layers → Model
+                inp = keras.Input(shape=(None,), dtype="int64")
+                x = inp
+                for layer in make():
+                    x = layer(x)
+                model = keras.Model(inp, x)
+            else:
+                model = keras.Sequential(make())
+                model.build((None, None))
             model.set_weights(_randomize(model.get_weights(), s, _scale(name, attempt)))
             run = _graph(model)
             if task != "generate":

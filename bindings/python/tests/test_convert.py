@@ -476,3 +476,223 @@ def test_one_command_conversion_generates_framework_greedy_text(src, tmp_path):
     want = "".join(chars[i] for i in data["greedy"])
     assert len(want) == 100
     assert RUNTIME.greedy(str(out), manifest["prompt"], 100) == want
+
+
+# --- Keras configs the fixtures do not cover ---------------------------------------------------------
+
+def _config_variant(tmp_path, edit):
+    cfg = json.load(open(_fixture("k3_gru_char.json")))
+    edit(cfg["config"]["layers"])
+    p = tmp_path / "cfg.json"
+    p.write_text(json.dumps(cfg))
+    return str(p)
+
+
+def _layer(layers, cls):
+    return next(l for l in layers if l["class_name"] == cls)
+
+
+def test_mask_zero_makes_id_0_the_pad_token(tmp_path):
+    cfg = _config_variant(tmp_path, lambda ls: _layer(ls, "Embedding")["config"].update(mask_zero=True))
+    out = tmp_path / "m.recur"
+    rc.convert(_fixture("k3_gru_char.weights.h5"), str(out), chars=os.path.join(FIXTURES, "chars.txt"), config=cfg)
+    assert rf.read(str(out)).metadata["tokenizer.pad_id"] == 0
+
+
+def test_activation_layer_folds_only_into_a_linear_dense(tmp_path):
+    act = {"module": "keras.layers", "class_name": "Activation", "config": {"name": "act", "activation": "softmax"}}
+    cfg = _config_variant(tmp_path, lambda ls: ls.append(act))
+    out = tmp_path / "m.recur"
+    rc.convert(_fixture("k3_gru_char.weights.h5"), str(out), chars=os.path.join(FIXTURES, "chars.txt"), config=cfg)
+    assert rf.read(str(out)).metadata["layer.2.activation"] == "softmax"
+    cfg = _config_variant(tmp_path, lambda ls: ls.insert(3, act))       # between GRU and Dense
+    _expect_error(tmp_path, "Activation", _fixture("k3_gru_char.weights.h5"), config=cfg)
+
+
+def test_go_backwards_outside_bidirectional_is_refused(tmp_path):
+    cfg = _config_variant(tmp_path, lambda ls: _layer(ls, "GRU")["config"].update(go_backwards=True))
+    _expect_error(tmp_path, "go_backwards", _fixture("k3_gru_char.weights.h5"), config=cfg)
+
+
+def test_hard_sigmoid_without_a_version_asks_for_one(tmp_path):
+    def edit(ls):
+        _layer(ls, "GRU")["config"]["recurrent_activation"] = "hard_sigmoid"
+    cfg = json.load(open(_fixture("k3_gru_char.json")))
+    edit(cfg["config"]["layers"])
+    del cfg["module"]                               # no longer recognisably a Keras 3 config
+    p = tmp_path / "cfg.json"
+    p.write_text(json.dumps(cfg))
+    _expect_error(tmp_path, "--keras-version", _fixture("k3_gru_char.weights.h5"), config=str(p))
+    out = tmp_path / "m.recur"
+    rc.convert(_fixture("k3_gru_char.weights.h5"), str(out), chars=os.path.join(FIXTURES, "chars.txt"),
+               config=str(p), keras_version="2.15.0")
+    assert rf.read(str(out)).metadata["layer.1.recurrent_activation"] == "hard_sigmoid_keras2"
+
+
+def test_non_chain_functional_model_is_refused(tmp_path):
+    cfg = json.load(open(_fixture("k3_gru_char.json")))
+    cfg["class_name"] = "Functional"
+    layers = cfg["config"]["layers"]
+    names = [l["config"]["name"] for l in layers]
+    for i, l in enumerate(layers[1:], 1):
+        src = names[0] if i == 3 else names[i - 1]         # the Dense skips the GRU
+        l["inbound_nodes"] = [{"args": [{"class_name": "__keras_tensor__",
+                                         "config": {"keras_history": [src, 0, 0]}}], "kwargs": {}}]
+    p = tmp_path / "cfg.json"
+    p.write_text(json.dumps(cfg))
+    _expect_error(tmp_path, "linear stacks", _fixture("k3_gru_char.weights.h5"), config=str(p))
+
+
+# --- PyTorch state_dicts the fixtures do not cover ----------------------------------------------------
+
+def _write_safetensors(path, tensors: dict):
+    """A minimal safetensors writer (8-byte header length, JSON header, data), written from the format."""
+    header, blobs, offset = {}, [], 0
+    for name, a in tensors.items():
+        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def _torch_like(rng, extra=None, cell="gru", linears=((16, 20),)):
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    t = {"embed.weight": rng.normal(size=(20, 8)),
+         "rnn.weight_ih_l0": rng.normal(size=(G * 16, 8)), "rnn.weight_hh_l0": rng.normal(size=(G * 16, 16)),
+         "rnn.bias_ih_l0": rng.normal(size=G * 16), "rnn.bias_hh_l0": rng.normal(size=G * 16)}
+    for i, (n_in, n_out) in enumerate(linears):
+        t[f"fc{i}.weight"] = rng.normal(size=(n_out, n_in))
+        t[f"fc{i}.bias"] = rng.normal(size=n_out)
+    t.update(extra or {})
+    return t
+
+
+def test_torch_two_linears_need_their_activations(tmp_path):
+    rng = np.random.default_rng(3)
+    src = tmp_path / "m.safetensors"
+    _write_safetensors(src, _torch_like(rng, linears=((16, 10), (10, 20))))
+    _expect_error(tmp_path, "--dense-activations", src)
+    out = tmp_path / "ok.recur"
+    rc.convert(str(src), str(out), chars=os.path.join(FIXTURES, "chars.txt"), dense_activations=["relu", "linear"])
+    meta = rf.read(str(out)).metadata
+    assert [meta["layer.2.activation"], meta["layer.3.activation"]] == ["relu", "linear"]
+    assert meta["layer.1.kind"] == "gru" and meta["model.task"] == "generate"
+
+
+def test_torch_unknown_module_is_named(tmp_path):
+    rng = np.random.default_rng(4)
+    src = tmp_path / "m.safetensors"
+    _write_safetensors(src, _torch_like(rng, {"norm.weight": rng.normal(size=16), "norm.bias": rng.normal(size=16)}))
+    msg = _expect_error(tmp_path, "module 'norm'", src)
+    assert "not an Embedding" in msg
+
+
+def test_torch_cell_check_and_proj_size(tmp_path):
+    rng = np.random.default_rng(5)
+    src = tmp_path / "m.safetensors"
+    _write_safetensors(src, _torch_like(rng, cell="lstm"))
+    _expect_error(tmp_path, "LSTM.*--cell gru", src, cell="gru")
+    _write_safetensors(src, _torch_like(rng, {"rnn.weight_hr_l0": rng.normal(size=(8, 16))}, cell="lstm"))
+    _expect_error(tmp_path, "proj_size", src)
+
+
+def test_torch_cell_module(tmp_path):
+    """nn.GRUCell keys (no _l0 suffix) make one GRU layer; the file's tensors are the state_dict's."""
+    rng = np.random.default_rng(6)
+    t = _torch_like(rng)
+    t = {k.replace("_l0", ""): v for k, v in t.items()}
+    src = tmp_path / "m.safetensors"
+    _write_safetensors(src, t)
+    out = tmp_path / "m.recur"
+    rc.convert(str(src), str(out), chars=os.path.join(FIXTURES, "chars.txt"))
+    d = rf.read(str(out))
+    assert np.array_equal(d.tensors["layer.1.kernel"], t["rnn.weight_ih"].astype(np.float32))
+    assert np.array_equal(d.tensors["layer.1.recurrent_bias"], t["rnn.bias_hh"].astype(np.float32))
+
+
+def test_torch_needs_a_task_when_not_a_generator(tmp_path):
+    rng = np.random.default_rng(7)
+    src = tmp_path / "m.safetensors"
+    _write_safetensors(src, _torch_like(rng, linears=((16, 3),)))
+    _expect_error(tmp_path, "--task", src)
+
+
+def test_safetensors_bad_header(tmp_path):
+    src = tmp_path / "m.safetensors"
+    src.write_bytes(struct.pack("<Q", 10) + b"{not json}")
+    _expect_error(tmp_path, "JSON", src, format="safetensors")
+
+
+def test_tf_index_bad_magic(tmp_path):
+    for f in glob.glob(os.path.join(FIXTURES, "k2_gru_hard.ckpt.*")):
+        shutil.copy(f, tmp_path)
+    idx = tmp_path / "k2_gru_hard.ckpt.index"
+    blob = bytearray(idx.read_bytes())
+    blob[-1] ^= 0xFF
+    idx.write_bytes(bytes(blob))
+    _expect_error(tmp_path, "magic", tmp_path / "k2_gru_hard.ckpt", config=_fixture("k2_gru_hard.json"))
+
+
+def test_tf_checkpoint_damaged_data(tmp_path):
+    for f in glob.glob(os.path.join(FIXTURES, "k2_gru_hard.ckpt.*")):
+        shutil.copy(f, tmp_path)
+    data = tmp_path / "k2_gru_hard.ckpt.data-00000-of-00001"
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    data.write_bytes(bytes(blob))
+    _expect_error(tmp_path, "CRC-32C", tmp_path / "k2_gru_hard.ckpt.index", config=_fixture("k2_gru_hard.json"))
+
+
+def test_tf_index_reader_lists_every_variable():
+    from recur.convert import tf_checkpoint
+    entries = tf_checkpoint.read_index(_fixture("k2_gru_hard.ckpt.index"))
+    names = [n for n in entries if n.startswith("layer_with_weights-")]
+    assert "layer_with_weights-0/embeddings/.ATTRIBUTES/VARIABLE_VALUE" in names
+    e = entries["layer_with_weights-1/cell/bias/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert e["shape"] == [48] and e["dtype"] == 1          # reset_after=False: bias [3H], DT_FLOAT
+
+
+def test_damaged_files_give_convert_errors(tmp_path):
+    """Truncations and byte flips of one fixture of each format: every outcome is a file or one
+    ConvertError, never another exception, a crash of the HDF5 library or a half-written output."""
+    import random
+    rnd = random.Random(11)
+    m = load_manifest(FIXTURES)
+    seen = set()
+    trials = 0
+    for e in m["cases"]:
+        for vid, src, kw in variants(e):
+            fmt = vid.split("[")[1].rstrip("]")
+            if fmt in seen:
+                continue
+            seen.add(fmt)
+            victims = [src + ".index", src + ".data-00000-of-00001"] if fmt == "checkpoint" else [src]
+            for trial in range(12):
+                d = tmp_path / f"{fmt}{trial}"
+                d.mkdir()
+                for f in glob.glob(os.path.join(FIXTURES, src + "*")):
+                    shutil.copy(f, d)
+                victim = d / rnd.choice(victims)
+                blob = bytearray(victim.read_bytes())
+                if trial % 2 == 0:
+                    blob = blob[: rnd.randrange(len(blob))]
+                else:
+                    for _ in range(rnd.randint(1, 8)):
+                        blob[rnd.randrange(len(blob))] = rnd.randrange(256)
+                victim.write_bytes(bytes(blob))
+                out = d / "o.recur"
+                kw2 = dict(kw)
+                if "config" in kw2:
+                    kw2["config"] = os.path.join(FIXTURES, kw2["config"])
+                try:
+                    rc.convert(str(d / src), str(out), chars=os.path.join(FIXTURES, "chars.txt"), **kw2)
+                    rf.read(str(out))
+                except ConvertError as err:
+                    assert "\n" not in str(err)
+                    assert not out.exists()
+                trials += 1
+    assert len(seen) == 7 and trials == 84

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from .common import ConvertError, Options, Source
+from .common import ConvertError, Options, Source, zip_errors
 from . import vocab as _vocab
 
 __all__ = ["ConvertError", "Options", "convert", "read_source", "detect_format", "FORMATS"]
@@ -54,7 +54,7 @@ def detect_format(path: str) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except zipfile.BadZipFile as e:
+        except zip_errors() as e:
             raise ConvertError(f"{name}: damaged zip archive ({e})") from None
         if "config.json" in names and "model.weights.h5" in names:
             return "keras"

@@ -137,3 +137,12 @@ class Options:
     dense_activations: Optional[list] = None   # PyTorch: one activation per Linear, in order
     order: Optional[list] = None               # PyTorch: module names in stack order
     key: Optional[str] = None                  # PyTorch: path to the state_dict inside a checkpoint dict
+
+
+def zip_errors() -> tuple:
+    """Exceptions that reading a damaged zip archive can raise (zipfile lets many escape)."""
+    import struct
+    import zipfile
+    import zlib
+    return (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError, UnicodeDecodeError, zlib.error, struct.error, KeyError)

@@ -25,7 +25,6 @@ Each is turned into paths relative to the layer — ``embeddings``, ``kernel``, 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -34,22 +33,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import tf_checkpoint
-from .common import ConvertError, Dense, Embedding, Options, Recurrent, Source, f32
+from . import h5tree, tf_checkpoint
+from .common import ConvertError, Dense, Embedding, Options, Recurrent, Source, f32, zip_errors
 from .mapping import keras_activation, keras_dense, keras_direction
 
 RNN_CLASSES = {"SimpleRNN": "rnn", "GRU": "gru", "LSTM": "lstm", "GRUV2": "gru", "LSTMV2": "lstm"}
 NO_OPS = {"Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
           "ActivityRegularization"}
 CELL_VARS = ["kernel", "recurrent_kernel", "bias"]
-
-
-def _h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise ConvertError("reading Keras HDF5 files needs the h5py package (pip install h5py)") from None
-    return h5py
 
 
 # --- Configuration -------------------------------------------------------------------------------
@@ -121,6 +112,13 @@ def _inbound_names(layer: dict) -> list:
 
 def model_layers(cfg: dict) -> list:
     """The layer configs of a Sequential or linear Functional model, in order, InputLayer removed."""
+    try:
+        return _model_layers(cfg)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:
+        raise ConvertError(f"malformed model config ({type(e).__name__}: {e})") from None
+
+
+def _model_layers(cfg: dict) -> list:
     cls = cfg.get("class_name")
     inner = cfg.get("config", {})
     if isinstance(inner, list):                       # Keras 2.0–2.2 Sequential: config is the list
@@ -459,31 +457,29 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
     return layers
 
 
+_MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
 def _source(layer_cfgs, weights, version, fmt, origin) -> Source:
-    layers = build_layers(layer_cfgs, weights, _major(version), origin)
+    try:
+        layers = build_layers(layer_cfgs, weights, _major(version), origin)
+    except _MALFORMED as e:
+        # A config that is valid JSON but not a Keras config (a name that is not a string, a layer
+        # that is not an object, ...).
+        raise ConvertError(f"{origin}: malformed model config ({type(e).__name__}: {e})") from None
     notes = {"keras.version": str(version)} if version else {}
     return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes)
 
 
 # --- Entry points --------------------------------------------------------------------------------
 
-def _open_h5(source, origin: str):
-    h5py = _h5py()
-    try:
-        return h5py.File(source, "r")
-    except (OSError, ValueError) as e:
-        raise ConvertError(f"{origin}: not a readable HDF5 file ({str(e).splitlines()[0]})") from None
-
-
 def read_archive(path: str, opts: Options) -> Source:
     """A ``.keras`` archive (Keras 3, or tf.keras ≥ 2.13 saving in the same format)."""
     origin = os.path.basename(path)
     try:
         z = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
-        raise ConvertError(f"{origin}: not a .keras zip archive ({e})") from None
-    except OSError as e:
-        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    except zip_errors() as e:
+        raise ConvertError(f"{origin}: not a readable .keras zip archive ({e})") from None
     with z:
         names = z.namelist()
         for need in ("config.json", "model.weights.h5"):
@@ -493,11 +489,11 @@ def read_archive(path: str, opts: Options) -> Source:
             cfg = parse_json(z.read("config.json"), f"{origin}: config.json")
             meta = parse_json(z.read("metadata.json"), f"{origin}: metadata.json") if "metadata.json" in names else {}
             blob = z.read("model.weights.h5")
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        except zip_errors() as e:
             raise ConvertError(f"{origin}: damaged archive ({e})") from None
     version = opts.keras_version or meta.get("keras_version") or config_version(cfg)
-    with _open_h5(io.BytesIO(blob), f"{origin}: model.weights.h5") as f:
-        return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras", origin)
+    f = h5tree.read(blob, f"{origin}: model.weights.h5")
+    return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras", origin)
 
 
 def _config_from_opts(opts: Options, origin: str) -> dict:
@@ -511,26 +507,26 @@ def read_h5(path: str, opts: Options) -> Source:
     """``.h5`` files: a legacy full model (``model_config`` attribute), a legacy weights-only file
     (``layer_names`` attribute; needs --config), or a Keras 3 ``.weights.h5`` (needs --config)."""
     origin = os.path.basename(path)
-    with _open_h5(path, origin) as f:
-        if "layers" in f and "layer_names" not in f.attrs:
-            cfg = _config_from_opts(opts, origin)
-            version = opts.keras_version or config_version(cfg)
-            return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras-weights-h5", origin)
-        version = opts.keras_version or f.attrs.get("keras_version")
-        if isinstance(version, bytes):
-            version = version.decode()
-        if "model_config" in f.attrs and not opts.config:
-            cfg = parse_json(f.attrs["model_config"], f"{origin}: model_config")
-            root = f["model_weights"] if "model_weights" in f else None
-            if root is None:
-                raise ConvertError(f"{origin}: the file has a model config but no 'model_weights' group")
-            return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
-        root = f["model_weights"] if "model_weights" in f else f
-        if "layer_names" not in root.attrs:
-            raise ConvertError(f"{origin}: not a Keras HDF5 file (no 'layer_names' attribute and no 'layers' group)")
+    f = h5tree.read(path, origin)
+    if "layers" in f and "layer_names" not in f.attrs:
         cfg = _config_from_opts(opts, origin)
-        version = version or config_version(cfg)
+        version = opts.keras_version or config_version(cfg)
+        return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras-weights-h5", origin)
+    version = opts.keras_version or f.attrs.get("keras_version")
+    if isinstance(version, bytes):
+        version = version.decode()
+    if "model_config" in f.attrs and not opts.config:
+        cfg = parse_json(f.attrs["model_config"], f"{origin}: model_config")
+        root = f["model_weights"] if "model_weights" in f else None
+        if root is None:
+            raise ConvertError(f"{origin}: the file has a model config but no 'model_weights' group")
         return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
+    root = f["model_weights"] if "model_weights" in f else f
+    if "layer_names" not in root.attrs:
+        raise ConvertError(f"{origin}: not a Keras HDF5 file (no 'layer_names' attribute and no 'layers' group)")
+    cfg = _config_from_opts(opts, origin)
+    version = version or config_version(cfg)
+    return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
 
 
 def read_checkpoint(path: str, opts: Options) -> Source:

@@ -151,6 +151,13 @@ def _chain(items: list, width: int, size_in, what: str, explicit: bool) -> list:
 
 
 def read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
+    try:
+        return _read(tensors, opts, fmt, origin)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:
+        raise ConvertError(f"{origin}: unexpected tensors ({type(e).__name__}: {e})") from None
+
+
+def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
     if not tensors:
         raise ConvertError(f"{origin}: no tensors")
     mods = _modules(tensors)

@@ -19,7 +19,7 @@ import zipfile
 
 import numpy as np
 
-from .common import ConvertError
+from .common import ConvertError, zip_errors
 
 # torch.<Name>Storage → numpy dtype (little-endian).
 _STORAGE_DTYPES = {
@@ -72,6 +72,9 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     count = int(np.prod(size, dtype=np.int64)) if size else 1
     if count == 0:
         return np.zeros(size, dtype=flat.dtype)
+    if count > flat.shape[0]:
+        raise ConvertError(f"a tensor of size {list(size)} has more elements than its storage '{storage.key}' "
+                           f"({flat.shape[0]}); tensors with overlapping strides are not supported")
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= flat.shape[0]:
         raise ConvertError(f"a tensor of size {list(size)} reaches element {last} of storage '{storage.key}', "
@@ -128,7 +131,7 @@ class _TensorUnpickler(pickle.Unpickler):
             raw = self.archive.read(member)
         except KeyError:
             raise ConvertError(f"{self.origin}: the archive has no '{member}' (a tensor's data is missing)") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        except zip_errors() as e:
             raise ConvertError(f"{self.origin}: cannot read '{member}': {e}") from None
         need = numel * stype.itemsize
         if len(raw) < need:
@@ -148,12 +151,15 @@ def _load_pickle(archive: zipfile.ZipFile, origin: str):
     prefix = pkl[0][: -len("data.pkl")]
     bo = prefix + "byteorder"
     if bo in names:
-        order = archive.read(bo).decode("ascii", "replace").strip()
+        try:
+            order = archive.read(bo).decode("ascii", "replace").strip()
+        except zip_errors() as e:
+            raise ConvertError(f"{origin}: cannot read '{bo}': {e}") from None
         if order != "little":
             raise ConvertError(f"{origin}: tensors are stored {order}-endian; only little-endian files are supported")
     try:
         data = archive.read(pkl[0])
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+    except zip_errors() as e:
         raise ConvertError(f"{origin}: cannot read '{pkl[0]}': {e}") from None
     up = _TensorUnpickler(io.BytesIO(data), archive, prefix, origin)
     try:
@@ -161,7 +167,7 @@ def _load_pickle(archive: zipfile.ZipFile, origin: str):
     except ConvertError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RecursionError, struct.error) as e:
+            RecursionError, struct.error, UnicodeDecodeError, MemoryError, OverflowError) as e:
         raise ConvertError(f"{origin}: malformed pickle in '{pkl[0]}': {type(e).__name__}: {e}") from None
 
 
@@ -212,10 +218,8 @@ def load(path: str, key: str | None = None):
                            f"(torch.save(torch.load(f), g)) or export safetensors")
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
-        raise ConvertError(f"{origin}: not a torch.save zip archive ({e})") from None
-    except OSError as e:
-        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    except zip_errors() as e:
+        raise ConvertError(f"{origin}: not a readable torch.save zip archive ({e})") from None
     with archive:
         obj = _load_pickle(archive, origin)
     return _tensor_dict(obj, origin, key)
