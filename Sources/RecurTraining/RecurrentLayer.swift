@@ -23,7 +23,10 @@ import Recur
 
 extension Network {
     /// Forward pass of recurrent layer `l` over `T` steps of `ws`, from its carried state.
-    func recurrentForward(_ l: Int, _ ws: Workspace, steps T: Int, input X: UnsafePointer<Float>) {
+    /// `mask` [T·B] (optional): 0 marks a PAD step, whose state is carried over unchanged (the step's output
+    /// repeats the previous one), as the runtime's whole-sequence inference does.
+    func recurrentForward(_ l: Int, _ ws: Workspace, steps T: Int, input X: UnsafePointer<Float>,
+                          mask: UnsafePointer<Float>? = nil) {
         let r = plan.rec[l]
         let B = ws.B, H = r.H, G = r.G, In = r.In, TB = T * B
         let P = UnsafePointer(params.p)
@@ -113,6 +116,12 @@ extension Network {
                     hn[i] = activate(act, gxt[i] + ght[i])
                 }
             }
+            if let m = mask {
+                for b in 0..<B where m[t * B + b] == 0 {
+                    (hn + b * H).update(from: hp + b * H, count: H)
+                    if let c = ws.cs[l] { (c.p + (t + 1) * B * H + b * H).update(from: c.p + t * B * H + b * H, count: H) }
+                }
+            }
         }
         ws.carryH[l].p.update(from: hs + T * B * H, count: B * H)
         if let c = ws.cs[l] { ws.carryC[l]!.p.update(from: c.p + T * B * H, count: B * H) }
@@ -122,8 +131,10 @@ extension Network {
     /// gradient with respect to the layer's outputs from `ws.dout[l]`, adds the weight gradients to
     /// `ws.grads` and writes the gradient with respect to the layer's input X into `dx` [T·B, In].
     /// Gradients stop at the window's initial state (truncated backpropagation through time).
+    /// With a `mask` (as given to `recurrentForward`), a PAD step passes the gradients of h (and c) through
+    /// to the step before and contributes nothing to the weights.
     func recurrentBackward(_ l: Int, _ ws: Workspace, steps T: Int, input X: UnsafePointer<Float>,
-                           dx: UnsafeMutablePointer<Float>) {
+                           dx: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
         let r = plan.rec[l]
         let B = ws.B, H = r.H, G = r.G, In = r.In, TB = T * B
         let P = UnsafePointer(params.p), grad = ws.grads.p
@@ -134,10 +145,20 @@ extension Network {
         let ga = r.spec.recurrentActivation, act = r.spec.activation
         dh.update(repeating: 0, count: B * H)
         dc.update(repeating: 0, count: B * H)
+        var keepH = [Float](repeating: 0, count: mask == nil ? 0 : B * H), keepC = keepH
 
         for t in stride(from: T - 1, through: 0, by: -1) {
             let hp = hs + t * B * H, hn = hs + (t + 1) * B * H
             let ght = gh + t * B * G, at = a + t * B * G, dgxt = dgx + t * B * G, doutt = dout + t * B * H
+            if let m = mask {
+                // A PAD step: keep the gradients to pass through, and run the cell's backward on zeros.
+                for b in 0..<B where m[t * B + b] == 0 {
+                    for j in 0..<H {
+                        keepH[b * H + j] = doutt[b * H + j] + dh[b * H + j]; dh[b * H + j] = -doutt[b * H + j]
+                        keepC[b * H + j] = dc[b * H + j]; dc[b * H + j] = 0
+                    }
+                }
+            }
             switch r.spec.cell {
             case .gru where r.spec.resetAfter:
                 let dght = ws.dgh[l].p + t * B * G
@@ -211,6 +232,11 @@ extension Network {
                     dgxt[i] = (doutt[i] + dh[i]) * derivative(act, output: hn[i])
                 }
                 if t > 0 { sgemm(false, false, m: B, n: H, k: H, dgxt, lda: G, U, ldb: H, beta: 0, dh, ldc: H) }
+            }
+            if let m = mask {
+                for b in 0..<B where m[t * B + b] == 0 {
+                    for j in 0..<H { dh[b * H + j] = keepH[b * H + j]; dc[b * H + j] = keepC[b * H + j] }
+                }
             }
         }
 

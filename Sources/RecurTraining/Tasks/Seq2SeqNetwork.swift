@@ -1,0 +1,190 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Recur
+
+/// A padded batch of source/target pairs, time-major. The source rows end with EOS (when the source
+/// vocabulary has one) and are right-padded; the decoder reads [BOS, y₁ … yₙ] and predicts [y₁ … yₙ, EOS].
+public struct PairBatch: Sendable {
+    public var B: Int, S: Int, T: Int
+    public var source: [Int32], sourceMask: [Float]
+    public var input: [Int32], target: [Int32], targetMask: [Float]
+
+    /// `sources` already end with EOS; `targets` are the target tokens without BOS/EOS.
+    public init(sources: [[Int]], targets: [[Int]], rows B: Int, pad: Int, bos: Int, eos: Int) {
+        self.B = B
+        S = max(sources.map(\.count).max() ?? 1, 1)
+        T = (targets.map(\.count).max() ?? 0) + 1
+        source = [Int32](repeating: Int32(pad), count: S * B); sourceMask = [Float](repeating: 0, count: S * B)
+        input = [Int32](repeating: Int32(pad), count: T * B); target = input; targetMask = [Float](repeating: 0, count: T * B)
+        for (b, s) in sources.enumerated() {
+            for (t, tok) in s.enumerated() { source[t * B + b] = Int32(tok); sourceMask[t * B + b] = 1 }
+            let y = targets[b]
+            for t in 0...y.count {
+                input[t * B + b] = Int32(t == 0 ? bos : y[t - 1])
+                target[t * B + b] = Int32(t == y.count ? eos : y[t])
+                targetMask[t * B + b] = 1
+            }
+        }
+    }
+}
+
+/// An encoder-decoder being trained: encoder Embedding → GRU; decoder Embedding → GRU (started from the
+/// encoder's final state) → Dense(softmax over the target vocabulary); softmax cross-entropy over the real
+/// target tokens (teacher forcing). Scheduled sampling, when asked for, is the two-pass (parallel) kind:
+/// a first teacher-forced pass predicts every step, and each decoder input after BOS is replaced by the
+/// previous step's prediction with probability `samplingRate` before the pass that is trained.
+public final class Seq2SeqNetwork: @unchecked Sendable {
+    public let architecture: Architecture
+    public let vocabulary: Vocabulary
+    public let sourceVocabulary: Vocabulary
+    public let layout: ParameterLayout
+    let params: FloatBuffer, grads: FloatBuffer
+    let maxB: Int, maxS: Int, maxT: Int
+    let Es: Int, Et: Int, H: Int, V: Int
+    let srcEmb: Int, tgtEmb: Int
+    let enc: Direction, dec: Direction
+    let head: DenseLayer
+    let xs: FloatBuffer, xt: FloatBuffer, dxs: FloatBuffer, dxt: FloatBuffer, probs: FloatBuffer, dzs: FloatBuffer, dh0: FloatBuffer
+
+    public init(architecture: Architecture, vocabulary: Vocabulary, sourceVocabulary: Vocabulary,
+                maxBatch: Int, maxSource: Int, maxTarget: Int) throws {
+        try architecture.validate()
+        guard architecture.task == "seq2seq", architecture.encoder.count == 2, architecture.layers.count == 3,
+              case .embedding(let vs, let es) = architecture.encoder[0], case .recurrent(let re) = architecture.encoder[1],
+              case .embedding(let vt, let et) = architecture.layers[0], case .recurrent(let rd) = architecture.layers[1],
+              case .dense(let n, let u, .softmax) = architecture.layers[2]
+        else {
+            throw RecurError(.unsupported, "the seq2seq trainer needs encoder [Embedding, GRU] and decoder [Embedding, GRU, Dense(softmax)]")
+        }
+        guard re.cell == .gru, re.resetAfter, rd.cell == .gru, rd.resetAfter else {
+            throw RecurError(.unsupported, "the seq2seq trainer handles GRU layers with the reset gate after the product")
+        }
+        guard vs == sourceVocabulary.count, vt == vocabulary.count, u == vt, sourceVocabulary.pad != nil,
+              vocabulary.pad != nil, vocabulary.bos != nil, vocabulary.eos != nil else {
+            throw RecurError(.model, "the embeddings and the output must cover the vocabularies; the target vocabulary needs PAD, BOS and EOS, the source one PAD")
+        }
+        self.architecture = architecture
+        self.vocabulary = vocabulary
+        self.sourceVocabulary = sourceVocabulary
+        layout = ParameterLayout(architecture)
+        params = FloatBuffer(layout.count); grads = FloatBuffer(layout.count)
+        maxB = maxBatch; maxS = maxSource; maxT = maxTarget
+        Es = es; Et = et; H = rd.units; V = vt
+        srcEmb = layout.entry("encoder.layer.0.embeddings")!.offset
+        tgtEmb = layout.entry("layer.0.embeddings")!.offset
+        enc = try Direction(spec: re, prefix: "encoder.layer.1.", layout: layout, streams: maxBatch, steps: maxSource)
+        dec = try Direction(spec: rd, prefix: "layer.1.", layout: layout, streams: maxBatch, steps: maxTarget)
+        head = DenseLayer(w: layout.entry("layer.2.kernel")!.offset, b: layout.entry("layer.2.bias")!.offset,
+                          inputs: n, units: u, activation: .softmax)
+        xs = FloatBuffer(maxB * maxS * es); dxs = FloatBuffer(maxB * maxS * es)
+        xt = FloatBuffer(maxB * maxT * et); dxt = FloatBuffer(maxB * maxT * et)
+        probs = FloatBuffer(maxB * maxT * vt); dzs = FloatBuffer(maxB * maxT * vt)
+        dh0 = FloatBuffer(maxB * rd.units)
+    }
+
+    public var parameters: [Float] {
+        get { params.array }
+        set { params.load(newValue) }
+    }
+
+    public var gradients: [Float] { grads.array }
+
+    public func initialize(seed: UInt64) { initializeTaskWeights(layout, architecture, params.p, seed: seed) }
+
+    /// The decoder's output distributions [T·B, V] after `forward`.
+    func distributions(_ batch: PairBatch) -> [Float] { Array(UnsafeBufferPointer(start: probs.p, count: batch.T * batch.B * V)) }
+
+    /// Forward pass (teacher forcing); with `train`, the backward pass too (gradient of the mean loss per
+    /// real target token in `grads`). `samplingRate` > 0 mixes in the model's own predictions (see above).
+    @discardableResult
+    public func forward(_ batch: PairBatch, train: Bool = false, samplingRate: Double = 0, rng: inout SplitMix64) -> BatchResult {
+        var b = batch
+        if samplingRate > 0 {
+            _ = run(batch, train: false)
+            for t in 1..<batch.T {
+                for s in 0..<batch.B where batch.targetMask[t * batch.B + s] != 0 && rng.nextUnit() < samplingRate {
+                    let row = probs.p + ((t - 1) * batch.B + s) * V
+                    var best = 0
+                    for k in 1..<V where row[k] > row[best] { best = k }
+                    b.input[t * batch.B + s] = Int32(best)
+                }
+            }
+        }
+        return run(b, train: train)
+    }
+
+    @discardableResult
+    public func forward(_ batch: PairBatch, train: Bool = false) -> BatchResult {
+        run(batch, train: train)
+    }
+
+    private func run(_ batch: PairBatch, train: Bool) -> BatchResult {
+        let B = batch.B, S = batch.S, T = batch.T
+        precondition(B == maxB && S <= maxS && T <= maxT)
+        let P = UnsafePointer(params.p)
+        for i in 0..<(S * B) { (xs.p + i * Es).update(from: P + srcEmb + Int(batch.source[i]) * Es, count: Es) }
+        for i in 0..<(T * B) { (xt.p + i * Et).update(from: P + tgtEmb + Int(batch.input[i]) * Et, count: Et) }
+        enc.load(P); dec.load(P)
+        batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(xs.p, steps: S, mask: m.baseAddress!) }
+        batch.targetMask.withUnsafeBufferPointer { m in dec.forward(xt.p, steps: T, mask: m.baseAddress!, initial: enc.final(S)) }
+        let N = T * B
+        head.forward(P, dec.output, rows: N, probs.p)
+        var loss = 0.0, correct = 0, count = 0
+        for i in 0..<N {
+            let row = probs.p + i * V
+            guard batch.targetMask[i] != 0 else { row.update(repeating: 0, count: V); continue }
+            let y = Int(batch.target[i])
+            count += 1
+            loss -= log(max(Double(row[y]), 1e-30))
+            var best = 0
+            for k in 1..<V where row[k] > row[best] { best = k }
+            if best == y { correct += 1 }
+        }
+        if train && count > 0 {
+            let G = grads.p
+            grads.zero()
+            // ∂loss/∂z = (p − onehot) / count on real steps (zero rows elsewhere); keep p for `distributions`.
+            let dz = dzs
+            dz.p.update(repeating: 0, count: N * V)
+            let scale = 1 / Float(count)
+            for i in 0..<N where batch.targetMask[i] != 0 {
+                let row = probs.p + i * V, d = dz.p + i * V
+                for k in 0..<V { d[k] = row[k] * scale }
+                d[Int(batch.target[i])] -= scale
+            }
+            head.backward(P, G, dec.output, rows: N, dz.p, dec.dout)
+            batch.targetMask.withUnsafeBufferPointer { m in dec.backward(xt.p, steps: T, mask: m.baseAddress!, dx: dxt.p) }
+            dec.addGradients(G)
+            dec.initialStateGradient(into: dh0.p)
+            // The encoder's final state is its output at the last step (carried through the padding).
+            let de = enc.dout
+            de.update(repeating: 0, count: S * B * H)
+            (de + (S - 1) * B * H).update(from: dh0.p, count: B * H)
+            batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(xs.p, steps: S, mask: m.baseAddress!, dx: dxs.p) }
+            enc.addGradients(G)
+            for i in 0..<(T * B) where batch.targetMask[i] != 0 {
+                let dst = G + tgtEmb + Int(batch.input[i]) * Et, src = dxt.p + i * Et
+                for k in 0..<Et { dst[k] += src[k] }
+            }
+            for i in 0..<(S * B) where batch.sourceMask[i] != 0 {
+                let dst = G + srcEmb + Int(batch.source[i]) * Es, src = dxs.p + i * Es
+                for k in 0..<Es { dst[k] += src[k] }
+            }
+        }
+        return BatchResult(loss: loss, correct: correct, count: count)
+    }
+
+    /// A model builder holding the current weights (both vocabularies).
+    public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
+        var b = ModelBuilder(architecture: architecture, vocabulary: vocabulary)
+        b.sourceVocabulary = sourceVocabulary
+        for e in layout.entries {
+            b.set(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.p + e.offset, count: e.count)))
+        }
+        b.metadata = metadata
+        return b
+    }
+}

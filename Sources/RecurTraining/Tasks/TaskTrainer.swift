@@ -1,0 +1,197 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Recur
+
+/// Settings of a classify, tag or seq2seq training run.
+public struct TaskConfig: Sendable {
+    public var task = "classify"
+    /// classify: lstm; tag and seq2seq: gru (any `RecurrentSpec.Template` name for classify and tag).
+    public var cell: String?
+    public var hidden = 64
+    public var embedding = 64
+    /// classify: units of the Dense(relu) layer before the sigmoid output.
+    public var denseUnits = 32
+    /// Vocabulary size cap (specials included), for each side of a seq2seq model.
+    public var vocabulary = 8000
+    public var minCount = 1
+    /// Longest sequence read (classify and tag: longer ones are cut; seq2seq: pairs with more words on
+    /// either side are left out).
+    public var maxLength = 60
+    public var batch = 32
+    public var epochs = 10
+    public var learningRate: Float = 0.002
+    public var clipNorm: Float? = 5
+    public var seed: UInt64 = 1
+    /// seq2seq: probability of feeding the model's own previous prediction (two-pass scheduled sampling).
+    public var samplingRate = 0.0
+    /// Stop starting epochs after this many seconds (0: no limit).
+    public var maxSeconds = 0.0
+    /// Stop after this many epochs without a better validation figure (0: never).
+    public var patience = 3
+
+    public init() {}
+
+    var optimizerConfig: TrainingConfig {
+        var c = TrainingConfig()
+        c.learningRate = learningRate
+        c.clipNorm = clipNorm
+        return c
+    }
+}
+
+/// The result of a run: validation figure of the kept weights and the model builder to write.
+public struct TaskResult {
+    public var builder: ModelBuilder
+    public var bestEpoch: Int
+    /// Accuracy (classify, tag) or mean loss per target token (seq2seq) on the validation part.
+    public var validation: Double
+    public var seconds: Double
+}
+
+/// Trains classify / tag / seq2seq models with Adam and gradient clipping; after each epoch the validation
+/// figure decides which weights are kept (highest accuracy, or lowest seq2seq loss).
+public enum TaskTrainer {
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// Fisher–Yates with the run's generator.
+    static func shuffle(_ n: Int, _ rng: inout SplitMix64) -> [Int] {
+        var idx = Array(0..<n)
+        if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { idx.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        return idx
+    }
+
+    /// Generic loop: `step(indices, train)` runs one batch; `validate()` returns (figure, higherIsBetter).
+    static func loop(_ c: TaskConfig, count: Int, params: FloatBuffer, grads: FloatBuffer,
+                     step: ([Int], inout SplitMix64) -> BatchResult, validate: () -> Double, higherIsBetter: Bool,
+                     log: (String) -> Void) throws -> (best: [Float], epoch: Int, figure: Double, seconds: Double) {
+        let opt = Optimizer(kind: .adam, count: params.count)
+        let oc = c.optimizerConfig
+        var rng = SplitMix64(seed: c.seed &+ 0x9E37)
+        var best = params.array, bestFigure = higherIsBetter ? -Double.infinity : .infinity, bestEpoch = 0
+        var bad = 0
+        let start = now()
+        for epoch in 0..<c.epochs {
+            let order = shuffle(count, &rng)
+            var loss = 0.0, n = 0, correct = 0
+            var i = 0
+            while i < order.count {
+                let r = step(Array(order[i..<min(i + c.batch, order.count)]), &rng)
+                i += c.batch
+                guard r.count > 0 else { continue }
+                guard r.loss.isFinite else { throw RecurError(.numerical, "the loss became \(r.loss) in epoch \(epoch + 1)") }
+                loss += r.loss; n += r.count; correct += r.correct
+                _ = clipGradients(grads.p, grads.count, value: nil, norm: c.clipNorm)
+                opt.update(params.p, UnsafePointer(grads.p), lr: c.learningRate, config: oc)
+            }
+            let v = validate()
+            let better = higherIsBetter ? v > bestFigure : v < bestFigure
+            if better { best = params.array; bestFigure = v; bestEpoch = epoch; bad = 0 } else { bad += 1 }
+            log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v),\"best\":\(better),\"elapsed\":\(now() - start)}")
+            if c.patience > 0 && bad >= c.patience { break }
+            if c.maxSeconds > 0 && now() - start > c.maxSeconds { break }
+        }
+        return (best, bestEpoch, bestFigure, now() - start)
+    }
+
+    // MARK: classify and tag
+
+    /// The classify architecture: Embedding → Bidirectional(cell, last step, concat) → Dense(relu) → Dense(1, sigmoid).
+    public static func classifierArchitecture(_ c: TaskConfig, vocabulary: Int) throws -> Architecture {
+        var r = try recurrent(c.cell ?? "lstm", inputSize: c.embedding, units: c.hidden)
+        r.bidirectional = true; r.returnSequences = false
+        return Architecture(task: "classify", layers: [
+            .embedding(vocabulary: vocabulary, dimension: c.embedding), .recurrent(r),
+            .dense(inputSize: r.outputSize, units: c.denseUnits, activation: .relu),
+            .dense(inputSize: c.denseUnits, units: 1, activation: .sigmoid),
+        ], labels: ["negative", "positive"])
+    }
+
+    /// The tag architecture: Embedding → Bidirectional(cell, sequences, concat) → Dense(tags, softmax).
+    public static func taggerArchitecture(_ c: TaskConfig, vocabulary: Int, tags: [String]) throws -> Architecture {
+        var r = try recurrent(c.cell ?? "gru", inputSize: c.embedding, units: c.hidden)
+        r.bidirectional = true; r.returnSequences = true
+        return Architecture(task: "tag", layers: [
+            .embedding(vocabulary: vocabulary, dimension: c.embedding), .recurrent(r),
+            .dense(inputSize: r.outputSize, units: tags.count, activation: .softmax),
+        ], labels: tags)
+    }
+
+    static func recurrent(_ name: String, inputSize: Int, units: Int) throws -> RecurrentSpec {
+        guard let t = RecurrentSpec.Template(name: name) else {
+            throw RecurError(.invalidArgument, "unknown cell '\(name)' (known: \(RecurrentSpec.Template.names.joined(separator: ", ")))")
+        }
+        var r = RecurrentSpec(cell: t.cell, inputSize: inputSize, units: units)
+        r.resetAfter = t.resetAfter; r.peephole = t.peephole; r.activation = t.activation
+        return r
+    }
+
+    /// Trains a classifier (labels 0/1, one per sequence) or tagger (one label per token) on id sequences.
+    public static func trainSequences(_ net: SequenceNetwork, _ c: TaskConfig,
+                                      train: [(tokens: [Int], labels: [Int])], validation: [(tokens: [Int], labels: [Int])],
+                                      log: (String) -> Void) throws -> TaskResult {
+        let pad = net.vocabulary.pad!
+        let perStep = net.architecture.task == "tag"
+        func batch(_ items: ArraySlice<(tokens: [Int], labels: [Int])>) -> SequenceBatch {
+            SequenceBatch(items.map { Array($0.tokens.prefix(c.maxLength)) },
+                          labels: items.map { perStep ? Array($0.labels.prefix(c.maxLength)) : $0.labels },
+                          rows: c.batch, pad: pad, perStep: perStep)
+        }
+        net.initialize(seed: c.seed)
+        let r = try loop(c, count: train.count, params: net.params, grads: net.grads, step: { idx, _ in
+            net.forward(batch(idx.map { train[$0] }[...]), train: true)
+        }, validate: {
+            var ok = 0, n = 0
+            var i = 0
+            while i < validation.count {
+                let r = net.forward(batch(validation[i..<min(i + c.batch, validation.count)]))
+                ok += r.correct; n += r.count; i += c.batch
+            }
+            return Double(ok) / Double(max(n, 1))
+        }, higherIsBetter: true, log: log)
+        net.parameters = r.best
+        return TaskResult(builder: net.modelBuilder(), bestEpoch: r.epoch, validation: r.figure, seconds: r.seconds)
+    }
+
+    // MARK: seq2seq
+
+    /// Encoder [Embedding, GRU], decoder [Embedding, GRU, Dense(softmax)].
+    public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) -> Architecture {
+        let r = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
+        return Architecture(task: "seq2seq", layers: [
+            .embedding(vocabulary: target, dimension: c.embedding), .recurrent(r),
+            .dense(inputSize: c.hidden, units: target, activation: .softmax),
+        ], encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(r)])
+    }
+
+    /// Trains a translator on id pairs (sources end with EOS; targets without BOS/EOS).
+    public static func trainPairs(_ net: Seq2SeqNetwork, _ c: TaskConfig,
+                                  train: [(source: [Int], target: [Int])], validation: [(source: [Int], target: [Int])],
+                                  log: (String) -> Void) throws -> TaskResult {
+        let v = net.vocabulary
+        func batch(_ items: [(source: [Int], target: [Int])]) -> PairBatch {
+            PairBatch(sources: items.map(\.source), targets: items.map(\.target), rows: c.batch,
+                      pad: v.pad!, bos: v.bos!, eos: v.eos!)
+        }
+        net.initialize(seed: c.seed)
+        let r = try loop(c, count: train.count, params: net.params, grads: net.grads, step: { idx, rng in
+            net.forward(batch(idx.map { train[$0] }), train: true, samplingRate: c.samplingRate, rng: &rng)
+        }, validate: {
+            var loss = 0.0, n = 0
+            var i = 0
+            while i < validation.count {
+                let r = net.forward(batch(Array(validation[i..<min(i + c.batch, validation.count)])))
+                loss += r.loss; n += r.count; i += c.batch
+            }
+            return loss / Double(max(n, 1))
+        }, higherIsBetter: false, log: log)
+        net.parameters = r.best
+        return TaskResult(builder: net.modelBuilder(), bestEpoch: r.epoch, validation: r.figure, seconds: r.seconds)
+    }
+}

@@ -1,0 +1,269 @@
+import XCTest
+@testable import Recur
+@testable import RecurTraining
+
+/// The classify / tag / seq2seq trainers: analytic gradients against central differences of an independent
+/// Double forward pass (`referenceSequence` and `ReferenceGenerator`, which run each sequence unpadded),
+/// outputs of trained models against the runtime, and masked accuracy.
+final class TaskTrainingTests: XCTestCase {
+    let V = 12
+
+    func vocab() throws -> Vocabulary { try wordVocabulary(V) }
+
+    /// Random sequences of different lengths (tokens 1..<V: UNK and words, never PAD).
+    func sequences(_ lengths: [Int], seed: UInt64, labels: Int, perStep: Bool) -> [(tokens: [Int], labels: [Int])] {
+        var rng = SplitMix64(seed: seed)
+        return lengths.map { n in
+            let t = (0..<n).map { _ in 1 + Int(rng.next() % UInt64(V - 1)) }
+            let l = (0..<(perStep ? n : 1)).map { _ in Int(rng.next() % UInt64(labels)) }
+            return (t, l)
+        }
+    }
+
+    func sequenceNetwork(task: String, cell: String, seed: UInt64 = 5, batch: Int = 3, steps: Int = 6) throws -> SequenceNetwork {
+        var c = TaskConfig()
+        c.cell = cell; c.hidden = 4; c.embedding = 3; c.denseUnits = 3
+        let arch = task == "classify" ? try TaskTrainer.classifierArchitecture(c, vocabulary: V)
+                                      : try TaskTrainer.taggerArchitecture(c, vocabulary: V, tags: ["A", "B", "C"])
+        let net = try SequenceNetwork(architecture: arch, vocabulary: try vocab(), maxBatch: batch, maxSteps: steps)
+        net.initialize(seed: seed)
+        // Larger weights than at initialization, so gates work away from their linear region.
+        var rng = SplitMix64(seed: seed + 1)
+        net.parameters = net.parameters.map { $0 * 3 + Float(rng.nextUnit() - 0.5) * 0.6 }
+        return net
+    }
+
+    /// Mean reference loss of the builder's weights over unpadded sequences.
+    func referenceLoss(_ b: ModelBuilder, _ data: [(tokens: [Int], labels: [Int])], tagging: Bool) -> Double {
+        var total = 0.0, n = 0
+        for (tokens, labels) in data {
+            let out = referenceSequence(b, tokens, pad: 0)
+            if tagging {
+                for (t, y) in labels.enumerated() { total -= log(out[t][y]); n += 1 }
+            } else {
+                let p = out[0][0]
+                total -= labels[0] == 1 ? log(p) : log(1 - p); n += 1
+            }
+        }
+        return total / Double(n)
+    }
+
+    func checkGradients(analytic: [Float], builder b0: ModelBuilder, h: Float = 1e-3,
+                        loss: (ModelBuilder) -> Double, file: StaticString = #filePath, line: UInt = #line) {
+        let layout = ParameterLayout(b0.architecture)
+        var worst = 0.0, checked = 0
+        for e in layout.entries {
+            let ti = b0.tensors.firstIndex { $0.name == e.name }!
+            for j in 0..<e.count {
+                var bp = b0, bm = b0
+                bp.tensors[ti].values[j] += h
+                bm.tensors[ti].values[j] -= h
+                let step = Double(bp.tensors[ti].values[j]) - Double(bm.tensors[ti].values[j])
+                let numeric = (loss(bp) - loss(bm)) / step
+                let a = Double(analytic[e.offset + j])
+                let err = abs(a - numeric) / (2e-3 + abs(numeric))
+                worst = max(worst, err)
+                checked += 1
+                if err > 2e-2 {
+                    XCTFail("\(e.name)[\(j)]: analytic \(a), numeric \(numeric)", file: file, line: line)
+                    return
+                }
+            }
+        }
+        XCTAssertEqual(checked, layout.count, file: file, line: line)
+    }
+
+    // MARK: Gradients
+
+    func testClassifierGradientBidirectionalMasked() throws {
+        for cell in ["lstm", "gru", "gru-reset-before", "rnn"] {
+            let net = try sequenceNetwork(task: "classify", cell: cell)
+            let data = sequences([5, 2, 4], seed: 11, labels: 2, perStep: false)
+            let batch = SequenceBatch(data.map(\.tokens), labels: data.map(\.labels), rows: 3, pad: 0, perStep: false)
+            let r = net.forward(batch, train: true)
+            let b = net.modelBuilder()
+            XCTAssertEqual(r.loss / Double(r.count), referenceLoss(b, data, tagging: false), accuracy: 1e-5, cell)
+            checkGradients(analytic: net.gradients, builder: b) { self.referenceLoss($0, data, tagging: false) }
+        }
+    }
+
+    func testTaggerGradientBidirectionalMasked() throws {
+        for cell in ["gru", "lstm"] {
+            let net = try sequenceNetwork(task: "tag", cell: cell)
+            let data = sequences([6, 3, 1], seed: 12, labels: 3, perStep: true)
+            let batch = SequenceBatch(data.map(\.tokens), labels: data.map(\.labels), rows: 3, pad: 0, perStep: true)
+            let r = net.forward(batch, train: true)
+            XCTAssertEqual(r.count, 10, "only real tokens count")
+            let b = net.modelBuilder()
+            XCTAssertEqual(r.loss / Double(r.count), referenceLoss(b, data, tagging: true), accuracy: 1e-5, cell)
+            checkGradients(analytic: net.gradients, builder: b) { self.referenceLoss($0, data, tagging: true) }
+        }
+    }
+
+    func seq2seqNetwork(seed: UInt64 = 7, batch: Int = 3) throws -> Seq2SeqNetwork {
+        var c = TaskConfig()
+        c.hidden = 4; c.embedding = 3
+        let src = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<eos>"] + (3..<9).map { "s\($0)" }, pad: 0, unk: 1, eos: 2, lowercase: true)
+        let tgt = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<bos>", "<eos>"] + (4..<10).map { "t\($0)" }, pad: 0, unk: 1, bos: 2, eos: 3, lowercase: true)
+        let arch = TaskTrainer.seq2seqArchitecture(c, source: src.count, target: tgt.count)
+        let net = try Seq2SeqNetwork(architecture: arch, vocabulary: tgt, sourceVocabulary: src, maxBatch: batch, maxSource: 6, maxTarget: 6)
+        net.initialize(seed: seed)
+        var rng = SplitMix64(seed: seed + 1)
+        net.parameters = net.parameters.map { $0 * 3 + Float(rng.nextUnit() - 0.5) * 0.6 }
+        return net
+    }
+
+    let pairs: [(source: [Int], target: [Int])] = [([3, 5, 8, 4, 2], [4, 9, 6]), ([7, 2], [5, 5, 8, 4, 7]), ([4, 6, 2], [9])]
+
+    /// Double reference of the seq2seq loss: encoder over the source, decoder from its final state.
+    func referencePairLoss(_ b: ModelBuilder, _ pairs: [(source: [Int], target: [Int])]) -> ([Double], [[[Double]]]) {
+        guard case .recurrent(let re) = b.architecture.encoder[1], case .recurrent(let rd) = b.architecture.layers[1] else { fatalError() }
+        let es = tensorValues(b, "encoder.layer.0.embeddings"), et = tensorValues(b, "layer.0.embeddings")
+        let E = re.inputSize, Vt = b.vocabulary.count
+        var losses: [Double] = [], dists: [[[Double]]] = []
+        for (s, y) in pairs {
+            var h = [Double](repeating: 0, count: re.units), c = h
+            for tok in s { (h, c) = ReferenceGenerator.cellStep(b, re, prefix: "encoder.layer.1.", x: Array(es[(tok * E)..<((tok + 1) * E)]), h: h, c: c) }
+            var loss = 0.0, rows: [[Double]] = []
+            for (inp, tgt) in zip([2] + y, y + [3]) {
+                (h, c) = ReferenceGenerator.cellStep(b, rd, prefix: "layer.1.", x: Array(et[(inp * E)..<((inp + 1) * E)]), h: h, c: c)
+                let p = ReferenceGenerator.dense(b, prefix: "layer.2.", units: Vt, activation: .softmax, h)
+                loss -= log(p[tgt]); rows.append(p)
+            }
+            losses.append(loss); dists.append(rows)
+        }
+        return (losses, dists)
+    }
+
+    func testSeq2SeqGradient() throws {
+        let net = try seq2seqNetwork()
+        let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
+        let r = net.forward(batch, train: true)
+        XCTAssertEqual(r.count, 12)
+        let b = net.modelBuilder()
+        let n = Double(r.count)
+        XCTAssertEqual(r.loss / n, referencePairLoss(b, pairs).0.reduce(0, +) / n, accuracy: 1e-5)
+        checkGradients(analytic: net.gradients, builder: b) { self.referencePairLoss($0, self.pairs).0.reduce(0, +) / n }
+    }
+
+    // MARK: Trained models in the runtime
+
+    func runtime(_ b: ModelBuilder) throws -> Model {
+        let bytes = b.writer().serialize()
+        return try bytes.withUnsafeBytes { try Model(bytes: $0) }
+    }
+
+    func testTrainedClassifierMatchesRuntime() throws {
+        let net = try sequenceNetwork(task: "classify", cell: "lstm", batch: 4)
+        let data = sequences([5, 2, 6, 3, 4, 1, 6, 2], seed: 21, labels: 2, perStep: false)
+        var c = TaskConfig(); c.batch = 4; c.epochs = 3; c.maxLength = 6; c.patience = 0
+        let r = try TaskTrainer.trainSequences(net, c, train: data, validation: data, log: { _ in })
+        let m = try runtime(r.builder)
+        let batch = SequenceBatch(data.prefix(4).map(\.tokens), labels: data.prefix(4).map(\.labels), rows: 4, pad: 0, perStep: false)
+        net.forward(batch)
+        let p = net.outputs(batch)
+        for (i, s) in data.prefix(4).enumerated() {
+            let q = try m.classify(tokens: s.tokens)
+            XCTAssertEqual(Double(q[1]), Double(p[i]), accuracy: 1e-5)
+        }
+    }
+
+    func testTrainedTaggerMatchesRuntimeAndMaskedAccuracy() throws {
+        let net = try sequenceNetwork(task: "tag", cell: "gru", batch: 4)
+        let data = sequences([5, 2, 6, 3, 4, 1, 6, 2], seed: 22, labels: 3, perStep: true)
+        var c = TaskConfig(); c.batch = 4; c.epochs = 3; c.maxLength = 6; c.patience = 0
+        let r = try TaskTrainer.trainSequences(net, c, train: data, validation: data, log: { _ in })
+        let m = try runtime(r.builder)
+        let items = Array(data.prefix(4))
+        let batch = SequenceBatch(items.map(\.tokens), labels: items.map(\.labels), rows: 4, pad: 0, perStep: true)
+        let res = net.forward(batch)
+        let p = net.outputs(batch)
+        var correct = 0, count = 0
+        for (b, s) in items.enumerated() {
+            let rows = try m.forwardSequence(s.tokens)
+            for t in 0..<s.tokens.count {
+                for k in 0..<3 { XCTAssertEqual(rows[t][k], p[(t * 4 + b) * 3 + k], accuracy: 1e-5) }
+            }
+            for (t, y) in try m.tag(tokens: s.tokens).enumerated() {
+                count += 1
+                if y == s.labels[t] { correct += 1 }
+            }
+        }
+        // The accuracy counts real tokens only: 16 of the batch's 24 positions.
+        XCTAssertEqual(res.count, 16)
+        XCTAssertEqual(count, 16)
+        XCTAssertEqual(res.correct, correct)
+    }
+
+    /// Padding a batch further (a longer neighbour, empty filler rows) changes neither the loss, the
+    /// accuracy counts nor the gradient.
+    func testPaddingIsInvisible() throws {
+        let net = try sequenceNetwork(task: "tag", cell: "lstm", batch: 3, steps: 6)
+        let data = sequences([3, 2], seed: 31, labels: 3, perStep: true)
+        let a = SequenceBatch(data.map(\.tokens), labels: data.map(\.labels), rows: 3, pad: 0, perStep: true)
+        let ra = net.forward(a, train: true)
+        let ga = net.gradients
+        // The same rows padded to 6 steps, with labels at the padding that would count as errors.
+        var b = a
+        let T = 6, B = 3
+        b.T = T
+        b.tokens = [Int32](repeating: 0, count: T * B); b.mask = [Float](repeating: 0, count: T * B); b.labels = [Int32](repeating: 1, count: T * B)
+        for t in 0..<a.T { for s in 0..<B { b.tokens[t * B + s] = a.tokens[t * B + s]; b.mask[t * B + s] = a.mask[t * B + s]; b.labels[t * B + s] = a.labels[t * B + s] } }
+        let rb = net.forward(b, train: true)
+        XCTAssertEqual(ra.count, 5); XCTAssertEqual(rb.count, 5)
+        XCTAssertEqual(ra.correct, rb.correct)
+        XCTAssertEqual(ra.loss, rb.loss, accuracy: 1e-6)
+        XCTAssertLessThan(zip(ga, net.gradients).map { abs($0 - $1) }.max()!, 1e-6)
+    }
+
+    func testTrainedTranslatorMatchesRuntime() throws {
+        let net = try seq2seqNetwork(batch: 3)
+        var c = TaskConfig(); c.batch = 3; c.epochs = 3; c.patience = 0; c.samplingRate = 0.3
+        let r = try TaskTrainer.trainPairs(net, c, train: pairs, validation: pairs, log: { _ in })
+        let m = try runtime(r.builder)
+        let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
+        net.forward(batch)
+        let d = net.distributions(batch)
+        let Vt = net.vocabulary.count
+        for (b, (s, y)) in pairs.enumerated() {
+            let st = try m.encode(source: s)
+            for (t, inp) in ([2] + y).enumerated() {
+                try st.step(inp)
+                let out = Array(UnsafeBufferPointer(start: st.output, count: Vt))
+                for k in 0..<Vt { XCTAssertEqual(out[k], d[(t * 3 + b) * Vt + k], accuracy: 1e-5) }
+            }
+        }
+        // The reference agrees too.
+        let ref = referencePairLoss(r.builder, pairs).1
+        for (b, rows) in ref.enumerated() {
+            for (t, row) in rows.enumerated() {
+                for k in 0..<Vt { XCTAssertEqual(Double(d[(t * 3 + b) * Vt + k]), row[k], accuracy: 1e-5) }
+            }
+        }
+        _ = try m.translate(source: pairs[0].source, beam: 4, maxLength: 8)
+    }
+
+    // MARK: Data
+
+    func testBLEU() {
+        let w = { (s: String) in s.split(separator: " ").map(String.init) }
+        // Precisions 5/6, 3/5, 2/4, 1/3, equal lengths: (1/12)^(1/4).
+        XCTAssertEqual(corpusBLEU(hypotheses: [w("the cat sat on the mat")], references: [w("the cat sat on a mat")]),
+                       pow(1.0 / 12, 0.25), accuracy: 1e-12)
+        XCTAssertEqual(corpusBLEU(hypotheses: [w("a b c d e")], references: [w("a b c d e")]), 1, accuracy: 1e-12)
+        // Brevity: hypothesis 4 words, reference 8, all n-grams matching: exp(1 − 8/4).
+        XCTAssertEqual(corpusBLEU(hypotheses: [w("a b c d")], references: [w("a b c d e f g h")]), exp(-1.0), accuracy: 1e-12)
+        XCTAssertEqual(corpusBLEU(hypotheses: [w("x y")], references: [w("a b")]), 0)
+    }
+
+    func testSplitAndVocabulary() throws {
+        XCTAssertEqual((0..<20).map { TaskData.part($0) }.filter { $0 == .test }.count, 2)
+        let (tr, va, te) = TaskData.split(Array(0..<30))
+        XCTAssertEqual(va, [8, 18, 28]); XCTAssertEqual(te, [9, 19, 29]); XCTAssertEqual(tr.count, 24)
+        let v = try TaskData.vocabulary([["b", "a", "b"], ["c", "b", "a"]], cap: 4, specials: ["<pad>", "<unk>"], pad: 0, unk: 1)
+        XCTAssertEqual(v.pieces, ["<pad>", "<unk>", "b", "a"])
+        XCTAssertEqual(TaskData.ids(["a", "c"], v), [3, 1])
+        let tagged = try TaskData.tagged("A/b/NOUN x/PUNCT\n")
+        XCTAssertEqual(tagged[0].words, ["a/b", "x"]); XCTAssertEqual(tagged[0].tags, ["NOUN", "PUNCT"])
+    }
+}
