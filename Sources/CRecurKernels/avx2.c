@@ -337,4 +337,40 @@ void AVX2 rk_activate_avx2(int kind, float *x, long n) {
     }
 }
 
+/* ---- several vectors, f32: two rows × four vectors per pass, each weight loaded once -------------- */
+
+void AVX2 rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols) {
+    const long c8 = cols & ~7L;
+    for (long j0 = 0; j0 < n; j0 += 4) {
+        const long nj = n - j0 < 4 ? n - j0 : 4;
+        const float *xs[4];
+        for (int k = 0; k < 4; k++) xs[k] = x + (j0 + (k < nj ? k : 0)) * cols;   /* extra lanes repeat x0 */
+        long r = 0;
+        for (; r < rows; r += 2) {
+            const float *w0 = w + r * cols, *w1 = r + 1 < rows ? w0 + cols : w0;
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+            __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            long c = 0;
+            for (; c < c8; c += 8) {
+                __m256 v0 = _mm256_loadu_ps(w0 + c), v1 = _mm256_loadu_ps(w1 + c);
+                __m256 x0 = _mm256_loadu_ps(xs[0] + c), x1 = _mm256_loadu_ps(xs[1] + c);
+                __m256 x2 = _mm256_loadu_ps(xs[2] + c), x3 = _mm256_loadu_ps(xs[3] + c);
+                a00 = _mm256_fmadd_ps(v0, x0, a00); a01 = _mm256_fmadd_ps(v0, x1, a01);
+                a02 = _mm256_fmadd_ps(v0, x2, a02); a03 = _mm256_fmadd_ps(v0, x3, a03);
+                a10 = _mm256_fmadd_ps(v1, x0, a10); a11 = _mm256_fmadd_ps(v1, x1, a11);
+                a12 = _mm256_fmadd_ps(v1, x2, a12); a13 = _mm256_fmadd_ps(v1, x3, a13);
+            }
+            float s0[4], s1[4];
+            _mm_storeu_ps(s0, sum4(a00, a01, a02, a03));
+            _mm_storeu_ps(s1, sum4(a10, a11, a12, a13));
+            for (; c < cols; c++)
+                for (int k = 0; k < 4; k++) { s0[k] += w0[c] * xs[k][c]; s1[k] += w1[c] * xs[k][c]; }
+            for (int k = 0; k < nj; k++) {
+                y[(j0 + k) * rows + r] = s0[k];
+                if (r + 1 < rows) y[(j0 + k) * rows + r + 1] = s1[k];
+            }
+        }
+    }
+}
+
 #endif

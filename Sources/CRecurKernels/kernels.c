@@ -327,3 +327,15 @@ void rk_activate(int kind, float *x, long n) {
 #endif
     activate_scalar(kind, x, n);
 }
+
+/* ---- several vectors, f32 -------------------------------------------------------------------------- */
+
+void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, long cols) {
+#ifdef RK_X86
+    if (rk_level() >= RK_AVX2) {
+        rk_mm_f32_avx2(y, w, x, n, rows, cols);
+        return;
+    }
+#endif
+    for (long j = 0; j < n; j++) rk_f32_scalar(y + j * rows, w, x + j * cols, rows, cols, 0);
+}

@@ -54,6 +54,12 @@ void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long ro
 void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 
 /*
+ * Y (n × rows) = X (n × cols) · Wᵀ for f32 weights: n vectors against one matrix, each weight read once
+ * per group of 4 vectors (the batched step of a few streams; for many, sgemm is faster).
+ */
+void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, long cols);
+
+/*
  * Two-phase form for splitting rows across threads: quantize x once into `xq` (rk_xq_bytes(cols) bytes,
  * 64-byte aligned), then run any row range against it. A quantized x serves both q8 and q4 weights.
  */

@@ -2,10 +2,14 @@ import COpenBLAS
 import CRecurKernels
 
 /// Matrix-matrix products: several vectors against one weight matrix (the batched step, the input
-/// table). f32 weights go to OpenBLAS sgemm; f16 weights are decoded to f32 in chunks of rows that stay
+/// table). f32 weights go to a C kernel for up to 16 vectors and to OpenBLAS sgemm above; f16 weights are decoded to f32 in chunks of rows that stay
 /// in cache, each chunk multiplied by sgemm (for fewer than `decodeMinimum` vectors, one vector at a
 /// time); q8 and q4 weights use the quantized kernels vector by vector, so that a batched step computes
 /// exactly what single steps compute (the same int8 activations).
+
+/// Up to this many vectors, f32 products use the C kernel that reads each weight once per 4 vectors
+/// (no BLAS threads to wake for a handful of streams); above, sgemm.
+let f32KernelMaximum = 16
 
 /// Below this many vectors, f16 weights are multiplied vector by vector (decoding costs more than it saves).
 let decodeMinimum = 4
@@ -26,7 +30,11 @@ public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePoi
         return
     }
     if w.dtype == .f32 {
-        gemmABt(y, x, w.f32, m: n, n: w.rows, k: w.cols, bias: nil)
+        if n <= f32KernelMaximum {
+            rk_matmat_f32(y, w.f32, x, n, w.rows, w.cols)
+        } else {
+            gemmABt(y, x, w.f32, m: n, n: w.rows, k: w.cols, bias: nil)
+        }
         return
     }
     if n < decodeMinimum || (!exactActivations && (w.dtype == .q8 || w.dtype == .q4)) {
