@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The C tests (test_recur.c, test_threads.c) under dynamic checkers:
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer: the library built with
+#      --sanitize=address (Swift) and -fsanitize=undefined (the C kernels) into .build-asan (the same
+#      configuration scripts/sanitize.sh uses for the Swift tests, so one build serves both), the test
+#      programs with clang -fsanitize=address,undefined; leak detection on.
+#   2. ThreadSanitizer: test_threads.c against the library built with --sanitize=thread (.build-tsan).
+#   3. Valgrind memcheck on the normal release library (make build SCRATCH=$RECUR_RELEASE_SCRATCH, by
+#      default .build-robust; scripts/test.sh passes the .build it has just built): both
+#      programs with --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1, i.e. no
+#      invalid access and zero definitely-lost bytes.
+# Usage: tests/c/sanitize.sh [asan|tsan|valgrind ...]   (default: all three)
+# Last line: "c-sanitize: N passed, M failed"; exit 1 when M > 0. Logs in /tmp/recur-c-sanitize.*.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+cd "$ROOT"
+STAGES=("$@")
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(asan tsan valgrind)
+CLANG=${CLANG:-clang}
+SWIFTLIB=$(dirname "$(dirname "$(command -v swift)")")/lib/swift/linux
+WORK=$(mktemp -d /tmp/recur-c-sanitize.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "  ok: $*"; }
+bad() { failed=$((failed + 1)); echo "  FAILED: $*"; }
+
+# A library folder where the build's libRecurC.so is found under its SONAME librecur.so.
+libdir() {   # libdir NAME SO
+    mkdir -p "$WORK/$1"
+    ln -sf "$ROOT/$2" "$WORK/$1/librecur.so"
+    echo "$WORK/$1"
+}
+
+# Runs one test program; its summary line must report no failures and the checker must stay silent.
+run_test() {   # run_test LABEL LOG PROGRAM ARGS...
+    local label=$1 log=$2; shift 2
+    "$@" >"$log" 2>&1
+    local code=$?
+    if [ $code -eq 0 ] && ! grep -qE "ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:" "$log"; then
+        ok "$label ($(grep -E '^test_[a-z]+: ' "$log" | tail -1))"
+    else
+        bad "$label (status $code, log $log)"
+        grep -E -A25 "ERROR: |WARNING: ThreadSanitizer|runtime error:|FAIL" "$log" | head -60
+    fi
+}
+
+# Models of the tests (the release command).
+echo "== release build and models"
+RELEASE=${RECUR_RELEASE_SCRATCH:-.build-robust}
+make build SCRATCH="$RELEASE" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" | tail -20; echo "c-sanitize: build failed"; exit 1; }
+RECUR=$RELEASE/release/recur
+"$RECUR" create --out "$WORK/a.recur" --cell gru --layers 2 --hidden 48 --embedding 16 --seed 3 >/dev/null \
+    && "$RECUR" create --out "$WORK/b.recur" --cell lstm --hidden 32 --embedding 8 --seed 4 >/dev/null \
+    && "$RECUR" create --out "$WORK/c.recur" --cell peephole-lstm --hidden 20 --embedding 6 --seed 5 >/dev/null \
+    && "$RECUR" quantize "$WORK/c.recur" "$WORK/c-q4.recur" --type q4 >/dev/null \
+    || { echo "c-sanitize: recur create failed"; exit 1; }
+
+for stage in "${STAGES[@]}"; do
+    case $stage in
+    asan)
+        echo "== ASan + UBSan + LSan"
+        swift build --scratch-path .build-asan --build-tests --sanitize=address \
+            -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined 2>&1 | grep -E "error:" && { bad "asan build"; continue; }
+        swift build --scratch-path .build-asan --product RecurC --sanitize=address \
+            -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined 2>&1 | grep -E "error:" && { bad "asan library build"; continue; }
+        L=$(libdir asan .build-asan/debug/libRecurC.so)
+        for t in test_recur test_threads; do
+            "$CLANG" -fuse-ld=lld -std=c99 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+                -Iinclude "$HERE/$t.c" -o "$WORK/$t-asan" -L"$L" -lrecur -Wl,-rpath,"$L" -Wl,-rpath,"$SWIFTLIB" -lm -pthread \
+                || { bad "$t does not compile with ASan"; continue; }
+        done
+        export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        export LSAN_OPTIONS=suppressions="$HERE/lsan.supp":print_suppressions=0
+        run_test "test_recur under ASan+UBSan+LSan" /tmp/recur-c-sanitize.asan-recur.log "$WORK/test_recur-asan" "$WORK/a.recur" "$WORK/b.recur"
+        run_test "test_threads under ASan+UBSan+LSan" /tmp/recur-c-sanitize.asan-threads.log "$WORK/test_threads-asan" "$WORK/a.recur" "$WORK/c-q4.recur"
+        unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+        ;;
+    tsan)
+        echo "== TSan"
+        swift build --scratch-path .build-tsan --build-tests --sanitize=thread 2>&1 | grep -E "error:" && { bad "tsan build"; continue; }
+        swift build --scratch-path .build-tsan --product RecurC --sanitize=thread 2>&1 | grep -E "error:" && { bad "tsan library build"; continue; }
+        L=$(libdir tsan .build-tsan/debug/libRecurC.so)
+        # The Swift toolchain's TSan runtime intercepts libdispatch, so it links libdispatch and BlocksRuntime.
+        "$CLANG" -fuse-ld=lld -std=c99 -g -O1 -fsanitize=thread -Iinclude "$HERE/test_threads.c" -o "$WORK/test_threads-tsan" \
+            -L"$L" -lrecur -L"$SWIFTLIB" -ldispatch -lBlocksRuntime -Wl,-rpath,"$L" -Wl,-rpath,"$SWIFTLIB" -pthread \
+            || { bad "test_threads does not compile with TSan"; continue; }
+        TSAN_OPTIONS=halt_on_error=1 run_test "test_threads under TSan" /tmp/recur-c-sanitize.tsan.log \
+            "$WORK/test_threads-tsan" "$WORK/a.recur" "$WORK/c-q4.recur"
+        ;;
+    valgrind)
+        echo "== valgrind memcheck (release library)"
+        command -v valgrind >/dev/null || { bad "valgrind is not installed (apt-get install valgrind)"; continue; }
+        # A copy without debug information: this valgrind cannot read the DWARF 5 of the Swift toolchain
+        # (symbols stay, so reports still name functions).
+        L="$WORK/release"
+        mkdir -p "$L"
+        objcopy --strip-debug "$RELEASE/release/libRecurC.so" "$L/librecur.so"
+        for t in test_recur test_threads; do
+            cc -std=c99 -g -O1 -Iinclude "$HERE/$t.c" -o "$WORK/$t" -L"$L" -lrecur -Wl,-rpath,"$L" -lm -pthread \
+                || { bad "$t does not compile"; continue; }
+        done
+        VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --show-leak-kinds=definite
+            --suppressions="$HERE/valgrind.supp")
+        for run in "test_recur|$WORK/a.recur $WORK/b.recur" "test_threads|$WORK/a.recur"; do
+            t=${run%%|*}
+            # shellcheck disable=SC2086
+            RECUR_THREADS=1 run_test "$t under valgrind" "/tmp/recur-c-sanitize.valgrind-$t.log" "${VG[@]}" "$WORK/$t" ${run#*|}
+            grep -E "definitely lost|ERROR SUMMARY" "/tmp/recur-c-sanitize.valgrind-$t.log" | sed 's/^==[0-9]*==/   /'
+        done
+        ;;
+    *) echo "unknown stage '$stage' (asan, tsan, valgrind)"; exit 2 ;;
+    esac
+done
+echo "c-sanitize: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

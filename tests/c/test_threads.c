@@ -1,0 +1,368 @@
+/*
+ * Concurrency through the C API (include/recur.h only):
+ *   1. one model shared by 8 threads, each with its own state and sampler, stepping, prefilling, saving
+ *      and generating at once: every thread's results equal those of the same work run serially;
+ *   2. models opened (from the file and from a buffer) and freed on 8 threads at once, each freed while
+ *      its state still uses it: the state keeps the model alive;
+ *   3. a model freed by the main thread while 8 threads keep stepping states made from it;
+ *   4. error messages are per thread: 8 threads failing at once each read their own message.
+ *
+ *     test_threads MODEL [MODEL...]       generator models (e.g. from `recur create`)
+ *
+ * Meant to run under ThreadSanitizer (tests/c/sanitize.sh) as well as plainly. Prints failures to stderr
+ * and a last line "test_threads: N passed, M failed"; exits 1 when M > 0.
+ */
+#include "recur.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define THREADS 8
+#define STEPS 50
+#define GENERATE 60
+#define ROUNDS 2
+#define OPENS 12
+
+static int passed = 0;
+static int failed = 0;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            passed++;                                                                    \
+        } else {                                                                         \
+            failed++;                                                                    \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
+        }                                                                                \
+    } while (0)
+
+static unsigned char *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long n;
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = (unsigned char *)malloc((size_t)n);
+        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+        *size = (size_t)n;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* 1. One model, eight streams                                                                          */
+/* ---------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char text[4096];
+    size_t length;
+} text_sink;
+
+static int collect(const char *piece, size_t length, void *user) {
+    text_sink *t = (text_sink *)user;
+    if (t->length + length < sizeof t->text) {
+        memcpy(t->text + t->length, piece, length);
+        t->length += length;
+        t->text[t->length] = '\0';
+    }
+    return 0;
+}
+
+/* What one stream computes: logits after STEPS steps, after a prefill, the saved state, generated text. */
+typedef struct {
+    recur_model *model;
+    int k;
+    recur_status status;
+    float *logits_steps;
+    float *logits_prefill;
+    unsigned char *saved;
+    size_t saved_size;
+    text_sink text;
+} stream_work;
+
+static recur_status run_stream(stream_work *w) {
+    recur_state *st = NULL;
+    recur_sampler *sampler = NULL;
+    recur_sampler_params params;
+    size_t vocab = 0, outputs = 0, i;
+    const float *logits = NULL;
+    int32_t tokens[40];
+    recur_status s;
+    if ((s = recur_model_vocab_size(w->model, &vocab)) != RECUR_OK) return s;
+    if ((s = recur_model_output_size(w->model, &outputs)) != RECUR_OK) return s;
+    if ((s = recur_state_new(w->model, &st)) != RECUR_OK) return s;
+    for (i = 0; i < STEPS && s == RECUR_OK; i++) s = recur_state_step(st, (int32_t)((i * 7 + (size_t)w->k * 5) % vocab), &logits);
+    if (s == RECUR_OK) {
+        w->logits_steps = (float *)malloc(outputs * sizeof(float));
+        memcpy(w->logits_steps, logits, outputs * sizeof(float));
+        for (i = 0; i < 40; i++) tokens[i] = (int32_t)((i * 3 + (size_t)w->k) % vocab);
+        s = recur_state_prefill(st, tokens, 40, &logits);
+    }
+    if (s == RECUR_OK) {
+        w->logits_prefill = (float *)malloc(outputs * sizeof(float));
+        memcpy(w->logits_prefill, logits, outputs * sizeof(float));
+        s = recur_state_size(st, &w->saved_size);
+    }
+    if (s == RECUR_OK) {
+        size_t written = 0;
+        w->saved = (unsigned char *)malloc(w->saved_size);
+        s = recur_state_save(st, w->saved, w->saved_size, &written);
+    }
+    if (s == RECUR_OK) {
+        recur_sampler_params_init(&params);
+        params.temperature = 0.9f;
+        params.top_k = 8;
+        params.seed = (uint64_t)w->k;
+        s = recur_sampler_new(&params, &sampler);
+    }
+    if (s == RECUR_OK) s = recur_generate(st, sampler, "a", GENERATE, collect, &w->text, NULL);
+    recur_sampler_free(sampler);
+    recur_state_free(st);
+    return s;
+}
+
+static void *stream_thread(void *arg) {
+    stream_work *w = (stream_work *)arg;
+    w->status = run_stream(w);
+    return NULL;
+}
+
+static void free_work(stream_work *w) {
+    free(w->logits_steps);
+    free(w->logits_prefill);
+    free(w->saved);
+}
+
+static void test_shared_model(const char *path) {
+    recur_model *m = NULL;
+    stream_work serial[THREADS], parallel[THREADS];
+    pthread_t t[THREADS];
+    size_t outputs = 0;
+    int k, round, same;
+    CHECK(recur_model_open(path, 0, &m) == RECUR_OK);
+    if (m == NULL) return;
+    recur_model_output_size(m, &outputs);
+    memset(serial, 0, sizeof serial);
+    for (k = 0; k < THREADS; k++) {
+        serial[k].model = m;
+        serial[k].k = k;
+        serial[k].status = run_stream(&serial[k]);
+        CHECK(serial[k].status == RECUR_OK);
+        if (serial[k].status != RECUR_OK) fprintf(stderr, "  serial stream %d: %s\n", k, recur_last_error());
+    }
+    for (round = 0; round < ROUNDS; round++) {
+        memset(parallel, 0, sizeof parallel);
+        for (k = 0; k < THREADS; k++) {
+            parallel[k].model = m;
+            parallel[k].k = k;
+            CHECK(pthread_create(&t[k], NULL, stream_thread, &parallel[k]) == 0);
+        }
+        for (k = 0; k < THREADS; k++) pthread_join(t[k], NULL);
+        for (k = 0; k < THREADS; k++) {
+            stream_work *a = &serial[k], *b = &parallel[k];
+            same = b->status == RECUR_OK && a->status == RECUR_OK
+                && memcmp(a->logits_steps, b->logits_steps, outputs * sizeof(float)) == 0
+                && memcmp(a->logits_prefill, b->logits_prefill, outputs * sizeof(float)) == 0
+                && a->saved_size == b->saved_size && memcmp(a->saved, b->saved, a->saved_size) == 0
+                && a->text.length == b->text.length && strcmp(a->text.text, b->text.text) == 0
+                && a->text.length > 0;
+            CHECK(same);
+            if (!same) fprintf(stderr, "  %s: round %d, thread %d differs from the serial run\n", path, round, k);
+            free_work(b);
+        }
+    }
+    for (k = 0; k < THREADS; k++) free_work(&serial[k]);
+    recur_model_free(m);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* 2. Concurrent open and free                                                                          */
+/* ---------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    const unsigned char *bytes;
+    size_t size;
+    int k;
+    int failures;
+    float first_logit;
+} open_work;
+
+static void *open_thread(void *arg) {
+    open_work *w = (open_work *)arg;
+    int i;
+    for (i = 0; i < OPENS; i++) {
+        recur_model *m = NULL;
+        recur_state *st = NULL;
+        const float *logits = NULL;
+        recur_status s = (i + w->k) % 2 == 0 ? recur_model_open(w->path, 0, &m)
+                                             : recur_model_open_buffer(w->bytes, w->size, 0, &m);
+        if (s == RECUR_OK) s = recur_state_new(m, &st);
+        recur_model_free(m);                     /* the state keeps the model alive */
+        if (s == RECUR_OK) s = recur_state_step(st, 1, &logits);
+        if (s == RECUR_OK) s = recur_state_step(st, 2, &logits);
+        if (s != RECUR_OK) {
+            w->failures++;
+        } else if (i == 0) {
+            w->first_logit = logits[0];
+        } else if (logits[0] != w->first_logit) {
+            w->failures++;
+        }
+        recur_state_free(st);
+    }
+    return NULL;
+}
+
+static void test_open_free(const char *path) {
+    open_work w[THREADS];
+    pthread_t t[THREADS];
+    size_t size = 0;
+    unsigned char *bytes = read_file(path, &size);
+    int k;
+    CHECK(bytes != NULL);
+    if (bytes == NULL) return;
+    for (k = 0; k < THREADS; k++) {
+        memset(&w[k], 0, sizeof w[k]);
+        w[k].path = path;
+        w[k].bytes = bytes;
+        w[k].size = size;
+        w[k].k = k;
+        CHECK(pthread_create(&t[k], NULL, open_thread, &w[k]) == 0);
+    }
+    for (k = 0; k < THREADS; k++) pthread_join(t[k], NULL);
+    for (k = 0; k < THREADS; k++) {
+        CHECK(w[k].failures == 0);
+        CHECK(w[k].first_logit == w[0].first_logit);
+    }
+    free(bytes);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* 3. The model freed while other threads step                                                          */
+/* ---------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    recur_state *state;
+    pthread_mutex_t *lock;
+    pthread_cond_t *cond;
+    int *model_freed;
+    float before[4];
+    float after[4];
+    recur_status status;
+} orphan_work;
+
+static void *orphan_thread(void *arg) {
+    orphan_work *w = (orphan_work *)arg;
+    const float *logits = NULL;
+    int i;
+    recur_status s = RECUR_OK;
+    for (i = 0; i < 20 && s == RECUR_OK; i++) s = recur_state_step(w->state, i % 3, &logits);
+    if (s == RECUR_OK) memcpy(w->before, logits, sizeof w->before);
+    pthread_mutex_lock(w->lock);
+    while (!*w->model_freed) pthread_cond_wait(w->cond, w->lock);
+    pthread_mutex_unlock(w->lock);
+    for (i = 0; i < 20 && s == RECUR_OK; i++) s = recur_state_step(w->state, i % 3, &logits);
+    if (s == RECUR_OK) memcpy(w->after, logits, sizeof w->after);
+    w->status = s;
+    return NULL;
+}
+
+static void test_free_model_under_states(const char *path) {
+    recur_model *m = NULL;
+    orphan_work w[THREADS];
+    pthread_t t[THREADS];
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int freed = 0, k;
+    size_t outputs = 0;
+    CHECK(recur_model_open(path, 0, &m) == RECUR_OK);
+    if (m == NULL) return;
+    recur_model_output_size(m, &outputs);
+    CHECK(outputs >= 4);
+    for (k = 0; k < THREADS; k++) {
+        memset(&w[k], 0, sizeof w[k]);
+        CHECK(recur_state_new(m, &w[k].state) == RECUR_OK);
+        w[k].lock = &lock;
+        w[k].cond = &cond;
+        w[k].model_freed = &freed;
+    }
+    for (k = 0; k < THREADS; k++) CHECK(pthread_create(&t[k], NULL, orphan_thread, &w[k]) == 0);
+    recur_model_free(m);                       /* while the threads step */
+    pthread_mutex_lock(&lock);
+    freed = 1;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+    for (k = 0; k < THREADS; k++) pthread_join(t[k], NULL);
+    for (k = 0; k < THREADS; k++) {
+        CHECK(w[k].status == RECUR_OK);
+        /* Every thread fed the same tokens: the same results, before and after the model was freed. */
+        CHECK(memcmp(w[k].before, w[0].before, sizeof w[k].before) == 0);
+        CHECK(memcmp(w[k].after, w[0].after, sizeof w[k].after) == 0);
+        recur_state_free(w[k].state);           /* the last one releases the model */
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* 4. Per-thread error messages                                                                         */
+/* ---------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    recur_model *model;
+    int k;
+    int wrong;
+} error_work;
+
+static void *error_thread(void *arg) {
+    error_work *w = (error_work *)arg;
+    char expected[32];
+    int i;
+    snprintf(expected, sizeof expected, "token id %d ", 100000 + w->k);
+    for (i = 0; i < 200; i++) {
+        const char *text = NULL;
+        if (recur_model_token_text(w->model, 100000 + w->k, &text, NULL) != RECUR_ERR_OUT_OF_RANGE
+            || strncmp(recur_last_error(), expected, strlen(expected)) != 0)
+            w->wrong++;
+    }
+    return NULL;
+}
+
+static void test_error_messages(const char *path) {
+    recur_model *m = NULL;
+    error_work w[THREADS];
+    pthread_t t[THREADS];
+    int k;
+    CHECK(recur_model_open(path, 0, &m) == RECUR_OK);
+    if (m == NULL) return;
+    for (k = 0; k < THREADS; k++) {
+        w[k].model = m;
+        w[k].k = k;
+        w[k].wrong = 0;
+        CHECK(pthread_create(&t[k], NULL, error_thread, &w[k]) == 0);
+    }
+    for (k = 0; k < THREADS; k++) pthread_join(t[k], NULL);
+    for (k = 0; k < THREADS; k++) CHECK(w[k].wrong == 0);
+    recur_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    int i;
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL [MODEL...]\n", argv[0]);
+        return 2;
+    }
+    for (i = 1; i < argc; i++) {
+        test_shared_model(argv[i]);
+        test_open_free(argv[i]);
+        test_free_model_under_states(argv[i]);
+    }
+    test_error_messages(argv[1]);
+    printf("test_threads: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
