@@ -7,8 +7,8 @@
  *     replay FILE...             runs the target on each file; prints "replay: N files, M models loaded"
  *     replay --open FILE...      only opens each file (recur_model_open), prints "FILE: STATUS MESSAGE"
  *                                (for measuring time and memory of the loader alone)
- * Both print a last line "peak_rss_kb N": the process's peak resident memory (VmHWM of /proc/self/status;
- * -1 where that does not exist).
+ * Both print a last line "peak_rss_kb N peak_vm_kb M": the process's peak resident memory and peak address
+ * space (VmHWM and VmPeak of /proc/self/status; -1 where that does not exist).
  */
 #include "recur.h"
 
@@ -44,16 +44,22 @@ static uint8_t *read_all(const char *path, size_t *size) {
     return buf;
 }
 
-/* VmHWM of this process in KiB, or -1. (A parent's wait4 is no help: ru_maxrss survives fork and exec.) */
-static long peak_rss_kb(void) {
+/* A "Vm...:" field of /proc/self/status in KiB, or -1. (A parent's wait4 is no help for the peak resident
+ * memory: ru_maxrss survives fork and exec.) */
+static long status_kb(const char *field) {
     char line[256];
     long kb = -1;
+    size_t n = strlen(field);
     FILE *f = fopen("/proc/self/status", "r");
     if (f == NULL) return -1;
     while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+        if (strncmp(line, field, n) == 0) kb = strtol(line + n, NULL, 10);
     fclose(f);
     return kb;
+}
+
+static void print_peaks(void) {
+    printf("peak_rss_kb %ld peak_vm_kb %ld\n", status_kb("VmHWM:"), status_kb("VmPeak:"));
 }
 
 int main(int argc, char **argv) {
@@ -65,7 +71,7 @@ int main(int argc, char **argv) {
             printf("%s: %d %s\n", argv[i], s, s == RECUR_OK ? "" : recur_last_error());
             recur_model_free(m);
         }
-        printf("peak_rss_kb %ld\n", peak_rss_kb());
+        print_peaks();
         return 0;
     }
     LLVMFuzzerInitialize(&argc, &argv);
@@ -81,6 +87,6 @@ int main(int argc, char **argv) {
         files++;
     }
     printf("replay: %d files, %d models loaded\n", files, fuzz_recur_models_loaded);
-    printf("peak_rss_kb %ld\n", peak_rss_kb());
+    print_peaks();
     return 0;
 }

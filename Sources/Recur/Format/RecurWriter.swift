@@ -126,10 +126,23 @@ public struct RecurWriter {
 }
 
 /// Whole-file writes that never leave a half-written file behind.
+///
+/// The bytes go to a new temporary file next to `path` (created exclusively, so concurrent writers never
+/// share one), which is flushed to disk and then renamed over `path`; the folder is flushed too, so that
+/// the rename itself survives a power loss. A process killed at any point leaves either the old file or
+/// the new one at `path`, never a mixture (at worst a stray `path.tmp-*` file remains).
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        var tmp = ""
+        var fd: Int32 = -1
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let base = Int(ts.tv_nsec) & 0xFFFFF
+        for attempt in 0..<100 {
+            tmp = path + ".tmp-\(getpid())-\(base + attempt)"
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd >= 0 || errno != EEXIST { break }
+        }
         if fd < 0 {
             throw RecurError(.io, "cannot create '\(tmp)': \(FileStorage.errnoText())")
         }
@@ -159,10 +172,30 @@ public enum AtomicFile {
             close(fd)
             throw RecurError(.io, "cannot flush '\(tmp)': \(e)")
         }
-        close(fd)
+        if close(fd) != 0 {
+            throw RecurError(.io, "cannot close '\(tmp)': \(FileStorage.errnoText())")
+        }
         if rename(tmp, path) != 0 {
             throw RecurError(.io, "cannot rename '\(tmp)' to '\(path)': \(FileStorage.errnoText())")
         }
         ok = true
+        syncFolder(of: path)
+    }
+
+    /// Flushes the folder holding `path` (its entry for the renamed file). Best effort: the new file is in
+    /// place already, and some file systems do not sync folders.
+    static func syncFolder(of path: String) {
+        let utf8 = Array(path.utf8)
+        let folder: String
+        if let slash = utf8.lastIndex(of: UInt8(ascii: "/")) {
+            folder = slash == 0 ? "/" : String(decoding: utf8[..<slash], as: UTF8.self)
+        } else {
+            folder = "."
+        }
+        let dfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            _ = fsync(dfd)
+            close(dfd)
+        }
     }
 }

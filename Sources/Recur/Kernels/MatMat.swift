@@ -41,8 +41,8 @@ public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePoi
         for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
         return
     }
-    // Decode up to 64 KiB of weights at a time.
-    let chunk = max(4, min(w.rows, (16 << 10) / w.cols))
+    // Decode up to 64 KiB of weights at a time (at least 4 rows, never more rows than the matrix has).
+    let chunk = min(w.rows, max(4, (16 << 10) / w.cols))
     let buf = UnsafeMutablePointer<Float>.allocate(capacity: chunk * w.cols)
     defer { buf.deallocate() }
     let rb = w.dtype.rowBytes(w.cols)!

@@ -141,12 +141,15 @@ public final class State: @unchecked Sendable {
         }
         for t in tokens { try checkToken(t) }
         let m = model
-        let chunk = 256
         let maxRows = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.recurrent.map { max($0.forward.spec.inputSize, $0.forward.spec.units) }.max()!, 1)
-        let proj = UnsafeMutablePointer<Float>.allocate(capacity: chunk * maxRows)
-        let xin = UnsafeMutablePointer<Float>.allocate(capacity: chunk * maxIn)
-        let xout = UnsafeMutablePointer<Float>.allocate(capacity: chunk * maxIn)
+        // Up to 256 tokens per chunk, fewer when the layers are so wide that the chunk's buffers would
+        // pass State.prefillBudget (then the buffers stay a few times the layer sizes, which the file holds).
+        let chunk = max(1, min(256, State.prefillBudget / (maxRows + 2 * maxIn)))
+        let rows = min(chunk, tokens.count)
+        let proj = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxRows)
+        let xin = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxIn)
+        let xout = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxIn)
         defer { proj.deallocate(); xin.deallocate(); xout.deallocate() }
         var start = 0
         while start < tokens.count {
@@ -183,6 +186,10 @@ public final class State: @unchecked Sendable {
         return UnsafeBufferPointer(start: output, count: m.outputSize)
     }
 
+    /// Floats of the buffers of one prefill chunk (16 MiB). Models of ordinary widths (gate rows + 2 ×
+    /// input width up to 16384) get full 256-token chunks.
+    static let prefillBudget = 4 << 20
+
     /// proj (n × G) = inputs (n × In) · Wᵀ + b. sgemm for f32 kernels; for f16/q8/q4 kernels the weights
     /// are decoded to f32 in chunks, each multiplied by sgemm (exact activations: this may differ from
     /// stepping, which quantizes activations for q8/q4, by that quantization).
@@ -203,7 +210,8 @@ public final class State: @unchecked Sendable {
 
     /// Makes this state equal to `other` (same model required).
     public func copy(from other: State) throws {
-        guard other.model === model || other.model.file.checksum == model.file.checksum && other.model.stateSize == model.stateSize else {
+        guard other.model === model || other.model.file.checksum == model.file.checksum && other.model.stateSize == model.stateSize
+                && other.model.outputSize == model.outputSize else {
             throw RecurError(.mismatch, "cannot copy a state between different models")
         }
         vectors.update(from: other.vectors, count: max(model.stateSize, 1))

@@ -48,8 +48,13 @@ public struct Sampler: Sendable {
     /// Samples from logits (or from probabilities when `probabilities` is set: they are taken as log p).
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>, probabilities: Bool = false) throws -> Int {
         guard !logits.isEmpty else { throw RecurError(.invalidArgument, "cannot sample from an empty vector") }
-        for (i, v) in logits.enumerated() where v.isNaN || (!probabilities && v == .infinity) {
+        for (i, v) in logits.enumerated() where v.isNaN || v == .infinity {
             throw RecurError(.numerical, "the model produced a non-finite value (\(v)) at index \(i); refusing to sample")
+        }
+        // Every logit −∞ (or every probability 0) leaves no distribution to draw from.
+        if !logits.contains(where: { probabilities ? $0 > 0 : $0 > -.infinity }) {
+            throw RecurError(.numerical, probabilities ? "every probability is zero; refusing to sample"
+                                                       : "every logit is -infinity; refusing to sample")
         }
         let u = params.temperature > 0 ? rng.nextUnit() : 0
         return Sampler.pick(logits, params: params, uniform: u, probabilities: probabilities)

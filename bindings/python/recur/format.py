@@ -768,3 +768,14 @@ def write(path: Union[str, os.PathLike], metadata, tensors,
         except FileNotFoundError:
             pass
         raise
+    # Flush the folder too, so that the rename survives a power loss (best effort: not every system can).
+    try:
+        dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
