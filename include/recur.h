@@ -45,9 +45,10 @@
  * Threads. A model may be shared by any number of threads at once: every function that takes a model
  * only reads it, and creating states from it concurrently is safe. A state is used by one thread at a
  * time; it may move between threads (hand it over with the usual synchronization). The same holds for a
- * sampler. A state keeps its model alive: freeing a model while states still use it is safe; the model
- * is released with its last state. (The model handle itself must not be used after recur_model_free,
- * and must not be freed while another thread is inside a call that takes it.)
+ * sampler. A state keeps its model alive: freeing a model while states still use it is safe, also while
+ * other threads are stepping those states; the model is released with its last state. (The model handle
+ * itself must not be used after recur_model_free, and must not be freed while another thread is inside a
+ * call that takes it.)
  *
  * Errors. Every fallible function returns a recur_status: RECUR_OK (0) or one of the RECUR_ERR_* codes
  * below, and writes its results through out-parameters. On failure, recur_last_error() gives a message
@@ -307,8 +308,8 @@ RECUR_API void recur_sampler_free(recur_sampler *sampler);
 /* Draws a token id from n >= 1 logits (unnormalized log-probabilities) into *token: temperature 0 takes
  * the largest (lowest id among equals); otherwise candidates sorted by logit are cut to top_k, turned
  * into probabilities softmax(logit / temperature), cut to the smallest prefix reaching top_p, and one is
- * drawn. Advances the random generator (except at temperature 0). NaN or +infinity in the logits gives
- * RECUR_ERR_NUMERICAL. */
+ * drawn. Advances the random generator (except at temperature 0). NaN or +infinity in the logits, or
+ * logits that are all -infinity, give RECUR_ERR_NUMERICAL. */
 RECUR_API recur_status recur_sampler_sample(recur_sampler *sampler, const float *logits, size_t n, int32_t *token);
 
 /* Draws a token id from the state's current output, as recur_generate does: the output is taken as
@@ -331,7 +332,9 @@ typedef int (*recur_piece_callback)(const char *piece, size_t length, void *user
  * counted; 0 on failure). A stop requested by the callback is not an error: the call returns RECUR_OK.
  * Returns RECUR_ERR_INVALID_ARGUMENT (NULL state or sampler, negative max_tokens, an empty prompt with
  * nothing to continue from); RECUR_ERR_OUT_OF_RANGE (prompt text outside the vocabulary of a model
- * without UNK); RECUR_ERR_UNSUPPORTED (a model that cannot run token by token); RECUR_ERR_NUMERICAL. */
+ * without UNK); RECUR_ERR_UNSUPPORTED (a model that cannot run token by token); RECUR_ERR_NUMERICAL (the
+ * model's output holds NaN or +infinity, or is all -infinity: weights that overflow; no text of that step
+ * is delivered). */
 RECUR_API recur_status recur_generate(recur_state *state, recur_sampler *sampler, const char *prompt,
                                       int32_t max_tokens, recur_piece_callback callback, void *user,
                                       int32_t *generated);
