@@ -339,6 +339,58 @@ RECUR_API recur_status recur_generate(recur_state *state, recur_sampler *sampler
                                       int32_t max_tokens, recur_piece_callback callback, void *user,
                                       int32_t *generated);
 
+/* ---------------------------------------------------------------------------------------------------- */
+/* Whole-sequence and encoder-decoder models                                                            */
+/* ---------------------------------------------------------------------------------------------------- */
+
+/* These functions run a whole text through the model in one call; they need no state and, like every
+ * function taking only a model, may be called from any number of threads at once. Which one applies
+ * depends on the model's task (recur info shows it): "classify" (many-to-one, e.g. a sentiment
+ * classifier), "tag" (many-to-many, e.g. a part-of-speech tagger) or "seq2seq" (an encoder-decoder
+ * translator). Calling one on a model of another task gives RECUR_ERR_UNSUPPORTED. */
+
+/* The name of output class or tag `index` of a classify or tag model, borrowed: NUL-terminated UTF-8
+ * owned by the model, valid until recur_model_free(model). Returns RECUR_ERR_OUT_OF_RANGE when the model
+ * names fewer labels (models without label names have none). */
+RECUR_API recur_status recur_model_label(const recur_model *model, size_t index, const char **label);
+
+/* Class probabilities of `text` (a "classify" model), written to probabilities[0 .. *count). A model
+ * with a single sigmoid output gives two classes: [1 - p, p]. *count always receives the number of
+ * classes; when it exceeds `capacity` nothing is written and the call returns RECUR_ERR_BUFFER_TOO_SMALL.
+ * `probabilities` may be NULL when capacity is 0. Returns RECUR_ERR_INVALID_ARGUMENT (NULL text, a text
+ * with no tokens), RECUR_ERR_OUT_OF_RANGE (text outside a vocabulary without UNK), RECUR_ERR_UNSUPPORTED,
+ * RECUR_ERR_NUMERICAL. */
+RECUR_API recur_status recur_classify(const recur_model *model, const char *text, float *probabilities,
+                                      size_t capacity, size_t *count);
+
+/* The most likely tag of every token of `text` (a "tag" model), written to tags[0 .. *count): one per
+ * token of recur_model_encode(text), in order. Tag names come from recur_model_label. Buffer and error
+ * rules as for recur_classify. */
+RECUR_API recur_status recur_tag(const recur_model *model, const char *text, int32_t *tags, size_t capacity,
+                                 size_t *count);
+
+/* Decoding parameters of recur_translate. Initialize with recur_translate_params_init, then change fields;
+ * pass by pointer. */
+typedef struct recur_translate_params {
+    int32_t beam;           /* beam width, 1 ... 256; 1 is greedy decoding (default 4) */
+    int32_t max_length;     /* most target tokens to emit, >= 1 (default 100) */
+    float length_penalty;   /* hypotheses are ranked by log p / length^penalty, >= 0 (default 1) */
+} recur_translate_params;
+
+/* Fills *params with the defaults. NULL is ignored. */
+RECUR_API void recur_translate_params_init(recur_translate_params *params);
+
+/* Translates `text` with a "seq2seq" model: encodes it (EOS appended when the source vocabulary has
+ * one), then decodes from BOS until EOS or params->max_length tokens, by beam search (params NULL means
+ * the defaults). The target text is written to `buffer` as NUL-terminated UTF-8; *length always receives
+ * its length in bytes without the NUL; when length + 1 exceeds `capacity` nothing is written and the call
+ * returns RECUR_ERR_BUFFER_TOO_SMALL (translating again with a larger buffer gives the same text).
+ * Returns RECUR_ERR_INVALID_ARGUMENT (NULL text, an empty source, a beam or length out of range),
+ * RECUR_ERR_OUT_OF_RANGE, RECUR_ERR_UNSUPPORTED, RECUR_ERR_NUMERICAL. */
+RECUR_API recur_status recur_translate(const recur_model *model, const char *text,
+                                       const recur_translate_params *params, char *buffer, size_t capacity,
+                                       size_t *length);
+
 #ifdef __cplusplus
 }
 #endif

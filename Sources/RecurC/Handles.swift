@@ -36,9 +36,16 @@ final class ModelHandle {
         }
         self.texts = buf
         self.starts = starts
+        self.labelTexts = model.architecture.labels.map { strdup($0)! }
     }
 
-    deinit { texts.deallocate() }
+    /// NUL-terminated copies of the model's label names (classify and tag models), lent to C callers.
+    let labelTexts: [UnsafeMutablePointer<CChar>]
+
+    deinit {
+        texts.deallocate()
+        for p in labelTexts { free(p) }
+    }
 }
 
 /// A handle that `recur_generate` holds while it runs. Calls on it from inside the generation's callback

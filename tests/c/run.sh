@@ -66,30 +66,43 @@ check "exports match the header" diff "$WORK/declared.txt" "$WORK/exported.txt"
     && "$RECUR" create --out "$WORK/b.recur" --cell lstm --hidden 32 --embedding 8 --seed 4 >/dev/null \
     || { echo "c-tests: recur create failed" >&2; exit 1; }
 
-# --- test_recur.c ----------------------------------------------------------------------------------
-if "$CC" -std=c99 "${STRICT[@]}" -O1 -g "$HERE/test_recur.c" -o "$WORK/test_recur" \
-        $(pkg-config --cflags --libs recur) -Wl,-rpath,"$PREFIX/lib" -lm -pthread 2>"$WORK/cc.log"; then
-    "$WORK/test_recur" "$WORK/a.recur" "$WORK/b.recur" >"$WORK/test.log" 2>"$WORK/test.err"
-    code=$?
-    cat "$WORK/test.err" >&2
-    line=$(grep -E '^test_recur: [0-9]+ passed, [0-9]+ failed$' "$WORK/test.log" | tail -1)
-    if [ -n "$line" ]; then
-        p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/')
-        f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
-        passed=$((passed + p))
-        failed=$((failed + f))
-        echo "$line"
+# --- the test programs -----------------------------------------------------------------------------
+"$RECUR" create --task classify --out "$WORK/classify.recur" --cell lstm --hidden 12 --embedding 6 --seed 5 >/dev/null \
+    && "$RECUR" create --task tag --out "$WORK/tag.recur" --cell gru --hidden 10 --embedding 6 --seed 6 >/dev/null \
+    && "$RECUR" create --task seq2seq --out "$WORK/seq2seq.recur" --cell gru --layers 2 --hidden 12 --embedding 6 --seed 7 >/dev/null \
+    || { echo "c-tests: recur create failed" >&2; exit 1; }
+
+# run_program NAME ARGS...: compiles NAME.c strictly against the installed layout, runs it, adds its counts.
+run_program() {
+    local name=$1
+    shift
+    if "$CC" -std=c99 "${STRICT[@]}" -O1 -g "$HERE/$name.c" -o "$WORK/$name" \
+            $(pkg-config --cflags --libs recur) -Wl,-rpath,"$PREFIX/lib" -lm -pthread 2>"$WORK/cc.log"; then
+        "$WORK/$name" "$@" >"$WORK/test.log" 2>"$WORK/test.err"
+        local code=$? line p f
+        cat "$WORK/test.err" >&2
+        line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed\$" "$WORK/test.log" | tail -1)
+        if [ -n "$line" ]; then
+            p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/')
+            f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
+            passed=$((passed + p))
+            failed=$((failed + f))
+            echo "$line"
+        fi
+        if [ -z "$line" ]; then
+            bad "$name stopped before its summary (status $code)"
+            tail -5 "$WORK/test.log" >&2
+        elif [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then
+            bad "$name exited with status $code"
+        fi
+    else
+        bad "$name.c does not compile"
+        cat "$WORK/cc.log" >&2
     fi
-    if [ -z "$line" ]; then
-        bad "test_recur stopped before its summary (status $code)"
-        tail -5 "$WORK/test.log" >&2
-    elif [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then
-        bad "test_recur exited with status $code"
-    fi
-else
-    bad "test_recur.c does not compile"
-    cat "$WORK/cc.log" >&2
-fi
+}
+
+run_program test_recur "$WORK/a.recur" "$WORK/b.recur"
+run_program test_tasks "$WORK/classify.recur" "$WORK/tag.recur" "$WORK/seq2seq.recur" "$WORK/a.recur"
 
 # --- the example -----------------------------------------------------------------------------------
 if "$CC" -std=c99 "${STRICT[@]}" "$ROOT/examples/c/generate.c" -o "$WORK/generate" \

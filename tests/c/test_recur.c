@@ -18,45 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed = 0;
-static int failed = 0;
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
-        }                                                                                \
-    } while (0)
-
-/* Checks a status; a failure status must also leave a message in recur_last_error(). */
-#define EXPECT(call, expected)                                                           \
-    do {                                                                                 \
-        recur_status s_ = (call);                                                        \
-        if (s_ == (expected) && (s_ == RECUR_OK || recur_last_error()[0] != '\0')) {     \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s returned %d (%s), expected %d (%s); last error: %s\n", \
-                    __FILE__, __LINE__, #call, s_, recur_status_string(s_), (int)(expected),        \
-                    recur_status_string(expected), recur_last_error());                \
-        }                                                                                \
-    } while (0)
-
-#define OK(call) EXPECT(call, RECUR_OK)
-
-/* Fails the whole run when setup cannot proceed. */
-#define REQUIRE(call)                                                                    \
-    do {                                                                                 \
-        recur_status s_ = (call);                                                        \
-        if (s_ != RECUR_OK) {                                                            \
-            fprintf(stderr, "FATAL %s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #call, s_, \
-                    recur_last_error());                                                 \
-            exit(1);                                                                     \
-        }                                                                                \
-    } while (0)
+#include "check.h"
 
 static const char *path_a;
 static const char *path_b;

@@ -1,0 +1,105 @@
+import Recur
+
+// recur_classify, recur_tag, recur_translate: whole-sequence models (many-to-one, many-to-many) and
+// encoder-decoder models, and the names of their labels.
+
+/// Copies `s` as NUL-terminated UTF-8 into a caller's buffer, or reports the size needed.
+func copyText(_ s: String, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: UInt,
+              _ length: UnsafeMutablePointer<UInt>) throws {
+    if buffer == nil && capacity > 0 { throw invalid("buffer is NULL but capacity is \(capacity)") }
+    let utf8 = s.utf8
+    length.pointee = UInt(utf8.count)
+    guard utf8.count < size(capacity), let buffer else {
+        throw RecurError(.bufferTooSmall, "the text takes \(utf8.count) bytes plus a NUL; the buffer holds \(capacity)")
+    }
+    var at = 0
+    for b in utf8 { buffer[at] = CChar(bitPattern: b); at += 1 }
+    buffer[at] = 0
+}
+
+@_cdecl("recur_model_label")
+public func recur_model_label(_ model: OpaquePointer?, _ index: UInt, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let out = try required(out, "label (out)")
+        out.pointee = nil
+        let labels = m.labelTexts
+        guard size(index) < labels.count else {
+            throw RecurError(.outOfRange, "label index \(index) is outside 0..<\(labels.count)")
+        }
+        out.pointee = UnsafePointer(labels[size(index)])
+    }
+}
+
+@_cdecl("recur_classify")
+public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
+                           _ capacity: UInt, _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let count = try required(count, "count (out)")
+        count.pointee = 0
+        let s = try text(input, "text")
+        if probabilities == nil && capacity > 0 { throw invalid("probabilities is NULL but capacity is \(capacity)") }
+        let p = try m.model.classify(s)
+        count.pointee = UInt(p.count)
+        guard p.count <= size(capacity), let probabilities else {
+            throw RecurError(.bufferTooSmall, "the model has \(p.count) classes; the buffer holds \(capacity)")
+        }
+        for (i, v) in p.enumerated() { probabilities[i] = v }
+    }
+}
+
+@_cdecl("recur_tag")
+public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ tags: UnsafeMutablePointer<Int32>?,
+                      _ capacity: UInt, _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let count = try required(count, "count (out)")
+        count.pointee = 0
+        let s = try text(input, "text")
+        if tags == nil && capacity > 0 { throw invalid("tags is NULL but capacity is \(capacity)") }
+        let ids = try m.model.vocabulary.encode(s)
+        guard !ids.isEmpty else { throw invalid("the text has no tokens") }
+        let t = try m.model.tag(tokens: ids)
+        count.pointee = UInt(t.count)
+        guard t.count <= size(capacity), let tags else {
+            throw RecurError(.bufferTooSmall, "the text has \(t.count) tokens; the buffer holds \(capacity)")
+        }
+        for (i, v) in t.enumerated() { tags[i] = Int32(v) }
+    }
+}
+
+// recur_translate_params, as laid out by a C compiler: int32_t beam @0, int32_t max_length @4,
+// float length_penalty @8 (12 bytes, 4-byte aligned).
+let translateBeam = 0, translateMaxLength = 4, translatePenalty = 8
+
+@_cdecl("recur_translate_params_init")
+public func recur_translate_params_init(_ p: UnsafeMutableRawPointer?) {
+    guard let p else { return }
+    p.storeBytes(of: Int32(4), toByteOffset: translateBeam, as: Int32.self)
+    p.storeBytes(of: Int32(100), toByteOffset: translateMaxLength, as: Int32.self)
+    p.storeBytes(of: Float(1), toByteOffset: translatePenalty, as: Float.self)
+}
+
+@_cdecl("recur_translate")
+public func recur_translate(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ params: UnsafeRawPointer?,
+                            _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: UInt,
+                            _ length: UnsafeMutablePointer<UInt>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let length = try required(length, "length (out)")
+        length.pointee = 0
+        let s = try text(input, "text")
+        var beam: Int32 = 4, maxLength: Int32 = 100, penalty: Float = 1
+        if let params {
+            beam = params.load(fromByteOffset: translateBeam, as: Int32.self)
+            maxLength = params.load(fromByteOffset: translateMaxLength, as: Int32.self)
+            penalty = params.load(fromByteOffset: translatePenalty, as: Float.self)
+        }
+        guard penalty.isFinite, penalty >= 0 else {
+            throw invalid("length_penalty must be a finite number ≥ 0 (got \(penalty))")
+        }
+        let t = try m.model.translate(s, beam: Int(beam), maxLength: Int(maxLength), lengthPenalty: Double(penalty))
+        try copyText(t.text, buffer, capacity, length)
+    }
+}
