@@ -119,6 +119,11 @@ _size_p = _P(C.c_size_t)
 _float_pp = _P(_P(C.c_float))
 
 
+class TranslateParams(C.Structure):
+    """recur_translate_params."""
+    _fields_ = [("beam", C.c_int32), ("max_length", C.c_int32), ("length_penalty", C.c_float)]
+
+
 def _declare(L: C.CDLL) -> C.CDLL:
     def fn(name, restype, *argtypes):
         f = getattr(L, name)
@@ -199,6 +204,21 @@ def _declare(L: C.CDLL) -> C.CDLL:
     #                             int32_t *generated);
     fn("recur_generate", recur_status, state_p, sampler_p, C.c_char_p, C.c_int32, recur_piece_callback,
        C.c_void_p, _P(C.c_int32))
+
+    # recur_status recur_model_label(const recur_model *model, size_t index, const char **label);
+    fn("recur_model_label", recur_status, model_p, C.c_size_t, _P(C.c_char_p))
+    # recur_status recur_classify(const recur_model *model, const char *text, float *probabilities,
+    #                             size_t capacity, size_t *count);
+    fn("recur_classify", recur_status, model_p, C.c_char_p, _P(C.c_float), C.c_size_t, _size_p)
+    # recur_status recur_tag(const recur_model *model, const char *text, int32_t *tags, size_t capacity,
+    #                        size_t *count);
+    fn("recur_tag", recur_status, model_p, C.c_char_p, _P(C.c_int32), C.c_size_t, _size_p)
+    # void recur_translate_params_init(recur_translate_params *params);
+    fn("recur_translate_params_init", None, _P(TranslateParams))
+    # recur_status recur_translate(const recur_model *model, const char *text,
+    #                              const recur_translate_params *params, char *buffer, size_t capacity,
+    #                              size_t *length);
+    fn("recur_translate", recur_status, model_p, C.c_char_p, _P(TranslateParams), C.c_char_p, C.c_size_t, _size_p)
     return L
 
 
@@ -213,6 +233,7 @@ FUNCTIONS = (
     "recur_state_restore", "recur_state_copy",
     "recur_sampler_params_init", "recur_sampler_new", "recur_sampler_free", "recur_sampler_sample",
     "recur_sampler_sample_state", "recur_generate",
+    "recur_model_label", "recur_classify", "recur_tag", "recur_translate_params_init", "recur_translate",
 )
 
 _lock = threading.Lock()

@@ -75,6 +75,29 @@ def _buffer(data, what: str) -> bytes:
     raise TypeError(f"{what} must be bytes-like (got {type(data).__name__})")
 
 
+def _split_like_encode(text: str, n: int):
+    """The pieces of ``text`` as the library splits it into n tokens, in their original spelling: runs of
+    letters, digits, apostrophes and underscores, and every other non-space character alone (word
+    vocabularies), or single characters (character vocabularies). None when neither gives n pieces."""
+    words, cur = [], ""
+    for ch in text:
+        if ch.isalpha() or ch.isnumeric() or ch in "'_":
+            cur += ch
+        else:
+            if cur:
+                words.append(cur)
+                cur = ""
+            if not ch.isspace():
+                words.append(ch)
+    if cur:
+        words.append(cur)
+    if len(words) == n:
+        return words
+    if len(text) == n:
+        return list(text)
+    return None
+
+
 class Model:
     """A loaded ``.recur`` model (memory-mapped; weights are read in place).
 
@@ -214,6 +237,64 @@ class Model:
             buf = C.create_string_buffer(cap)
             length = C.c_size_t()
             status = self._lib.recur_model_decode(self._h(), ptr, arr.size, buf, cap, C.byref(length))
+            if status == Status.BUFFER_TOO_SMALL and length.value + 1 > cap:
+                cap = length.value + 1
+                continue
+            _capi.check(status)
+            return buf.raw[:length.value].decode("utf-8")
+
+    # -- whole-sequence and encoder-decoder models ----------------------------------------------------
+
+    @property
+    def labels(self) -> list:
+        """Names of the classes or tags of a classify or tag model ([] when the file names none)."""
+        out = []
+        label = C.c_char_p()
+        while self._lib.recur_model_label(self._h(), len(out), C.byref(label)) == Status.OK:
+            out.append(label.value.decode("utf-8"))
+        return out
+
+    def classify(self, text: str) -> np.ndarray:
+        """Class probabilities of ``text`` (a "classify" model), float32; a single sigmoid output p gives
+        [1 - p, p]. Label names: ``labels``."""
+        b = _text(text)
+        count = C.c_size_t()
+        status = self._lib.recur_classify(self._h(), b, None, 0, C.byref(count))
+        if status != Status.BUFFER_TOO_SMALL:
+            _capi.check(status)
+        out = np.zeros(count.value, dtype=np.float32)
+        _capi.check(self._lib.recur_classify(self._h(), b, out.ctypes.data_as(C.POINTER(C.c_float)),
+                                             out.size, C.byref(count)))
+        return out
+
+    def tag(self, text: str) -> list:
+        """(token, tag) pairs of ``text`` (a "tag" model): one per token of ``encode(text)``."""
+        b = _text(text)
+        ids = self.encode(text)
+        tags = (C.c_int32 * max(len(ids), 1))()
+        count = C.c_size_t()
+        _capi.check(self._lib.recur_tag(self._h(), b, tags, len(ids), C.byref(count)))
+        names = self.labels
+        words = _split_like_encode(text, len(ids))
+        pieces = words if words is not None else [self.token_text(i) for i in ids]
+        return [(w, names[t] if t < len(names) else str(t)) for w, t in zip(pieces, tags[:count.value])]
+
+    def translate(self, text: str, beam: int = 4, max_length: int = 100, length_penalty: float = 1.0) -> str:
+        """Translates ``text`` with a "seq2seq" model by beam search (``beam=1`` is greedy)."""
+        for name, v in (("beam", beam), ("max_length", max_length)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+        if not 1 <= beam <= 256:
+            raise ValueError(f"beam must be in 1 ... 256 (got {beam})")
+        if not 1 <= max_length <= 1 << 20:
+            raise ValueError(f"max_length must be in 1 ... 2**20 (got {max_length})")
+        params = _capi.TranslateParams(int(beam), int(max_length), float(length_penalty))
+        b = _text(text)
+        cap = 256
+        while True:
+            buf = C.create_string_buffer(cap)
+            length = C.c_size_t()
+            status = self._lib.recur_translate(self._h(), b, C.byref(params), buf, cap, C.byref(length))
             if status == Status.BUFFER_TOO_SMALL and length.value + 1 > cap:
                 cap = length.value + 1
                 continue
