@@ -174,14 +174,6 @@ public func recur_model_decode(_ model: OpaquePointer?, _ ids: UnsafePointer<Int
         if let ids, n > 0 {
             list = UnsafeBufferPointer(start: ids, count: size(n)).map { Int($0) }
         }
-        let s = try m.model.vocabulary.decode(list)
-        let utf8 = s.utf8
-        length.pointee = UInt(utf8.count)
-        guard utf8.count < size(capacity), let buffer else {
-            throw RecurError(.bufferTooSmall, "the text takes \(utf8.count) bytes plus a NUL; the buffer holds \(capacity)")
-        }
-        var at = 0
-        for b in utf8 { buffer[at] = CChar(bitPattern: b); at += 1 }
-        buffer[at] = 0
+        try copyText(try m.model.vocabulary.decode(list), buffer, capacity, length)
     }
 }

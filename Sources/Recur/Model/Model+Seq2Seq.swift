@@ -21,36 +21,20 @@ extension Model {
         let tokens = source.filter { $0 != src.pad }
         guard !tokens.isEmpty else { throw RecurError(.invalidArgument, "the source holds only padding") }
         let T = tokens.count
-        var width = emb.table.cols
+        let width = emb.table.cols
         var x = [Float](repeating: 0, count: T * width)
         x.withUnsafeMutableBufferPointer { xp in
             for t in 0..<T { emb.lookup(tokens[t], into: xp.baseAddress! + t * width) }
         }
         let state = makeState()
+        let mask = [Bool](repeating: true, count: T)
         for (i, layer) in enc.recurrent.enumerated() {
             let l = layer.forward
-            let H = l.spec.units, G = l.gateRows
-            var proj = [Float](repeating: 0, count: T * G)
-            var out = [Float](repeating: 0, count: T * H)
-            let h = state.vectors + state.hOffset[i]
-            let c = state.cOffset[i].map { state.vectors + $0 }
-            x.withUnsafeBufferPointer { xp in
-                proj.withUnsafeMutableBufferPointer { pp in
-                    if l.kernel.dtype == .f32 && T > 1 {
-                        gemmABt(pp.baseAddress!, xp.baseAddress!, l.kernel.f32, m: T, n: G, k: width, bias: l.bias)
-                    } else {
-                        for t in 0..<T { l.inputProjection(pp.baseAddress! + t * G, xp.baseAddress! + t * width) }
-                    }
-                    out.withUnsafeMutableBufferPointer { op in
-                        for t in 0..<T {
-                            l.step(gx: pp.baseAddress! + t * G, h: h, c: c, scratch: state.scratch)
-                            (op.baseAddress! + t * H).update(from: h, count: H)
-                        }
-                    }
-                }
-            }
-            x = out
-            width = H
+            let H = l.spec.units
+            var h: [Float] = [], c: [Float] = []
+            x = runDirection(l, x, T: T, mask: mask, reverse: false, finalH: &h, finalC: &c)
+            (state.vectors + state.hOffset[i]).update(from: h, count: H)
+            if let co = state.cOffset[i] { (state.vectors + co).update(from: c, count: H) }
         }
         return state
     }

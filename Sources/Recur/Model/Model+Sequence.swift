@@ -85,6 +85,13 @@ extension Model {
 
     /// Runs one direction of a layer over x (T × In) and returns its outputs (T × H), in time order.
     func runDirection(_ l: RecurrentWeights, _ x: [Float], T: Int, mask: [Bool], reverse: Bool) -> [Float] {
+        var h: [Float] = [], c: [Float] = []
+        return runDirection(l, x, T: T, mask: mask, reverse: reverse, finalH: &h, finalC: &c)
+    }
+
+    /// As above, also giving the final h and c (c stays zero for cells without one).
+    func runDirection(_ l: RecurrentWeights, _ x: [Float], T: Int, mask: [Bool], reverse: Bool,
+                      finalH: inout [Float], finalC: inout [Float]) -> [Float] {
         let H = l.spec.units, G = l.gateRows, In = l.spec.inputSize
         var proj = [Float](repeating: 0, count: T * G)
         var out = [Float](repeating: 0, count: T * H)
@@ -116,6 +123,8 @@ extension Model {
                 }
             }
         }
+        finalH = h
+        finalC = c
         return out
     }
 
