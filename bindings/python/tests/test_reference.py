@@ -253,7 +253,11 @@ def test_quantized_weights_match_the_reference_of_their_decoded_values(tmp_path,
     for table in (True, False):
         expected = ref.ReferenceModel(d, quantized_inputs=True, input_table=table).run(toks)
         assert max_abs(runtime_logits(path, toks, no_input_table=not table), expected) < TOL
-        assert max_abs(runtime_logits(path, toks, prefill=True, no_input_table=not table), expected[-1]) < TOL
+        # Prefill computes the upper layers' input projections of the whole prompt with exact products
+        # (decoded weights and sgemm) instead of quantizing each step's vector, so for q8/q4 it differs
+        # from stepping by at most the activation-quantization error.
+        pre = runtime_logits(path, toks, prefill=True, no_input_table=not table)
+        assert max_abs(pre, expected[-1]) < (TOL if dtype == "f16" else 0.1)
     # Against exact products the difference is the documented approximation: small, and zero for f16.
     err = max_abs(runtime_logits(path, toks), exact.run(toks))
     assert err < TOL if dtype == "f16" else err < 0.15

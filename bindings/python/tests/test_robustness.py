@@ -437,7 +437,11 @@ def kill_while_writing(args, target: Path, delays, may_change=False):
             hits += 1
         now = digest(target)
         if now != old:
-            assert finished or may_change, f"{args[1]} killed after {delay} s changed {target}"
+            # A changed file is only acceptable as the writer's complete new file: the kill landed after
+            # the rename (the process was still exiting). It must then parse with a valid checksum (below)
+            # and no temporary file may be left beside it.
+            assert finished or may_change or not glob.glob(str(target) + ".tmp-*"), \
+                f"{args[1]} killed after {delay} s changed {target} while its temporary file still existed"
             old = now
         rf.read(str(target))      # complete: parses and its checksum matches
     return hits
