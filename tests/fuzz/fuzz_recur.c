@@ -5,7 +5,7 @@
  * 16..24) lies inside the input, the bytes before it are the model and the rest is the trailer; otherwise
  * the whole input is the model (so truncated files and wrong sizes are exercised too). The trailer is
  * used in turn as a saved state (recur_state_restore), as text (recur_model_encode, recur_generate's
- * prompt) and as token ids (steps, prefill). A seed made of a model followed by a state saved from it
+ * prompt, recur_classify, recur_tag, recur_translate) and as token ids (steps, prefill). A seed made of a model followed by a state saved from it
  * restores successfully, so mutations reach past the state's checks.
  *
  * The model is opened with the checksum verified; when only the checksum fails it is opened again with
@@ -159,6 +159,60 @@ static void save_restore(recur_model *m, recur_state *st, bytes_source *src, con
     free(buf);
 }
 
+/* Whole-sequence tasks: label names, classify, tag and translate (each refuses models of another task
+ * with a status). `text` is at most TASK_TEXT bytes: these calls keep every step of the text, so their
+ * memory grows with the text's length times the layers' width (docs/ROBUSTNESS.md). */
+#define TASK_TEXT 128
+static void run_tasks(recur_model *m, const char *text, size_t outputs, bytes_source *src) {
+    const char *label = NULL;
+    size_t count = 0, again = 0;
+    recur_status s;
+    for (size_t i = 0; i < 64; i++) {
+        if (CALL(recur_model_label(m, i, &label)) != RECUR_OK) break;
+        if (label == NULL) contract_violation("label is NULL", 0);
+    }
+
+    float probabilities[16];
+    s = CALL(recur_classify(m, text, NULL, 0, &count));
+    if (s == RECUR_OK && count != 0) contract_violation("classify into no buffer succeeded", s);
+    if (s == RECUR_ERR_BUFFER_TOO_SMALL) {
+        size_t cap = count < 16 ? count : 16;
+        s = CALL(recur_classify(m, text, probabilities, cap, &again));
+        if (again != count) contract_violation("classify counts differ between calls", s);
+        if (count <= 16 && s != RECUR_OK) contract_violation("classify failed after counting", s);
+        for (size_t i = 0; s == RECUR_OK && i < count; i++)
+            if (!(probabilities[i] == probabilities[i]) || probabilities[i] > 3.4e38f || probabilities[i] < -3.4e38f)
+                contract_violation("classify gave a non-finite value", s);
+    }
+
+    int32_t tags[TASK_TEXT];
+    s = CALL(recur_tag(m, text, NULL, 0, &count));
+    if (s == RECUR_OK && count != 0) contract_violation("tag into no buffer succeeded", s);
+    if (s == RECUR_ERR_BUFFER_TOO_SMALL) {
+        s = CALL(recur_tag(m, text, tags, TASK_TEXT, &again));
+        if (again != count || s != RECUR_OK) contract_violation("tag failed after counting", s);
+        for (size_t i = 0; i < count; i++)
+            if (tags[i] < 0 || (size_t)tags[i] >= (outputs > 2 ? outputs : 2)) contract_violation("tag out of range", s);
+    }
+
+    recur_translate_params params;
+    recur_translate_params_init(&params);
+    uint32_t b = next_byte(src);
+    params.beam = 1 + (int32_t)(b % 3);
+    params.max_length = 1 + (int32_t)(next_byte(src) % 8);
+    params.length_penalty = (b & 4) ? 0.5f : 1.0f;
+    char small[4], *big;
+    s = CALL(recur_translate(m, text, &params, small, sizeof small, &count));
+    if (s == RECUR_OK && small[count] != '\0') contract_violation("translation not NUL-terminated", s);
+    if (s == RECUR_ERR_BUFFER_TOO_SMALL && (big = (char *)malloc(count + 1)) != NULL) {
+        s = CALL(recur_translate(m, text, &params, big, count + 1, &again));
+        if (s != RECUR_OK || again != count || big[count] != '\0')
+            contract_violation("translating again with a large enough buffer", s);
+        free(big);
+    }
+    CALL(recur_translate(m, text, NULL, NULL, 0, &count));
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
@@ -257,6 +311,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (s == RECUR_OK && generated < 0) contract_violation("negative generated count", s);
     CALL(recur_state_reset(st));
     CALL(recur_generate(st, sampler, NULL, 3, NULL, NULL, NULL));
+
+    char task_text[TASK_TEXT + 1];
+    strncpy(task_text, prompt, TASK_TEXT);
+    task_text[TASK_TEXT] = '\0';
+    run_tasks(m, task_text, outputs, &src);
 
     /* The model is released first: its states keep it alive. */
     recur_model_free(m);

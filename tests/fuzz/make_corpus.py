@@ -67,10 +67,14 @@ def main() -> None:
             f.write(model_bytes + saved)
         with open(path(f"with-text-{cell}.bin"), "wb") as f:
             f.write(model_bytes + "ab\u00e9\nba a".encode())
-    with open(path("tag-gru-2.recur"), "rb") as f:
-        tag = f.read()
-    with open(path("with-text-tag.bin"), "wb") as f:
-        f.write(tag + b"w2 w3, w5 w7.")
+    # Whole-sequence models followed by text of their vocabularies.
+    for model, name, text in [("tag-gru-2.recur", "with-text-tag.bin", b"w2 w3, w5 w7."),
+                              ("classify-gru-0.recur", "with-text-classify.bin", b"w4 w9 w2 w30"),
+                              ("seq2seq-gru-4.recur", "with-text-seq2seq.bin", b"s3 s5 s4 s7")]:
+        with open(path(model), "rb") as f:
+            blob = f.read()
+        with open(path(name), "wb") as f:
+            f.write(blob + text)
     print(f"corpus: {len(os.listdir(out))} files, {sum(os.path.getsize(path(n)) for n in os.listdir(out))} bytes in {out}")
 
 

@@ -13,10 +13,10 @@ FUZZ=.build-fuzz/fuzz_recur
 mkdir -p .build-fuzz/corpus .build-fuzz/artifacts
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# Limits: inputs up to 32 KiB; no single allocation above 80 MiB (the largest the library may make for a
-# small file is the 64 MiB input-table budget); 10 s per input.
-OPTS=(-max_len=32768 -malloc_limit_mb=80 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=.build-fuzz/artifacts/
-      -print_final_stats=1)
+# Limits: no single allocation above 80 MiB (the largest the library may make for a small file is the
+# 64 MiB input-table budget, docs/ROBUSTNESS.md); 10 s per input; new inputs up to 32 KiB (the replay
+# takes files of any size). The dictionary holds the format's magic numbers, keys and names.
+OPTS=(-malloc_limit_mb=80 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=.build-fuzz/artifacts/ -print_final_stats=1)
 
 echo "== fuzz: replaying the committed corpus and the regressions"
 "$FUZZ" "${OPTS[@]}" -runs=0 tests/fuzz/corpus tests/fuzz/regressions >.build-fuzz/replay.log 2>&1 \
@@ -24,7 +24,8 @@ echo "== fuzz: replaying the committed corpus and the regressions"
 grep -E "INITED|DONE" .build-fuzz/replay.log || true
 if [ "$SECONDS_TO_RUN" -gt 0 ]; then
     echo "== fuzz: $SECONDS_TO_RUN s"
-    "$FUZZ" "${OPTS[@]}" -max_total_time="$SECONDS_TO_RUN" .build-fuzz/corpus tests/fuzz/corpus tests/fuzz/regressions \
+    "$FUZZ" "${OPTS[@]}" -max_len=32768 -dict=tests/fuzz/recur.dict -max_total_time="$SECONDS_TO_RUN" \
+        .build-fuzz/corpus tests/fuzz/corpus tests/fuzz/regressions \
         >.build-fuzz/last-run.log 2>&1 || { tail -60 .build-fuzz/last-run.log; echo "fuzz: FAILED (log: .build-fuzz/last-run.log)"; exit 1; }
     grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb" .build-fuzz/last-run.log || true
 fi
