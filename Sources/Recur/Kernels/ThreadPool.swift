@@ -27,9 +27,11 @@ final class KernelPool: @unchecked Sendable {
     }
 
     /// The default of `Model.Options.threads`: the environment variable RECUR_THREADS when it holds a
-    /// number ≥ 0 (read once), else 0 (automatic). Lets programs using the C API or a binding choose.
+    /// number ≥ 0 (read once), else 1. Lets programs using the C API or a binding choose. One thread by
+    /// default because on the reference machine (2 processors shared with other work) a split step was
+    /// 5–10% slower at every size: the second processor was rarely free (docs/QUANTIZATION.md, "Threads").
     static let defaultThreads: Int = {
-        guard let p = getenv("RECUR_THREADS"), let n = Int(String(cString: p)), n >= 0 else { return 0 }
+        guard let p = getenv("RECUR_THREADS"), let n = Int(String(cString: p)), n >= 0 else { return 1 }
         return n
     }()
 

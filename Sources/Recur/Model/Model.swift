@@ -24,8 +24,8 @@ public final class Model: @unchecked Sendable {
         public var inputTableBudget = 64 << 20
         /// Threads for one step: the rows of recurrent matrices of at least 64 KiB are split across a
         /// persistent worker pool (threads − 1 workers, created at load). 1: no pool. 0: automatic — all
-        /// processors, for recurrent matrices of at least 1 MiB, and no pool when none is that large. The default is
-        /// the environment variable RECUR_THREADS when set, else 0.
+        /// processors, for recurrent matrices of at least 1 MiB, and no pool when none is that large. The
+        /// default is the environment variable RECUR_THREADS when set, else 1.
         public var threads = KernelPool.defaultThreads
         public init() {}
     }
