@@ -415,6 +415,11 @@ class State:
         self._model = model
         self._vocab_size = model._vocab_size
         self._output_size = model._output_size
+        # step() writes into one buffer owned by the state (its ctypes pointer made once: building it per
+        # call costs more than the step of a small model) and returns a copy of it.
+        self._buf = np.empty(self._output_size, dtype=np.float32)
+        self._buf_ptr = self._buf.ctypes.data_as(C.POINTER(C.c_float))
+        self._step_copy = L.recur_state_step_copy
 
     def close(self) -> None:
         """Releases the state (and its hold on the model). Closing twice is harmless."""
@@ -466,11 +471,14 @@ class State:
 
     def step(self, token: int) -> np.ndarray:
         """Feeds one token id; returns the output after it (float32, a copy)."""
-        t = _token(token, self._vocab_size)
-        out = np.empty(self._output_size, dtype=np.float32)
-        _capi.check(self._lib.recur_state_step_copy(self._h(), t, out.ctypes.data_as(C.POINTER(C.c_float)),
-                                                    out.size))
-        return out
+        if type(token) is int and 0 <= token < self._vocab_size:
+            t = token
+        else:
+            t = _token(token, self._vocab_size)
+        status = self._step_copy(self._h(), t, self._buf_ptr, self._output_size)
+        if status:
+            _capi.check(status)
+        return self._buf.copy()
 
     def feed(self, tokens: Union[Sequence[int], np.ndarray], copy: bool = True) -> Optional[np.ndarray]:
         """Feeds a sequence of token ids at once (faster than stepping each); returns the output after
