@@ -55,7 +55,13 @@ RECUR=$RELEASE/release/recur
     && "$RECUR" create --out "$WORK/b.recur" --cell lstm --hidden 32 --embedding 8 --seed 4 >/dev/null \
     && "$RECUR" create --out "$WORK/c.recur" --cell peephole-lstm --hidden 20 --embedding 6 --seed 5 >/dev/null \
     && "$RECUR" quantize "$WORK/c.recur" "$WORK/c-q4.recur" --type q4 >/dev/null \
+    && "$RECUR" create --task classify --out "$WORK/cls.recur" --cell lstm --hidden 8 --embedding 4 --seed 6 >/dev/null \
+    && "$RECUR" create --task tag --out "$WORK/tag.recur" --cell gru --hidden 8 --embedding 4 --seed 7 >/dev/null \
+    && "$RECUR" create --task seq2seq --out "$WORK/s2s.recur" --cell gru --layers 2 --hidden 8 --embedding 4 --seed 8 >/dev/null \
     || { echo "c-sanitize: recur create failed"; exit 1; }
+# test_threads' models: generators (f32, q4) and whole-sequence models with texts of their vocabularies.
+THREAD_MODELS=("$WORK/a.recur" "$WORK/c-q4.recur" --text "w2 w3 w5 w7 w11" "$WORK/cls.recur" "$WORK/tag.recur"
+               --text "s3 s5 s4 s7" "$WORK/s2s.recur")
 
 for stage in "${STAGES[@]}"; do
     case $stage in
@@ -74,7 +80,7 @@ for stage in "${STAGES[@]}"; do
         export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         export LSAN_OPTIONS=suppressions="$HERE/lsan.supp":print_suppressions=0
         run_test "test_recur under ASan+UBSan+LSan" /tmp/recur-c-sanitize.asan-recur.log "$WORK/test_recur-asan" "$WORK/a.recur" "$WORK/b.recur"
-        run_test "test_threads under ASan+UBSan+LSan" /tmp/recur-c-sanitize.asan-threads.log "$WORK/test_threads-asan" "$WORK/a.recur" "$WORK/c-q4.recur"
+        run_test "test_threads under ASan+UBSan+LSan" /tmp/recur-c-sanitize.asan-threads.log "$WORK/test_threads-asan" "${THREAD_MODELS[@]}"
         unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
         ;;
     tsan)
@@ -87,7 +93,7 @@ for stage in "${STAGES[@]}"; do
             -L"$L" -lrecur -L"$SWIFTLIB" -ldispatch -lBlocksRuntime -Wl,-rpath,"$L" -Wl,-rpath,"$SWIFTLIB" -pthread \
             || { bad "test_threads does not compile with TSan"; continue; }
         TSAN_OPTIONS=halt_on_error=1 run_test "test_threads under TSan" /tmp/recur-c-sanitize.tsan.log \
-            "$WORK/test_threads-tsan" "$WORK/a.recur" "$WORK/c-q4.recur"
+            "$WORK/test_threads-tsan" "${THREAD_MODELS[@]}"
         ;;
     valgrind)
         echo "== valgrind memcheck (release library)"
@@ -103,10 +109,11 @@ for stage in "${STAGES[@]}"; do
         done
         VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --show-leak-kinds=definite
             --suppressions="$HERE/valgrind.supp")
-        for run in "test_recur|$WORK/a.recur $WORK/b.recur" "test_threads|$WORK/a.recur"; do
-            t=${run%%|*}
-            # shellcheck disable=SC2086
-            RECUR_THREADS=1 run_test "$t under valgrind" "/tmp/recur-c-sanitize.valgrind-$t.log" "${VG[@]}" "$WORK/$t" ${run#*|}
+        RECUR_THREADS=1 run_test "test_recur under valgrind" /tmp/recur-c-sanitize.valgrind-test_recur.log \
+            "${VG[@]}" "$WORK/test_recur" "$WORK/a.recur" "$WORK/b.recur"
+        RECUR_THREADS=1 run_test "test_threads under valgrind" /tmp/recur-c-sanitize.valgrind-test_threads.log \
+            "${VG[@]}" "$WORK/test_threads" "$WORK/a.recur" --text "w2 w3 w5 w7 w11" "$WORK/cls.recur" --text "s3 s5 s4 s7" "$WORK/s2s.recur"
+        for t in test_recur test_threads; do
             grep -E "definitely lost|ERROR SUMMARY" "/tmp/recur-c-sanitize.valgrind-$t.log" | sed 's/^==[0-9]*==/   /'
         done
         ;;

@@ -5,9 +5,14 @@
  *   2. models opened (from the file and from a buffer) and freed on 8 threads at once, each freed while
  *      its state still uses it: the state keeps the model alive;
  *   3. a model freed by the main thread while 8 threads keep stepping states made from it;
- *   4. error messages are per thread: 8 threads failing at once each read their own message.
+ *   4. error messages are per thread: 8 threads failing at once each read their own message;
+ *   5. whole-sequence models (classify, tag, seq2seq) shared by 8 threads calling recur_classify,
+ *      recur_tag, recur_translate and recur_model_label at once: the results of the serial calls.
  *
- *     test_threads MODEL [MODEL...]       generator models (e.g. from `recur create`)
+ *     test_threads [--text TEXT] MODEL [[--text TEXT] MODEL...]
+ *
+ * Models that can step (generators) get tests 1-3, the others test 5, with TEXT (default "a b c") as the
+ * input of the whole-sequence calls of the models after it.
  *
  * Meant to run under ThreadSanitizer (tests/c/sanitize.sh) as well as plainly. Prints failures to stderr
  * and a last line "test_threads: N passed, M failed"; exits 1 when M > 0.
@@ -351,18 +356,126 @@ static void test_error_messages(const char *path) {
     recur_model_free(m);
 }
 
+/* ---------------------------------------------------------------------------------------------------- */
+/* 5. Whole-sequence calls                                                                              */
+/* ---------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    recur_model *model;
+    const char *text;
+    int k;
+    recur_status status[3];
+    float probabilities[16];
+    size_t classes;
+    int32_t tags[256];
+    size_t tagged;
+    char translation[2048];
+    size_t length;
+    char labels[256];
+} task_work;
+
+static void run_tasks(task_work *w) {
+    recur_translate_params params;
+    const char *label = NULL;
+    size_t i, at = 0;
+    for (i = 0; i < 16 && recur_model_label(w->model, i, &label) == RECUR_OK; i++) {
+        size_t n = strlen(label);
+        if (at + n + 1 < sizeof w->labels) {
+            memcpy(w->labels + at, label, n);
+            at += n;
+            w->labels[at++] = ',';
+        }
+    }
+    w->labels[at] = '\0';
+    w->status[0] = recur_classify(w->model, w->text, w->probabilities, 16, &w->classes);
+    w->status[1] = recur_tag(w->model, w->text, w->tags, 256, &w->tagged);
+    recur_translate_params_init(&params);
+    params.beam = 1 + w->k % 3;
+    params.max_length = 12;
+    w->status[2] = recur_translate(w->model, w->text, &params, w->translation, sizeof w->translation, &w->length);
+}
+
+static void *task_thread(void *arg) {
+    run_tasks((task_work *)arg);
+    return NULL;
+}
+
+static int same_tasks(const task_work *a, const task_work *b) {
+    return memcmp(a->status, b->status, sizeof a->status) == 0 && a->classes == b->classes
+        && memcmp(a->probabilities, b->probabilities, a->classes * sizeof(float)) == 0 && a->tagged == b->tagged
+        && memcmp(a->tags, b->tags, a->tagged * sizeof(int32_t)) == 0 && a->length == b->length
+        && (a->status[2] != RECUR_OK || strcmp(a->translation, b->translation) == 0) && strcmp(a->labels, b->labels) == 0;
+}
+
+static void test_shared_tasks(const char *path, const char *text) {
+    recur_model *m = NULL;
+    static task_work serial[THREADS], parallel[THREADS];
+    pthread_t t[THREADS];
+    int k, round, worked = 0;
+    CHECK(recur_model_open(path, 0, &m) == RECUR_OK);
+    if (m == NULL) return;
+    memset(serial, 0, sizeof serial);
+    for (k = 0; k < THREADS; k++) {
+        serial[k].model = m;
+        serial[k].text = text;
+        serial[k].k = k;
+        run_tasks(&serial[k]);
+        worked |= serial[k].status[0] == RECUR_OK || serial[k].status[1] == RECUR_OK || serial[k].status[2] == RECUR_OK;
+    }
+    CHECK(worked);   /* the model does one of the tasks with this text */
+    if (!worked) fprintf(stderr, "  %s: no whole-sequence call works with the text \"%s\"\n", path, text);
+    for (round = 0; round < ROUNDS; round++) {
+        memset(parallel, 0, sizeof parallel);
+        for (k = 0; k < THREADS; k++) {
+            parallel[k].model = m;
+            parallel[k].text = text;
+            parallel[k].k = k;
+            CHECK(pthread_create(&t[k], NULL, task_thread, &parallel[k]) == 0);
+        }
+        for (k = 0; k < THREADS; k++) pthread_join(t[k], NULL);
+        for (k = 0; k < THREADS; k++) {
+            CHECK(same_tasks(&serial[k], &parallel[k]));
+            if (!same_tasks(&serial[k], &parallel[k]))
+                fprintf(stderr, "  %s: round %d, thread %d differs from the serial run\n", path, round, k);
+        }
+    }
+    recur_model_free(m);
+}
+
+static int can_step(const char *path) {
+    recur_model *m = NULL;
+    int64_t v = 0;
+    if (recur_model_open(path, 0, &m) != RECUR_OK) return -1;
+    recur_model_get(m, RECUR_MODEL_CAN_STEP, &v);
+    recur_model_free(m);
+    return (int)v;
+}
+
 int main(int argc, char **argv) {
     int i;
+    const char *text = "a b c", *first_generator = NULL;
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL [MODEL...]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--text TEXT] MODEL [[--text TEXT] MODEL...]\n", argv[0]);
         return 2;
     }
     for (i = 1; i < argc; i++) {
-        test_shared_model(argv[i]);
-        test_open_free(argv[i]);
-        test_free_model_under_states(argv[i]);
+        int stepping;
+        if (strcmp(argv[i], "--text") == 0 && i + 1 < argc) {
+            text = argv[++i];
+            continue;
+        }
+        stepping = can_step(argv[i]);
+        CHECK(stepping >= 0);
+        if (stepping == 1) {
+            if (first_generator == NULL) first_generator = argv[i];
+            test_shared_model(argv[i]);
+            test_open_free(argv[i]);
+            test_free_model_under_states(argv[i]);
+        } else if (stepping == 0) {
+            test_shared_tasks(argv[i], text);
+        }
     }
-    test_error_messages(argv[1]);
+    if (first_generator != NULL) test_error_messages(first_generator);
     printf("test_threads: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
