@@ -14,7 +14,8 @@ public final class FileStorage: @unchecked Sendable {
 
     /// Maps the file at `path` read-only.
     public init(mapping path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not a regular file).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             throw RecurError(.io, "cannot open '\(path)': \(Self.errnoText())")
         }

@@ -281,6 +281,19 @@ def test_large_valid_vocabulary_stays_within_a_small_multiple(replay, baseline, 
             f"{args[1]}: peak {rss >> 20} MiB, baseline {baseline[0] >> 20} MiB, file {len(blob) >> 10} KiB"
 
 
+def test_special_files_are_refused_without_blocking(replay, tmp_path):
+    """A FIFO (no writer: opening it must not wait), a folder, a character device and an empty file."""
+    fifo = tmp_path / "fifo.recur"
+    os.mkfifo(fifo)
+    empty = tmp_path / "empty.recur"
+    empty.write_bytes(b"")
+    for path, expected in [(fifo, 2), (tmp_path, 2), ("/dev/null", 2), (empty, 3)]:
+        code, out, seconds, *_ = measured([replay, "--open", str(path)], timeout=20)
+        assert code == 0, out
+        assert int(out.split(": ", 1)[1].split()[0]) == expected, f"{path}: {out}"
+        assert seconds < 5
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Numerical faults
 # ---------------------------------------------------------------------------------------------------------
