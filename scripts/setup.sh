@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Installs what Recur needs to build and test, when it is missing: OpenBLAS and pkg-config (apt), and the
 # Python packages the tests and tools use (pip). Safe to run again; does nothing when all is present.
+#   scripts/setup.sh [--python] [--sanitizers]    --sanitizers: valgrind too (scripts/sanitize.sh)
 set -euo pipefail
+python=0
+sanitizers=0
+for arg in "$@"; do
+    case $arg in
+    --python) python=1 ;;
+    --sanitizers) sanitizers=1 ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
 
 need_apt=()
 dpkg -s libopenblas-dev >/dev/null 2>&1 || need_apt+=(libopenblas-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if [ $sanitizers -eq 1 ]; then
+    command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -19,7 +32,7 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-if [ "${1:-}" = "--python" ]; then
+if [ $python -eq 1 ]; then
     missing=$(python3 - <<'PY'
 import importlib.util
 need = {"numpy": "numpy", "pytest": "pytest", "h5py": "h5py", "matplotlib": "matplotlib"}

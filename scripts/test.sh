@@ -2,7 +2,8 @@
 # Runs every test: installs what is missing, builds in release mode, then
 #   1. the Swift tests (swift test),
 #   2. the C tests against an installed layout (make install PREFIX=...),
-#   3. the Python tests (pytest) against the same library.
+#   3. the Python tests (pytest) against the same library,
+#   4. the C tests under valgrind and 60 s of fuzzing (scripts/sanitize.sh --ci).
 # Exits non-zero on the first failing suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +30,8 @@ export RECUR_LIBRARY="$PREFIX/lib/librecur.so"
 export RECUR_CLI="$PREFIX/bin/recur"
 export PYTHONPATH="$ROOT/bindings/python${PYTHONPATH:+:$PYTHONPATH}"
 python3 -m pytest bindings/python/tests -q
+
+echo "== sanitizers (subset: C tests under valgrind, fuzzing for 60 s)"
+# The full run (Swift tests under ASan and TSan, C tests under ASan/UBSan/LSan and TSan) is
+# scripts/sanitize.sh without --ci; it takes too long to build for every change (docs/ROBUSTNESS.md).
+RECUR_RELEASE_SCRATCH=.build scripts/sanitize.sh --ci
