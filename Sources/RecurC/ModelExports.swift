@@ -148,16 +148,11 @@ public func recur_model_encode(_ model: OpaquePointer?, _ textPointer: UnsafePoi
         let count = try required(count, "count (out)")
         let s = try text(textPointer, "text")
         if ids == nil && capacity > 0 { throw invalid("ids is NULL but capacity is \(capacity)") }
-        let encoded = try m.model.vocabulary.encode(s)
-        count.pointee = UInt(encoded.count)
-        guard encoded.count <= size(capacity) else {
-            throw RecurError(.bufferTooSmall, "the text encodes to \(encoded.count) tokens; the buffer holds \(capacity)")
-        }
-        guard let ids else { return }
-        for (k, t) in encoded.enumerated() {
+        let encoded = try m.model.vocabulary.encode(s).map { t -> Int32 in
             guard let t32 = Int32(exactly: t) else { throw RecurError(.outOfRange, "token id \(t) does not fit in int32_t") }
-            ids[k] = t32
+            return t32
         }
+        try copyOut(encoded, ids, capacity, count) { "the text encodes to \($0) tokens" }
     }
 }
 

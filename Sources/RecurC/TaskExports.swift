@@ -17,6 +17,18 @@ func copyText(_ s: String, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: U
     buffer[at] = 0
 }
 
+/// Writes `values` into a caller's array of `capacity` elements and their number into *count. When they do
+/// not fit, nothing is written and the error says `tooSmall(values.count)`. `buffer` may be NULL only when
+/// the caller checked that capacity is 0.
+func copyOut<T>(_ values: [T], _ buffer: UnsafeMutablePointer<T>?, _ capacity: UInt, _ count: UnsafeMutablePointer<UInt>,
+                tooSmall: (Int) -> String) throws {
+    count.pointee = UInt(values.count)
+    guard values.count <= size(capacity) else {
+        throw RecurError(.bufferTooSmall, "\(tooSmall(values.count)); the buffer holds \(capacity)")
+    }
+    buffer?.update(from: values, count: values.count)
+}
+
 @_cdecl("recur_model_label")
 public func recur_model_label(_ model: OpaquePointer?, _ index: UInt, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
     guarded {
@@ -40,12 +52,7 @@ public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar
         count.pointee = 0
         let s = try text(input, "text")
         if probabilities == nil && capacity > 0 { throw invalid("probabilities is NULL but capacity is \(capacity)") }
-        let p = try m.model.classify(s)
-        count.pointee = UInt(p.count)
-        guard p.count <= size(capacity), let probabilities else {
-            throw RecurError(.bufferTooSmall, "the model has \(p.count) classes; the buffer holds \(capacity)")
-        }
-        for (i, v) in p.enumerated() { probabilities[i] = v }
+        try copyOut(try m.model.classify(s), probabilities, capacity, count) { "the model has \($0) classes" }
     }
 }
 
@@ -60,12 +67,7 @@ public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _
         if tags == nil && capacity > 0 { throw invalid("tags is NULL but capacity is \(capacity)") }
         let ids = try m.model.vocabulary.encode(s)
         guard !ids.isEmpty else { throw invalid("the text has no tokens") }
-        let t = try m.model.tag(tokens: ids)
-        count.pointee = UInt(t.count)
-        guard t.count <= size(capacity), let tags else {
-            throw RecurError(.bufferTooSmall, "the text has \(t.count) tokens; the buffer holds \(capacity)")
-        }
-        for (i, v) in t.enumerated() { tags[i] = Int32(v) }
+        try copyOut(try m.model.tag(tokens: ids).map { Int32($0) }, tags, capacity, count) { "the text has \($0) tokens" }
     }
 }
 

@@ -17,7 +17,7 @@
  * Meant to run under ThreadSanitizer (tests/c/sanitize.sh) as well as plainly. Prints failures to stderr
  * and a last line "test_threads: N passed, M failed"; exits 1 when M > 0.
  */
-#include "recur.h"
+#include "check.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -30,36 +30,6 @@
 #define GENERATE 60
 #define ROUNDS 2
 #define OPENS 12
-
-static int passed = 0;
-static int failed = 0;
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
-        }                                                                                \
-    } while (0)
-
-static unsigned char *read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    long n;
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = (unsigned char *)malloc((size_t)n);
-        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-            free(buf);
-            buf = NULL;
-        }
-        *size = (size_t)n;
-    }
-    fclose(f);
-    return buf;
-}
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* 1. One model, eight streams                                                                          */

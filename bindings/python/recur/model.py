@@ -98,7 +98,43 @@ def _split_like_encode(text: str, n: int):
     return None
 
 
-class Model:
+class _Handle:
+    """Lifetime of an object behind a C handle: ``close()`` (idempotent), a context manager, ``__del__``
+    (safe at interpreter exit), ``closed``, and ``_h()`` which refuses a closed object. Subclasses set
+    ``_handle`` and ``_free`` (the C destructor) and name themselves in ``_what``."""
+
+    _handle = None
+    _what = "object"
+
+    def close(self) -> None:
+        """Releases the C object. Closing twice is harmless."""
+        h, self._handle = getattr(self, "_handle", None), None
+        if h:
+            self._free(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle
+
+    def _h(self):
+        if not self._handle:
+            raise _closed(self._what)
+        return self._handle
+
+
+class Model(_Handle):
     """A loaded ``.recur`` model (memory-mapped; weights are read in place).
 
     ``Model(path)`` opens a file, ``Model.from_bytes(data)`` a copy of bytes in memory. With
@@ -148,32 +184,11 @@ class Model:
 
     # -- lifetime -------------------------------------------------------------------------------------
 
+    _what = "model"
+
     def close(self) -> None:
         """Releases this object's reference to the model (states created from it stay usable)."""
-        h, self._handle = getattr(self, "_handle", None), None
-        if h:
-            self._free(h)
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def closed(self) -> bool:
-        return not self._handle
-
-    def _h(self):
-        if not self._handle:
-            raise _closed("model")
-        return self._handle
+        super().close()
 
     def _get(self, prop: int) -> int:
         v = C.c_int64()
@@ -394,7 +409,7 @@ class Model:
                 st.close()
 
 
-class State:
+class State(_Handle):
     """One stream of tokens through a model: recurrent vectors and the last output.
 
     ``step(token)`` and ``feed(tokens)`` return the model's output after the token(s) as a float32
@@ -421,32 +436,11 @@ class State:
         self._buf_ptr = self._buf.ctypes.data_as(C.POINTER(C.c_float))
         self._step_copy = L.recur_state_step_copy
 
+    _what = "state"
+
     def close(self) -> None:
         """Releases the state (and its hold on the model). Closing twice is harmless."""
-        h, self._handle = getattr(self, "_handle", None), None
-        if h:
-            self._free(h)
-
-    def __enter__(self) -> "State":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def closed(self) -> bool:
-        return not self._handle
-
-    def _h(self):
-        if not self._handle:
-            raise _closed("state")
-        return self._handle
+        super().close()
 
     @property
     def model(self) -> Model:
@@ -528,7 +522,7 @@ class State:
         return f"<recur.State position={self.position}>"
 
 
-class Sampler:
+class Sampler(_Handle):
     """Turns a model's output into a token id; owns its random generator (SplitMix64, seeded).
 
     temperature 0 is argmax; otherwise top_k (0: all) and top_p (1: all) cut the candidates before the
@@ -558,31 +552,7 @@ class Sampler:
         self._handle = h
         self.temperature, self.top_k, self.top_p, self.seed = p.temperature, p.top_k, p.top_p, p.seed
 
-    def close(self) -> None:
-        h, self._handle = getattr(self, "_handle", None), None
-        if h:
-            self._free(h)
-
-    def __enter__(self) -> "Sampler":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def closed(self) -> bool:
-        return not self._handle
-
-    def _h(self):
-        if not self._handle:
-            raise _closed("sampler")
-        return self._handle
+    _what = "sampler"
 
     def sample(self, logits) -> int:
         """Draws a token id from a 1-D array of logits (float32 or float64; converted to float32)."""
