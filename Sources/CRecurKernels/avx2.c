@@ -249,6 +249,110 @@ void AVX2 rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc
     }
 }
 
+/* ---- q8r: one scale per row and one for x, so Σ q·xq accumulates in int32 over the whole row and is
+ *      converted once. With |xq| ≤ 64 the vpmaddubsw pair sums of two blocks add in int16 before one
+ *      vpmaddwd: three multiplies per 64 weights instead of four (vector multiplies are what limits
+ *      int8 products on AVX2 cores without VNNI). ------------------------------------------------------ */
+
+AVX2 static inline __m256i pairs_q8r(const int8_t *q, __m256i xa0, __m256i xv0, __m256i xa1, __m256i xv1) {
+    __m256i w0 = _mm256_loadu_si256((const __m256i *)q), w1 = _mm256_loadu_si256((const __m256i *)(q + 32));
+    return _mm256_add_epi16(_mm256_maddubs_epi16(xa0, _mm256_sign_epi8(w0, xv0)),
+                            _mm256_maddubs_epi16(xa1, _mm256_sign_epi8(w1, xv1)));
+}
+
+AVX2 static inline __m256i one_q8r(const int8_t *q, __m256i xa, __m256i xv) {
+    return _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)q), xv));
+}
+
+AVX2 static inline __m128i sum4_epi32(__m256i a0, __m256i a1, __m256i a2, __m256i a3) {
+    __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    return _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+}
+
+void AVX2 rk_q8r_avx2(float *y, const void *w, const rk_xr *x, long rows, int acc) {
+    const long n = (x->cols + 31) & ~31L, n64 = n & ~63L, rb = 4 + n;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int8_t *xq = x->q;
+    const unsigned char *base = (const unsigned char *)w;
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const unsigned char *r0 = base + r * rb, *r1 = r0 + rb, *r2 = r1 + rb, *r3 = r2 + rb;
+        const int8_t *q0 = (const int8_t *)(r0 + 4), *q1 = (const int8_t *)(r1 + 4);
+        const int8_t *q2 = (const int8_t *)(r2 + 4), *q3 = (const int8_t *)(r3 + 4);
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        long c = 0;
+        for (; c < n64; c += 64) {
+            const __m256i xv0 = _mm256_load_si256((const __m256i *)(xq + c)), xa0 = _mm256_abs_epi8(xv0);
+            const __m256i xv1 = _mm256_load_si256((const __m256i *)(xq + c + 32)), xa1 = _mm256_abs_epi8(xv1);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(pairs_q8r(q0 + c, xa0, xv0, xa1, xv1), ones));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(pairs_q8r(q1 + c, xa0, xv0, xa1, xv1), ones));
+            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(pairs_q8r(q2 + c, xa0, xv0, xa1, xv1), ones));
+            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(pairs_q8r(q3 + c, xa0, xv0, xa1, xv1), ones));
+        }
+        if (c < n) {   /* one block of 32 left */
+            const __m256i xv = _mm256_load_si256((const __m256i *)(xq + c)), xa = _mm256_abs_epi8(xv);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(one_q8r(q0 + c, xa, xv), ones));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(one_q8r(q1 + c, xa, xv), ones));
+            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(one_q8r(q2 + c, xa, xv), ones));
+            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(one_q8r(q3 + c, xa, xv), ones));
+        }
+        __m128 dot = _mm_mul_ps(_mm_cvtepi32_ps(sum4_epi32(a0, a1, a2, a3)), _mm_set1_ps(x->d));
+        __m128 sc = _mm_setr_ps(rk_load_f32(r0), rk_load_f32(r1), rk_load_f32(r2), rk_load_f32(r3));
+        store4(y + r, _mm_mul_ps(dot, sc), acc);
+    }
+    for (; r < rows; r++) {
+        const unsigned char *r0 = base + r * rb;
+        const int8_t *q0 = (const int8_t *)(r0 + 4);
+        __m256i a0 = _mm256_setzero_si256();
+        long c = 0;
+        for (; c < n64; c += 64) {
+            const __m256i xv0 = _mm256_load_si256((const __m256i *)(xq + c)), xa0 = _mm256_abs_epi8(xv0);
+            const __m256i xv1 = _mm256_load_si256((const __m256i *)(xq + c + 32)), xa1 = _mm256_abs_epi8(xv1);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(pairs_q8r(q0 + c, xa0, xv0, xa1, xv1), ones));
+        }
+        if (c < n) {
+            const __m256i xv = _mm256_load_si256((const __m256i *)(xq + c)), xa = _mm256_abs_epi8(xv);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(one_q8r(q0 + c, xa, xv), ones));
+        }
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        float s = ((float)_mm_cvtsi128_si32(s4) * x->d) * rk_load_f32(r0);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* Per-vector quantization for q8r (same arithmetic as rk_quantize_xr_scalar, so the same bytes). */
+void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
+    const long ncp = rk_ncp(cols), c8 = cols & ~7L;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 m = _mm256_setzero_ps();
+    long c = 0;
+    for (; c < c8; c += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + c), absmask), m);   /* NaN ignored */
+    if (c < cols) m = _mm256_max_ps(_mm256_and_ps(_mm256_maskload_ps(x + c, first_lanes(cols - c)), absmask), m);
+    __m128 t = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_max_ss(t, _mm_movehdup_ps(t));
+    const float amax = _mm_cvtss_f32(t), d = amax / 64.0f;
+    memset(buf, 0, 64);
+    memcpy(buf, &d, 4);
+    const __m256 iv = _mm256_set1_ps(amax > 0 ? 64.0f / amax : 0.0f);
+    const __m256 lo = _mm256_set1_ps(-64.0f), hi = _mm256_set1_ps(64.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int8_t *q = (int8_t *)buf + 64;
+    for (long c0 = 0; c0 < ncp; c0 += 32) {
+        __m256i n[4];
+        for (int k = 0; k < 4; k++) {
+            long cc = c0 + 8 * k, left = cols - cc;
+            __m256 e = left >= 8 ? _mm256_loadu_ps(x + cc)
+                     : left > 0 ? _mm256_maskload_ps(x + cc, first_lanes(left)) : _mm256_setzero_ps();
+            n[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(e, iv), lo), hi));
+        }
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
+        _mm256_store_si256((__m256i *)(q + c0), _mm256_permutevar8x32_epi32(p, order));
+    }
+}
+
 /* ---- dynamic quantization of x (same arithmetic as rk_quantize_scalar, so the same bytes) ---------- */
 
 void AVX2 rk_quantize_avx2(void *buf, const float *x, long cols) {

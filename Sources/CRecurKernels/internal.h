@@ -38,6 +38,29 @@ static inline rk_xq rk_xq_view(const void *buf, long cols) {
     return v;
 }
 
+/*
+ * A vector quantized for q8r (per-row) weights (see rk_quantize_xr): one scale for the whole vector,
+ *   D = max|x| / 64,  xq_c = clamp(round-half-even(x_c / D), −64, 64),
+ * 64 bytes holding D (f32) then zero padding, then xq in element order, zero-padded to a multiple of 64.
+ * |xq| ≤ 64 and |q| ≤ 127 keep the sum of two vpmaddubsw pair sums within int16 (2·2·64·127 = 32512).
+ */
+typedef struct {
+    long cols, ncp;
+    float d;
+    const int8_t *q;
+} rk_xr;
+
+static inline long rk_ncp(long cols) { return (cols + 63) & ~63L; }
+
+static inline rk_xr rk_xr_view(const void *buf, long cols) {
+    rk_xr v;
+    v.cols = cols;
+    v.ncp = rk_ncp(cols);
+    memcpy(&v.d, buf, 4);
+    v.q = (const int8_t *)buf + 64;
+    return v;
+}
+
 static inline float rk_half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
     if (exp == 0) {
@@ -67,6 +90,8 @@ void rk_q8_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_quantize_scalar(void *buf, const float *x, long cols);
 void rk_permute_xq(unsigned char *buf, long cols);
+void rk_q8r_scalar(float *y, const void *w, const rk_xr *x, long rows, int acc);
+void rk_quantize_xr_scalar(void *buf, const float *x, long cols);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define RK_X86 1
@@ -75,6 +100,8 @@ void rk_f16_avx2(float *y, const uint16_t *w, const float *x, long rows, long co
 void rk_q8_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_quantize_avx2(void *buf, const float *x, long cols);
+void rk_q8r_avx2(float *y, const void *w, const rk_xr *x, long rows, int acc);
+void rk_quantize_xr_avx2(void *buf, const float *x, long cols);
 void rk_activate_avx2(int kind, float *x, long n);
 void rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols);
 void rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc);

@@ -116,6 +116,31 @@ void rk_q4_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc) {
     }
 }
 
+/* y[r] = (D · Σ_c q_c · xq_c) · s_r, the sum exact in int32 (|q·xq| ≤ 8128, so up to 264,000 columns). */
+void rk_q8r_scalar(float *y, const void *w, const rk_xr *x, long rows, int acc) {
+    const long n = (x->cols + 31) & ~31L;
+    const unsigned char *base = (const unsigned char *)w;
+    for (long r = 0; r < rows; r++) {
+        const unsigned char *row = base + r * (4 + n);
+        const int8_t *q = (const int8_t *)(row + 4);
+        int32_t dot = 0;
+        for (long c = 0; c < n; c++) dot += (int32_t)q[c] * x->q[c];
+        float s = ((float)dot * x->d) * rk_load_f32(row);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* D = max|x| / 64; xq = clamp(round-half-even(x · 64 / max|x|), −64, 64) (NaN maps to −64). */
+void rk_quantize_xr_scalar(void *buf, const float *x, long cols) {
+    memset(buf, 0, 64 + (size_t)rk_ncp(cols));
+    float amax = 0;
+    for (long c = 0; c < cols; c++) amax = fmaxf(amax, fabsf(x[c]));
+    float inv = amax > 0 ? 64.0f / amax : 0.0f, d = amax / 64.0f;
+    memcpy(buf, &d, 4);
+    int8_t *q = (int8_t *)buf + 64;
+    for (long c = 0; c < cols; c++) q[c] = (int8_t)nearbyintf(fminf(fmaxf(x[c] * inv, -64.0f), 64.0f));
+}
+
 /* Fills qp, the copy of q in the order of AVX-512 q4 nibbles (internal.h). */
 void rk_permute_xq(unsigned char *buf, long cols) {
     rk_xq v = rk_xq_view(buf, cols);
@@ -279,6 +304,63 @@ void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long co
     q_xq_at(rk_level(), 1, y, w, &v, rows, acc);
 }
 
+size_t rk_xr_bytes(long cols) { return 64 + (size_t)rk_ncp(cols); }
+
+static void quantize_xr_at(int level, void *buf, const float *x, long cols) {
+#ifdef RK_X86
+    if (level >= RK_AVX2) { rk_quantize_xr_avx2(buf, x, cols); return; }
+#endif
+    rk_quantize_xr_scalar(buf, x, cols);
+}
+
+void rk_quantize_xr(void *xr, const float *x, long cols) { quantize_xr_at(rk_level(), xr, x, cols); }
+
+static void q8r_xr_at(int level, float *y, const void *w, const rk_xr *v, long rows, int acc) {
+#ifdef RK_X86
+    if (clamp_level(level) >= RK_AVX2) { rk_q8r_avx2(y, w, v, rows, acc); return; }   /* AVX-512 too */
+#endif
+    rk_q8r_scalar(y, w, v, rows, acc);
+}
+
+void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    if (rows <= 0) return;
+    if (cols <= 0) {
+        for (long r = 0; r < rows; r++) y[r] = acc ? y[r] : 0.0f;
+        return;
+    }
+    level = clamp_level(level);
+    _Alignas(64) unsigned char stack[64 + RK_STACK_COLS];
+    unsigned char *buf = stack;
+    if (cols > RK_STACK_COLS) {
+        buf = (unsigned char *)aligned_alloc(64, rk_xr_bytes(cols));
+        if (!buf) { /* no memory for the quantized x: decode the weights a row at a time instead */
+            const long n = (cols + 31) & ~31L;
+            for (long r = 0; r < rows; r++) {
+                const unsigned char *row = (const unsigned char *)w + r * (4 + n);
+                const int8_t *q = (const int8_t *)(row + 4);
+                float t = 0;
+                for (long c = 0; c < cols; c++) t += (float)q[c] * x[c];
+                t *= rk_load_f32(row);
+                y[r] = acc ? y[r] + t : t;
+            }
+            return;
+        }
+    }
+    quantize_xr_at(level, buf, x, cols);
+    rk_xr v = rk_xr_view(buf, cols);
+    q8r_xr_at(level, y, w, &v, rows, acc);
+    if (buf != stack) free(buf);
+}
+
+void rk_matvec_q8r(float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    rk_matvec_q8r_at(rk_level(), y, w, x, rows, cols, acc);
+}
+
+void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int acc) {
+    rk_xr v = rk_xr_view(xr, cols);
+    q8r_xr_at(rk_level(), y, w, &v, rows, acc);
+}
+
 void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
     const long nb = (cols + 31) / 32;
     for (long r = 0; r < rows; r++) {
@@ -290,6 +372,11 @@ void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
             const unsigned char *row = (const unsigned char *)w + r * 36 * nb;
             const int8_t *q = (const int8_t *)(row + 4 * nb);
             for (long c = 0; c < cols; c++) o[c] = rk_load_f32(row + 4 * (c / 32)) * (float)q[c];
+        } else if (dtype == 4) {
+            const unsigned char *row = (const unsigned char *)w + r * (4 + 32 * nb);
+            const int8_t *q = (const int8_t *)(row + 4);
+            const float s = rk_load_f32(row);
+            for (long c = 0; c < cols; c++) o[c] = s * (float)q[c];
         } else if (dtype == 3) {
             const unsigned char *row = (const unsigned char *)w + r * 20 * nb;
             const unsigned char *q = row + 4 * nb;

@@ -20,7 +20,7 @@
 #define CHUNKS_PER_THREAD 4
 
 typedef struct {
-    int dtype;            /* 0 f32, 1 f16, 2 q8, 3 q4 */
+    int dtype;            /* 0 f32, 1 f16, 2 q8, 3 q4, 4 q8r */
     float *y;
     const void *w;
     const float *x;
@@ -44,7 +44,7 @@ struct rk_pool {
     pthread_mutex_t mutex;
     pthread_cond_t wake;
     rk_job job;
-    void *xq;                         /* x quantized once per product (q8, q4) */
+    void *xq;                         /* x quantized once per product (q8, q4, q8r) */
     size_t xq_cap;
     rk_worker_arg *args;
 };
@@ -69,6 +69,7 @@ static long row_bytes(int dtype, long cols) {
     case 0: return 4 * cols;
     case 1: return 2 * cols;
     case 2: return 36 * nb;
+    case 4: return 4 + 32 * nb;
     default: return 20 * nb;
     }
 }
@@ -83,6 +84,7 @@ static void run_chunk(struct rk_pool *p, long i) {
     case 0: rk_matvec_f32(j->y + r0, (const float *)w, j->x, n, j->cols, j->acc); break;
     case 1: rk_matvec_f16(j->y + r0, (const uint16_t *)w, j->x, n, j->cols, j->acc); break;
     case 2: rk_matvec_q8_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
+    case 4: rk_matvec_q8r_xr(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
     default: rk_matvec_q4_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
     }
 }
@@ -169,6 +171,7 @@ static void single(int dtype, float *y, const void *w, const float *x, long rows
     case 0: rk_matvec_f32(y, (const float *)w, x, rows, cols, acc); break;
     case 1: rk_matvec_f16(y, (const uint16_t *)w, x, rows, cols, acc); break;
     case 2: rk_matvec_q8(y, w, x, rows, cols, acc); break;
+    case 4: rk_matvec_q8r(y, w, x, rows, cols, acc); break;
     default: rk_matvec_q4(y, w, x, rows, cols, acc); break;
     }
 }
@@ -179,7 +182,7 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
         return;
     }
     if (dtype >= 2) {
-        size_t need = rk_xq_bytes(cols);
+        size_t need = dtype == 4 ? rk_xr_bytes(cols) : rk_xq_bytes(cols);
         if (need > p->xq_cap) {
             void *b = aligned_alloc(64, (need + 63) & ~(size_t)63);
             if (!b) {
@@ -191,7 +194,7 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
             p->xq = b;
             p->xq_cap = need;
         }
-        rk_quantize_x(p->xq, x, cols);
+        if (dtype == 4) rk_quantize_xr(p->xq, x, cols); else rk_quantize_x(p->xq, x, cols);
     }
     long chunk = (rows + p->n * CHUNKS_PER_THREAD - 1) / (p->n * CHUNKS_PER_THREAD);
     chunk = (chunk + 15) & ~15L;   /* whole groups of rows for the kernels, and whole cache lines of y */

@@ -159,6 +159,7 @@ struct Bench: ParsableCommand {
                             case .f16: SwiftKernels.f16(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
                             case .q8: SwiftKernels.q8(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
                             case .q4: SwiftKernels.q4(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
+                            case .q8r: SwiftKernels.q8r(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
                             }
                         }
                     }

@@ -26,7 +26,7 @@ final class KernelBatchTests: XCTestCase {
 
     func testStepBatchEqualsSingleSteps() throws {
         for cells in Self.stacks {
-            for dtype in [DType.f32, .f16, .q8, .q4] {
+            for dtype in [DType.f32, .f16, .q8, .q4, .q8r] {
                 let m = try model(cells, hidden: 21, dtype: dtype)
                 for n in [1, 3, 6] {
                     // Streams at different positions.
@@ -71,7 +71,7 @@ final class KernelBatchTests: XCTestCase {
     /// Rows split across the worker pool are computed by the same kernels on the same quantized x:
     /// the outputs are bit for bit those of one thread, also when two streams step concurrently.
     func testThreadedStepEqualsSingleThread() throws {
-        for dtype in [DType.f32, .f16, .q8, .q4] {
+        for dtype in [DType.f32, .f16, .q8, .q4, .q8r] {
             // hidden 150: the LSTM's 600 × 150 recurrent matrix is ≥ 64 KiB in every type but q4 (56 KiB)
             let one = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 1)
             let two = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 3)
@@ -110,7 +110,7 @@ final class KernelBatchTests: XCTestCase {
     /// the decoded weights, so it matches stepping to within the int8 activation quantization of those
     /// products (f16: to rounding).
     func testQuantizedPrefillMatchesSteps() throws {
-        for (dtype, tol) in [(DType.f16, Float(1e-4)), (.q8, 0.05), (.q4, 0.05)] {
+        for (dtype, tol) in [(DType.f16, Float(1e-4)), (.q8, 0.05), (.q4, 0.05), (.q8r, 0.05)] {
             let m = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 37, dtype: dtype)
             let toks = (0..<300).map { ($0 * 13 + 5) % 25 }
             let a = m.makeState(), b = m.makeState()

@@ -132,6 +132,60 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// q8r: x is quantized per vector to [−64, 64] (D = max|x|/64). The difference from the exact product
+    /// is bounded by Σ_c |w_c| · D / 2, plus f32 rounding; against an independent model of that
+    /// quantization it agrees to f32 rounding; and every level gives the same bits (exact integer sums,
+    /// then the same two float multiplications).
+    func testPerRowKernelsMatchReference() {
+        var rng = Rand()
+        for (rows, cols) in Self.shapes + [(3, 16_500), (5, 96)] {
+            let v = rng.values(rows * cols, scale: 0.5)
+            var x = rng.values(cols)
+            if cols > 3 { x[cols / 2] = 2.5 }   // one larger value sets the vector's scale
+            let amax = x.map { abs($0) }.max()!
+            let inv: Float = amax > 0 ? 64 / amax : 0
+            let D = Double(amax / 64)
+            let xq = x.map { Double(min(max($0 * inv, -64), 64).rounded(.toNearestOrEven)) * D }
+            withMatrix(v, rows, cols, .q8r) { w in
+                let dec = decoded(w)
+                for acc in [false, true] {
+                    let want = reference(w, x, accumulate: acc)
+                    let scalar = run(w, x, accumulate: acc, level: 0)
+                    for level in levels {
+                        let got = run(w, x, accumulate: acc, level: level)
+                        XCTAssertEqual(got, scalar, "q8r \(w.rows)×\(w.cols) level \(level) acc \(acc): not bitwise equal to scalar")
+                        for r in 0..<w.rows {
+                            var bound = 0.0, exactQ = acc ? Double(r) * 0.25 : 0, mag = Double(r) * 0.25
+                            for c in 0..<cols {
+                                bound += Double(abs(dec[r][c])) * D / 2
+                                exactQ += Double(dec[r][c]) * xq[c]
+                                mag += abs(Double(dec[r][c]) * xq[c])
+                            }
+                            let rounding = 4 * Double(cols + 32) * 6e-8 * mag + 1e-6
+                            let tag = "q8r \(w.rows)×\(w.cols) level \(level) row \(r) acc \(acc)"
+                            XCTAssertLessThanOrEqual(abs(Double(got[r]) - Double(want[r])), bound + rounding, tag)
+                            XCTAssertLessThanOrEqual(abs(Double(got[r]) - exactQ), rounding, tag + " (quantized-x reference)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// q8r encoding: one scale per row, max|w|/127, values round(w/scale) and zero padding to 32.
+    func testPerRowLayout() {
+        let v: [Float] = [0.5, -1.27, 0.01, 0, 2.54, -0.02, 0, 0]   // 2 rows × 4
+        let bytes = quantizeMatrix(v, rows: 2, cols: 4, to: .q8r)
+        XCTAssertEqual(bytes.count, 2 * (4 + 32))
+        let s0 = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: Float.self) }
+        let s1 = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 36, as: Float.self) }
+        XCTAssertEqual(s0, Float(1.27) / 127)
+        XCTAssertEqual(s1, Float(2.54) / 127)
+        XCTAssertEqual(bytes[4..<8].map { Int8(bitPattern: $0) }, [50, -127, 1, 0])
+        XCTAssertEqual(bytes[40..<44].map { Int8(bitPattern: $0) }, [127, -1, 0, 0])
+        XCTAssertTrue(bytes[8..<36].allSatisfy { $0 == 0 } && bytes[44..<72].allSatisfy { $0 == 0 })
+    }
+
     /// Zero, negative zero, and a block of zeros next to large values; no NaN may appear.
     func testEdgeValues() {
         let cols = 70, rows = 5
@@ -171,10 +225,13 @@ final class KernelTests: XCTestCase {
                             case .f16: SwiftKernels.f16(yp, w, xb, accumulate: false)
                             case .q8: SwiftKernels.q8(yp, w, xb, accumulate: false)
                             case .q4: SwiftKernels.q4(yp, w, xb, accumulate: false)
+                            case .q8r: SwiftKernels.q8r(yp, w, xb, accumulate: false)
                             }
                         }
                     }
-                    for r in 0..<rows { XCTAssertEqual(got[r], want[r], accuracy: 1e-4, "\(dtype.name) \(rows)×\(cols)") }
+                    // q8r quantizes x as the C kernels do: the same integer sums, the same float operations.
+                    let expected = dtype == .q8r ? run(w, x, accumulate: false, level: 0) : want
+                    for r in 0..<rows { XCTAssertEqual(got[r], expected[r], accuracy: 1e-4, "\(dtype.name) \(rows)×\(cols)") }
                 }
             }
         }

@@ -43,7 +43,7 @@ final class QuantizeTests: XCTestCase {
     func testDefaultPolicy() throws {
         let b = try builder([.init(cell: .gru), .init(cell: .lstm, peephole: true)])
         let f = try file(b)
-        for (target, big, edge) in [(DType.f16, DType.f16, DType.f16), (.q8, .q8, .q8), (.q4, .q4, .q8)] {
+        for (target, big, edge) in [(DType.f16, DType.f16, DType.f16), (.q8, .q8, .q8), (.q4, .q4, .q8), (.q8r, .q8r, .q8r)] {
             let (w, entries) = try Quantizer.quantize(f, to: target)
             let types = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0.to) })
             XCTAssertEqual(types["layer.0.embeddings"], edge)
@@ -58,8 +58,21 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(w.metadata.first { $0.key == "general.name" }?.value, .string("quantize-test"))
             for (k, v) in f.metadata { XCTAssertEqual(w.metadata.first { $0.key == k }?.value, v, k) }
             for e in entries { XCTAssertEqual(e.bytesAfter, e.to.byteCount(shape: e.shape)) }
+            // The lowest format version that describes the file: 1.1 only when it holds q8r tensors.
+            let bytes = w.serialize()
+            XCTAssertEqual(bytes[10], target == .q8r ? 1 : 0, "minor version, \(target.name)")
             _ = try load(w)
         }
+    }
+
+    /// "int8" is the per-row type (the fast one); "q8" keeps one scale per block of 32.
+    func testTypeNames() {
+        XCTAssertEqual(Quantizer.parseType("int8"), .q8r)
+        XCTAssertEqual(Quantizer.parseType("q8r"), .q8r)
+        XCTAssertEqual(Quantizer.parseType("q8"), .q8)
+        XCTAssertEqual(Quantizer.parseType("int8-block"), .q8)
+        XCTAssertEqual(Quantizer.parseType("q4"), .q4)
+        XCTAssertNil(Quantizer.parseType("q3"))
     }
 
     func testOverrides() throws {
@@ -102,7 +115,7 @@ final class QuantizeTests: XCTestCase {
         for cells in [[RecurrentSpec.Template(cell: .gru)], [.init(cell: .lstm)], [.init(cell: .gru), .init(cell: .lstm, peephole: true)]] {
             let b = try builder(cells)
             let f = try file(b)
-            for (target, tolerance) in [(DType.f16, 2e-5), (.q8, 0.03), (.q4, 0.03)] {
+            for (target, tolerance) in [(DType.f16, 2e-5), (.q8, 0.03), (.q4, 0.03), (.q8r, 0.03)] {
                 let (w, _) = try Quantizer.quantize(f, to: target)
                 let model = try load(w)
                 var ref = ReferenceGenerator(decoded(b, w))
@@ -122,7 +135,7 @@ final class QuantizeTests: XCTestCase {
     /// quantization: after one step from zero state (U·0 = 0 exactly) h matches the reference closely.
     func testInputTableIsExactForQuantizedWeights() throws {
         let b = try builder([.init(cell: .gru)], hidden: 70, embedding: 45)
-        for target in [DType.q8, .q4, .f16] {
+        for target in [DType.q8, .q4, .f16, .q8r] {
             let (w, _) = try Quantizer.quantize(try file(b), to: target)
             let model = try load(w)
             XCTAssertTrue(model.usesInputTable)

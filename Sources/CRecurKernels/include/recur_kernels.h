@@ -12,15 +12,19 @@
  *   q4   nb f32 scales, then nb·16 bytes; byte j of block b holds element 32b+j in its low nibble and
  *        element 32b+j+16 in its high nibble (padding encodes 8).  Row bytes 20·nb.
  *        w[c] = s[c/32] · (nibble − 8).
+ *   q8r  one f32 scale s, then nb·32 int8 q (zero padded).  Row bytes 4 + 32·nb.  w[c] = s · q[c].
  *
  * Quantized kernels quantize x on the fly, per block of 32, to int8 (dynamic quantization):
  *   d_b = max|x_c| / 127,  x_c ≈ d_b · xq_c,  xq_c = round(x_c / d_b) ∈ [−127, 127]
  * and compute  y[r] = Σ_b s_b · d_b · Σ_{c ∈ b} q_c · xq_c  with exact integer block sums.
+ * q8r kernels quantize x with one scale for the whole vector, to 7 bits and a sign:
+ *   D = max|x| / 64,  xq_c = round(x_c / D) ∈ [−64, 64],   y[r] = s_r · D · Σ_c q_c · xq_c
+ * with one exact integer sum per row (no per-block conversion: about twice the speed of q8 with AVX2).
  *
  * Instruction sets, chosen at run time (cpuid): AVX-512 F/BW/VL/DQ + VNNI (vpdpbusd), AVX2 + FMA + F16C
  * (vpmaddubsw / vpmaddwd), and portable scalar C that runs everywhere (also on ARM).
  * The environment variable RECUR_KERNELS=scalar|avx2|avx512 caps the level (read once).
- * All functions are thread-safe; none allocates except rk_matvec_q8/q4 for cols > 16384.
+ * All functions are thread-safe; none allocates except rk_matvec_q8/q4/q8r for cols > 16384.
  */
 #ifndef RECUR_KERNELS_H
 #define RECUR_KERNELS_H
@@ -46,12 +50,14 @@ void rk_matvec_f32(float *y, const float *w, const float *x, long rows, long col
 void rk_matvec_f16(float *y, const uint16_t *w, const float *x, long rows, long cols, int accumulate);
 void rk_matvec_q8(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 void rk_matvec_q4(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q8r(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 
 /* The same at an explicit level (clamped to rk_detected_level()); for tests and benchmarks. */
 void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long rows, long cols, int accumulate);
 void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, long rows, long cols, int accumulate);
 void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 
 /*
  * Y (n × rows) = X (n × cols) · Wᵀ for f32 weights: n vectors against one matrix, each weight read once
@@ -67,12 +73,16 @@ size_t rk_xq_bytes(long cols);
 void rk_quantize_x(void *xq, const float *x, long cols);
 void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
 void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
+/* The same for q8r weights, whose x is quantized per vector into `xr` (rk_xr_bytes(cols) bytes, aligned 64). */
+size_t rk_xr_bytes(long cols);
+void rk_quantize_xr(void *xr, const float *x, long cols);
+void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int accumulate);
 
 /*
  * A pool of worker threads for one matrix-vector product at a time, rows split evenly (in groups of 16).
  * Created with the total thread count (caller included, ≥ 2; NULL otherwise or on failure). Workers spin
  * for 0.2 ms after a product, then sleep. rk_pool_matvec is safe to call from several threads: while the
- * pool serves one caller, the others compute on their own thread. dtype: 0 f32, 1 f16, 2 q8, 3 q4.
+ * pool serves one caller, the others compute on their own thread. dtype: 0 f32, 1 f16, 2 q8, 3 q4, 4 q8r.
  */
 typedef struct rk_pool rk_pool;
 rk_pool *rk_pool_create(int threads);
@@ -89,7 +99,7 @@ void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const flo
  */
 void rk_activate(int kind, float *x, long n);
 
-/* Decodes rows [0, rows) of a q8/q4/f16 matrix into f32 (out: rows × cols). dtype: 1 f16, 2 q8, 3 q4. */
+/* Decodes rows [0, rows) of a f16/q8/q4/q8r matrix into f32 (out: rows × cols). dtype: 1 f16, 2 q8, 3 q4, 4 q8r. */
 void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols);
 
 #ifdef __cplusplus

@@ -5,8 +5,10 @@ public enum RecurFormat {
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
     /// The major version this library writes and the only one it reads.
     public static let versionMajor: UInt16 = 1
-    /// The minor version this library writes. Readers accept any minor version of a known major.
-    public static let versionMinor: UInt16 = 0
+    /// The newest minor version this library writes. Readers accept any minor version of a known major.
+    /// A file is written with the lowest minor version that describes it (1.1 only for files holding
+    /// q8r tensors), so that readers of 1.0 still open every file that does not need 1.1.
+    public static let versionMinor: UInt16 = 1
     /// The fixed header size in bytes.
     public static let headerSize = 64
     /// The alignment of the data section and of every tensor inside it, in bytes.
@@ -35,6 +37,8 @@ public enum DType: UInt8, Sendable, CaseIterable {
     case q8 = 2
     /// 4-bit blocks: each row is split into blocks of 32 along the last dimension; see FORMAT.md.
     case q4 = 3
+    /// 8-bit with one scale per row (format 1.1); see FORMAT.md.
+    case q8r = 4
 
     public var name: String {
         switch self {
@@ -42,6 +46,7 @@ public enum DType: UInt8, Sendable, CaseIterable {
         case .f16: return "f16"
         case .q8: return "q8"
         case .q4: return "q4"
+        case .q8r: return "q8r"
         }
     }
 
@@ -49,13 +54,14 @@ public enum DType: UInt8, Sendable, CaseIterable {
     public var blockSize: Int {
         switch self {
         case .f32, .f16: return 1
-        case .q8, .q4: return 32
+        case .q8, .q4, .q8r: return 32
         }
     }
 
     /// Bytes taken by one row of `cols` elements (the last dimension), or nil on overflow.
     /// q8 row: ceil(cols/32) f32 scales, then ceil(cols/32)*32 int8 values.
     /// q4 row: ceil(cols/32) f32 scales, then ceil(cols/32)*16 bytes of packed nibbles.
+    /// q8r row: one f32 scale, then ceil(cols/32)*32 int8 values.
     public func rowBytes(_ cols: Int) -> Int? {
         guard cols >= 0 else { return nil }
         switch self {
@@ -67,6 +73,8 @@ public enum DType: UInt8, Sendable, CaseIterable {
         case .q4:
             let blocks = (cols + 31) / 32
             return blocks * 4 + blocks * 16
+        case .q8r:
+            return 4 + (cols + 31) / 32 * 32
         }
     }
 

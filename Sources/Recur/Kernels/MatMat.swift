@@ -4,7 +4,7 @@ import CRecurKernels
 /// Matrix-matrix products: several vectors against one weight matrix (the batched step, the input
 /// table). f32 weights go to a C kernel for up to 16 vectors and to OpenBLAS sgemm above; f16 weights are decoded to f32 in chunks of rows that stay
 /// in cache, each chunk multiplied by sgemm (for fewer than `decodeMinimum` vectors, one vector at a
-/// time); q8 and q4 weights use the quantized kernels vector by vector, so that a batched step computes
+/// time); q8, q4 and q8r weights use the quantized kernels vector by vector, so that a batched step computes
 /// exactly what single steps compute (the same int8 activations).
 
 /// Up to this many vectors, f32 products use the C kernel that reads each weight once per 4 vectors
@@ -37,7 +37,7 @@ public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePoi
         }
         return
     }
-    if n < decodeMinimum || (!exactActivations && (w.dtype == .q8 || w.dtype == .q4)) {
+    if n < decodeMinimum || (!exactActivations && (w.dtype == .q8 || w.dtype == .q4 || w.dtype == .q8r)) {
         for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
         return
     }

@@ -5,7 +5,8 @@ import CRecurKernels
 /// The kernels are C with intrinsics (target CRecurKernels): AVX-512 + VNNI, AVX2 + FMA + F16C, or
 /// portable scalar code, chosen once at run time from cpuid (capped by the environment variable
 /// RECUR_KERNELS=scalar|avx2). q8 and q4 weights are multiplied with x quantized on the fly to int8 per
-/// block of 32 (d = max|x|/127), with exact integer block sums: see docs/QUANTIZATION.md.
+/// block of 32 (d = max|x|/127), with exact integer block sums; q8r weights (one scale per row) with x
+/// quantized per vector (D = max|x|/64), one exact integer sum per row: see docs/QUANTIZATION.md.
 /// The same products written with Swift SIMD types are in `SwiftKernels`, kept for comparison.
 
 /// y = W · x  (W: rows × cols, x: cols, y: rows), or y += W · x when `accumulate`.
@@ -33,6 +34,7 @@ public func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePoi
     case .f16: rk_matvec_f16_at(l, y, w.data.assumingMemoryBound(to: UInt16.self), x, w.rows, w.cols, a)
     case .q8: rk_matvec_q8_at(l, y, w.data, x, w.rows, w.cols, a)
     case .q4: rk_matvec_q4_at(l, y, w.data, x, w.rows, w.cols, a)
+    case .q8r: rk_matvec_q8r_at(l, y, w.data, x, w.rows, w.cols, a)
     }
 }
 
@@ -58,5 +60,9 @@ public func dequantizeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<
         for c in 0..<w.cols { out[c] = Float(Float16(bitPattern: UInt16(littleEndian: p[c]))) }
     case .q8, .q4:
         dequantizeBlockedRow(w, r, into: out)
+    case .q8r:
+        let row = w.data + r * w.dtype.rowBytes(w.cols)!
+        let scale = row.loadUnaligned(as: Float.self)
+        for c in 0..<w.cols { out[c] = scale * Float(row.load(fromByteOffset: 4 + c, as: Int8.self)) }
     }
 }

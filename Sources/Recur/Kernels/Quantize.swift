@@ -2,9 +2,9 @@
 ///
 /// The default policy for a target type T:
 /// - recurrent layers' kernels (W) and recurrent kernels (U), and hidden dense layers: T;
-/// - the embedding table and the output layer's kernel: at least 8 bits — f16 when T is f16, q8 when T
-///   is q8 or q4 (they are read once per token, so their size costs little time, and the output layer
-///   decides the next-token distribution directly);
+/// - the embedding table and the output layer's kernel: at least 8 bits — T itself when T is f16, q8r or
+///   q8, q8 when T is q4 (they are read once per token, so their size costs little time, and the output
+///   layer decides the next-token distribution directly);
 /// - vectors (biases, recurrent biases) and peephole weights: f32 always (the loader requires it).
 /// Overrides name tensors exactly or with `*` wildcards.
 public enum Quantizer {
@@ -26,12 +26,14 @@ public enum Quantizer {
         public init(pattern: String, dtype: DType?) { self.pattern = pattern; self.dtype = dtype }
     }
 
-    /// Parses "f32", "f16", "q8" / "int8", "q4" / "int4".
+    /// Parses "f32", "f16", "int8" / "q8r" (one scale per row: the fast int8), "q8" / "int8-block" (one
+    /// scale per block of 32), "q4" / "int4".
     public static func parseType(_ s: String) -> DType? {
         switch s.lowercased() {
         case "f32", "float32": return .f32
         case "f16", "float16", "half": return .f16
-        case "q8", "int8", "i8": return .q8
+        case "q8", "int8-block": return .q8
+        case "q8r", "int8", "i8": return .q8r
         case "q4", "int4", "4bit", "4-bit": return .q4
         default: return nil
         }
@@ -40,7 +42,7 @@ public enum Quantizer {
     /// The default type of tensor `name` (shape `shape`) of a model with architecture `arch` quantized to `target`.
     public static func defaultType(_ name: String, shape: [Int], arch: Architecture, target: DType) -> DType {
         if shape.count < 2 || name.hasSuffix(".peephole") { return .f32 }
-        let atLeast8: DType = target == .f16 || target == .f32 ? target : .q8
+        let atLeast8: DType = target == .q4 ? .q8 : target
         if name.hasSuffix(".embeddings") { return atLeast8 }
         // The output layer: the main stack's last layer when it is dense.
         if case .dense? = arch.layers.last, name == "layer.\(arch.layers.count - 1).kernel" { return atLeast8 }

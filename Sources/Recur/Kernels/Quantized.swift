@@ -5,6 +5,7 @@
 ///   followed by nb·32 int8 values (the last block zero-padded). w[c] = scale[c/32] · q[c].
 /// - q4: same blocks; a row is nb f32 scales followed by nb·16 bytes. Byte j of block b holds element
 ///   b·32 + j in its low nibble and element b·32 + j + 16 in its high nibble. w = scale · (nibble − 8).
+/// - q8r: a row is one f32 scale followed by nb·32 int8 values (zero-padded). w[c] = scale · q[c].
 
 /// Decodes one row of a q8 or q4 matrix.
 public func dequantizeBlockedRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
@@ -27,6 +28,7 @@ public func dequantizeBlockedRow(_ w: Matrix, _ r: Int, into out: UnsafeMutableP
 
 /// Encodes a row-major f32 matrix (rows × cols) in `dtype`'s layout.
 /// q8: scale = max|w| / 127 per block, q = round(w / scale).
+/// q8r: scale = max|w| / 127 per row, q = round(w / scale).
 /// q4: scale = max|w| / 7 per block (sign taken from the largest-magnitude value so it maps to ±8 or ±7),
 ///     q = clamp(round(w / scale) + 8, 0, 15).
 public func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: DType) -> [UInt8] {
@@ -54,6 +56,16 @@ public func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: DT
                         let q = Int8(max(-127, min(127, (values[i] * inv).rounded())))
                         o.storeBytes(of: q, toByteOffset: base + nb * 4 + (i - r * cols), as: Int8.self)
                     }
+                }
+            case .q8r:
+                var amax: Float = 0
+                for c in 0..<cols { amax = max(amax, abs(values[r * cols + c])) }
+                let scale = amax / 127
+                let inv = scale > 0 ? 1 / scale : 0
+                o.storeBytes(of: scale.bitPattern.littleEndian, toByteOffset: base, as: UInt32.self)
+                for c in 0..<cols {
+                    let q = Int8(max(-127, min(127, (values[r * cols + c] * inv).rounded())))
+                    o.storeBytes(of: q, toByteOffset: base + 4 + c, as: Int8.self)
                 }
             case .q4:
                 for b in 0..<nb {

@@ -139,4 +139,29 @@ public enum SwiftKernels {
             if accumulate { y[r] += s } else { y[r] = s }
         }
     }
+
+    /// y (+)= W·x for q8r weights, with x quantized per vector as the C kernels do (D = max|x|/64,
+    /// xq = round(x/D) ∈ [−64, 64]): y[r] = (D · Σ q·xq) · scale_r, the sum in Int32.
+    public static func q8r(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool) {
+        let cols = w.cols
+        let n = (cols + 31) / 32 * 32
+        var amax: Float = 0
+        for c in 0..<cols where abs(x[c]) > amax { amax = abs(x[c]) }
+        let d = amax / 64, inv: Float = amax > 0 ? 64 / amax : 0
+        var xq = [Int8](repeating: 0, count: n)
+        for c in 0..<cols { xq[c] = Int8(max(-64, min(64, x[c] * inv)).rounded(.toNearestOrEven)) }
+        xq.withUnsafeBytes { xb in
+            for r in 0..<w.rows {
+                let row = w.data + r * (4 + n)
+                var acc = SIMD32<Int32>(repeating: 0)
+                for b in 0..<(n / 32) {
+                    let qv = SIMD32<Int32>(truncatingIfNeeded: row.loadUnaligned(fromByteOffset: 4 + b * 32, as: SIMD32<Int8>.self))
+                    let xv = SIMD32<Int32>(truncatingIfNeeded: xb.loadUnaligned(fromByteOffset: b * 32, as: SIMD32<Int8>.self))
+                    acc &+= qv &* xv
+                }
+                let s = (Float(acc.wrappedSum()) * d) * row.loadUnaligned(as: Float.self)
+                if accumulate { y[r] += s } else { y[r] = s }
+            }
+        }
+    }
 }

@@ -252,6 +252,12 @@ public final class Model: @unchecked Sendable {
         case .f16:
             let p = b.bindMemory(to: UInt16.self)
             for v in p where !Float16(bitPattern: UInt16(littleEndian: v)).isFinite { return "\(Float16(bitPattern: v))" }
+        case .q8r:
+            let rb = t.dtype.rowBytes(t.shape.last!)!
+            for r in 0..<(t.byteLength / max(rb, 1)) {
+                let s = b.loadUnaligned(fromByteOffset: r * rb, as: Float.self)
+                if !s.isFinite { return "scale \(s)" }
+            }
         case .q8, .q4:
             let cols = t.shape.last!
             let rows = t.elementCount / cols

@@ -40,7 +40,7 @@ __all__ = [
 
 MAGIC = b"\x89RCR\r\n\x1a\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1   # the newest minor version written (1.1 only for files holding q8r tensors)
 HEADER_SIZE = 64
 ALIGNMENT = 64
 CHECKSUM_OFFSET = 56
@@ -78,6 +78,7 @@ class DType(enum.IntEnum):
     F16 = 1
     Q8 = 2
     Q4 = 3
+    Q8R = 4     # format 1.1
 
     @property
     def label(self) -> str:
@@ -91,7 +92,7 @@ class DType(enum.IntEnum):
             try:
                 return cls[value.upper()]
             except KeyError:
-                raise FormatError(f"unknown dtype '{value}' (known: f32, f16, q8, q4)") from None
+                raise FormatError(f"unknown dtype '{value}' (known: f32, f16, q8, q4, q8r)") from None
         try:
             return cls(int(value))
         except ValueError:
@@ -99,7 +100,7 @@ class DType(enum.IntEnum):
 
     @property
     def block_size(self) -> int:
-        return 32 if self in (DType.Q8, DType.Q4) else 1
+        return 32 if self in (DType.Q8, DType.Q4, DType.Q8R) else 1
 
     def row_bytes(self, cols: int) -> int:
         """Bytes of one row of ``cols`` elements (the last dimension)."""
@@ -108,6 +109,8 @@ class DType(enum.IntEnum):
         if self is DType.F16:
             return 2 * cols
         blocks = (cols + 31) // 32
+        if self is DType.Q8R:
+            return 4 + blocks * 32
         return blocks * 4 + blocks * (32 if self is DType.Q8 else 16)
 
     def byte_count(self, shape: Sequence[int]) -> int:
@@ -201,6 +204,8 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
     round-to-nearest-even). q8: per block of 32, scale = max|w| / 127, q = round(w / scale) (halves away
     from zero) clamped to ±127. q4: the block's largest-magnitude value w* (the first one on ties) gives
     scale = w* / −8, q = clamp(round(w / scale) + 8, 0, 15); padding elements encode nibble 8 (zero).
+    q8r: per row, scale = max|w| / 127, q = round(w / scale) (halves away from zero) clamped to ±127,
+    zero padding to a multiple of 32.
     The arithmetic is float32 throughout, so the bytes equal those of the Swift writer.
     """
     dt = DType.parse(dtype)
@@ -223,6 +228,15 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
     mask[:cols] = True
     mask = mask.reshape(nb, 32)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if dt is DType.Q8R:
+            amax = np.abs(rows).max(axis=1) if cols else np.zeros(rows.shape[0], np.float32)
+            scale = (amax.astype(np.float32) / np.float32(127)).astype(np.float32)
+            inv = np.where(scale > 0, np.float32(1) / scale, np.float32(0)).astype(np.float32)
+            q = np.clip(_round_half_away((padded * inv[:, None]).astype(np.float32)), -127, 127).astype(np.int8)
+            out = np.empty((rows.shape[0], 4 + nb * 32), dtype=np.uint8)
+            out[:, :4] = scale.astype("<f4").view(np.uint8).reshape(rows.shape[0], 4)
+            out[:, 4:] = q.view(np.uint8)
+            return out.tobytes()
         if dt is DType.Q8:
             amax = np.abs(blocks).max(axis=2)                                   # (rows, nb), float32
             scale = (amax / np.float32(127)).astype(np.float32)
@@ -254,7 +268,7 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
 
 
 def dequantize(raw: Union[bytes, memoryview], dtype: Union[DType, str], shape: Sequence[int]) -> np.ndarray:
-    """Decodes a tensor's bytes to float32 (f16 is widened exactly; q8/q4 are scale · q in float32)."""
+    """Decodes a tensor's bytes to float32 (f16 is widened exactly; q8/q4/q8r are scale · q in float32)."""
     dt = DType.parse(dtype)
     shape = tuple(int(d) for d in shape)
     if len(raw) != dt.byte_count(shape):
@@ -267,6 +281,10 @@ def dequantize(raw: Union[bytes, memoryview], dtype: Union[DType, str], shape: S
     nrows = dt.byte_count(shape) // dt.row_bytes(cols)
     nb = (cols + 31) // 32
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(nrows, dt.row_bytes(cols))
+    if dt is DType.Q8R:
+        scale = rows[:, :4].copy().view("<f4").astype(np.float32)                # (rows, 1)
+        w = (rows[:, 4:4 + cols].view(np.int8).astype(np.float32) * scale).astype(np.float32)
+        return np.ascontiguousarray(w).reshape(shape)
     scales = rows[:, : nb * 4].copy().view("<f4").astype(np.float32)            # (rows, nb)
     body = rows[:, nb * 4:]
     if dt is DType.Q8:
@@ -474,7 +492,7 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
             raise FormatError(f"{name}: tensor {i} has name length {nlen} (must be 1...{MAX_KEY_BYTES})")
         tname = d.utf8(nlen, f"name of tensor {i}")
         code = d.u8(f"dtype of '{tname}'")
-        if code not in (0, 1, 2, 3):
+        if code not in (0, 1, 2, 3, 4):
             raise FormatError(f"{name}: tensor '{tname}' has unknown dtype code {code}")
         dtype = DType(code)
         rank = d.u8(f"rank of '{tname}'")
@@ -741,7 +759,8 @@ def serialize(metadata, tensors, dtypes: Mapping[str, Union[DType, str]] | None 
         out += bytes(data_offset + off - len(out))
         out += t.data
 
-    struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, VERSION_MAJOR, VERSION_MINOR, 0, len(out), len(meta),
+    minor = 1 if any(t.dtype == DType.Q8R for _, t in encoded) else 0   # the lowest version that reads it
+    struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, VERSION_MAJOR, minor, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)
     return bytes(out)

@@ -76,21 +76,34 @@ def quantize_activations(x: np.ndarray) -> np.ndarray:
     return (q.astype(np.float64) * d[:, None].astype(np.float64)).reshape(-1)[:n]
 
 
-class QuantizedInputMatrix:
-    """A weight matrix whose products quantize the vector first, as the runtime's q8/q4 kernels do."""
+def quantize_activations_per_vector(x: np.ndarray) -> np.ndarray:
+    """The runtime's quantization of a vector multiplied by a q8r matrix: one scale for the whole vector,
+    D = max|x| / 64 and x ≈ D · round_half_even(clamp(x · (64 / max|x|), −64, 64)), in float32."""
+    x32 = np.asarray(x, dtype=np.float32).reshape(-1)
+    amax = np.float32(np.abs(x32).max()) if x32.size else np.float32(0)
+    inv = np.float32(64) / amax if amax > 0 else np.float32(0)
+    q = np.rint(np.clip((x32 * inv).astype(np.float32), -64, 64))
+    return q.astype(np.float64) * np.float64(amax / np.float32(64))
 
-    def __init__(self, w: np.ndarray):
+
+class QuantizedInputMatrix:
+    """A weight matrix whose products quantize the vector first, as the runtime's q8/q4 (per block) and
+    q8r (per vector) kernels do."""
+
+    def __init__(self, w: np.ndarray, per_vector: bool = False):
         self.w = w
+        self.per_vector = per_vector
 
     @property
     def shape(self):
         return self.w.shape
 
     def __getitem__(self, idx):
-        return QuantizedInputMatrix(self.w[idx])
+        return QuantizedInputMatrix(self.w[idx], self.per_vector)
 
     def __matmul__(self, x):
-        return self.w @ quantize_activations(x)
+        q = quantize_activations_per_vector(x) if self.per_vector else quantize_activations(x)
+        return self.w @ q
 
 
 # --- Cells: one step, float64 ----------------------------------------------------------------------
@@ -174,11 +187,11 @@ class ReferenceModel:
             raise ValueError("give a parsed file, or metadata and tensors")
         self.metadata = dict(metadata)
         self.task = self.metadata.get("model.task", "generate")
-        blocked = set()
+        blocked = {}
         if quantized_inputs:
             if file_data is None or not hasattr(file_data, "info"):
                 raise ValueError("quantized_inputs needs a parsed file (its tensor dtypes)")
-            blocked = {n for n, t in file_data.info.items() if int(t.dtype) in (2, 3)}
+            blocked = {n: int(t.dtype) == 4 for n, t in file_data.info.items() if int(t.dtype) in (2, 3, 4)}
         self._blocked = blocked
         self.layers = self._read_layers(self.metadata, tensors, "", blocked)
         self._exact_first = bool(blocked) and input_table and self.layers[0]["kind"] == "embedding"
@@ -187,12 +200,14 @@ class ReferenceModel:
     # Reading the architecture --------------------------------------------------------------------
 
     @staticmethod
-    def _read_layers(meta: Mapping, tensors: Mapping, prefix: str, blocked=frozenset()) -> list:
+    def _read_layers(meta: Mapping, tensors: Mapping, prefix: str, blocked=None) -> list:
+        blocked = blocked or {}
+
         def matrix(name, shape=None):
             w = _f64(tensors[name])
             if shape is not None:
                 w = w.reshape(shape)
-            return QuantizedInputMatrix(w) if name in blocked else w
+            return QuantizedInputMatrix(w, per_vector=blocked[name]) if name in blocked else w
 
         count_key = "model.layer_count" if not prefix else prefix + "layer_count"
         if count_key not in meta:

@@ -124,6 +124,27 @@ def test_round_trip_every_value_type_and_dtype(tmp_path):
     assert d.data_offset + last.offset + last.nbytes == len(blob)
 
 
+def test_q8r_round_trip_and_version(tmp_path):
+    """q8r (format 1.1): one scale per row, half a step of error at most; a file holding q8r is
+    written as version 1.1 and one without as 1.0; the bytes equal those the runtime writes."""
+    rng = np.random.default_rng(8)
+    arr = rng.standard_normal((5, 70)).astype(np.float32)
+    path = tmp_path / "r.recur"
+    rf.write(path, {"x": 1}, {"w": arr, "v": np.ones(3, np.float32)}, {"w": "q8r"})
+    d = rf.read(path)
+    assert d.version == (1, 1) and d.info["w"].dtype == rf.DType.Q8R
+    assert d.info["w"].nbytes == 5 * (4 + 3 * 32)
+    got = d.tensors["w"]
+    for r in range(5):
+        step = np.abs(arr[r]).max() / 127
+        assert np.abs(got[r] - arr[r]).max() <= step * 0.5 * (1 + 1e-6)
+    raw = bytes(d.raw("w"))
+    assert all(raw[r * 100 + 4 + 70:(r + 1) * 100] == bytes(26) for r in range(5))   # zero padding
+    assert rf.serialize(d.typed_metadata(), d.raw_tensors())[8:12] == struct.pack("<HH", 1, 1)
+    rf.write(path, {"x": 1}, {"w": arr}, {"w": "q8"})
+    assert rf.read(path).version == (1, 0)
+
+
 def test_header_fields_follow_the_spec(tmp_path):
     blob = rf.serialize({"x": 1}, {"t": np.zeros((2, 3), np.float32)})
     magic, major, minor, flags, size, mc, tc, mo, do, dao, crc, res = struct.unpack_from("<8sHHIQIIQQQII", blob)
@@ -161,6 +182,10 @@ def test_quantized_layouts_match_the_worked_rows_of_the_spec():
     # q8 half-way rounding goes away from zero: 63.5 → 64 and −63.5 → −64
     raw = rf.quantize(np.array([127.0, 63.5, -63.5], np.float32), "q8")
     assert struct.unpack_from("<f", raw)[0] == 1.0 and raw[4:7] == bytes([127, 64, 256 - 64])
+    # q8r: one scale per row, then the row's values padded to 32.
+    r8 = rf.quantize(row, "q8r")
+    assert r8 == bytes.fromhex("0402013c") + bytes([64, 0x81, 32]) + bytes(29)
+    assert rf.quantize(np.zeros((2, 3), np.float32), "q8r") == bytes(72)
     # An all-zero block: q8 scale +0, q4 scale −0 (0 / −8) with every nibble 8.
     assert rf.quantize(np.zeros(3, np.float32), "q8") == bytes(36)
     z4 = rf.quantize(np.zeros(3, np.float32), "q4")

@@ -235,7 +235,7 @@ def test_tagger_without_dense_head_outputs_the_hidden_state(tmp_path):
     assert compare_steps(path, tokens_for(11, 30)) < TOL
 
 
-@pytest.mark.parametrize("dtype", ["f16", "q8", "q4"])
+@pytest.mark.parametrize("dtype", ["f16", "q8", "q4", "q8r"])
 def test_quantized_weights_match_the_reference_of_their_decoded_values(tmp_path, dtype):
     layers = [{"kind": "embedding", "dim": 40}, {"kind": "lstm", "units": 20, "peephole": True},
               {"kind": "gru", "units": 33}, {"kind": "dense", "units": 11}]
@@ -245,7 +245,8 @@ def test_quantized_weights_match_the_reference_of_their_decoded_values(tmp_path,
     d = build_model(path, layers, seed=9, scale=0.4, dtypes={m: dtype for m in matrices})
     assert {d.info[m].dtype.label for m in matrices} == {dtype}
     toks = tokens_for(11, 50, seed=3)
-    # q8/q4 products quantize the vector per block of 32 (docs/FORMAT.md §13); the reference does the same.
+    # q8/q4 products quantize the vector per block of 32, q8r products per vector (docs/FORMAT.md §13);
+    # the reference does the same.
     # (A vector element exactly on a rounding boundary in one implementation and not the other would flip
     # by one step; with these fixed weights and tokens none does.)
     # The runtime's table of first-layer input projections is built with exact products.
@@ -261,6 +262,15 @@ def test_quantized_weights_match_the_reference_of_their_decoded_values(tmp_path,
     # Against exact products the difference is the documented approximation: small, and zero for f16.
     err = max_abs(runtime_logits(path, toks), exact.run(toks))
     assert err < TOL if dtype == "f16" else err < 0.15
+
+
+def test_per_vector_activation_quantization_rule():
+    x = np.array([0.5, -1.0, 0.25, 1.0 / 128, 2.0 ** -8] + [0.0] * 40, np.float32)
+    got = ref.quantize_activations_per_vector(x)
+    d = np.float32(1.0) / np.float32(64)
+    # 0.5 · 64 = 32, 0.25 · 64 = 16, 64/128 = 0.5 → 0 (half to even), 64/256 = 0.25 → 0.
+    assert np.allclose(got[:5], np.array([32, -64, 16, 0, 0]) * float(d), rtol=0, atol=1e-12)
+    assert not got[5:].any()
 
 
 def test_activation_quantization_rule():

@@ -323,7 +323,8 @@ def test_non_finite_weights_are_rejected_at_load(library, tmp_path, bad, where):
     assert where in msg, msg
 
 
-def test_non_finite_quantized_scale_is_rejected_at_load(library, tmp_path):
+@pytest.mark.parametrize("dtype", ["q8", "q8r"])
+def test_non_finite_quantized_scale_is_rejected_at_load(library, tmp_path, dtype):
     import recur.format as rf
     V, E, H = 3, 2, 2
     entries, data = generator_tensors(V, E, H)
@@ -331,9 +332,9 @@ def test_non_finite_quantized_scale_is_rejected_at_load(library, tmp_path):
     path.write_bytes(build(generator_meta(V, E, H), entries, data))
     f = rf.read(str(path))
     tensors = {n: rf.dequantize(f.raw(n), f.info[n].dtype, f.info[n].shape) for n in f.info}
-    blob = bytearray(rf.serialize(f.metadata, tensors, {"layer.1.recurrent_kernel": "q8"}))
+    blob = bytearray(rf.serialize(f.metadata, tensors, {"layer.1.recurrent_kernel": dtype}))
     g = rf.read(bytes(blob))
-    at = g.data_offset + g.info["layer.1.recurrent_kernel"].offset     # the first row's first block scale
+    at = g.data_offset + g.info["layer.1.recurrent_kernel"].offset     # the first row's (first block's) scale
     blob[at:at + 4] = struct.pack("<f", float("nan"))
     struct.pack_into("<I", blob, 56, 0)
     struct.pack_into("<I", blob, 56, zlib.crc32(blob) & 0xFFFFFFFF)
