@@ -85,11 +85,11 @@ extern "C" {
 #define RECUR_VERSION_PATCH 0
 #define RECUR_VERSION_STRING "0.1.0"
 
-/* The newest .recur format version this library writes; it reads every minor version of this major.
- * A file is written with the lowest version that describes it: 1.1 for files holding q8r (int8 per row)
- * tensors, 1.0 otherwise, so that older readers open every file they can read. */
-#define RECUR_FORMAT_VERSION_MAJOR 1
-#define RECUR_FORMAT_VERSION_MINOR 1
+/* The newest .recur format version this library writes; it reads every minor version of majors 1 and 2.
+ * A file is written with the lowest version that describes it: 2.0 for files holding q8r (int8 with one
+ * scale per row) tensors, 1.0 otherwise, so that readers of 1.x open every file they can read. */
+#define RECUR_FORMAT_VERSION_MAJOR 2
+#define RECUR_FORMAT_VERSION_MINOR 0
 
 /* The library's version at run time. Each pointer may be NULL (that part is not written). */
 RECUR_API void recur_version(int *major, int *minor, int *patch);
@@ -97,8 +97,7 @@ RECUR_API void recur_version(int *major, int *minor, int *patch);
 /* The library's version as static text, e.g. "0.1.0". Never NULL; do not free. */
 RECUR_API const char *recur_version_string(void);
 
-/* The newest .recur format version the library writes (major.minor); it reads any file of the same
- * major (a file of a newer minor version may still be refused for an element type it does not know).
+/* The newest .recur format version the library writes (major.minor); it reads files of majors 1 and 2.
  * Each pointer may be NULL. */
 RECUR_API void recur_format_version(int *major, int *minor);
 

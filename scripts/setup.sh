@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what Recur needs to build and test, when it is missing: OpenBLAS and pkg-config (apt), and the
 # Python packages the tests and tools use (pip). Safe to run again; does nothing when all is present.
-#   scripts/setup.sh [--python] [--sanitizers]    --sanitizers: valgrind too (scripts/sanitize.sh)
+#   scripts/setup.sh [--python] [--kernels] [--sanitizers]
+#     --python: the Python packages; --kernels: SIMDe headers (the AVX-512 kernel check on machines
+#     without AVX-512, bench/kernels/simde_check.sh); --sanitizers: valgrind (scripts/sanitize.sh)
 set -euo pipefail
 python=0
 sanitizers=0
+kernels=0
 for arg in "$@"; do
     case $arg in
     --python) python=1 ;;
+    --kernels) kernels=1 ;;
     --sanitizers) sanitizers=1 ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
     esac
@@ -16,6 +20,9 @@ done
 need_apt=()
 dpkg -s libopenblas-dev >/dev/null 2>&1 || need_apt+=(libopenblas-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if [ $kernels -eq 1 ]; then
+    [ -f /usr/include/simde/x86/avx512.h ] || need_apt+=(libsimde-dev)
+fi
 if [ $sanitizers -eq 1 ]; then
     command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 fi

@@ -340,6 +340,7 @@ void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
     const __m256 lo = _mm256_set1_ps(-64.0f), hi = _mm256_set1_ps(64.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int8_t *q = (int8_t *)buf + 64;
+    __m256i sum = _mm256_setzero_si256();
     for (long c0 = 0; c0 < ncp; c0 += 32) {
         __m256i n[4];
         for (int k = 0; k < 4; k++) {
@@ -347,10 +348,16 @@ void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
             __m256 e = left >= 8 ? _mm256_loadu_ps(x + cc)
                      : left > 0 ? _mm256_maskload_ps(x + cc, first_lanes(left)) : _mm256_setzero_ps();
             n[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(e, iv), lo), hi));
+            sum = _mm256_add_epi32(sum, n[k]);
         }
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
         _mm256_store_si256((__m256i *)(q + c0), _mm256_permutevar8x32_epi32(p, order));
     }
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    const int32_t S = _mm_cvtsi128_si32(s4);
+    memcpy((unsigned char *)buf + 4, &S, 4);
 }
 
 /* ---- dynamic quantization of x (same arithmetic as rk_quantize_scalar, so the same bytes) ---------- */

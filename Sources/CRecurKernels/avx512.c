@@ -6,7 +6,9 @@
  *   the second term is subtracted once per row as Σ_b s_b · t8_b.
  * - q8: the weights are made unsigned by flipping their top bit (q + 128); the offset 128·Σxq is
  *   subtracted the same way with t128.
- * Each int32 lane belongs to one block; lanes are converted to f32 and multiplied by s_b·d_b, spread
+ * - q8r: the same flip; the offset 128·Σxq is one integer per vector (x->sum), subtracted from each
+ *   row's exact integer sum before its single conversion.
+ * q8/q4: each int32 lane belongs to one block; lanes are converted to f32 and multiplied by s_b·d_b, spread
  * over the block's lanes with vpermps from 16 combined scales at a time. */
 #include "internal.h"
 #if defined(RK_X86) || defined(RK_SIMDE_CHECK)
@@ -46,6 +48,12 @@ static inline __m512 _mm512_cvtph_ps(__m256i v) {
     _mm256_storeu_si256((void *)t, v);
     for (int i = 0; i < 16; i++) f[i] = rk_half_to_float(t[i]);
     return _mm512_loadu_ps(f);
+}
+static inline int32_t _mm512_reduce_add_epi32(__m512i v) {
+    int32_t t[16], s = 0;
+    _mm512_storeu_si512(t, v);
+    for (int i = 0; i < 16; i++) s += t[i];
+    return s;
 }
 static inline float _mm512_reduce_add_ps(__m512 v) {
     float t[16], s = 0;
@@ -171,6 +179,56 @@ void AVX512 rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int
             }
         }
         float v = _mm512_reduce_add_ps(a) - _mm512_reduce_add_ps(corr);
+        y[r] = acc ? y[r] + v : v;
+    }
+}
+
+/* ---- q8r: 64 weights per vpdpbusd, four rows sharing each 64 bytes of x, int32 sums per row ------- */
+
+void AVX512 rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc) {
+    const long n = (x->cols + 31) & ~31L, n64 = n & ~63L, rb = 4 + n;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __mmask64 half = (__mmask64)0xFFFFFFFFull;   /* a last block of 32 (x is zero-padded to 64) */
+    const int32_t off = 128 * x->sum;
+    const int8_t *xq = x->q;
+    const unsigned char *base = (const unsigned char *)w;
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const unsigned char *r0 = base + r * rb, *r1 = r0 + rb, *r2 = r1 + rb, *r3 = r2 + rb;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        long c = 0;
+        for (; c < n64; c += 64) {
+            const __m512i xv = _mm512_load_si512((const void *)(xq + c));
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512((const void *)(r0 + 4 + c)), flip), xv);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512((const void *)(r1 + 4 + c)), flip), xv);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512((const void *)(r2 + 4 + c)), flip), xv);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_loadu_si512((const void *)(r3 + 4 + c)), flip), xv);
+        }
+        if (c < n) {
+            const __m512i xv = _mm512_load_si512((const void *)(xq + c));
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_maskz_loadu_epi8(half, r0 + 4 + c), flip), xv);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_maskz_loadu_epi8(half, r1 + 4 + c), flip), xv);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_maskz_loadu_epi8(half, r2 + 4 + c), flip), xv);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_maskz_loadu_epi8(half, r3 + 4 + c), flip), xv);
+        }
+        const unsigned char *rr[4] = {r0, r1, r2, r3};
+        const __m512i as[4] = {a0, a1, a2, a3};
+        for (int k = 0; k < 4; k++) {
+            float v = ((float)(_mm512_reduce_add_epi32(as[k]) - off) * x->d) * rk_load_f32(rr[k]);
+            y[r + k] = acc ? y[r + k] + v : v;
+        }
+    }
+    for (; r < rows; r++) {
+        const unsigned char *r0 = base + r * rb;
+        __m512i a0 = _mm512_setzero_si512();
+        long c = 0;
+        for (; c < n64; c += 64)
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512((const void *)(r0 + 4 + c)), flip),
+                                     _mm512_load_si512((const void *)(xq + c)));
+        if (c < n)
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_maskz_loadu_epi8(half, r0 + 4 + c), flip),
+                                     _mm512_load_si512((const void *)(xq + c)));
+        float v = ((float)(_mm512_reduce_add_epi32(a0) - off) * x->d) * rk_load_f32(r0);
         y[r] = acc ? y[r] + v : v;
     }
 }

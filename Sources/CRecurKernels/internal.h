@@ -41,12 +41,14 @@ static inline rk_xq rk_xq_view(const void *buf, long cols) {
 /*
  * A vector quantized for q8r (per-row) weights (see rk_quantize_xr): one scale for the whole vector,
  *   D = max|x| / 64,  xq_c = clamp(round-half-even(x_c / D), −64, 64),
- * 64 bytes holding D (f32) then zero padding, then xq in element order, zero-padded to a multiple of 64.
+ * 64 bytes holding D (f32), S = Σ xq (int32; for the AVX-512 kernel, whose weights are read as unsigned
+ * q + 128) and zero padding, then xq in element order, zero-padded to a multiple of 64.
  * |xq| ≤ 64 and |q| ≤ 127 keep the sum of two vpmaddubsw pair sums within int16 (2·2·64·127 = 32512).
  */
 typedef struct {
     long cols, ncp;
     float d;
+    int32_t sum;
     const int8_t *q;
 } rk_xr;
 
@@ -57,6 +59,7 @@ static inline rk_xr rk_xr_view(const void *buf, long cols) {
     v.cols = cols;
     v.ncp = rk_ncp(cols);
     memcpy(&v.d, buf, 4);
+    memcpy(&v.sum, (const unsigned char *)buf + 4, 4);
     v.q = (const int8_t *)buf + 64;
     return v;
 }
@@ -108,6 +111,7 @@ void rk_f32_avx512(float *y, const float *w, const float *x, long rows, long col
 void rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);
 void rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc);
 #endif
 
 #endif

@@ -138,7 +138,12 @@ void rk_quantize_xr_scalar(void *buf, const float *x, long cols) {
     float inv = amax > 0 ? 64.0f / amax : 0.0f, d = amax / 64.0f;
     memcpy(buf, &d, 4);
     int8_t *q = (int8_t *)buf + 64;
-    for (long c = 0; c < cols; c++) q[c] = (int8_t)nearbyintf(fminf(fmaxf(x[c] * inv, -64.0f), 64.0f));
+    int32_t sum = 0;
+    for (long c = 0; c < cols; c++) {
+        q[c] = (int8_t)nearbyintf(fminf(fmaxf(x[c] * inv, -64.0f), 64.0f));
+        sum += q[c];
+    }
+    memcpy((unsigned char *)buf + 4, &sum, 4);
 }
 
 /* Fills qp, the copy of q in the order of AVX-512 q4 nibbles (internal.h). */
@@ -317,7 +322,11 @@ void rk_quantize_xr(void *xr, const float *x, long cols) { quantize_xr_at(rk_lev
 
 static void q8r_xr_at(int level, float *y, const void *w, const rk_xr *v, long rows, int acc) {
 #ifdef RK_X86
-    if (clamp_level(level) >= RK_AVX2) { rk_q8r_avx2(y, w, v, rows, acc); return; }   /* AVX-512 too */
+    switch (clamp_level(level)) {
+    case RK_AVX512: rk_q8r_avx512(y, w, v, rows, acc); return;
+    case RK_AVX2: rk_q8r_avx2(y, w, v, rows, acc); return;
+    default: break;
+    }
 #endif
     rk_q8r_scalar(y, w, v, rows, acc);
 }

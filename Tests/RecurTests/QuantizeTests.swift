@@ -58,9 +58,20 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(w.metadata.first { $0.key == "general.name" }?.value, .string("quantize-test"))
             for (k, v) in f.metadata { XCTAssertEqual(w.metadata.first { $0.key == k }?.value, v, k) }
             for e in entries { XCTAssertEqual(e.bytesAfter, e.to.byteCount(shape: e.shape)) }
-            // The lowest format version that describes the file: 1.1 only when it holds q8r tensors.
+            // The lowest format version that describes the file: 2.0 only when it holds q8r tensors.
             let bytes = w.serialize()
-            XCTAssertEqual(bytes[10], target == .q8r ? 1 : 0, "minor version, \(target.name)")
+            XCTAssertEqual(Array(bytes[8..<12]), [target == .q8r ? 2 : 1, 0, 0, 0], "version, \(target.name)")
+            if target == .q8r {   // q8r in a file labelled 1.0 is refused
+                var old = bytes
+                old[8] = 1
+                old.replaceSubrange(56..<60, with: [0, 0, 0, 0])
+                var crc = CRC32()
+                old.withUnsafeBytes { crc.update($0) }
+                withUnsafeBytes(of: crc.value.littleEndian) { old.replaceSubrange(56..<60, with: $0) }
+                assertThrowsRecur(.format, "needs format version 2") {
+                    _ = try old.withUnsafeBytes { try RecurFile(storage: try FileStorage(copying: $0)) }
+                }
+            }
             _ = try load(w)
         }
     }

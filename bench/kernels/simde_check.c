@@ -85,6 +85,29 @@ int main(void) {
             }
             free(enc);
         }
+        /* q8r: one scale per row, x quantized per vector; exact integer sums, so the same bits. */
+        {
+            const long n = (cols + 31) / 32 * 32;
+            unsigned char *enc = calloc((size_t)rows, (size_t)(4 + n));
+            for (long r = 0; r < rows; r++) {
+                float amax = 0;
+                for (long c = 0; c < cols; c++) amax = fmaxf(amax, fabsf(w[r * cols + c]));
+                float sc = amax / 127, inv = sc > 0 ? 1 / sc : 0;
+                memcpy(enc + r * (4 + n), &sc, 4);
+                for (long c = 0; c < cols; c++)
+                    ((int8_t *)(enc + r * (4 + n) + 4))[c] = (int8_t)fmaxf(-127, fminf(127, roundf(w[r * cols + c] * inv)));
+            }
+            void *xr = aligned_alloc(64, rk_xr_bytes(cols));
+            rk_quantize_xr_scalar(xr, x, cols);
+            rk_xr vr = rk_xr_view(xr, cols);
+            for (int acc = 0; acc < 2; acc++) {
+                for (long r = 0; r < rows; r++) ya[r] = yb[r] = (float)r;
+                rk_q8r_scalar(ya, enc, &vr, rows, acc);
+                rk_q8r_avx512(yb, enc, &vr, rows, acc);
+                expect("q8r", rows, cols, ya, yb, 0);
+            }
+            free(xr); free(enc);
+        }
         free(xq); free(w); free(x); free(h); free(ya); free(yb);
     }
     printf("%d passed, %d failed\n", passed, failed);

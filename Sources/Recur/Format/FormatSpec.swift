@@ -3,12 +3,16 @@
 public enum RecurFormat {
     /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
-    /// The major version this library writes and the only one it reads.
-    public static let versionMajor: UInt16 = 1
-    /// The newest minor version this library writes. Readers accept any minor version of a known major.
-    /// A file is written with the lowest minor version that describes it (1.1 only for files holding
-    /// q8r tensors), so that readers of 1.0 still open every file that does not need 1.1.
-    public static let versionMinor: UInt16 = 1
+    /// The newest major version this library writes. It reads majors 1 and 2 (`readableMajors`).
+    /// A file is written with the lowest version that describes it: 2.0 only for files holding q8r
+    /// tensors (the dtype version 2 adds), 1.0 otherwise, so that readers of 1.x open every file they can.
+    public static let versionMajor: UInt16 = 2
+    /// The minor version this library writes. Readers accept any minor version of a known major.
+    public static let versionMinor: UInt16 = 0
+    /// The major versions this library reads.
+    public static let readableMajors: ClosedRange<UInt16> = 1...2
+    /// The text of "which versions" in version errors.
+    public static let versionsText = "this library reads version 1.x and 2.x (it writes 1.0, or 2.0 for files with q8r tensors)"
     /// The fixed header size in bytes.
     public static let headerSize = 64
     /// The alignment of the data section and of every tensor inside it, in bytes.
@@ -37,7 +41,7 @@ public enum DType: UInt8, Sendable, CaseIterable {
     case q8 = 2
     /// 4-bit blocks: each row is split into blocks of 32 along the last dimension; see FORMAT.md.
     case q4 = 3
-    /// 8-bit with one scale per row (format 1.1); see FORMAT.md.
+    /// 8-bit with one scale per row (format version 2); see FORMAT.md.
     case q8r = 4
 
     public var name: String {

@@ -46,8 +46,8 @@ public struct RecurFile: @unchecked Sendable {
         h.position = 8
         let major = try h.u16("version_major")
         let minor = try h.u16("version_minor")
-        if major != RecurFormat.versionMajor {
-            throw RecurError(.unsupportedVersion, "\(name): format version \(major).\(minor) is not supported; this library reads version \(RecurFormat.versionMajor).x (it writes \(RecurFormat.versionMajor).\(RecurFormat.versionMinor))")
+        if !RecurFormat.readableMajors.contains(major) {
+            throw RecurError(.unsupportedVersion, "\(name): format version \(major).\(minor) is not supported; \(RecurFormat.versionsText)")
         }
         let flags = try h.u32("flags")
         let fileSize = try h.u64("file_size")
@@ -138,6 +138,9 @@ public struct RecurFile: @unchecked Sendable {
             let code = try d.u8("dtype of '\(tname)'")
             guard let dtype = DType(rawValue: code) else {
                 throw RecurError(.format, "\(name): tensor '\(tname)' has unknown dtype code \(code)")
+            }
+            if dtype == .q8r && major < 2 {
+                throw RecurError(.format, "\(name): tensor '\(tname)' has dtype q8r (code 4), which needs format version 2; the file says \(major).\(minor)")
             }
             let rank = Int(try d.u8("rank of '\(tname)'"))
             let pad = try d.u16("reserved field of '\(tname)'")

@@ -244,7 +244,7 @@ public final class State: @unchecked Sendable {
         w.bytes.reserveCapacity(savedSize)
         w.bytes.append(contentsOf: State.savedMagic)
         w.u16(State.savedVersion)
-        w.u16(RecurFormat.versionMajor)
+        w.u16(model.file.versionMajor)
         w.u32(model.file.checksum)
         w.u64(UInt64(model.file.storage.bytes.count))
         w.u64(UInt64(position))
@@ -277,7 +277,7 @@ public final class State: @unchecked Sendable {
         let position = try r.u64("position")
         let count = try r.u32("float count")
         let crc = try r.u32("checksum")
-        if major != RecurFormat.versionMajor || checksum != model.file.checksum || fileSize != UInt64(model.file.storage.bytes.count) {
+        if major != model.file.versionMajor || checksum != model.file.checksum || fileSize != UInt64(model.file.storage.bytes.count) {
             throw RecurError(.mismatch, "the saved state belongs to another model (model checksum \(hex(checksum)), this model \(hex(model.file.checksum)))")
         }
         if Int(count) != model.stateSize + model.outputSize {

@@ -39,8 +39,9 @@ __all__ = [
 # --- Constants (docs/FORMAT.md, "Header" and "Validation") ----------------------------------------
 
 MAGIC = b"\x89RCR\r\n\x1a\n"
-VERSION_MAJOR = 1
-VERSION_MINOR = 1   # the newest minor version written (1.1 only for files holding q8r tensors)
+VERSION_MAJOR = 2   # the newest major version written (2.0 only for files holding q8r tensors)
+READABLE_MAJORS = (1, 2)
+VERSION_MINOR = 0
 HEADER_SIZE = 64
 ALIGNMENT = 64
 CHECKSUM_OFFSET = 56
@@ -78,7 +79,7 @@ class DType(enum.IntEnum):
     F16 = 1
     Q8 = 2
     Q4 = 3
-    Q8R = 4     # format 1.1
+    Q8R = 4     # format version 2
 
     @property
     def label(self) -> str:
@@ -435,10 +436,10 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
     buf = memoryview(data)
     (major, minor, flags, file_size, meta_count, tensor_count, meta_offset, dir_offset, data_offset,
      stored_crc, reserved) = struct.unpack_from("<HHIQIIQQQII", data, 8)
-    if major != VERSION_MAJOR:
+    if major not in READABLE_MAJORS:
         raise UnsupportedVersionError(
-            f"{name}: format version {major}.{minor} is not supported; this library reads version "
-            f"{VERSION_MAJOR}.x (it writes {VERSION_MAJOR}.{VERSION_MINOR})")
+            f"{name}: format version {major}.{minor} is not supported; this library reads version 1.x and "
+            f"2.x (it writes 1.0, or 2.0 for files with q8r tensors)")
     if flags != 0 or reserved != 0:
         raise FormatError(f"{name}: reserved header fields are not zero (flags {flags}, reserved {reserved})")
     if file_size != size:
@@ -495,6 +496,9 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
         if code not in (0, 1, 2, 3, 4):
             raise FormatError(f"{name}: tensor '{tname}' has unknown dtype code {code}")
         dtype = DType(code)
+        if dtype is DType.Q8R and major < 2:
+            raise FormatError(f"{name}: tensor '{tname}' has dtype q8r (code 4), which needs format version 2; "
+                              f"the file says {major}.{minor}")
         rank = d.u8(f"rank of '{tname}'")
         pad = d.u16(f"reserved field of '{tname}'")
         if rank < 1 or rank > MAX_RANK:
@@ -759,8 +763,8 @@ def serialize(metadata, tensors, dtypes: Mapping[str, Union[DType, str]] | None 
         out += bytes(data_offset + off - len(out))
         out += t.data
 
-    minor = 1 if any(t.dtype == DType.Q8R for _, t in encoded) else 0   # the lowest version that reads it
-    struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, VERSION_MAJOR, minor, 0, len(out), len(meta),
+    major = 2 if any(t.dtype == DType.Q8R for _, t in encoded) else 1   # the lowest version that describes it
+    struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)
     return bytes(out)

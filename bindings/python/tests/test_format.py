@@ -125,14 +125,14 @@ def test_round_trip_every_value_type_and_dtype(tmp_path):
 
 
 def test_q8r_round_trip_and_version(tmp_path):
-    """q8r (format 1.1): one scale per row, half a step of error at most; a file holding q8r is
-    written as version 1.1 and one without as 1.0; the bytes equal those the runtime writes."""
+    """q8r (format 2.0): one scale per row, half a step of error at most; a file holding q8r is
+    written as version 2.0 and one without as 1.0; q8r in a 1.x file is refused."""
     rng = np.random.default_rng(8)
     arr = rng.standard_normal((5, 70)).astype(np.float32)
     path = tmp_path / "r.recur"
     rf.write(path, {"x": 1}, {"w": arr, "v": np.ones(3, np.float32)}, {"w": "q8r"})
     d = rf.read(path)
-    assert d.version == (1, 1) and d.info["w"].dtype == rf.DType.Q8R
+    assert d.version == (2, 0) and d.info["w"].dtype == rf.DType.Q8R
     assert d.info["w"].nbytes == 5 * (4 + 3 * 32)
     got = d.tensors["w"]
     for r in range(5):
@@ -140,7 +140,14 @@ def test_q8r_round_trip_and_version(tmp_path):
         assert np.abs(got[r] - arr[r]).max() <= step * 0.5 * (1 + 1e-6)
     raw = bytes(d.raw("w"))
     assert all(raw[r * 100 + 4 + 70:(r + 1) * 100] == bytes(26) for r in range(5))   # zero padding
-    assert rf.serialize(d.typed_metadata(), d.raw_tensors())[8:12] == struct.pack("<HH", 1, 1)
+    blob = bytearray(rf.serialize(d.typed_metadata(), d.raw_tensors()))
+    assert blob[8:12] == struct.pack("<HH", 2, 0)
+    blob[8:10] = struct.pack("<H", 1)                   # the same file labelled 1.0
+    import zlib
+    struct.pack_into("<I", blob, 56, 0)
+    struct.pack_into("<I", blob, 56, zlib.crc32(blob) & 0xFFFFFFFF)
+    with pytest.raises(rf.FormatError, match="needs format version 2"):
+        rf.read(bytes(blob))
     rf.write(path, {"x": 1}, {"w": arr}, {"w": "q8"})
     assert rf.read(path).version == (1, 0)
 
@@ -331,7 +338,7 @@ def corruptions(base: bytes) -> list:
         ("short-bad-magic", b"GIF89a", "bad magic"),
         ("short-truncated-header", base[:30], "smaller than the 64-byte header"),
         ("bad-magic", b"\x89PNG\r\n\x1a\n" + base[8:], "not a .recur file (bad magic)"),
-        ("major-version", patch(base, 8, "<HH", 2, 0), "format version 2.0 is not supported"),
+        ("major-version", patch(base, 8, "<HH", 3, 0), "format version 3.0 is not supported"),
         ("major-version-0", patch(base, 8, "<HH", 0, 3), "format version 0.3 is not supported"),
         ("flags", patch(base, 12, "<I", 1), "reserved header fields are not zero"),
         ("reserved", patch(base, 60, "<I", 7), "reserved header fields are not zero"),
@@ -518,4 +525,4 @@ def test_importable_as_recur_format_without_the_library(tmp_path):
             "assert issubclass(f.FormatError, ValueError); print(f.VERSION_MAJOR, r.SplitMix64(0).next())")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["1", str(0xE220A8397B1DCDAF)]
+    assert p.stdout.split() == ["2", str(0xE220A8397B1DCDAF)]
