@@ -98,6 +98,21 @@ def _split_like_encode(text: str, n: int):
     return None
 
 
+_unchecked_functions: dict = {}
+
+
+def _unchecked(L: C.CDLL, name: str):
+    """``name`` of library ``L`` as a function object without argtypes (restype int), for hot calls whose
+    arguments are ctypes objects prepared in advance. One per library and name."""
+    key = (L._name, name)
+    f = _unchecked_functions.get(key)
+    if f is None:
+        f = getattr(C.CDLL(L._name), name)
+        f.restype = C.c_int
+        _unchecked_functions[key] = f
+    return f
+
+
 class _Handle:
     """Lifetime of an object behind a C handle: ``close()`` (idempotent), a context manager, ``__del__``
     (safe at interpreter exit), ``closed``, and ``_h()`` which refuses a closed object. Subclasses set
@@ -430,11 +445,14 @@ class State(_Handle):
         self._model = model
         self._vocab_size = model._vocab_size
         self._output_size = model._output_size
-        # step() writes into one buffer owned by the state (its ctypes pointer made once: building it per
-        # call costs more than the step of a small model) and returns a copy of it.
+        # step() writes into one buffer owned by the state and returns a copy of it. Its call goes through
+        # a function object without argtypes, given arguments converted once here: ctypes then passes
+        # them as they are (converting four arguments per call cost more than a small model's step).
         self._buf = np.empty(self._output_size, dtype=np.float32)
         self._buf_ptr = self._buf.ctypes.data_as(C.POINTER(C.c_float))
-        self._step_copy = L.recur_state_step_copy
+        self._step_copy = _unchecked(L, "recur_state_step_copy")
+        self._h_arg = C.c_void_p(C.cast(h, C.c_void_p).value)
+        self._n_arg = C.c_size_t(self._output_size)
 
     _what = "state"
 
@@ -465,11 +483,13 @@ class State(_Handle):
 
     def step(self, token: int) -> np.ndarray:
         """Feeds one token id; returns the output after it (float32, a copy)."""
+        if not self._handle:
+            raise _closed(self._what)
         if type(token) is int and 0 <= token < self._vocab_size:
             t = token
         else:
             t = _token(token, self._vocab_size)
-        status = self._step_copy(self._h(), t, self._buf_ptr, self._output_size)
+        status = self._step_copy(self._h_arg, t, self._buf_ptr, self._n_arg)
         if status:
             _capi.check(status)
         return self._buf.copy()
