@@ -36,7 +36,7 @@ def main() -> None:
     for k, cell in enumerate(CELLS):
         run("create", "--out", path(f"gen-{cell}.recur"), "--cell", cell, "--hidden", "4", "--embedding", "3",
             "--chars", CHARS, "--seed", str(10 + k))
-        for qtype in ("f16", "int8", "q4"):
+        for qtype in ("f16", "int8", "q8", "q4"):
             run("quantize", path(f"gen-{cell}.recur"), path(f"gen-{cell}-{qtype}.recur"), "--type", qtype)
     run("create", "--out", path("gen-gru-2layers.recur"), "--cell", "gru", "--layers", "2", "--hidden", "4",
         "--embedding", "3", "--chars", CHARS, "--seed", "20")
