@@ -93,6 +93,25 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// One quantized product `got` (rows of decoded weights `dec`, started from y[r] = r/4 when
+    /// `accumulate`) against the exact product `want`: within Σ_c |w_rc| · halfStep_c (half a quantization
+    /// step of x) plus f32 rounding; and against `xq` (an independent model of the quantized x, as
+    /// decoded values) to f32 rounding.
+    func checkQuantizedProduct(_ got: [Float], _ want: [Float], _ dec: [[Float]], _ xq: [Double], _ halfStep: [Double],
+                               accumulate: Bool, tag: String) {
+        for r in 0..<dec.count {
+            var bound = 0.0, exactQ = accumulate ? Double(r) * 0.25 : 0, mag = Double(r) * 0.25
+            for c in 0..<xq.count {
+                bound += Double(abs(dec[r][c])) * halfStep[c]
+                exactQ += Double(dec[r][c]) * xq[c]
+                mag += abs(Double(dec[r][c]) * xq[c])
+            }
+            let rounding = 4 * Double(xq.count + 32) * 6e-8 * mag + 1e-6
+            XCTAssertLessThanOrEqual(abs(Double(got[r]) - Double(want[r])), bound + rounding, tag + " row \(r)")
+            XCTAssertLessThanOrEqual(abs(Double(got[r]) - exactQ), rounding, tag + " row \(r) (quantized-x reference)")
+        }
+    }
+
     /// q8 and q4: the kernels multiply by x quantized to int8 per block; the difference from the exact
     /// product is bounded by Σ_c |w_c| · d_b / 2 (half a quantization step of x), plus f32 rounding.
     /// Against a reference that quantizes x the same way, they agree to f32 rounding.
@@ -113,18 +132,8 @@ final class KernelTests: XCTestCase {
                         let want = reference(w, x, accumulate: acc)
                         for level in levels {
                             let got = run(w, x, accumulate: acc, level: level)
-                            for r in 0..<w.rows {
-                                var bound = 0.0, exactQ = acc ? Double(r) * 0.25 : 0, mag = Double(r) * 0.25
-                                for c in 0..<cols {
-                                    bound += Double(abs(dec[r][c])) * halfStep[c]
-                                    exactQ += Double(dec[r][c]) * xq[c]
-                                    mag += abs(Double(dec[r][c]) * xq[c])
-                                }
-                                let rounding = 4 * Double(cols + 32) * 6e-8 * mag + 1e-6
-                                let tag = "\(dtype.name) \(w.rows)×\(w.cols) level \(level) row \(r) acc \(acc)"
-                                XCTAssertLessThanOrEqual(abs(Double(got[r]) - Double(want[r])), bound + rounding, tag)
-                                XCTAssertLessThanOrEqual(abs(Double(got[r]) - exactQ), rounding, tag + " (quantized-x reference)")
-                            }
+                            checkQuantizedProduct(got, want, dec, xq, halfStep, accumulate: acc,
+                                                  tag: "\(dtype.name) \(w.rows)×\(w.cols) level \(level) acc \(acc)")
                         }
                     }
                 }
@@ -144,7 +153,7 @@ final class KernelTests: XCTestCase {
             if cols > 3 { x[cols / 2] = 2.5 }   // one larger value sets the vector's scale
             let amax = x.map { abs($0) }.max()!
             let inv: Float = amax > 0 ? 64 / amax : 0
-            let D = Double(amax / 64)
+            let D = Double(amax / 64)   // one scale for the whole vector
             let xq = x.map { Double(min(max($0 * inv, -64), 64).rounded(.toNearestOrEven)) * D }
             withMatrix(v, rows, cols, .q8r) { w in
                 let dec = decoded(w)
@@ -154,18 +163,8 @@ final class KernelTests: XCTestCase {
                     for level in levels {
                         let got = run(w, x, accumulate: acc, level: level)
                         XCTAssertEqual(got, scalar, "q8r \(w.rows)×\(w.cols) level \(level) acc \(acc): not bitwise equal to scalar")
-                        for r in 0..<w.rows {
-                            var bound = 0.0, exactQ = acc ? Double(r) * 0.25 : 0, mag = Double(r) * 0.25
-                            for c in 0..<cols {
-                                bound += Double(abs(dec[r][c])) * D / 2
-                                exactQ += Double(dec[r][c]) * xq[c]
-                                mag += abs(Double(dec[r][c]) * xq[c])
-                            }
-                            let rounding = 4 * Double(cols + 32) * 6e-8 * mag + 1e-6
-                            let tag = "q8r \(w.rows)×\(w.cols) level \(level) row \(r) acc \(acc)"
-                            XCTAssertLessThanOrEqual(abs(Double(got[r]) - Double(want[r])), bound + rounding, tag)
-                            XCTAssertLessThanOrEqual(abs(Double(got[r]) - exactQ), rounding, tag + " (quantized-x reference)")
-                        }
+                        checkQuantizedProduct(got, want, dec, xq, [Double](repeating: D / 2, count: cols), accumulate: acc,
+                                              tag: "q8r \(w.rows)×\(w.cols) level \(level) acc \(acc)")
                     }
                 }
             }
