@@ -70,7 +70,7 @@ struct Info: ParsableCommand {
             .compactMap { n, v in v.map { "\(n)=\($0)" } }
         print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")
         if let src = m.sourceVocabulary {
-            print("source      \(src.count) \(src.kind.rawValue) tokens")
+            print("source      \(src.count) \(src.kind.rawValue) tokens\(m.architecture.reverseSource ? ", read by the encoder in reverse order (encoder.reverse_source)" : "")")
         }
         if !m.architecture.labels.isEmpty {
             print("labels      \(m.architecture.labels.joined(separator: " "))")

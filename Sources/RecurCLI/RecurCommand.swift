@@ -14,7 +14,7 @@ struct RecurCommand: ParsableCommand {
 
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(routeTrainTask(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let e as RecurError {
             fail(e.message)
@@ -24,6 +24,23 @@ struct RecurCommand: ParsableCommand {
             exit(withError: error)
         }
     }
+}
+
+/// `recur train --task classify|tag|seq2seq …` is `recur train-task --task …` (same options); `recur train`
+/// without --task, or with `--task generate`, trains the character generator.
+func routeTrainTask(_ args: [String]) -> [String] {
+    guard args.first == "train" else { return args }
+    var task: String? = nil
+    var i = 1
+    while i < args.count {
+        let a = args[i]
+        if a == "--" { break }
+        if a == "--task", i + 1 < args.count { task = args[i + 1]; i += 2; continue }
+        if a.hasPrefix("--task=") { task = String(a.dropFirst("--task=".count)) }
+        i += 1
+    }
+    guard let task, task != "generate" else { return args }
+    return ["train-task"] + args.dropFirst()
 }
 
 /// A one-line error for the user.

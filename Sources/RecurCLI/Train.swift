@@ -15,7 +15,14 @@ struct Train: ParsableCommand {
         as JSON lines (plot them with scripts/plot_training.py).
 
         Example: recur train --text data/alice29.txt --out alice.recur --hidden 256 --epochs 30
+
+        With --task classify, tag or seq2seq, `recur train` trains a whole-sequence
+        model instead, with the options of `recur train-task` (see its --help):
+        recur train --task classify --out sentiment.recur --epochs 8
         """)
+
+    @Option(name: .long, help: "generate (this command's character generator), or classify, tag or seq2seq (the options of `recur train-task`). (default: generate)")
+    var task: String?
 
     @Option(name: .long, help: "Training text (UTF-8; CRLF is read as LF).")
     var text: String
@@ -114,6 +121,9 @@ struct Train: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        if let task, task != "generate" {   // routed to train-task by RecurCommand.main before parsing
+            throw CLIError("--task must be generate, classify, tag or seq2seq (got '\(task)')")
+        }
         let bytes = try readFile(text)
         let name = URL(fileURLWithPath: text).lastPathComponent
         var options = TrainingOptions()

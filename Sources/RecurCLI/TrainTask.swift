@@ -8,17 +8,21 @@ struct TrainTask: ParsableCommand {
         commandName: "train-task",
         abstract: "Train a sentiment classifier, a part-of-speech tagger or a translator and evaluate it.",
         discussion: """
+        `recur train --task classify|tag|seq2seq …` is the same command with the same options.
         --task classify: Embedding → Bidirectional LSTM (last step, concat) → Dense(relu) → Dense(1, sigmoid),
           binary cross-entropy; data: sentence<TAB>0|1 files (default data/sentiment/vader_*.tsv).
         --task tag: Embedding → Bidirectional GRU (every step) → Dense(softmax over tags), cross-entropy over
           the real tokens; data: word/TAG lines (default data/pos/en_ewt-ud-{dev,test}.upos.txt).
         --task seq2seq: GRU encoder → GRU decoder → Dense(softmax), teacher forcing (--sampling for scheduled
           sampling); data: source<TAB>target lines (default data/pairs/bible_nt_en_es.tsv), pairs with at most
-          --max-length words on each side.
+          --max-length words on each side. --reverse-source: the encoder reads each source last word first
+          (recorded in the model as encoder.reverse_source; translation reverses the same way).
         Example i (files concatenated in order) is validation when i mod 10 = 8, test when i mod 10 = 9,
         training otherwise. The weights with the best validation figure are written to --out; the test part
-        is then evaluated through the runtime (accuracy; per-token accuracy; corpus BLEU-4, greedy and beam).
-        With --eval-only the model at --out is evaluated without training.
+        is then evaluated through the runtime (accuracy; per-token accuracy; corpus BLEU-4, with BLEU-1 and
+        BLEU-2, greedy and beam).
+        With --eval-only the model at --out is evaluated without training; --eval-part validation evaluates
+        the validation part instead of the test part (to compare runs without looking at the test part).
         """)
 
     @Option(name: .long, help: "classify, tag or seq2seq.") var task: String
@@ -37,20 +41,30 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("clip-norm"), help: "Global gradient norm clip (0: off).") var clipNorm: Float = 5
     @Option(name: .long) var seed: UInt64 = 1
     @Option(name: .long, help: "seq2seq: scheduled sampling rate.") var sampling: Double = 0
+    @Option(name: .long, help: "seq2seq: dropout on the embeddings and the decoder output while training.") var dropout: Float = 0
+    @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
     @Option(name: .long, help: "seq2seq: beam width of the second evaluation.") var beam: Int = 4
     @Option(name: .long, help: "Write the epoch lines (JSON) here.") var log: String?
-    @Flag(name: .customLong("eval-only")) var evalOnly = false
+    @Flag(name: .customLong("eval-only"), help: "Evaluate the model at --out without training.") var evalOnly = false
+    @Option(name: .customLong("eval-part"), help: "The part evaluated after training: test or validation.") var evalPart = "test"
 
     func run() throws {
         var c = TaskConfig()
         c.task = task; c.cell = cell; c.hidden = hidden; c.embedding = embedding; c.denseUnits = dense
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
+        c.reverseSource = reverseSource
+        c.dropout = dropout
         c.patience = patience; c.maxSeconds = maxSeconds
         guard batch >= 1, epochs >= 1, hidden >= 1, embedding >= 1, maxLength >= 1, vocab >= 8 else {
             throw ValidationError("sizes must be positive (vocab ≥ 8)")
+        }
+        guard evalPart == "test" || evalPart == "validation" else { throw ValidationError("--eval-part must be test or validation") }
+        guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
+        guard task == "seq2seq" || (dropout == 0 && !reverseSource) else {
+            throw ValidationError("--dropout and --reverse-source are seq2seq options")
         }
         let logHandle: FileHandle? = try log.map { p in
             FileManager.default.createFile(atPath: p, contents: nil)
@@ -75,12 +89,13 @@ struct TrainTask: ParsableCommand {
         case "classify":
             let rows = try TaskData.labelled(read(["vader_movie", "vader_amazon", "vader_nyt", "vader_tweets"].map { "data/sentiment/\($0).tsv" }))
                 .map { (TaskData.words($0.0), $0.1) }.filter { !$0.0.isEmpty }
-            let (tr, va, te) = TaskData.split(rows)
+            let (tr, va, test) = TaskData.split(rows)
+            let te = evalPart == "validation" ? va : test
             if !evalOnly {
                 let v = try TaskData.vocabulary(tr.map(\.0), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>"], pad: 0, unk: 1)
                 let arch = try TaskTrainer.classifierArchitecture(c, vocabulary: v.count)
                 let net = try SequenceNetwork(architecture: arch, vocabulary: v, maxBatch: batch, maxSteps: maxLength)
-                say("{\"type\":\"start\",\"task\":\"classify\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(te.count),\"vocabulary\":\(v.count),\"parameters\":\(arch.parameterCount)}")
+                say("{\"type\":\"start\",\"task\":\"classify\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(test.count),\"vocabulary\":\(v.count),\"parameters\":\(arch.parameterCount)}")
                 let r = try TaskTrainer.trainSequences(net, c, train: tr.map { (TaskData.ids($0.0, v), [$0.1]) },
                                                        validation: va.map { (TaskData.ids($0.0, v), [$0.1]) }, log: say)
                 try write(r, meta)
@@ -91,10 +106,11 @@ struct TrainTask: ParsableCommand {
                 let p = try m.classify(tokens: TaskData.ids(w, m.vocabulary))
                 if (p[1] >= 0.5 ? 1 : 0) == y { ok += 1 }
             }
-            emit("{\"type\":\"test\",\"task\":\"classify\",\"sentences\":\(te.count),\"accuracy\":\(Double(ok) / Double(te.count))}")
+            emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"classify\",\"sentences\":\(te.count),\"accuracy\":\(Double(ok) / Double(te.count))}\n")
         case "tag":
             let rows = try TaskData.tagged(read(["dev", "test"].map { "data/pos/en_ewt-ud-\($0).upos.txt" }))
-            let (tr, va, te) = TaskData.split(rows)
+            let (tr, va, test) = TaskData.split(rows)
+            let te = evalPart == "validation" ? va : test
             if !evalOnly {
                 let tags = Set(rows.flatMap(\.tags)).sorted()
                 let v = try TaskData.vocabulary(tr.map(\.words), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>"], pad: 0, unk: 1)
@@ -102,7 +118,7 @@ struct TrainTask: ParsableCommand {
                 let net = try SequenceNetwork(architecture: arch, vocabulary: v, maxBatch: batch, maxSteps: maxLength)
                 let index = Dictionary(uniqueKeysWithValues: tags.enumerated().map { ($1, $0) })
                 func ex(_ r: (words: [String], tags: [String])) -> (tokens: [Int], labels: [Int]) { (TaskData.ids(r.words, v), r.tags.map { index[$0]! }) }
-                say("{\"type\":\"start\",\"task\":\"tag\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(te.count),\"vocabulary\":\(v.count),\"tags\":\(tags.count),\"parameters\":\(arch.parameterCount)}")
+                say("{\"type\":\"start\",\"task\":\"tag\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(test.count),\"vocabulary\":\(v.count),\"tags\":\(tags.count),\"parameters\":\(arch.parameterCount)}")
                 let r = try TaskTrainer.trainSequences(net, c, train: tr.map(ex), validation: va.map(ex), log: say)
                 try write(r, meta + [("general.license", .string("CC BY-SA 4.0 (trained on Universal Dependencies English EWT, annotations © Stanford University)"))])
             }
@@ -113,12 +129,13 @@ struct TrainTask: ParsableCommand {
                 let pred = try m.tag(tokens: TaskData.ids(r.words, m.vocabulary))
                 for (p, g) in zip(pred, r.tags) { n += 1; if names[p] == g { ok += 1 } }
             }
-            emit("{\"type\":\"test\",\"task\":\"tag\",\"sentences\":\(te.count),\"tokens\":\(n),\"accuracy\":\(Double(ok) / Double(n))}")
+            emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"tag\",\"sentences\":\(te.count),\"tokens\":\(n),\"accuracy\":\(Double(ok) / Double(n))}\n")
         case "seq2seq":
             let rows = try TaskData.pairs(read(["data/pairs/bible_nt_en_es.tsv"]))
                 .map { (TaskData.words($0.0), TaskData.words($0.1)) }
                 .filter { !$0.0.isEmpty && !$0.1.isEmpty && $0.0.count <= maxLength && $0.1.count <= maxLength }
-            let (tr, va, te) = TaskData.split(rows)
+            let (tr, va, test) = TaskData.split(rows)
+            let te = evalPart == "validation" ? va : test
             if !evalOnly {
                 let sv = try TaskData.vocabulary(tr.map(\.0), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>", "<eos>"], pad: 0, unk: 1, eos: 2)
                 let tv = try TaskData.vocabulary(tr.map(\.1), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>", "<bos>", "<eos>"], pad: 0, unk: 1, bos: 2, eos: 3)
@@ -126,7 +143,7 @@ struct TrainTask: ParsableCommand {
                 let net = try Seq2SeqNetwork(architecture: arch, vocabulary: tv, sourceVocabulary: sv, maxBatch: batch,
                                              maxSource: maxLength + 1, maxTarget: maxLength + 1)
                 func ex(_ r: ([String], [String])) -> (source: [Int], target: [Int]) { (TaskData.ids(r.0, sv) + [2], TaskData.ids(r.1, tv)) }
-                say("{\"type\":\"start\",\"task\":\"seq2seq\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(te.count),\"source_vocabulary\":\(sv.count),\"target_vocabulary\":\(tv.count),\"parameters\":\(arch.parameterCount)}")
+                say("{\"type\":\"start\",\"task\":\"seq2seq\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(test.count),\"source_vocabulary\":\(sv.count),\"target_vocabulary\":\(tv.count),\"parameters\":\(arch.parameterCount)}")
                 let r = try TaskTrainer.trainPairs(net, c, train: tr.map(ex), validation: va.map(ex), log: say)
                 try write(r, meta)
             }
@@ -142,7 +159,8 @@ struct TrainTask: ParsableCommand {
                                    : try m.translate(source: ids, beam: k, maxLength: 2 * maxLength)
                     hyps.append(t.tokens.filter { !m.vocabulary.isSpecial($0) }.map { m.vocabulary.pieces[$0] })
                 }
-                emit("{\"type\":\"test\",\"task\":\"seq2seq\",\"pairs\":\(te.count),\"beam\":\(k),\"bleu\":\(100 * corpusBLEU(hypotheses: hyps, references: refs))}")
+                let bleu = [4, 1, 2].map { 100 * corpusBLEU(hypotheses: hyps, references: refs, maxN: $0) }
+                emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"seq2seq\",\"pairs\":\(te.count),\"beam\":\(k),\"bleu\":\(bleu[0]),\"bleu1\":\(bleu[1]),\"bleu2\":\(bleu[2]),\"reverse_source\":\(m.architecture.reverseSource)}\n")
                 if k == 1 { for i in 0..<min(3, te.count) { say("  \(te[i].0.joined(separator: " ")) => \(hyps[i].joined(separator: " "))") } }
             }
         default:

@@ -100,9 +100,9 @@ final class TaskTrainingTests: XCTestCase {
         }
     }
 
-    func seq2seqNetwork(seed: UInt64 = 7, batch: Int = 3) throws -> Seq2SeqNetwork {
+    func seq2seqNetwork(seed: UInt64 = 7, batch: Int = 3, reverseSource: Bool = false) throws -> Seq2SeqNetwork {
         var c = TaskConfig()
-        c.hidden = 4; c.embedding = 3
+        c.hidden = 4; c.embedding = 3; c.reverseSource = reverseSource
         let src = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<eos>"] + (3..<9).map { "s\($0)" }, pad: 0, unk: 1, eos: 2, lowercase: true)
         let tgt = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<bos>", "<eos>"] + (4..<10).map { "t\($0)" }, pad: 0, unk: 1, bos: 2, eos: 3, lowercase: true)
         let arch = TaskTrainer.seq2seqArchitecture(c, source: src.count, target: tgt.count)
@@ -144,6 +144,36 @@ final class TaskTrainingTests: XCTestCase {
         let n = Double(r.count)
         XCTAssertEqual(r.loss / n, referencePairLoss(b, pairs).0.reduce(0, +) / n, accuracy: 1e-5)
         checkGradients(analytic: net.gradients, builder: b) { self.referencePairLoss($0, self.pairs).0.reduce(0, +) / n }
+    }
+
+    /// With dropout, the gradient is that of the loss under the same masks (central differences of the
+    /// network's own masked pass, every weight); the masks drop about p of the elements; a pass without a
+    /// mask seed is the plain one.
+    func testSeq2SeqGradientWithDropout() throws {
+        let net = try seq2seqNetwork()
+        net.dropout = 0.3
+        let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
+        let plain = net.forward(batch).loss
+        let r = net.forward(batch, train: true, dropoutSeed: 99)
+        XCTAssertNotEqual(r.loss, plain)
+        let zeros = (0..<(batch.T * 3 * 4)).filter { net.maskO.p[$0] == 0 }.count
+        XCTAssertGreaterThan(zeros, 0); XCTAssertLessThan(zeros, batch.T * 3 * 4 / 2)
+        let analytic = net.gradients, p0 = net.parameters
+        let n = Double(r.count), h: Float = 1e-2
+        var worst = 0.0
+        for j in 0..<p0.count {
+            var p = p0
+            p[j] = p0[j] + h; net.parameters = p
+            let lp = net.forward(batch, train: false, dropoutSeed: 99).loss
+            p[j] = p0[j] - h; net.parameters = p
+            let lm = net.forward(batch, train: false, dropoutSeed: 99).loss
+            let numeric = (lp - lm) / (2 * Double(h)) / n
+            let err = abs(Double(analytic[j]) - numeric) / (1e-2 + abs(numeric))
+            worst = max(worst, err)
+        }
+        net.parameters = p0
+        XCTAssertLessThan(worst, 2e-2)
+        XCTAssertEqual(net.forward(batch).loss, plain)
     }
 
     // MARK: Trained models in the runtime
@@ -241,6 +271,85 @@ final class TaskTrainingTests: XCTestCase {
             }
         }
         _ = try m.translate(source: pairs[0].source, beam: 4, maxLength: 8)
+    }
+
+    /// A model trained with reversed sources: the trainer's batches hold each source reversed before its
+    /// EOS, the file records `encoder.reverse_source`, and the runtime, given the sources in reading order,
+    /// gives the trainer's decoder distributions, the Double reference's on explicitly reversed sources,
+    /// and the trainer's own greedy decoding.
+    func testReversedSourceTranslatorMatchesRuntime() throws {
+        let net = try seq2seqNetwork(batch: 3, reverseSource: true)
+        var c = TaskConfig(); c.batch = 3; c.epochs = 3; c.patience = 0
+        let r = try TaskTrainer.trainPairs(net, c, train: pairs, validation: pairs, log: { _ in })
+        let m = try runtime(r.builder)
+        XCTAssertTrue(m.architecture.reverseSource)
+        let batch = net.batch(pairs, rows: 3)
+        XCTAssertEqual((0..<batch.S).map { Int(batch.source[$0 * 3]) }, [4, 8, 5, 3, 2])
+        XCTAssertEqual((0..<batch.S).map { Int(batch.source[$0 * 3 + 2]) }, [6, 4, 2, 0, 0])
+        net.forward(batch)
+        let d = net.distributions(batch)
+        let Vt = net.vocabulary.count
+        let reversed = pairs.map { (source: Array($0.source.dropLast().reversed()) + [2], target: $0.target) }
+        let ref = referencePairLoss(r.builder, reversed).1
+        for (b, (s, y)) in pairs.enumerated() {
+            let st = try m.encode(source: s)
+            for (t, inp) in ([2] + y).enumerated() {
+                try st.step(inp)
+                let out = Array(UnsafeBufferPointer(start: st.output, count: Vt))
+                for k in 0..<Vt {
+                    XCTAssertEqual(out[k], d[(t * 3 + b) * Vt + k], accuracy: 1e-5)
+                    XCTAssertEqual(Double(out[k]), ref[b][t][k], accuracy: 1e-5)
+                }
+            }
+        }
+        // Greedy decoding by the trainer's network (teacher-forced on its own argmax prefix) = the runtime's.
+        func trainerGreedy(_ s: [Int], maxLength: Int) -> [Int] {
+            var y: [Int] = []
+            while y.count < maxLength {
+                let b = net.batch([(s, y)], rows: 3)
+                net.forward(b)
+                let row = Array(net.distributions(b)[(y.count * 3 * Vt)..<((y.count * 3 + 1) * Vt)])
+                var best = 0
+                for k in 1..<Vt where row[k] > row[best] { best = k }
+                if best == 3 { break }
+                y.append(best)
+            }
+            return y
+        }
+        for (s, _) in pairs + [([8, 8, 3, 2], [])] {
+            let want = trainerGreedy(s, maxLength: 5)
+            XCTAssertEqual(try m.translateGreedy(source: s, maxLength: 5).tokens, want)
+            XCTAssertEqual(try m.translate(source: s, beam: 1, maxLength: 5, lengthPenalty: 0.5).tokens, want)
+        }
+        // The same weights without the key, given the words reversed, translate alike (text API: EOS appended).
+        var plain = r.builder
+        plain.architecture.reverseSource = false
+        let mp = try runtime(plain)
+        XCTAssertFalse(mp.architecture.reverseSource)
+        let hr = try m.encode(source: [3, 5, 8, 4]).hidden(0), hp = try mp.encode(source: [3, 5, 8, 4]).hidden(0)
+        // The reading order changes the encoder's state far beyond the tolerances above.
+        XCTAssertGreaterThan(zip(hr, hp).map { abs($0 - $1) }.max()!, 1e-3)
+        for k in [1, 3] {
+            let a = try m.translate("s3 s5 s8 s4", beam: k, maxLength: 5), b = try mp.translate("s4 s8 s5 s3", beam: k, maxLength: 5)
+            XCTAssertEqual(a.tokens, b.tokens)
+            XCTAssertEqual(a.logProbability, b.logProbability, accuracy: 1e-9)
+        }
+    }
+
+    func testEncoderInputOrder() throws {
+        let arch = TaskTrainer.seq2seqArchitecture(TaskConfig(), source: 9, target: 9)
+        XCTAssertEqual(arch.encoderInput([3, 5, 0, 8, 2], pad: 0, eos: 2), [3, 5, 8, 2])
+        var rev = arch
+        rev.reverseSource = true
+        XCTAssertEqual(rev.encoderInput([3, 5, 0, 8, 2], pad: 0, eos: 2), [8, 5, 3, 2])
+        XCTAssertEqual(rev.encoderInput([3, 5, 8], pad: 0, eos: 2), [8, 5, 3])
+        XCTAssertEqual(rev.encoderInput([2], pad: 0, eos: 2), [2])
+        XCTAssertEqual(rev.encoderInput([4, 2, 7], pad: nil, eos: nil), [7, 2, 4])
+        XCTAssertTrue(rev.metadata.contains { $0.0 == "encoder.reverse_source" && $0.1 == .bool(true) })
+        XCTAssertFalse(arch.metadata.contains { $0.0 == "encoder.reverse_source" })
+        var bad = try TaskTrainer.classifierArchitecture(TaskConfig(), vocabulary: 9)
+        bad.reverseSource = true
+        XCTAssertThrowsError(try bad.validate())
     }
 
     // MARK: Data

@@ -97,12 +97,27 @@ public struct Architecture: Sendable, Equatable {
     public var encoder: [LayerSpec]
     /// Names of the output classes or tags ("classify" and "tag"), metadata `model.labels`.
     public var labels: [String]
+    /// "seq2seq" only: the encoder reads the source tokens last first (a final EOS stays last), metadata
+    /// `encoder.reverse_source` (Sutskever et al. 2014). See `encoderInput(_:pad:eos:)`.
+    public var reverseSource: Bool
 
-    public init(task: String = "generate", layers: [LayerSpec], encoder: [LayerSpec] = [], labels: [String] = []) {
+    public init(task: String = "generate", layers: [LayerSpec], encoder: [LayerSpec] = [], labels: [String] = [],
+                reverseSource: Bool = false) {
         self.task = task
         self.layers = layers
         self.encoder = encoder
         self.labels = labels
+        self.reverseSource = reverseSource
+    }
+
+    /// The token order the encoder reads for a source: PAD tokens dropped, then, with `reverseSource`, the
+    /// tokens reversed except a final EOS, which stays last ("a b c EOS" is read as "c b a EOS").
+    public func encoderInput(_ source: [Int], pad: Int?, eos: Int?) -> [Int] {
+        var tokens = pad.map { p in source.filter { $0 != p } } ?? source
+        guard reverseSource, !tokens.isEmpty else { return tokens }
+        let end = tokens.last == eos ? tokens.count - 1 : tokens.count
+        tokens[0..<end].reverse()
+        return tokens
     }
 
     /// Metadata entries describing this architecture.
@@ -111,6 +126,7 @@ public struct Architecture: Sendable, Equatable {
         if !labels.isEmpty { out.append(("model.labels", .strings(labels))) }
         out += Self.layerMetadata(layers, prefix: "")
         if !encoder.isEmpty { out += Self.layerMetadata(encoder, prefix: "encoder.") }
+        if reverseSource { out.append(("encoder.reverse_source", .bool(true))) }
         return out
     }
 
@@ -159,6 +175,12 @@ public struct Architecture: Sendable, Equatable {
         }
         layers = try Self.readLayers(file, prefix: "")
         encoder = task == "seq2seq" ? try Self.readLayers(file, prefix: "encoder.") : []
+        if let v = file.value("encoder.reverse_source") {
+            guard let b = v.boolValue else { throw RecurError(.model, "metadata 'encoder.reverse_source' must be a boolean") }
+            reverseSource = b
+        } else {
+            reverseSource = false
+        }
         try validate()
     }
 
@@ -239,8 +261,8 @@ public struct Architecture: Sendable, Equatable {
             else {
                 throw RecurError(.model, "a seq2seq model needs encoder and decoder recurrent layers of the same kinds and sizes, one for one, none bidirectional (the encoder's final states start the decoder)")
             }
-        } else if !encoder.isEmpty {
-            throw RecurError(.model, "only seq2seq models have an encoder")
+        } else if !encoder.isEmpty || reverseSource {
+            throw RecurError(.model, "only seq2seq models have an encoder (and encoder.reverse_source)")
         }
     }
 

@@ -9,7 +9,8 @@ import Darwin
 /// BOS and emits target tokens until EOS or a maximum length.
 extension Model {
     /// A decoder state whose recurrent vectors are the encoder's final states for `source`.
-    /// PAD tokens in the source are skipped.
+    /// PAD tokens in the source are skipped; a model with `encoder.reverse_source` reads the tokens last
+    /// first, a final EOS staying last (`Architecture.encoderInput`).
     public func encode(source: [Int]) throws -> State {
         guard let enc = encoderStack, let src = sourceVocabulary, let emb = enc.embedding else {
             throw RecurError(.unsupported, "this model has no encoder (model.task is '\(architecture.task)', not 'seq2seq')")
@@ -18,7 +19,7 @@ extension Model {
         for t in source where t < 0 || t >= src.count {
             throw RecurError(.outOfRange, "source token id \(t) is outside the source vocabulary (0..<\(src.count))")
         }
-        let tokens = source.filter { $0 != src.pad }
+        let tokens = architecture.encoderInput(source, pad: src.pad, eos: src.eos)
         guard !tokens.isEmpty else { throw RecurError(.invalidArgument, "the source holds only padding") }
         let T = tokens.count
         let width = emb.table.cols

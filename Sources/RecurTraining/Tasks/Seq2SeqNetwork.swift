@@ -36,6 +36,9 @@ public struct PairBatch: Sendable {
 /// target tokens (teacher forcing). Scheduled sampling, when asked for, is the two-pass (parallel) kind:
 /// a first teacher-forced pass predicts every step, and each decoder input after BOS is replaced by the
 /// previous step's prediction with probability `samplingRate` before the pass that is trained.
+/// With `dropout` p > 0, training passes zero each element of the source and target embeddings and of the
+/// decoder's output (the head's input) with probability p and scale the others by 1/(1 − p) (inverted
+/// dropout on the non-recurrent connections, as in Zaremba et al. 2014); the written model has none.
 public final class Seq2SeqNetwork: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -48,6 +51,9 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     let enc: Direction, dec: Direction
     let head: DenseLayer
     let xs: FloatBuffer, xt: FloatBuffer, dxs: FloatBuffer, dxt: FloatBuffer, probs: FloatBuffer, dzs: FloatBuffer, dh0: FloatBuffer
+    let maskS: FloatBuffer, maskT: FloatBuffer, maskO: FloatBuffer, xo: FloatBuffer
+    /// Dropout probability of training passes (0: none).
+    public var dropout: Float = 0
 
     public init(architecture: Architecture, vocabulary: Vocabulary, sourceVocabulary: Vocabulary,
                 maxBatch: Int, maxSource: Int, maxTarget: Int) throws {
@@ -83,6 +89,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         xt = FloatBuffer(maxB * maxT * et); dxt = FloatBuffer(maxB * maxT * et)
         probs = FloatBuffer(maxB * maxT * vt); dzs = FloatBuffer(maxB * maxT * vt)
         dh0 = FloatBuffer(maxB * rd.units)
+        maskS = FloatBuffer(maxB * maxS * es); maskT = FloatBuffer(maxB * maxT * et)
+        maskO = FloatBuffer(maxB * maxT * rd.units); xo = FloatBuffer(maxB * maxT * rd.units)
     }
 
     public var parameters: [Float] {
@@ -92,18 +100,27 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
 
     public var gradients: [Float] { grads.array }
 
+    /// A batch of pairs (sources end with EOS; targets without BOS/EOS) with each source in the order the
+    /// encoder reads it (`Architecture.encoderInput`: reversed for a `reverseSource` model, as the
+    /// runtime's `Model.encode(source:)` reads it).
+    public func batch(_ items: [(source: [Int], target: [Int])], rows: Int) -> PairBatch {
+        PairBatch(sources: items.map { architecture.encoderInput($0.source, pad: sourceVocabulary.pad, eos: sourceVocabulary.eos) },
+                  targets: items.map(\.target), rows: rows, pad: vocabulary.pad!, bos: vocabulary.bos!, eos: vocabulary.eos!)
+    }
+
     public func initialize(seed: UInt64) { initializeTaskWeights(layout, architecture, params.p, seed: seed) }
 
     /// The decoder's output distributions [T·B, V] after `forward`.
     func distributions(_ batch: PairBatch) -> [Float] { Array(UnsafeBufferPointer(start: probs.p, count: batch.T * batch.B * V)) }
 
     /// Forward pass (teacher forcing); with `train`, the backward pass too (gradient of the mean loss per
-    /// real target token in `grads`). `samplingRate` > 0 mixes in the model's own predictions (see above).
+    /// real target token in `grads`), with dropout when `dropout` > 0 (masks drawn from `rng`).
+    /// `samplingRate` > 0 mixes in the model's own predictions (see above).
     @discardableResult
     public func forward(_ batch: PairBatch, train: Bool = false, samplingRate: Double = 0, rng: inout SplitMix64) -> BatchResult {
         var b = batch
         if samplingRate > 0 {
-            _ = run(batch, train: false)
+            _ = run(batch, train: false, dropoutSeed: nil)
             for t in 1..<batch.T {
                 for s in 0..<batch.B where batch.targetMask[t * batch.B + s] != 0 && rng.nextUnit() < samplingRate {
                     let row = probs.p + ((t - 1) * batch.B + s) * V
@@ -113,25 +130,54 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
                 }
             }
         }
-        return run(b, train: train)
+        return run(b, train: train, dropoutSeed: train && dropout > 0 ? rng.next() : nil)
     }
 
+    /// A pass without dropout (the weights as the runtime uses them).
     @discardableResult
     public func forward(_ batch: PairBatch, train: Bool = false) -> BatchResult {
-        run(batch, train: train)
+        run(batch, train: train, dropoutSeed: nil)
     }
 
-    private func run(_ batch: PairBatch, train: Bool) -> BatchResult {
+    /// A pass with the dropout masks of `dropoutSeed` (none when nil), whether or not it trains.
+    @discardableResult
+    func forward(_ batch: PairBatch, train: Bool, dropoutSeed: UInt64?) -> BatchResult {
+        run(batch, train: train, dropoutSeed: dropoutSeed)
+    }
+
+    /// Fills `mask` with 0 (probability `dropout`) or 1/(1 − dropout) and multiplies `x` by it.
+    private func drop(_ x: UnsafeMutablePointer<Float>, _ mask: UnsafeMutablePointer<Float>, _ n: Int, _ rng: inout SplitMix64) {
+        let keep = 1 / (1 - dropout), p = Double(dropout)
+        for i in 0..<n {
+            mask[i] = rng.nextUnit() < p ? 0 : keep
+            x[i] *= mask[i]
+        }
+    }
+
+    private func run(_ batch: PairBatch, train: Bool, dropoutSeed: UInt64?) -> BatchResult {
         let B = batch.B, S = batch.S, T = batch.T
         precondition(B == maxB && S <= maxS && T <= maxT)
+        precondition(dropout >= 0 && dropout < 1)
         let P = UnsafePointer(params.p)
+        let dropping = dropoutSeed != nil && dropout > 0
+        var drng = SplitMix64(seed: dropoutSeed ?? 0)
         for i in 0..<(S * B) { (xs.p + i * Es).update(from: P + srcEmb + Int(batch.source[i]) * Es, count: Es) }
         for i in 0..<(T * B) { (xt.p + i * Et).update(from: P + tgtEmb + Int(batch.input[i]) * Et, count: Et) }
+        if dropping {
+            drop(xs.p, maskS.p, S * B * Es, &drng)
+            drop(xt.p, maskT.p, T * B * Et, &drng)
+        }
         enc.load(P); dec.load(P)
         batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(xs.p, steps: S, mask: m.baseAddress!) }
         batch.targetMask.withUnsafeBufferPointer { m in dec.forward(xt.p, steps: T, mask: m.baseAddress!, initial: enc.final(S)) }
         let N = T * B
-        head.forward(P, dec.output, rows: N, probs.p)
+        var headInput = UnsafePointer(dec.output)
+        if dropping {
+            xo.p.update(from: dec.output, count: N * H)
+            drop(xo.p, maskO.p, N * H, &drng)
+            headInput = UnsafePointer(xo.p)
+        }
+        head.forward(P, headInput, rows: N, probs.p)
         var loss = 0.0, correct = 0, count = 0
         for i in 0..<N {
             let row = probs.p + i * V
@@ -155,7 +201,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
                 for k in 0..<V { d[k] = row[k] * scale }
                 d[Int(batch.target[i])] -= scale
             }
-            head.backward(P, G, dec.output, rows: N, dz.p, dec.dout)
+            head.backward(P, G, headInput, rows: N, dz.p, dec.dout)
+            if dropping { for i in 0..<(N * H) { dec.dout[i] *= maskO.p[i] } }
             batch.targetMask.withUnsafeBufferPointer { m in dec.backward(xt.p, steps: T, mask: m.baseAddress!, dx: dxt.p) }
             dec.addGradients(G)
             dec.initialStateGradient(into: dh0.p)
@@ -165,6 +212,10 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             (de + (S - 1) * B * H).update(from: dh0.p, count: B * H)
             batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(xs.p, steps: S, mask: m.baseAddress!, dx: dxs.p) }
             enc.addGradients(G)
+            if dropping {
+                for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
+                for i in 0..<(S * B * Es) { dxs.p[i] *= maskS.p[i] }
+            }
             for i in 0..<(T * B) where batch.targetMask[i] != 0 {
                 let dst = G + tgtEmb + Int(batch.input[i]) * Et, src = dxt.p + i * Et
                 for k in 0..<Et { dst[k] += src[k] }

@@ -27,6 +27,11 @@ public struct TaskConfig: Sendable {
     public var seed: UInt64 = 1
     /// seq2seq: probability of feeding the model's own previous prediction (two-pass scheduled sampling).
     public var samplingRate = 0.0
+    /// seq2seq: the encoder reads each source last word first (its EOS last); recorded in the model as
+    /// `encoder.reverse_source`, which the runtime honours.
+    public var reverseSource = false
+    /// seq2seq: dropout on the embeddings and on the decoder's output while training (0: none).
+    public var dropout: Float = 0
     /// Stop starting epochs after this many seconds (0: no limit).
     public var maxSeconds = 0.0
     /// Stop after this many epochs without a better validation figure (0: never).
@@ -167,19 +172,17 @@ public enum TaskTrainer {
         return Architecture(task: "seq2seq", layers: [
             .embedding(vocabulary: target, dimension: c.embedding), .recurrent(r),
             .dense(inputSize: c.hidden, units: target, activation: .softmax),
-        ], encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(r)])
+        ], encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(r)], reverseSource: c.reverseSource)
     }
 
-    /// Trains a translator on id pairs (sources end with EOS; targets without BOS/EOS).
+    /// Trains a translator on id pairs (sources end with EOS, in reading order; the network reverses them
+    /// when its architecture says so; targets without BOS/EOS).
     public static func trainPairs(_ net: Seq2SeqNetwork, _ c: TaskConfig,
                                   train: [(source: [Int], target: [Int])], validation: [(source: [Int], target: [Int])],
                                   log: (String) -> Void) throws -> TaskResult {
-        let v = net.vocabulary
-        func batch(_ items: [(source: [Int], target: [Int])]) -> PairBatch {
-            PairBatch(sources: items.map(\.source), targets: items.map(\.target), rows: c.batch,
-                      pad: v.pad!, bos: v.bos!, eos: v.eos!)
-        }
+        func batch(_ items: [(source: [Int], target: [Int])]) -> PairBatch { net.batch(items, rows: c.batch) }
         net.initialize(seed: c.seed)
+        net.dropout = c.dropout
         let r = try loop(c, count: train.count, params: net.params, grads: net.grads, step: { idx, rng in
             net.forward(batch(idx.map { train[$0] }), train: true, samplingRate: c.samplingRate, rng: &rng)
         }, validate: {

@@ -88,6 +88,76 @@ def test_task_errors(library, task_models, models):
         assert e.value.code == recur.Status.UNSUPPORTED
 
 
+def _lines(path: Path, n: int) -> str:
+    with open(path, encoding="utf-8") as f:
+        return "".join(f.readline() for _ in range(n))
+
+
+def test_train_task_is_train_with_task(library, cli, tmp_path):
+    """`recur train --task X …` runs `recur train-task --task X …`: same figures, same weights."""
+    from recur import format as rf
+    data = tmp_path / "sentiment.tsv"
+    data.write_text(_lines(ROOT / "data" / "sentiment" / "vader_movie.tsv", 120), encoding="utf-8")
+    common = ["--task", "classify", "--data", data, "--epochs", "2", "--hidden", "5", "--embedding", "4",
+              "--dense", "3", "--vocab", "200", "--batch", "8"]
+    a = run_cli(cli, "train", *common, "--out", tmp_path / "a.recur")
+    b = run_cli(cli, "train-task", *common, "--out", tmp_path / "b.recur")
+    assert a.stdout == b.stdout and '"type":"test"' in a.stdout
+    ta, tb = rf.read(str(tmp_path / "a.recur")), rf.read(str(tmp_path / "b.recur"))
+    assert ta.metadata["training.command"].startswith("train --task classify")
+    assert sorted(ta.info) == sorted(tb.info)
+    for name in ta.info:
+        assert bytes(ta.raw(name)) == bytes(tb.raw(name)), name
+    # Without --task (or with --task generate) it is the character trainer, which needs --text.
+    p = run_cli(cli, "train", "--task", "generate", "--out", tmp_path / "c.recur", check=False)
+    assert p.returncode != 0 and "--text" in p.stderr
+    p = run_cli(cli, "train", "--task", "regress", "--out", tmp_path / "d.recur", check=False)
+    assert p.returncode != 0 and "classify, tag or seq2seq" in p.stderr
+
+
+def test_reversed_source_translator(library, cli, tmp_path):
+    """A translator trained with --reverse-source records encoder.reverse_source and reports it."""
+    import json
+    data = tmp_path / "pairs.tsv"
+    data.write_text(_lines(ROOT / "data" / "pairs" / "bible_nt_en_es.tsv", 80), encoding="utf-8")
+    out = tmp_path / "rev.recur"
+    p = run_cli(cli, "train", "--task", "seq2seq", "--data", data, "--out", out, "--epochs", "2", "--hidden", "6",
+                "--embedding", "4", "--vocab", "60", "--max-length", "80", "--beam", "2", "--reverse-source",
+                "--dropout", "0.2")
+    tests = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [t["beam"] for t in tests] == [1, 2]
+    assert all(t["reverse_source"] is True and {"bleu", "bleu1", "bleu2"} <= t.keys() for t in tests)
+    info = json.loads(run_cli(cli, "info", out, "--json").stdout)
+    assert info["metadata"]["encoder.reverse_source"] is True
+    assert "reverse order" in run_cli(cli, "info", out).stdout
+    p = run_cli(cli, "train", "--task", "classify", "--out", tmp_path / "x.recur", "--reverse-source", check=False)
+    assert p.returncode != 0 and "seq2seq" in p.stderr
+
+
+@pytest.mark.parametrize("name", ["seq2seq", "seq2seq-lstm"])
+def test_reverse_source_key_through_the_c_api(library, cli, task_models, tmp_path, name):
+    """With encoder.reverse_source, a model translates a text as the same weights without the key translate
+    its words reversed (the appended EOS staying last), from Python (C API) and from the command."""
+    import recur
+    from recur import format as rf
+    data = rf.read(task_models[name])
+    meta = data.typed_metadata()
+    meta["encoder.reverse_source"] = rf.Typed(rf.MetaType.BOOL, True)
+    path = tmp_path / "rev.recur"
+    rf.write(str(path), meta, data.raw_tensors())
+    changed = 0
+    with recur.Model(str(path)) as rev, recur.Model(task_models[name]) as fwd:
+        for text in ["s3 s4 s5", "s10 s11 s12 s13", "s20 s3 s21 s22 s9"]:
+            backwards = " ".join(reversed(text.split()))
+            for k in [1, 3]:
+                got = rev.translate(text, beam=k, max_length=15)
+                assert got == fwd.translate(backwards, beam=k, max_length=15)
+                changed += got != fwd.translate(text, beam=k, max_length=15)
+            cmd = run_cli(cli, "translate", path, "--text", text, "--beam", "3", "--max-length", "15").stdout.strip()
+            assert cmd == rev.translate(text, beam=3, max_length=15)
+    assert changed > 0, "the reading order should change some translation of these random models"
+
+
 SHIPPED = ROOT / "models"
 
 
@@ -107,3 +177,14 @@ def test_shipped_tagger(library):
     with recur.Model(str(SHIPPED / "pos.recur")) as m:
         tags = dict(m.tag("the cat sat on the mat ."))
         assert tags["the"] == "DET" and tags["."] == "PUNCT"
+
+
+@pytest.mark.skipif(not (SHIPPED / "translate-en-es.recur").exists(), reason="no shipped translator")
+def test_shipped_translator(library):
+    import recur
+    from recur import format as rf
+    assert rf.read(str(SHIPPED / "translate-en-es.recur")).metadata["encoder.reverse_source"] is True
+    with recur.Model(str(SHIPPED / "translate-en-es.recur")) as m:
+        text = "Grace to you and peace from God our Father and the Lord Jesus Christ."
+        assert m.translate(text, beam=4).startswith("gracia y paz de nuestro señor jesucristo")
+        assert "jesús" in m.translate("Jesus said to them, “Follow me.”", beam=1).split()
