@@ -87,7 +87,8 @@ extern "C" {
 
 /* The newest .recur format version this library writes; it reads every minor version of majors 1 and 2.
  * A file is written with the lowest version that describes it: 2.0 for files holding q8r (int8 with one
- * scale per row) tensors, 1.0 otherwise, so that readers of 1.x open every file they can read. */
+ * scale per row) tensors or a translator reading its source reversed (encoder.reverse_source), 1.0
+ * otherwise, so that readers of 1.x open every file they can read. */
 #define RECUR_FORMAT_VERSION_MAJOR 2
 #define RECUR_FORMAT_VERSION_MINOR 0
 

@@ -46,6 +46,19 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(sample().serialize(), bytes)
     }
 
+    /// The lowest version that describes the file: 2.0 for a q8r tensor or `encoder.reverse_source = true`
+    /// (which a 1.x reader would ignore, misreading the model), 1.0 otherwise.
+    func testWritesTheLowestVersion() throws {
+        var w = sample()
+        w.set("encoder.reverse_source", .bool(false))
+        XCTAssertEqual(try parse(w.serialize()).versionMajor, 1)
+        w.set("encoder.reverse_source", .bool(true))
+        XCTAssertEqual(try parse(w.serialize()).versionMajor, 2)
+        var q = sample()
+        q.addTensor("t.q8r", dtype: .q8r, shape: [2, 3], bytes: quantizeMatrix([1, 2, 3, 4, 5, 6], rows: 2, cols: 3, to: .q8r))
+        XCTAssertEqual(try parse(q.serialize()).versionMajor, 2)
+    }
+
     func testFileRoundTripThroughMmap() throws {
         let path = NSTemporaryDirectory() + "/recur-format-\(getpid()).recur"
         defer { unlink(path) }

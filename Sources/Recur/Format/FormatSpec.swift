@@ -4,15 +4,23 @@ public enum RecurFormat {
     /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
     /// The newest major version this library writes. It reads majors 1 and 2 (`readableMajors`).
-    /// A file is written with the lowest version that describes it: 2.0 only for files holding q8r
-    /// tensors (the dtype version 2 adds), 1.0 otherwise, so that readers of 1.x open every file they can.
+    /// A file is written with the lowest version that describes it (`lowestMajor`): 2.0 only for files
+    /// that need what version 2 adds, 1.0 otherwise, so that readers of 1.x open every file they can.
     public static let versionMajor: UInt16 = 2
     /// The minor version this library writes. Readers accept any minor version of a known major.
     public static let versionMinor: UInt16 = 0
     /// The major versions this library reads.
     public static let readableMajors: ClosedRange<UInt16> = 1...2
+    /// The lowest major version that describes a file: 2 when it holds a q8r tensor or sets
+    /// `encoder.reverse_source` (a 1.x reader would ignore the key and misread the model), else 1.
+    public static func lowestMajor(metadata: [(key: String, value: MetaValue)], dtypes: [DType]) -> UInt16 {
+        if dtypes.contains(.q8r) { return 2 }
+        if metadata.contains(where: { $0.key == "encoder.reverse_source" && $0.value == .bool(true) }) { return 2 }
+        return 1
+    }
+
     /// The text of "which versions" in version errors.
-    public static let versionsText = "this library reads version 1.x and 2.x (it writes 1.0, or 2.0 for files with q8r tensors)"
+    public static let versionsText = "this library reads version 1.x and 2.x (it writes 1.0, or 2.0 for files that need it)"
     /// The fixed header size in bytes.
     public static let headerSize = 64
     /// The alignment of the data section and of every tensor inside it, in bytes.

@@ -54,7 +54,7 @@ public struct RecurWriter {
         var w = ByteWriter()
         w.bytes.reserveCapacity(RecurFormat.headerSize + tensors.reduce(0) { $0 + $1.data.count + 64 } + 4096)
         w.bytes.append(contentsOf: RecurFormat.magic)
-        w.u16(tensors.contains { $0.dtype == .q8r } ? 2 : 1)   // the lowest version that describes the file
+        w.u16(RecurFormat.lowestMajor(metadata: metadata, dtypes: tensors.map(\.dtype)))
         w.u16(RecurFormat.versionMinor)
         w.u32(0)                                   // flags
         w.u64(0)                                   // file_size, patched below

@@ -439,7 +439,7 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
     if major not in READABLE_MAJORS:
         raise UnsupportedVersionError(
             f"{name}: format version {major}.{minor} is not supported; this library reads version 1.x and "
-            f"2.x (it writes 1.0, or 2.0 for files with q8r tensors)")
+            f"2.x (it writes 1.0, or 2.0 for files that need it)")
     if flags != 0 or reserved != 0:
         raise FormatError(f"{name}: reserved header fields are not zero (flags {flags}, reserved {reserved})")
     if file_size != size:
@@ -763,7 +763,11 @@ def serialize(metadata, tensors, dtypes: Mapping[str, Union[DType, str]] | None 
         out += bytes(data_offset + off - len(out))
         out += t.data
 
-    major = 2 if any(t.dtype == DType.Q8R for _, t in encoded) else 1   # the lowest version that describes it
+    # The lowest version that describes the file: 2.0 for q8r tensors or encoder.reverse_source = true
+    # (a 1.x reader would ignore that key and misread the model), else 1.0.
+    reverse = any(key == "encoder.reverse_source" and _infer(key, value) == Typed(MetaType.BOOL, True)
+                  for key, value in meta)
+    major = 2 if reverse or any(t.dtype == DType.Q8R for _, t in encoded) else 1
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)

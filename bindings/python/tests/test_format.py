@@ -152,6 +152,15 @@ def test_q8r_round_trip_and_version(tmp_path):
     assert rf.read(path).version == (1, 0)
 
 
+def test_reverse_source_is_written_as_version_2():
+    """encoder.reverse_source = true changes how the model reads its input, so a 1.x reader (which
+    ignores unknown keys) would misread it: such files are 2.0; with false, or without the key, 1.0."""
+    t = {"w": np.zeros(2, np.float32)}
+    assert rf.read(rf.serialize({"encoder.reverse_source": True}, t)).version == (2, 0)
+    assert rf.read(rf.serialize({"encoder.reverse_source": False}, t)).version == (1, 0)
+    assert rf.read(rf.serialize({"x": 1}, t)).version == (1, 0)
+
+
 def test_header_fields_follow_the_spec(tmp_path):
     blob = rf.serialize({"x": 1}, {"t": np.zeros((2, 3), np.float32)})
     magic, major, minor, flags, size, mc, tc, mo, do, dao, crc, res = struct.unpack_from("<8sHHIQIIQQQII", blob)
