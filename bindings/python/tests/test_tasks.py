@@ -182,9 +182,7 @@ def test_shipped_tagger(library):
 @pytest.mark.skipif(not (SHIPPED / "translate-en-es.recur").exists(), reason="no shipped translator")
 def test_shipped_translator(library):
     import recur
-    from recur import format as rf
-    assert rf.read(str(SHIPPED / "translate-en-es.recur")).metadata["encoder.reverse_source"] is True
     with recur.Model(str(SHIPPED / "translate-en-es.recur")) as m:
-        text = "Grace to you and peace from God our Father and the Lord Jesus Christ."
-        assert m.translate(text, beam=4).startswith("gracia y paz de nuestro señor jesucristo")
-        assert "jesús" in m.translate("Jesus said to them, “Follow me.”", beam=1).split()
+        assert m.translate("He who has ears to hear, let him hear.", beam=4).startswith("el que tiene oído , oiga")
+        assert m.translate("Jesus answered them,", beam=1) == "respondió jesús :"
+        assert m.translate("I am the light of the world.", beam=4).startswith("yo soy")
