@@ -20,6 +20,14 @@ AVX2 static inline float sum1(__m256 a) {
     return _mm_cvtss_f32(s);
 }
 
+/* The sum of the eight int32 lanes of a. */
+AVX2 static inline int32_t sum1_epi32(__m256i a) {
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    return _mm_cvtsi128_si32(s4);
+}
+
 AVX2 static inline void store4(float *y, __m128 s, int acc) {
     if (acc) s = _mm_add_ps(s, _mm_loadu_ps(y));
     _mm_storeu_ps(y, s);
@@ -314,10 +322,7 @@ void AVX2 rk_q8r_avx2(float *y, const void *w, const rk_xr *x, long rows, int ac
             const __m256i xv = _mm256_load_si256((const __m256i *)(xq + c)), xa = _mm256_abs_epi8(xv);
             a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(one_q8r(q0 + c, xa, xv), ones));
         }
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-        float s = ((float)_mm_cvtsi128_si32(s4) * x->d) * rk_load_f32(r0);
+        float s = ((float)sum1_epi32(a0) * x->d) * rk_load_f32(r0);
         y[r] = acc ? y[r] + s : s;
     }
 }
@@ -353,10 +358,7 @@ void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
         _mm256_store_si256((__m256i *)(q + c0), _mm256_permutevar8x32_epi32(p, order));
     }
-    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-    const int32_t S = _mm_cvtsi128_si32(s4);
+    const int32_t S = sum1_epi32(sum);
     memcpy((unsigned char *)buf + 4, &S, 4);
 }
 
@@ -399,10 +401,7 @@ void AVX2 rk_quantize_avx2(void *buf, const float *x, long cols) {
         }
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
         _mm256_store_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(p, order));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-        float S = (float)_mm_cvtsi128_si32(s4);
+        float S = (float)sum1_epi32(sum);
         t8[b] = 8.0f * d[b] * S;
         t128[b] = 128.0f * d[b] * S;
     }

@@ -232,9 +232,22 @@ static void q_xq_at(int level, int four, float *y, const void *w, const rk_xq *v
     }
 }
 
-/* y (+)= W·x without quantizing x, decoding one block of 32 weights at a time (no allocation). */
-static void q_decode_matvec(int four, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+/* y (+)= W·x without quantizing x, decoding one block of 32 weights (q8r: one row) at a time (no
+ * allocation). dtype: 2 q8, 3 q4, 4 q8r. */
+static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
     const long nb = (cols + 31) / 32;
+    const int four = dtype == 3;
+    if (dtype == 4) {
+        for (long r = 0; r < rows; r++) {
+            const unsigned char *row = (const unsigned char *)w + r * (4 + 32 * nb);
+            const int8_t *q = (const int8_t *)(row + 4);
+            float t = 0;
+            for (long c = 0; c < cols; c++) t += (float)q[c] * x[c];
+            t *= rk_load_f32(row);
+            y[r] = acc ? y[r] + t : t;
+        }
+        return;
+    }
     for (long r = 0; r < rows; r++) {
         const unsigned char *row = (const unsigned char *)w + r * (four ? 20 : 36) * nb;
         float s = 0;
@@ -258,33 +271,44 @@ static void q_decode_matvec(int four, float *y, const void *w, const float *x, l
 
 #define RK_STACK_COLS 16384
 
-static void q_at(int level, int four, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+static void quantize_xr_at(int level, void *buf, const float *x, long cols);
+static void q8r_xr_at(int level, float *y, const void *w, const rk_xr *v, long rows, int acc);
+
+/* y (+)= W·x for a quantized W (dtype 2 q8, 3 q4, 4 q8r): x quantized into a buffer on the stack (on the
+ * heap past RK_STACK_COLS columns; without memory, the weights are decoded instead), then the product. */
+static void q_at(int level, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
     if (rows <= 0) return;
     if (cols <= 0) {
         for (long r = 0; r < rows; r++) y[r] = acc ? y[r] : 0.0f;
         return;
     }
     level = clamp_level(level);
-    _Alignas(64) unsigned char stack[(RK_STACK_COLS / 32) * (12 + 64)];
+    _Alignas(64) unsigned char stack[(RK_STACK_COLS / 32) * (12 + 64)];   /* ≥ rk_xr_bytes(RK_STACK_COLS) too */
     unsigned char *buf = stack;
     if (cols > RK_STACK_COLS) {
-        buf = (unsigned char *)aligned_alloc(64, rk_xq_bytes(cols));
-        if (!buf) { /* no memory for the quantized x: decode the weights 32 columns at a time instead */
-            q_decode_matvec(four, y, w, x, rows, cols, acc);
+        buf = (unsigned char *)aligned_alloc(64, dtype == 4 ? rk_xr_bytes(cols) : rk_xq_bytes(cols));
+        if (!buf) {
+            q_decode_matvec(dtype, y, w, x, rows, cols, acc);
             return;
         }
     }
-    quantize_at(level, buf, x, cols);
-    rk_xq v = rk_xq_view(buf, cols);
-    q_xq_at(level, four, y, w, &v, rows, acc);
+    if (dtype == 4) {
+        quantize_xr_at(level, buf, x, cols);
+        rk_xr v = rk_xr_view(buf, cols);
+        q8r_xr_at(level, y, w, &v, rows, acc);
+    } else {
+        quantize_at(level, buf, x, cols);
+        rk_xq v = rk_xq_view(buf, cols);
+        q_xq_at(level, dtype == 3, y, w, &v, rows, acc);
+    }
     if (buf != stack) free(buf);
 }
 
 void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(level, 0, y, w, x, rows, cols, acc);
+    q_at(level, 2, y, w, x, rows, cols, acc);
 }
 void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(level, 1, y, w, x, rows, cols, acc);
+    q_at(level, 3, y, w, x, rows, cols, acc);
 }
 
 void rk_matvec_f32(float *y, const float *w, const float *x, long rows, long cols, int acc) {
@@ -294,10 +318,10 @@ void rk_matvec_f16(float *y, const uint16_t *w, const float *x, long rows, long 
     rk_matvec_f16_at(rk_level(), y, w, x, rows, cols, acc);
 }
 void rk_matvec_q8(float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(rk_level(), 0, y, w, x, rows, cols, acc);
+    q_at(rk_level(), 2, y, w, x, rows, cols, acc);
 }
 void rk_matvec_q4(float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(rk_level(), 1, y, w, x, rows, cols, acc);
+    q_at(rk_level(), 3, y, w, x, rows, cols, acc);
 }
 
 void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int acc) {
@@ -332,33 +356,7 @@ static void q8r_xr_at(int level, float *y, const void *w, const rk_xr *v, long r
 }
 
 void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    if (rows <= 0) return;
-    if (cols <= 0) {
-        for (long r = 0; r < rows; r++) y[r] = acc ? y[r] : 0.0f;
-        return;
-    }
-    level = clamp_level(level);
-    _Alignas(64) unsigned char stack[64 + RK_STACK_COLS];
-    unsigned char *buf = stack;
-    if (cols > RK_STACK_COLS) {
-        buf = (unsigned char *)aligned_alloc(64, rk_xr_bytes(cols));
-        if (!buf) { /* no memory for the quantized x: decode the weights a row at a time instead */
-            const long n = (cols + 31) & ~31L;
-            for (long r = 0; r < rows; r++) {
-                const unsigned char *row = (const unsigned char *)w + r * (4 + n);
-                const int8_t *q = (const int8_t *)(row + 4);
-                float t = 0;
-                for (long c = 0; c < cols; c++) t += (float)q[c] * x[c];
-                t *= rk_load_f32(row);
-                y[r] = acc ? y[r] + t : t;
-            }
-            return;
-        }
-    }
-    quantize_xr_at(level, buf, x, cols);
-    rk_xr v = rk_xr_view(buf, cols);
-    q8r_xr_at(level, y, w, &v, rows, acc);
-    if (buf != stack) free(buf);
+    q_at(level, 4, y, w, x, rows, cols, acc);
 }
 
 void rk_matvec_q8r(float *y, const void *w, const float *x, long rows, long cols, int acc) {
