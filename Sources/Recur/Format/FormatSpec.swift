@@ -62,6 +62,9 @@ public enum DType: UInt8, Sendable, CaseIterable {
         }
     }
 
+    /// Whether products with a matrix of this type quantize the vector (q8, q4, q8r; see MatVec.swift).
+    public var quantizesActivations: Bool { self == .q8 || self == .q4 || self == .q8r }
+
     /// The block size along the last dimension for blocked types (1 for plain element types).
     public var blockSize: Int {
         switch self {

@@ -37,7 +37,7 @@ public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePoi
         }
         return
     }
-    if n < decodeMinimum || (!exactActivations && (w.dtype == .q8 || w.dtype == .q4 || w.dtype == .q8r)) {
+    if n < decodeMinimum || (!exactActivations && w.dtype.quantizesActivations) {
         for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
         return
     }
