@@ -143,6 +143,25 @@ class _Handle:
     def closed(self) -> bool:
         return not self._handle
 
+    # Copying or pickling would duplicate the C handle, and closing one copy would free it under the
+    # other; each class says what to use instead.
+    _instead = ""
+
+    def __copy__(self):
+        raise TypeError(f"a recur.{type(self).__name__} cannot be copied (it owns a library handle): "
+                        f"{self._instead}")
+
+    def __deepcopy__(self, memo):
+        raise TypeError(f"a recur.{type(self).__name__} cannot be deep-copied (it owns a library handle): "
+                        f"{self._instead}")
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(f"a recur.{type(self).__name__} cannot be pickled (it owns a library handle, valid "
+                        f"only in this process): {self._instead}")
+
+    def __reduce__(self):
+        return self.__reduce_ex__(2)
+
     def _h(self):
         if not self._handle:
             raise _closed(self._what)
@@ -154,16 +173,22 @@ class Model(_Handle):
 
     ``Model(path)`` opens a file, ``Model.from_bytes(data)`` a copy of bytes in memory. With
     ``verify_checksum=False`` the CRC-32 pass over the file is skipped (structure is checked regardless).
+
+    A mapped file must not change while the model is open: truncated by another process it kills this
+    one with SIGBUS at the next access, rewritten in place it changes the weights after they were
+    validated. ``mmap=False`` reads the file into private memory instead (the file's size in memory, one
+    read at open): use it for files this process does not control.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], *, verify_checksum: bool = True):
+    def __init__(self, path: Union[str, os.PathLike], *, verify_checksum: bool = True, mmap: bool = True):
         self._handle = None
         path = os.fspath(path)
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         L = _capi.lib()
         h = _capi.model_p()
-        _capi.check(L.recur_model_open(_text(path, "path"), self._flags(verify_checksum), C.byref(h)))
+        flags = self._flags(verify_checksum) | (0 if mmap else _capi.RECUR_OPEN_NO_MMAP)
+        _capi.check(L.recur_model_open(_text(path, "path"), flags, C.byref(h)))
         self._adopt(L, h)
 
     @classmethod
@@ -200,6 +225,8 @@ class Model(_Handle):
     # -- lifetime -------------------------------------------------------------------------------------
 
     _what = "model"
+    _instead = ("a model is immutable, so share this object (any number of threads and states may use it), "
+                "or open the file again with recur.Model(path) for an independent one")
 
     def close(self) -> None:
         """Releases this object's reference to the model (states created from it stay usable)."""
@@ -455,6 +482,8 @@ class State(_Handle):
         self._n_arg = C.c_size_t(self._output_size)
 
     _what = "state"
+    _instead = ("use state.copy() to fork the stream, or state.save() for bytes (which can be stored or "
+                "pickled) and load() on a state of the same model to restore them")
 
     def close(self) -> None:
         """Releases the state (and its hold on the model). Closing twice is harmless."""
@@ -573,6 +602,8 @@ class Sampler(_Handle):
         self.temperature, self.top_k, self.top_p, self.seed = p.temperature, p.top_k, p.top_p, p.seed
 
     _what = "sampler"
+    _instead = ("create a new recur.Sampler(temperature=..., top_k=..., top_p=..., seed=...) with the same "
+                "parameters (it starts its random sequence afresh from the seed)")
 
     def sample(self, logits) -> int:
         """Draws a token id from a 1-D array of logits (float32 or float64; converted to float32)."""

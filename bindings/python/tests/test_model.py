@@ -7,6 +7,7 @@ import gc
 import itertools
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -473,3 +474,53 @@ def test_pip_install_into_a_fresh_venv_runs_the_readme_example(tmp_path, models,
     lib_line = [ln for ln in run.stdout.splitlines() if ln.startswith("LIB ")][-1]
     assert str(venv) in lib_line and lib_line.endswith("/recur/_lib/librecur.so")
     assert "96 tokens" in run.stdout
+
+
+# --- copies and pickles -------------------------------------------------------------------------------
+
+_COPY_SCRIPT = r"""
+import copy, json, pickle, sys
+import recur
+model = recur.Model(sys.argv[1])
+state = model.new_state()
+state.step(1)
+sampler = recur.Sampler(temperature=0.5, seed=3)
+out = {}
+for name, obj in (("Model", model), ("State", state), ("Sampler", sampler)):
+    for how, f in (("copy", copy.copy), ("deepcopy", copy.deepcopy),
+                   *((f"pickle{p}", lambda o, p=p: pickle.dumps(o, protocol=p))
+                     for p in range(pickle.HIGHEST_PROTOCOL + 1))):
+        try:
+            twin = f(obj)
+        except TypeError as e:
+            out[f"{name}.{how}"] = str(e)
+            continue
+        out[f"{name}.{how}"] = None
+        if hasattr(twin, "close"):       # a copy sharing the handle: closing both frees it twice
+            twin.close()
+# The originals still work, then close normally.
+state.step(2)
+sampler.sample_state(state)
+state.close(); model.close(); sampler.close()
+print(json.dumps(out))
+"""
+
+
+def test_copy_and_pickle_are_refused_with_what_to_use_instead(library):
+    """copy.copy, copy.deepcopy and pickle of a Model, State or Sampler raise TypeError naming the
+    alternative, and leave the original usable (a copy sharing the C handle would free it twice)."""
+    model = os.path.join(ROOT, "models", "alice.recur")
+    env = dict(os.environ, RECUR_LIBRARY=library, PYTHONPATH=str(ROOT / "bindings" / "python"))
+    p = subprocess.run([sys.executable, "-c", _COPY_SCRIPT, model], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr.strip()[-400:]}"
+    out = json.loads(p.stdout)
+    assert len(out) == 3 * (2 + pickle.HIGHEST_PROTOCOL + 1)
+    for key, msg in out.items():
+        assert msg is not None, f"{key} did not raise TypeError"
+        name, how = key.split(".")
+        assert msg.startswith(f"a recur.{name} cannot be {'pickled' if how.startswith('pickle') else 'copied' if how == 'copy' else 'deep-copied'}")
+        assert "\n" not in msg
+    assert "state.copy()" in out["State.copy"] and "save()" in out["State.pickle2"]
+    assert "recur.Model(path)" in out["Model.deepcopy"]
+    assert "new recur.Sampler" in out["Sampler.copy"]
