@@ -3,7 +3,10 @@
 #   make build                      release build: the `recur` command and the C library (static Swift
 #                                   runtime: neither needs a Swift toolchain where it runs)
 #   make install PREFIX=DIR         DIR/bin/recur, DIR/lib/librecur.so, DIR/include/recur.h,
-#                                   DIR/lib/pkgconfig/recur.pc, DIR/share/recur/alice.recur (when present)
+#                                   DIR/lib/pkgconfig/recur.pc, DIR/share/recur/alice.recur (when present);
+#                                   the program and the library are stripped of debug information and
+#                                   local symbols (STRIP=0 installs them as built; STRIP=PROGRAM names the
+#                                   strip program, default strip)
 #   make uninstall PREFIX=DIR
 #   make test-c                     install into $(SCRATCH)/prefix and run tests/c/run.sh there
 #   make test-python                the Python binding's tests against the same layout
@@ -15,6 +18,7 @@ SCRATCH ?= .build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 PYTHON  ?= python3
+STRIP   ?= strip
 
 RELEASE   := $(SCRATCH)/release
 SWIFTARGS := -c release --scratch-path $(SCRATCH) -Xswiftc -static-stdlib
@@ -39,6 +43,9 @@ install: build
 	install -d $(DEST)/bin $(DEST)/lib/pkgconfig $(DEST)/include
 	install -m 755 $(RELEASE)/recur $(DEST)/bin/recur
 	install -m 755 $(RELEASE)/libRecurC.so $(DEST)/lib/librecur.so
+ifneq ($(STRIP),0)
+	$(if $(filter 1,$(STRIP)),strip,$(STRIP)) --strip-unneeded $(DEST)/bin/recur $(DEST)/lib/librecur.so
+endif
 	install -m 644 include/recur.h $(DEST)/include/recur.h
 	printf '%s\n' \
 	    'prefix=$(abspath $(PREFIX))' \
@@ -62,7 +69,7 @@ uninstall:
 
 test-c:
 	$(MAKE) install PREFIX=$(SCRATCH)/prefix
-	tests/c/run.sh $(SCRATCH)/prefix
+	RECUR_STRIPPED=$(if $(filter 0,$(STRIP)),0,1) tests/c/run.sh $(SCRATCH)/prefix
 
 test-python:
 	$(MAKE) install PREFIX=$(SCRATCH)/prefix

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The C tests, against an installed layout (`make install PREFIX=...`):
 #   - the header compiles alone as C99 and C++ with -Wall -Wextra -Werror -pedantic;
-#   - the library: SONAME librecur.so, no Swift runtime or Foundation needed, exports exactly the
-#     functions the header declares;
+#   - the library: SONAME librecur.so, no Swift runtime or Foundation needed (ldd lists only the
+#     libraries the README names), exports exactly the functions the header declares;
+#   - the installed program and library carry no debug information (make install strips them; with
+#     RECUR_STRIPPED=0, for `make install STRIP=0`, they must carry it);
 #   - test_recur.c (every function, error paths, numerics) built with pkg-config and run;
 #   - examples/c/generate.c built with pkg-config: same text as `recur generate`, errors exit non-zero.
 # Usage: tests/c/run.sh PREFIX        Last line: "c-tests: N passed, M failed"; exit 1 when M > 0.
@@ -52,9 +54,24 @@ fi
 # --- the library -----------------------------------------------------------------------------------
 check "SONAME is librecur.so" bash -c "readelf -d '$LIB' | grep -q 'Library soname: \[librecur.so\]'"
 check "no Swift runtime needed (ldd)" bash -c "ldd '$LIB' >'$WORK/ldd.txt' && ! grep -qiE 'libswift|libFoundation|libdispatch' '$WORK/ldd.txt'"
+# The README's list (section "Install, and use from C"): libc, libm, libstdc++, libgcc_s and OpenBLAS,
+# which brings libgfortran and libquadmath; the loader and the vDSO; libpthread, libdl and librt where
+# glibc still ships them apart.
+check "ldd lists only the libraries the README names" bash -c "! awk '{print \$1}' '$WORK/ldd.txt' | grep -vE \
+    '^(linux-vdso|/lib64/ld-linux-x86-64|/lib/ld-linux-aarch64|ld-linux[-a-z0-9_]*)\.so|^lib(c|m|stdc\+\+|gcc_s|openblas|gfortran|quadmath|pthread|dl|rt)\.so'"
 check "no Foundation in the runtime or the C ABI sources" \
     bash -c "! grep -rqE '^\s*import\s+Foundation' '$ROOT/Sources/Recur' '$ROOT/Sources/RecurC'"
-check "no Foundation linked into the library" bash -c "! nm '$LIB' | grep -qE '[$]s(10Foundation|20FoundationEssentials)'"
+# Foundation's type names (in Swift's metadata, which stripping keeps) and its ICU data.
+check "no Foundation linked into the library" bash -c "! grep -qaE '10Foundation|20FoundationEssentials|icudt[0-9]' '$LIB'"
+for f in "$LIB" "$RECUR"; do
+    if [ "${RECUR_STRIPPED:-1}" = 0 ]; then
+        check "$(basename "$f") installed with its debug information (STRIP=0)" \
+            bash -c "readelf -S '$f' | grep -qF .debug_info"
+    else
+        check "$(basename "$f") installed without debug information" \
+            bash -c "! readelf -S '$f' | grep -qE '\.debug_|\.symtab'"
+    fi
+done
 check "only recur_* functions exported" bash -c "! nm -D --defined-only '$LIB' | awk '\$2 == \"T\"' | grep -v ' recur_'"
 # Exported recur_* functions == functions declared in the header.
 nm -D --defined-only "$LIB" | awk '$2 == "T" && $3 ~ /^recur_/ {print $3}' | sort >"$WORK/exported.txt"
