@@ -9,7 +9,9 @@
 #                                   strip program, default strip)
 #   make uninstall PREFIX=DIR
 #   make test-c                     install into $(SCRATCH)/prefix and run tests/c/run.sh there
-#   make test-python                the Python binding's tests against the same layout
+#   make test-python                the Python binding's tests against the same layout, with the project's
+#                                   virtual environment .venv (scripts/setup.sh --python makes it from
+#                                   $(PYTHON), default python3)
 #
 # SCRATCH chooses the build folder (default .build): make build SCRATCH=.build-mine
 
@@ -17,7 +19,7 @@ SWIFT   ?= swift
 SCRATCH ?= .build
 PREFIX  ?= /usr/local
 DESTDIR ?=
-PYTHON  ?= python3
+PYTHON  ?=
 STRIP   ?= strip
 
 RELEASE   := $(SCRATCH)/release
@@ -73,6 +75,7 @@ test-c:
 
 test-python:
 	$(MAKE) install PREFIX=$(SCRATCH)/prefix
+	$(if $(PYTHON),PYTHON=$(PYTHON)) scripts/setup.sh --python
 	RECUR_PREFIX=$(abspath $(SCRATCH)/prefix) RECUR_LIBRARY=$(abspath $(SCRATCH)/prefix)/lib/librecur.so \
 	    RECUR_CLI=$(abspath $(SCRATCH)/prefix)/bin/recur PYTHONPATH=$(CURDIR)/bindings/python \
-	    $(PYTHON) -m pytest bindings/python/tests -q
+	    .venv/bin/python -m pytest bindings/python/tests -q

@@ -3,7 +3,7 @@
 installed, PyTorch (eager f32, quantize_dynamic int8), ONNX Runtime (f32, dynamic int8, 4-bit
 MatMulNBits) and TensorFlow Lite (f32, dynamic-range int8), single- and two-threaded, in one run.
 
-    python3 bench/compare.py [--hidden 100,256,512,1024] [--cells gru,lstm] [--threads 1,2] [--quick]
+    .venv/bin/python bench/compare.py [--hidden 100,256,512,1024] [--cells gru,lstm] [--threads 1,2] [--quick]
 
 Recur is measured through its Python binding (bindings/python) and from C (bench/c/step_bench.c linked
 with the library through include/recur.h). Every figure comes from a fresh subprocess so that each

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the JSON of bench/compare.py into the Markdown tables of docs/BENCHMARKS.md.
 
-    python3 bench/report.py results.json > tables.md
+    .venv/bin/python bench/report.py results.json > tables.md
 """
 import json
 import sys

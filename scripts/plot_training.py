@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Plots the training curves of a `recur train --log LOG` run as a PNG.
 
-    scripts/plot_training.py LOG OUT.png
+    .venv/bin/python scripts/plot_training.py LOG OUT.png
 
 Top panel: the training loss of every step (faint) and its moving average, and the validation loss
 after each epoch, in bits per character against the optimizer step. Bottom panel: the learning rate.
 A log that spans resumed runs is read as one run (a step written twice keeps its last value).
-Needs matplotlib (pip install matplotlib).
+Needs matplotlib, which scripts/setup.sh --python installs into the project's virtual environment .venv.
 """
 import argparse
 import json

@@ -14,9 +14,16 @@
 #   scripts/sanitize.sh --ci     what scripts/test.sh runs on every change: the C tests under valgrind
 #                                (against the release build in $RECUR_RELEASE_SCRATCH) and the fuzz pass
 #
-# Each stage prints its own summary; the script exits non-zero if any stage fails.
+# Each stage prints its own summary; the script exits non-zero if any stage fails. Logs are written under
+# $TMPDIR (mktemp) and removed on exit, except when a stage fails: then their folder is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/recur-sanitize.XXXXXX")
+finish() {
+    local code=$?
+    if [ $code -eq 0 ]; then rm -rf "$LOGS"; else echo "sanitize: logs kept in $LOGS"; fi
+}
+trap finish EXIT
 CI=0
 [ "${1:-}" = "--ci" ] && CI=1
 scripts/setup.sh --sanitizers
@@ -30,9 +37,9 @@ if [ $CI -eq 0 ]; then
     echo "== Swift tests under AddressSanitizer (+ UBSan in the C kernels)"
     swift build --scratch-path .build-asan --build-tests "${ASAN_FLAGS[@]}" 2>&1 | grep -E "error:" && exit 1 || true
     ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        .build-asan/debug/RecurPackageTests.xctest > /tmp/recur-asan.log 2>&1 \
-        || { tail -40 /tmp/recur-asan.log; echo "asan: FAILED"; exit 1; }
-    grep -E "Executed [0-9]+ tests" /tmp/recur-asan.log | tail -1
+        .build-asan/debug/RecurPackageTests.xctest > "$LOGS/asan.log" 2>&1 \
+        || { tail -40 "$LOGS/asan.log"; echo "asan: FAILED"; exit 1; }
+    grep -E "Executed [0-9]+ tests" "$LOGS/asan.log" | tail -1
     elapsed
 
     echo "== concurrency tests under ThreadSanitizer"
@@ -40,8 +47,8 @@ if [ $CI -eq 0 ]; then
     # XCTest on Linux takes one argument: the tests, separated by commas.
     TSAN_OPTIONS=halt_on_error=1 .build-tsan/debug/RecurPackageTests.xctest \
         RecurTests.ConcurrencyTests,RecurTests.StateTests/testModelSharedAcrossThreads,RecurTests.KernelBatchTests/testThreadedStepEqualsSingleThread \
-        > /tmp/recur-tsan.log 2>&1 || { tail -40 /tmp/recur-tsan.log; echo "tsan: FAILED"; exit 1; }
-    grep -E "Executed [0-9]+ tests" /tmp/recur-tsan.log | tail -1
+        > "$LOGS/tsan.log" 2>&1 || { tail -40 "$LOGS/tsan.log"; echo "tsan: FAILED"; exit 1; }
+    grep -E "Executed [0-9]+ tests" "$LOGS/tsan.log" | tail -1
     elapsed
 
     echo "== C tests under ASan + UBSan + LSan, TSan and valgrind"

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Recur needs to build and test, when it is missing: OpenBLAS and pkg-config (apt), and the
-# Python packages the tests and tools use (pip). Safe to run again; does nothing when all is present.
+# Python packages the tests and tools use (pip, into the project's virtual environment .venv). Safe to run
+# again; does nothing when all is present.
 #   scripts/setup.sh [--python] [--kernels] [--sanitizers]
-#     --python: the Python packages; --kernels: SIMDe headers (the AVX-512 kernel check on machines
-#     without AVX-512, bench/kernels/simde_check.sh); --sanitizers: valgrind (scripts/sanitize.sh)
+#     --python: .venv (made from $PYTHON, default python3; Debian's python3-venv is installed through apt
+#     when the interpreter lacks ensurepip) with numpy, pytest, h5py and matplotlib. The scripts run Python
+#     as .venv/bin/python, so the system interpreter is never changed (PEP 668). An existing .venv is kept;
+#     when PYTHON is set and .venv was made from another interpreter, .venv is made again.
+#     --kernels: SIMDe headers (the AVX-512 kernel check on machines without AVX-512,
+#     bench/kernels/simde_check.sh); --sanitizers: valgrind (scripts/sanitize.sh)
 set -euo pipefail
 python=0
 sanitizers=0
@@ -40,14 +45,78 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 if [ $python -eq 1 ]; then
-    missing=$(python3 - <<'PY'
-import importlib.util
-need = {"numpy": "numpy", "pytest": "pytest", "h5py": "h5py", "matplotlib": "matplotlib"}
-print(" ".join(p for m, p in need.items() if importlib.util.find_spec(m) is None))
+    ROOT=$(cd "$(dirname "$0")/.." && pwd)
+    VENV=$ROOT/.venv
+    PY=${PYTHON:-python3}
+    PACKAGES=(numpy pytest h5py matplotlib)   # module names, which are also the pip names here
+    # "base prefix, major.minor" of an interpreter, or nothing when it does not run.
+    base_of() { "$1" -c 'import sys; print(sys.base_prefix, "%d.%d" % sys.version_info[:2])' 2>/dev/null || true; }
+    apt_install() {
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        echo "setup: installing $* (apt)" >&2
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+    }
+    if ! command -v "$PY" >/dev/null 2>&1; then
+        if [ -z "${PYTHON:-}" ] && command -v apt-get >/dev/null 2>&1; then
+            apt_install python3 python3-venv
+        else
+            echo "setup: $PY not found; set PYTHON to a Python 3 interpreter" >&2
+            exit 1
+        fi
+    fi
+    want=$(base_of "$PY")
+    [ -n "$want" ] || { echo "setup: $PY does not run" >&2; exit 1; }
+    # The interpreter itself, not a wrapper or symlink in front of it (a pyenv shim, a directory on
+    # PATH): the environment links to it.
+    exe=$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable))')
+
+    # Two runs at once (two test commands) must not build the environment over each other.
+    mkdir -p "$VENV"
+    if command -v flock >/dev/null 2>&1; then
+        exec 9<"$VENV"
+        flock 9
+    fi
+    have=""
+    [ -x "$VENV/bin/python" ] && have=$(base_of "$VENV/bin/python")
+    make_venv=0
+    if [ -z "$have" ]; then
+        make_venv=1
+    elif [ -n "${PYTHON:-}" ] && [ "$have" != "$want" ]; then
+        if [ ! -f "$VENV/.made-by-setup" ]; then
+            echo "setup: $VENV was made from another interpreter ($have) than PYTHON=$PYTHON ($want)," \
+                "and not by this script; remove it, or run without PYTHON" >&2
+            exit 1
+        fi
+        echo "setup: $VENV was made from $have; making it again from $PYTHON" >&2
+        make_venv=1
+    fi
+    if [ $make_venv -eq 1 ]; then
+        # Debian and Ubuntu ship venv's ensurepip (which installs pip into the environment) separately.
+        if ! "$PY" -c 'from ensurepip import bootstrap' >/dev/null 2>&1; then
+            ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+            if command -v dpkg >/dev/null 2>&1 && dpkg -S "$exe" >/dev/null 2>&1; then
+                pkg=python$ver-venv
+                [ "$(base_of /usr/bin/python3)" = "$want" ] && pkg=python3-venv
+                apt_install "$pkg"
+            else
+                echo "setup: $PY ($exe) cannot make a virtual environment: it has no ensurepip module" >&2
+                exit 1
+            fi
+        fi
+        echo "setup: making the virtual environment $VENV from $exe" >&2
+        "$exe" -m venv --clear "$VENV" >&2
+        echo "$want" >"$VENV/.made-by-setup"
+    fi
+    missing=$("$VENV/bin/python" - "${PACKAGES[@]}" <<'PY'
+import importlib.util, sys
+print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))
 PY
 )
     if [ -n "$missing" ]; then
-        echo "setup: installing $missing (pip)" >&2
-        python3 -m pip install -q $missing
+        echo "setup: installing $missing into $VENV (pip)" >&2
+        # shellcheck disable=SC2086
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check $missing
     fi
 fi

@@ -3,41 +3,90 @@
 #   1. the Swift tests (swift test),
 #   2. the AVX-512 kernels against the scalar ones through SIMDe (on any x86-64 machine),
 #      the C tests against an installed layout (make install PREFIX=...),
-#   3. the Python tests (pytest) against the same library,
-#   4. the C tests under valgrind and 60 s of fuzzing (scripts/sanitize.sh --ci).
-# Exits non-zero on the first failing suite.
+#   3. the Python tests (pytest, in the project's virtual environment .venv) against the same library,
+#   4. the C tests under valgrind and 60 s of fuzzing (scripts/sanitize.sh --ci),
+#   5. that no stage left files behind in the temporary folder.
+# Exits non-zero on the first failing suite. Python comes from .venv (made by scripts/setup.sh from
+# $PYTHON, default python3). Scratch files live in one mktemp folder, removed on exit; when a stage
+# fails, its logs are kept there and the path is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/recur-test.XXXXXX")
+stage=setup
+finish() {
+    local code=$?
+    if [ $code -eq 0 ]; then
+        rm -rf "$WORK"
+    else
+        rm -rf "$WORK/prefix"          # the installed layout (tens of MB); the logs stay
+        echo "test: stage '$stage' failed (status $code); logs and scratch files kept in $WORK" >&2
+    fi
+}
+trap finish EXIT
+trap "exit 130" INT
+trap "exit 143" TERM
+# Every stage makes its scratch files under $TMPDIR (mktemp) and removes them itself; the last stage
+# checks that it did. (SwiftPM leaves empty TemporaryDirectory.* folders behind; here they go with $WORK.)
+export TMPDIR=$WORK/tmp
+mkdir -p "$TMPDIR"
 
 scripts/setup.sh --python --kernels
+PY=$ROOT/.venv/bin/python
 
+stage=build
 echo "== build (release)"
 make build
 
+stage="swift test"
 echo "== swift test"
-swift test --scratch-path .build-test 2>&1 | tee /tmp/recur-swift-test.log | grep -E "error|failed|Executed [0-9]+ tests" || true
-grep -q "with 0 failures" /tmp/recur-swift-test.log && ! grep -qE "error:|Fatal error" /tmp/recur-swift-test.log \
-    || { echo "swift tests failed (log: /tmp/recur-swift-test.log)"; tail -50 /tmp/recur-swift-test.log; exit 1; }
+LOG=$WORK/swift-test.log
+mkdir -p "$WORK/swift-tmp"
+TMPDIR=$WORK/swift-tmp swift test --scratch-path .build-test 2>&1 | tee "$LOG" | grep -E "error|failed|Executed [0-9]+ tests" || true
+grep -q "with 0 failures" "$LOG" && ! grep -qE "error:|Fatal error" "$LOG" \
+    || { echo "swift tests failed (log: $LOG)"; tail -50 "$LOG"; exit 1; }
 
 if [ "$(uname -m)" = x86_64 ]; then
+    stage="AVX-512 kernels"
     echo "== AVX-512 kernels (SIMDe emulation) against the scalar kernels"
     bench/kernels/simde_check.sh 2>/dev/null
 fi
 
+stage="C tests"
 echo "== C tests (installed layout)"
-PREFIX=$(mktemp -d /tmp/recur-prefix.XXXXXX)
+PREFIX=$WORK/prefix
 make install PREFIX="$PREFIX" >/dev/null
 tests/c/run.sh "$PREFIX"
 
+stage="Python tests"
 echo "== Python tests"
 export RECUR_PREFIX="$PREFIX"
 export RECUR_LIBRARY="$PREFIX/lib/librecur.so"
 export RECUR_CLI="$PREFIX/bin/recur"
 export PYTHONPATH="$ROOT/bindings/python${PYTHONPATH:+:$PYTHONPATH}"
-python3 -m pytest bindings/python/tests -q
+"$PY" -m pytest bindings/python/tests -q --basetemp="$WORK/pytest"
 
+stage=sanitizers
 echo "== sanitizers (subset: C tests under valgrind, fuzzing for 60 s)"
 # The full run (Swift tests under ASan and TSan, C tests under ASan/UBSan/LSan and TSan) is
 # scripts/sanitize.sh without --ci; it takes too long to build for every change (docs/ROBUSTNESS.md).
 RECUR_RELEASE_SCRATCH=.build scripts/sanitize.sh --ci
+
+stage="scratch files"
+echo "== scratch files"
+left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! \( -type d -empty -name 'TemporaryDirectory.*' \) \
+       | sed "s|^$TMPDIR/||" | sort | head -20)
+if [ -n "$left" ]; then
+    echo "left behind in the temporary folder by the stages above:"
+    echo "$left" | sed 's/^/    /'
+    exit 1
+fi
+# Scripts of the test command make their scratch paths with mktemp under $TMPDIR, never a fixed /tmp name.
+fixed=$(grep -nE '(^|[^-])/tmp/[A-Za-z]' scripts/test.sh scripts/sanitize.sh tests/c/*.sh tests/fuzz/*.sh bench/kernels/*.sh \
+        | grep -vE '^[^:]+:[0-9]+:\s*#' | grep -vF '${TMPDIR:-/tmp}' || true)
+if [ -n "$fixed" ]; then
+    echo "fixed paths under /tmp in the test scripts (use mktemp):"
+    echo "$fixed" | sed 's/^/    /'
+    exit 1
+fi
+echo "scratch files: none left behind"

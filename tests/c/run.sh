@@ -18,7 +18,7 @@ PREFIX=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CC=${CC:-cc}
-WORK=$(mktemp -d /tmp/recur-c-tests.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/recur-c-tests.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 STRICT=(-Wall -Wextra -Werror -pedantic)

@@ -10,7 +10,8 @@
 #      programs with --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1, i.e. no
 #      invalid access and zero definitely-lost bytes.
 # Usage: tests/c/sanitize.sh [asan|tsan|valgrind ...]   (default: all three)
-# Last line: "c-sanitize: N passed, M failed"; exit 1 when M > 0. Logs in /tmp/recur-c-sanitize.*.
+# Last line: "c-sanitize: N passed, M failed"; exit 1 when M > 0. Scratch files and logs are made under
+# $TMPDIR (mktemp) and removed on exit; when a stage fails, its logs are kept and their folder is printed.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -19,8 +20,14 @@ STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=(asan tsan valgrind)
 CLANG=${CLANG:-clang}
 SWIFTLIB=$(dirname "$(dirname "$(command -v swift)")")/lib/swift/linux
-WORK=$(mktemp -d /tmp/recur-c-sanitize.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/recur-c-sanitize.XXXXXX")
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/recur-c-sanitize-logs.XXXXXX")
+finish() {
+    local code=$?
+    rm -rf "$WORK"
+    if [ $code -eq 0 ]; then rm -rf "$LOGS"; else echo "c-sanitize: logs kept in $LOGS"; fi
+}
+trap finish EXIT
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "  ok: $*"; }
@@ -79,8 +86,8 @@ for stage in "${STAGES[@]}"; do
         done
         export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         export LSAN_OPTIONS=suppressions="$HERE/lsan.supp":print_suppressions=0
-        run_test "test_recur under ASan+UBSan+LSan" /tmp/recur-c-sanitize.asan-recur.log "$WORK/test_recur-asan" "$WORK/a.recur" "$WORK/b.recur"
-        run_test "test_threads under ASan+UBSan+LSan" /tmp/recur-c-sanitize.asan-threads.log "$WORK/test_threads-asan" "${THREAD_MODELS[@]}"
+        run_test "test_recur under ASan+UBSan+LSan" "$LOGS/asan-test_recur.log" "$WORK/test_recur-asan" "$WORK/a.recur" "$WORK/b.recur"
+        run_test "test_threads under ASan+UBSan+LSan" "$LOGS/asan-test_threads.log" "$WORK/test_threads-asan" "${THREAD_MODELS[@]}"
         unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
         ;;
     tsan)
@@ -92,7 +99,7 @@ for stage in "${STAGES[@]}"; do
         "$CLANG" -fuse-ld=lld -std=c99 -g -O1 -fsanitize=thread -Iinclude "$HERE/test_threads.c" -o "$WORK/test_threads-tsan" \
             -L"$L" -lrecur -L"$SWIFTLIB" -ldispatch -lBlocksRuntime -Wl,-rpath,"$L" -Wl,-rpath,"$SWIFTLIB" -pthread \
             || { bad "test_threads does not compile with TSan"; continue; }
-        TSAN_OPTIONS=halt_on_error=1 run_test "test_threads under TSan" /tmp/recur-c-sanitize.tsan.log \
+        TSAN_OPTIONS=halt_on_error=1 run_test "test_threads under TSan" "$LOGS/tsan-test_threads.log" \
             "$WORK/test_threads-tsan" "${THREAD_MODELS[@]}"
         ;;
     valgrind)
@@ -109,12 +116,12 @@ for stage in "${STAGES[@]}"; do
         done
         VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --show-leak-kinds=definite
             --suppressions="$HERE/valgrind.supp")
-        RECUR_THREADS=1 run_test "test_recur under valgrind" /tmp/recur-c-sanitize.valgrind-test_recur.log \
+        RECUR_THREADS=1 run_test "test_recur under valgrind" "$LOGS/valgrind-test_recur.log" \
             "${VG[@]}" "$WORK/test_recur" "$WORK/a.recur" "$WORK/b.recur"
-        RECUR_THREADS=1 run_test "test_threads under valgrind" /tmp/recur-c-sanitize.valgrind-test_threads.log \
+        RECUR_THREADS=1 run_test "test_threads under valgrind" "$LOGS/valgrind-test_threads.log" \
             "${VG[@]}" "$WORK/test_threads" "$WORK/a.recur" --text "w2 w3 w5 w7 w11" "$WORK/cls.recur" --text "s3 s5 s4 s7" "$WORK/s2s.recur"
         for t in test_recur test_threads; do
-            grep -E "definitely lost|ERROR SUMMARY" "/tmp/recur-c-sanitize.valgrind-$t.log" | sed 's/^==[0-9]*==/   /'
+            grep -E "definitely lost|ERROR SUMMARY" "$LOGS/valgrind-$t.log" | sed 's/^==[0-9]*==/   /'
         done
         ;;
     *) echo "unknown stage '$stage' (asan, tsan, valgrind)"; exit 2 ;;

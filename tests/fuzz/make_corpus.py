@@ -4,7 +4,7 @@ and weight type, and models followed by a trailer (see tests/fuzz/fuzz_recur.c: 
 model, or text), so that the fuzzer starts from inputs that load and run.
 
     RECUR_CLI=.build-x/release/recur RECUR_LIBRARY=.build-x/release/libRecurC.so \\
-        PYTHONPATH=bindings/python python3 tests/fuzz/make_corpus.py [OUT_DIR]
+        PYTHONPATH=bindings/python .venv/bin/python tests/fuzz/make_corpus.py [OUT_DIR]
 
 Models come from `recur create` (random weights, fixed seeds) and `recur quantize`; saved states from
 the Python binding. The output is deterministic for a given library version.
