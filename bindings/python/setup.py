@@ -1,12 +1,18 @@
-"""Build step of the Python package: bundles the Recur shared library as recur/_lib/librecur.so.
+"""Build step of the Python package: bundles the Recur shared library as recur/_lib/librecur.so and the
+default model as recur/_models/alice.recur.
 
 Where the library comes from, in order:
   1. $RECUR_LIBRARY (a built library file);
   2. the repository this directory belongs to (bindings/python inside a checkout): `make build` is run
      there when the Swift toolchain is available (it rebuilds only what changed), and
      .build/release/libRecurC.so is taken (the Makefile's SCRATCH folder: $RECUR_SCRATCH, default .build).
-Set RECUR_BUNDLE=0 to build a package without the library; it then searches for one at run time
-(see recur/_loader.py).
+The bundled copy is stripped of debug information and local symbols, as `make install` does
+(RECUR_STRIP=0 keeps them).
+The model is the checkout's models/alice.recur (3.7 MB, f32: the model `recur generate` uses by
+default), when there is one. The checkout's path is recorded in recur/_origin.txt, where
+recur.default_model_path() also looks.
+Set RECUR_BUNDLE=0 to build a package without the library and the model; they are then searched for at
+run time (see recur/_loader.py).
 """
 
 import os
@@ -30,7 +36,7 @@ def library_to_bundle() -> "Path | None":
         if not Path(env).is_file():
             raise SystemExit(f"recur: RECUR_LIBRARY={env} is not a file")
         return Path(env)
-    if not ((ROOT / "Makefile").is_file() and (ROOT / "Package.swift").is_file()):
+    if not in_checkout():
         raise SystemExit("recur: cannot find the Recur library to bundle: this directory is not inside a Recur "
                          "checkout. Set RECUR_LIBRARY=/path/to/librecur.so, or RECUR_BUNDLE=0 to build without it.")
     scratch = os.environ.get("RECUR_SCRATCH", ".build")
@@ -44,14 +50,41 @@ def library_to_bundle() -> "Path | None":
     return built
 
 
+def in_checkout() -> bool:
+    return (ROOT / "Makefile").is_file() and (ROOT / "Package.swift").is_file()
+
+
+def strip(path: Path) -> None:
+    if os.environ.get("RECUR_STRIP", "1") == "0":
+        return
+    program = shutil.which("strip")
+    if program is None:
+        print("recur: strip is not installed; the bundled library keeps its debug information")
+        return
+    subprocess.run([program, "--strip-unneeded", str(path)], check=True)
+
+
 class BuildWithLibrary(build_py):
     def run(self):
         super().run()
+        package = Path(self.build_lib) / "recur"
+        # The build folder outlives a build: what an earlier one bundled must not leak into this one.
+        shutil.rmtree(package / "_lib", ignore_errors=True)
+        shutil.rmtree(package / "_models", ignore_errors=True)
+        (package / "_origin.txt").unlink(missing_ok=True)
         lib = library_to_bundle()
         if lib is not None:
-            dest = Path(self.build_lib) / "recur" / "_lib"
+            dest = package / "_lib"
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(lib, dest / "librecur.so")
+            strip(dest / "librecur.so")
+        if os.environ.get("RECUR_BUNDLE", "1") != "0" and in_checkout():
+            model = ROOT / "models" / "alice.recur"
+            if model.is_file():
+                (package / "_models").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(model, package / "_models" / "alice.recur")
+        if in_checkout():
+            (package / "_origin.txt").write_text(str(ROOT) + "\n", encoding="utf-8")
 
 
 class BinaryDistribution(Distribution):

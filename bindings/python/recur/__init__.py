@@ -15,6 +15,10 @@ set, nothing else is tried), the copy bundled by ``pip install`` (``recur/_lib/l
 ``$RECUR_PREFIX/lib/librecur.so``, a source checkout's ``.build/release/libRecurC.so``, then
 ``librecur.so`` on the system's library path. ``recur.library_path()`` tells which one was loaded.
 
+``recur.default_model_path()`` is the model ``recur generate`` uses when given none: ``$RECUR_MODEL``, the
+copy bundled by ``pip install``, ``share/recur/alice.recur`` of ``$RECUR_PREFIX`` or of the library's
+install prefix, then ``models/alice.recur`` of the source checkout and of the current directory.
+
 The submodules ``recur.format`` (a pure-Python reader and writer of .recur files) and ``recur.reference``
 need no library and are not imported by ``import recur``.
 """
@@ -24,7 +28,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["Model", "State", "Sampler", "RecurError", "Status", "library_path", "library_version",
-           "format_version", "__version__"]
+           "format_version", "default_model_path", "__version__"]
 
 _LAZY = {"Model": "model", "State": "model", "Sampler": "model", "RecurError": "_capi", "Status": "_capi"}
 
@@ -48,6 +52,20 @@ def library_path() -> str:
     from . import _capi
     _capi.lib()
     return _capi._loader.library_path()
+
+
+def default_model_path() -> str:
+    """The path of the default model, ``alice.recur``: the one ``recur generate`` uses when given none.
+
+    Looked for in this order (the first file that exists wins): ``$RECUR_MODEL`` (when set, nothing else
+    is tried); the copy bundled by ``pip install`` (``recur/_models/alice.recur``);
+    ``$RECUR_PREFIX/share/recur/alice.recur``; ``PREFIX/share/recur/alice.recur`` when the library in use
+    is ``PREFIX/lib/librecur.so`` (this loads the library); ``models/alice.recur`` of the source checkout
+    the package is used or was installed from; ``models/alice.recur`` under the current directory.
+    Raises FileNotFoundError, naming every place tried, when there is none.
+    """
+    from . import _loader
+    return _loader.default_model_path()
 
 
 def library_version() -> str:

@@ -449,33 +449,6 @@ def test_c_example_reports_errors(example, tmp_path):
     assert p.returncode != 0 and "none.recur" in p.stderr and p.stdout == ""
 
 
-# --- installation -----------------------------------------------------------------------------------
-
-def test_pip_install_into_a_fresh_venv_runs_the_readme_example(tmp_path, models, library):
-    """`pip install ./bindings/python` in a new virtual environment bundles the library: the README's
-    example then runs with no RECUR_* variable, from outside the checkout."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    py = str(venv / "bin" / "python")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECUR_") and k != "PYTHONPATH"}
-    # Bundle exactly the library under test (no rebuild inside the test).
-    build_env = dict(env, RECUR_LIBRARY=library)
-    p = subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        str(ROOT / "bindings" / "python")], env=build_env, capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
-    readme = (ROOT / "bindings" / "python" / "README.md").read_text()
-    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    example = example.replace("models/alice.recur", models["gru"])
-    check = "\nimport recur as _r, os\nprint('LIB', _r.library_path())\n"
-    run = subprocess.run([py, "-c", example + check], env=env, capture_output=True, text=True, cwd=str(tmp_path),
-                         timeout=120)
-    assert run.returncode == 0, run.stderr
-    lib_line = [ln for ln in run.stdout.splitlines() if ln.startswith("LIB ")][-1]
-    assert str(venv) in lib_line and lib_line.endswith("/recur/_lib/librecur.so")
-    assert "96 tokens" in run.stdout
-
-
 # --- copies and pickles -------------------------------------------------------------------------------
 
 _COPY_SCRIPT = r"""

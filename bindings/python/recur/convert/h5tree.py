@@ -132,7 +132,8 @@ def read(source, origin: str) -> Group:
     try:
         import h5py  # noqa: F401
     except ImportError:
-        raise ConvertError("reading Keras HDF5 files needs the h5py package (pip install h5py)") from None
+        raise ConvertError("reading Keras files (.keras, .h5) needs h5py, which the converters' extra installs: "
+                           "pip install './bindings/python[convert]' in a Recur checkout, or pip install h5py") from None
     if isinstance(source, (str, os.PathLike)):
         try:
             with open(source, "rb") as f:
