@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from .common import ConvertError, Options, Source, zip_errors
+from .common import MEMORY_BUDGET, Budget, ConvertError, Options, Source, zip_errors
 from . import vocab as _vocab
 
-__all__ = ["ConvertError", "Options", "convert", "read_source", "detect_format", "FORMATS"]
+__all__ = ["ConvertError", "Options", "convert", "read_source", "detect_format", "FORMATS", "MEMORY_BUDGET"]
 
 FORMATS = ("keras", "h5", "tf-checkpoint", "torch", "safetensors")
 PRODUCER_VERSION = "0.1.0"
@@ -78,23 +78,24 @@ def read_source(path: str, options: Optional[Options] = None, format: Optional[s
     """Reads a source model into the converter's layer list (tensors already in runtime layout)."""
     opts = options or Options()
     fmt = format or detect_format(path)
+    budget = Budget()           # everything this source makes the converter hold (docs/CONVERT.md, "Memory")
     if fmt == "keras":
         from . import keras
-        return keras.read_archive(path, opts)
+        return keras.read_archive(path, opts, budget)
     if fmt == "h5":
         from . import keras
-        return keras.read_h5(path, opts)
+        return keras.read_h5(path, opts, budget)
     if fmt == "tf-checkpoint":
         from . import keras
-        return keras.read_checkpoint(path, opts)
+        return keras.read_checkpoint(path, opts, budget)
     if fmt == "torch":
         from . import pytorch, torch_state
-        tensors = torch_state.load(path, opts.key)
+        tensors = torch_state.load(path, opts.key, budget)
         src = pytorch.read(tensors, opts, "pytorch", os.path.basename(path))
         return src
     if fmt == "safetensors":
         from . import pytorch, safetensors
-        tensors, meta = safetensors.load(path)
+        tensors, meta = safetensors.load(path, budget)
         return pytorch.read(tensors, opts, "safetensors", os.path.basename(path))
     raise ConvertError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
 

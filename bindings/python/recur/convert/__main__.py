@@ -1,7 +1,8 @@
 """``python -m recur.convert SRC OUT.recur [options]`` (installed as ``recur-convert``).
 
 Exit status 0 on success (one summary line on stdout), 1 on any conversion error (one line on stderr,
-no output file written), 2 on a usage error.
+no output file written), 2 on a usage error. An unexpected exception (a bug) is still reported on one
+line, as an internal error.
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         print("recur-convert: interrupted", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"recur-convert: error: out of memory converting {args.source}", file=sys.stderr)
+        return 1
+    except Exception as e:          # a bug: still one line, and the output was not written (atomic write)
+        text = str(e).splitlines()[0] if str(e) else ""
+        print(f"recur-convert: error: internal error converting {args.source} ({type(e).__name__}: {text}); "
+              f"please report it", file=sys.stderr)
         return 1
     print(f"wrote {args.output}: task {summary['task']}, {summary['layers']} layers, {summary['tensors']} tensors, "
           f"vocabulary {summary['vocabulary']}, {summary['bytes']} bytes (from {summary['source']})")

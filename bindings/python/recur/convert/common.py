@@ -139,6 +139,173 @@ class Options:
     key: Optional[str] = None                  # PyTorch: path to the state_dict inside a checkpoint dict
 
 
+# --- Memory: one budget per conversion -------------------------------------------------------------
+
+MEMORY_BUDGET = 2 << 30
+"""Bytes a conversion may take from its source (docs/CONVERT.md, "Memory"): files read into memory,
+decompressed archive members, HDF5 datasets and attributes (all that the reader's child process sends
+back), and tensor data read more than once (bytes that two tensors share count for each)."""
+
+MAX_RATIO = 100
+"""Most bytes an archive member or HDF5 dataset may declare per byte it stores (zip bombs, fill values),
+for anything that declares more than ``RATIO_FLOOR`` bytes."""
+
+RATIO_FLOOR = 1 << 20
+
+MAX_DIMENSION = 1 << 40      # larger dimensions in a source are refused before any arithmetic on them
+MAX_RANK = 8
+MAX_JSON_DEPTH = 100
+
+
+class Budget:
+    """Counts the bytes one conversion takes from its source against ``MEMORY_BUDGET``. ``charge`` is
+    called before the bytes are allocated; past the budget it raises a :class:`ConvertError`."""
+
+    def __init__(self, limit: Optional[int] = None):
+        self.limit = MEMORY_BUDGET if limit is None else int(limit)
+        self.used = 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+    def charge(self, n: int, what: str) -> None:
+        n = int(n)
+        if n < 0:
+            raise ConvertError(f"{what}: a negative size ({n} bytes)")
+        if n > self.left:
+            raise ConvertError(f"{what} needs {n} bytes, past the converter's memory budget of {self.limit} bytes "
+                               f"for one source ({self.used} taken already); refused")
+        self.used += n
+
+
+def check_ratio(declared: int, stored: int, what: str) -> None:
+    """Refuses ``declared`` bytes that come from far fewer ``stored`` bytes (see ``MAX_RATIO``)."""
+    if declared > RATIO_FLOOR and declared > MAX_RATIO * max(int(stored), 0):
+        raise ConvertError(f"{what} declares {declared} bytes but stores {stored} (more than {MAX_RATIO}:1); "
+                           f"refused as a decompression bomb")
+
+
+def shape_bytes(shape, itemsize: int, what: str) -> int:
+    """The bytes of an array of ``shape``: every dimension a non-negative int of at most ``MAX_DIMENSION``,
+    rank at most ``MAX_RANK``, computed without overflow."""
+    if not isinstance(shape, (list, tuple)) or len(shape) > MAX_RANK:
+        raise ConvertError(f"{what}: shape {_short(shape)} is not a list of at most {MAX_RANK} dimensions")
+    n = int(itemsize)
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= MAX_DIMENSION:
+            raise ConvertError(f"{what}: dimension {_short(d)} of shape {_short(shape)} is not an integer in "
+                               f"0...{MAX_DIMENSION}")
+        n *= int(d)
+    return n
+
+
+def _short(x, limit: int = 80) -> str:
+    s = repr(x) if not isinstance(x, (list, tuple)) else "[" + ", ".join(map(repr, list(x)[:10])) + \
+        (", ...]" if len(x) > 10 else "]")
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
+def load_json(text, what: str, budget: Optional[Budget] = None):
+    """``json.loads`` whose every failure (syntax, nesting deeper than ``MAX_JSON_DEPTH``, integers too
+    long for Python, invalid UTF-8, duplicate keys) is a one-line :class:`ConvertError`."""
+    import json
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConvertError(f"{what}: not UTF-8 (byte {e.start})") from None
+
+    def pairs(items):
+        d = {}
+        for k, v in items:
+            if k in d:
+                raise ConvertError(f"{what}: the key {_short(k)} appears twice in one object")
+            d[k] = v
+        return d
+
+    try:
+        obj = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as e:
+        raise ConvertError(f"{what}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise ConvertError(f"{what}: JSON nested too deeply") from None
+    except ValueError as e:                       # e.g. an integer of more than 4300 digits
+        raise ConvertError(f"{what}: not valid JSON ({str(e).splitlines()[0] if str(e) else 'ValueError'})") from None
+    stack = [(obj, 1)]
+    while stack:
+        x, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ConvertError(f"{what}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(x, dict):
+            stack.extend((v, depth + 1) for v in x.values())
+        elif isinstance(x, list):
+            stack.extend((v, depth + 1) for v in x)
+    return obj
+
+
+def read_file(path: str, budget: Budget, what: Optional[str] = None) -> bytes:
+    """The bytes of a regular file, charged to ``budget`` before they are read."""
+    import os
+    import stat
+    what = what or os.path.basename(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConvertError(f"cannot read {path}: not a regular file")
+        budget.charge(st.st_size, what)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(st.st_size + 1)
+    except OSError as e:
+        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if len(data) != st.st_size:
+        raise ConvertError(f"{what}: the file changed size while it was read")
+    return data
+
+
+def read_member(archive, name: str, budget: Budget, origin: str, limit: Optional[int] = None) -> bytearray:
+    """A zip member's bytes (at most ``limit`` of them), decompressed in bounded steps after its declared
+    size has been checked against ``budget`` and ``MAX_RATIO``. Only stored and deflated members are read
+    (other methods cannot be decompressed in bounded steps)."""
+    import zipfile
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ConvertError(f"{origin}: the archive has no '{name}'") from None
+    what = f"{origin}: '{name}'"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ConvertError(f"{what} is compressed with method {info.compress_type}; only stored and deflated "
+                           f"members are supported")
+    declared = int(info.file_size)
+    check_ratio(declared, int(info.compress_size), what)
+    want = declared if limit is None else min(declared, int(limit))
+    budget.charge(want, what)
+    buf = bytearray(want)
+    view = memoryview(buf)
+    pos = 0
+    try:
+        with archive.open(info) as f:
+            while pos < want:
+                chunk = f.read(min(1 << 20, want - pos))
+                if not chunk:
+                    break
+                view[pos:pos + len(chunk)] = chunk
+                pos += len(chunk)
+    except zip_errors() as e:
+        raise ConvertError(f"{what}: cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    finally:
+        view.release()
+    if pos != want:
+        raise ConvertError(f"{what}: holds {pos} bytes, not the {declared} its header declares")
+    return buf
+
+
 def zip_errors() -> tuple:
     """Exceptions that reading a damaged zip archive can raise (zipfile lets many escape)."""
     import struct

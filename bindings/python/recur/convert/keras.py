@@ -34,7 +34,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import h5tree, tf_checkpoint
-from .common import ConvertError, Dense, Embedding, Options, Recurrent, Source, f32, zip_errors
+from .common import (Budget, ConvertError, Dense, Embedding, Options, Recurrent, Source, f32, load_json, read_file,
+                     read_member, zip_errors)
 from .mapping import keras_activation, keras_dense, keras_direction
 
 RNN_CLASSES = {"SimpleRNN": "rnn", "GRU": "gru", "LSTM": "lstm", "GRUV2": "gru", "LSTMV2": "lstm"}
@@ -54,24 +55,21 @@ def _major(version: Optional[str]) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
-def load_config_file(path: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-    except OSError as e:
-        raise ConvertError(f"cannot read the config {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConvertError(f"{os.path.basename(path)}: the config is not UTF-8 JSON") from None
+def load_config_file(path: str, budget: Optional[Budget] = None) -> dict:
+    if not os.path.exists(path):
+        raise ConvertError(f"cannot read the config {path}: no such file")
+    text = read_file(path, budget if budget is not None else Budget(), f"the config {os.path.basename(path)}")
     return parse_json(text, os.path.basename(path))
 
 
 def parse_json(text, what: str) -> dict:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConvertError(f"{what}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if isinstance(text, np.ndarray) and text.ndim == 0:
+        text = text[()]
+    if isinstance(text, np.generic):
+        text = text.item()
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise ConvertError(f"{what}: expected a JSON string, found {type(text).__name__}")
+    obj = load_json(text, what)
     if not isinstance(obj, dict):
         raise ConvertError(f"{what}: expected a JSON object (a Keras model config)")
     return obj
@@ -473,8 +471,9 @@ def _source(layer_cfgs, weights, version, fmt, origin) -> Source:
 
 # --- Entry points --------------------------------------------------------------------------------
 
-def read_archive(path: str, opts: Options) -> Source:
+def read_archive(path: str, opts: Options, budget: Optional[Budget] = None) -> Source:
     """A ``.keras`` archive (Keras 3, or tf.keras ≥ 2.13 saving in the same format)."""
+    budget = budget if budget is not None else Budget()
     origin = os.path.basename(path)
     try:
         z = zipfile.ZipFile(path)
@@ -485,31 +484,31 @@ def read_archive(path: str, opts: Options) -> Source:
         for need in ("config.json", "model.weights.h5"):
             if need not in names:
                 raise ConvertError(f"{origin}: the archive has no {need}")
-        try:
-            cfg = parse_json(z.read("config.json"), f"{origin}: config.json")
-            meta = parse_json(z.read("metadata.json"), f"{origin}: metadata.json") if "metadata.json" in names else {}
-            blob = z.read("model.weights.h5")
-        except zip_errors() as e:
-            raise ConvertError(f"{origin}: damaged archive ({e})") from None
+        cfg = parse_json(read_member(z, "config.json", budget, origin), f"{origin}: config.json")
+        meta = (parse_json(read_member(z, "metadata.json", budget, origin), f"{origin}: metadata.json")
+                if "metadata.json" in names else {})
+        blob = read_member(z, "model.weights.h5", budget, origin)
     version = opts.keras_version or meta.get("keras_version") or config_version(cfg)
-    f = h5tree.read(blob, f"{origin}: model.weights.h5")
+    f = h5tree.read(blob, f"{origin}: model.weights.h5", budget)
+    del blob
     return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras", origin)
 
 
-def _config_from_opts(opts: Options, origin: str) -> dict:
+def _config_from_opts(opts: Options, origin: str, budget: Optional[Budget] = None) -> dict:
     if not opts.config:
         raise ConvertError(f"{origin} holds only weights; give the model's architecture with --config "
                            f"(a JSON file written from model.to_json())")
-    return load_config_file(opts.config)
+    return load_config_file(opts.config, budget)
 
 
-def read_h5(path: str, opts: Options) -> Source:
+def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source:
     """``.h5`` files: a legacy full model (``model_config`` attribute), a legacy weights-only file
     (``layer_names`` attribute; needs --config), or a Keras 3 ``.weights.h5`` (needs --config)."""
+    budget = budget if budget is not None else Budget()
     origin = os.path.basename(path)
-    f = h5tree.read(path, origin)
+    f = h5tree.read(path, origin, budget)
     if "layers" in f and "layer_names" not in f.attrs:
-        cfg = _config_from_opts(opts, origin)
+        cfg = _config_from_opts(opts, origin, budget)
         version = opts.keras_version or config_version(cfg)
         return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras-weights-h5", origin)
     version = opts.keras_version or f.attrs.get("keras_version")
@@ -524,14 +523,15 @@ def read_h5(path: str, opts: Options) -> Source:
     root = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in root.attrs:
         raise ConvertError(f"{origin}: not a Keras HDF5 file (no 'layer_names' attribute and no 'layers' group)")
-    cfg = _config_from_opts(opts, origin)
+    cfg = _config_from_opts(opts, origin, budget)
     version = version or config_version(cfg)
     return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
 
 
-def read_checkpoint(path: str, opts: Options) -> Source:
+def read_checkpoint(path: str, opts: Options, budget: Optional[Budget] = None) -> Source:
+    budget = budget if budget is not None else Budget()
     origin = os.path.basename(tf_checkpoint.prefix_of(path))
-    tensors = tf_checkpoint.load(path)
-    cfg = _config_from_opts(opts, origin)
+    tensors = tf_checkpoint.load(path, budget)
+    cfg = _config_from_opts(opts, origin, budget)
     version = opts.keras_version or config_version(cfg)
     return _source(model_layers(cfg), CheckpointWeights(tensors, origin), version, "tf-checkpoint", origin)

@@ -15,6 +15,11 @@ In the data blocks, key "" holds a ``BundleHeaderProto`` (1: num_shards, 2: endi
 other key a tensor's ``BundleEntryProto`` (1: dtype, 2: shape {2: dim {1: size}}, 3: shard_id, 4: offset,
 5: size, 6: masked CRC-32C fixed32, 7: slices). The tensor's bytes are ``size`` bytes at ``offset`` in shard
 ``shard_id``, little-endian, row-major. Both protobufs are decoded by hand below.
+
+The index and every shard are read whole, after their sizes have been charged to the conversion's memory
+budget (``common.Budget``); tensors are read-only views of the shard's bytes. TensorFlow writes each
+tensor to its own range of a shard, so entries whose ranges overlap are refused (they would make one range
+count, and be CRC-checked, many times).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .common import ConvertError
+from typing import Optional
+
+from .common import Budget, ConvertError, read_file, shape_bytes
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -152,14 +159,10 @@ def _handle(data: bytes, what: str):
     return r.varint(), r.varint()
 
 
-def read_index(path: str) -> "OrderedDict[str, dict]":
+def read_index(path: str, budget: Optional[Budget] = None) -> "OrderedDict[str, dict]":
     """Parses ``prefix.index``: returns name → entry dict (the header under the key "")."""
     what = os.path.basename(path)
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except OSError as e:
-        raise ConvertError(f"cannot read {path}: {e.strerror or e}") from None
+    buf = read_file(path, budget if budget is not None else Budget(), what)
     if len(buf) < FOOTER_SIZE:
         raise ConvertError(f"{what}: too short for a checkpoint index ({len(buf)} bytes; truncated?)")
     (magic,) = struct.unpack_from("<Q", buf, len(buf) - 8)
@@ -224,14 +227,15 @@ def prefix_of(path: str) -> str:
     return path
 
 
-def load(path: str) -> "OrderedDict[str, np.ndarray]":
+def load(path: str, budget: Optional[Budget] = None) -> "OrderedDict[str, np.ndarray]":
     """Reads every numeric tensor of a checkpoint: name → numpy array (strings such as the object graph
     are skipped)."""
+    budget = budget if budget is not None else Budget()
     prefix = prefix_of(path)
     index_path = prefix + ".index"
     if not os.path.exists(index_path):
         raise ConvertError(f"no checkpoint index '{index_path}'")
-    entries = read_index(index_path)
+    entries = read_index(index_path, budget)
     hdr = entries.pop("")
     if hdr["endianness"] != 0:
         raise ConvertError(f"{os.path.basename(index_path)}: big-endian checkpoints are not supported")
@@ -239,7 +243,8 @@ def load(path: str) -> "OrderedDict[str, np.ndarray]":
     if not 1 <= shards <= 100000:
         raise ConvertError(f"{os.path.basename(index_path)}: header gives {shards} shards")
     blobs: dict = {}
-    out: OrderedDict = OrderedDict()
+    spans: dict = {}
+    found = []
     for name, e in entries.items():
         if e["dtype"] == DT_STRING:
             continue
@@ -253,29 +258,38 @@ def load(path: str) -> "OrderedDict[str, np.ndarray]":
             raise ConvertError(f"checkpoint tensor '{name}' is in shard {sid} of {shards}")
         if sid not in blobs:
             shard_path = f"{prefix}.data-{sid:05d}-of-{shards:05d}"
-            try:
-                with open(shard_path, "rb") as f:
-                    blobs[sid] = f.read()
-            except OSError as err:
-                raise ConvertError(f"cannot read the checkpoint data file {shard_path}: {err.strerror or err}") from None
+            if not os.path.exists(shard_path):
+                raise ConvertError(f"cannot read the checkpoint data file {shard_path}: no such file")
+            blobs[sid] = memoryview(read_file(shard_path, budget, os.path.basename(shard_path)))
+            spans[sid] = []
         blob = blobs[sid]
         shape = e["shape"]
-        if any(s < 0 for s in shape):
-            raise ConvertError(f"checkpoint tensor '{name}' has a negative dimension {shape}")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         itemsize = 2 if dt == "bfloat16" else dt.itemsize
+        nbytes = shape_bytes(shape, itemsize, f"checkpoint tensor '{name}'")
         off, size = e["offset"], e["size"]
-        if size != count * itemsize:
+        if size != nbytes:
             raise ConvertError(f"checkpoint tensor '{name}': {size} bytes for shape {shape}")
         if off < 0 or off + size > len(blob):
             raise ConvertError(f"checkpoint tensor '{name}': bytes [{off}, {off + size}) lie outside the data file "
                                f"of {len(blob)} bytes (truncated?)")
-        raw = blob[off:off + size]
-        if e["crc32c"] is not None and size <= _CRC_LIMIT and masked_crc32c(raw) != e["crc32c"]:
+        spans[sid].append((off, off + size, name))
+        found.append((name, e, dt, blob[off:off + size], shape))
+    for sid, sp in spans.items():
+        end, last = 0, None
+        for lo, hi, name in sorted(sp):
+            if lo < end and hi > lo:
+                raise ConvertError(f"checkpoint tensors '{last}' and '{name}' share bytes of data shard {sid}; "
+                                   f"each tensor must have its own")
+            if hi >= end:
+                end, last = hi, name
+    out: OrderedDict = OrderedDict()
+    for name, e, dt, raw, shape in found:
+        if e["crc32c"] is not None and len(raw) <= _CRC_LIMIT and masked_crc32c(raw) != e["crc32c"]:
             raise ConvertError(f"checkpoint tensor '{name}': CRC-32C mismatch (the data file is damaged)")
         if dt == "bfloat16":
+            budget.charge(2 * len(raw), f"checkpoint tensor '{name}' (bfloat16 widened to float32)")
             arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
         else:
             arr = np.frombuffer(raw, dtype=dt)
-        out[name] = arr.reshape(shape).copy()
+        out[name] = arr.reshape(shape)
     return out

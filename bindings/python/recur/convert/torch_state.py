@@ -1,11 +1,14 @@
 """Reads PyTorch ``torch.save`` files (the zip format of PyTorch ≥ 1.6) without PyTorch.
 
 The archive holds ``<name>/data.pkl`` (a pickle whose tensors refer to storages by key) and one raw,
-little-endian file per storage, ``<name>/data/<key>``. The pickle is read by :class:`_TensorUnpickler`,
-which executes nothing: ``find_class`` maps the handful of globals a state_dict needs to local stand-ins
+little-endian file per storage, ``<name>/data/<key>``. Every member is read in bounded steps after its
+declared size has been checked against the conversion's memory budget (``common.Budget``). The pickle is
+read by :class:`_TensorUnpickler`, which executes nothing: ``find_class`` maps the handful of globals a state_dict needs to local stand-ins
 (``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2``, ``torch._utils._rebuild_parameter``,
 ``torch.FloatStorage`` and the other storage types) and refuses every other global with a
-:class:`ConvertError` that names it. Tensors come back as numpy arrays.
+:class:`ConvertError` that names it. Tensors come back as read-only numpy views of their storage; elements
+that several tensors read (tied weights, or a crafted file whose every tensor views one storage) are
+charged to the budget once per extra reader, since each tensor becomes its own tensor of the output.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import zipfile
 
 import numpy as np
 
-from .common import ConvertError, zip_errors
+from typing import Optional
+
+from .common import Budget, ConvertError, read_member, shape_bytes, zip_errors
 
 # torch.<Name>Storage → numpy dtype (little-endian).
 _STORAGE_DTYPES = {
@@ -49,27 +54,43 @@ class _StorageType:
 
 
 class _Storage:
-    """A storage's elements as a flat numpy array (float32 for bfloat16)."""
+    """A storage's elements as a flat numpy array (float32 for bfloat16), and the element ranges
+    [first, last + 1) and element counts of the tensors made from it."""
 
     def __init__(self, array: np.ndarray, key: str):
         self.array = array
         self.key = key
+        self.spans: list = []
+        self.elements = 0
+
+    def shared_bytes(self) -> int:
+        """Bytes the tensors of this storage read beyond the union of their ranges (0 when no element
+        is read by two tensors)."""
+        union, end = 0, -1
+        for lo, hi in sorted(self.spans):
+            if hi > end:
+                union += hi - max(lo, end) if lo < end else hi - lo
+                end = hi
+        return (self.elements - union) * self.array.itemsize
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
                        metadata=None):
     if not isinstance(storage, _Storage):
         raise ConvertError("the pickle rebuilds a tensor from something that is not a storage")
-    try:
-        size = tuple(int(s) for s in size)
-        stride = tuple(int(s) for s in stride)
-        offset = int(storage_offset)
-    except (TypeError, ValueError):
-        raise ConvertError("the pickle gives a tensor a malformed size or stride") from None
-    if len(size) != len(stride) or any(s < 0 for s in size) or any(s < 0 for s in stride) or offset < 0:
+    if not isinstance(size, (tuple, list)) or not isinstance(stride, (tuple, list)):
+        raise ConvertError("the pickle gives a tensor a malformed size or stride")
+    shape_bytes(list(size), 1, "a tensor of the pickle")
+    if (len(size) != len(stride) or isinstance(storage_offset, bool) or not isinstance(storage_offset, int)
+            or any(isinstance(s, bool) or not isinstance(s, int) for s in stride)):
+        raise ConvertError("the pickle gives a tensor a malformed size or stride")
+    size, stride, offset = tuple(size), tuple(stride), storage_offset
+    if any(s < 0 for s in stride) or offset < 0:
         raise ConvertError(f"tensor with size {list(size)} and stride {list(stride)} is malformed")
     flat = storage.array
-    count = int(np.prod(size, dtype=np.int64)) if size else 1
+    count = 1
+    for n in size:
+        count *= n
     if count == 0:
         return np.zeros(size, dtype=flat.dtype)
     if count > flat.shape[0]:
@@ -79,9 +100,10 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     if last >= flat.shape[0]:
         raise ConvertError(f"a tensor of size {list(size)} reaches element {last} of storage '{storage.key}', "
                            f"which has {flat.shape[0]} elements")
-    view = np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
+    storage.spans.append((offset, last + 1))
+    storage.elements += count
+    return np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
                                            strides=tuple(s * flat.itemsize for s in stride), writeable=False)
-    return np.array(view)
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *rest):
@@ -94,11 +116,12 @@ def _bfloat16_to_f32(raw: bytes) -> np.ndarray:
 
 
 class _TensorUnpickler(pickle.Unpickler):
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, origin: str):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, origin: str, budget: Budget):
         super().__init__(file)
         self.archive = archive
         self.prefix = prefix
         self.origin = origin
+        self.budget = budget
         self.storages: dict = {}
 
     def find_class(self, module, name):
@@ -124,26 +147,28 @@ class _TensorUnpickler(pickle.Unpickler):
             raise ConvertError(f"{self.origin}: storage '{key}' has an unknown storage type")
         if key in self.storages:
             return self.storages[key]
-        if not isinstance(numel, int) or numel < 0 or numel > _MAX_ELEMENTS:
-            raise ConvertError(f"{self.origin}: storage '{key}' declares {numel!r} elements")
+        if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0 or numel > _MAX_ELEMENTS:
+            raise ConvertError(f"{self.origin}: storage '{key}' declares {str(numel)[:40]} elements")
         member = f"{self.prefix}data/{key}"
+        need = numel * stype.itemsize
         try:
-            raw = self.archive.read(member)
+            declared = self.archive.getinfo(member).file_size
         except KeyError:
             raise ConvertError(f"{self.origin}: the archive has no '{member}' (a tensor's data is missing)") from None
-        except zip_errors() as e:
-            raise ConvertError(f"{self.origin}: cannot read '{member}': {e}") from None
-        need = numel * stype.itemsize
-        if len(raw) < need:
-            raise ConvertError(f"{self.origin}: '{member}' holds {len(raw)} bytes; its storage needs {need}")
-        raw = raw[:need]
-        arr = _bfloat16_to_f32(raw) if stype.dtype == "bfloat16" else np.frombuffer(raw, dtype=stype.dtype)
+        if declared < need:
+            raise ConvertError(f"{self.origin}: '{member}' holds {declared} bytes; its storage needs {need}")
+        raw = read_member(self.archive, member, self.budget, self.origin, limit=need)
+        if stype.dtype == "bfloat16":
+            self.budget.charge(2 * need, f"{self.origin}: storage '{key}' (bfloat16 widened to float32)")
+            arr = _bfloat16_to_f32(raw)
+        else:
+            arr = np.frombuffer(raw, dtype=stype.dtype)
         st = _Storage(arr, key)
         self.storages[key] = st
         return st
 
 
-def _load_pickle(archive: zipfile.ZipFile, origin: str):
+def _load_pickle(archive: zipfile.ZipFile, origin: str, budget: Budget):
     names = archive.namelist()
     pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
     if len(pkl) != 1:
@@ -151,24 +176,24 @@ def _load_pickle(archive: zipfile.ZipFile, origin: str):
     prefix = pkl[0][: -len("data.pkl")]
     bo = prefix + "byteorder"
     if bo in names:
-        try:
-            order = archive.read(bo).decode("ascii", "replace").strip()
-        except zip_errors() as e:
-            raise ConvertError(f"{origin}: cannot read '{bo}': {e}") from None
+        order = bytes(read_member(archive, bo, budget, origin, limit=64)).decode("ascii", "replace").strip()
         if order != "little":
             raise ConvertError(f"{origin}: tensors are stored {order}-endian; only little-endian files are supported")
+    data = read_member(archive, pkl[0], budget, origin)
+    budget.charge(len(data), f"{origin}: '{pkl[0]}' (the unpickler's copy)")
+    up = _TensorUnpickler(io.BytesIO(data), archive, prefix, origin, budget)
+    del data
     try:
-        data = archive.read(pkl[0])
-    except zip_errors() as e:
-        raise ConvertError(f"{origin}: cannot read '{pkl[0]}': {e}") from None
-    up = _TensorUnpickler(io.BytesIO(data), archive, prefix, origin)
-    try:
-        return up.load()
+        obj = up.load()
     except ConvertError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             RecursionError, struct.error, UnicodeDecodeError, MemoryError, OverflowError) as e:
-        raise ConvertError(f"{origin}: malformed pickle in '{pkl[0]}': {type(e).__name__}: {e}") from None
+        raise ConvertError(f"{origin}: malformed pickle in '{pkl[0]}': {type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+    for st in up.storages.values():
+        budget.charge(st.shared_bytes(), f"{origin}: tensors that read the same elements of storage '{st.key}'")
+    return obj
 
 
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
@@ -205,8 +230,9 @@ def _tensor_dict(obj, origin: str, key: str | None) -> "collections.OrderedDict[
     return out
 
 
-def load(path: str, key: str | None = None):
+def load(path: str, key: str | None = None, budget: Optional[Budget] = None):
     """Reads a ``torch.save`` file; returns an ordered dict name → numpy array."""
+    budget = budget if budget is not None else Budget()
     origin = os.path.basename(path)
     try:
         with open(path, "rb") as f:
@@ -221,5 +247,5 @@ def load(path: str, key: str | None = None):
     except zip_errors() as e:
         raise ConvertError(f"{origin}: not a readable torch.save zip archive ({e})") from None
     with archive:
-        obj = _load_pickle(archive, origin)
+        obj = _load_pickle(archive, origin, budget)
     return _tensor_dict(obj, origin, key)

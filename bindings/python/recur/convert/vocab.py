@@ -14,12 +14,11 @@ Accepted sources (docs/CONVERT.md, "Vocabulary"):
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .common import ConvertError
+from .common import ConvertError, load_json
 
 SPECIALS = ("pad", "unk", "bos", "eos")
 
@@ -125,10 +124,7 @@ def from_keras_tokenizer(obj: dict, origin: str = "Keras Tokenizer") -> Vocab:
         raise ConvertError(f"{origin}: no 'word_index' in the tokenizer config")
     wi = cfg["word_index"]
     if isinstance(wi, str):
-        try:
-            wi = json.loads(wi)
-        except json.JSONDecodeError as e:
-            raise ConvertError(f"{origin}: word_index is not valid JSON ({e.msg})") from None
+        wi = load_json(wi, f"{origin}: word_index")
     if not isinstance(wi, dict):
         raise ConvertError(f"{origin}: word_index must be an object")
     char_level = bool(cfg.get("char_level", False))
@@ -153,10 +149,11 @@ def load(path: str, kind: Optional[str] = None) -> Vocab:
     text = _read_text(path)
     name = os.path.basename(path)
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConvertError(f"{name}: not valid JSON ({e.msg} at line {e.lineno}); use --chars for a plain "
-                           f"text file of characters") from None
+        obj = load_json(text, name)
+    except ConvertError as e:
+        if "not valid JSON" not in str(e):
+            raise
+        raise ConvertError(f"{e}; use --chars for a plain text file of characters") from None
     if isinstance(obj, list):
         return from_list(obj, kind, name)
     if isinstance(obj, dict):
