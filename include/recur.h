@@ -146,14 +146,27 @@ typedef struct recur_sampler recur_sampler;
 enum {
     /* Skip the CRC-32 over the whole file (one pass over its bytes). Structure, bounds and shapes are
      * checked regardless. Only for files that were verified before. */
-    RECUR_OPEN_SKIP_CHECKSUM = 1
+    RECUR_OPEN_SKIP_CHECKSUM = 1,
+    /* Read the file into private memory instead of mapping it (recur_model_open only; a buffer is
+     * always copied). Costs the file's size in memory and one read at open; see recur_model_open. */
+    RECUR_OPEN_NO_MMAP = 2
 };
 
-/* Opens the .recur file at `path` (memory-mapped read-only; weights are used in place). On success
- * *model is a new model to free with recur_model_free. On failure *model is set to NULL.
+/* Opens the .recur file at `path`: memory-mapped read-only, weights used in place, unless flags has
+ * RECUR_OPEN_NO_MMAP. On success *model is a new model to free with recur_model_free. On failure *model
+ * is set to NULL.
+ *
+ * A mapped file must not change while the model is open. The file is validated once, at open; if
+ * another process then truncates it, the next access to the lost pages kills the process with SIGBUS,
+ * and if it rewrites it in place, the model computes with the new, unvalidated bytes (which may be NaN).
+ * Replacing the file by renaming a new one over it (as Recur's own writers do) is safe: the open model
+ * keeps the old file. For files the process does not control (downloads, shared folders, user
+ * uploads), pass RECUR_OPEN_NO_MMAP, or read the bytes yourself and call recur_model_open_buffer.
  * Returns RECUR_OK; RECUR_ERR_INVALID_ARGUMENT (NULL path or model, unknown flags); RECUR_ERR_IO (cannot
  * open or map); RECUR_ERR_FORMAT, RECUR_ERR_UNSUPPORTED_VERSION, RECUR_ERR_CHECKSUM (bad file);
- * RECUR_ERR_MODEL (a file that is not a runnable model); RECUR_ERR_NUMERICAL (non-finite weights). */
+ * RECUR_ERR_MODEL (a file that is not a runnable model); RECUR_ERR_NUMERICAL (non-finite weights).
+ * RECUR_ERR_INVALID_ARGUMENT also when the environment variable RECUR_THREADS or RECUR_KERNELS is set to
+ * a value the library cannot honour (the message names it). */
 RECUR_API recur_status recur_model_open(const char *path, unsigned flags, recur_model **model);
 
 /* Like recur_model_open, from `size` bytes in memory. The bytes are copied: the caller may free or reuse
@@ -189,8 +202,17 @@ typedef enum recur_model_property {
     RECUR_MODEL_PARAMETERS = 12,        /* number of weights */
     RECUR_MODEL_LAYERS = 13,            /* number of layers (embedding, recurrent and dense) */
     RECUR_MODEL_FILE_BYTES = 14,        /* size of the file */
-    RECUR_MODEL_CAN_STEP = 15           /* 1 when recur_state_step works (embedding input, no bidirectional layer) */
+    RECUR_MODEL_CAN_STEP = 15,          /* 1 when recur_state_step works (embedding input, no bidirectional layer) */
+    RECUR_MODEL_TASK = 16               /* what the model does: a recur_task value */
 } recur_model_property;
+
+/* Values of RECUR_MODEL_TASK: the kind of model, and the call that runs it. */
+typedef enum recur_task {
+    RECUR_TASK_GENERATE = 0,            /* a generator: recur_generate, recur_state_step */
+    RECUR_TASK_CLASSIFY = 1,            /* many-to-one: recur_classify */
+    RECUR_TASK_TAG = 2,                 /* many-to-many: recur_tag */
+    RECUR_TASK_SEQ2SEQ = 3              /* encoder-decoder: recur_translate */
+} recur_task;
 
 enum {
     RECUR_TOKENIZER_CHAR = 0,           /* one Unicode scalar per token; decoding concatenates */
@@ -218,6 +240,21 @@ RECUR_API recur_status recur_model_token_id(const recur_model *model, const char
  * gives RECUR_ERR_OUT_OF_RANGE when the model has none. */
 RECUR_API recur_status recur_model_encode(const recur_model *model, const char *text, int32_t *ids,
                                           size_t capacity, size_t *count);
+
+/* What recur_model_encode_with does with a character (char models) or word (word models) that is not in
+ * the vocabulary of a model without an UNK token. A model with UNK maps every such piece to UNK. */
+typedef enum recur_unknown {
+    RECUR_UNKNOWN_ERROR = 0,            /* RECUR_ERR_OUT_OF_RANGE naming the piece and its position (as recur_model_encode) */
+    RECUR_UNKNOWN_SKIP = 1,             /* leave the piece out */
+    RECUR_UNKNOWN_REPLACE = 2           /* use its look-alike in the vocabulary: the letter without its accent
+                                           (é → e, ß → ss), ASCII quotes, dashes, ellipsis and spaces for their
+                                           typographic forms; a piece with none is still RECUR_ERR_OUT_OF_RANGE */
+} recur_unknown;
+
+/* recur_model_encode with a policy for text outside the vocabulary (a recur_unknown value; others give
+ * RECUR_ERR_INVALID_ARGUMENT). Feed the ids to recur_state_prefill. */
+RECUR_API recur_status recur_model_encode_with(const recur_model *model, const char *text, int unknown,
+                                               int32_t *ids, size_t capacity, size_t *count);
 
 /* Joins the text of ids[0 .. n) into `buffer` as NUL-terminated UTF-8 (special tokens are skipped; word
  * vocabularies put single spaces between words). *length always receives the text's length in bytes
@@ -335,7 +372,8 @@ typedef int (*recur_piece_callback)(const char *piece, size_t length, void *user
  * counted; 0 on failure). A stop requested by the callback is not an error: the call returns RECUR_OK.
  * Returns RECUR_ERR_INVALID_ARGUMENT (NULL state or sampler, negative max_tokens, an empty prompt with
  * nothing to continue from); RECUR_ERR_OUT_OF_RANGE (prompt text outside the vocabulary of a model
- * without UNK); RECUR_ERR_UNSUPPORTED (a model that cannot run token by token); RECUR_ERR_NUMERICAL (the
+ * without UNK); RECUR_ERR_UNSUPPORTED (a model that is not a generator, RECUR_MODEL_TASK other than
+ * RECUR_TASK_GENERATE: translators, classifiers and taggers have their own calls); RECUR_ERR_NUMERICAL (the
  * model's output holds NaN or +infinity, or is all -infinity: weights that overflow; no text of that step
  * is delivered). */
 RECUR_API recur_status recur_generate(recur_state *state, recur_sampler *sampler, const char *prompt,

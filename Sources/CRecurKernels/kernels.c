@@ -433,3 +433,41 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 #endif
     for (long j = 0; j < n; j++) rk_f32_scalar(y + j * rows, w, x + j * cols, rows, cols, 0);
 }
+
+/* ---- validation of quantized weights --------------------------------------------------------------- */
+
+/* A scale s is usable when s and s · (largest code magnitude) are finite: every decoded weight is then
+ * finite. Codes: q8/q8r in −127…127 (−128 would break the sign trick of the SIMD kernels), q4 nibbles
+ * 0…15 meaning −8…7. Padding past `cols` is 0 (q4: nibble 8) as docs/FORMAT.md §7 requires. */
+static int scale_ok(float s, float most) { return isfinite(s) && isfinite(s * most); }
+
+long rk_check_quantized(int dtype, const void *w, long rows, long cols, const char **what) {
+    const long nb = (cols + 31) / 32;
+    const unsigned char *base = (const unsigned char *)w;
+    *what = "";
+    for (long r = 0; r < rows; r++) {
+        if (dtype == 2 || dtype == 4) {
+            const long nscales = dtype == 2 ? nb : 1;
+            const unsigned char *row = base + r * (dtype == 2 ? 36 * nb : 4 + 32 * nb);
+            for (long b = 0; b < nscales; b++)
+                if (!scale_ok(rk_load_f32(row + 4 * b), 128.0f)) { *what = "a scale whose weights are not finite"; return r + 1; }
+            const int8_t *q = (const int8_t *)(row + 4 * nscales);
+            int low = 0;
+            for (long c = 0; c < cols; c++) low |= q[c] == -128;
+            if (low) { *what = "the code -128 (codes are -127...127)"; return r + 1; }
+            int pad = 0;
+            for (long c = cols; c < nb * 32; c++) pad |= q[c];
+            if (pad) { *what = "non-zero padding past the last column"; return r + 1; }
+        } else if (dtype == 3) {
+            const unsigned char *row = base + r * 20 * nb;
+            for (long b = 0; b < nb; b++)
+                if (!scale_ok(rk_load_f32(row + 4 * b), 8.0f)) { *what = "a scale whose weights are not finite"; return r + 1; }
+            const unsigned char *q = row + 4 * nb + 16 * (nb - 1);
+            for (long j = cols - 32 * (nb - 1); j < 32; j++) {
+                int nib = j < 16 ? q[j] & 15 : q[j & 15] >> 4;
+                if (nib != 8) { *what = "padding past the last column that is not nibble 8"; return r + 1; }
+            }
+        }
+    }
+    return 0;
+}

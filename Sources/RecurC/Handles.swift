@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Recur
+import Synchronization
 
 // The objects behind the opaque handles of recur.h. A handle is a retained Swift object passed to C as a
 // pointer (Unmanaged.passRetained); `*_free` releases it. A state handle retains its model handle, so a
@@ -48,12 +49,23 @@ final class ModelHandle {
     }
 }
 
-/// A handle that `recur_generate` holds while it runs. Calls on it from inside the generation's callback
-/// are refused (they would change the state or the random generator under the generation's feet), and
-/// freeing it there is deferred until the generation returns.
+/// A handle that `recur_generate` holds while it runs. Calls on it made while the generation runs — from
+/// its callback, or from another thread in breach of the one-call-at-a-time rule of recur.h — are refused
+/// (they would change the state or the random generator under the generation's feet), and freeing it then
+/// is deferred until the generation returns. Both flags are atomic, so the refusal itself is race-free.
 class BusyHandle {
-    var busy = false
-    var releaseWhenIdle = false
+    let busyFlag = Atomic<Bool>(false)
+    let releaseFlag = Atomic<Bool>(false)
+    var busy: Bool { busyFlag.load(ordering: .acquiring) }
+    /// Marks the handle busy; false when a generation already holds it.
+    func acquire() -> Bool {
+        busyFlag.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
+    /// Clears the busy mark; true when a free was requested while busy (the caller then releases).
+    func relinquish() -> Bool {
+        busyFlag.store(false, ordering: .releasing)
+        return releaseFlag.exchange(false, ordering: .acquiringAndReleasing)
+    }
 }
 
 /// `recur_state`: a stream state and the model handle it keeps alive.
@@ -86,7 +98,7 @@ func object<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticSt
         throw invalid("\(name) is not a handle of the expected kind")
     }
     if let b = h as? BusyHandle, b.busy {
-        throw invalid("\(name) is in use by recur_generate (its callback may not use the generation's state or sampler)")
+        throw invalid("\(name) is in use by a recur_generate call that has not returned (from its callback or another thread); a state or sampler serves one call at a time")
     }
     return h
 }
@@ -98,7 +110,7 @@ func release<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type) {
     let h = u.takeUnretainedValue()
     guard h is T else { return }
     if let b = h as? BusyHandle, b.busy {
-        b.releaseWhenIdle = true   // freed from a generation callback: released when the generation returns
+        b.releaseFlag.store(true, ordering: .releasing)   // freed during a generation: released when it returns
         return
     }
     u.release()

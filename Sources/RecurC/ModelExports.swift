@@ -2,15 +2,17 @@ import Recur
 
 // recur_model_*: opening, vocabulary, text ↔ token ids, properties.
 
-/// RECUR_OPEN_SKIP_CHECKSUM
-let openSkipChecksum: UInt32 = 1
+/// RECUR_OPEN_SKIP_CHECKSUM, RECUR_OPEN_NO_MMAP
+let openSkipChecksum: UInt32 = 1, openNoMmap: UInt32 = 2
 
 func modelOptions(_ flags: UInt32) throws -> Model.Options {
-    if flags & ~openSkipChecksum != 0 {
-        throw invalid("unknown open flags 0x\(String(flags & ~openSkipChecksum, radix: 16))")
+    let known = openSkipChecksum | openNoMmap
+    if flags & ~known != 0 {
+        throw invalid("unknown open flags 0x\(String(flags & ~known, radix: 16))")
     }
     var o = Model.Options()
     o.verifyChecksum = flags & openSkipChecksum == 0
+    o.mapFile = flags & openNoMmap == 0
     return o
 }
 
@@ -63,8 +65,11 @@ public func recur_model_output_size(_ model: OpaquePointer?, _ out: UnsafeMutabl
 // Values of recur_model_get's property argument (see recur.h).
 enum ModelProperty: Int32 {
     case vocabSize = 0, outputSize, stateFloats, tokenizer, bosID, eosID, padID, unkID,
-         outputIsProbability, formatMajor, formatMinor, checksum, parameters, layers, fileBytes, canStep
+         outputIsProbability, formatMajor, formatMinor, checksum, parameters, layers, fileBytes, canStep, task
 }
+
+/// recur_task: RECUR_TASK_GENERATE, _CLASSIFY, _TAG, _SEQ2SEQ.
+let taskCodes: [String: Int64] = ["generate": 0, "classify": 1, "tag": 2, "seq2seq": 3]
 
 @_cdecl("recur_model_get")
 public func recur_model_get(_ model: OpaquePointer?, _ property: Int32, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
@@ -101,6 +106,11 @@ public func recur_model_get(_ model: OpaquePointer?, _ property: Int32, _ out: U
                 }
             }
             out.pointee = embedding && recurrent && !bidirectional ? 1 : 0
+        case .task:
+            guard let code = taskCodes[m.architecture.task] else {
+                throw RecurError(.unsupported, "the model's task '\(m.architecture.task)' has no recur_task value")
+            }
+            out.pointee = code
         }
     }
 }
@@ -143,12 +153,25 @@ public func recur_model_token_id(_ model: OpaquePointer?, _ piece: UnsafePointer
 public func recur_model_encode(_ model: OpaquePointer?, _ textPointer: UnsafePointer<CChar>?,
                                _ ids: UnsafeMutablePointer<Int32>?, _ capacity: UInt,
                                _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
+    recur_model_encode_with(model, textPointer, 0, ids, capacity, count)
+}
+
+/// recur_unknown: RECUR_UNKNOWN_ERROR, _SKIP, _REPLACE.
+let unknownPolicies: [Vocabulary.UnknownPolicy] = [.error, .skip, .replace]
+
+@_cdecl("recur_model_encode_with")
+public func recur_model_encode_with(_ model: OpaquePointer?, _ textPointer: UnsafePointer<CChar>?, _ unknown: Int32,
+                                    _ ids: UnsafeMutablePointer<Int32>?, _ capacity: UInt,
+                                    _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let count = try required(count, "count (out)")
         let s = try text(textPointer, "text")
         if ids == nil && capacity > 0 { throw invalid("ids is NULL but capacity is \(capacity)") }
-        let encoded = try m.model.vocabulary.encode(s).map { t -> Int32 in
+        guard unknown >= 0, Int(unknown) < unknownPolicies.count else {
+            throw invalid("unknown must be RECUR_UNKNOWN_ERROR, _SKIP or _REPLACE (got \(unknown))")
+        }
+        let encoded = try m.model.vocabulary.encode(s, unknown: unknownPolicies[Int(unknown)]).map { t -> Int32 in
             guard let t32 = Int32(exactly: t) else { throw RecurError(.outOfRange, "token id \(t) does not fit in int32_t") }
             return t32
         }

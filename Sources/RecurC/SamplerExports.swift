@@ -78,15 +78,18 @@ public func recur_generate(_ state: OpaquePointer?, _ sampler: OpaquePointer?, _
         let p = prompt == nil ? "" : try text(prompt, "prompt")
         // Both handles are marked busy for the duration (see BusyHandle), and the sampler is advanced on a
         // local copy written back at the end, so that no Swift access to the handles spans the callback.
-        st.busy = true
-        s.busy = true
+        guard st.acquire() else {
+            throw invalid("state is in use by a recur_generate call that has not returned (from its callback or another thread); a state serves one call at a time")
+        }
+        guard s.acquire() else {
+            if st.relinquish() { Unmanaged.passUnretained(st).release() }
+            throw invalid("sampler is in use by a recur_generate call that has not returned (from its callback or another thread); a sampler serves one call at a time")
+        }
         var sampler = s.sampler
         defer {
             s.sampler = sampler
-            st.busy = false
-            s.busy = false
-            if st.releaseWhenIdle { Unmanaged.passUnretained(st).release() }
-            if s.releaseWhenIdle { Unmanaged.passUnretained(s).release() }
+            if st.relinquish() { Unmanaged.passUnretained(st).release() }
+            if s.relinquish() { Unmanaged.passUnretained(s).release() }
         }
         let result = try st.owner.model.generate(prompt: p, state: st.state, maxTokens: Int(maxTokens),
                                                  sampler: &sampler) { piece in

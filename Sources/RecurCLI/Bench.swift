@@ -40,19 +40,22 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Columns of the --kernels matrix.")
     var cols: Int = 1024
 
+    @OptionGroup var load: LoadOptions
+
     func run() throws {
         if kernels { return try runKernels() }
         guard let model else { throw CLIError("name a model, or use --kernels") }
-        guard steps >= 1, prompt >= 1, threads >= 0, batch >= 1 else {
-            throw CLIError("--steps, --prompt and --batch must be ≥ 1, --threads ≥ 0")
+        guard steps >= 1, prompt >= 1, batch >= 1 else {
+            throw CLIError("--steps, --prompt and --batch must be ≥ 1")
         }
-        var options = Model.Options()
-        options.threads = threads
+        guard (0...64).contains(threads) else {
+            throw CLIError("--threads must be 0 (automatic) or 1...64 (got \(threads))")
+        }
         var loads: [Double] = []
         var m: Model? = nil
         for _ in 0..<3 {
             let t0 = now()
-            m = try Model(path: model, options: options)
+            m = try loadModel(model, load: load) { $0.threads = threads }
             loads.append(now() - t0)
         }
         let mdl = m!
@@ -107,7 +110,7 @@ struct Bench: ParsableCommand {
         let types = Dictionary(grouping: mdl.file.tensors, by: { $0.dtype.name }).mapValues { $0.count }
         if json {
             var o: [String: Any] = [
-                "model": model, "file_bytes": size ?? 0, "threads": threads, "batch": batch,
+                "model": model, "file_bytes": size, "threads": mdl.threads, "threads_requested": threads, "batch": batch,
                 "kernels": kernelLevelName, "load_ms": loads[1] * 1e3,
                 "step_us_median": median * 1e6, "step_us_p90": p90 * 1e6,
                 "prefill_tokens_per_s": tokPerSec, "prefill_tokens_per_cpu_s": tokPerCPUSec,
@@ -118,8 +121,8 @@ struct Bench: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("model          \(model) (\(formatBytes(size ?? 0)); tensors \(types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
-            print("kernels        \(kernelLevelName), threads \(threads)\(batch > 1 ? ", batch \(batch)" : "")")
+            print("model          \(model) (\(formatBytes(size)); tensors \(types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
+            print("kernels        \(kernelLevelName), threads \(mdl.threads)\(mdl.threads != threads ? " (\(threads == 0 ? "automatic" : "\(threads)") requested)" : "")\(batch > 1 ? ", batch \(batch)" : "")")
             print(String(format: "load           %.2f ms (median of 3)", loads[1] * 1e3))
             print(String(format: "step           %.2f µs median, %.2f µs p90 (%d steps)", median * 1e6, p90 * 1e6, steps)
                   + (batch > 1 ? String(format: "; %.0f stream-steps/s", Double(batch) / median) : ""))
@@ -140,7 +143,7 @@ struct Bench: ParsableCommand {
         print("type   kernel        µs/call     GB/s   (cpu µs/call: time on this thread only, robust to other load)")
         for dtype in DType.allCases {
             let bytes = quantizeMatrix(values, rows: rows, cols: cols, to: dtype)
-            try bytes.withUnsafeBytes { raw in
+            bytes.withUnsafeBytes { raw in
                 let w = Matrix(rows: rows, cols: cols, dtype: dtype, data: raw.baseAddress!)
                 var variants: [(String, () -> Void)] = []
                 for level in 0...kernelDetectedLevel {

@@ -7,11 +7,11 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure how well a model predicts a text: bits per character and perplexity.",
         discussion: """
-        Steps the model over the text through the inference runtime, from a zero state, predicting each
-        character from the ones before it. With --reference (for example the f32 model a quantized one
-        was made from), also reports the mean KL divergence KL(reference ‖ model) and how often both
-        rank the same character first.
-        """)
+            Steps the model over the text through the inference runtime, from a zero state, predicting \
+            each character from the ones before it. With --reference (for example the f32 model a \
+            quantized one was made from), also reports the mean KL divergence KL(reference ‖ model) and \
+            how often both rank the same character first. Generator models only.
+            """)
 
     @Argument(help: "The model file (default: the shipped model).")
     var model: String?
@@ -25,10 +25,12 @@ struct Eval: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
+    @OptionGroup var load: LoadOptions
+
     func run() throws {
         let path = try model ?? defaultModelPath()
-        let m = try Model(path: path)
-        let ref = try reference.map { try Model(path: $0) }
+        let m = try loadModel(path, task: "generate", load: load)
+        let ref = try reference.map { try loadModel($0, task: "generate", load: load) }
         let bytes = try readFile(text)
         guard !bytes.isEmpty else { throw CLIError("the text '\(text)' is empty") }
         if let bad = Corpus.firstInvalidUTF8(bytes) {

@@ -4,10 +4,19 @@ import Recur
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stream text from a generator model, one piece at a time as it is sampled.")
+        abstract: "Stream text from a generator model, one piece at a time as it is sampled.",
+        discussion: """
+            Without MODEL, the first of these that exists: the file named by $RECUR_MODEL; \
+            PREFIX/share/recur/alice.recur next to an installed `recur` (PREFIX/bin/recur); models/alice.recur \
+            of the checkout the binary was built in; models/alice.recur under the current folder.
+            """)
 
-    @Argument(help: "The model file (default: the shipped model, see `recur generate --help`).")
+    @Argument(help: "The model file (default: the shipped generator; the lookup order is below).")
     var model: String?
+
+    @OptionGroup var load: LoadOptions
+
+    @OptionGroup var unknown: UnknownOption
 
     @Option(name: .long, help: "Text the model continues.")
     var prompt: String = "Alice"
@@ -34,12 +43,13 @@ struct Generate: ParsableCommand {
     var noPrompt = false
 
     func run() throws {
-        let m = try loadModel(model)
+        if tokens < 0 { throw CLIError("--tokens must be ≥ 0 (got \(tokens))") }
         var sampler = try Sampler(SamplerParams(temperature: temperature, topK: topK, topP: topP, seed: seed))
-        if tokens < 0 { throw CLIError("--tokens must be ≥ 0") }
-        _ = try m.vocabulary.encode(prompt)     // fail before printing anything
+        let policy = try unknown.policy()
+        let m = try loadModel(model, task: "generate", load: load)
+        _ = try m.vocabulary.encode(prompt, unknown: policy)     // fail before printing anything
         if !noPrompt { emit(prompt) }
-        try m.generate(prompt: prompt, maxTokens: tokens, sampler: &sampler, stop: stop) { piece in
+        try m.generate(prompt: prompt, maxTokens: tokens, sampler: &sampler, stop: stop, unknown: policy) { piece in
             emit(piece)
             return true
         }

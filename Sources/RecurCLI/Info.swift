@@ -12,9 +12,11 @@ struct Info: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
+    @OptionGroup var load: LoadOptions
+
     func run() throws {
         let path = try model ?? defaultModelPath()
-        let m = try Model(path: path)
+        let m = try loadModel(path, load: load)
         let f = m.file
         func describe(_ list: [LayerSpec]) -> [[String: Any]] { list.enumerated().map { i, l in
             var d: [String: Any] = ["index": i, "kind": l.kindName]

@@ -4,7 +4,7 @@ import Recur
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a model's weights to f16, int8 or 4-bit (q4).",
+        abstract: "Convert a model's weights to f16, int8 (q8r), q8 or 4-bit (q4).",
         discussion: """
             Recurrent and input kernels get the chosen type; the embedding table and the output layer \
             keep at least 8 bits (the type itself for f16, int8 and q8; q8 for q4); biases and peepholes \
@@ -21,7 +21,7 @@ struct Quantize: ParsableCommand {
     @Argument(help: "Where to write the converted model.")
     var output: String
 
-    @Option(name: .long, help: "f16, int8 (= q8r, one scale per row), q8 (one scale per block of 32) or q4.")
+    @Option(name: .long, help: "f16 (also: half, float16), int8 (= q8r, i8: one scale per row), q8 (= int8-block: one scale per block of 32) or q4 (= int4, 4bit: 4-bit, one scale per block of 32).")
     var type: String
 
     @Option(name: .customLong("tensor-type"), parsing: .singleValue, help: "NAME=TYPE: give tensors matching NAME this type (f32, f16, int8/q8r, q8, q4).")

@@ -9,6 +9,10 @@ struct Classify: ParsableCommand {
     @Argument(help: "The model file (model.task = classify).")
     var model: String
 
+    @OptionGroup var load: LoadOptions
+
+    @OptionGroup var unknown: UnknownOption
+
     @Option(name: .long, help: "The text to classify.")
     var text: String
 
@@ -16,8 +20,8 @@ struct Classify: ParsableCommand {
     var json = false
 
     func run() throws {
-        let m = try loadModel(model)
-        let p = try m.classify(text)
+        let m = try loadModel(model, task: "classify", load: load)
+        let p = try m.classify(text, unknown: try unknown.policy())
         let names = m.labels
         let best = p.indices.max { p[$0] < p[$1] }!
         if json {
@@ -37,6 +41,10 @@ struct Tag: ParsableCommand {
     @Argument(help: "The model file (model.task = tag).")
     var model: String
 
+    @OptionGroup var load: LoadOptions
+
+    @OptionGroup var unknown: UnknownOption
+
     @Option(name: .long, help: "The text to tag.")
     var text: String
 
@@ -44,8 +52,8 @@ struct Tag: ParsableCommand {
     var json = false
 
     func run() throws {
-        let m = try loadModel(model)
-        let tagged = try m.tag(text)
+        let m = try loadModel(model, task: "tag", load: load)
+        let tagged = try m.tag(text, unknown: try unknown.policy())
         if json {
             let arr = tagged.map { [$0.0, $0.1] }
             print(String(data: try JSONSerialization.data(withJSONObject: arr), encoding: .utf8)!)
@@ -61,6 +69,10 @@ struct Translate: ParsableCommand {
 
     @Argument(help: "The model file (model.task = seq2seq).")
     var model: String
+
+    @OptionGroup var load: LoadOptions
+
+    @OptionGroup var unknown: UnknownOption
 
     @Option(name: .long, help: "The source text.")
     var text: String
@@ -78,8 +90,9 @@ struct Translate: ParsableCommand {
     var json = false
 
     func run() throws {
-        let m = try loadModel(model)
-        let t = try m.translate(text, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty)
+        let m = try loadModel(model, task: "seq2seq", load: load)
+        let t = try m.translate(text, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty,
+                                unknown: try unknown.policy())
         if json {
             let obj: [String: Any] = ["text": t.text, "tokens": t.tokens, "log_probability": t.logProbability, "score": t.score]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)

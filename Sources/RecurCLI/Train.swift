@@ -124,6 +124,9 @@ struct Train: ParsableCommand {
         if let task, task != "generate" {   // routed to train-task by RecurCommand.main before parsing
             throw CLIError("--task must be generate, classify, tag or seq2seq (got '\(task)')")
         }
+        try requireWritable(out, "--out")
+        if let checkpoint { try requireWritable(checkpoint, "--checkpoint") }
+        if let log { try requireWritable(log, "--log") }
         let bytes = try readFile(text)
         let name = URL(fileURLWithPath: text).lastPathComponent
         var options = TrainingOptions()

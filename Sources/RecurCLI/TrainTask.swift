@@ -66,9 +66,10 @@ struct TrainTask: ParsableCommand {
         guard task == "seq2seq" || (dropout == 0 && !reverseSource) else {
             throw ValidationError("--dropout and --reverse-source are seq2seq options")
         }
+        try requireWritable(out, "--out")
+        if let log { try requireWritable(log, "--log") }
         let logHandle: FileHandle? = try log.map { p in
-            FileManager.default.createFile(atPath: p, contents: nil)
-            guard let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
+            guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
             return h
         }
         let say: (String) -> Void = { line in
@@ -76,7 +77,7 @@ struct TrainTask: ParsableCommand {
             logHandle?.write((line + "\n").data(using: .utf8)!)
         }
         func read(_ defaults: [String]) throws -> String {
-            try (data.isEmpty ? defaults : data).map { p -> String in
+            try (data.isEmpty ? defaults.map(defaultDataFile) : data).map { p -> String in
                 guard let d = FileManager.default.contents(atPath: p) else { throw ValidationError("cannot read \(p)") }
                 var s = String(decoding: d, as: UTF8.self)
                 if !s.hasSuffix("\n") { s += "\n" }

@@ -10,7 +10,16 @@ final class VocabularyTests: XCTestCase {
 
     func testCharWithoutUnkRejectsUnknown() throws {
         let v = try Vocabulary(kind: .char, pieces: ["a", "b"])
-        assertThrowsRecur(.outOfRange, "U+7A") { _ = try v.encode("abz") }
+        assertThrowsRecur(.outOfRange, "character 'z' (U+007A) at position 3") { _ = try v.encode("abz") }
+        XCTAssertEqual(try v.encode("abz", unknown: .skip), [0, 1])
+        assertThrowsRecur(.outOfRange, "no look-alike") { _ = try v.encode("abz", unknown: .replace) }
+        XCTAssertEqual(try v.encode("àbå", unknown: .replace), [0, 1, 0])
+        let w = try Vocabulary(kind: .word, pieces: ["naive", "cafe", "."], lowercase: true)
+        assertThrowsRecur(.outOfRange, "word 'naïve' (word 1)") { _ = try w.encode("Naïve café.") }
+        XCTAssertEqual(try w.encode("Naïve café.", unknown: .replace), [0, 1, 2])
+        XCTAssertEqual(try w.encode("Naïve tea café.", unknown: .skip), [2])
+        let u = try Vocabulary(kind: .char, pieces: ["<unk>", "a"], unk: 0)
+        XCTAssertEqual(try u.encode("aé", unknown: .skip), [1, 0], "a model with UNK maps unknowns to it under every policy")
         assertThrowsRecur(.outOfRange, "token id 5") { _ = try v.decode([5]) }
     }
 

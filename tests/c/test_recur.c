@@ -910,6 +910,75 @@ static void test_threads(recur_model *a) {
     CHECK(same);
 }
 
+/* Untrusted saved states, text outside the vocabulary, the task property and reading without a mapping. */
+static void test_hardening(recur_model *a) {
+    int32_t ids[16], plain[16];
+    size_t count = 0, plain_count = 0, need = 0, written = 0;
+    int64_t task = -1;
+    uint64_t position = 0, limit = (uint64_t)INT64_MAX;
+    recur_state *s = NULL, *t = NULL;
+    recur_sampler *sampler = NULL;
+    recur_sampler_params params;
+    recur_model *m = NULL;
+    const float *out_a = NULL, *out_m = NULL;
+    unsigned char *saved;
+
+    OK(recur_model_get(a, RECUR_MODEL_TASK, &task));
+    CHECK(task == RECUR_TASK_GENERATE);
+
+    EXPECT(recur_model_encode_with(a, "caf\xc3\xa9", RECUR_UNKNOWN_ERROR, ids, 16, &count), RECUR_ERR_OUT_OF_RANGE);
+    CHECK(strstr(recur_last_error(), "U+00E9") != NULL && strstr(recur_last_error(), "position 4") != NULL);
+    OK(recur_model_encode(a, "caf", plain, 16, &plain_count));
+    OK(recur_model_encode_with(a, "caf\xc3\xa9", RECUR_UNKNOWN_SKIP, ids, 16, &count));
+    CHECK(count == 3 && memcmp(ids, plain, 3 * sizeof(int32_t)) == 0);
+    OK(recur_model_encode(a, "cafe", plain, 16, &plain_count));
+    OK(recur_model_encode_with(a, "caf\xc3\xa9", RECUR_UNKNOWN_REPLACE, ids, 16, &count));
+    CHECK(count == 4 && memcmp(ids, plain, 4 * sizeof(int32_t)) == 0);
+    EXPECT(recur_model_encode_with(a, "caf\xe2\x98\x83", RECUR_UNKNOWN_REPLACE, ids, 16, &count), RECUR_ERR_OUT_OF_RANGE);
+    EXPECT(recur_model_encode_with(a, "cafe", 3, ids, 16, &count), RECUR_ERR_INVALID_ARGUMENT);
+
+    /* A saved state whose position is 2^63 - 1: refused with a status, never a trap; nothing changes. */
+    REQUIRE(recur_state_new(a, &s));
+    OK(recur_state_step(s, plain[0], NULL));
+    OK(recur_state_size(s, &need));
+    saved = malloc(need);
+    REQUIRE(saved != NULL ? RECUR_OK : RECUR_ERR_OUT_OF_MEMORY);
+    OK(recur_state_save(s, saved, need, &written));
+    for (int k = 0; k < 8; k++) saved[24 + k] = (unsigned char)(limit >> (8 * k));   /* little-endian u64 */
+    OK(recur_state_restore(s, saved, written));
+    OK(recur_state_position(s, &position));
+    CHECK(position == limit);
+    EXPECT(recur_state_step(s, plain[0], NULL), RECUR_ERR_OUT_OF_RANGE);
+    EXPECT(recur_state_prefill(s, plain, 2, NULL), RECUR_ERR_OUT_OF_RANGE);
+    recur_sampler_params_init(&params);
+    params.temperature = 0;
+    REQUIRE(recur_sampler_new(&params, &sampler));
+    EXPECT(recur_generate(s, sampler, "ca", 5, NULL, NULL, NULL), RECUR_ERR_OUT_OF_RANGE);
+    EXPECT(recur_generate(s, sampler, "", 5, NULL, NULL, NULL), RECUR_ERR_OUT_OF_RANGE);
+    OK(recur_state_position(s, &position));
+    CHECK(position == limit);
+    OK(recur_state_reset(s));
+    OK(recur_state_step(s, plain[0], NULL));
+    free(saved);
+
+    /* Opened without a mapping: the same model, the same outputs. Unknown flags are refused. */
+    OK(recur_model_open(path_a, RECUR_OPEN_NO_MMAP, &m));
+    REQUIRE(recur_state_new(m, &t));
+    OK(recur_state_reset(s));
+    OK(recur_state_prefill(s, plain, 4, &out_a));
+    OK(recur_state_prefill(t, plain, 4, &out_m));
+    {
+        size_t n = 0;
+        OK(recur_model_output_size(a, &n));
+        CHECK(out_a != NULL && out_m != NULL && memcmp(out_a, out_m, n * sizeof(float)) == 0);
+    }
+    EXPECT(recur_model_open(path_a, 4, &m), RECUR_ERR_INVALID_ARGUMENT);
+    CHECK(m == NULL);
+    recur_state_free(t);
+    recur_state_free(s);
+    recur_sampler_free(sampler);
+}
+
 int main(int argc, char **argv) {
     recur_model *a = NULL, *b = NULL;
     if (argc != 3) {
@@ -931,6 +1000,7 @@ int main(int argc, char **argv) {
     test_generate(a);
     test_callback_reentry(a);
     test_threads(a);
+    test_hardening(a);
     recur_model_free(a);
     recur_model_free(b);
     printf("test_recur: %d passed, %d failed\n", passed, failed);

@@ -145,6 +145,24 @@ int main(int argc, char **argv) {
     test_classify(c, g);
     test_tag(t, g);
     test_translate(s, g);
+    {
+        /* Each model says what it is; only a generator runs recur_generate. */
+        int64_t kind = -1;
+        recur_state *st = NULL;
+        recur_sampler *sm = NULL;
+        recur_sampler_params sp;
+        OK(recur_model_get(c, RECUR_MODEL_TASK, &kind)); CHECK(kind == RECUR_TASK_CLASSIFY);
+        OK(recur_model_get(t, RECUR_MODEL_TASK, &kind)); CHECK(kind == RECUR_TASK_TAG);
+        OK(recur_model_get(s, RECUR_MODEL_TASK, &kind)); CHECK(kind == RECUR_TASK_SEQ2SEQ);
+        OK(recur_model_get(g, RECUR_MODEL_TASK, &kind)); CHECK(kind == RECUR_TASK_GENERATE);
+        recur_sampler_params_init(&sp);
+        OK(recur_sampler_new(&sp, &sm));
+        OK(recur_state_new(s, &st));
+        EXPECT(recur_generate(st, sm, "a", 5, NULL, NULL, NULL), RECUR_ERR_UNSUPPORTED);
+        CHECK(strstr(recur_last_error(), "translate") != NULL);
+        recur_state_free(st);
+        recur_sampler_free(sm);
+    }
     recur_model_free(c);
     recur_model_free(t);
     recur_model_free(s);

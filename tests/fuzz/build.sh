@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the fuzz target .build-fuzz/fuzz_recur:
+# Builds the fuzz targets .build-fuzz/fuzz_recur and .build-fuzz/fuzz_state:
 #   - the library (targets CRecurKernels, Recur, RecurC) in release mode into the scratch path .build-fuzz,
 #     Swift code with AddressSanitizer and libFuzzer's coverage (inline 8-bit edge counters, PC table,
 #     comparison tracing), the C kernels with AddressSanitizer, UndefinedBehaviorSanitizer and the same
@@ -25,4 +25,7 @@ LIB="$SCRATCH/release/libRecurC.so"
 "$CLANG" -g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -fuse-ld=lld -Iinclude tests/fuzz/fuzz_recur.c -o "$SCRATCH/fuzz_recur" \
     -L"$SCRATCH/release" -lRecurC -Wl,-rpath,"$(pwd)/$SCRATCH/release" -Wl,-rpath,/opt/swift/usr/lib/swift/linux
-echo "fuzz build: $SCRATCH/fuzz_recur in $(( $(date +%s) - start )) s"
+"$CLANG" -g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -fuse-ld=lld -Iinclude tests/fuzz/fuzz_state.c -o "$SCRATCH/fuzz_state" \
+    -L"$SCRATCH/release" -lRecurC -Wl,-rpath,"$(pwd)/$SCRATCH/release" -Wl,-rpath,/opt/swift/usr/lib/swift/linux
+echo "fuzz build: $SCRATCH/fuzz_recur and $SCRATCH/fuzz_state in $(( $(date +%s) - start )) s"

@@ -60,6 +60,14 @@ void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long ro
 void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 
 /*
+ * Checks the bytes of a rows × cols matrix of dtype 2 (q8), 3 (q4) or 4 (q8r) as a reader must: every
+ * scale s finite with s · (largest code) finite (so every decoded weight is finite), q8/q8r codes in
+ * −127…127, padding past `cols` zero (q4: nibble 8). Returns 0 when valid, else 1 + the first bad row,
+ * with *what set to a static description of the fault. Other dtypes return 0.
+ */
+long rk_check_quantized(int dtype, const void *w, long rows, long cols, const char **what);
+
+/*
  * Y (n × rows) = X (n × cols) · Wᵀ for f32 weights: n vectors against one matrix, each weight read once
  * per group of 4 vectors (the batched step of a few streams; for many, sgemm is faster).
  */

@@ -15,46 +15,46 @@ struct ByteCursor {
 
     var remaining: Int { end - position }
 
-    mutating func need(_ n: Int, _ what: String) throws {
+    mutating func need(_ n: Int, _ what: @autoclosure () -> String) throws {
         if n < 0 || n > remaining {
-            throw RecurError(.format, "\(context): truncated while reading \(what) at byte \(position) (needs \(n) bytes, \(max(remaining, 0)) left)")
+            throw RecurError(.format, "\(context): truncated while reading \(what()) at byte \(position) (needs \(n) bytes, \(max(remaining, 0)) left)")
         }
     }
 
-    mutating func u8(_ what: String) throws -> UInt8 {
-        try need(1, what)
+    mutating func u8(_ what: @autoclosure () -> String) throws -> UInt8 {
+        try need(1, what())
         defer { position += 1 }
         return base.load(fromByteOffset: position, as: UInt8.self)
     }
 
-    mutating func u16(_ what: String) throws -> UInt16 {
-        try need(2, what)
+    mutating func u16(_ what: @autoclosure () -> String) throws -> UInt16 {
+        try need(2, what())
         defer { position += 2 }
         return UInt16(littleEndian: base.loadUnaligned(fromByteOffset: position, as: UInt16.self))
     }
 
-    mutating func u32(_ what: String) throws -> UInt32 {
-        try need(4, what)
+    mutating func u32(_ what: @autoclosure () -> String) throws -> UInt32 {
+        try need(4, what())
         defer { position += 4 }
         return UInt32(littleEndian: base.loadUnaligned(fromByteOffset: position, as: UInt32.self))
     }
 
-    mutating func u64(_ what: String) throws -> UInt64 {
-        try need(8, what)
+    mutating func u64(_ what: @autoclosure () -> String) throws -> UInt64 {
+        try need(8, what())
         defer { position += 8 }
         return UInt64(littleEndian: base.loadUnaligned(fromByteOffset: position, as: UInt64.self))
     }
 
-    mutating func i64(_ what: String) throws -> Int64 { Int64(bitPattern: try u64(what)) }
+    mutating func i64(_ what: @autoclosure () -> String) throws -> Int64 { Int64(bitPattern: try u64(what())) }
 
-    mutating func f64(_ what: String) throws -> Double { Double(bitPattern: try u64(what)) }
+    mutating func f64(_ what: @autoclosure () -> String) throws -> Double { Double(bitPattern: try u64(what())) }
 
     /// Reads `count` bytes as UTF-8, rejecting invalid sequences.
-    mutating func utf8(count: Int, _ what: String) throws -> String {
-        try need(count, what)
+    mutating func utf8(count: Int, _ what: @autoclosure () -> String) throws -> String {
+        try need(count, what())
         let buf = UnsafeRawBufferPointer(start: base + position, count: count)
         guard let s = String(validating: buf.bindMemory(to: UInt8.self), as: UTF8.self) else {
-            throw RecurError(.format, "\(context): \(what) at byte \(position) is not valid UTF-8")
+            throw RecurError(.format, "\(context): \(what()) at byte \(position) is not valid UTF-8")
         }
         position += count
         return s

@@ -33,6 +33,9 @@ public enum RecurFormat {
     public static let maxKeyBytes = 256
     public static let maxStringBytes = 64 << 20
     public static let maxMetadataCount = 1 << 20
+    /// Items of one array value (strings, ints or floats): far above any vocabulary or label list, and
+    /// small enough that a file of empty strings cannot make loading slow or large (docs/FORMAT.md §9).
+    public static let maxArrayItems = 1 << 21
     public static let maxTensorCount = 1 << 16
     public static let maxRank = 4
     public static let maxDimension = 1 << 31

@@ -19,11 +19,16 @@ public struct RecurFile: @unchecked Sendable {
         /// Verify the CRC-32 over the whole file (one pass over the bytes). Turn off only for files that
         /// come from a trusted source and were verified before: structure and bounds are checked either way.
         public var verifyChecksum: Bool = true
-        public init(verifyChecksum: Bool = true) { self.verifyChecksum = verifyChecksum }
+        /// Map the file (true) or read it into private memory (false); see `FileStorage`.
+        public var mapFile: Bool = true
+        public init(verifyChecksum: Bool = true, mapFile: Bool = true) {
+            self.verifyChecksum = verifyChecksum
+            self.mapFile = mapFile
+        }
     }
 
     public static func open(path: String, options: Options = Options()) throws -> RecurFile {
-        let storage = try FileStorage(mapping: path)
+        let storage = options.mapFile ? try FileStorage(mapping: path) : try FileStorage(reading: path)
         return try RecurFile(storage: storage, options: options, name: path)
     }
 
@@ -212,6 +217,9 @@ public struct RecurFile: @unchecked Sendable {
             if count > m.remaining / 4 {
                 throw RecurError(.format, "\(name): string array '\(key)' claims \(count) items, more than its section can hold")
             }
+            if count > RecurFormat.maxArrayItems {
+                throw RecurError(.format, "\(name): string array '\(key)' has \(count) items, over the cap of \(RecurFormat.maxArrayItems)")
+            }
             var out: [String] = []
             out.reserveCapacity(count)
             for i in 0..<count {
@@ -219,13 +227,16 @@ public struct RecurFile: @unchecked Sendable {
                 if n > RecurFormat.maxStringBytes {
                     throw RecurError(.format, "\(name): item \(i) of '\(key)' is \(n) bytes, over the cap")
                 }
-                out.append(try m.utf8(count: n, "item \(i) of '\(key)'"))
+                out.append(n == 0 ? "" : try m.utf8(count: n, "item \(i) of '\(key)'"))
             }
             return .strings(out)
         case 6, 7:
             let count = Int(try m.u32("count of '\(key)'"))
             if count > m.remaining / 8 {
                 throw RecurError(.format, "\(name): array '\(key)' claims \(count) items, more than its section can hold")
+            }
+            if count > RecurFormat.maxArrayItems {
+                throw RecurError(.format, "\(name): array '\(key)' has \(count) items, over the cap of \(RecurFormat.maxArrayItems)")
             }
             if type == 6 {
                 var out = [Int64](); out.reserveCapacity(count)

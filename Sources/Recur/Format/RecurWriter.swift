@@ -130,9 +130,11 @@ public struct RecurWriter {
 /// The bytes go to a new temporary file next to `path` (created exclusively, so concurrent writers never
 /// share one), which is flushed to disk and then renamed over `path`; the folder is flushed too, so that
 /// the rename itself survives a power loss. A process killed at any point leaves either the old file or
-/// the new one at `path`, never a mixture (at worst a stray `path.tmp-*` file remains).
+/// the new one at `path`, never a mixture. A process killed before its rename leaves its `path.tmp-PID-N`
+/// file; the next write to `path` removes such files of processes that no longer exist.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String) throws {
+        removeStaleTemporaries(of: path)
         var tmp = ""
         var fd: Int32 = -1
         var ts = timespec()
@@ -182,16 +184,43 @@ public enum AtomicFile {
         syncFolder(of: path)
     }
 
+    /// Removes `path.tmp-PID-N` files left by writers that were killed: those whose process no longer
+    /// exists and that were last changed over a minute ago (a writer of another PID namespace sharing the
+    /// folder is thus not disturbed while it writes). Best effort: failures are ignored.
+    static func removeStaleTemporaries(of path: String) {
+        let (folder, name) = split(path)
+        let prefix = name + ".tmp-"
+        guard let dir = opendir(folder) else { return }
+        defer { closedir(dir) }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        while let entry = readdir(dir) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard entryName.hasPrefix(prefix) else { continue }
+            let rest = entryName.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
+            guard rest.count == 2, let pid = Int32(rest[0]), pid > 0, Int(rest[1]) != nil, pid != getpid() else { continue }
+            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            let full = (folder == "." && !path.hasPrefix("./") ? "" : folder + "/") + entryName
+            var st = stat()
+            guard lstat(full, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, now.tv_sec - st.st_mtim.tv_sec > 60 else { continue }
+            unlink(full)
+        }
+    }
+
+    /// The folder and the last component of `path`.
+    static func split(_ path: String) -> (folder: String, name: String) {
+        let utf8 = Array(path.utf8)
+        guard let slash = utf8.lastIndex(of: UInt8(ascii: "/")) else { return (".", path) }
+        let folder = slash == 0 ? "/" : String(decoding: utf8[..<slash], as: UTF8.self)
+        return (folder, String(decoding: utf8[(slash + 1)...], as: UTF8.self))
+    }
+
     /// Flushes the folder holding `path` (its entry for the renamed file). Best effort: the new file is in
     /// place already, and some file systems do not sync folders.
     static func syncFolder(of path: String) {
-        let utf8 = Array(path.utf8)
-        let folder: String
-        if let slash = utf8.lastIndex(of: UInt8(ascii: "/")) {
-            folder = slash == 0 ? "/" : String(decoding: utf8[..<slash], as: UTF8.self)
-        } else {
-            folder = "."
-        }
+        let folder = split(path).folder
         let dfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {
             _ = fsync(dfd)

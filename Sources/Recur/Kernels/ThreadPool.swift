@@ -31,8 +31,29 @@ final class KernelPool: @unchecked Sendable {
     /// default because on the reference machine (2 processors shared with other work) a split step was
     /// 5–10% slower at every size: the second processor was rarely free (docs/QUANTIZATION.md, "Threads").
     static let defaultThreads: Int = {
-        guard let p = getenv("RECUR_THREADS"), let n = Int(String(cString: p)), n >= 0 else { return 1 }
+        guard let p = getenv("RECUR_THREADS"), let n = Int(String(cString: p)), (0...maxThreads).contains(n) else { return 1 }
         return n
+    }()
+
+    /// The most threads a pool runs (rk_pool_create's cap); Options.threads above it is refused.
+    public static let maxThreads = 64
+
+    /// Why RECUR_THREADS or RECUR_KERNELS, when set, cannot be honoured (nil when both are unset or valid).
+    /// Model loading refuses such an environment instead of silently running with the defaults.
+    public static let environmentProblem: String? = {
+        if let p = getenv("RECUR_THREADS") {
+            let v = String(cString: p)
+            if Int(v).map({ !(0...maxThreads).contains($0) }) ?? true {
+                return "RECUR_THREADS='\(v)' is not a thread count (0 for automatic, or 1...\(maxThreads))"
+            }
+        }
+        if let p = getenv("RECUR_KERNELS") {
+            let v = String(cString: p)
+            if !["scalar", "avx2", "avx512"].contains(v) {
+                return "RECUR_KERNELS='\(v)' is not one of scalar, avx2, avx512"
+            }
+        }
+        return nil
     }()
 
     /// Below this many bytes of weights a split step costs more in synchronization than it saves
@@ -46,6 +67,12 @@ final class KernelPool: @unchecked Sendable {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The environment variables that steer the kernels (RECUR_THREADS, RECUR_KERNELS).
+public enum KernelEnvironment {
+    /// Why a set variable cannot be honoured, or nil. Loading a model refuses such an environment.
+    public static var problem: String? { KernelPool.environmentProblem }
+}
 
 extension RecurrentWeights {
     /// The same weights with the recurrent matrix split across `pool`.

@@ -19,7 +19,7 @@ extension Model {
             }
         }
         try first.requireStepwise()
-        for (s, t) in zip(states, tokens) { try s.checkToken(t) }
+        for (s, t) in zip(states, tokens) { try s.checkToken(t); try s.checkAdvance(1) }
         let n = states.count
         if n == 1 {
             try first.step(tokens[0])

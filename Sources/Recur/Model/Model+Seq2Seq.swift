@@ -143,13 +143,14 @@ extension Model {
 
     /// Translates a source text (encoded with the source vocabulary; EOS appended when the source
     /// vocabulary has one).
-    public func translate(_ text: String, beam: Int = 4, maxLength: Int = 100, lengthPenalty: Double = 1) throws -> Translation {
+    public func translate(_ text: String, beam: Int = 4, maxLength: Int = 100, lengthPenalty: Double = 1,
+                          unknown: Vocabulary.UnknownPolicy = .error) throws -> Translation {
         guard let src = sourceVocabulary else {
             throw RecurError(.unsupported, "translation needs a seq2seq model (this one is '\(architecture.task)')")
         }
-        var ids = try src.encode(text)
-        if let e = src.eos { ids.append(e) }
+        var ids = try src.encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
+        if let e = src.eos { ids.append(e) }
         return beam == 1 && lengthPenalty == 1
             ? try translateGreedy(source: ids, maxLength: maxLength)
             : try translate(source: ids, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty)

@@ -147,8 +147,8 @@ extension Model {
     }
 
     /// Class probabilities of a text (a "classify" model). A single sigmoid output p becomes [1 − p, p].
-    public func classify(_ text: String) throws -> [Float] {
-        let ids = try vocabulary.encode(text)
+    public func classify(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [Float] {
+        let ids = try vocabulary.encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         return try classify(tokens: ids)
     }
@@ -173,11 +173,13 @@ extension Model {
     }
 
     /// Tags the words of a text: (word, tag name) pairs.
-    public func tag(_ text: String) throws -> [(String, String)] {
-        let ids = try vocabulary.encode(text)
+    public func tag(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [(String, String)] {
+        let ids = try vocabulary.encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         let tags = try tag(tokens: ids)
-        let words = vocabulary.kind == .word ? Vocabulary.words(text) : text.unicodeScalars.map { String($0) }
+        // The text's own words, one per id; pieces skipped or replaced leave the words actually tagged.
+        let words = unknown != .error ? ids.map { vocabulary.pieces[$0] }
+            : vocabulary.kind == .word ? Vocabulary.words(text) : text.unicodeScalars.map { String($0) }
         let names = labels
         return zip(words, tags).map { ($0, $1 < names.count ? names[$1] : String($1)) }
     }

@@ -1,3 +1,4 @@
+import CRecurKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,6 +17,11 @@ public final class Model: @unchecked Sendable {
     public struct Options: Sendable {
         /// Verify the file's CRC-32 (one pass over the bytes). Bounds and shapes are checked regardless.
         public var verifyChecksum = true
+        /// Map the file read-only and use its weights in place (true), or read it into private memory
+        /// (false): a mapped file that another process truncates makes the next access fault (SIGBUS), and
+        /// one overwritten in place changes the weights after they were validated. Read files that this
+        /// process does not control into memory. Applies to `init(path:)` only.
+        public var mapFile = true
         /// Reject weights that hold NaN or infinity.
         public var rejectNonFinite = true
         /// Largest precomputed input-projection table (vocabulary × gates × hidden floats), in bytes.
@@ -58,7 +64,8 @@ public final class Model: @unchecked Sendable {
     let maxWidth: Int
 
     public convenience init(path: String, options: Options = Options()) throws {
-        let file = try RecurFile.open(path: path, options: RecurFile.Options(verifyChecksum: options.verifyChecksum))
+        let file = try RecurFile.open(path: path, options: RecurFile.Options(verifyChecksum: options.verifyChecksum,
+                                                                         mapFile: options.mapFile))
         try self.init(file: file, options: options)
     }
 
@@ -70,6 +77,10 @@ public final class Model: @unchecked Sendable {
     }
 
     public init(file: RecurFile, options: Options = Options()) throws {
+        if let problem = KernelPool.environmentProblem { throw RecurError(.invalidArgument, problem) }
+        guard (0...KernelPool.maxThreads).contains(options.threads) else {
+            throw RecurError(.invalidArgument, "threads must be 0 (automatic) or 1...\(KernelPool.maxThreads) (got \(options.threads))")
+        }
         self.file = file
         let arch = try Architecture(file: file)
         let vocab = try Vocabulary(file: file)
@@ -90,6 +101,7 @@ public final class Model: @unchecked Sendable {
             if options.rejectNonFinite, let bad = Self.firstNonFinite(file, t) {
                 throw RecurError(.numerical, "tensor '\(name)' holds a non-finite value (\(bad)); the file is unusable")
             }
+            try Self.checkQuantized(file, t, rejectNonFinite: options.rejectNonFinite)
             used.insert(name)
             return t
         }
@@ -240,6 +252,13 @@ public final class Model: @unchecked Sendable {
     /// The text description of `recur info`.
     public var parameterCount: Int { architecture.parameterCount }
 
+    /// Threads one step of this model uses: the pool's when a recurrent matrix is split across it, else 1
+    /// (a model whose matrices are all too small to split runs on the caller's thread).
+    public var threads: Int {
+        guard let p = kernelPool, recurrent.contains(where: { $0.forward.recurrent.pool != nil }) else { return 1 }
+        return p.threads
+    }
+
     /// Whether the precomputed input table is in use.
     public var usesInputTable: Bool { inputTable != nil }
 
@@ -252,24 +271,27 @@ public final class Model: @unchecked Sendable {
         case .f16:
             let p = b.bindMemory(to: UInt16.self)
             for v in p where !Float16(bitPattern: UInt16(littleEndian: v)).isFinite { return "\(Float16(bitPattern: v))" }
-        case .q8r:
-            let rb = t.dtype.rowBytes(t.shape.last!)!
-            for r in 0..<(t.byteLength / max(rb, 1)) {
-                let s = b.loadUnaligned(fromByteOffset: r * rb, as: Float.self)
-                if !s.isFinite { return "scale \(s)" }
-            }
-        case .q8, .q4:
-            let cols = t.shape.last!
-            let rows = t.elementCount / cols
-            let nb = (cols + 31) / 32
-            let rb = t.dtype.rowBytes(cols)!
-            for r in 0..<rows {
-                for k in 0..<nb {
-                    let s = b.loadUnaligned(fromByteOffset: r * rb + k * 4, as: Float.self)
-                    if !s.isFinite { return "scale \(s)" }
-                }
-            }
+        case .q8, .q4, .q8r:
+            break   // checkQuantized
         }
         return nil
+    }
+
+    /// The quantized layouts' own rules (FORMAT.md §7): scales whose decoded weights are finite, codes in
+    /// range, zero padding. Scales are numerical faults, the rest format faults.
+    private static func checkQuantized(_ file: RecurFile, _ t: TensorInfo, rejectNonFinite: Bool) throws {
+        guard t.dtype == .q8 || t.dtype == .q4 || t.dtype == .q8r else { return }
+        let cols = t.shape.last!
+        var what: UnsafePointer<CChar>? = nil
+        let row = rk_check_quantized(Int32(t.dtype.rawValue), file.bytes(of: t).baseAddress!, t.elementCount / cols, cols, &what)
+        guard row > 0 else { return }
+        let text = what.map { String(cString: $0) } ?? "a fault"
+        if text.hasPrefix("a scale") {
+            if rejectNonFinite {
+                throw RecurError(.numerical, "tensor '\(t.name)' row \(row - 1) has \(text); the file is unusable")
+            }
+            return
+        }
+        throw RecurError(.format, "tensor '\(t.name)' row \(row - 1) has \(text)")
     }
 }

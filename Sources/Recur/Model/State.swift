@@ -74,6 +74,14 @@ public final class State: @unchecked Sendable {
         }
     }
 
+    /// Refuses to advance the position by `n` tokens past Int.max (a restored state may start anywhere
+    /// up to it): the state is left unchanged and the caller can reset it.
+    func checkAdvance(_ n: Int) throws {
+        guard n <= Int.max - position else {
+            throw RecurError(.outOfRange, "the stream's position \(position) cannot advance by \(n) token\(n == 1 ? "" : "s") (the limit is \(Int.max)); reset the state")
+        }
+    }
+
     func requireStepwise() throws {
         guard model.embedding != nil, !model.recurrent.isEmpty else {
             throw RecurError(.unsupported, "this model cannot be stepped token by token (it needs an embedding and a recurrent layer)")
@@ -88,6 +96,7 @@ public final class State: @unchecked Sendable {
     public func step(_ token: Int) throws -> UnsafeBufferPointer<Float> {
         try requireStepwise()
         try checkToken(token)
+        try checkAdvance(1)
         let m = model
         let x = bufA, gx = bufB
         var input: UnsafePointer<Float>
@@ -140,6 +149,7 @@ public final class State: @unchecked Sendable {
             throw RecurError(.invalidArgument, "prefill needs at least one token")
         }
         for t in tokens { try checkToken(t) }
+        try checkAdvance(tokens.count)
         let m = model
         let maxRows = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.recurrent.map { max($0.forward.spec.inputSize, $0.forward.spec.units) }.max()!, 1)

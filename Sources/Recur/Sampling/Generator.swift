@@ -20,11 +20,13 @@ extension Model {
     /// Text that might be the beginning of a stop string is held back until it is known not to be one.
     @discardableResult
     public func generate(prompt: String, state: State? = nil, maxTokens: Int, sampler: inout Sampler,
-                         stop: [String] = [], onPiece: (String) throws -> Bool) throws -> GenerationResult {
+                         stop: [String] = [], unknown: Vocabulary.UnknownPolicy = .error,
+                         onPiece: (String) throws -> Bool) throws -> GenerationResult {
         guard maxTokens >= 0 else { throw RecurError(.invalidArgument, "max tokens must be ≥ 0 (got \(maxTokens))") }
         let st = state ?? makeState()
         guard st.model === self else { throw RecurError(.mismatch, "the state belongs to another model") }
-        var ids = try vocabulary.encode(prompt)
+        try requireGenerator()
+        var ids = try vocabulary.encode(prompt, unknown: unknown)
         if let bos = vocabulary.bos { ids.insert(bos, at: 0) }
         if ids.isEmpty {
             if st.position == 0 {
@@ -78,6 +80,18 @@ extension Model {
             _ = try deliver(pending)
         }
         return GenerationResult(tokens: out, text: text, reason: reason)
+    }
+}
+
+extension Model {
+    /// Refuses models that are not generators: a seq2seq model's decoder can be stepped, but without its
+    /// encoder it produces text unrelated to any input, and whole-sequence models cannot be stepped.
+    public func requireGenerator() throws {
+        let task = architecture.task
+        guard task == "generate" else {
+            let call = ["classify": "classify", "tag": "tag", "seq2seq": "translate"][task] ?? task
+            throw RecurError(.unsupported, "this is a \(task) model, not a text generator; run it with \(call)")
+        }
     }
 }
 

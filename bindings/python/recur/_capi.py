@@ -43,6 +43,7 @@ class Status(enum.IntEnum):
 
 # RECUR_OPEN_* flags
 RECUR_OPEN_SKIP_CHECKSUM = 1
+RECUR_OPEN_NO_MMAP = 2
 
 # recur_model_property
 RECUR_MODEL_VOCAB_SIZE = 0
@@ -61,6 +62,20 @@ RECUR_MODEL_PARAMETERS = 12
 RECUR_MODEL_LAYERS = 13
 RECUR_MODEL_FILE_BYTES = 14
 RECUR_MODEL_CAN_STEP = 15
+RECUR_MODEL_TASK = 16
+
+# recur_task
+RECUR_TASK_GENERATE = 0
+RECUR_TASK_CLASSIFY = 1
+RECUR_TASK_TAG = 2
+RECUR_TASK_SEQ2SEQ = 3
+TASKS = ("generate", "classify", "tag", "seq2seq")   # by recur_task value
+
+# recur_unknown
+RECUR_UNKNOWN_ERROR = 0
+RECUR_UNKNOWN_SKIP = 1
+RECUR_UNKNOWN_REPLACE = 2
+UNKNOWN = ("error", "skip", "replace")              # by recur_unknown value
 
 RECUR_TOKENIZER_CHAR = 0
 RECUR_TOKENIZER_WORD = 1
@@ -160,6 +175,9 @@ def _declare(L: C.CDLL) -> C.CDLL:
     # recur_status recur_model_encode(const recur_model *model, const char *text, int32_t *ids,
     #                                 size_t capacity, size_t *count);
     fn("recur_model_encode", recur_status, model_p, C.c_char_p, _P(C.c_int32), C.c_size_t, _size_p)
+    # recur_status recur_model_encode_with(const recur_model *model, const char *text, int unknown,
+    #                                      int32_t *ids, size_t capacity, size_t *count);
+    fn("recur_model_encode_with", recur_status, model_p, C.c_char_p, C.c_int, _P(C.c_int32), C.c_size_t, _size_p)
     # recur_status recur_model_decode(const recur_model *model, const int32_t *ids, size_t n,
     #                                 char *buffer, size_t capacity, size_t *length);
     fn("recur_model_decode", recur_status, model_p, _P(C.c_int32), C.c_size_t, C.c_char_p, C.c_size_t, _size_p)
@@ -227,7 +245,7 @@ FUNCTIONS = (
     "recur_version", "recur_version_string", "recur_format_version", "recur_status_string", "recur_last_error",
     "recur_model_open", "recur_model_open_buffer", "recur_model_free", "recur_model_vocab_size",
     "recur_model_output_size", "recur_model_get", "recur_model_token_text", "recur_model_token_id",
-    "recur_model_encode", "recur_model_decode",
+    "recur_model_encode", "recur_model_encode_with", "recur_model_decode",
     "recur_state_new", "recur_state_free", "recur_state_reset", "recur_state_position", "recur_state_output",
     "recur_state_step", "recur_state_step_copy", "recur_state_prefill", "recur_state_size", "recur_state_save",
     "recur_state_restore", "recur_state_copy",

@@ -271,14 +271,23 @@ class Model(_Handle):
             self._texts = texts
         return self._texts
 
-    def encode(self, text: str) -> list:
-        """Token ids of ``text`` (no BOS/EOS added)."""
+    def encode(self, text: str, unknown: str = "error") -> list:
+        """Token ids of ``text`` (no BOS/EOS added).
+
+        ``unknown`` says what to do with a character (or word) outside the vocabulary of a model without
+        an UNK token: ``"error"`` raises (naming it and its position), ``"skip"`` leaves it out,
+        ``"replace"`` uses a look-alike in the vocabulary (é → e, ’ → ', … → ...), raising when there is
+        none. Feed the ids to :meth:`State.feed`.
+        """
+        if unknown not in _capi.UNKNOWN:
+            raise ValueError(f"unknown must be one of {', '.join(_capi.UNKNOWN)}, not {unknown!r}")
+        policy = _capi.UNKNOWN.index(unknown)
         b = _text(text)
-        cap = len(b) + 1
+        cap = len(b) * 3 + 1
         while True:
             ids = (C.c_int32 * cap)()
             count = C.c_size_t()
-            status = self._lib.recur_model_encode(self._h(), b, ids, cap, C.byref(count))
+            status = self._lib.recur_model_encode_with(self._h(), b, policy, ids, cap, C.byref(count))
             if status == Status.BUFFER_TOO_SMALL and count.value > cap:
                 cap = count.value
                 continue
@@ -379,7 +388,14 @@ class Model(_Handle):
             "layers": g(_capi.RECUR_MODEL_LAYERS),
             "file_bytes": g(_capi.RECUR_MODEL_FILE_BYTES),
             "can_step": bool(g(_capi.RECUR_MODEL_CAN_STEP)),
+            "task": self.task,
         }
+
+    @property
+    def task(self) -> str:
+        """What the model does: ``"generate"`` (``generate``, states), ``"classify"``, ``"tag"`` or
+        ``"seq2seq"`` (``translate``)."""
+        return _capi.TASKS[self._get(_capi.RECUR_MODEL_TASK)]
 
     def __repr__(self) -> str:
         if self.closed:
@@ -393,8 +409,11 @@ class Model(_Handle):
         return State(self)
 
     def generate(self, prompt: str, max_tokens: int = 400, temperature: float = 0.8, top_k: int = 0,
-                 top_p: float = 1.0, seed: int = 42, state: Optional["State"] = None) -> Iterator[str]:
+                 top_p: float = 1.0, seed: int = 42, state: Optional["State"] = None,
+                 unknown: str = "error") -> Iterator[str]:
         """Streams text continuing ``prompt``: an iterator yielding each piece as soon as it is sampled.
+
+        Only generators (``task == "generate"``) run here; ``unknown`` is as in :meth:`encode`.
 
         Feeds the prompt (after the model's BOS token, if any), then samples up to ``max_tokens`` tokens,
         stopping early at the model's EOS token. The defaults are those of ``recur generate``, and the same
@@ -404,6 +423,10 @@ class Model(_Handle):
         iteration starts; nothing runs until the first piece is asked for.
         """
         b = _text(prompt, "prompt")
+        task = self.task
+        if task != "generate":
+            call = {"classify": "classify", "tag": "tag", "seq2seq": "translate"}.get(task, task)
+            raise RecurError(Status.UNSUPPORTED, f"this is a {task} model, not a text generator; run it with {call}")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral):
             raise TypeError(f"max_tokens must be an int (got {type(max_tokens).__name__})")
         if max_tokens < 0 or max_tokens > _INT32_MAX:
@@ -414,7 +437,7 @@ class Model(_Handle):
             if state._model is not self:
                 raise RecurError(Status.MISMATCH, "the state belongs to another model")
             state._h()
-        ids = self.encode(prompt) if b else []
+        ids = self.encode(prompt, unknown) if b else []
         if self._special["bos"] is not None:
             ids.insert(0, self._special["bos"])
         if not ids and (state is None or state.position == 0):

@@ -133,7 +133,7 @@ def test_encode_decode_and_token_texts(models):
         assert all(m.token_id(m.token_text(i)) == i for i in range(m.vocab_size))
         with pytest.raises(RecurError) as e:
             m.encode("café")
-        assert e.value.code == Status.OUT_OF_RANGE and "U+E9" in e.value.message
+        assert e.value.code == Status.OUT_OF_RANGE and "U+00E9" in e.value.message and "position 4" in e.value.message
         with pytest.raises(RecurError) as e:
             m.decode([1, m.vocab_size])
         assert e.value.code == Status.OUT_OF_RANGE

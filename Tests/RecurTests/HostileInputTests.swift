@@ -1,0 +1,174 @@
+import Foundation
+import XCTest
+@testable import Recur
+
+/// Untrusted inputs past the loader: saved states at the edge of their range, quantized weights whose
+/// decoded values overflow or whose padding is not zero, files that change while open, stale temporaries.
+final class HostileInputTests: XCTestCase {
+    /// A saved state whose position is Int.max (the format allows it): stepping, prefill, the batched step
+    /// and generation refuse to advance it, and leave the state as it was.
+    func testPositionAtTheLimitIsRefusedNotTrapped() throws {
+        let (model, _) = try makeModel(cells: [.init(cell: .gru)])
+        let s = model.makeState()
+        try s.prefill([1, 2, 3])
+        var saved = s.save()
+        // The position is the u64 at byte 24 of a saved state; it is not covered by the payload CRC.
+        withUnsafeBytes(of: UInt64(Int.max).littleEndian) { for k in 0..<8 { saved[24 + k] = $0[k] } }
+        let t = model.makeState()
+        try t.restore(saved)
+        XCTAssertEqual(t.position, Int.max)
+        let vector = t.vector
+        assertThrowsRecur(.outOfRange, "cannot advance") { try t.step(1) }
+        assertThrowsRecur(.outOfRange, "cannot advance") { try t.prefill([1, 2]) }
+        let other = model.makeState()
+        assertThrowsRecur(.outOfRange, "cannot advance") { try model.stepBatch(states: [other, t], tokens: [1, 2]) }
+        XCTAssertEqual(other.position, 0, "a refused batch changes no state")
+        var sampler = try Sampler(SamplerParams(temperature: 0))
+        assertThrowsRecur(.outOfRange, "cannot advance") {
+            try model.generate(prompt: "", state: t, maxTokens: 3, sampler: &sampler) { _ in true }
+        }
+        XCTAssertEqual(t.position, Int.max)
+        XCTAssertEqual(t.vector, vector, "refused calls leave the state unchanged")
+        // One step short of the limit still works, and the next is refused.
+        withUnsafeBytes(of: UInt64(Int.max - 1).littleEndian) { for k in 0..<8 { saved[24 + k] = $0[k] } }
+        try t.restore(saved)
+        try t.step(1)
+        XCTAssertEqual(t.position, Int.max)
+        assertThrowsRecur(.outOfRange, "cannot advance") { try t.step(1) }
+        t.reset()
+        try t.step(1)
+        XCTAssertEqual(t.position, 1)
+    }
+
+    /// A model whose tensor `name` is stored as `dtype`, with its bytes changed by `edit`.
+    func quantizedModel(_ name: String, _ dtype: DType, edit: (inout [UInt8], Int) -> Void) throws -> [UInt8] {
+        let (_, b) = try makeModel(cells: [.init(cell: .gru)])
+        let w = b.writer(dtypes: [name: dtype])
+        var out = RecurWriter()
+        for (k, v) in w.metadata { out.set(k, v) }
+        for t in w.tensors {
+            var data = t.data
+            if t.name == name { edit(&data, t.shape.last!) }
+            out.addTensor(t.name, dtype: t.dtype, shape: t.shape, bytes: data)
+        }
+        return out.serialize()
+    }
+
+    func load(_ bytes: [UInt8]) throws -> Model {
+        try bytes.withUnsafeBytes { try Model(bytes: $0) }
+    }
+
+    func store(_ v: Float, _ data: inout [UInt8], at offset: Int) {
+        withUnsafeBytes(of: v.bitPattern.littleEndian) { for k in 0..<4 { data[offset + k] = $0[k] } }
+    }
+
+    /// Scales that are finite but whose decoded weights are not (1e38 · 127 overflows f32) are refused,
+    /// as are q8/q8r codes of −128 and non-zero padding; the unmodified files load.
+    func testQuantizedWeightsAreCheckedAtLoad() throws {
+        // layer.1.kernel is 39 × 7: one block per row, 25 values of padding.
+        let name = "layer.1.kernel"
+        for dtype in [DType.q8, .q4, .q8r] {
+            XCTAssertNoThrow(try load(try quantizedModel(name, dtype) { _, _ in }), "\(dtype)")
+            let big = try quantizedModel(name, dtype) { d, _ in store(1e38, &d, at: 0) }
+            assertThrowsRecur(.numerical, "not finite") { _ = try self.load(big) }
+            var lenient = Model.Options()
+            lenient.rejectNonFinite = false
+            XCTAssertNoThrow(try big.withUnsafeBytes { try Model(bytes: $0, options: lenient) }, "\(dtype)")
+            let scales = dtype == .q8r ? 4 : 4 * 1
+            // A padding value past column 7 of row 0.
+            let padded = try quantizedModel(name, dtype) { d, cols in
+                if dtype == .q4 {
+                    d[scales + 8] = (d[scales + 8] & 0x0F) | 0x30      // element 24's high nibble: 3, not 8
+                } else {
+                    d[scales + cols + 3] = 1
+                }
+            }
+            assertThrowsRecur(.format, "padding") { _ = try self.load(padded) }
+            if dtype != .q4 {
+                let low = try quantizedModel(name, dtype) { d, _ in d[scales + 2] = 0x80 }
+                assertThrowsRecur(.format, "-128") { _ = try self.load(low) }
+            }
+        }
+    }
+
+    /// A model read into memory (mapFile = false) keeps working when its file is truncated or overwritten
+    /// by someone else; the default mapping is what the documentation warns about.
+    func testUnmappedModelSurvivesChangesToItsFile() throws {
+        let (_, b) = try makeModel(cells: [.init(cell: .lstm)])
+        let bytes = b.writer().serialize()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recur-nommap-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("m.recur").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        var o = Model.Options()
+        o.mapFile = false
+        let model = try Model(path: path, options: o)
+        let first = model.makeState()
+        let expected = Array(try first.prefill([1, 2, 3]))
+        // Overwritten in place with NaN bytes, then truncated to nothing.
+        let fd = open(path, O_WRONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let junk = [UInt8](repeating: 0xFF, count: bytes.count)
+        XCTAssertEqual(junk.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }, bytes.count)
+        XCTAssertEqual(ftruncate(fd, 0), 0)
+        close(fd)
+        let second = model.makeState()
+        XCTAssertEqual(Array(try second.prefill([1, 2, 3])), expected)
+        XCTAssertTrue(expected.allSatisfy { $0.isFinite })
+        // Reading fails cleanly for a file that is gone or empty.
+        assertThrowsRecur(.format, "empty") { _ = try Model(path: path, options: o) }
+        unlink(path)
+        assertThrowsRecur(.io, "cannot open") { _ = try Model(path: path, options: o) }
+    }
+
+    /// A writer killed before its rename leaves `path.tmp-PID-N`; the next write removes those of dead
+    /// processes once they are a minute old, and leaves live writers' and fresh ones alone.
+    func testStaleTemporariesOfDeadWritersAreRemoved() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recur-stale-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("model.recur").path
+        // A PID that no longer exists: a child that has exited and been reaped.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let dead = child.processIdentifier
+        let old = Date(timeIntervalSinceNow: -3600)
+        func make(_ name: String, age: Date?) throws -> String {
+            let p = dir.appendingPathComponent(name).path
+            XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: Data([1, 2, 3])))
+            if let age { try FileManager.default.setAttributes([.modificationDate: age], ofItemAtPath: p) }
+            return p
+        }
+        let stale = try make("model.recur.tmp-\(dead)-17", age: old)
+        let fresh = try make("model.recur.tmp-\(dead)-18", age: nil)
+        let live = try make("model.recur.tmp-\(getpid() == 1 ? 2 : 1)-19", age: old)    // PID 1 is alive
+        let otherFile = try make("other.recur.tmp-\(dead)-20", age: old)
+        let notOurs = try make("model.recur.tmp-notapid", age: old)
+        try AtomicFile.write([9, 9], to: path)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale), "a dead writer's old temporary is removed")
+        for p in [fresh, live, otherFile, notOurs] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: p), "\(p) is kept")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Data([9, 9]))
+    }
+
+    /// RECUR_THREADS / RECUR_KERNELS values that cannot be honoured are refused at load (the check reads
+    /// the environment once per process, so it is exercised through the CLI and C tests); explicit thread
+    /// counts out of range are refused here.
+    func testThreadCountsOutOfRangeAreRefused() throws {
+        let (_, b) = try makeModel(cells: [.init(cell: .gru)])
+        let bytes = b.writer().serialize()
+        for n in [-1, 65, 1000] {
+            var o = Model.Options()
+            o.threads = n
+            assertThrowsRecur(.invalidArgument, "threads must be") { _ = try bytes.withUnsafeBytes { try Model(bytes: $0, options: o) } }
+        }
+        var o = Model.Options()
+        o.threads = 2
+        let m = try bytes.withUnsafeBytes { try Model(bytes: $0, options: o) }
+        XCTAssertEqual(m.threads, 1, "matrices too small to split run on one thread, and say so")
+    }
+}
