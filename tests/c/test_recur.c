@@ -972,9 +972,11 @@ static void test_hardening(recur_model *a) {
         OK(recur_model_output_size(a, &n));
         CHECK(out_a != NULL && out_m != NULL && memcmp(out_a, out_m, n * sizeof(float)) == 0);
     }
+    recur_state_free(t);
+    recur_model_free(m);
+    m = NULL;
     EXPECT(recur_model_open(path_a, 4, &m), RECUR_ERR_INVALID_ARGUMENT);
     CHECK(m == NULL);
-    recur_state_free(t);
     recur_state_free(s);
     recur_sampler_free(sampler);
 }

@@ -416,9 +416,13 @@ static int can_step(const char *path) {
     recur_model *m = NULL;
     int64_t v = 0;
     if (recur_model_open(path, 0, &m) != RECUR_OK) return -1;
+    int64_t task = -1;
+    /* Streams of generated text: generators only (a seq2seq decoder can be stepped, but runs through
+     * recur_translate, with the whole-sequence models). */
     recur_model_get(m, RECUR_MODEL_CAN_STEP, &v);
+    recur_model_get(m, RECUR_MODEL_TASK, &task);
     recur_model_free(m);
-    return (int)v;
+    return v == 1 && task == RECUR_TASK_GENERATE ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
