@@ -27,7 +27,7 @@ trap finish EXIT
 trap "exit 130" INT
 trap "exit 143" TERM
 # Every stage makes its scratch files under $TMPDIR (mktemp) and removes them itself; the last stage
-# checks that it did. (SwiftPM leaves empty TemporaryDirectory.* folders behind; here they go with $WORK.)
+# checks that it did. (SwiftPM leaves TemporaryDirectory.* folders of its own behind; they go with $WORK.)
 export TMPDIR=$WORK/tmp
 mkdir -p "$TMPDIR"
 
@@ -74,7 +74,7 @@ RECUR_RELEASE_SCRATCH=.build scripts/sanitize.sh --ci
 
 stage="scratch files"
 echo "== scratch files"
-left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! \( -type d -empty -name 'TemporaryDirectory.*' \) \
+left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -name 'TemporaryDirectory.*' \
        | sed "s|^$TMPDIR/||" | sort | head -20)
 if [ -n "$left" ]; then
     echo "left behind in the temporary folder by the stages above:"
