@@ -715,6 +715,11 @@ def serialize(metadata, tensors, dtypes: Mapping[str, Union[DType, str]] | None 
     f32 (float16 arrays as f16) unless ``dtypes[name]`` names another type; they are converted to float32
     first, then encoded with :func:`quantize`.
     """
+    return bytes(_serialize(metadata, tensors, dtypes))
+
+
+def _serialize(metadata, tensors, dtypes) -> bytearray:
+    """:func:`serialize`, returning the buffer it builds (``write`` writes it without another copy)."""
     dtypes = dict(dtypes or {})
     meta = _pairs(metadata)
     tens = _pairs(tensors)
@@ -771,7 +776,7 @@ def serialize(metadata, tensors, dtypes: Mapping[str, Union[DType, str]] | None 
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)
-    return bytes(out)
+    return out
 
 
 def write(path: Union[str, os.PathLike], metadata, tensors,
@@ -779,7 +784,7 @@ def write(path: Union[str, os.PathLike], metadata, tensors,
     """Serializes (see :func:`serialize`) and writes the file atomically: to a temporary file in the same
     folder, flushed to disk, then renamed over ``path``. An earlier file at ``path`` is never left
     half-written."""
-    blob = serialize(metadata, tensors, dtypes)
+    blob = _serialize(metadata, tensors, dtypes)
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)

@@ -62,11 +62,13 @@ def torch_direction(cell: str, units: int, input_size: int, w_ih, w_hh, b_ih, b_
     zeros = np.zeros(G * H, np.float32)
     bi = zeros if b_ih is None else expect_shape(f32(b_ih, f"{what} bias_ih"), (G * H,), f"{what} bias_ih")
     bh = zeros if b_hh is None else expect_shape(f32(b_hh, f"{what} bias_hh"), (G * H,), f"{what} bias_hh")
+    # The arrays are used as they are (read-only views of the source's bytes when they were float32
+    # already): nothing writes to them, and a copy would only double the memory a conversion takes.
     if cell == "gru":
-        return Direction(W.copy(), U.copy(), bi.copy(), bh.copy())
+        return Direction(W, U, bi, bh)
     # Summed in float64 and rounded once, as close as f32 allows to the framework's two f32 additions.
     b = (bi.astype(np.float64) + bh.astype(np.float64)).astype(np.float32)
-    return Direction(W.copy(), U.copy(), b)
+    return Direction(W, U, b)
 
 
 def keras_dense(kernel, bias, units: int, input_size: int, what: str):
