@@ -424,3 +424,58 @@ def test_malformed_numbers_and_nesting_give_one_error(name, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("recur-convert: error:"), err
     assert not os.path.exists(out)
+
+
+# --- Found by fuzzing ---------------------------------------------------------------------------------
+
+def test_names_from_the_file_cannot_break_the_one_line_message(tmp_path):
+    """A byteorder member of binary junk, and a storage key holding a line break, appear escaped."""
+    src = tmp_path / "m.pt"
+    _write_zip(str(src), [("archive/data.pkl", _p_state_dict([("embed.weight", _p_tensor("0", 4, 0, (2, 2), (2, 1)))])),
+                          ("archive/byteorder", b"\x89\nbig\r\x00junk")])
+    msg = _expect_refusal(tmp_path, src, "byteorder")
+    assert "\\n" in msg
+    _write_zip(str(src), [("archive/data.pkl", _p_state_dict([("embed.weight", _p_tensor("a\nb", 4, 0, (2, 2), (2, 1)))])),
+                          ("archive/byteorder", b"little")])
+    _expect_refusal(tmp_path, src, r"archive/data/a\\nb")
+
+
+def test_legacy_h5_attributes_of_the_wrong_type(tmp_path):
+    """layer_names or weight_names that are a number instead of a list of names (was a TypeError)."""
+    h5py = pytest.importorskip("h5py")
+    import shutil
+    for attr in ("layer_names", "weight_names"):
+        src = tmp_path / "m.h5"
+        shutil.copy(os.path.join(FIXTURES, "k2_gru_hard.h5"), src)
+        with h5py.File(src, "r+") as f:
+            g = f["model_weights"]
+            target = g if attr == "layer_names" else g[[k for k in g if len(g[k].attrs.get("weight_names", []))][0]]
+            target.attrs[attr] = np.int64(5)
+        _expect_refusal(tmp_path, src, f"'{attr}'.* not a list of names")
+
+
+def test_a_hanging_hdf5_library_is_a_timeout_not_a_crash(tmp_path, monkeypatch):
+    """A mutated Keras 2 file on which the HDF5 library loops: the child is stopped at the time limit and
+    the message says so (it said "crashed (signal 9)": the timeout was caught as an OSError)."""
+    pytest.importorskip("h5py")
+    from recur.convert import h5tree
+    monkeypatch.setattr(h5tree, "TIMEOUT", 3)
+    src = os.path.join(ROOT, "tests", "fuzz", "convert-regressions", "hdf5-library-loops.h5")
+    msg = _expect_refusal(tmp_path, src, "")
+    assert "signal 9" not in msg
+    assert "did not finish in 3 s" in msg or "HDF5" in msg
+
+
+# --- A short fuzzing run ------------------------------------------------------------------------------
+
+def test_fuzzing_the_converters_for_30_seconds(tmp_path):
+    """tests/fuzz/fuzz_convert.py: 30 s of mutated fixtures through the converters, in-process. Every
+    input must convert to a valid file or give one ConvertError and leave nothing behind."""
+    script = os.path.join(ROOT, "tests", "fuzz", "fuzz_convert.py")
+    p = subprocess.run([sys.executable, script, "--seconds", "30", "--seed", "12", "--artifacts", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    summary = [ln for ln in p.stdout.splitlines() if ln.startswith("fuzz_convert:")]
+    assert p.returncode == 0 and summary, p.stdout[-3000:] + p.stderr[-3000:]
+    execs = int(summary[-1].split()[1])
+    assert execs >= 300, summary[-1]
+    assert " 0 failures" in summary[-1], summary[-1]

@@ -17,8 +17,18 @@ import numpy as np
 class ConvertError(Exception):
     """A source that cannot be converted: unreadable, malformed, or holding something Recur cannot run.
 
-    The message is one line and names the file, layer, tensor or pickled global at fault.
+    The message is one line and names the file, layer, tensor or pickled global at fault. Names taken
+    from the file may hold anything: characters that are not printable (line breaks, controls) are
+    escaped, and a message longer than ``MAX_MESSAGE`` characters is cut.
     """
+
+    MAX_MESSAGE = 2000
+
+    def __init__(self, message: str = ""):
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(message))
+        if len(text) > self.MAX_MESSAGE:
+            text = text[:self.MAX_MESSAGE] + "..."
+        super().__init__(text)
 
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softmax")

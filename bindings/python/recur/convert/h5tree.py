@@ -6,8 +6,9 @@ a refused dataset becomes a :class:`ConvertError`. The tree offers the small par
 Keras reader uses: ``in``, ``[]``, ``get``, ``keys``, iteration, ``attrs``, ``name`` and ``visititems``.
 
 Memory. Before it reads any data the child checks every dataset and attribute against what is left of the
-conversion's budget (``common.Budget``), and every dataset against ``common.MAX_RATIO`` (declared bytes per
-stored byte: compressed or unallocated datasets, alone and all together); external links, external storage and virtual datasets (which would
+conversion's budget (``common.Budget``), every dataset against ``common.MAX_RATIO`` (declared bytes per
+stored byte: compressed or unallocated datasets, alone and all together), and every attribute against the
+file's size (attributes are stored whole); external links, external storage and virtual datasets (which would
 read other files) and chunks over ``MAX_CHUNK`` bytes are refused. It then sends the tree (groups,
 attributes, the datasets' shapes and types) and streams each dataset's bytes, ``PIECE`` bytes at a time,
 straight into one array per dataset that the parent allocates after charging it to the budget: the data
@@ -27,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from .common import Budget, ConvertError, check_ratio, shape_bytes
+from .common import RATIO_FLOOR, Budget, ConvertError, check_ratio, shape_bytes
 
 TIMEOUT = 120
 PIECE = 16 << 20             # bytes the child reads and sends at a time
@@ -131,9 +132,10 @@ def _pieces(shape: tuple, itemsize: int, limit: int):
 class _Walker:
     """The child's pass over the file: checks, the tree, and the list of datasets to stream."""
 
-    def __init__(self, h5py, left: int):
+    def __init__(self, h5py, left: int, file_size: int):
         self.h5py = h5py
         self.budget = Budget(left)
+        self.file_size = file_size
         self.declared = 0
         self.stored = 0
         self.streams: list = []
@@ -146,6 +148,8 @@ class _Walker:
             what = f"attribute '{name}' of '{_text(obj.name)}'"
             aid = obj.attrs.get_id(k)
             n = shape_bytes(list(aid.shape or ()), aid.dtype.itemsize, what)
+            if n > max(RATIO_FLOOR, self.file_size):     # attributes are stored whole, never compressed
+                raise ConvertError(f"{what} declares {n} bytes, more than the file's {self.file_size}")
             self.budget.charge(n, what)          # before h5py allocates it
             out[name] = _attr(obj.attrs[k])
         return out
@@ -225,12 +229,12 @@ def _send(fd: int, kind: bytes, payload=b"") -> None:
         _write_all(fd, payload)
 
 
-def _child(conn, source, left: int) -> None:
+def _child(conn, source, left: int, file_size: int) -> None:
     fd = conn.fileno()
     try:
         import h5py
         with h5py.File(source, "r") as f:
-            walker = _Walker(h5py, left)
+            walker = _Walker(h5py, left, file_size)
             tree = walker.group(f)
             _send(fd, b"T", pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
             del tree
@@ -390,16 +394,18 @@ def read(source, origin: str, budget: Optional[Budget] = None) -> Group:
         try:
             with open(source, "rb") as f:
                 head = f.read(8)
+                file_size = os.fstat(f.fileno()).st_size
         except OSError as e:
             raise ConvertError(f"cannot read {source}: {e.strerror or e}") from None
     else:
         head = bytes(source[:8])
+        file_size = len(memoryview(source).cast("B"))
         source = _BufferFile(source)
     if head != b"\x89HDF\r\n\x1a\n":
         raise ConvertError(f"{origin}: not an HDF5 file")
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, source, budget.left), daemon=True)
+    proc = ctx.Process(target=_child, args=(child, source, budget.left, file_size), daemon=True)
     proc.start()
     child.close()
     failure = None
@@ -409,10 +415,10 @@ def read(source, origin: str, budget: Optional[Budget] = None) -> Group:
         failure = ("error", str(e))
     except _ChildRefusal as e:
         failure = ("refused", str(e))
+    except TimeoutError:                         # before OSError, its base class
+        failure = ("timeout", None)
     except (EOFError, OSError):
         failure = ("died", None)
-    except TimeoutError:
-        failure = ("timeout", None)
     finally:
         parent.close()
         proc.join(5)

@@ -178,12 +178,14 @@ class Keras3Weights:
             raise ConvertError(f"{origin}: no 'layers' group (not a Keras 3 weights file?)")
         self.groups = self.f["layers"]
         self.by_name = {}
+        if not isinstance(self.groups, h5tree.Group):
+            raise ConvertError(f"{origin}: 'layers' is not a group")
         for key in self.groups:
             g = self.groups[key]
-            v = g.get("vars")
+            v = g.get("vars") if isinstance(g, h5tree.Group) else None
             n = v.attrs.get("name") if v is not None else None
             if isinstance(n, bytes):
-                n = n.decode()
+                n = n.decode("utf-8", "replace")
             if n is not None:
                 self.by_name[str(n)] = key
         self.counts: dict = {}
@@ -249,6 +251,22 @@ def _rel_from_legacy(cls: str, wn: str, i: int, n: int) -> str:
     return base
 
 
+def _names(value, what: str) -> list:
+    """An HDF5 attribute that lists names (``layer_names``, ``weight_names``) as a list of str."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = list(value)
+    if not isinstance(value, list):
+        raise ConvertError(f"{what} is not a list of names (found {type(value).__name__})")
+    out = []
+    for x in value:
+        if isinstance(x, (bytes, np.bytes_)):
+            x = bytes(x).decode("utf-8", "replace")
+        elif not isinstance(x, str):
+            raise ConvertError(f"{what} holds {type(x).__name__}, not a name")
+        out.append(str(x))
+    return out
+
+
 class LegacyWeights:
     """Weights of a Keras 2 HDF5 file: ``<root>/<layer name>`` groups with ``weight_names`` attributes."""
 
@@ -256,7 +274,7 @@ class LegacyWeights:
         self.root = root
         self.origin = origin
         names = root.attrs.get("layer_names")
-        self.layer_names = [x.decode() if isinstance(x, bytes) else str(x) for x in names] if names is not None else list(root)
+        self.layer_names = _names(names, f"{origin}: attribute 'layer_names'") if names is not None else list(root)
         self.used: set = set()
 
     def layer(self, index: int, cls: str, cfg: dict, weighted_index: int) -> dict:
@@ -265,7 +283,7 @@ class LegacyWeights:
             raise ConvertError(f"{self.origin}: no weights for layer '{name}' ({cls})")
         g = self.root[name]
         self.used.add(name)
-        wns = [x.decode() if isinstance(x, bytes) else str(x) for x in g.attrs.get("weight_names", [])]
+        wns = _names(g.attrs.get("weight_names", []), f"{self.origin}: attribute 'weight_names' of layer '{name}'")
         out = {}
         for i, wn in enumerate(wns):
             if wn not in g:
@@ -277,8 +295,8 @@ class LegacyWeights:
         for n in self.layer_names:
             if n in self.used or n not in self.root:
                 continue
-            wns = self.root[n].attrs.get("weight_names", [])
-            if len(wns) and n != "top_level_model_weights":
+            wns = _names(self.root[n].attrs.get("weight_names", []), f"{self.origin}: attribute 'weight_names' of '{n}'")
+            if wns and n != "top_level_model_weights":
                 raise ConvertError(f"{self.origin}: weights for layer '{n}' match no layer of the config")
 
 
@@ -458,9 +476,11 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
 _MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError)
 
 
-def _source(layer_cfgs, weights, version, fmt, origin) -> Source:
+def _source(layer_cfgs, make_weights, version, fmt, origin) -> Source:
+    """The layers of ``layer_cfgs`` with the weights of ``make_weights()`` (a weight source is made here,
+    inside the guard: a file can give its groups and attributes any type)."""
     try:
-        layers = build_layers(layer_cfgs, weights, _major(version), origin)
+        layers = build_layers(layer_cfgs, make_weights(), _major(version), origin)
     except _MALFORMED as e:
         # A config that is valid JSON but not a Keras config (a name that is not a string, a layer
         # that is not an object, ...).
@@ -491,7 +511,7 @@ def read_archive(path: str, opts: Options, budget: Optional[Budget] = None) -> S
     version = opts.keras_version or meta.get("keras_version") or config_version(cfg)
     f = h5tree.read(blob, f"{origin}: model.weights.h5", budget)
     del blob
-    return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras", origin)
+    return _source(model_layers(cfg), lambda: Keras3Weights(f, origin), version, "keras", origin)
 
 
 def _config_from_opts(opts: Options, origin: str, budget: Optional[Budget] = None) -> dict:
@@ -510,22 +530,22 @@ def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source
     if "layers" in f and "layer_names" not in f.attrs:
         cfg = _config_from_opts(opts, origin, budget)
         version = opts.keras_version or config_version(cfg)
-        return _source(model_layers(cfg), Keras3Weights(f, origin), version, "keras-weights-h5", origin)
+        return _source(model_layers(cfg), lambda: Keras3Weights(f, origin), version, "keras-weights-h5", origin)
     version = opts.keras_version or f.attrs.get("keras_version")
     if isinstance(version, bytes):
-        version = version.decode()
+        version = version.decode("utf-8", "replace")
     if "model_config" in f.attrs and not opts.config:
         cfg = parse_json(f.attrs["model_config"], f"{origin}: model_config")
         root = f["model_weights"] if "model_weights" in f else None
         if root is None:
             raise ConvertError(f"{origin}: the file has a model config but no 'model_weights' group")
-        return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
+        return _source(model_layers(cfg), lambda: LegacyWeights(root, origin), version, "keras-h5", origin)
     root = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in root.attrs:
         raise ConvertError(f"{origin}: not a Keras HDF5 file (no 'layer_names' attribute and no 'layers' group)")
     cfg = _config_from_opts(opts, origin, budget)
     version = version or config_version(cfg)
-    return _source(model_layers(cfg), LegacyWeights(root, origin), version, "keras-h5", origin)
+    return _source(model_layers(cfg), lambda: LegacyWeights(root, origin), version, "keras-h5", origin)
 
 
 def read_checkpoint(path: str, opts: Options, budget: Optional[Budget] = None) -> Source:
@@ -534,4 +554,4 @@ def read_checkpoint(path: str, opts: Options, budget: Optional[Budget] = None) -
     tensors = tf_checkpoint.load(path, budget)
     cfg = _config_from_opts(opts, origin, budget)
     version = opts.keras_version or config_version(cfg)
-    return _source(model_layers(cfg), CheckpointWeights(tensors, origin), version, "tf-checkpoint", origin)
+    return _source(model_layers(cfg), lambda: CheckpointWeights(tensors, origin), version, "tf-checkpoint", origin)

@@ -177,8 +177,10 @@ def _load_pickle(archive: zipfile.ZipFile, origin: str, budget: Budget):
     bo = prefix + "byteorder"
     if bo in names:
         order = bytes(read_member(archive, bo, budget, origin, limit=64)).decode("ascii", "replace").strip()
+        if order == "big":
+            raise ConvertError(f"{origin}: tensors are stored big-endian; only little-endian files are supported")
         if order != "little":
-            raise ConvertError(f"{origin}: tensors are stored {order}-endian; only little-endian files are supported")
+            raise ConvertError(f"{origin}: '{bo}' is {order[:20]!r}, not 'little' or 'big'")
     data = read_member(archive, pkl[0], budget, origin)
     budget.charge(len(data), f"{origin}: '{pkl[0]}' (the unpickler's copy)")
     up = _TensorUnpickler(io.BytesIO(data), archive, prefix, origin, budget)
