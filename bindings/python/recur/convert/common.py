@@ -184,8 +184,8 @@ class Budget:
         if n < 0:
             raise ConvertError(f"{what}: a negative size ({n} bytes)")
         if n > self.left:
-            raise ConvertError(f"{what} needs {n} bytes, past the converter's memory budget of {self.limit} bytes "
-                               f"for one source ({self.used} taken already); refused")
+            raise ConvertError(f"{what}: {n} more bytes would pass the converter's memory budget of {self.limit} "
+                               f"bytes for one source ({self.used} taken already); refused")
         self.used += n
 
 

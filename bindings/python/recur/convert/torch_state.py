@@ -194,7 +194,7 @@ def _load_pickle(archive: zipfile.ZipFile, origin: str, budget: Budget):
         raise ConvertError(f"{origin}: malformed pickle in '{pkl[0]}': {type(e).__name__}: "
                            f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
     for st in up.storages.values():
-        budget.charge(st.shared_bytes(), f"{origin}: tensors that read the same elements of storage '{st.key}'")
+        budget.charge(st.shared_bytes(), f"{origin}: elements of storage '{st.key}' that several tensors view")
     return obj
 
 
