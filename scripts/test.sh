@@ -27,7 +27,8 @@ trap finish EXIT
 trap "exit 130" INT
 trap "exit 143" TERM
 # Every stage makes its scratch files under $TMPDIR (mktemp) and removes them itself; the last stage
-# checks that it did. (SwiftPM leaves TemporaryDirectory.* folders of its own behind; they go with $WORK.)
+# checks that it did. (SwiftPM leaves TemporaryDirectory.* folders and _PATH.lock files of its own behind;
+# they are not counted, and go with $WORK.)
 export TMPDIR=$WORK/tmp
 mkdir -p "$TMPDIR"
 
@@ -36,15 +37,27 @@ PY=$ROOT/.venv/bin/python
 
 stage=build
 echo "== build (release)"
-make build
+make build 2>&1 | tee "$WORK/build.log"
+# No warnings from the project's own code (a warning of a dependency or of the static Foundation the
+# command links is not ours). Compiler warnings name the file: Sources/, Tests/ or tests/ of this checkout.
+check_warnings() {
+    local own
+    own=$(grep -E "^$ROOT/(Sources|Tests|tests)/[^:]+:[0-9]+:[0-9]+: warning:" "$1" | sort -u || true)
+    if [ -n "$own" ]; then
+        echo "warnings in the project's code ($2):"
+        echo "$own" | sed 's/^/    /'
+        exit 1
+    fi
+}
+check_warnings "$WORK/build.log" "release build"
 
 stage="swift test"
 echo "== swift test"
 LOG=$WORK/swift-test.log
-mkdir -p "$WORK/swift-tmp"
-TMPDIR=$WORK/swift-tmp swift test --scratch-path .build-test 2>&1 | tee "$LOG" | grep -E "error|failed|Executed [0-9]+ tests" || true
+swift test --scratch-path .build-test 2>&1 | tee "$LOG" | grep -E "error|failed|Executed [0-9]+ tests" || true
 grep -q "with 0 failures" "$LOG" && ! grep -qE "error:|Fatal error" "$LOG" \
     || { echo "swift tests failed (log: $LOG)"; tail -50 "$LOG"; exit 1; }
+check_warnings "$LOG" "test build"
 
 if [ "$(uname -m)" = x86_64 ]; then
     stage="AVX-512 kernels"
@@ -74,7 +87,7 @@ RECUR_RELEASE_SCRATCH=.build scripts/sanitize.sh --ci
 
 stage="scratch files"
 echo "== scratch files"
-left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -name 'TemporaryDirectory.*' \
+left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -name 'TemporaryDirectory.*' ! -name '_*.lock' \
        | sed "s|^$TMPDIR/||" | sort | head -20)
 if [ -n "$left" ]; then
     echo "left behind in the temporary folder by the stages above:"

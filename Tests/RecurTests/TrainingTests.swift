@@ -28,10 +28,17 @@ final class TrainingTests: XCTestCase {
         return c
     }
 
+    private var scratch: String?
+
+    /// A path in this test's own folder (mkdtemp under $TMPDIR), removed when the test ends.
     func tempPath(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recur-training-tests-\(getpid())")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent(name).path
+        if scratch == nil {
+            var template = Array((NSTemporaryDirectory() + "/recur-training-tests.XXXXXX").utf8CString)
+            let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+            scratch = dir
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        }
+        return scratch! + "/" + name
     }
 
     // MARK: The written model
