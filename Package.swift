@@ -26,7 +26,10 @@ let package = Package(
         // Matrix-vector kernels in C with intrinsics (AVX2, AVX-512 VNNI, scalar), chosen at run time.
         .target(name: "CRecurKernels"),
         .target(name: "Recur", dependencies: ["COpenBLAS", "CRecurKernels"]),
-        .target(name: "RecurC", dependencies: ["Recur"]),
+        // include/recur.h as a module (Sources/CRecurABI/include/recur.h links to it), so that RecurC
+        // implements the header's declarations and uses its types and constants.
+        .target(name: "CRecurABI"),
+        .target(name: "RecurC", dependencies: ["Recur", "CRecurABI"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "COpenBLAS"]),
         .executableTarget(
             name: "RecurCLI",

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CRecurABI
 import Recur
 
 // Status codes, static texts and the thread-local message of the last failed call.
@@ -29,18 +30,38 @@ func setLastError(_ message: String) {
     free(old)
 }
 
-/// Runs an export's body: 0 (RECUR_OK) on success, else the error's code with its message stored.
+/// The recur_status of recur.h for each runtime error code (the header is the one place the numbers live).
+func status(_ code: RecurError.Code) -> Int32 {
+    let s: Int
+    switch code {
+    case .invalidArgument: s = RECUR_ERR_INVALID_ARGUMENT
+    case .io: s = RECUR_ERR_IO
+    case .format: s = RECUR_ERR_FORMAT
+    case .unsupportedVersion: s = RECUR_ERR_UNSUPPORTED_VERSION
+    case .checksum: s = RECUR_ERR_CHECKSUM
+    case .model: s = RECUR_ERR_MODEL
+    case .outOfRange: s = RECUR_ERR_OUT_OF_RANGE
+    case .bufferTooSmall: s = RECUR_ERR_BUFFER_TOO_SMALL
+    case .mismatch: s = RECUR_ERR_MISMATCH
+    case .numerical: s = RECUR_ERR_NUMERICAL
+    case .unsupported: s = RECUR_ERR_UNSUPPORTED
+    case .outOfMemory: s = RECUR_ERR_OUT_OF_MEMORY
+    }
+    return Int32(s)
+}
+
+/// Runs an export's body: RECUR_OK on success, else the error's status with its message stored.
 @inline(__always)
 func guarded(_ body: () throws -> Void) -> Int32 {
     do {
         try body()
-        return 0
+        return Int32(RECUR_OK)
     } catch let e as RecurError {
         setLastError(e.message)
-        return e.code.rawValue
+        return status(e.code)
     } catch {
         setLastError("unexpected error: \(error)")
-        return RecurError.Code.unsupported.rawValue
+        return status(.unsupported)
     }
 }
 
@@ -60,9 +81,10 @@ func text(_ p: UnsafePointer<CChar>?, _ name: StaticString) throws -> String {
     return s
 }
 
-/// A size_t as an Int (sizes past Int.max cannot describe real buffers: they are clamped).
+/// A size_t as Swift sees it (Int) made a count: a size_t past Int.max arrives negative and cannot describe
+/// a real buffer, so it is read as Int.max.
 @inline(__always)
-func size(_ n: UInt) -> Int { Int(clamping: n) }
+func size(_ n: Int) -> Int { n < 0 ? Int.max : n }
 
 /// Static, NUL-terminated text (string literals live in the library's read-only data).
 @inline(__always)
@@ -71,31 +93,31 @@ func cString(_ s: StaticString) -> UnsafePointer<CChar> {
 }
 
 func statusText(_ code: Int32) -> StaticString {
-    switch code {
-    case 0: return "ok\0"
-    case 1: return "invalid argument\0"
-    case 2: return "input/output error\0"
-    case 3: return "malformed data\0"
-    case 4: return "unsupported format version\0"
-    case 5: return "checksum mismatch\0"
-    case 6: return "invalid model\0"
-    case 7: return "out of range\0"
-    case 8: return "buffer too small\0"
-    case 9: return "mismatch\0"
-    case 10: return "non-finite value\0"
-    case 11: return "unsupported operation\0"
-    case 12: return "out of memory\0"
+    switch Int(code) {
+    case RECUR_OK: return "ok\0"
+    case RECUR_ERR_INVALID_ARGUMENT: return "invalid argument\0"
+    case RECUR_ERR_IO: return "input/output error\0"
+    case RECUR_ERR_FORMAT: return "malformed data\0"
+    case RECUR_ERR_UNSUPPORTED_VERSION: return "unsupported format version\0"
+    case RECUR_ERR_CHECKSUM: return "checksum mismatch\0"
+    case RECUR_ERR_MODEL: return "invalid model\0"
+    case RECUR_ERR_OUT_OF_RANGE: return "out of range\0"
+    case RECUR_ERR_BUFFER_TOO_SMALL: return "buffer too small\0"
+    case RECUR_ERR_MISMATCH: return "mismatch\0"
+    case RECUR_ERR_NUMERICAL: return "non-finite value\0"
+    case RECUR_ERR_UNSUPPORTED: return "unsupported operation\0"
+    case RECUR_ERR_OUT_OF_MEMORY: return "out of memory\0"
     default: return "unknown status code\0"
     }
 }
 
-@_cdecl("recur_status_string")
-public func recur_status_string(_ code: Int32) -> UnsafePointer<CChar> {
+@c @implementation
+public func recur_status_string(_ code: Int32) -> UnsafePointer<CChar>? {
     cString(statusText(code))
 }
 
-@_cdecl("recur_last_error")
-public func recur_last_error() -> UnsafePointer<CChar> {
+@c @implementation
+public func recur_last_error() -> UnsafePointer<CChar>? {
     if let key = lastErrorKey, let p = pthread_getspecific(key) {
         return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
     }
@@ -107,7 +129,7 @@ public func recur_last_error() -> UnsafePointer<CChar> {
 /// RecurVersion.string as a C string, made once and kept for the life of the process.
 let versionCString: UnsafeMutablePointer<CChar>? = strdup(RecurVersion.string)
 
-@_cdecl("recur_version")
+@c @implementation
 public func recur_version(_ major: UnsafeMutablePointer<Int32>?, _ minor: UnsafeMutablePointer<Int32>?,
                           _ patch: UnsafeMutablePointer<Int32>?) {
     major?.pointee = Int32(RecurVersion.major)
@@ -115,13 +137,13 @@ public func recur_version(_ major: UnsafeMutablePointer<Int32>?, _ minor: Unsafe
     patch?.pointee = Int32(RecurVersion.patch)
 }
 
-@_cdecl("recur_version_string")
-public func recur_version_string() -> UnsafePointer<CChar> {
+@c @implementation
+public func recur_version_string() -> UnsafePointer<CChar>? {
     if let p = versionCString { return UnsafePointer(p) }
     return cString("\0")
 }
 
-@_cdecl("recur_format_version")
+@c @implementation
 public func recur_format_version(_ major: UnsafeMutablePointer<Int32>?, _ minor: UnsafeMutablePointer<Int32>?) {
     major?.pointee = Int32(RecurFormat.versionMajor)
     minor?.pointee = Int32(RecurFormat.versionMinor)

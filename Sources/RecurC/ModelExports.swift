@@ -1,9 +1,9 @@
+import CRecurABI
 import Recur
 
 // recur_model_*: opening, vocabulary, text ↔ token ids, properties.
 
-/// RECUR_OPEN_SKIP_CHECKSUM, RECUR_OPEN_NO_MMAP
-let openSkipChecksum: UInt32 = 1, openNoMmap: UInt32 = 2
+let openSkipChecksum = UInt32(RECUR_OPEN_SKIP_CHECKSUM), openNoMmap = UInt32(RECUR_OPEN_NO_MMAP)
 
 func modelOptions(_ flags: UInt32) throws -> Model.Options {
     let known = openSkipChecksum | openNoMmap
@@ -16,7 +16,7 @@ func modelOptions(_ flags: UInt32) throws -> Model.Options {
     return o
 }
 
-@_cdecl("recur_model_open")
+@c @implementation
 public func recur_model_open(_ path: UnsafePointer<CChar>?, _ flags: UInt32,
                              _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     guarded {
@@ -28,8 +28,8 @@ public func recur_model_open(_ path: UnsafePointer<CChar>?, _ flags: UInt32,
     }
 }
 
-@_cdecl("recur_model_open_buffer")
-public func recur_model_open_buffer(_ data: UnsafeRawPointer?, _ count: UInt, _ flags: UInt32,
+@c @implementation
+public func recur_model_open_buffer(_ data: UnsafeRawPointer?, _ count: Int, _ flags: UInt32,
                                     _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     guarded {
         let out = try required(out, "model (out)")
@@ -41,61 +41,55 @@ public func recur_model_open_buffer(_ data: UnsafeRawPointer?, _ count: UInt, _ 
     }
 }
 
-@_cdecl("recur_model_free")
+@c @implementation
 public func recur_model_free(_ model: OpaquePointer?) {
     release(model, as: ModelHandle.self)
 }
 
-@_cdecl("recur_model_vocab_size")
-public func recur_model_vocab_size(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+@c @implementation
+public func recur_model_vocab_size(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
-        try required(out, "size (out)").pointee = UInt(m.model.vocabulary.count)
+        try required(out, "size (out)").pointee = Int(m.model.vocabulary.count)
     }
 }
 
-@_cdecl("recur_model_output_size")
-public func recur_model_output_size(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+@c @implementation
+public func recur_model_output_size(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
-        try required(out, "size (out)").pointee = UInt(m.model.outputSize)
+        try required(out, "size (out)").pointee = Int(m.model.outputSize)
     }
 }
 
-// Values of recur_model_get's property argument (see recur.h).
-enum ModelProperty: Int32 {
-    case vocabSize = 0, outputSize, stateFloats, tokenizer, bosID, eosID, padID, unkID,
-         outputIsProbability, formatMajor, formatMinor, checksum, parameters, layers, fileBytes, canStep, task
-}
+/// The recur_task of each model.task.
+let taskCodes: [String: recur_task] = ["generate": RECUR_TASK_GENERATE, "classify": RECUR_TASK_CLASSIFY,
+                                       "tag": RECUR_TASK_TAG, "seq2seq": RECUR_TASK_SEQ2SEQ]
 
-/// recur_task: RECUR_TASK_GENERATE, _CLASSIFY, _TAG, _SEQ2SEQ.
-let taskCodes: [String: Int64] = ["generate": 0, "classify": 1, "tag": 2, "seq2seq": 3]
-
-@_cdecl("recur_model_get")
+@c @implementation
 public func recur_model_get(_ model: OpaquePointer?, _ property: Int32, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model").model
         let out = try required(out, "value (out)")
-        guard let p = ModelProperty(rawValue: property) else { throw invalid("unknown model property \(property)") }
         let v = m.vocabulary
         func id(_ i: Int?) -> Int64 { i.map { Int64($0) } ?? -1 }
-        switch p {
-        case .vocabSize: out.pointee = Int64(v.count)
-        case .outputSize: out.pointee = Int64(m.outputSize)
-        case .stateFloats: out.pointee = Int64(m.stateSize)
-        case .tokenizer: out.pointee = v.kind == .char ? 0 : 1
-        case .bosID: out.pointee = id(v.bos)
-        case .eosID: out.pointee = id(v.eos)
-        case .padID: out.pointee = id(v.pad)
-        case .unkID: out.pointee = id(v.unk)
-        case .outputIsProbability: out.pointee = m.outputIsProbability ? 1 : 0
-        case .formatMajor: out.pointee = Int64(m.file.versionMajor)
-        case .formatMinor: out.pointee = Int64(m.file.versionMinor)
-        case .checksum: out.pointee = Int64(m.file.checksum)
-        case .parameters: out.pointee = Int64(m.parameterCount)
-        case .layers: out.pointee = Int64(m.architecture.layers.count)
-        case .fileBytes: out.pointee = Int64(m.file.storage.bytes.count)
-        case .canStep:
+        switch recur_model_property(rawValue: UInt32(bitPattern: property)) {
+        case RECUR_MODEL_VOCAB_SIZE: out.pointee = Int64(v.count)
+        case RECUR_MODEL_OUTPUT_SIZE: out.pointee = Int64(m.outputSize)
+        case RECUR_MODEL_STATE_FLOATS: out.pointee = Int64(m.stateSize)
+        case RECUR_MODEL_TOKENIZER: out.pointee = Int64(v.kind == .char ? RECUR_TOKENIZER_CHAR : RECUR_TOKENIZER_WORD)
+        case RECUR_MODEL_BOS_ID: out.pointee = id(v.bos)
+        case RECUR_MODEL_EOS_ID: out.pointee = id(v.eos)
+        case RECUR_MODEL_PAD_ID: out.pointee = id(v.pad)
+        case RECUR_MODEL_UNK_ID: out.pointee = id(v.unk)
+        case RECUR_MODEL_OUTPUT_IS_PROBABILITY: out.pointee = m.outputIsProbability ? 1 : 0
+        case RECUR_MODEL_FORMAT_MAJOR: out.pointee = Int64(m.file.versionMajor)
+        case RECUR_MODEL_FORMAT_MINOR: out.pointee = Int64(m.file.versionMinor)
+        case RECUR_MODEL_CHECKSUM: out.pointee = Int64(m.file.checksum)
+        case RECUR_MODEL_PARAMETERS: out.pointee = Int64(m.parameterCount)
+        case RECUR_MODEL_LAYERS: out.pointee = Int64(m.architecture.layers.count)
+        case RECUR_MODEL_FILE_BYTES: out.pointee = Int64(m.file.storage.bytes.count)
+        case RECUR_MODEL_CAN_STEP:
             // What State.step requires: an embedding, a recurrent layer, and no bidirectional layer.
             var embedding = false, recurrent = false, bidirectional = false
             for l in m.architecture.layers {
@@ -106,19 +100,21 @@ public func recur_model_get(_ model: OpaquePointer?, _ property: Int32, _ out: U
                 }
             }
             out.pointee = embedding && recurrent && !bidirectional ? 1 : 0
-        case .task:
+        case RECUR_MODEL_TASK:
             guard let code = taskCodes[m.architecture.task] else {
                 throw RecurError(.unsupported, "the model's task '\(m.architecture.task)' has no recur_task value")
             }
-            out.pointee = code
+            out.pointee = Int64(code.rawValue)
+        default:
+            throw invalid("unknown model property \(property)")
         }
     }
 }
 
-@_cdecl("recur_model_token_text")
+@c @implementation
 public func recur_model_token_text(_ model: OpaquePointer?, _ id: Int32,
                                    _ text: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
-                                   _ length: UnsafeMutablePointer<UInt>?) -> Int32 {
+                                   _ length: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let text = try required(text, "text (out)")
@@ -128,11 +124,11 @@ public func recur_model_token_text(_ model: OpaquePointer?, _ id: Int32,
         }
         let start = m.starts[Int(id)]
         text.pointee = UnsafePointer(m.texts + start)
-        length?.pointee = UInt(m.starts[Int(id) + 1] - start - 1)
+        length?.pointee = Int(m.starts[Int(id) + 1] - start - 1)
     }
 }
 
-@_cdecl("recur_model_token_id")
+@c @implementation
 public func recur_model_token_id(_ model: OpaquePointer?, _ piece: UnsafePointer<CChar>?,
                                  _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
@@ -149,29 +145,36 @@ public func recur_model_token_id(_ model: OpaquePointer?, _ piece: UnsafePointer
     }
 }
 
-@_cdecl("recur_model_encode")
+@c @implementation
 public func recur_model_encode(_ model: OpaquePointer?, _ textPointer: UnsafePointer<CChar>?,
-                               _ ids: UnsafeMutablePointer<Int32>?, _ capacity: UInt,
-                               _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
-    recur_model_encode_with(model, textPointer, 0, ids, capacity, count)
+                               _ ids: UnsafeMutablePointer<Int32>?, _ capacity: Int,
+                               _ count: UnsafeMutablePointer<Int>?) -> Int32 {
+    recur_model_encode_with(model, textPointer, Int32(RECUR_UNKNOWN_ERROR.rawValue), ids, capacity, count)
 }
 
 /// recur_unknown: RECUR_UNKNOWN_ERROR, _SKIP, _REPLACE.
-let unknownPolicies: [Vocabulary.UnknownPolicy] = [.error, .skip, .replace]
+func unknownPolicy(_ code: Int32) -> Vocabulary.UnknownPolicy? {
+    switch recur_unknown(rawValue: UInt32(bitPattern: code)) {
+    case RECUR_UNKNOWN_ERROR: return .error
+    case RECUR_UNKNOWN_SKIP: return .skip
+    case RECUR_UNKNOWN_REPLACE: return .replace
+    default: return nil
+    }
+}
 
-@_cdecl("recur_model_encode_with")
+@c @implementation
 public func recur_model_encode_with(_ model: OpaquePointer?, _ textPointer: UnsafePointer<CChar>?, _ unknown: Int32,
-                                    _ ids: UnsafeMutablePointer<Int32>?, _ capacity: UInt,
-                                    _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
+                                    _ ids: UnsafeMutablePointer<Int32>?, _ capacity: Int,
+                                    _ count: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let count = try required(count, "count (out)")
         let s = try text(textPointer, "text")
         if ids == nil && capacity > 0 { throw invalid("ids is NULL but capacity is \(capacity)") }
-        guard unknown >= 0, Int(unknown) < unknownPolicies.count else {
+        guard let policy = unknownPolicy(unknown) else {
             throw invalid("unknown must be RECUR_UNKNOWN_ERROR, _SKIP or _REPLACE (got \(unknown))")
         }
-        let encoded = try m.model.vocabulary.encode(s, unknown: unknownPolicies[Int(unknown)]).map { t -> Int32 in
+        let encoded = try m.model.vocabulary.encode(s, unknown: policy).map { t -> Int32 in
             guard let t32 = Int32(exactly: t) else { throw RecurError(.outOfRange, "token id \(t) does not fit in int32_t") }
             return t32
         }
@@ -179,10 +182,10 @@ public func recur_model_encode_with(_ model: OpaquePointer?, _ textPointer: Unsa
     }
 }
 
-@_cdecl("recur_model_decode")
-public func recur_model_decode(_ model: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ n: UInt,
-                               _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: UInt,
-                               _ length: UnsafeMutablePointer<UInt>?) -> Int32 {
+@c @implementation
+public func recur_model_decode(_ model: OpaquePointer?, _ ids: UnsafePointer<Int32>?, _ n: Int,
+                               _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                               _ length: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let length = try required(length, "length (out)")

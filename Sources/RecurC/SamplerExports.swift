@@ -1,55 +1,50 @@
+import CRecurABI
 import Recur
 
 // recur_sampler_* and recur_generate.
 
-// recur_sampler_params, as laid out by a C compiler: float temperature @0, int32_t top_k @4,
-// float top_p @8, (4 bytes padding), uint64_t seed @16; 24 bytes. tests/c checks these offsets.
-let paramsTemperature = 0, paramsTopK = 4, paramsTopP = 8, paramsSeed = 16
-
-@_cdecl("recur_sampler_params_init")
-public func recur_sampler_params_init(_ params: UnsafeMutableRawPointer?) {
+@c @implementation
+public func recur_sampler_params_init(_ params: UnsafeMutablePointer<recur_sampler_params>?) {
     guard let params else { return }
     let d = SamplerParams()
-    params.storeBytes(of: d.temperature, toByteOffset: paramsTemperature, as: Float.self)
-    params.storeBytes(of: Int32(clamping: d.topK), toByteOffset: paramsTopK, as: Int32.self)
-    params.storeBytes(of: d.topP, toByteOffset: paramsTopP, as: Float.self)
-    params.storeBytes(of: UInt32(0), toByteOffset: paramsTopP + 4, as: UInt32.self)
-    params.storeBytes(of: d.seed, toByteOffset: paramsSeed, as: UInt64.self)
+    // Padding bytes too are defined (zero), so that callers may compare or hash the struct.
+    UnsafeMutableRawPointer(params).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<recur_sampler_params>.size)
+    params.pointee.temperature = d.temperature
+    params.pointee.top_k = Int32(clamping: d.topK)
+    params.pointee.top_p = d.topP
+    params.pointee.seed = d.seed
 }
 
-@_cdecl("recur_sampler_new")
-public func recur_sampler_new(_ params: UnsafeRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+@c @implementation
+public func recur_sampler_new(_ params: UnsafePointer<recur_sampler_params>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     guarded {
         let out = try required(out, "sampler (out)")
         out.pointee = nil
         guard let params else { throw invalid("params is NULL") }
-        let p = SamplerParams(
-            temperature: params.load(fromByteOffset: paramsTemperature, as: Float.self),
-            topK: Int(params.load(fromByteOffset: paramsTopK, as: Int32.self)),
-            topP: params.load(fromByteOffset: paramsTopP, as: Float.self),
-            seed: params.load(fromByteOffset: paramsSeed, as: UInt64.self))
+        let c = params.pointee
+        let p = SamplerParams(temperature: c.temperature, topK: Int(c.top_k), topP: c.top_p, seed: c.seed)
         out.pointee = export(SamplerHandle(try Sampler(p)))
     }
 }
 
-@_cdecl("recur_sampler_free")
+@c @implementation
 public func recur_sampler_free(_ sampler: OpaquePointer?) {
     release(sampler, as: SamplerHandle.self)
 }
 
-@_cdecl("recur_sampler_sample")
-public func recur_sampler_sample(_ sampler: OpaquePointer?, _ logits: UnsafePointer<Float>?, _ n: UInt,
+@c @implementation
+public func recur_sampler_sample(_ sampler: OpaquePointer?, _ logits: UnsafePointer<Float>?, _ n: Int,
                                  _ token: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
         let s = try object(sampler, as: SamplerHandle.self, "sampler")
         let token = try required(token, "token (out)")
         guard let logits else { throw invalid("logits is NULL") }
-        guard n > 0, n <= UInt(Int32.max) else { throw invalid("n must be in 1...\(Int32.max) (got \(n))") }
+        guard n > 0, n <= Int(Int32.max) else { throw invalid("n must be in 1...\(Int32.max) (got \(n))") }
         token.pointee = Int32(try s.sampler.sample(UnsafeBufferPointer(start: logits, count: Int(n))))
     }
 }
 
-@_cdecl("recur_sampler_sample_state")
+@c @implementation
 public func recur_sampler_sample_state(_ sampler: OpaquePointer?, _ state: OpaquePointer?,
                                        _ token: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
@@ -64,12 +59,9 @@ public func recur_sampler_sample_state(_ sampler: OpaquePointer?, _ state: Opaqu
     }
 }
 
-/// int (*recur_piece_callback)(const char *piece, size_t length, void *user)
-public typealias PieceCallback = @convention(c) (UnsafePointer<CChar>?, UInt, UnsafeMutableRawPointer?) -> Int32
-
-@_cdecl("recur_generate")
+@c @implementation
 public func recur_generate(_ state: OpaquePointer?, _ sampler: OpaquePointer?, _ prompt: UnsafePointer<CChar>?,
-                           _ maxTokens: Int32, _ callback: PieceCallback?, _ user: UnsafeMutableRawPointer?,
+                           _ maxTokens: Int32, _ callback: recur_piece_callback?, _ user: UnsafeMutableRawPointer?,
                            _ generated: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
         generated?.pointee = 0
@@ -102,7 +94,7 @@ public func recur_generate(_ state: OpaquePointer?, _ sampler: OpaquePointer?, _
                 defer { buf.deallocate() }
                 for (k, b) in utf8.enumerated() { buf[k] = CChar(bitPattern: b) }
                 buf[utf8.count] = 0
-                stop = callback(UnsafePointer(buf), UInt(utf8.count), user)
+                stop = callback(UnsafePointer(buf), Int(utf8.count), user)
             }
             return stop == 0
         }

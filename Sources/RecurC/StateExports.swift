@@ -1,8 +1,9 @@
+import CRecurABI
 import Recur
 
 // recur_state_*: streams, stepping, saving and restoring.
 
-@_cdecl("recur_state_new")
+@c @implementation
 public func recur_state_new(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     guarded {
         let out = try required(out, "state (out)")
@@ -12,19 +13,19 @@ public func recur_state_new(_ model: OpaquePointer?, _ out: UnsafeMutablePointer
     }
 }
 
-@_cdecl("recur_state_free")
+@c @implementation
 public func recur_state_free(_ state: OpaquePointer?) {
     release(state, as: StateHandle.self)
 }
 
-@_cdecl("recur_state_reset")
+@c @implementation
 public func recur_state_reset(_ state: OpaquePointer?) -> Int32 {
     guarded {
         try object(state, as: StateHandle.self, "state").state.reset()
     }
 }
 
-@_cdecl("recur_state_position")
+@c @implementation
 public func recur_state_position(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")
@@ -32,7 +33,7 @@ public func recur_state_position(_ state: OpaquePointer?, _ out: UnsafeMutablePo
     }
 }
 
-@_cdecl("recur_state_output")
+@c @implementation
 public func recur_state_output(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")
@@ -40,7 +41,7 @@ public func recur_state_output(_ state: OpaquePointer?, _ out: UnsafeMutablePoin
     }
 }
 
-@_cdecl("recur_state_step")
+@c @implementation
 public func recur_state_step(_ state: OpaquePointer?, _ token: Int32,
                              _ logits: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
     guarded {
@@ -50,9 +51,9 @@ public func recur_state_step(_ state: OpaquePointer?, _ token: Int32,
     }
 }
 
-@_cdecl("recur_state_step_copy")
+@c @implementation
 public func recur_state_step_copy(_ state: OpaquePointer?, _ token: Int32, _ out: UnsafeMutablePointer<Float>?,
-                                  _ capacity: UInt) -> Int32 {
+                                  _ capacity: Int) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")
         let out = try required(out, "out")
@@ -65,8 +66,8 @@ public func recur_state_step_copy(_ state: OpaquePointer?, _ token: Int32, _ out
     }
 }
 
-@_cdecl("recur_state_prefill")
-public func recur_state_prefill(_ state: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: UInt,
+@c @implementation
+public func recur_state_prefill(_ state: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int,
                                 _ logits: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")
@@ -78,34 +79,34 @@ public func recur_state_prefill(_ state: OpaquePointer?, _ tokens: UnsafePointer
     }
 }
 
-@_cdecl("recur_state_size")
-public func recur_state_size(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+@c @implementation
+public func recur_state_size(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")
-        try required(out, "size (out)").pointee = UInt(s.state.savedSize)
+        try required(out, "size (out)").pointee = Int(s.state.savedSize)
     }
 }
 
-@_cdecl("recur_state_save")
-public func recur_state_save(_ state: OpaquePointer?, _ buffer: UnsafeMutableRawPointer?, _ capacity: UInt,
-                             _ written: UnsafeMutablePointer<UInt>?) -> Int32 {
+@c @implementation
+public func recur_state_save(_ state: OpaquePointer?, _ buffer: UnsafeMutableRawPointer?, _ capacity: Int,
+                             _ written: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")
         let written = try required(written, "written (out)")
         let need = s.state.savedSize
-        written.pointee = UInt(need)
+        written.pointee = Int(need)
         guard let buffer, size(capacity) >= need else {
             if buffer == nil && capacity > 0 { throw invalid("buffer is NULL but capacity is \(capacity)") }
             throw RecurError(.bufferTooSmall, "a saved state takes \(need) bytes; the buffer holds \(capacity)")
         }
         let bytes = s.state.save()
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        written.pointee = UInt(bytes.count)
+        written.pointee = Int(bytes.count)
     }
 }
 
-@_cdecl("recur_state_restore")
-public func recur_state_restore(_ state: OpaquePointer?, _ data: UnsafeRawPointer?, _ count: UInt) -> Int32 {
+@c @implementation
+public func recur_state_restore(_ state: OpaquePointer?, _ data: UnsafeRawPointer?, _ count: Int) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")
         guard let data else { throw invalid("data is NULL") }
@@ -113,7 +114,7 @@ public func recur_state_restore(_ state: OpaquePointer?, _ data: UnsafeRawPointe
     }
 }
 
-@_cdecl("recur_state_copy")
+@c @implementation
 public func recur_state_copy(_ destination: OpaquePointer?, _ source: OpaquePointer?) -> Int32 {
     guarded {
         let d = try object(destination, as: StateHandle.self, "destination")

@@ -1,14 +1,15 @@
+import CRecurABI
 import Recur
 
 // recur_classify, recur_tag, recur_translate: whole-sequence models (many-to-one, many-to-many) and
 // encoder-decoder models, and the names of their labels.
 
 /// Copies `s` as NUL-terminated UTF-8 into a caller's buffer, or reports the size needed.
-func copyText(_ s: String, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: UInt,
-              _ length: UnsafeMutablePointer<UInt>) throws {
+func copyText(_ s: String, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+              _ length: UnsafeMutablePointer<Int>) throws {
     if buffer == nil && capacity > 0 { throw invalid("buffer is NULL but capacity is \(capacity)") }
     let utf8 = s.utf8
-    length.pointee = UInt(utf8.count)
+    length.pointee = Int(utf8.count)
     guard utf8.count < size(capacity), let buffer else {
         throw RecurError(.bufferTooSmall, "the text takes \(utf8.count) bytes plus a NUL; the buffer holds \(capacity)")
     }
@@ -20,17 +21,17 @@ func copyText(_ s: String, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: U
 /// Writes `values` into a caller's array of `capacity` elements and their number into *count. When they do
 /// not fit, nothing is written and the error says `tooSmall(values.count)`. `buffer` may be NULL only when
 /// the caller checked that capacity is 0.
-func copyOut<T>(_ values: [T], _ buffer: UnsafeMutablePointer<T>?, _ capacity: UInt, _ count: UnsafeMutablePointer<UInt>,
+func copyOut<T>(_ values: [T], _ buffer: UnsafeMutablePointer<T>?, _ capacity: Int, _ count: UnsafeMutablePointer<Int>,
                 tooSmall: (Int) -> String) throws {
-    count.pointee = UInt(values.count)
+    count.pointee = Int(values.count)
     guard values.count <= size(capacity) else {
         throw RecurError(.bufferTooSmall, "\(tooSmall(values.count)); the buffer holds \(capacity)")
     }
     buffer?.update(from: values, count: values.count)
 }
 
-@_cdecl("recur_model_label")
-public func recur_model_label(_ model: OpaquePointer?, _ index: UInt, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+@c @implementation
+public func recur_model_label(_ model: OpaquePointer?, _ index: Int, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let out = try required(out, "label (out)")
@@ -43,9 +44,9 @@ public func recur_model_label(_ model: OpaquePointer?, _ index: UInt, _ out: Uns
     }
 }
 
-@_cdecl("recur_classify")
+@c @implementation
 public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
-                           _ capacity: UInt, _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
+                           _ capacity: Int, _ count: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let count = try required(count, "count (out)")
@@ -56,9 +57,9 @@ public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar
     }
 }
 
-@_cdecl("recur_tag")
+@c @implementation
 public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ tags: UnsafeMutablePointer<Int32>?,
-                      _ capacity: UInt, _ count: UnsafeMutablePointer<UInt>?) -> Int32 {
+                      _ capacity: Int, _ count: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let count = try required(count, "count (out)")
@@ -71,32 +72,26 @@ public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _
     }
 }
 
-// recur_translate_params, as laid out by a C compiler: int32_t beam @0, int32_t max_length @4,
-// float length_penalty @8 (12 bytes, 4-byte aligned).
-let translateBeam = 0, translateMaxLength = 4, translatePenalty = 8
-
-@_cdecl("recur_translate_params_init")
-public func recur_translate_params_init(_ p: UnsafeMutableRawPointer?) {
+@c @implementation
+public func recur_translate_params_init(_ p: UnsafeMutablePointer<recur_translate_params>?) {
     guard let p else { return }
-    p.storeBytes(of: Int32(4), toByteOffset: translateBeam, as: Int32.self)
-    p.storeBytes(of: Int32(100), toByteOffset: translateMaxLength, as: Int32.self)
-    p.storeBytes(of: Float(1), toByteOffset: translatePenalty, as: Float.self)
+    p.pointee = recur_translate_params(beam: 4, max_length: 100, length_penalty: 1)
 }
 
-@_cdecl("recur_translate")
-public func recur_translate(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ params: UnsafeRawPointer?,
-                            _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: UInt,
-                            _ length: UnsafeMutablePointer<UInt>?) -> Int32 {
+@c @implementation
+public func recur_translate(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ params: UnsafePointer<recur_translate_params>?,
+                            _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                            _ length: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let length = try required(length, "length (out)")
         length.pointee = 0
         let s = try text(input, "text")
         var beam: Int32 = 4, maxLength: Int32 = 100, penalty: Float = 1
-        if let params {
-            beam = params.load(fromByteOffset: translateBeam, as: Int32.self)
-            maxLength = params.load(fromByteOffset: translateMaxLength, as: Int32.self)
-            penalty = params.load(fromByteOffset: translatePenalty, as: Float.self)
+        if let p = params?.pointee {
+            beam = p.beam
+            maxLength = p.max_length
+            penalty = p.length_penalty
         }
         guard penalty.isFinite, penalty >= 0 else {
             throw invalid("length_penalty must be a finite number ≥ 0 (got \(penalty))")
