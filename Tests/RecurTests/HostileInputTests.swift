@@ -171,4 +171,20 @@ final class HostileInputTests: XCTestCase {
         let m = try bytes.withUnsafeBytes { try Model(bytes: $0, options: o) }
         XCTAssertEqual(m.threads, 1, "matrices too small to split run on one thread, and say so")
     }
+
+    /// An array value of more items than any vocabulary or label list (2²¹) is refused while the metadata
+    /// is read, instead of building millions of strings (a 64 MB file of empty strings took 35 s).
+    func testHugeMetadataArraysAreRefused() throws {
+        let (_, b) = try makeModel(cells: [.init(cell: .gru)])
+        var w = b.writer()
+        w.set("junk.ignored", .strings([String](repeating: "", count: RecurFormat.maxArrayItems + 1)))
+        let bytes = w.serialize()
+        assertThrowsRecur(.format, "over the cap of \(RecurFormat.maxArrayItems)") {
+            _ = try bytes.withUnsafeBytes { try Model(bytes: $0) }
+        }
+        var ok = b.writer()
+        ok.set("junk.ignored", .strings([String](repeating: "", count: 1000)))
+        let fine = ok.serialize()
+        XCTAssertNoThrow(try fine.withUnsafeBytes { try Model(bytes: $0) })
+    }
 }
