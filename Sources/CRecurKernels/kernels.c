@@ -1,7 +1,32 @@
 /* Level detection, dispatch and the portable scalar kernels (the fallback on every CPU, ARM included). */
 #include "internal.h"
 #include <stdlib.h>
+#include <limits.h>
 #include <math.h>
+
+/* ---- the dtype table ------------------------------------------------------------------------------ */
+
+static const rk_dtype_info dtypes[RK_DTYPE_COUNT] = {
+    [RK_F32] = {"f32", 1, 4, 0, 0, 0, RK_X_EXACT, 1},
+    [RK_F16] = {"f16", 1, 2, 0, 0, 0, RK_X_EXACT, 1},
+    [RK_Q8] = {"q8", 32, 0, 0, 4, 32, RK_X_PER_BLOCK, 1},
+    [RK_Q4] = {"q4", 32, 0, 0, 4, 16, RK_X_PER_BLOCK, 1},
+    [RK_Q8R] = {"q8r", 32, 0, 4, 0, 32, RK_X_PER_VECTOR, 2},
+};
+
+const rk_dtype_info *rk_dtype_of(int dtype) {
+    return dtype >= 0 && dtype < RK_DTYPE_COUNT ? &dtypes[dtype] : NULL;
+}
+
+long long rk_row_bytes(int dtype, long long cols) {
+    const rk_dtype_info *t = rk_dtype_of(dtype);
+    if (!t || cols < 0) return -1;
+    if (t->block == 1) return cols > LLONG_MAX / t->element_bytes ? -1 : cols * t->element_bytes;
+    long long nb = cols / t->block + (cols % t->block != 0);
+    long long per = t->block_scale_bytes + t->block_value_bytes;
+    if (nb > (LLONG_MAX - t->row_scale_bytes) / per) return -1;
+    return t->row_scale_bytes + nb * per;
+}
 
 /* ---- level detection ---------------------------------------------------------------------------- */
 
@@ -236,10 +261,11 @@ static void q_xq_at(int level, int four, float *y, const void *w, const rk_xq *v
  * allocation). dtype: 2 q8, 3 q4, 4 q8r. */
 static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
     const long nb = (cols + 31) / 32;
-    const int four = dtype == 3;
-    if (dtype == 4) {
+    const int four = dtype == RK_Q4;
+    const long rb = (long)rk_row_bytes(dtype, cols);
+    if (dtype == RK_Q8R) {
         for (long r = 0; r < rows; r++) {
-            const unsigned char *row = (const unsigned char *)w + r * (4 + 32 * nb);
+            const unsigned char *row = (const unsigned char *)w + r * rb;
             const int8_t *q = (const int8_t *)(row + 4);
             float t = 0;
             for (long c = 0; c < cols; c++) t += (float)q[c] * x[c];
@@ -249,7 +275,7 @@ static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, 
         return;
     }
     for (long r = 0; r < rows; r++) {
-        const unsigned char *row = (const unsigned char *)w + r * (four ? 20 : 36) * nb;
+        const unsigned char *row = (const unsigned char *)w + r * rb;
         float s = 0;
         for (long b = 0; b < nb; b++) {
             float sc = rk_load_f32(row + 4 * b), t = 0;
@@ -286,20 +312,21 @@ static void q_at(int level, int dtype, float *y, const void *w, const float *x, 
     _Alignas(64) unsigned char stack[(RK_STACK_COLS / 32) * (12 + 64)];   /* ≥ rk_xr_bytes(RK_STACK_COLS) too */
     unsigned char *buf = stack;
     if (cols > RK_STACK_COLS) {
-        buf = (unsigned char *)aligned_alloc(64, dtype == 4 ? rk_xr_bytes(cols) : rk_xq_bytes(cols));
+        const int per_vector = rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR;
+        buf = (unsigned char *)aligned_alloc(64, per_vector ? rk_xr_bytes(cols) : rk_xq_bytes(cols));
         if (!buf) {
             q_decode_matvec(dtype, y, w, x, rows, cols, acc);
             return;
         }
     }
-    if (dtype == 4) {
+    if (rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR) {
         quantize_xr_at(level, buf, x, cols);
         rk_xr v = rk_xr_view(buf, cols);
         q8r_xr_at(level, y, w, &v, rows, acc);
     } else {
         quantize_at(level, buf, x, cols);
         rk_xq v = rk_xq_view(buf, cols);
-        q_xq_at(level, dtype == 3, y, w, &v, rows, acc);
+        q_xq_at(level, dtype == RK_Q4, y, w, &v, rows, acc);
     }
     if (buf != stack) free(buf);
 }
@@ -370,22 +397,31 @@ void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long c
 
 void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
     const long nb = (cols + 31) / 32;
+    const long rb = (long)rk_row_bytes(dtype, cols);
     for (long r = 0; r < rows; r++) {
         float *o = out + r * cols;
-        if (dtype == 1) {
-            const uint16_t *p = (const uint16_t *)w + r * cols;
+        const unsigned char *row = (const unsigned char *)w + r * rb;
+        switch ((rk_dtype)dtype) {
+        case RK_F32:
+            memcpy(o, row, (size_t)cols * sizeof(float));
+            break;
+        case RK_F16: {
+            const uint16_t *p = (const uint16_t *)row;
             for (long c = 0; c < cols; c++) o[c] = rk_half_to_float(p[c]);
-        } else if (dtype == 2) {
-            const unsigned char *row = (const unsigned char *)w + r * 36 * nb;
+            break;
+        }
+        case RK_Q8: {
             const int8_t *q = (const int8_t *)(row + 4 * nb);
             for (long c = 0; c < cols; c++) o[c] = rk_load_f32(row + 4 * (c / 32)) * (float)q[c];
-        } else if (dtype == 4) {
-            const unsigned char *row = (const unsigned char *)w + r * (4 + 32 * nb);
+            break;
+        }
+        case RK_Q8R: {
             const int8_t *q = (const int8_t *)(row + 4);
             const float s = rk_load_f32(row);
             for (long c = 0; c < cols; c++) o[c] = s * (float)q[c];
-        } else if (dtype == 3) {
-            const unsigned char *row = (const unsigned char *)w + r * 20 * nb;
+            break;
+        }
+        case RK_Q4: {
             const unsigned char *q = row + 4 * nb;
             for (long b = 0; b < nb; b++) {
                 float s = rk_load_f32(row + 4 * b);
@@ -395,6 +431,8 @@ void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
                     o[b * 32 + j] = s * (float)(nib - 8);
                 }
             }
+            break;
+        }
         }
     }
 }
@@ -446,9 +484,9 @@ long rk_check_quantized(int dtype, const void *w, long rows, long cols, const ch
     const unsigned char *base = (const unsigned char *)w;
     *what = "";
     for (long r = 0; r < rows; r++) {
-        if (dtype == 2 || dtype == 4) {
-            const long nscales = dtype == 2 ? nb : 1;
-            const unsigned char *row = base + r * (dtype == 2 ? 36 * nb : 4 + 32 * nb);
+        if (dtype == RK_Q8 || dtype == RK_Q8R) {
+            const long nscales = dtype == RK_Q8 ? nb : 1;
+            const unsigned char *row = base + r * rk_row_bytes(dtype, cols);
             for (long b = 0; b < nscales; b++)
                 if (!scale_ok(rk_load_f32(row + 4 * b), 128.0f)) { *what = "a scale whose weights are not finite"; return r + 1; }
             const int8_t *q = (const int8_t *)(row + 4 * nscales);
@@ -458,8 +496,8 @@ long rk_check_quantized(int dtype, const void *w, long rows, long cols, const ch
             int pad = 0;
             for (long c = cols; c < nb * 32; c++) pad |= q[c];
             if (pad) { *what = "non-zero padding past the last column"; return r + 1; }
-        } else if (dtype == 3) {
-            const unsigned char *row = base + r * 20 * nb;
+        } else if (dtype == RK_Q4) {
+            const unsigned char *row = base + r * rk_row_bytes(dtype, cols);
             for (long b = 0; b < nb; b++)
                 if (!scale_ok(rk_load_f32(row + 4 * b), 8.0f)) { *what = "a scale whose weights are not finite"; return r + 1; }
             const unsigned char *q = row + 4 * nb + 16 * (nb - 1);

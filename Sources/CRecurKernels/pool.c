@@ -20,7 +20,7 @@
 #define CHUNKS_PER_THREAD 4
 
 typedef struct {
-    int dtype;            /* 0 f32, 1 f16, 2 q8, 3 q4, 4 q8r */
+    int dtype;            /* an rk_dtype */
     float *y;
     const void *w;
     const float *x;
@@ -63,29 +63,18 @@ static long now_ns(void) {
     return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-static long row_bytes(int dtype, long cols) {
-    long nb = (cols + 31) / 32;
-    switch (dtype) {
-    case 0: return 4 * cols;
-    case 1: return 2 * cols;
-    case 2: return 36 * nb;
-    case 4: return 4 + 32 * nb;
-    default: return 20 * nb;
-    }
-}
-
 static void run_chunk(struct rk_pool *p, long i) {
     const rk_job *j = &p->job;
     long r0 = i * j->chunk;
     if (r0 >= j->rows) return;
     long n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
-    const unsigned char *w = (const unsigned char *)j->w + r0 * row_bytes(j->dtype, j->cols);
-    switch (j->dtype) {
-    case 0: rk_matvec_f32(j->y + r0, (const float *)w, j->x, n, j->cols, j->acc); break;
-    case 1: rk_matvec_f16(j->y + r0, (const uint16_t *)w, j->x, n, j->cols, j->acc); break;
-    case 2: rk_matvec_q8_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
-    case 4: rk_matvec_q8r_xr(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
-    default: rk_matvec_q4_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
+    const unsigned char *w = (const unsigned char *)j->w + r0 * rk_row_bytes(j->dtype, j->cols);
+    switch ((rk_dtype)j->dtype) {
+    case RK_F32: rk_matvec_f32(j->y + r0, (const float *)w, j->x, n, j->cols, j->acc); break;
+    case RK_F16: rk_matvec_f16(j->y + r0, (const uint16_t *)w, j->x, n, j->cols, j->acc); break;
+    case RK_Q8: rk_matvec_q8_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
+    case RK_Q4: rk_matvec_q4_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
+    case RK_Q8R: rk_matvec_q8r_xr(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
     }
 }
 
@@ -167,12 +156,12 @@ void rk_pool_destroy(rk_pool *p) {
 int rk_pool_threads(const rk_pool *p) { return p ? p->n : 1; }
 
 static void single(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    switch (dtype) {
-    case 0: rk_matvec_f32(y, (const float *)w, x, rows, cols, acc); break;
-    case 1: rk_matvec_f16(y, (const uint16_t *)w, x, rows, cols, acc); break;
-    case 2: rk_matvec_q8(y, w, x, rows, cols, acc); break;
-    case 4: rk_matvec_q8r(y, w, x, rows, cols, acc); break;
-    default: rk_matvec_q4(y, w, x, rows, cols, acc); break;
+    switch ((rk_dtype)dtype) {
+    case RK_F32: rk_matvec_f32(y, (const float *)w, x, rows, cols, acc); break;
+    case RK_F16: rk_matvec_f16(y, (const uint16_t *)w, x, rows, cols, acc); break;
+    case RK_Q8: rk_matvec_q8(y, w, x, rows, cols, acc); break;
+    case RK_Q4: rk_matvec_q4(y, w, x, rows, cols, acc); break;
+    case RK_Q8R: rk_matvec_q8r(y, w, x, rows, cols, acc); break;
     }
 }
 
@@ -181,8 +170,9 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
         single(dtype, y, w, x, rows, cols, acc);   /* small, or another caller holds the pool */
         return;
     }
-    if (dtype >= 2) {
-        size_t need = dtype == 4 ? rk_xr_bytes(cols) : rk_xq_bytes(cols);
+    const int xq = rk_dtype_of(dtype)->x_quantization;
+    if (xq != RK_X_EXACT) {
+        size_t need = xq == RK_X_PER_VECTOR ? rk_xr_bytes(cols) : rk_xq_bytes(cols);
         if (need > p->xq_cap) {
             void *b = aligned_alloc(64, (need + 63) & ~(size_t)63);
             if (!b) {
@@ -194,7 +184,7 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
             p->xq = b;
             p->xq_cap = need;
         }
-        if (dtype == 4) rk_quantize_xr(p->xq, x, cols); else rk_quantize_x(p->xq, x, cols);
+        if (xq == RK_X_PER_VECTOR) rk_quantize_xr(p->xq, x, cols); else rk_quantize_x(p->xq, x, cols);
     }
     long chunk = (rows + p->n * CHUNKS_PER_THREAD - 1) / (p->n * CHUNKS_PER_THREAD);
     chunk = (chunk + 15) & ~15L;   /* whole groups of rows for the kernels, and whole cache lines of y */

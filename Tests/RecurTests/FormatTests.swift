@@ -1,3 +1,4 @@
+import CRecurKernels
 import XCTest
 @testable import Recur
 
@@ -243,5 +244,36 @@ final class ModelValidationTests: XCTestCase {
     func testUnknownActivation() throws {
         let bytes = try build { b in b.metadata.append(("layer.1.activation", .string("swish"))) }
         assertThrowsRecur(.model, "unknown activation 'swish'") { _ = try load(bytes) }
+    }
+}
+
+/// The kernels' dtype table (recur_kernels.h) against the layouts of FORMAT.md §7, written out here.
+final class DTypeTableTests: XCTestCase {
+    func testTableMatchesTheFormat() {
+        let names: [DType: String] = [.f32: "f32", .f16: "f16", .q8: "q8", .q4: "q4", .q8r: "q8r"]
+        for t in DType.allCases {
+            XCTAssertEqual(t.name, names[t])
+            for cols in [0, 1, 7, 31, 32, 33, 64, 100, 1000] {
+                let nb = (cols + 31) / 32
+                let expected: Int
+                switch t {
+                case .f32: expected = 4 * cols
+                case .f16: expected = 2 * cols
+                case .q8: expected = 36 * nb
+                case .q4: expected = 20 * nb
+                case .q8r: expected = 4 + 32 * nb
+                }
+                XCTAssertEqual(t.rowBytes(cols), expected, "\(t) \(cols)")
+            }
+            XCTAssertNil(t.rowBytes(-1))
+            if t.blockSize == 1 { XCTAssertNil(t.rowBytes(Int.max), "overflow is nil, not a wrapped size") }
+            XCTAssertEqual(t.blockSize, t == .f32 || t == .f16 ? 1 : 32)
+            XCTAssertEqual(t.quantizesActivations, t != .f32 && t != .f16)
+            XCTAssertEqual(t.quantizesPerVector, t == .q8r)
+            XCTAssertEqual(t.formatMajor, t == .q8r ? 2 : 1)
+        }
+        XCTAssertNil(rk_dtype_of(5))
+        XCTAssertNil(rk_dtype_of(-1))
+        XCTAssertEqual(rk_row_bytes(9, 10), -1)
     }
 }

@@ -38,6 +38,36 @@ extern "C" {
 
 enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2 };
 
+/*
+ * Weight types: the dtype codes of the file format (docs/FORMAT.md §7) and the one table of what each type
+ * is (kernels.c). A row of `cols` elements takes
+ *     element_bytes · cols                                             (plain types: block = 1)
+ *     row_scale_bytes + nb · (block_scale_bytes + block_value_bytes)   (blocked: nb = ⌈cols / block⌉)
+ * bytes. Switches over rk_dtype list every type and have no default, so a type missing from one is a
+ * compiler warning (and the test command fails on warnings), never a silent run of another kernel.
+ */
+typedef enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_Q8 = 2, RK_Q4 = 3, RK_Q8R = 4 } rk_dtype;
+enum { RK_DTYPE_COUNT = 5 };
+
+/* How a product W·x with a matrix of the type treats x (see the kernels above). */
+enum { RK_X_EXACT = 0, RK_X_PER_BLOCK = 1, RK_X_PER_VECTOR = 2 };
+
+typedef struct rk_dtype_info {
+    const char *name;          /* as in files' tools and on the command line: "f32", "q8r", ... */
+    int block;                 /* elements per block along a row; 1 for plain types */
+    int element_bytes;         /* plain types: bytes per element */
+    int row_scale_bytes;       /* blocked types: bytes of per-row scales before the blocks */
+    int block_scale_bytes;     /* blocked types: bytes of scales per block (stored before all values) */
+    int block_value_bytes;     /* blocked types: bytes of values per block */
+    int x_quantization;        /* RK_X_EXACT, RK_X_PER_BLOCK (rk_quantize_x) or RK_X_PER_VECTOR (rk_quantize_xr) */
+    int format_major;          /* the first major version of the file format that has the type */
+} rk_dtype_info;
+
+/* The table entry of a dtype code, or NULL when the code is not a dtype. */
+const rk_dtype_info *rk_dtype_of(int dtype);
+/* Bytes of one row of `cols` elements; -1 for an unknown code, a negative `cols` or an overflow. */
+long long rk_row_bytes(int dtype, long long cols);
+
 /* The level the kernels use: the best the CPU supports, capped by RECUR_KERNELS. */
 int rk_level(void);
 /* The best level the CPU supports (ignores RECUR_KERNELS). */

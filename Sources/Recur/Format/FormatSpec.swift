@@ -1,3 +1,5 @@
+import CRecurKernels
+
 /// Constants of the `.recur` file format. `docs/FORMAT.md` is the normative description; this file
 /// mirrors its tables.
 public enum RecurFormat {
@@ -14,9 +16,9 @@ public enum RecurFormat {
     /// The lowest major version that describes a file: 2 when it holds a q8r tensor or sets
     /// `encoder.reverse_source` (a 1.x reader would ignore the key and misread the model), else 1.
     public static func lowestMajor(metadata: [(key: String, value: MetaValue)], dtypes: [DType]) -> UInt16 {
-        if dtypes.contains(.q8r) { return 2 }
-        if metadata.contains(where: { $0.key == "encoder.reverse_source" && $0.value == .bool(true) }) { return 2 }
-        return 1
+        var major = dtypes.map(\.formatMajor).max() ?? 1
+        if metadata.contains(where: { $0.key == "encoder.reverse_source" && $0.value == .bool(true) }) { major = max(major, 2) }
+        return max(major, 1)
     }
 
     /// The text of "which versions" in version errors.
@@ -55,45 +57,29 @@ public enum DType: UInt8, Sendable, CaseIterable {
     /// 8-bit with one scale per row (format version 2); see FORMAT.md.
     case q8r = 4
 
-    public var name: String {
-        switch self {
-        case .f32: return "f32"
-        case .f16: return "f16"
-        case .q8: return "q8"
-        case .q4: return "q4"
-        case .q8r: return "q8r"
-        }
-    }
+    /// The kernels' table entry of this type (rk_dtype_info in recur_kernels.h: the one place where
+    /// what each type is, its row layout and how products treat x, is written down).
+    var info: rk_dtype_info { rk_dtype_of(Int32(rawValue))!.pointee }
+
+    public var name: String { String(cString: info.name) }
 
     /// Whether products with a matrix of this type quantize the vector (q8, q4, q8r; see MatVec.swift).
-    public var quantizesActivations: Bool { self == .q8 || self == .q4 || self == .q8r }
+    public var quantizesActivations: Bool { info.x_quantization != Int32(RK_X_EXACT) }
+
+    /// Whether that quantization is one scale for the whole vector (q8r) rather than one per block.
+    public var quantizesPerVector: Bool { info.x_quantization == Int32(RK_X_PER_VECTOR) }
+
+    /// The first major version of the file format that has this type.
+    public var formatMajor: UInt16 { UInt16(info.format_major) }
 
     /// The block size along the last dimension for blocked types (1 for plain element types).
-    public var blockSize: Int {
-        switch self {
-        case .f32, .f16: return 1
-        case .q8, .q4, .q8r: return 32
-        }
-    }
+    public var blockSize: Int { Int(info.block) }
 
-    /// Bytes taken by one row of `cols` elements (the last dimension), or nil on overflow.
-    /// q8 row: ceil(cols/32) f32 scales, then ceil(cols/32)*32 int8 values.
-    /// q4 row: ceil(cols/32) f32 scales, then ceil(cols/32)*16 bytes of packed nibbles.
-    /// q8r row: one f32 scale, then ceil(cols/32)*32 int8 values.
+    /// Bytes taken by one row of `cols` elements (the last dimension), or nil on overflow; the layouts
+    /// are in FORMAT.md §7 and recur_kernels.h.
     public func rowBytes(_ cols: Int) -> Int? {
-        guard cols >= 0 else { return nil }
-        switch self {
-        case .f32: return cols.multipliedReportingOverflow(by: 4).overflow ? nil : cols * 4
-        case .f16: return cols.multipliedReportingOverflow(by: 2).overflow ? nil : cols * 2
-        case .q8:
-            let blocks = (cols + 31) / 32
-            return blocks * 4 + blocks * 32
-        case .q4:
-            let blocks = (cols + 31) / 32
-            return blocks * 4 + blocks * 16
-        case .q8r:
-            return 4 + (cols + 31) / 32 * 32
-        }
+        let n = rk_row_bytes(Int32(rawValue), Int64(cols))
+        return n < 0 ? nil : Int(n)
     }
 
     /// Bytes taken by a tensor of this shape, or nil when the product overflows.

@@ -144,8 +144,8 @@ public struct RecurFile: @unchecked Sendable {
             guard let dtype = DType(rawValue: code) else {
                 throw RecurError(.format, "\(name): tensor '\(tname)' has unknown dtype code \(code)")
             }
-            if dtype == .q8r && major < 2 {
-                throw RecurError(.format, "\(name): tensor '\(tname)' has dtype q8r (code 4), which needs format version 2; the file says \(major).\(minor)")
+            if major < dtype.formatMajor {
+                throw RecurError(.format, "\(name): tensor '\(tname)' has dtype \(dtype.name) (code \(code)), which needs format version \(dtype.formatMajor); the file says \(major).\(minor)")
             }
             let rank = Int(try d.u8("rank of '\(tname)'"))
             let pad = try d.u16("reserved field of '\(tname)'")

@@ -280,7 +280,7 @@ public final class Model: @unchecked Sendable {
     /// The quantized layouts' own rules (FORMAT.md §7): scales whose decoded weights are finite, codes in
     /// range, zero padding. Scales are numerical faults, the rest format faults.
     private static func checkQuantized(_ file: RecurFile, _ t: TensorInfo, rejectNonFinite: Bool) throws {
-        guard t.dtype == .q8 || t.dtype == .q4 || t.dtype == .q8r else { return }
+        guard t.dtype.blockSize > 1 else { return }   // the quantized (blocked) types
         let cols = t.shape.last!
         var what: UnsafePointer<CChar>? = nil
         let row = rk_check_quantized(Int32(t.dtype.rawValue), file.bytes(of: t).baseAddress!, t.elementCount / cols, cols, &what)
