@@ -48,8 +48,8 @@ struct Bench: ParsableCommand {
         guard steps >= 1, prompt >= 1, batch >= 1 else {
             throw CLIError("--steps, --prompt and --batch must be ≥ 1")
         }
-        guard (0...64).contains(threads) else {
-            throw CLIError("--threads must be 0 (automatic) or 1...64 (got \(threads))")
+        guard (0...KernelEnvironment.maxThreads).contains(threads) else {
+            throw CLIError("--threads must be 0 (automatic) or 1...\(KernelEnvironment.maxThreads) (got \(threads))")
         }
         var loads: [Double] = []
         var m: Model? = nil

@@ -99,19 +99,31 @@ func emit(_ s: String) {
 /// binary (PREFIX/share/recur/alice.recur), then the repository's models/alice.recur.
 func defaultModelPath() throws -> String {
     if let env = ProcessInfo.processInfo.environment["RECUR_MODEL"], !env.isEmpty { return env }
-    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var candidates: [String] = []
-    let bin = exe.deletingLastPathComponent()
-    candidates.append(bin.deletingLastPathComponent().appendingPathComponent("share/recur/alice.recur").path)
-    // .build/<config>/recur or .build/<triple>/<config>/recur inside a checkout
-    var dir = bin
-    for _ in 0..<4 {
-        dir = dir.deletingLastPathComponent()
-        candidates.append(dir.appendingPathComponent("models/alice.recur").path)
-    }
-    candidates.append(FileManager.default.currentDirectoryPath + "/models/alice.recur")
+    let candidates = [installedPath("alice.recur")] + checkoutPaths("models/alice.recur")
+        + [FileManager.default.currentDirectoryPath + "/models/alice.recur"]
     for c in candidates where FileManager.default.fileExists(atPath: c) { return c }
     throw CLIError("no model given and no default model found (looked for $RECUR_MODEL, \(candidates.first!), models/alice.recur)")
+}
+
+/// The folder of the running binary, symbolic links resolved.
+func binaryFolder() -> URL {
+    URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+}
+
+/// PREFIX/share/recur/NAME for a binary installed as PREFIX/bin/recur.
+func installedPath(_ name: String) -> String {
+    binaryFolder().deletingLastPathComponent().appendingPathComponent("share/recur/" + name).path
+}
+
+/// RELATIVE under each of the binary's four nearest ancestors: the checkout of a binary built as
+/// .build/<config>/recur or .build/<triple>/<config>/recur.
+func checkoutPaths(_ relative: String) -> [String] {
+    var dir = binaryFolder(), out: [String] = []
+    for _ in 0..<4 {
+        dir = dir.deletingLastPathComponent()
+        out.append(dir.appendingPathComponent(relative).path)
+    }
+    return out
 }
 
 /// Options every command that opens a model shares.
@@ -160,14 +172,8 @@ struct UnknownOption: ParsableArguments {
 /// `data/pos/en_ewt-ud-dev.upos.txt`: under the current folder, then in the checkout the binary was
 /// built in, then PREFIX/share/recur/ of an installed binary.
 func defaultDataFile(_ relative: String) throws -> String {
-    var candidates = [FileManager.default.currentDirectoryPath + "/" + relative]
-    let bin = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    var dir = bin
-    for _ in 0..<4 {
-        dir = dir.deletingLastPathComponent()
-        candidates.append(dir.appendingPathComponent(relative).path)
-    }
-    candidates.append(bin.deletingLastPathComponent().appendingPathComponent("share/recur/" + relative).path)
+    let candidates = [FileManager.default.currentDirectoryPath + "/" + relative] + checkoutPaths(relative)
+        + [installedPath(relative)]
     for c in candidates where FileManager.default.isReadableFile(atPath: c) { return c }
     throw CLIError("the default data file \(relative) is not in the current folder or the checkout this recur was built in; give the data with --data FILE...")
 }

@@ -74,7 +74,7 @@ final class HostileInputTests: XCTestCase {
             var lenient = Model.Options()
             lenient.rejectNonFinite = false
             XCTAssertNoThrow(try big.withUnsafeBytes { try Model(bytes: $0, options: lenient) }, "\(dtype)")
-            let scales = dtype == .q8r ? 4 : 4 * 1
+            let scales = 4    // bytes of scales before row 0's codes: one block (q8, q4) or one row (q8r)
             // A padding value past column 7 of row 0.
             let padded = try quantizedModel(name, dtype) { d, cols in
                 if dtype == .q4 {

@@ -21,6 +21,8 @@
  */
 #define _POSIX_C_SOURCE 200809L   /* setenv */
 #include "recur.h"
+#define FUZZ_TARGET "fuzz_recur"
+#include "contract.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -35,20 +37,6 @@
 /* Inputs that loaded as a model (reported by replay.c). */
 int fuzz_recur_models_loaded = 0;
 
-static void contract_violation(const char *what, int status) {
-    fprintf(stderr, "fuzz_recur: contract violation: %s (status %d, last error \"%s\")\n", what, status,
-            recur_last_error());
-    abort();
-}
-
-/* Checks that a status is documented and that a failure left a message; returns the status. */
-static recur_status check(recur_status s, const char *call) {
-    if (s < RECUR_OK || s > RECUR_ERR_OUT_OF_MEMORY) contract_violation(call, s);
-    if (s != RECUR_OK && recur_last_error()[0] == '\0') contract_violation(call, s);
-    return s;
-}
-
-#define CALL(expr) check((expr), #expr)
 
 static uint64_t read_u64(const uint8_t *p) {
     uint64_t v = 0;

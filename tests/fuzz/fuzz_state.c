@@ -20,6 +20,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "recur.h"
+#define FUZZ_TARGET "fuzz_state"
+#include "contract.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -32,18 +34,6 @@
 static recur_model *models[MAX_MODELS];
 static int model_count = 0;
 
-static void violation(const char *what, int status) {
-    fprintf(stderr, "fuzz_state: contract violation: %s (status %d, last error \"%s\")\n", what, status,
-            recur_last_error());
-    abort();
-}
-
-static recur_status check(recur_status s, const char *call) {
-    if (s < RECUR_OK || s > RECUR_ERR_OUT_OF_MEMORY) violation(call, s);
-    if (s != RECUR_OK && recur_last_error()[0] == '\0') violation(call, s);
-    return s;
-}
-#define CALL(expr) check((expr), #expr)
 
 /* CRC-32 (IEEE 802.3, reflected, as zlib and the format use), computed here independently of the library. */
 static uint32_t crc32_of(const uint8_t *p, size_t n) {
@@ -139,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (CALL(recur_state_restore(s, state, total)) == RECUR_OK) {
         uint64_t got = 0;
         CALL(recur_state_position(s, &got));
-        if (got != get_u64(state + 24)) violation("restored position differs from the saved one", 0);
+        if (got != get_u64(state + 24)) contract_violation("restored position differs from the saved one", 0);
         /* Saving gives back the restored bytes. */
         size_t again_size = 0, written = 0;
         CALL(recur_state_size(s, &again_size));
@@ -147,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (again != NULL) {
             if (CALL(recur_state_save(s, again, again_size, &written)) != RECUR_OK || written != total ||
                 memcmp(again, state, total) != 0)
-                violation("save after restore does not give back the state", 0);
+                contract_violation("save after restore does not give back the state", 0);
             free(again);
         }
         int calls = flags >> 4;

@@ -10,7 +10,7 @@ final class KernelPool: @unchecked Sendable {
 
     /// nil when `threads` < 2 or the threads cannot be started.
     init?(threads: Int) {
-        guard threads >= 2, let p = rk_pool_create(Int32(min(threads, 64))) else { return nil }
+        guard threads >= 2, let p = rk_pool_create(Int32(min(threads, KernelPool.maxThreads))) else { return nil }
         raw = p
         self.threads = Int(rk_pool_threads(p))
     }
@@ -72,6 +72,8 @@ import Glibc
 public enum KernelEnvironment {
     /// Why a set variable cannot be honoured, or nil. Loading a model refuses such an environment.
     public static var problem: String? { KernelPool.environmentProblem }
+    /// The most threads one step may use (Model.Options.threads is 0 for automatic, or 1 up to this).
+    public static var maxThreads: Int { KernelPool.maxThreads }
 }
 
 extension RecurrentWeights {

@@ -116,39 +116,31 @@ public struct Vocabulary: Sendable {
             let hint = unknown == .replace ? " and has no look-alike in it" : ""
             return RecurError(.outOfRange, "\(what) is not in the model's vocabulary\(hint), and the model has no UNK token")
         }
+        // The ids of a piece that is not in the vocabulary: UNK, nothing (skip), or its look-alike's.
+        func unknownPiece(_ piece: String, at position: Int) throws -> [Int] {
+            if let u = unk { return [u] }
+            switch unknown {
+            case .error: throw refuse(piece, position)
+            case .skip: return []
+            case .replace:
+                var folded = ""
+                for s in piece.unicodeScalars { folded += Vocabulary.lookAlike(s) ?? String(s) }
+                if lowercase { folded = folded.lowercased() }
+                let parts = kind == .char ? folded.unicodeScalars.map { String($0) } : Vocabulary.words(folded)
+                guard folded != piece, parts.allSatisfy({ index[$0] != nil }) else { throw refuse(piece, position) }
+                return parts.map { index[$0]! }
+            }
+        }
         switch kind {
         case .char:
             out.reserveCapacity(text.unicodeScalars.count)
             for (n, s) in text.unicodeScalars.enumerated() {
                 let piece = String(s)
-                if let i = index[piece] { out.append(i); continue }
-                if let u = unk { out.append(u); continue }
-                switch unknown {
-                case .error: throw refuse(piece, n + 1)
-                case .skip: continue
-                case .replace:
-                    guard let folded = Vocabulary.lookAlike(s) else { throw refuse(piece, n + 1) }
-                    for f in folded.unicodeScalars {
-                        guard let i = index[String(f)] else { throw refuse(piece, n + 1) }
-                        out.append(i)
-                    }
-                }
+                if let i = index[piece] { out.append(i) } else { out += try unknownPiece(piece, at: n + 1) }
             }
         case .word:
             for (n, w) in Vocabulary.words(lowercase ? text.lowercased() : text).enumerated() {
-                if let i = index[w] { out.append(i); continue }
-                if let u = unk { out.append(u); continue }
-                switch unknown {
-                case .error: throw refuse(w, n + 1)
-                case .skip: continue
-                case .replace:
-                    var folded = ""
-                    for s in w.unicodeScalars { folded += Vocabulary.lookAlike(s) ?? String(s) }
-                    if lowercase { folded = folded.lowercased() }
-                    let parts = Vocabulary.words(folded)
-                    guard !parts.isEmpty, parts.allSatisfy({ index[$0] != nil }) else { throw refuse(w, n + 1) }
-                    out += parts.map { index[$0]! }
-                }
+                if let i = index[w] { out.append(i) } else { out += try unknownPiece(w, at: n + 1) }
             }
         }
         return out
