@@ -25,9 +25,7 @@ struct Info: ParsableCommand {
             case .recurrent(let r):
                 d["input_size"] = r.inputSize; d["units"] = r.units
                 d["activation"] = r.activation.rawValue
-                if r.cell != .rnn { d["recurrent_activation"] = r.recurrentActivation.rawValue }
-                if r.cell == .gru { d["reset_after"] = r.resetAfter }
-                if r.cell == .lstm { d["peephole"] = r.peephole }
+                for (key, value) in r.cellOptions { d[key] = value.boolValue ?? value.stringValue }
                 d["return_sequences"] = r.returnSequences
                 d["bidirectional"] = r.bidirectional
                 if r.bidirectional { d["merge_mode"] = r.mergeMode.rawValue }
@@ -103,12 +101,12 @@ struct Info: ParsableCommand {
             switch l {
             case .embedding(let v, let e): print("  \(i)  embedding  \(v) → \(e)")
             case .recurrent(let r):
-                var extra: [String] = []
-                if r.cell == .gru { extra.append(r.resetAfter ? "reset after" : "reset before") }
-                if r.peephole { extra.append("peephole") }
+                var extra = r.cellNotes
                 if r.bidirectional { extra.append("bidirectional (\(r.mergeMode.rawValue))") }
                 if r.activation != .tanh { extra.append("activation \(r.activation.rawValue)") }
-                if r.cell != .rnn && r.recurrentActivation != .sigmoid { extra.append("gates \(r.recurrentActivation.rawValue)") }
+                if r.recurrentActivation != .sigmoid, r.cellOptions.contains(where: { $0.key == "recurrent_activation" }) {
+                    extra.append("gates \(r.recurrentActivation.rawValue)")
+                }
                 if !r.returnSequences { extra.append("last step only") }
                 print("  \(i)  \(r.cell.rawValue)  \(r.inputSize) → \(r.units)\(extra.isEmpty ? "" : "  " + extra.joined(separator: ", "))")
             case .dense(let n, let u, let a): print("  \(i)  dense  \(n) → \(u)  \(a.rawValue)")

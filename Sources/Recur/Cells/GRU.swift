@@ -10,13 +10,34 @@
 ///     n = tanh(W_n x + b_n + U_n (r ⊙ h))
 /// σ is the layer's recurrent activation and tanh its activation. The gates are computed on whole
 /// vectors so that the activations run vectorized (applyElementwise).
-enum GRUCell {
-    /// Reset-after gates given gh = U h (3H, without the recurrent bias; gh is overwritten).
+enum GRUCell: RecurrentCell {
+    static let gates = 3
+    static let stateVectors = 1
+    static func scratch(_ spec: RecurrentSpec) -> Int { 4 * spec.units }
+
+    /// b_h (3H) when reset after.
+    static func extraTensors(_ spec: RecurrentSpec) -> [(name: String, shape: [Int])] {
+        spec.resetAfter ? [("recurrent_bias", [3 * spec.units])] : []
+    }
+
+    static func options(_ spec: RecurrentSpec) -> [(key: String, value: MetaValue)] {
+        [("recurrent_activation", .string(spec.recurrentActivation.rawValue)), ("reset_after", .bool(spec.resetAfter))]
+    }
+
+    static func notes(_ spec: RecurrentSpec) -> [String] { [spec.resetAfter ? "reset after" : "reset before"] }
+
+    static func problem(_ spec: RecurrentSpec) -> String? {
+        spec.peephole ? "peephole weights exist only for LSTM layers" : nil
+    }
+
+    static func batchesRecurrentProduct(_ spec: RecurrentSpec) -> Bool { spec.resetAfter }
+
+    /// Reset-after gates given gu = U h (3H, without the recurrent bias; gu is overwritten).
     @inline(__always)
-    static func gatesResetAfter(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gh: UnsafeMutablePointer<Float>,
-                                h: UnsafeMutablePointer<Float>) {
+    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gu gh: UnsafeMutablePointer<Float>,
+                      h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
-        if let bh = l.recurrentBias {
+        if let bh = l.extra.first {
             for i in 0..<(3 * H) { gh[i] += bh[i] }
         }
         for i in 0..<(2 * H) { gh[i] += gx[i] }
@@ -33,12 +54,12 @@ enum GRUCell {
     /// `gx` = W x + b for this step (3H, read only). `h` is updated in place. `scratch` holds ≥ 4H floats.
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                     scratch: UnsafeMutablePointer<Float>) {
+                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
         let gh = scratch
         if l.spec.resetAfter {
             matvec(gh, l.recurrent, h)
-            gatesResetAfter(l, gx: gx, gh: gh, h: h)
+            gates(l, gx: gx, gu: gh, h: h, c: nil, tmp: scratch + 3 * H)
         } else {
             matvec(gh, l.recurrent.rows(0, 2 * H), h)
             for i in 0..<(2 * H) { gh[i] += gx[i] }

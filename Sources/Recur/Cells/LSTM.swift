@@ -10,24 +10,44 @@
 ///     h' = o ⊙ tanh(c')
 /// Without peepholes the P terms are absent. With peepholes the output gate sees the new cell state c',
 /// as in Gers & Schmidhuber's formulation and TensorFlow's peephole cells; the input and forget gates see c.
-/// σ is the layer's recurrent activation and tanh its activation.
-enum LSTMCell {
+/// σ is the layer's recurrent activation and tanh its activation. The state is h, then c.
+enum LSTMCell: RecurrentCell {
+    static let gates = 4
+    static let stateVectors = 2
+    static func scratch(_ spec: RecurrentSpec) -> Int { 5 * spec.units }
+
+    /// P (3 × H) with peepholes.
+    static func extraTensors(_ spec: RecurrentSpec) -> [(name: String, shape: [Int])] {
+        spec.peephole ? [("peephole", [3, spec.units])] : []
+    }
+
+    static func options(_ spec: RecurrentSpec) -> [(key: String, value: MetaValue)] {
+        [("recurrent_activation", .string(spec.recurrentActivation.rawValue)), ("peephole", .bool(spec.peephole))]
+    }
+
+    static func notes(_ spec: RecurrentSpec) -> [String] { spec.peephole ? ["peephole"] : [] }
+
+    static func problem(_ spec: RecurrentSpec) -> String? { nil }
+
+    static func batchesRecurrentProduct(_ spec: RecurrentSpec) -> Bool { true }
+
     /// `gx` = W x + b (4H). `h` and `c` are updated in place. `scratch` holds ≥ 5H floats.
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                     c: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
         matvec(scratch, l.recurrent, h)
-        gates(l, gx: gx, g: scratch, h: h, c: c, tmp: scratch + 4 * l.spec.units)
+        gates(l, gx: gx, gu: scratch, h: h, c: c, tmp: scratch + 4 * l.spec.units)
     }
 
-    /// The gates given g = U h (4H, overwritten); `tmp` holds H floats.
+    /// The gates given gu = U h (4H, overwritten); `tmp` holds H floats.
     @inline(__always)
-    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, g: UnsafeMutablePointer<Float>,
-                      h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>) {
+    static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gu g: UnsafeMutablePointer<Float>,
+                      h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
+        let c = c!
         let H = l.spec.units
         let ga = l.spec.recurrentActivation, act = l.spec.activation
         for k in 0..<(4 * H) { g[k] += gx[k] }
-        if let p = l.peephole {
+        if let p = l.extra.first {
             for k in 0..<H {
                 g[k] += p[k] * c[k]
                 g[H + k] += p[H + k] * c[k]
@@ -36,7 +56,7 @@ enum LSTMCell {
         applyElementwise(ga, g, 2 * H)                 // i, f
         applyElementwise(act, g + 2 * H, H)            // g (the candidate)
         for k in 0..<H { c[k] = g[H + k] * c[k] + g[k] * g[2 * H + k] }
-        if let p = l.peephole {
+        if let p = l.extra.first {
             for k in 0..<H { g[3 * H + k] += p[2 * H + k] * c[k] }
         }
         applyElementwise(ga, g + 3 * H, H)             // o

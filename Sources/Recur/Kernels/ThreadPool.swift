@@ -76,16 +76,6 @@ public enum KernelEnvironment {
     public static var maxThreads: Int { KernelPool.maxThreads }
 }
 
-extension RecurrentWeights {
-    /// The same weights with the recurrent matrix split across `pool`.
-    func withPool(_ pool: KernelPool) -> RecurrentWeights {
-        var u = recurrent
-        u.pool = pool.raw
-        return RecurrentWeights(spec: spec, kernel: kernel, recurrent: u, bias: bias,
-                                recurrentBias: recurrentBias, peephole: peephole)
-    }
-}
-
 extension KernelPool {
     /// The pool a model loaded with `threads` uses for these recurrent layers, or nil.
     static func forModel(threads: Int, layers: [RecurrentWeights]) -> KernelPool? {
@@ -103,11 +93,10 @@ extension KernelPool {
     }
 
     /// The layers with `pool` set on their recurrent matrices of at least 64 KiB (1 MiB when automatic).
-    static func apply(_ pool: KernelPool, _ threads: Int, to layers: [(forward: RecurrentWeights, backward: RecurrentWeights?)])
-        -> [(forward: RecurrentWeights, backward: RecurrentWeights?)] {
+    static func apply(_ pool: KernelPool, _ threads: Int, to layers: [RecurrentLayer]) -> [RecurrentLayer] {
         func one(_ l: RecurrentWeights) -> RecurrentWeights {
             isLarge(l.recurrent, threads == 0 ? automaticThreshold : explicitThreshold) ? l.withPool(pool) : l
         }
-        return layers.map { (one($0.forward), $0.backward.map(one)) }
+        return layers.map { $0.map(one) }
     }
 }

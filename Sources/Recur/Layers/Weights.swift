@@ -7,10 +7,15 @@ struct RecurrentWeights: @unchecked Sendable {
     let recurrent: Matrix
     /// b: gates·H
     let bias: UnsafePointer<Float>
-    /// GRU reset-after only: gates·H
-    let recurrentBias: UnsafePointer<Float>?
-    /// Peephole LSTM only: 3 × H (i, f, o)
-    let peephole: UnsafePointer<Float>?
+    /// The cell's own f32 tensors, in the order of `RecurrentCell.extraTensors` (GRU reset-after: b_h;
+    /// peephole LSTM: P).
+    let extra: [UnsafePointer<Float>]
+    let cell: any RecurrentCell.Type
+
+    init(spec: RecurrentSpec, kernel: Matrix, recurrent: Matrix, bias: UnsafePointer<Float>, extra: [UnsafePointer<Float>]) {
+        self.spec = spec; self.kernel = kernel; self.recurrent = recurrent; self.bias = bias; self.extra = extra
+        cell = spec.cell.type
+    }
 
     var gateRows: Int { spec.gates * spec.units }
 
@@ -18,11 +23,7 @@ struct RecurrentWeights: @unchecked Sendable {
     @inline(__always)
     func step(gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?,
               scratch: UnsafeMutablePointer<Float>) {
-        switch spec.cell {
-        case .gru: GRUCell.step(self, gx: gx, h: h, scratch: scratch)
-        case .lstm: LSTMCell.step(self, gx: gx, h: h, c: c!, scratch: scratch)
-        case .rnn: SimpleRNNCell.step(self, gx: gx, h: h, scratch: scratch)
-        }
+        cell.step(self, gx: gx, h: h, c: c, scratch: scratch)
     }
 
     /// gx = W x + b
@@ -30,6 +31,43 @@ struct RecurrentWeights: @unchecked Sendable {
     func inputProjection(_ gx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
         gx.update(from: bias, count: gateRows)
         matvec(gx, kernel, x, accumulate: true)
+    }
+
+    /// The same weights with the recurrent matrix split across `pool`.
+    func withPool(_ pool: KernelPool) -> RecurrentWeights {
+        var u = recurrent
+        u.pool = pool.raw
+        return RecurrentWeights(spec: spec, kernel: kernel, recurrent: u, bias: bias, extra: extra)
+    }
+}
+
+/// A recurrent layer of a model: its weights (two directions when bidirectional) and where its state
+/// lives in a stream's state vector (`State`): h of each direction (H floats each), then, for cells with a
+/// second state vector, c of each direction.
+struct RecurrentLayer: @unchecked Sendable {
+    let forward: RecurrentWeights
+    let backward: RecurrentWeights?
+    /// Offsets of h and (cells with two state vectors) c of the forward direction in the state vector.
+    let hOffset: Int
+    let cOffset: Int?
+
+    var spec: RecurrentSpec { forward.spec }
+
+    /// Floats of state of this layer (all directions).
+    var stateFloats: Int { (backward == nil ? 1 : 2) * spec.stateWidth }
+
+    /// The layer placed at `offset` of the state vector.
+    init(forward: RecurrentWeights, backward: RecurrentWeights?, stateOffset offset: Int) {
+        self.forward = forward
+        self.backward = backward
+        hOffset = offset
+        let dirs = backward == nil ? 1 : 2
+        cOffset = forward.cell.stateVectors > 1 ? offset + dirs * forward.spec.units : nil
+    }
+
+    /// The same layer with `transform` applied to each direction's weights.
+    func map(_ transform: (RecurrentWeights) -> RecurrentWeights) -> RecurrentLayer {
+        RecurrentLayer(forward: transform(forward), backward: backward.map(transform), stateOffset: hOffset)
     }
 }
 

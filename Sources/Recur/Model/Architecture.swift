@@ -55,15 +55,6 @@ public struct RecurrentSpec: Sendable, Equatable {
         self.returnSequences = returnSequences; self.bidirectional = bidirectional; self.mergeMode = mergeMode
     }
 
-    /// Number of gate blocks stacked in the kernels: 1 (rnn), 3 (gru), 4 (lstm).
-    public var gates: Int {
-        switch cell {
-        case .rnn: return 1
-        case .gru: return 3
-        case .lstm: return 4
-        }
-    }
-
     /// Width of the layer's output per step.
     public var outputSize: Int {
         guard bidirectional else { return units }
@@ -143,11 +134,7 @@ public struct Architecture: Sendable, Equatable {
                 out.append((p + "input_size", .int(Int64(r.inputSize))))
                 out.append((p + "units", .int(Int64(r.units))))
                 out.append((p + "activation", .string(r.activation.rawValue)))
-                if r.cell != .rnn {
-                    out.append((p + "recurrent_activation", .string(r.recurrentActivation.rawValue)))
-                }
-                if r.cell == .gru { out.append((p + "reset_after", .bool(r.resetAfter))) }
-                if r.cell == .lstm { out.append((p + "peephole", .bool(r.peephole))) }
+                out += r.cellOptions.map { (p + $0.key, $0.value) }
                 out.append((p + "return_sequences", .bool(r.returnSequences)))
                 out.append((p + "bidirectional", .bool(r.bidirectional)))
                 if r.bidirectional { out.append((p + "merge_mode", .string(r.mergeMode.rawValue))) }
@@ -219,8 +206,8 @@ public struct Architecture: Sendable, Equatable {
             switch kind {
             case "embedding":
                 layers.append(.embedding(vocabulary: try int(p + "input_dim"), dimension: try int(p + "output_dim")))
-            case "rnn", "gru", "lstm":
-                var r = RecurrentSpec(cell: CellKind(rawValue: kind)!, inputSize: try int(p + "input_size"), units: try int(p + "units"))
+            case let name where CellKind(rawValue: name) != nil:
+                var r = RecurrentSpec(cell: CellKind(rawValue: name)!, inputSize: try int(p + "input_size"), units: try int(p + "units"))
                 r.activation = try activation(p + "activation", default: .tanh)
                 r.recurrentActivation = try activation(p + "recurrent_activation", default: .sigmoid)
                 r.resetAfter = try bool(p + "reset_after", default: true)
@@ -235,8 +222,8 @@ public struct Architecture: Sendable, Equatable {
                 if r.activation == .softmax || r.recurrentActivation == .softmax {
                     throw RecurError(.model, "layer \(i): softmax is not a valid recurrent activation")
                 }
-                if r.peephole && r.cell != .lstm {
-                    throw RecurError(.model, "layer \(i): peephole weights exist only for LSTM layers")
+                if let problem = r.cell.type.problem(r) {
+                    throw RecurError(.model, "layer \(i): \(problem)")
                 }
                 layers.append(.recurrent(r))
             case "dense":
@@ -307,12 +294,7 @@ public struct Architecture: Sendable, Equatable {
         layers.reduce(0) { acc, layer in
             switch layer {
             case .embedding(let v, let d): return acc + v * d
-            case .recurrent(let r):
-                let g = r.gates, h = r.units
-                var n = g * h * r.inputSize + g * h * h + g * h
-                if r.cell == .gru && r.resetAfter { n += g * h }
-                if r.peephole { n += 3 * h }
-                return acc + n * (r.bidirectional ? 2 : 1)
+            case .recurrent(let r): return acc + r.directionParameters * (r.bidirectional ? 2 : 1)
             case .dense(let i, let u, _): return acc + i * u + u
             }
         }

@@ -30,12 +30,9 @@ extension Model {
         let state = makeState()
         let mask = [Bool](repeating: true, count: T)
         for (i, layer) in enc.recurrent.enumerated() {
-            let l = layer.forward
-            let H = l.spec.units
             var h: [Float] = [], c: [Float] = []
-            x = runDirection(l, x, T: T, mask: mask, reverse: false, finalH: &h, finalC: &c)
-            (state.vectors + state.hOffset[i]).update(from: h, count: H)
-            if let co = state.cOffset[i] { (state.vectors + co).update(from: c, count: H) }
+            x = runDirection(layer.forward, x, T: T, mask: mask, reverse: false, finalH: &h, finalC: &c)
+            state.setLayer(i, h: h, c: c)
         }
         return state
     }

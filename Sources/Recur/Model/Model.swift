@@ -41,8 +41,8 @@ public final class Model: @unchecked Sendable {
     public let vocabulary: Vocabulary
 
     let embedding: EmbeddingWeights?
-    /// Recurrent layers in order; `.1` is the backward direction of a bidirectional layer.
-    let recurrent: [(forward: RecurrentWeights, backward: RecurrentWeights?)]
+    /// Recurrent layers in order.
+    let recurrent: [RecurrentLayer]
     let head: [DenseWeights]
     /// seq2seq only: the encoder (embedding and recurrent layers).
     let encoderStack: Stack?
@@ -76,163 +76,40 @@ public final class Model: @unchecked Sendable {
         try self.init(file: file, options: options)
     }
 
+    /// Reads the architecture and vocabularies, binds every tensor they declare (TensorBinder), checks
+    /// that the layers suit the task, then prepares the worker pool and the input table.
     public init(file: RecurFile, options: Options = Options()) throws {
-        if let problem = KernelPool.environmentProblem { throw RecurError(.invalidArgument, problem) }
-        guard (0...KernelPool.maxThreads).contains(options.threads) else {
-            throw RecurError(.invalidArgument, "threads must be 0 (automatic) or 1...\(KernelPool.maxThreads) (got \(options.threads))")
-        }
+        try Self.checkThreads(options.threads)
         self.file = file
         let arch = try Architecture(file: file)
         let vocab = try Vocabulary(file: file)
         self.architecture = arch
         self.vocabulary = vocab
 
-        var used = Set<String>()
-        func tensor(_ name: String, _ shape: [Int], floatOnly: Bool = false) throws -> TensorInfo {
-            guard let t = file.tensor(name) else {
-                throw RecurError(.model, "missing tensor '\(name)' (expected shape \(shape))")
-            }
-            if t.shape != shape {
-                throw RecurError(.model, "tensor '\(name)' has shape \(t.shape), expected \(shape)")
-            }
-            if floatOnly && t.dtype != .f32 {
-                throw RecurError(.model, "tensor '\(name)' is \(t.dtype.name); vectors must be f32")
-            }
-            if options.rejectNonFinite, let bad = Self.firstNonFinite(file, t) {
-                throw RecurError(.numerical, "tensor '\(name)' holds a non-finite value (\(bad)); the file is unusable")
-            }
-            try Self.checkQuantized(file, t, rejectNonFinite: options.rejectNonFinite)
-            used.insert(name)
-            return t
-        }
-        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
-            let t = try tensor(name, [rows, cols])
-            return Matrix(rows: rows, cols: cols, dtype: t.dtype, data: file.bytes(of: t).baseAddress!)
-        }
-        func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
-            let t = try tensor(name, [n], floatOnly: true)
-            return file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
-        }
-
-        var stateSize = 0
-        var scratch = 0
-        var maxWidth = 1
-        func loadStack(_ layers: [LayerSpec], prefix: String) throws -> Stack {
-            var stack = Stack()
-            for (i, layer) in layers.enumerated() {
-                let p = "\(prefix)layer.\(i)."
-                switch layer {
-                case .embedding(let v, let d):
-                    stack.embedding = EmbeddingWeights(table: try matrix(p + "embeddings", v, d))
-                    maxWidth = max(maxWidth, d)
-                case .recurrent(let spec):
-                    func load(_ prefix: String) throws -> RecurrentWeights {
-                        let gh = spec.gates * spec.units
-                        let needsRB = spec.cell == .gru && spec.resetAfter
-                        if !needsRB && file.tensor(prefix + "recurrent_bias") != nil {
-                            throw RecurError(.model, "tensor '\(prefix)recurrent_bias' is only valid for GRU layers with reset_after")
-                        }
-                        if !spec.peephole && file.tensor(prefix + "peephole") != nil {
-                            throw RecurError(.model, "tensor '\(prefix)peephole' given for a layer without peepholes")
-                        }
-                        let rb: UnsafePointer<Float>? = needsRB ? try vector(prefix + "recurrent_bias", gh) : nil
-                        var peep: UnsafePointer<Float>? = nil
-                        if spec.peephole {
-                            let t = try tensor(prefix + "peephole", [3, spec.units], floatOnly: true)
-                            peep = file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
-                        }
-                        return RecurrentWeights(
-                            spec: spec,
-                            kernel: try matrix(prefix + "kernel", gh, spec.inputSize),
-                            recurrent: try matrix(prefix + "recurrent_kernel", gh, spec.units),
-                            bias: try vector(prefix + "bias", gh),
-                            recurrentBias: rb, peephole: peep)
-                    }
-                    if spec.bidirectional {
-                        stack.recurrent.append((try load(p + "forward."), try load(p + "backward.")))
-                    } else {
-                        stack.recurrent.append((try load(p), nil))
-                    }
-                    let dirs = spec.bidirectional ? 2 : 1
-                    if prefix.isEmpty { stateSize += dirs * spec.units * (spec.cell == .lstm ? 2 : 1) }
-                    scratch = max(scratch, 4 * spec.units + spec.gates * spec.units)
-                    maxWidth = max(maxWidth, spec.gates * spec.units, spec.inputSize, spec.outputSize)
-                case .dense(let n, let u, let a):
-                    stack.head.append(DenseWeights(kernel: try matrix(p + "kernel", u, n), bias: try vector(p + "bias", u), activation: a))
-                    maxWidth = max(maxWidth, u, n)
-                }
-            }
-            return stack
-        }
-        let main = try loadStack(arch.layers, prefix: "")
-        let embedding = main.embedding
-        let recurrent = main.recurrent
-        let head = main.head
-        var encoderStack: Stack? = nil
-        var sourceVocabulary: Vocabulary? = nil
+        var binder = TensorBinder(file: file, rejectNonFinite: options.rejectNonFinite)
+        let main = try binder.stack(arch.layers, prefix: "")
         if arch.task == "seq2seq" {
-            let enc = try loadStack(arch.encoder, prefix: "encoder.")
-            guard let e = enc.embedding else { throw RecurError(.model, "a seq2seq encoder's first layer must be an embedding") }
-            let src = try Vocabulary(file: file, prefix: "source_tokenizer")
-            if e.table.rows != src.count {
-                throw RecurError(.model, "the encoder embedding has \(e.table.rows) rows but the source vocabulary has \(src.count) tokens")
-            }
-            guard vocab.bos != nil, vocab.eos != nil else {
-                throw RecurError(.model, "a seq2seq model's target vocabulary needs BOS and EOS tokens")
-            }
+            let (enc, src) = try Self.encoder(arch, file, &binder, target: vocab)
             encoderStack = enc
             sourceVocabulary = src
-        }
-        for t in file.tensors where !used.contains(t.name) {
-            throw RecurError(.model, "tensor '\(t.name)' is not used by the declared architecture")
-        }
-        if let e = embedding, e.table.rows != vocab.count {
-            throw RecurError(.model, "the embedding has \(e.table.rows) rows but the vocabulary has \(vocab.count) tokens")
-        }
-        if arch.task == "generate" || arch.task == "seq2seq" {
-            let what = arch.task == "generate" ? "a generator" : "a seq2seq decoder"
-            guard embedding != nil else { throw RecurError(.model, "\(what)'s first layer must be an embedding") }
-            guard !recurrent.isEmpty else { throw RecurError(.model, "\(what) needs at least one recurrent layer") }
-            for (i, r) in recurrent.enumerated() where r.0.spec.bidirectional || !r.0.spec.returnSequences {
-                throw RecurError(.model, "recurrent layer \(i) is bidirectional or returns only its last step; \(what) steps forward token by token")
-            }
-            guard case .dense(_, let u, _)? = arch.layers.last, u == vocab.count else {
-                throw RecurError(.model, "\(what)'s last layer must be a dense layer with one output per vocabulary token (\(vocab.count))")
-            }
-        }
-        if case .dense(_, let u, let a)? = arch.layers.last {
-            outputSize = u
-            outputIsProbability = a == .softmax
-        } else if case .recurrent(let r)? = arch.layers.last {
-            outputSize = r.outputSize
-            outputIsProbability = false
         } else {
-            throw RecurError(.model, "the last layer must be recurrent or dense")
+            encoderStack = nil
+            sourceVocabulary = nil
         }
-        self.embedding = embedding
-        let pool = KernelPool.forModel(threads: options.threads, layers: recurrent.map { $0.forward })
-        self.kernelPool = pool
-        self.recurrent = pool.map { KernelPool.apply($0, options.threads, to: recurrent) } ?? recurrent
-        self.head = head
-        self.encoderStack = encoderStack
-        self.sourceVocabulary = sourceVocabulary
-        self.stateSize = stateSize
-        self.scratchSize = scratch + 4 * maxWidth
-        self.maxWidth = maxWidth
+        try binder.refuseUnused()
+        try Self.checkTask(arch, main, vocab)
+        (outputSize, outputIsProbability) = try Self.output(arch)
 
-        // The first recurrent layer's input projection of every token, when it reads an embedding.
-        var table: UnsafeMutablePointer<Float>? = nil
-        if let e = embedding, let first = recurrent.first, !first.0.spec.bidirectional, options.inputTableBudget > 0 {
-            let v = e.table.rows, g = first.0.gateRows
-            let (bytes, o) = (v * g).multipliedReportingOverflow(by: 4)
-            if !o && bytes <= options.inputTableBudget {
-                let t = UnsafeMutablePointer<Float>.allocate(capacity: v * g)
-                // In f32 whatever the weights' types: table = E · Wᵀ + b (docs/QUANTIZATION.md).
-                fillInputTable(t, embedding: e.table, kernel: first.0.kernel, bias: first.0.bias)
-                table = t
-            }
-        }
-        self.inputTable = table
+        let pool = KernelPool.forModel(threads: options.threads, layers: main.recurrent.map(\.forward))
+        self.kernelPool = pool
+        self.embedding = main.embedding
+        self.recurrent = pool.map { KernelPool.apply($0, options.threads, to: main.recurrent) } ?? main.recurrent
+        self.head = main.head
+        self.stateSize = main.recurrent.reduce(0) { $0 + $1.stateFloats }
+        let widths = Self.widths(arch.layers + arch.encoder)
+        self.scratchSize = widths.scratch + 4 * widths.maxWidth
+        self.maxWidth = widths.maxWidth
+        self.inputTable = Self.inputTable(main, budget: options.inputTableBudget)
     }
 
     deinit {
@@ -242,8 +119,85 @@ public final class Model: @unchecked Sendable {
     /// The layers of one stack, pointing into the file.
     struct Stack: @unchecked Sendable {
         var embedding: EmbeddingWeights? = nil
-        var recurrent: [(forward: RecurrentWeights, backward: RecurrentWeights?)] = []
+        var recurrent: [RecurrentLayer] = []
         var head: [DenseWeights] = []
+    }
+
+    static func checkThreads(_ threads: Int) throws {
+        if let problem = KernelPool.environmentProblem { throw RecurError(.invalidArgument, problem) }
+        guard (0...KernelPool.maxThreads).contains(threads) else {
+            throw RecurError(.invalidArgument, "threads must be 0 (automatic) or 1...\(KernelPool.maxThreads) (got \(threads))")
+        }
+    }
+
+    /// A seq2seq model's encoder stack and source vocabulary.
+    static func encoder(_ arch: Architecture, _ file: RecurFile, _ binder: inout TensorBinder,
+                        target: Vocabulary) throws -> (Stack, Vocabulary) {
+        let enc = try binder.stack(arch.encoder, prefix: "encoder.")
+        guard let e = enc.embedding else { throw RecurError(.model, "a seq2seq encoder's first layer must be an embedding") }
+        let src = try Vocabulary(file: file, prefix: "source_tokenizer")
+        if e.table.rows != src.count {
+            throw RecurError(.model, "the encoder embedding has \(e.table.rows) rows but the source vocabulary has \(src.count) tokens")
+        }
+        guard target.bos != nil, target.eos != nil else {
+            throw RecurError(.model, "a seq2seq model's target vocabulary needs BOS and EOS tokens")
+        }
+        return (enc, src)
+    }
+
+    /// The rules a task adds to the layer list: the embedding fits the vocabulary; models stepped token by
+    /// token (generate, a seq2seq decoder) are forward-only, return every step and end in one output per token.
+    static func checkTask(_ arch: Architecture, _ main: Stack, _ vocab: Vocabulary) throws {
+        if let e = main.embedding, e.table.rows != vocab.count {
+            throw RecurError(.model, "the embedding has \(e.table.rows) rows but the vocabulary has \(vocab.count) tokens")
+        }
+        guard arch.task == "generate" || arch.task == "seq2seq" else { return }
+        let what = arch.task == "generate" ? "a generator" : "a seq2seq decoder"
+        guard main.embedding != nil else { throw RecurError(.model, "\(what)'s first layer must be an embedding") }
+        guard !main.recurrent.isEmpty else { throw RecurError(.model, "\(what) needs at least one recurrent layer") }
+        for (i, r) in main.recurrent.enumerated() where r.spec.bidirectional || !r.spec.returnSequences {
+            throw RecurError(.model, "recurrent layer \(i) is bidirectional or returns only its last step; \(what) steps forward token by token")
+        }
+        guard case .dense(_, let u, _)? = arch.layers.last, u == vocab.count else {
+            throw RecurError(.model, "\(what)'s last layer must be a dense layer with one output per vocabulary token (\(vocab.count))")
+        }
+    }
+
+    /// The output's width and whether it is a probability (a softmax head).
+    static func output(_ arch: Architecture) throws -> (Int, Bool) {
+        switch arch.layers.last {
+        case .dense(_, let u, let a)?: return (u, a == .softmax)
+        case .recurrent(let r)?: return (r.outputSize, false)
+        default: throw RecurError(.model, "the last layer must be recurrent or dense")
+        }
+    }
+
+    /// The widest vector any layer reads or writes, and the largest scratch of a recurrent step.
+    static func widths(_ layers: [LayerSpec]) -> (maxWidth: Int, scratch: Int) {
+        var maxWidth = 1, scratch = 0
+        for layer in layers {
+            switch layer {
+            case .embedding(_, let d): maxWidth = max(maxWidth, d)
+            case .recurrent(let spec):
+                scratch = max(scratch, 4 * spec.units + spec.gates * spec.units)
+                maxWidth = max(maxWidth, spec.gates * spec.units, spec.inputSize, spec.outputSize)
+            case .dense(let n, let u, _): maxWidth = max(maxWidth, u, n)
+            }
+        }
+        return (maxWidth, scratch)
+    }
+
+    /// The first recurrent layer's input projection of every token, when it reads an embedding and the
+    /// table fits `budget` bytes: table = E · Wᵀ + b, in f32 whatever the weights' types
+    /// (docs/QUANTIZATION.md).
+    static func inputTable(_ main: Stack, budget: Int) -> UnsafeMutablePointer<Float>? {
+        guard let e = main.embedding, let first = main.recurrent.first, first.backward == nil, budget > 0 else { return nil }
+        let v = e.table.rows, g = first.forward.gateRows
+        let (bytes, o) = (v * g).multipliedReportingOverflow(by: 4)
+        guard !o && bytes <= budget else { return nil }
+        let t = UnsafeMutablePointer<Float>.allocate(capacity: v * g)
+        fillInputTable(t, embedding: e.table, kernel: first.forward.kernel, bias: first.forward.bias)
+        return t
     }
 
     /// A new stream state, zeroed.
@@ -261,37 +215,4 @@ public final class Model: @unchecked Sendable {
 
     /// Whether the precomputed input table is in use.
     public var usesInputTable: Bool { inputTable != nil }
-
-    private static func firstNonFinite(_ file: RecurFile, _ t: TensorInfo) -> String? {
-        let b = file.bytes(of: t)
-        switch t.dtype {
-        case .f32:
-            let p = b.bindMemory(to: Float.self)
-            for v in p where !v.isFinite { return "\(v)" }
-        case .f16:
-            let p = b.bindMemory(to: UInt16.self)
-            for v in p where !Float16(bitPattern: UInt16(littleEndian: v)).isFinite { return "\(Float16(bitPattern: v))" }
-        case .q8, .q4, .q8r:
-            break   // checkQuantized
-        }
-        return nil
-    }
-
-    /// The quantized layouts' own rules (FORMAT.md §7): scales whose decoded weights are finite, codes in
-    /// range, zero padding. Scales are numerical faults, the rest format faults.
-    private static func checkQuantized(_ file: RecurFile, _ t: TensorInfo, rejectNonFinite: Bool) throws {
-        guard t.dtype.blockSize > 1 else { return }   // the quantized (blocked) types
-        let cols = t.shape.last!
-        var what: UnsafePointer<CChar>? = nil
-        let row = rk_check_quantized(Int32(t.dtype.rawValue), file.bytes(of: t).baseAddress!, t.elementCount / cols, cols, &what)
-        guard row > 0 else { return }
-        let text = what.map { String(cString: $0) } ?? "a fault"
-        if text.hasPrefix("a scale") {
-            if rejectNonFinite {
-                throw RecurError(.numerical, "tensor '\(t.name)' row \(row - 1) has \(text); the file is unusable")
-            }
-            return
-        }
-        throw RecurError(.format, "tensor '\(t.name)' row \(row - 1) has \(text)")
-    }
 }

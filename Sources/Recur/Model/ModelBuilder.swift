@@ -38,8 +38,7 @@ public struct ModelBuilder {
                     out.append((q + "kernel", [g, r.inputSize]))
                     out.append((q + "recurrent_kernel", [g, r.units]))
                     out.append((q + "bias", [g]))
-                    if r.cell == .gru && r.resetAfter { out.append((q + "recurrent_bias", [g])) }
-                    if r.peephole { out.append((q + "peephole", [3, r.units])) }
+                    out += r.extraTensors.map { (q + $0.name, $0.shape) }
                 }
             case .dense(let n, let u, _):
                 out.append((p + "kernel", [u, n]))

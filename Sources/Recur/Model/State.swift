@@ -20,9 +20,6 @@ public final class State: @unchecked Sendable {
     let bufB: UnsafeMutablePointer<Float>
     /// The model's output after the last step (`model.outputSize` floats).
     public let output: UnsafeMutablePointer<Float>
-    /// Offsets into `vectors` of each layer's h and c.
-    let hOffset: [Int]
-    let cOffset: [Int?]
     /// Tokens consumed since the last reset.
     public internal(set) var position: Int = 0
 
@@ -38,15 +35,6 @@ public final class State: @unchecked Sendable {
         bufB.initialize(repeating: 0, count: model.maxWidth * 2)
         output = .allocate(capacity: model.outputSize)
         output.initialize(repeating: 0, count: model.outputSize)
-        var h: [Int] = [], c: [Int?] = []
-        var off = 0
-        for (f, b) in model.recurrent {
-            let H = f.spec.units
-            let dirs = b == nil ? 1 : 2
-            h.append(off); off += dirs * H
-            if f.spec.cell == .lstm { c.append(off); off += dirs * H } else { c.append(nil) }
-        }
-        hOffset = h; cOffset = c
     }
 
     deinit {
@@ -65,7 +53,18 @@ public final class State: @unchecked Sendable {
 
     /// Hidden vector of recurrent layer `i` (forward direction).
     public func hidden(_ i: Int) -> [Float] {
-        Array(UnsafeBufferPointer(start: vectors + hOffset[i], count: model.recurrent[i].forward.spec.units))
+        Array(UnsafeBufferPointer(start: h(i), count: model.recurrent[i].spec.units))
+    }
+
+    /// h of recurrent layer `i` (forward direction) in this stream's state.
+    @inline(__always) func h(_ i: Int) -> UnsafeMutablePointer<Float> { vectors + model.recurrent[i].hOffset }
+    /// c of recurrent layer `i` (forward direction), for cells with a second state vector.
+    @inline(__always) func c(_ i: Int) -> UnsafeMutablePointer<Float>? { model.recurrent[i].cOffset.map { vectors + $0 } }
+
+    /// Sets the state of recurrent layer `i` (forward direction): h, and c for cells that have one.
+    func setLayer(_ i: Int, h newH: [Float], c newC: [Float]) {
+        h(i).update(from: newH, count: model.recurrent[i].spec.units)
+        if let c = c(i) { c.update(from: newC, count: model.recurrent[i].spec.units) }
     }
 
     func checkToken(_ token: Int) throws {
@@ -97,43 +96,12 @@ public final class State: @unchecked Sendable {
         try requireStepwise()
         try checkToken(token)
         try checkAdvance(1)
-        let m = model
-        let x = bufA, gx = bufB
-        var input: UnsafePointer<Float>
-        for (i, layer) in m.recurrent.enumerated() {
-            let l = layer.forward
-            if i == 0, let table = m.inputTable {
-                input = UnsafePointer(table + token * l.gateRows)
-            } else {
-                if i == 0 {
-                    m.embedding!.lookup(token, into: x)
-                    l.inputProjection(gx, x)
-                } else {
-                    l.inputProjection(gx, vectors + hOffset[i - 1])
-                }
-                input = UnsafePointer(gx)
+        withUnsafePointer(to: self) { s in
+            withUnsafePointer(to: token) { t in
+                State.advance(UnsafeBufferPointer(start: s, count: 1), tokens: t)
             }
-            l.step(gx: input, h: vectors + hOffset[i], c: cOffset[i].map { vectors + $0 }, scratch: scratch)
         }
-        applyHead()
-        position += 1
-        return UnsafeBufferPointer(start: output, count: m.outputSize)
-    }
-
-    /// Runs the dense layers on the last recurrent layer's h into `output`.
-    func applyHead() {
-        let m = model
-        var src: UnsafePointer<Float> = UnsafePointer(vectors + hOffset[m.recurrent.count - 1])
-        var useA = true
-        for (k, d) in m.head.enumerated() {
-            let dst = k == m.head.count - 1 ? output : (useA ? bufA : bufB)
-            d.apply(dst, src)
-            src = UnsafePointer(dst)
-            useA.toggle()
-        }
-        if m.head.isEmpty {
-            output.update(from: src, count: m.outputSize)
-        }
+        return UnsafeBufferPointer(start: output, count: model.outputSize)
     }
 
     /// Feeds a whole prompt and returns the output after its last token (borrowed, like `step`).
@@ -161,35 +129,26 @@ public final class State: @unchecked Sendable {
         let xin = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxIn)
         let xout = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxIn)
         defer { proj.deallocate(); xin.deallocate(); xout.deallocate() }
-        var start = 0
-        while start < tokens.count {
-            let n = min(chunk, tokens.count - start)
-            var inputs = xin, outputs = xout
-            for (i, layer) in m.recurrent.enumerated() {
-                let l = layer.forward
-                let G = l.gateRows, H = l.spec.units
-                let h = vectors + hOffset[i]
-                let c = cOffset[i].map { vectors + $0 }
-                let last = i == m.recurrent.count - 1
-                if i == 0, let table = m.inputTable {
+        tokens.withUnsafeBufferPointer { tp in
+            var start = 0
+            while start < tokens.count {
+                let n = min(chunk, tokens.count - start)
+                var inputs = xin, outputs = xout
+                for (i, layer) in m.recurrent.enumerated() {
+                    let l = layer.forward
+                    let H = l.spec.units
+                    let h = self.h(i), c = self.c(i)
+                    let last = i == m.recurrent.count - 1
+                    let gx = m.gateInputs(layer: i, rows: n, tokens: tp.baseAddress! + start, below: i == 0 ? nil : inputs,
+                                          work: inputs, proj: proj, policy: .sequence)
                     for t in 0..<n {
-                        l.step(gx: table + tokens[start + t] * G, h: h, c: c, scratch: scratch)
+                        l.step(gx: gx[t], h: h, c: c, scratch: scratch)
                         if !last { (outputs + t * H).update(from: h, count: H) }
                     }
-                } else {
-                    if i == 0 {
-                        let E = l.spec.inputSize
-                        for t in 0..<n { m.embedding!.lookup(tokens[start + t], into: inputs + t * E) }
-                    }
-                    projectInputs(l, inputs, n, into: proj)
-                    for t in 0..<n {
-                        l.step(gx: proj + t * G, h: h, c: c, scratch: scratch)
-                        if !last { (outputs + t * H).update(from: h, count: H) }
-                    }
+                    swap(&inputs, &outputs)
                 }
-                swap(&inputs, &outputs)
+                start += n
             }
-            start += n
         }
         applyHead()
         position += tokens.count
@@ -199,24 +158,6 @@ public final class State: @unchecked Sendable {
     /// Floats of the buffers of one prefill chunk (16 MiB). Models of ordinary widths (gate rows + 2 ×
     /// input width up to 16384) get full 256-token chunks.
     static let prefillBudget = 4 << 20
-
-    /// proj (n × G) = inputs (n × In) · Wᵀ + b. sgemm for f32 kernels; for f16/q8/q4 kernels the weights
-    /// are decoded to f32 in chunks, each multiplied by sgemm (exact activations: this may differ from
-    /// stepping, which quantizes activations for q8/q4, by that quantization).
-    func projectInputs(_ l: RecurrentWeights, _ inputs: UnsafePointer<Float>, _ n: Int, into proj: UnsafeMutablePointer<Float>) {
-        let G = l.gateRows, In = l.spec.inputSize
-        if l.kernel.dtype == .f32 && n > 1 {
-            gemmABt(proj, inputs, l.kernel.f32, m: n, n: G, k: In, bias: l.bias)
-        } else if n >= decodeMinimum {
-            matmat(proj, l.kernel, inputs, count: n, exactActivations: true)
-            for t in 0..<n {
-                let row = proj + t * G
-                for j in 0..<G { row[j] += l.bias[j] }
-            }
-        } else {
-            for t in 0..<n { l.inputProjection(proj + t * G, inputs + t * In) }
-        }
-    }
 
     /// Makes this state equal to `other` (same model required).
     public func copy(from other: State) throws {

@@ -1,0 +1,176 @@
+/// The layer loop: how a time step moves through the recurrent layers and the head, for one stream
+/// (`State.step`) or many stepped together (`Model.stepBatch`), and the input rule that `State.prefill`
+/// shares. Only `State`'s own methods write a state's vectors.
+
+/// Gate inputs gx = W x + b of n rows: rows of a buffer, or rows of the input table picked by token.
+struct GateRows {
+    let base: UnsafePointer<Float>
+    let stride: Int
+    let tokens: UnsafePointer<Int>?
+
+    @inline(__always) subscript(k: Int) -> UnsafePointer<Float> {
+        base + (tokens.map { $0[k] } ?? k) * stride
+    }
+}
+
+/// How input projections of several rows are multiplied: as steps compute them (`step`: one matrix-vector
+/// product for one row, the batched products otherwise) or, for the rows of a sequence, with exact
+/// activations and sgemm (`sequence`, see `Model.projectSequence`).
+enum ProjectionPolicy { case step, sequence }
+
+extension Model {
+    /// The input rule. Layer 0 reads tokens: its gate inputs are the tokens' rows of the input table when
+    /// the model has one, else their embeddings (looked up into `work`, n × In) projected. Layer i > 0
+    /// reads `below`, n rows of layer i − 1's output. Projections are written to `proj` (n × gates·H).
+    @inline(__always)
+    func gateInputs(layer i: Int, rows n: Int, tokens: UnsafePointer<Int>, below: UnsafePointer<Float>?,
+                    work: UnsafeMutablePointer<Float>, proj: UnsafeMutablePointer<Float>, policy: ProjectionPolicy) -> GateRows {
+        let l = recurrent[i].forward
+        let G = l.gateRows
+        var x = below
+        if i == 0 {
+            if let table = inputTable { return GateRows(base: table, stride: G, tokens: tokens) }
+            let E = l.spec.inputSize
+            for k in 0..<n { embedding!.lookup(tokens[k], into: work + k * E) }
+            x = UnsafePointer(work)
+        }
+        switch policy {
+        case .step where n == 1: l.inputProjection(proj, x!)
+        case .step: project(l.kernel, l.bias, x!, n, into: proj)
+        case .sequence: projectSequence(l, x!, n, into: proj)
+        }
+        return GateRows(base: proj, stride: G, tokens: nil)
+    }
+
+    /// y (n × rows) = x (n × cols) · Wᵀ + b, as the batched step computes it.
+    func project(_ w: Matrix, _ bias: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, into y: UnsafeMutablePointer<Float>) {
+        matmat(y, w, x, count: n)
+        for k in 0..<n {
+            let row = y + k * w.rows
+            for j in 0..<w.rows { row[j] += bias[j] }
+        }
+    }
+
+    /// proj (n × G) = inputs (n × In) · Wᵀ + b. sgemm for f32 kernels; for f16/q8/q4 kernels the weights
+    /// are decoded to f32 in chunks, each multiplied by sgemm (exact activations: this may differ from
+    /// stepping, which quantizes activations for q8/q4, by that quantization).
+    func projectSequence(_ l: RecurrentWeights, _ inputs: UnsafePointer<Float>, _ n: Int, into proj: UnsafeMutablePointer<Float>) {
+        let G = l.gateRows, In = l.spec.inputSize
+        if l.kernel.dtype == .f32 && n > 1 {
+            gemmABt(proj, inputs, l.kernel.f32, m: n, n: G, k: In, bias: l.bias)
+        } else if n >= decodeMinimum {
+            matmat(proj, l.kernel, inputs, count: n, exactActivations: true)
+            for t in 0..<n {
+                let row = proj + t * G
+                for j in 0..<G { row[j] += l.bias[j] }
+            }
+        } else {
+            for t in 0..<n { l.inputProjection(proj + t * G, inputs + t * In) }
+        }
+    }
+
+    /// Feeds `tokens[i]` to `states[i]` for every i, reading each weight matrix once for all the streams
+    /// (matrix-matrix products instead of one matrix-vector product per stream). Afterwards each state's
+    /// `output` holds what `states[i].step(tokens[i])` would have returned, equal up to floating-point
+    /// summation order. The states must belong to this model and be distinct; a layer whose cell does not
+    /// batch its recurrent product (GRU with reset_after = false) is stepped stream by stream.
+    /// On error no state has changed.
+    public func stepBatch(states: [State], tokens: [Int]) throws {
+        guard states.count == tokens.count else {
+            throw RecurError(.invalidArgument, "stepBatch got \(states.count) states and \(tokens.count) tokens")
+        }
+        guard let first = states.first else { return }
+        var seen = Set<ObjectIdentifier>()
+        for s in states {
+            guard s.model === self else { throw RecurError(.mismatch, "stepBatch: a state belongs to another model") }
+            guard seen.insert(ObjectIdentifier(s)).inserted else {
+                throw RecurError(.invalidArgument, "stepBatch: the same state appears twice")
+            }
+        }
+        try first.requireStepwise()
+        for (s, t) in zip(states, tokens) { try s.checkToken(t); try s.checkAdvance(1) }
+        states.withUnsafeBufferPointer { sp in
+            tokens.withUnsafeBufferPointer { tp in State.advance(sp, tokens: tp.baseAddress!) }
+        }
+    }
+}
+
+extension State {
+    /// One time step of `states` (distinct, of one model, already checked) on `tokens`. One stream uses
+    /// its own buffers and matrix-vector products; several share batched products (`Model.stepBatch`).
+    static func advance(_ states: UnsafeBufferPointer<State>, tokens: UnsafePointer<Int>) {
+        let n = states.count
+        let m = states[0].model
+        if n == 1 {
+            let s = states[0]
+            for (i, layer) in m.recurrent.enumerated() {
+                let gx = m.gateInputs(layer: i, rows: 1, tokens: tokens, below: i == 0 ? nil : UnsafePointer(s.h(i - 1)),
+                                      work: s.bufA, proj: s.bufB, policy: .step)
+                layer.forward.step(gx: gx[0], h: s.h(i), c: s.c(i), scratch: s.scratch)
+            }
+            s.applyHead()
+            s.position += 1
+            return
+        }
+        let maxG = m.recurrent.map { $0.forward.gateRows }.max()!
+        let maxIn = max(m.maxWidth, m.recurrent.map { max($0.spec.inputSize, $0.spec.units) }.max()!)
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxIn)
+        let gxs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxG)
+        let gh = UnsafeMutablePointer<Float>.allocate(capacity: n * max(maxG, m.maxWidth))
+        defer { xs.deallocate(); gxs.deallocate(); gh.deallocate() }
+
+        for (i, layer) in m.recurrent.enumerated() {
+            let l = layer.forward
+            let G = l.gateRows, H = l.spec.units
+            if i > 0 {
+                let In = l.spec.inputSize
+                for (k, s) in states.enumerated() { (xs + k * In).update(from: s.h(i - 1), count: In) }
+            }
+            let gx = m.gateInputs(layer: i, rows: n, tokens: tokens, below: i == 0 ? nil : UnsafePointer(xs),
+                                  work: xs, proj: gxs, policy: .step)
+            guard l.cell.batchesRecurrentProduct(l.spec) else {
+                for (k, s) in states.enumerated() { l.step(gx: gx[k], h: s.h(i), c: s.c(i), scratch: s.scratch) }
+                continue
+            }
+            // Recurrent products gh (n × G), then the gates of each stream.
+            for (k, s) in states.enumerated() { (xs + k * H).update(from: s.h(i), count: H) }
+            matmat(gh, l.recurrent, xs, count: n)
+            for (k, s) in states.enumerated() {
+                l.cell.gates(l, gx: gx[k], gu: gh + k * G, h: s.h(i), c: s.c(i), tmp: s.scratch)
+            }
+        }
+
+        // The dense head, batched the same way.
+        let last = m.recurrent.count - 1
+        var width = m.recurrent[last].spec.outputSize
+        for (k, s) in states.enumerated() { (xs + k * width).update(from: s.h(last), count: width) }
+        var src = xs, dst = gh
+        for d in m.head {
+            let u = d.kernel.rows
+            m.project(d.kernel, d.bias, src, n, into: dst)
+            for k in 0..<n { applyActivation(d.activation, dst + k * u, u) }
+            width = u
+            swap(&src, &dst)
+        }
+        for (k, s) in states.enumerated() {
+            s.output.update(from: src + k * width, count: m.outputSize)
+            s.position += 1
+        }
+    }
+
+    /// Runs the dense layers on the last recurrent layer's h into `output`.
+    func applyHead() {
+        let m = model
+        var src: UnsafePointer<Float> = UnsafePointer(h(m.recurrent.count - 1))
+        var useA = true
+        for (k, d) in m.head.enumerated() {
+            let dst = k == m.head.count - 1 ? output : (useA ? bufA : bufB)
+            d.apply(dst, src)
+            src = UnsafePointer(dst)
+            useA.toggle()
+        }
+        if m.head.isEmpty {
+            output.update(from: src, count: m.outputSize)
+        }
+    }
+}

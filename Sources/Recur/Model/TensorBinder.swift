@@ -1,0 +1,121 @@
+import CRecurKernels
+
+/// Binds the tensors a declared architecture needs to the bytes of the file, checking each one before
+/// any layer uses it: present, of the shape the layer expects, f32 where the layer reads a vector,
+/// finite (unless the options allow otherwise), and valid in its quantized layout. Every error names
+/// the tensor and the shape expected. `refuseUnused` then refuses what no layer asked for.
+struct TensorBinder {
+    let file: RecurFile
+    let rejectNonFinite: Bool
+    private(set) var used = Set<String>()
+
+    init(file: RecurFile, rejectNonFinite: Bool) {
+        self.file = file
+        self.rejectNonFinite = rejectNonFinite
+    }
+
+    mutating func tensor(_ name: String, _ shape: [Int], floatOnly: Bool = false) throws -> TensorInfo {
+        guard let t = file.tensor(name) else {
+            throw RecurError(.model, "missing tensor '\(name)' (expected shape \(shape))")
+        }
+        if t.shape != shape {
+            throw RecurError(.model, "tensor '\(name)' has shape \(t.shape), expected \(shape)")
+        }
+        if floatOnly && t.dtype != .f32 {
+            throw RecurError(.model, "tensor '\(name)' is \(t.dtype.name); vectors must be f32")
+        }
+        if rejectNonFinite, let bad = Self.firstNonFinite(file, t) {
+            throw RecurError(.numerical, "tensor '\(name)' holds a non-finite value (\(bad)); the file is unusable")
+        }
+        try Self.checkQuantized(file, t, rejectNonFinite: rejectNonFinite)
+        used.insert(name)
+        return t
+    }
+
+    /// A weight matrix of any dtype.
+    mutating func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
+        let t = try tensor(name, [rows, cols])
+        return Matrix(rows: rows, cols: cols, dtype: t.dtype, data: file.bytes(of: t).baseAddress!)
+    }
+
+    /// f32 values of any shape (biases, a cell's own vectors).
+    mutating func floats(_ name: String, _ shape: [Int]) throws -> UnsafePointer<Float> {
+        let t = try tensor(name, shape, floatOnly: true)
+        return file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
+    }
+
+    /// One direction of a recurrent layer: W, U, b, then the cell's own tensors.
+    mutating func direction(_ spec: RecurrentSpec, prefix p: String) throws -> RecurrentWeights {
+        let g = spec.gates * spec.units
+        return RecurrentWeights(
+            spec: spec,
+            kernel: try matrix(p + "kernel", g, spec.inputSize),
+            recurrent: try matrix(p + "recurrent_kernel", g, spec.units),
+            bias: try floats(p + "bias", [g]),
+            extra: try spec.extraTensors.map { try floats(p + $0.name, $0.shape) })
+    }
+
+    /// The layers of a stack (`layer.N.*` after `prefix`), recurrent layers placed one after another in
+    /// the stream's state vector.
+    mutating func stack(_ layers: [LayerSpec], prefix: String) throws -> Model.Stack {
+        var stack = Model.Stack()
+        var stateOffset = 0
+        for (i, layer) in layers.enumerated() {
+            let p = "\(prefix)layer.\(i)."
+            switch layer {
+            case .embedding(let v, let d):
+                stack.embedding = EmbeddingWeights(table: try matrix(p + "embeddings", v, d))
+            case .recurrent(let spec):
+                let l = spec.bidirectional
+                    ? RecurrentLayer(forward: try direction(spec, prefix: p + "forward."),
+                                     backward: try direction(spec, prefix: p + "backward."), stateOffset: stateOffset)
+                    : RecurrentLayer(forward: try direction(spec, prefix: p), backward: nil, stateOffset: stateOffset)
+                stack.recurrent.append(l)
+                stateOffset += l.stateFloats
+            case .dense(let n, let u, let a):
+                stack.head.append(DenseWeights(kernel: try matrix(p + "kernel", u, n), bias: try floats(p + "bias", [u]), activation: a))
+            }
+        }
+        return stack
+    }
+
+    /// Refuses a file holding a tensor that no layer read.
+    func refuseUnused() throws {
+        for t in file.tensors where !used.contains(t.name) {
+            throw RecurError(.model, "tensor '\(t.name)' is not used by the declared architecture")
+        }
+    }
+
+    static func firstNonFinite(_ file: RecurFile, _ t: TensorInfo) -> String? {
+        let b = file.bytes(of: t)
+        switch t.dtype {
+        case .f32:
+            let p = b.bindMemory(to: Float.self)
+            for v in p where !v.isFinite { return "\(v)" }
+        case .f16:
+            let p = b.bindMemory(to: UInt16.self)
+            for v in p where !Float16(bitPattern: UInt16(littleEndian: v)).isFinite { return "\(Float16(bitPattern: v))" }
+        case .q8, .q4, .q8r:
+            break   // checkQuantized
+        }
+        return nil
+    }
+
+    /// The quantized layouts' own rules (FORMAT.md §7): scales whose decoded weights are finite, codes in
+    /// range, zero padding. Scales are numerical faults, the rest format faults.
+    static func checkQuantized(_ file: RecurFile, _ t: TensorInfo, rejectNonFinite: Bool) throws {
+        guard t.dtype.blockSize > 1 else { return }   // the quantized (blocked) types
+        let cols = t.shape.last!
+        var what: UnsafePointer<CChar>? = nil
+        let row = rk_check_quantized(Int32(t.dtype.rawValue), file.bytes(of: t).baseAddress!, t.elementCount / cols, cols, &what)
+        guard row > 0 else { return }
+        let text = what.map { String(cString: $0) } ?? "a fault"
+        if text.hasPrefix("a scale") {
+            if rejectNonFinite {
+                throw RecurError(.numerical, "tensor '\(t.name)' row \(row - 1) has \(text); the file is unusable")
+            }
+            return
+        }
+        throw RecurError(.format, "tensor '\(t.name)' row \(row - 1) has \(text)")
+    }
+}
