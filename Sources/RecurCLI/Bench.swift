@@ -154,19 +154,6 @@ struct Bench: ParsableCommand {
                         }
                     }))
                 }
-                variants.append(("swift-simd", {
-                    x.withUnsafeBufferPointer { xp in
-                        y.withUnsafeMutableBufferPointer { yp in
-                            switch dtype {
-                            case .f32: SwiftKernels.f32(yp.baseAddress!, w.f32, xp.baseAddress!, rows: rows, cols: cols, accumulate: false)
-                            case .f16: SwiftKernels.f16(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
-                            case .q8: SwiftKernels.q8(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
-                            case .q4: SwiftKernels.q4(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
-                            case .q8r: SwiftKernels.q8r(yp.baseAddress!, w, xp.baseAddress!, accumulate: false)
-                            }
-                        }
-                    }
-                }))
                 for (name, f) in variants {
                     let (t, cpu) = timeMedian(f)
                     let gbs = Double(bytes.count) / t / 1e9

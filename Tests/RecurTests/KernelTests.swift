@@ -207,35 +207,6 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The Swift SIMD versions kept for comparison compute the same products.
-    func testSwiftKernels() {
-        var rng = Rand()
-        for (rows, cols) in [(5, 31), (9, 100), (4, 257)] {
-            let v = rng.values(rows * cols), x = rng.values(cols)
-            for dtype in DType.allCases {
-                withMatrix(v, rows, cols, dtype) { w in
-                    let want = reference(w, x, accumulate: false)
-                    var got = [Float](repeating: 0, count: rows)
-                    x.withUnsafeBufferPointer { xp in
-                        got.withUnsafeMutableBufferPointer { y in
-                            let yp = y.baseAddress!, xb = xp.baseAddress!
-                            switch dtype {
-                            case .f32: SwiftKernels.f32(yp, w.f32, xb, rows: rows, cols: cols, accumulate: false)
-                            case .f16: SwiftKernels.f16(yp, w, xb, accumulate: false)
-                            case .q8: SwiftKernels.q8(yp, w, xb, accumulate: false)
-                            case .q4: SwiftKernels.q4(yp, w, xb, accumulate: false)
-                            case .q8r: SwiftKernels.q8r(yp, w, xb, accumulate: false)
-                            }
-                        }
-                    }
-                    // q8r quantizes x as the C kernels do: the same integer sums, the same float operations.
-                    let expected = dtype == .q8r ? run(w, x, accumulate: false, level: 0) : want
-                    for r in 0..<rows { XCTAssertEqual(got[r], expected[r], accuracy: 1e-4, "\(dtype.name) \(rows)×\(cols)") }
-                }
-            }
-        }
-    }
-
     /// The vectorized tanh and sigmoid against Double, across the range, saturation, zero and -0.
     func testActivations() {
         var xs: [Float] = [0, -0.0, 1e-8, -1e-8, 88, -88, 89, -89, 100, -100, 1e30, -1e30]

@@ -12,14 +12,14 @@ import Darwin
 @inline(__always) public func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
 
 /// Applies `a` element-wise to x[0..<n] in place (softmax over the whole vector).
-public func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+package func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
     if a == .softmax { softmaxInPlace(x, n) } else { applyElementwise(a, x, n) }
 }
 
 /// Applies `a` element-wise to x[0..<n] in place, softmax counting as linear (as `activate` does).
 /// tanh and sigmoid are vectorized (CRecurKernels' rk_activate: AVX2 exp, else libm).
 @inline(__always)
-public func applyElementwise(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+package func applyElementwise(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
     let kind: Int32
     switch a {
     case .linear, .softmax: return
@@ -45,7 +45,7 @@ public func applyElementwise(_ a: Activation, _ x: UnsafeMutablePointer<Float>, 
 }
 
 /// x_i ← exp(x_i − max x) / Σ_j exp(x_j − max x)
-public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+package func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     guard n > 0 else { return }
     var m = x[0]
     for i in 1..<n where x[i] > m { m = x[i] }

@@ -3,7 +3,7 @@ import COpenBLAS
 /// C (M × N) = A (M × K) · Bᵀ, with B stored N × K row-major (a weight matrix), f32, via OpenBLAS sgemm.
 /// Then adds `bias` (N) to every row when given. This is the prefill's input projection:
 /// all tokens' inputs (M = tokens) against one layer's stacked gate kernels (N = gates × units).
-public func gemmABt(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+package func gemmABt(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                     m: Int, n: Int, k: Int, bias: UnsafePointer<Float>?) {
     if let bias {
         for i in 0..<m { (c + i * n).update(from: bias, count: n) }

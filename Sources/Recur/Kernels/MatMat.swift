@@ -18,7 +18,7 @@ let decodeMinimum = 4
 /// With `exactActivations`, q8 and q4 weights are decoded and multiplied by sgemm like f16 (from
 /// `decodeMinimum` vectors up): more accurate and, for many vectors, faster, but no longer what a step
 /// computes (the prefill's input projections use it).
-public func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, count n: Int,
+package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, count n: Int,
                    exactActivations: Bool = false) {
     guard n > 0, w.rows > 0 else { return }
     if w.cols == 0 {

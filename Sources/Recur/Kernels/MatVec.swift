@@ -7,11 +7,10 @@ import CRecurKernels
 /// RECUR_KERNELS=scalar|avx2). q8 and q4 weights are multiplied with x quantized on the fly to int8 per
 /// block of 32 (d = max|x|/127), with exact integer block sums; q8r weights (one scale per row) with x
 /// quantized per vector (D = max|x|/64), one exact integer sum per row: see docs/QUANTIZATION.md.
-/// The same products written with Swift SIMD types are in `SwiftKernels`, kept for comparison.
 
 /// y = W · x  (W: rows × cols, x: cols, y: rows), or y += W · x when `accumulate`.
 @inline(__always)
-public func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
+package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
     if let pool = w.pool {
         rk_pool_matvec(pool, Int32(w.dtype.rawValue), y, w.data, x, w.rows, w.cols, accumulate ? 1 : 0)
     } else {
@@ -26,7 +25,7 @@ public var kernelDetectedLevel: Int { Int(rk_detected_level()) }
 
 /// `matvec` at an explicit kernel level (0 scalar, 1 AVX2, 2 AVX-512; clamped to what the CPU has;
 /// −1: the default). For tests and benchmarks.
-public func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool, level: Int) {
+package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool, level: Int) {
     let a: Int32 = accumulate ? 1 : 0
     let l = Int32(level < 0 ? Int(rk_level()) : level)
     switch w.dtype {
@@ -40,7 +39,7 @@ public func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePoi
 
 /// Plain reference: y[r] (+)= Σ_c W[r, c] · x[c], one multiply-add at a time, in dtype-independent form
 /// (each weight is first decoded to f32 by `dequantizeRow`). Tests compare every kernel with this.
-public func matvecReference(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
+package func matvecReference(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
     var row = [Float](repeating: 0, count: w.cols)
     for r in 0..<w.rows {
         row.withUnsafeMutableBufferPointer { dequantizeRow(w, r, into: $0.baseAddress!) }
@@ -51,7 +50,7 @@ public func matvecReference(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: 
 }
 
 /// Decodes row `r` of `w` into f32.
-public func dequantizeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
+package func dequantizeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
     switch w.dtype {
     case .f32:
         out.update(from: w.f32 + r * w.cols, count: w.cols)

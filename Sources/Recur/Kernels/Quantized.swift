@@ -8,7 +8,7 @@
 /// - q8r: a row is one f32 scale followed by nb·32 int8 values (zero-padded). w[c] = scale · q[c].
 
 /// Decodes one row of a q8 or q4 matrix.
-public func dequantizeBlockedRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
+package func dequantizeBlockedRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
     let cols = w.cols
     let nb = (cols + 31) / 32
     let row = w.data + r * w.dtype.rowBytes(cols)!
@@ -31,7 +31,7 @@ public func dequantizeBlockedRow(_ w: Matrix, _ r: Int, into out: UnsafeMutableP
 /// q8r: scale = max|w| / 127 per row, q = round(w / scale).
 /// q4: scale = max|w| / 7 per block (sign taken from the largest-magnitude value so it maps to ±8 or ±7),
 ///     q = clamp(round(w / scale) + 8, 0, 15).
-public func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: DType) -> [UInt8] {
+package func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: DType) -> [UInt8] {
     precondition(values.count == rows * cols)
     let rowBytes = dtype.rowBytes(cols)!
     var out = [UInt8](repeating: 0, count: rows * rowBytes)
