@@ -5,6 +5,22 @@
 #include "recur_kernels.h"
 #include <string.h>
 
+/* The typed entry points behind rk_matvec_at, and the two-phase forms behind rk_matvec_prepared: x
+ * quantized once per block of 32 (`xq`, rk_xq_bytes(cols)) serves q8 and q4; per vector (`xr`,
+ * rk_xr_bytes(cols)) serves q8r. */
+void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+size_t rk_xq_bytes(long cols);
+void rk_quantize_x(void *xq, const float *x, long cols);
+void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
+void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
+size_t rk_xr_bytes(long cols);
+void rk_quantize_xr(void *xr, const float *x, long cols);
+void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int accumulate);
+
 /*
  * A quantized activation vector (see rk_quantize_x), laid out in one 64-byte-aligned buffer.
  * nbp = nb rounded up to a multiple of 16; every array holds nbp blocks, those past nb all zero,

@@ -338,18 +338,6 @@ void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long ro
     q_at(level, 3, y, w, x, rows, cols, acc);
 }
 
-void rk_matvec_f32(float *y, const float *w, const float *x, long rows, long cols, int acc) {
-    rk_matvec_f32_at(rk_level(), y, w, x, rows, cols, acc);
-}
-void rk_matvec_f16(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
-    rk_matvec_f16_at(rk_level(), y, w, x, rows, cols, acc);
-}
-void rk_matvec_q8(float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(rk_level(), 2, y, w, x, rows, cols, acc);
-}
-void rk_matvec_q4(float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(rk_level(), 3, y, w, x, rows, cols, acc);
-}
 
 void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int acc) {
     rk_xq v = rk_xq_view(xq, cols);
@@ -386,13 +374,50 @@ void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long r
     q_at(level, 4, y, w, x, rows, cols, acc);
 }
 
-void rk_matvec_q8r(float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    rk_matvec_q8r_at(rk_level(), y, w, x, rows, cols, acc);
-}
-
 void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int acc) {
     rk_xr v = rk_xr_view(xr, cols);
     q8r_xr_at(rk_level(), y, w, &v, rows, acc);
+}
+
+/* ---- one entry for every dtype ----------------------------------------------------------------- */
+
+int rk_matvec_at(int level, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    if (!rk_dtype_of(dtype)) return -1;
+    switch ((rk_dtype)dtype) {
+    case RK_F32: rk_matvec_f32_at(level, y, (const float *)w, x, rows, cols, acc); break;
+    case RK_F16: rk_matvec_f16_at(level, y, (const uint16_t *)w, x, rows, cols, acc); break;
+    case RK_Q8: rk_matvec_q8_at(level, y, w, x, rows, cols, acc); break;
+    case RK_Q4: rk_matvec_q4_at(level, y, w, x, rows, cols, acc); break;
+    case RK_Q8R: rk_matvec_q8r_at(level, y, w, x, rows, cols, acc); break;
+    }
+    return 0;
+}
+
+int rk_matvec(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    return rk_matvec_at(rk_level(), dtype, y, w, x, rows, cols, acc);
+}
+
+size_t rk_x_bytes(int dtype, long cols) {
+    const rk_dtype_info *t = rk_dtype_of(dtype);
+    if (!t || t->x_quantization == RK_X_EXACT) return 0;
+    return t->x_quantization == RK_X_PER_VECTOR ? rk_xr_bytes(cols) : rk_xq_bytes(cols);
+}
+
+void rk_prepare_x(int dtype, void *xq, const float *x, long cols) {
+    const rk_dtype_info *t = rk_dtype_of(dtype);
+    if (!t || t->x_quantization == RK_X_EXACT) return;
+    if (t->x_quantization == RK_X_PER_VECTOR) rk_quantize_xr(xq, x, cols); else rk_quantize_x(xq, x, cols);
+}
+
+void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long rows, long cols, int acc) {
+    if (!rk_dtype_of(dtype)) return;
+    switch ((rk_dtype)dtype) {
+    case RK_F32: rk_matvec_f32_at(rk_level(), y, (const float *)w, x, rows, cols, acc); break;
+    case RK_F16: rk_matvec_f16_at(rk_level(), y, (const uint16_t *)w, x, rows, cols, acc); break;
+    case RK_Q8: rk_matvec_q8_xq(y, w, xq, rows, cols, acc); break;
+    case RK_Q4: rk_matvec_q4_xq(y, w, xq, rows, cols, acc); break;
+    case RK_Q8R: rk_matvec_q8r_xr(y, w, xq, rows, cols, acc); break;
+    }
 }
 
 void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {

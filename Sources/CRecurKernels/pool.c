@@ -69,13 +69,7 @@ static void run_chunk(struct rk_pool *p, long i) {
     if (r0 >= j->rows) return;
     long n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
     const unsigned char *w = (const unsigned char *)j->w + r0 * rk_row_bytes(j->dtype, j->cols);
-    switch ((rk_dtype)j->dtype) {
-    case RK_F32: rk_matvec_f32(j->y + r0, (const float *)w, j->x, n, j->cols, j->acc); break;
-    case RK_F16: rk_matvec_f16(j->y + r0, (const uint16_t *)w, j->x, n, j->cols, j->acc); break;
-    case RK_Q8: rk_matvec_q8_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
-    case RK_Q4: rk_matvec_q4_xq(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
-    case RK_Q8R: rk_matvec_q8r_xr(j->y + r0, w, p->xq, n, j->cols, j->acc); break;
-    }
+    rk_matvec_prepared(j->dtype, j->y + r0, w, j->x, p->xq, n, j->cols, j->acc);
 }
 
 /* Takes and runs chunks until none is left. */
@@ -156,13 +150,7 @@ void rk_pool_destroy(rk_pool *p) {
 int rk_pool_threads(const rk_pool *p) { return p ? p->n : 1; }
 
 static void single(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    switch ((rk_dtype)dtype) {
-    case RK_F32: rk_matvec_f32(y, (const float *)w, x, rows, cols, acc); break;
-    case RK_F16: rk_matvec_f16(y, (const uint16_t *)w, x, rows, cols, acc); break;
-    case RK_Q8: rk_matvec_q8(y, w, x, rows, cols, acc); break;
-    case RK_Q4: rk_matvec_q4(y, w, x, rows, cols, acc); break;
-    case RK_Q8R: rk_matvec_q8r(y, w, x, rows, cols, acc); break;
-    }
+    rk_matvec(dtype, y, w, x, rows, cols, acc);
 }
 
 void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
@@ -170,22 +158,19 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
         single(dtype, y, w, x, rows, cols, acc);   /* small, or another caller holds the pool */
         return;
     }
-    const int xq = rk_dtype_of(dtype)->x_quantization;
-    if (xq != RK_X_EXACT) {
-        size_t need = xq == RK_X_PER_VECTOR ? rk_xr_bytes(cols) : rk_xq_bytes(cols);
-        if (need > p->xq_cap) {
-            void *b = aligned_alloc(64, (need + 63) & ~(size_t)63);
-            if (!b) {
-                atomic_store_explicit(&p->busy, 0, memory_order_release);
-                single(dtype, y, w, x, rows, cols, acc);
-                return;
-            }
-            free(p->xq);
-            p->xq = b;
-            p->xq_cap = need;
+    const size_t need = rk_x_bytes(dtype, cols);
+    if (need > p->xq_cap) {
+        void *b = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        if (!b) {
+            atomic_store_explicit(&p->busy, 0, memory_order_release);
+            single(dtype, y, w, x, rows, cols, acc);
+            return;
         }
-        if (xq == RK_X_PER_VECTOR) rk_quantize_xr(p->xq, x, cols); else rk_quantize_x(p->xq, x, cols);
+        free(p->xq);
+        p->xq = b;
+        p->xq_cap = need;
     }
+    rk_prepare_x(dtype, p->xq, x, cols);
     long chunk = (rows + p->n * CHUNKS_PER_THREAD - 1) / (p->n * CHUNKS_PER_THREAD);
     chunk = (chunk + 15) & ~15L;   /* whole groups of rows for the kernels, and whole cache lines of y */
     long chunks = (rows + chunk - 1) / chunk;

@@ -45,7 +45,7 @@ final class KernelTests: XCTestCase {
     func decoded(_ w: Matrix) -> [[Float]] {
         (0..<w.rows).map { r in
             var row = [Float](repeating: 0, count: w.cols)
-            row.withUnsafeMutableBufferPointer { dequantizeRow(w, r, into: $0.baseAddress!) }
+            row.withUnsafeMutableBufferPointer { referenceDecodeRow(w, r, into: $0.baseAddress!) }
             return row
         }
     }

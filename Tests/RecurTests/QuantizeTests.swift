@@ -32,7 +32,7 @@ final class QuantizeTests: XCTestCase {
             t.data.withUnsafeBytes { raw in
                 let m = Matrix(rows: rows, cols: cols, dtype: t.dtype, data: raw.baseAddress!)
                 values.withUnsafeMutableBufferPointer { out in
-                    for r in 0..<rows { dequantizeRow(m, r, into: out.baseAddress! + r * cols) }
+                    for r in 0..<rows { referenceDecodeRow(m, r, into: out.baseAddress! + r * cols) }
                 }
             }
             d.set(t.name, shape: t.shape, values: values)

@@ -10,15 +10,12 @@ static rk_pool *pool;
 static int failures, checks;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-static long row_bytes(int dtype, long cols) {
-    long nb = (cols + 31) / 32;
-    return dtype == 0 ? 4 * cols : dtype == 1 ? 2 * cols : dtype == 2 ? 36 * nb : 20 * nb;
-}
+static long row_bytes(int dtype, long cols) { return (long)rk_row_bytes(dtype, cols); }
 
 static void *caller(void *arg) {
     unsigned seed = (unsigned)(size_t)arg;
     for (int it = 0; it < 300; it++) {
-        int dtype = rand_r(&seed) % 4;
+        int dtype = rand_r(&seed) % 5;   /* every rk_dtype */
         long rows = 1 + rand_r(&seed) % 700, cols = 1 + rand_r(&seed) % 300;
         size_t wb = (size_t)(rows * row_bytes(dtype, cols));
         unsigned char *w = malloc(wb);
@@ -40,12 +37,7 @@ static void *caller(void *arg) {
         int acc = rand_r(&seed) % 2;
         for (long r = 0; r < rows; r++) a[r] = b[r] = (float)r;
         rk_pool_matvec(pool, dtype, a, w, x, rows, cols, acc);
-        switch (dtype) {
-        case 0: rk_matvec_f32(b, (const float *)w, x, rows, cols, acc); break;
-        case 1: rk_matvec_f16(b, (const uint16_t *)w, x, rows, cols, acc); break;
-        case 2: rk_matvec_q8(b, w, x, rows, cols, acc); break;
-        default: rk_matvec_q4(b, w, x, rows, cols, acc); break;
-        }
+        rk_matvec(dtype, b, w, x, rows, cols, acc);
         int bad = memcmp(a, b, sizeof(float) * (size_t)rows) != 0;
         pthread_mutex_lock(&lock);
         checks++;

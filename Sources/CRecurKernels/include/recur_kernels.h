@@ -75,19 +75,24 @@ int rk_detected_level(void);
 /* "scalar", "avx2", "avx512". */
 const char *rk_level_name(int level);
 
-/* y (+)= W·x, at the default level. */
-void rk_matvec_f32(float *y, const float *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_f16(float *y, const uint16_t *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_q8(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_q4(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_q8r(float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+/*
+ * y (+)= W·x for a rows × cols matrix W of any dtype (y = W·x, or y += W·x when `accumulate`), at the
+ * default level or an explicit one (clamped to rk_detected_level(); for tests and benchmarks). Quantized
+ * dtypes quantize x as the table's x_quantization says. Returns 0, or -1 (y untouched) for a code that
+ * is not a dtype.
+ */
+int rk_matvec(int dtype, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+int rk_matvec_at(int level, int dtype, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 
-/* The same at an explicit level (clamped to rk_detected_level()); for tests and benchmarks. */
-void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
-void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+/*
+ * Two-phase form for splitting rows across threads: x prepared once for a dtype (quantized when its
+ * x_quantization is not RK_X_EXACT) into `xq` of rk_x_bytes(dtype, cols) bytes, 64-byte aligned (0: none
+ * needed, `xq` unused), then any range of rows multiplied against it (x itself for exact dtypes).
+ */
+size_t rk_x_bytes(int dtype, long cols);
+void rk_prepare_x(int dtype, void *xq, const float *x, long cols);
+void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long rows, long cols,
+                        int accumulate);
 
 /*
  * Checks the bytes of a rows × cols matrix of dtype 2 (q8), 3 (q4) or 4 (q8r) as a reader must: every
@@ -102,19 +107,6 @@ long rk_check_quantized(int dtype, const void *w, long rows, long cols, const ch
  * per group of 4 vectors (the batched step of a few streams; for many, sgemm is faster).
  */
 void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, long cols);
-
-/*
- * Two-phase form for splitting rows across threads: quantize x once into `xq` (rk_xq_bytes(cols) bytes,
- * 64-byte aligned), then run any row range against it. A quantized x serves both q8 and q4 weights.
- */
-size_t rk_xq_bytes(long cols);
-void rk_quantize_x(void *xq, const float *x, long cols);
-void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
-void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
-/* The same for q8r weights, whose x is quantized per vector into `xr` (rk_xr_bytes(cols) bytes, aligned 64). */
-size_t rk_xr_bytes(long cols);
-void rk_quantize_xr(void *xr, const float *x, long cols);
-void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int accumulate);
 
 /*
  * A pool of worker threads for one matrix-vector product at a time, rows split evenly (in groups of 16).

@@ -26,42 +26,11 @@ public var kernelDetectedLevel: Int { Int(rk_detected_level()) }
 /// `matvec` at an explicit kernel level (0 scalar, 1 AVX2, 2 AVX-512; clamped to what the CPU has;
 /// −1: the default). For tests and benchmarks.
 package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool, level: Int) {
-    let a: Int32 = accumulate ? 1 : 0
     let l = Int32(level < 0 ? Int(rk_level()) : level)
-    switch w.dtype {
-    case .f32: rk_matvec_f32_at(l, y, w.f32, x, w.rows, w.cols, a)
-    case .f16: rk_matvec_f16_at(l, y, w.data.assumingMemoryBound(to: UInt16.self), x, w.rows, w.cols, a)
-    case .q8: rk_matvec_q8_at(l, y, w.data, x, w.rows, w.cols, a)
-    case .q4: rk_matvec_q4_at(l, y, w.data, x, w.rows, w.cols, a)
-    case .q8r: rk_matvec_q8r_at(l, y, w.data, x, w.rows, w.cols, a)
-    }
+    rk_matvec_at(l, Int32(w.dtype.rawValue), y, w.data, x, w.rows, w.cols, accumulate ? 1 : 0)
 }
 
-/// Plain reference: y[r] (+)= Σ_c W[r, c] · x[c], one multiply-add at a time, in dtype-independent form
-/// (each weight is first decoded to f32 by `dequantizeRow`). Tests compare every kernel with this.
-package func matvecReference(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
-    var row = [Float](repeating: 0, count: w.cols)
-    for r in 0..<w.rows {
-        row.withUnsafeMutableBufferPointer { dequantizeRow(w, r, into: $0.baseAddress!) }
-        var s: Double = 0
-        for c in 0..<w.cols { s += Double(row[c]) * Double(x[c]) }
-        y[r] = accumulate ? y[r] + Float(s) : Float(s)
-    }
-}
-
-/// Decodes row `r` of `w` into f32.
+/// Decodes row `r` of `w` into f32 (rk_dequantize).
 package func dequantizeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
-    switch w.dtype {
-    case .f32:
-        out.update(from: w.f32 + r * w.cols, count: w.cols)
-    case .f16:
-        let p = w.data.assumingMemoryBound(to: UInt16.self) + r * w.cols
-        for c in 0..<w.cols { out[c] = Float(Float16(bitPattern: UInt16(littleEndian: p[c]))) }
-    case .q8, .q4:
-        dequantizeBlockedRow(w, r, into: out)
-    case .q8r:
-        let row = w.data + r * w.dtype.rowBytes(w.cols)!
-        let scale = row.loadUnaligned(as: Float.self)
-        for c in 0..<w.cols { out[c] = scale * Float(row.load(fromByteOffset: 4 + c, as: Int8.self)) }
-    }
+    rk_dequantize(out, w.data + r * w.dtype.rowBytes(w.cols)!, Int32(w.dtype.rawValue), 1, w.cols)
 }

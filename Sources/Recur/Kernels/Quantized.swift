@@ -7,25 +7,6 @@
 ///   b·32 + j in its low nibble and element b·32 + j + 16 in its high nibble. w = scale · (nibble − 8).
 /// - q8r: a row is one f32 scale followed by nb·32 int8 values (zero-padded). w[c] = scale · q[c].
 
-/// Decodes one row of a q8 or q4 matrix.
-package func dequantizeBlockedRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
-    let cols = w.cols
-    let nb = (cols + 31) / 32
-    let row = w.data + r * w.dtype.rowBytes(cols)!
-    let q = row + nb * 4
-    for c in 0..<cols {
-        let b = c / 32, j = c % 32
-        let scale = row.loadUnaligned(fromByteOffset: b * 4, as: Float.self)
-        if w.dtype == .q8 {
-            out[c] = scale * Float(q.load(fromByteOffset: c, as: Int8.self))
-        } else {
-            let byte = q.load(fromByteOffset: b * 16 + (j % 16), as: UInt8.self)
-            let nib = j < 16 ? (byte & 0x0F) : (byte >> 4)
-            out[c] = scale * Float(Int(nib) - 8)
-        }
-    }
-}
-
 /// Encodes a row-major f32 matrix (rows × cols) in `dtype`'s layout.
 /// q8: scale = max|w| / 127 per block, q = round(w / scale).
 /// q8r: scale = max|w| / 127 per row, q = round(w / scale).

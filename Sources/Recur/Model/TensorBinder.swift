@@ -86,19 +86,24 @@ struct TensorBinder {
         }
     }
 
+    /// The first NaN or infinity of a plain-typed tensor (f32 read in place, others decoded row by row),
+    /// or nil. The quantized types' scales are checked by `checkQuantized`.
     static func firstNonFinite(_ file: RecurFile, _ t: TensorInfo) -> String? {
+        guard t.dtype.blockSize == 1 else { return nil }
         let b = file.bytes(of: t)
-        switch t.dtype {
-        case .f32:
-            let p = b.bindMemory(to: Float.self)
-            for v in p where !v.isFinite { return "\(v)" }
-        case .f16:
-            let p = b.bindMemory(to: UInt16.self)
-            for v in p where !Float16(bitPattern: UInt16(littleEndian: v)).isFinite { return "\(Float16(bitPattern: v))" }
-        case .q8, .q4, .q8r:
-            break   // checkQuantized
+        if t.dtype == .f32 {
+            for v in b.bindMemory(to: Float.self) where !v.isFinite { return "\(v)" }
+            return nil
         }
-        return nil
+        let cols = t.shape.last!, rows = t.elementCount / cols, rb = t.dtype.rowBytes(cols)!
+        var row = [Float](repeating: 0, count: cols)
+        return row.withUnsafeMutableBufferPointer { out in
+            for r in 0..<rows {
+                rk_dequantize(out.baseAddress!, b.baseAddress! + r * rb, Int32(t.dtype.rawValue), 1, cols)
+                if let v = out.first(where: { !$0.isFinite }) { return "\(v)" }
+            }
+            return nil
+        }
     }
 
     /// The quantized layouts' own rules (FORMAT.md §7): scales whose decoded weights are finite, codes in

@@ -1,0 +1,43 @@
+@testable import Recur
+
+/// Independent Swift decoding of each dtype's rows (docs/FORMAT.md §7), for the references the kernels
+/// and the encoders are tested against: it shares no code with the C kernels or `rk_dequantize`.
+func referenceDecodeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
+    let cols = w.cols
+    let row = w.data + r * w.dtype.rowBytes(cols)!
+    switch w.dtype {
+    case .f32:
+        for c in 0..<cols { out[c] = row.loadUnaligned(fromByteOffset: 4 * c, as: Float.self) }
+    case .f16:
+        for c in 0..<cols { out[c] = Float(Float16(bitPattern: UInt16(littleEndian: row.loadUnaligned(fromByteOffset: 2 * c, as: UInt16.self)))) }
+    case .q8, .q4:
+        let nb = (cols + 31) / 32
+        let q = row + nb * 4
+        for c in 0..<cols {
+            let b = c / 32, j = c % 32
+            let scale = row.loadUnaligned(fromByteOffset: b * 4, as: Float.self)
+            if w.dtype == .q8 {
+                out[c] = scale * Float(q.load(fromByteOffset: c, as: Int8.self))
+            } else {
+                let byte = q.load(fromByteOffset: b * 16 + (j % 16), as: UInt8.self)
+                let nib = j < 16 ? (byte & 0x0F) : (byte >> 4)
+                out[c] = scale * Float(Int(nib) - 8)
+            }
+        }
+    case .q8r:
+        let scale = row.loadUnaligned(as: Float.self)
+        for c in 0..<cols { out[c] = scale * Float(row.load(fromByteOffset: 4 + c, as: Int8.self)) }
+    }
+}
+
+/// Plain reference: y[r] (+)= Σ_c W[r, c] · x[c], one multiply-add at a time in Double, each weight first
+/// decoded by `referenceDecodeRow`. Tests compare every kernel with this.
+func matvecReference(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
+    var row = [Float](repeating: 0, count: w.cols)
+    for r in 0..<w.rows {
+        row.withUnsafeMutableBufferPointer { referenceDecodeRow(w, r, into: $0.baseAddress!) }
+        var s: Double = 0
+        for c in 0..<w.cols { s += Double(row[c]) * Double(x[c]) }
+        y[r] = accumulate ? y[r] + Float(s) : Float(s)
+    }
+}
