@@ -62,9 +62,17 @@ public func recur_model_output_size(_ model: OpaquePointer?, _ out: UnsafeMutabl
     }
 }
 
-/// The recur_task of each model.task.
-let taskCodes: [String: recur_task] = ["generate": RECUR_TASK_GENERATE, "classify": RECUR_TASK_CLASSIFY,
-                                       "tag": RECUR_TASK_TAG, "seq2seq": RECUR_TASK_SEQ2SEQ]
+extension Task {
+    /// The header's recur_task of this task.
+    var code: recur_task {
+        switch self {
+        case .generate: return RECUR_TASK_GENERATE
+        case .classify: return RECUR_TASK_CLASSIFY
+        case .tag: return RECUR_TASK_TAG
+        case .seq2seq: return RECUR_TASK_SEQ2SEQ
+        }
+    }
+}
 
 @c @implementation
 public func recur_model_get(_ model: OpaquePointer?, _ property: Int32, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
@@ -101,10 +109,7 @@ public func recur_model_get(_ model: OpaquePointer?, _ property: Int32, _ out: U
             }
             out.pointee = embedding && recurrent && !bidirectional ? 1 : 0
         case RECUR_MODEL_TASK:
-            guard let code = taskCodes[m.architecture.task] else {
-                throw RecurError(.unsupported, "the model's task '\(m.architecture.task)' has no recur_task value")
-            }
-            out.pointee = Int64(code.rawValue)
+            out.pointee = Int64(m.architecture.task.code.rawValue)
         default:
             throw invalid("unknown model property \(property)")
         }

@@ -15,7 +15,7 @@ struct Create: ParsableCommand {
             """)
 
     @Option(name: .long, help: "generate, classify, tag or seq2seq.")
-    var task: String = "generate"
+    var task: String = Task.generate.rawValue
 
     @Option(name: .customLong("merge-mode"), help: "Bidirectional merge for classify/tag: concat, sum, mul, ave.")
     var mergeMode: String = "concat"
@@ -46,8 +46,11 @@ struct Create: ParsableCommand {
             throw CLIError("unknown cell '\(cell)' (known: \(RecurrentSpec.Template.names.joined(separator: ", ")))")
         }
         guard layers >= 1, hidden >= 1, embedding >= 1 else { throw CLIError("--layers, --hidden and --embedding must be ≥ 1") }
-        if task != "generate" {
-            try createTopology(t)
+        guard let kind = Task(rawValue: task) else {
+            throw CLIError("unknown task '\(task)' (known: \(Task.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if kind != .generate {
+            try createTopology(t, kind)
             return
         }
         let pieces: [String]
@@ -67,7 +70,7 @@ struct Create: ParsableCommand {
         print("wrote \(out): \(cell) × \(layers), hidden \(hidden), embedding \(embedding), vocabulary \(vocab.count), \(arch.parameterCount) parameters")
     }
 
-    func createTopology(_ t: RecurrentSpec.Template) throws {
+    func createTopology(_ t: RecurrentSpec.Template, _ task: Task) throws {
         guard let merge = MergeMode(rawValue: mergeMode) else { throw CLIError("unknown merge mode '\(mergeMode)'") }
         func spec(_ input: Int) -> RecurrentSpec {
             var r = RecurrentSpec(cell: t.cell, inputSize: input, units: hidden)
@@ -79,26 +82,26 @@ struct Create: ParsableCommand {
         var vocab = words
         var source: Vocabulary? = nil
         switch task {
-        case "classify", "tag":
+        case .classify, .tag:
             var layers: [LayerSpec] = [.embedding(vocabulary: words.count, dimension: embedding)]
             var width = embedding
             for i in 0..<layers_ {
                 var r = spec(width)
                 r.bidirectional = i == 0
                 r.mergeMode = merge
-                r.returnSequences = task == "tag" || i < layers_ - 1
+                r.returnSequences = task == .tag || i < layers_ - 1
                 layers.append(.recurrent(r))
                 width = r.outputSize
             }
-            if task == "classify" {
+            if task == .classify {
                 layers.append(.dense(inputSize: width, units: 8, activation: .relu))
                 layers.append(.dense(inputSize: 8, units: 1, activation: .sigmoid))
-                arch = Architecture(task: "classify", layers: layers, labels: ["negative", "positive"])
+                arch = Architecture(task: .classify, layers: layers, labels: ["negative", "positive"])
             } else {
                 layers.append(.dense(inputSize: width, units: 5, activation: .softmax))
-                arch = Architecture(task: "tag", layers: layers, labels: ["NOUN", "VERB", "ADJ", "DET", "PUNCT"])
+                arch = Architecture(task: .tag, layers: layers, labels: ["NOUN", "VERB", "ADJ", "DET", "PUNCT"])
             }
-        case "seq2seq":
+        case .seq2seq:
             source = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<eos>"] + (3..<40).map { "s\($0)" }, pad: 0, unk: 1, eos: 2, lowercase: true)
             vocab = try Vocabulary(kind: .word, pieces: ["<pad>", "<bos>", "<eos>", "<unk>"] + (4..<40).map { "t\($0)" }, pad: 0, unk: 3, bos: 1, eos: 2, lowercase: true)
             var enc: [LayerSpec] = [.embedding(vocabulary: source!.count, dimension: embedding)]
@@ -110,9 +113,9 @@ struct Create: ParsableCommand {
                 width = hidden
             }
             dec.append(.dense(inputSize: hidden, units: vocab.count, activation: .linear))
-            arch = Architecture(task: "seq2seq", layers: dec, encoder: enc)
-        default:
-            throw CLIError("unknown task '\(task)' (known: generate, classify, tag, seq2seq)")
+            arch = Architecture(task: .seq2seq, layers: dec, encoder: enc)
+        case .generate:
+            throw CLIError("a generator has no topology to make here")   // run() makes generators
         }
         var b = ModelBuilder(architecture: arch, vocabulary: vocab)
         b.sourceVocabulary = source

@@ -29,8 +29,8 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let path = try model ?? defaultModelPath()
-        let m = try loadModel(path, task: "generate", load: load)
-        let ref = try reference.map { try loadModel($0, task: "generate", load: load) }
+        let m = try loadModel(path, task: .generate, load: load)
+        let ref = try reference.map { try loadModel($0, task: .generate, load: load) }
         let bytes = try readFile(text)
         guard !bytes.isEmpty else { throw CLIError("the text '\(text)' is empty") }
         if let bad = Corpus.firstInvalidUTF8(bytes) {

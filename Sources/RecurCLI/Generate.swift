@@ -46,7 +46,7 @@ struct Generate: ParsableCommand {
         if tokens < 0 { throw CLIError("--tokens must be ≥ 0 (got \(tokens))") }
         var sampler = try Sampler(SamplerParams(temperature: temperature, topK: topK, topP: topP, seed: seed))
         let policy = try unknown.policy()
-        let m = try loadModel(model, task: "generate", load: load)
+        let m = try loadModel(model, task: .generate, load: load)
         _ = try m.vocabulary.encode(prompt, unknown: policy)     // fail before printing anything
         if !noPrompt { emit(prompt) }
         try m.generate(prompt: prompt, maxTokens: tokens, sampler: &sampler, stop: stop, unknown: policy) { piece in

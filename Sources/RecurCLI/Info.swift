@@ -46,7 +46,7 @@ struct Info: ParsableCommand {
             let obj: [String: Any] = [
                 "path": path,
                 "format_version": "\(f.versionMajor).\(f.versionMinor)",
-                "task": m.architecture.task,
+                "task": m.architecture.task.rawValue,
                 "vocab_size": m.vocabulary.count,
                 "tokenizer": m.vocabulary.kind.rawValue,
                 "parameters": m.parameterCount,
@@ -65,7 +65,7 @@ struct Info: ParsableCommand {
             return
         }
         print("file        \(path) (\(fileBytes) bytes, format \(f.versionMajor).\(f.versionMinor), crc \(String(format: "0x%08x", f.checksum)))")
-        print("task        \(m.architecture.task)")
+        print("task        \(m.architecture.task.rawValue)")
         let specials = [("pad", m.vocabulary.pad), ("unk", m.vocabulary.unk), ("bos", m.vocabulary.bos), ("eos", m.vocabulary.eos)]
             .compactMap { n, v in v.map { "\(n)=\($0)" } }
         print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")

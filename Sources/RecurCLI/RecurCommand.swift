@@ -74,7 +74,7 @@ func routeTrainTask(_ args: [String]) -> [String] {
         if a.hasPrefix("--task=") { task = String(a.dropFirst("--task=".count)) }
         i += 1
     }
-    guard let task, task != "generate" else { return args }
+    guard let task, task != Task.generate.rawValue else { return args }
     return ["train-task"] + args.dropFirst()
 }
 
@@ -132,15 +132,9 @@ struct LoadOptions: ParsableArguments {
     var noMmap = false
 }
 
-/// The commands that run each kind of model.
-let commandOfTask = ["generate": "recur generate", "classify": "recur classify", "tag": "recur tag", "seq2seq": "recur translate"]
-/// What each kind of model is, in words.
-let nameOfTask = ["generate": "a text generator", "classify": "a classifier", "tag": "a tagger",
-                  "seq2seq": "a translator (encoder-decoder)"]
-
 /// Opens a model (the default one when `path` is nil) and refuses one whose task is not `task`, with a
 /// line that names what the model is and which command runs it.
-func loadModel(_ path: String?, task: String? = nil, load: LoadOptions? = nil, verify: Bool = true,
+func loadModel(_ path: String?, task: Task? = nil, load: LoadOptions? = nil, verify: Bool = true,
                configure: (inout Model.Options) -> Void = { _ in }) throws -> Model {
     let p = try path ?? defaultModelPath()
     var o = Model.Options()
@@ -150,8 +144,7 @@ func loadModel(_ path: String?, task: String? = nil, load: LoadOptions? = nil, v
     let m = try Model(path: p, options: o)
     if let task, m.architecture.task != task {
         let kind = m.architecture.task
-        let runner = commandOfTask[kind].map { "; run it with `\($0)`" } ?? ""
-        throw CLIError("\(p) is \(nameOfTask[kind] ?? "a \(kind) model") (model.task \(kind)), not \(nameOfTask[task] ?? task)\(runner)")
+        throw CLIError("\(p) is \(kind.noun) (model.task \(kind.rawValue)), not \(task.noun); run it with `recur \(kind.call)`")
     }
     return m
 }

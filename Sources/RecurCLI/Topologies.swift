@@ -20,7 +20,7 @@ struct Classify: ParsableCommand {
     var json = false
 
     func run() throws {
-        let m = try loadModel(model, task: "classify", load: load)
+        let m = try loadModel(model, task: .classify, load: load)
         let p = try m.classify(text, unknown: try unknown.policy())
         let names = m.labels
         let best = p.indices.max { p[$0] < p[$1] }!
@@ -52,7 +52,7 @@ struct Tag: ParsableCommand {
     var json = false
 
     func run() throws {
-        let m = try loadModel(model, task: "tag", load: load)
+        let m = try loadModel(model, task: .tag, load: load)
         let tagged = try m.tag(text, unknown: try unknown.policy())
         if json {
             let arr = tagged.map { [$0.0, $0.1] }
@@ -90,7 +90,7 @@ struct Translate: ParsableCommand {
     var json = false
 
     func run() throws {
-        let m = try loadModel(model, task: "seq2seq", load: load)
+        let m = try loadModel(model, task: .seq2seq, load: load)
         let t = try m.translate(text, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty,
                                 unknown: try unknown.policy())
         if json {

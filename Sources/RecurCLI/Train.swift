@@ -121,7 +121,7 @@ struct Train: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        if let task, task != "generate" {   // routed to train-task by RecurCommand.main before parsing
+        if let task, task != Task.generate.rawValue {   // routed to train-task by RecurCommand.main before parsing
             throw CLIError("--task must be generate, classify, tag or seq2seq (got '\(task)')")
         }
         try requireWritable(out, "--out")

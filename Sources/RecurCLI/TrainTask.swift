@@ -51,8 +51,11 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("eval-part"), help: "The part evaluated after training: test or validation.") var evalPart = "test"
 
     func run() throws {
+        guard let kind = Task(rawValue: task), kind != .generate else {
+            throw ValidationError("--task must be classify, tag or seq2seq (the character generator is 'recur train')")
+        }
         var c = TaskConfig()
-        c.task = task; c.cell = cell; c.hidden = hidden; c.embedding = embedding; c.denseUnits = dense
+        c.task = kind; c.cell = cell; c.hidden = hidden; c.embedding = embedding; c.denseUnits = dense
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
         c.reverseSource = reverseSource
@@ -63,7 +66,7 @@ struct TrainTask: ParsableCommand {
         }
         guard evalPart == "test" || evalPart == "validation" else { throw ValidationError("--eval-part must be test or validation") }
         guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
-        guard task == "seq2seq" || (dropout == 0 && !reverseSource) else {
+        guard kind == .seq2seq || (dropout == 0 && !reverseSource) else {
             throw ValidationError("--dropout and --reverse-source are seq2seq options")
         }
         try requireWritable(out, "--out")
@@ -86,8 +89,8 @@ struct TrainTask: ParsableCommand {
         }
         let meta: [(String, MetaValue)] = [("general.name", .string(URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent)),
                                            ("training.command", .string(CommandLine.arguments.dropFirst().joined(separator: " ")))]
-        switch task {
-        case "classify":
+        switch kind {
+        case .classify:
             let rows = try TaskData.labelled(read(["vader_movie", "vader_amazon", "vader_nyt", "vader_tweets"].map { "data/sentiment/\($0).tsv" }))
                 .map { (TaskData.words($0.0), $0.1) }.filter { !$0.0.isEmpty }
             let (tr, va, test) = TaskData.split(rows)
@@ -108,7 +111,7 @@ struct TrainTask: ParsableCommand {
                 if (p[1] >= 0.5 ? 1 : 0) == y { ok += 1 }
             }
             emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"classify\",\"sentences\":\(te.count),\"accuracy\":\(Double(ok) / Double(te.count))}\n")
-        case "tag":
+        case .tag:
             let rows = try TaskData.tagged(read(["dev", "test"].map { "data/pos/en_ewt-ud-\($0).upos.txt" }))
             let (tr, va, test) = TaskData.split(rows)
             let te = evalPart == "validation" ? va : test
@@ -131,7 +134,7 @@ struct TrainTask: ParsableCommand {
                 for (p, g) in zip(pred, r.tags) { n += 1; if names[p] == g { ok += 1 } }
             }
             emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"tag\",\"sentences\":\(te.count),\"tokens\":\(n),\"accuracy\":\(Double(ok) / Double(n))}\n")
-        case "seq2seq":
+        case .seq2seq:
             let rows = try TaskData.pairs(read(["data/pairs/bible_nt_en_es.tsv"]))
                 .map { (TaskData.words($0.0), TaskData.words($0.1)) }
                 .filter { !$0.0.isEmpty && !$0.1.isEmpty && $0.0.count <= maxLength && $0.1.count <= maxLength }
@@ -164,7 +167,7 @@ struct TrainTask: ParsableCommand {
                 emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"seq2seq\",\"pairs\":\(te.count),\"beam\":\(k),\"bleu\":\(bleu[0]),\"bleu1\":\(bleu[1]),\"bleu2\":\(bleu[2]),\"reverse_source\":\(m.architecture.reverseSource)}\n")
                 if k == 1 { for i in 0..<min(3, te.count) { say("  \(te[i].0.joined(separator: " ")) => \(hyps[i].joined(separator: " "))") } }
             }
-        default:
+        case .generate:
             throw ValidationError("--task must be classify, tag or seq2seq (the character generator is 'recur train')")
         }
     }

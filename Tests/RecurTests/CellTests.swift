@@ -45,7 +45,7 @@ final class CellTests: XCTestCase {
                     let v = b.vocabulary.count
                     layers[2] = .dense(inputSize: 13, units: 11, activation: .relu)
                     layers.append(.dense(inputSize: 11, units: v, activation: .softmax))
-                    b.architecture = Architecture(task: "generate", layers: layers)
+                    b.architecture = Architecture(task: .generate, layers: layers)
                     b.randomize(seed: 5, scale: 2)
                 }
             }

@@ -60,7 +60,7 @@ func classifier(cell: CellKind = .lstm, merge: MergeMode = .concat) throws -> (M
         let v = try wordVocabulary(30)
         var r = RecurrentSpec(cell: cell, inputSize: 6, units: 9)
         r.bidirectional = true; r.mergeMode = merge; r.returnSequences = false
-        let arch = Architecture(task: "classify", layers: [
+        let arch = Architecture(task: .classify, layers: [
             .embedding(vocabulary: 30, dimension: 6), .recurrent(r),
             .dense(inputSize: r.outputSize, units: 5, activation: .relu),
             .dense(inputSize: 5, units: 1, activation: .sigmoid),
@@ -74,7 +74,7 @@ final class TopologyTests: XCTestCase {
         let v = try wordVocabulary(25)
         var r = RecurrentSpec(cell: cell, inputSize: 5, units: 7)
         r.bidirectional = true; r.mergeMode = merge
-        let arch = Architecture(task: "tag", layers: [
+        let arch = Architecture(task: .tag, layers: [
             .embedding(vocabulary: 25, dimension: 5), .recurrent(r),
             .dense(inputSize: r.outputSize, units: 4, activation: .softmax),
         ], labels: ["A", "B", "C", "D"])
@@ -175,7 +175,7 @@ final class Seq2SeqTests: XCTestCase {
                                 .recurrent(RecurrentSpec(cell: cell, inputSize: 5, units: 8)),
                                 .recurrent(RecurrentSpec(cell: cell, inputSize: 8, units: 8)),
                                 .dense(inputSize: 8, units: tgt.count, activation: .linear)]
-        return try buildModel(Architecture(task: "seq2seq", layers: dec, encoder: enc), vocab: tgt, seed: 11, source: src)
+        return try buildModel(Architecture(task: .seq2seq, layers: dec, encoder: enc), vocab: tgt, seed: 11, source: src)
     }
 
     /// Reference: encoder final states start the decoder; returns log-softmax after feeding `prefix`.

@@ -26,15 +26,18 @@ public enum Quantizer {
         public init(pattern: String, dtype: DType?) { self.pattern = pattern; self.dtype = dtype }
     }
 
-    /// Parses "f32", "f16", "int8" / "q8r" (one scale per row: the fast int8), "q8" / "int8-block" (one
-    /// scale per block of 32), "q4" / "int4".
+    /// Parses a dtype's name ("f32", "f16", "q8", "q4", "q8r": the dtype table's) or one of the aliases
+    /// "float32", "float16" / "half", "int8" / "i8" (q8r: one scale per row, the fast int8),
+    /// "int8-block" (q8: one scale per block of 32), "int4" / "4bit" / "4-bit" (q4).
     public static func parseType(_ s: String) -> DType? {
-        switch s.lowercased() {
-        case "f32", "float32": return .f32
-        case "f16", "float16", "half": return .f16
-        case "q8", "int8-block": return .q8
-        case "q8r", "int8", "i8": return .q8r
-        case "q4", "int4", "4bit", "4-bit": return .q4
+        let name = s.lowercased()
+        if let t = DType.allCases.first(where: { $0.name == name }) { return t }
+        switch name {
+        case "float32": return .f32
+        case "float16", "half": return .f16
+        case "int8-block": return .q8
+        case "int8", "i8": return .q8r
+        case "int4", "4bit", "4-bit": return .q4
         default: return nil
         }
     }

@@ -77,10 +77,45 @@ public enum LayerSpec: Sendable, Equatable {
     }
 }
 
+/// What a model is for: metadata `model.task`, the raw value.
+public enum Task: String, Sendable, CaseIterable {
+    /// Next-token prediction: stepped token by token and sampled into text.
+    case generate
+    /// One set of class probabilities for a whole sequence.
+    case classify
+    /// One label per token of a sequence.
+    case tag
+    /// An encoder reads the source; a decoder stepped from its final state emits the target (translation).
+    case seq2seq
+
+    /// What a model of this task is, in words.
+    public var noun: String {
+        switch self {
+        case .generate: return "a text generator"
+        case .classify: return "a classifier"
+        case .tag: return "a tagger"
+        case .seq2seq: return "a translator (encoder-decoder)"
+        }
+    }
+
+    /// The call that runs such a model (a method of `Model`, a C function `recur_<call>`, a command `recur <call>`).
+    public var call: String {
+        switch self {
+        case .generate: return "generate"
+        case .classify: return "classify"
+        case .tag: return "tag"
+        case .seq2seq: return "translate"
+        }
+    }
+
+    /// Whether the main stack is stepped token by token (a generator, a seq2seq decoder).
+    public var stepsTokenByToken: Bool { self == .generate || self == .seq2seq }
+}
+
 /// The layer list of a model, read from and written to the file's `model.*` and `layer.N.*` metadata.
 public struct Architecture: Sendable, Equatable {
-    /// What the model is for: "generate" (next-token prediction), "classify", "tag" or "seq2seq".
-    public var task: String
+    /// What the model is for.
+    public var task: Task
     /// The main stack: for "seq2seq" models, the decoder (stepped token by token).
     public var layers: [LayerSpec]
     /// "seq2seq" only: the encoder stack (embedding and recurrent layers) whose final state starts the
@@ -92,7 +127,7 @@ public struct Architecture: Sendable, Equatable {
     /// `encoder.reverse_source` (Sutskever et al. 2014). See `encoderInput(_:pad:eos:)`.
     public var reverseSource: Bool
 
-    public init(task: String = "generate", layers: [LayerSpec], encoder: [LayerSpec] = [], labels: [String] = [],
+    public init(task: Task = .generate, layers: [LayerSpec], encoder: [LayerSpec] = [], labels: [String] = [],
                 reverseSource: Bool = false) {
         self.task = task
         self.layers = layers
@@ -113,7 +148,7 @@ public struct Architecture: Sendable, Equatable {
 
     /// Metadata entries describing this architecture.
     public var metadata: [(String, MetaValue)] {
-        var out: [(String, MetaValue)] = [("model.task", .string(task))]
+        var out: [(String, MetaValue)] = [("model.task", .string(task.rawValue))]
         if !labels.isEmpty { out.append(("model.labels", .strings(labels))) }
         out += Self.layerMetadata(layers, prefix: "")
         if !encoder.isEmpty { out += Self.layerMetadata(encoder, prefix: "encoder.") }
@@ -149,11 +184,11 @@ public struct Architecture: Sendable, Equatable {
 
     /// Reads the architecture from a file's metadata, checking every value.
     public init(file: RecurFile) throws {
-        task = file.value("model.task")?.stringValue ?? "generate"
-        let known = ["generate", "classify", "tag", "seq2seq"]
-        guard known.contains(task) else {
-            throw RecurError(.model, "metadata 'model.task': unknown task '\(task)' (known: \(known.joined(separator: ", ")))")
+        let name = file.value("model.task")?.stringValue ?? Task.generate.rawValue
+        guard let task = Task(rawValue: name) else {
+            throw RecurError(.model, "metadata 'model.task': unknown task '\(name)' (known: \(Task.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
+        self.task = task
         if let l = file.value("model.labels") {
             guard let names = l.stringsValue else { throw RecurError(.model, "metadata 'model.labels' must be an array of strings") }
             labels = names
@@ -161,7 +196,7 @@ public struct Architecture: Sendable, Equatable {
             labels = []
         }
         layers = try Self.readLayers(file, prefix: "")
-        encoder = task == "seq2seq" ? try Self.readLayers(file, prefix: "encoder.") : []
+        encoder = task == .seq2seq ? try Self.readLayers(file, prefix: "encoder.") : []
         if let v = file.value("encoder.reverse_source") {
             guard let b = v.boolValue else { throw RecurError(.model, "metadata 'encoder.reverse_source' must be a boolean") }
             reverseSource = b
@@ -239,7 +274,7 @@ public struct Architecture: Sendable, Equatable {
     /// Checks that consecutive layers fit together.
     public func validate() throws {
         try Self.validate(layers)
-        if task == "seq2seq" {
+        if task == .seq2seq {
             try Self.validate(encoder)
             let enc = encoder.compactMap { l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }
             let dec = layers.compactMap { l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }

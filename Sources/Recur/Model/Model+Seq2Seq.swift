@@ -58,7 +58,7 @@ extension Model {
     }
 
     func checkSeq2Seq(_ maxLength: Int) throws -> (bos: Int, eos: Int) {
-        guard architecture.task == "seq2seq", let bos = vocabulary.bos, let eos = vocabulary.eos else {
+        guard architecture.task == .seq2seq, let bos = vocabulary.bos, let eos = vocabulary.eos else {
             throw RecurError(.unsupported, "translation needs a seq2seq model (this one is '\(architecture.task)')")
         }
         guard maxLength >= 1 else { throw RecurError(.invalidArgument, "the maximum length must be ≥ 1 (got \(maxLength))") }

@@ -154,7 +154,7 @@ extension Model {
     }
 
     public func classify(tokens: [Int]) throws -> [Float] {
-        guard architecture.task == "classify" else {
+        guard architecture.task == .classify else {
             throw RecurError(.unsupported, "classification needs a classify model (this one is '\(architecture.task)')")
         }
         let out = try forwardSequence(tokens)
@@ -165,7 +165,7 @@ extension Model {
 
     /// One label per token (a "tag" model): the index of the most likely tag at each step.
     public func tag(tokens: [Int]) throws -> [Int] {
-        guard architecture.task == "tag" else {
+        guard architecture.task == .tag else {
             throw RecurError(.unsupported, "tagging needs a tag model (this one is '\(architecture.task)')")
         }
         let out = try forwardSequence(tokens)

@@ -88,7 +88,7 @@ public final class Model: @unchecked Sendable {
 
         var binder = TensorBinder(file: file, rejectNonFinite: options.rejectNonFinite)
         let main = try binder.stack(arch.layers, prefix: "")
-        if arch.task == "seq2seq" {
+        if arch.task == .seq2seq {
             let (enc, src) = try Self.encoder(arch, file, &binder, target: vocab)
             encoderStack = enc
             sourceVocabulary = src
@@ -151,8 +151,8 @@ public final class Model: @unchecked Sendable {
         if let e = main.embedding, e.table.rows != vocab.count {
             throw RecurError(.model, "the embedding has \(e.table.rows) rows but the vocabulary has \(vocab.count) tokens")
         }
-        guard arch.task == "generate" || arch.task == "seq2seq" else { return }
-        let what = arch.task == "generate" ? "a generator" : "a seq2seq decoder"
+        guard arch.task.stepsTokenByToken else { return }
+        let what = arch.task == .generate ? "a generator" : "a seq2seq decoder"
         guard main.embedding != nil else { throw RecurError(.model, "\(what)'s first layer must be an embedding") }
         guard !main.recurrent.isEmpty else { throw RecurError(.model, "\(what) needs at least one recurrent layer") }
         for (i, r) in main.recurrent.enumerated() where r.spec.bidirectional || !r.spec.returnSequences {

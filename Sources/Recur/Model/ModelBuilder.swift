@@ -105,7 +105,7 @@ extension Architecture {
             width = hidden
         }
         layers.append(.dense(inputSize: width, units: vocabulary, activation: .linear))
-        return Architecture(task: "generate", layers: layers)
+        return Architecture(task: .generate, layers: layers)
     }
 }
 

@@ -88,9 +88,8 @@ extension Model {
     /// encoder it produces text unrelated to any input, and whole-sequence models cannot be stepped.
     public func requireGenerator() throws {
         let task = architecture.task
-        guard task == "generate" else {
-            let call = ["classify": "classify", "tag": "tag", "seq2seq": "translate"][task] ?? task
-            throw RecurError(.unsupported, "this is a \(task) model, not a text generator; run it with \(call)")
+        guard task == .generate else {
+            throw RecurError(.unsupported, "this is a \(task.rawValue) model, not a text generator; run it with \(task.call)")
         }
     }
 }

@@ -58,7 +58,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     public init(architecture: Architecture, vocabulary: Vocabulary, sourceVocabulary: Vocabulary,
                 maxBatch: Int, maxSource: Int, maxTarget: Int) throws {
         try architecture.validate()
-        guard architecture.task == "seq2seq", architecture.encoder.count == 2, architecture.layers.count == 3,
+        guard architecture.task == .seq2seq, architecture.encoder.count == 2, architecture.layers.count == 3,
               case .embedding(let vs, let es) = architecture.encoder[0], case .recurrent(let re) = architecture.encoder[1],
               case .embedding(let vt, let et) = architecture.layers[0], case .recurrent(let rd) = architecture.layers[1],
               case .dense(let n, let u, .softmax) = architecture.layers[2]

@@ -70,10 +70,10 @@ public final class SequenceNetwork: @unchecked Sendable {
 
     public init(architecture: Architecture, vocabulary: Vocabulary, maxBatch: Int, maxSteps: Int) throws {
         try architecture.validate()
-        guard architecture.task == "classify" || architecture.task == "tag" else {
-            throw RecurError(.unsupported, "a sequence network is a classify or tag model (got '\(architecture.task)')")
+        guard architecture.task == .classify || architecture.task == .tag else {
+            throw RecurError(.unsupported, "a sequence network is a classify or tag model (got '\(architecture.task.rawValue)')")
         }
-        tagging = architecture.task == "tag"
+        tagging = architecture.task == .tag
         let L = architecture.layers
         guard L.count >= 3, case .embedding(let v, let e) = L[0], case .recurrent(let r) = L[1] else {
             throw RecurError(.unsupported, "the task trainer needs Embedding → one recurrent layer → Dense layers")

@@ -7,7 +7,7 @@ import Recur
 
 /// Settings of a classify, tag or seq2seq training run.
 public struct TaskConfig: Sendable {
-    public var task = "classify"
+    public var task = Task.classify
     /// classify: lstm; tag and seq2seq: gru (any `RecurrentSpec.Template` name for classify and tag).
     public var cell: String?
     public var hidden = 64
@@ -111,7 +111,7 @@ public enum TaskTrainer {
     public static func classifierArchitecture(_ c: TaskConfig, vocabulary: Int) throws -> Architecture {
         var r = try recurrent(c.cell ?? "lstm", inputSize: c.embedding, units: c.hidden)
         r.bidirectional = true; r.returnSequences = false
-        return Architecture(task: "classify", layers: [
+        return Architecture(task: .classify, layers: [
             .embedding(vocabulary: vocabulary, dimension: c.embedding), .recurrent(r),
             .dense(inputSize: r.outputSize, units: c.denseUnits, activation: .relu),
             .dense(inputSize: c.denseUnits, units: 1, activation: .sigmoid),
@@ -122,7 +122,7 @@ public enum TaskTrainer {
     public static func taggerArchitecture(_ c: TaskConfig, vocabulary: Int, tags: [String]) throws -> Architecture {
         var r = try recurrent(c.cell ?? "gru", inputSize: c.embedding, units: c.hidden)
         r.bidirectional = true; r.returnSequences = true
-        return Architecture(task: "tag", layers: [
+        return Architecture(task: .tag, layers: [
             .embedding(vocabulary: vocabulary, dimension: c.embedding), .recurrent(r),
             .dense(inputSize: r.outputSize, units: tags.count, activation: .softmax),
         ], labels: tags)
@@ -142,7 +142,7 @@ public enum TaskTrainer {
                                       train: [(tokens: [Int], labels: [Int])], validation: [(tokens: [Int], labels: [Int])],
                                       log: (String) -> Void) throws -> TaskResult {
         let pad = net.vocabulary.pad!
-        let perStep = net.architecture.task == "tag"
+        let perStep = net.architecture.task == .tag
         func batch(_ items: ArraySlice<(tokens: [Int], labels: [Int])>) -> SequenceBatch {
             SequenceBatch(items.map { Array($0.tokens.prefix(c.maxLength)) },
                           labels: items.map { perStep ? Array($0.labels.prefix(c.maxLength)) : $0.labels },
@@ -169,7 +169,7 @@ public enum TaskTrainer {
     /// Encoder [Embedding, GRU], decoder [Embedding, GRU, Dense(softmax)].
     public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) -> Architecture {
         let r = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
-        return Architecture(task: "seq2seq", layers: [
+        return Architecture(task: .seq2seq, layers: [
             .embedding(vocabulary: target, dimension: c.embedding), .recurrent(r),
             .dense(inputSize: c.hidden, units: target, activation: .softmax),
         ], encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(r)], reverseSource: c.reverseSource)
