@@ -5,8 +5,10 @@
 //   TrainingConfig.swift  everything the result depends on (model shape, windows, optimizer, seed)
 //   Network.swift         weights in one flat buffer in the runtime's layouts; embedding, dense, softmax
 //                         cross-entropy, dropout; the per-shard workspace
-//   RecurrentLayer.swift  forward and backward passes of GRU (both conventions), LSTM (with or without
-//                         peepholes) and SimpleRNN over a window, with OpenBLAS GEMMs
+//   RecurrentPass.swift   one recurrent direction's forward and backward over a window, with OpenBLAS
+//                         GEMMs, on weights and gradients in the caller's flat buffer (shared with Tasks/)
+//   Cells/                each cell's training side: GRU (both conventions), LSTM (with or without
+//                         peepholes), SimpleRNN
 //   Optimizer.swift       Adam, SGD, gradient clipping, learning-rate schedules
 //   Trainer.swift         the loop: streams, windows, shards on threads, validation through the runtime,
 //                         best model, early stopping, checkpoints that resume exactly

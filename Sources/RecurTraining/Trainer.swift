@@ -497,9 +497,9 @@ public final class Trainer {
         if optimizer.kind == .adam { w.addTensor("optimizer.v", shape: [n], values: optimizer.v.array) }
         if let b = best { w.addTensor("best", shape: [n], values: b.array) }
         for (l, r) in network.plan.rec.enumerated() {
-            w.addTensor("carry.\(l).h", shape: [config.batch, r.H], values: shards.flatMap { $0.carryH[l].array })
-            if r.spec.cell == .lstm {
-                w.addTensor("carry.\(l).c", shape: [config.batch, r.H], values: shards.flatMap { $0.carryC[l]!.array })
+            w.addTensor("carry.\(l).h", shape: [config.batch, r.H], values: shards.flatMap { $0.layers[l].carryH.array })
+            if r.cell.hasCellState {
+                w.addTensor("carry.\(l).c", shape: [config.batch, r.H], values: shards.flatMap { $0.layers[l].carryC!.array })
             }
         }
         return w.serialize()
@@ -584,12 +584,12 @@ public final class Trainer {
         }
         for (l, rp) in network.plan.rec.enumerated() {
             let h = try tensor("carry.\(l).h", config.batch * rp.H)
-            let c = rp.spec.cell == .lstm ? try tensor("carry.\(l).c", config.batch * rp.H) : nil
+            let c = rp.cell.hasCellState ? try tensor("carry.\(l).c", config.batch * rp.H) : nil
             var off = 0
             for ws in shards {
                 let k = ws.B * rp.H
-                ws.carryH[l].load(Array(h[off..<(off + k)]))
-                if let c { ws.carryC[l]!.load(Array(c[off..<(off + k)])) }
+                ws.layers[l].carryH.load(Array(h[off..<(off + k)]))
+                if let c { ws.layers[l].carryC!.load(Array(c[off..<(off + k)])) }
                 off += k
             }
         }

@@ -48,7 +48,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     let maxB: Int, maxS: Int, maxT: Int
     let Es: Int, Et: Int, H: Int, V: Int
     let srcEmb: Int, tgtEmb: Int
-    let enc: Direction, dec: Direction
+    let enc: RecurrentPass, dec: RecurrentPass
     let head: DenseLayer
     let xs: FloatBuffer, xt: FloatBuffer, dxs: FloatBuffer, dxt: FloatBuffer, probs: FloatBuffer, dzs: FloatBuffer, dh0: FloatBuffer
     let maskS: FloatBuffer, maskT: FloatBuffer, maskO: FloatBuffer, xo: FloatBuffer
@@ -81,8 +81,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         Es = es; Et = et; H = rd.units; V = vt
         srcEmb = layout.entry("encoder.layer.0.embeddings")!.offset
         tgtEmb = layout.entry("layer.0.embeddings")!.offset
-        enc = try Direction(spec: re, prefix: "encoder.layer.1.", layout: layout, streams: maxBatch, steps: maxSource)
-        dec = try Direction(spec: rd, prefix: "layer.1.", layout: layout, streams: maxBatch, steps: maxTarget)
+        enc = RecurrentPass(try RecurrentTensors(spec: re, prefix: "encoder.layer.1.", layout: layout), streams: maxBatch, steps: maxSource, withGradients: true)
+        dec = RecurrentPass(try RecurrentTensors(spec: rd, prefix: "layer.1.", layout: layout), streams: maxBatch, steps: maxTarget, withGradients: true)
         head = DenseLayer(w: layout.entry("layer.2.kernel")!.offset, b: layout.entry("layer.2.bias")!.offset,
                           inputs: n, units: u, activation: .softmax)
         xs = FloatBuffer(maxB * maxS * es); dxs = FloatBuffer(maxB * maxS * es)
@@ -167,9 +167,10 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             drop(xs.p, maskS.p, S * B * Es, &drng)
             drop(xt.p, maskT.p, T * B * Et, &drng)
         }
-        enc.load(P); dec.load(P)
-        batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(xs.p, steps: S, mask: m.baseAddress!) }
-        batch.targetMask.withUnsafeBufferPointer { m in dec.forward(xt.p, steps: T, mask: m.baseAddress!, initial: enc.final(S)) }
+        enc.start(from: nil)
+        batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!) }
+        dec.start(from: enc.h(S))
+        batch.targetMask.withUnsafeBufferPointer { m in dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) }
         let N = T * B
         var headInput = UnsafePointer(dec.output)
         if dropping {
@@ -201,17 +202,15 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
                 for k in 0..<V { d[k] = row[k] * scale }
                 d[Int(batch.target[i])] -= scale
             }
-            head.backward(P, G, headInput, rows: N, dz.p, dec.dout)
-            if dropping { for i in 0..<(N * H) { dec.dout[i] *= maskO.p[i] } }
-            batch.targetMask.withUnsafeBufferPointer { m in dec.backward(xt.p, steps: T, mask: m.baseAddress!, dx: dxt.p) }
-            dec.addGradients(G)
-            dec.initialStateGradient(into: dh0.p)
+            head.backward(P, G, headInput, rows: N, dz.p, dec.dout.p)
+            if dropping { for i in 0..<(N * H) { dec.dout.p[i] *= maskO.p[i] } }
+            batch.targetMask.withUnsafeBufferPointer { m in dec.backward(P, G, steps: T, input: xt.p, dx: dxt.p, mask: m.baseAddress!) }
+            dec.initialStateGradient(P, into: dh0.p)
             // The encoder's final state is its output at the last step (carried through the padding).
-            let de = enc.dout
+            let de = enc.dout.p
             de.update(repeating: 0, count: S * B * H)
             (de + (S - 1) * B * H).update(from: dh0.p, count: B * H)
-            batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(xs.p, steps: S, mask: m.baseAddress!, dx: dxs.p) }
-            enc.addGradients(G)
+            batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!) }
             if dropping {
                 for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
                 for i in 0..<(S * B * Es) { dxs.p[i] *= maskS.p[i] }
