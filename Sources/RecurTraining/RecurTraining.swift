@@ -11,8 +11,12 @@
 //                         peepholes), SimpleRNN
 //   Optimizer.swift       Adam, SGD, gradient clipping, learning-rate schedules
 //   Trainer.swift         the loop: streams, windows, shards on threads, validation through the runtime,
-//                         best model, early stopping, checkpoints that resume exactly
+//                         best model, early stopping
+//   TrainingReports.swift step and epoch reports, events and the summary, as JSON lines
+//   Trainer+Checkpoint.swift  checkpoints (save, open, resume) that resume exactly
 //   Evaluation.swift      bits per character, perplexity and divergence from a reference, through the runtime
+//   Tasks/                classify, tag and seq2seq models: their data, networks (on the same recurrent
+//                         pass) and training loop
 //
 // Applications that only run models link `Recur` alone; this module is for the `recur train` and
 // `recur eval` commands and for programs that train.
