@@ -101,6 +101,32 @@ final class RecurrentPass {
     /// Step `t`'s rows [B, G] of a gate-sized buffer (gx, gh, act, dgx).
     @inline(__always) func rows(_ buffer: FloatBuffer, _ t: Int) -> UnsafeMutablePointer<Float> { buffer.p + t * B * G }
 
+    /// The pointers and sizes of step `t`, for the cell's step.
+    func step(_ t: Int) -> Step {
+        Step(B: B, H: H, G: G, ga: tensors.spec.recurrentActivation, act: tensors.spec.activation,
+             hp: h(t), hn: h(t + 1), gx: rows(gx, t), gh: rows(gh, t), gates: rows(act, t), dgx: rows(dgx, t),
+             dout: dout.p + t * B * H, dh: dh.p)
+    }
+
+    /// gh of step `t` [B, G] (its first `n` columns) = h_prev · U[0..<n]ᵀ.
+    func recurrentProduct(_ P: UnsafePointer<Float>, _ t: Int, columns n: Int) {
+        sgemm(false, true, m: B, n: n, k: H, h(t), lda: H, P + tensors.u, ldb: H, beta: 0, rows(gh, t), ldc: G)
+    }
+
+    /// dh = D · U[0..<k] (+ dh with `beta` 1), for D [B, k] with rows G apart: the gradient into h_prev
+    /// through U.
+    func gradientThroughU(_ P: UnsafePointer<Float>, _ D: UnsafePointer<Float>, gates k: Int, beta: Float,
+                          into dh: UnsafeMutablePointer<Float>) {
+        sgemm(false, false, m: B, n: H, k: k, D, lda: G, P + tensors.u, ldb: H, beta: beta, dh, ldc: H)
+    }
+
+    /// grad[m rows] += Dᵀ · S over `T` steps, for D [T·B, m] with rows G apart and S [T·B, H] (the states
+    /// the rows of U multiplied): a recurrent weight gradient.
+    func addWeightGradient(_ D: UnsafePointer<Float>, rows m: Int, states S: UnsafePointer<Float>, steps T: Int,
+                           into grad: UnsafeMutablePointer<Float>) {
+        sgemm(true, false, m: m, n: H, k: T * B, D, lda: G, S, ldb: H, beta: 1, grad, ldc: H)
+    }
+
     /// Outputs [T·B, H] of the last forward pass.
     var output: UnsafeMutablePointer<Float> { hs.p + B * H }
 
@@ -195,6 +221,20 @@ final class RecurrentPass {
     }
 }
 
+/// One step of a window as a cell's step sees it.
+struct Step {
+    let B: Int, H: Int, G: Int
+    /// The gate and the candidate (output) activations.
+    let ga: Activation, act: Activation
+    /// h before and after the step. [B, H]
+    let hp: UnsafeMutablePointer<Float>, hn: UnsafeMutablePointer<Float>
+    /// The step's rows of gx, gh, the gates after activation and ∂loss/∂gx. [B, G]
+    let gx: UnsafeMutablePointer<Float>, gh: UnsafeMutablePointer<Float>, gates: UnsafeMutablePointer<Float>,
+        dgx: UnsafeMutablePointer<Float>
+    /// ∂loss/∂output of the step, and the running ∂loss/∂h (from the step after). [B, H]
+    let dout: UnsafeMutablePointer<Float>, dh: UnsafeMutablePointer<Float>
+}
+
 /// The training side of a recurrent cell: the facts the trainers need about it and its forward and
 /// backward step over the buffers of a `RecurrentPass`. One type per cell, in Cells/; `RecurrentSpec.
 /// trainingCell` picks it.
@@ -221,15 +261,20 @@ protocol TrainingCell: AnyObject {
     func addRecurrentWeightGradients(_ pass: RecurrentPass, _ grad: UnsafeMutablePointer<Float>, steps T: Int)
 }
 
+/// Cells whose gradient with respect to gh is the one with respect to gx (dgh = dgx) and whose step leaves
+/// no part of dh_prev outside U (LSTM, SimpleRNN).
 extension TrainingCell {
     static var hasCellState: Bool { false }
     static func initializeBias(_ bias: UnsafeMutablePointer<Float>, units: Int) {}
 
-    /// dU += dgxᵀ · H_prev over the window (cells whose recurrent gradient is their input one).
+    /// dh_prev = dgx · U.
+    func addRecurrentGradient(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int, into dh: UnsafeMutablePointer<Float>) {
+        pass.gradientThroughU(P, pass.rows(pass.dgx, t), gates: pass.G, beta: 0, into: dh)
+    }
+
+    /// dU += dgxᵀ · H_prev over the window.
     func addRecurrentWeightGradients(_ pass: RecurrentPass, _ grad: UnsafeMutablePointer<Float>, steps T: Int) {
-        let G = pass.G, H = pass.H
-        sgemm(true, false, m: G, n: H, k: T * pass.B, pass.dgx.p, lda: G, pass.hs.p, ldb: H, beta: 1,
-              grad + pass.tensors.u, ldc: H)
+        pass.addWeightGradient(pass.dgx.p, rows: pass.G, states: pass.hs.p, steps: T, into: grad + pass.tensors.u)
     }
 }
 

@@ -21,38 +21,33 @@ final class TrainingGRU: TrainingCell {
     }
 
     func forwardStep(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int) {
-        let B = pass.B, H = pass.H, G = pass.G, r = pass.tensors
-        let ga = r.spec.recurrentActivation, act = r.spec.activation
-        let hp = pass.h(t), hn = pass.h(t + 1)
-        let gxt = pass.rows(pass.gx, t), ght = pass.rows(pass.gh, t), at = pass.rows(pass.act, t)
-        sgemm(false, true, m: B, n: G, k: H, hp, lda: H, P + r.u, ldb: H, beta: 0, ght, ldc: G)
-        let bh = P + r.bh!
+        let s = pass.step(t), B = s.B, H = s.H, G = s.G
+        pass.recurrentProduct(P, t, columns: G)
+        let bh = P + pass.tensors.bh!
         for b in 0..<B {
-            let x = gxt + b * G, g = ght + b * G, s = at + b * G, h0 = hp + b * H, h1 = hn + b * H
+            let x = s.gx + b * G, g = s.gh + b * G, a = s.gates + b * G, h0 = s.hp + b * H, h1 = s.hn + b * H
             for j in 0..<G { g[j] += bh[j] }
             for j in 0..<H {
-                let rr = activate(ga, x[j] + g[j])
-                let z = activate(ga, x[H + j] + g[H + j])
-                let n = activate(act, x[2 * H + j] + rr * g[2 * H + j])
-                s[j] = rr; s[H + j] = z; s[2 * H + j] = n
+                let rr = activate(s.ga, x[j] + g[j])
+                let z = activate(s.ga, x[H + j] + g[H + j])
+                let n = activate(s.act, x[2 * H + j] + rr * g[2 * H + j])
+                a[j] = rr; a[H + j] = z; a[2 * H + j] = n
                 h1[j] = (1 - z) * n + z * h0[j]
             }
         }
     }
 
     func backwardStep(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ grad: UnsafeMutablePointer<Float>, _ t: Int) {
-        let B = pass.B, H = pass.H, G = pass.G, spec = pass.tensors.spec
-        let ga = spec.recurrentActivation, act = spec.activation
-        let hp = pass.h(t), dh = pass.dh.p, doutt = pass.dout.p + t * B * H
-        let ght = pass.rows(pass.gh, t), at = pass.rows(pass.act, t), dgxt = pass.rows(pass.dgx, t), dght = dgh.p + t * B * G
+        let s = pass.step(t), B = s.B, H = s.H, G = s.G, dh = s.dh
+        let dght = dgh.p + t * B * G
         for b in 0..<B {
-            let g = ght + b * G, s = at + b * G, h0 = hp + b * H, d = dgxt + b * G, e = dght + b * G
+            let g = s.gh + b * G, a = s.gates + b * G, h0 = s.hp + b * H, d = s.dgx + b * G, e = dght + b * G
             for j in 0..<H {
-                let dht = doutt[b * H + j] + dh[b * H + j]
-                let rr = s[j], z = s[H + j], n = s[2 * H + j]
-                let dan = dht * (1 - z) * derivative(act, output: n)
-                let dar = dan * g[2 * H + j] * derivative(ga, output: rr)
-                let daz = dht * (h0[j] - n) * derivative(ga, output: z)
+                let dht = s.dout[b * H + j] + dh[b * H + j]
+                let rr = a[j], z = a[H + j], n = a[2 * H + j]
+                let dan = dht * (1 - z) * derivative(s.act, output: n)
+                let dar = dan * g[2 * H + j] * derivative(s.ga, output: rr)
+                let daz = dht * (h0[j] - n) * derivative(s.ga, output: z)
                 d[j] = dar; d[H + j] = daz; d[2 * H + j] = dan
                 e[j] = dar; e[H + j] = daz; e[2 * H + j] = dan * rr
                 dh[b * H + j] = dht * z
@@ -60,15 +55,15 @@ final class TrainingGRU: TrainingCell {
         }
     }
 
+    /// dh_prev = dh ⊙ z (left by the step) + dgh · U.
     func addRecurrentGradient(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int, into dh: UnsafeMutablePointer<Float>) {
-        let G = pass.G, H = pass.H
-        sgemm(false, false, m: pass.B, n: H, k: G, dgh.p + t * pass.B * G, lda: G, P + pass.tensors.u, ldb: H, beta: 1, dh, ldc: H)
+        pass.gradientThroughU(P, dgh.p + t * pass.B * pass.G, gates: pass.G, beta: 1, into: dh)
     }
 
+    /// dU += dghᵀ · H_prev, db_h += Σ dgh.
     func addRecurrentWeightGradients(_ pass: RecurrentPass, _ grad: UnsafeMutablePointer<Float>, steps T: Int) {
-        let G = pass.G, H = pass.H, TB = T * pass.B, r = pass.tensors
-        sgemm(true, false, m: G, n: H, k: TB, dgh.p, lda: G, pass.hs.p, ldb: H, beta: 1, grad + r.u, ldc: H)
-        columnSums(dgh.p, rows: TB, cols: G, into: grad + r.bh!)
+        pass.addWeightGradient(dgh.p, rows: pass.G, states: pass.hs.p, steps: T, into: grad + pass.tensors.u)
+        columnSums(dgh.p, rows: T * pass.B, cols: pass.G, into: grad + pass.tensors.bh!)
     }
 }
 
@@ -86,73 +81,66 @@ final class TrainingGRUResetBefore: TrainingCell {
     }
 
     func forwardStep(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int) {
-        let B = pass.B, H = pass.H, G = pass.G, r = pass.tensors
-        let ga = r.spec.recurrentActivation, act = r.spec.activation
-        let U = P + r.u
-        let hp = pass.h(t), hn = pass.h(t + 1)
-        let gxt = pass.rows(pass.gx, t), ght = pass.rows(pass.gh, t), at = pass.rows(pass.act, t)
+        let s = pass.step(t), B = s.B, H = s.H, G = s.G
+        let Un = P + pass.tensors.u + 2 * H * H
         let rh = self.rh.p + t * B * H
-        sgemm(false, true, m: B, n: 2 * H, k: H, hp, lda: H, U, ldb: H, beta: 0, ght, ldc: G)
+        pass.recurrentProduct(P, t, columns: 2 * H)
         for b in 0..<B {
-            let x = gxt + b * G, g = ght + b * G, s = at + b * G, h0 = hp + b * H
+            let x = s.gx + b * G, g = s.gh + b * G, a = s.gates + b * G, h0 = s.hp + b * H
             for j in 0..<H {
-                let rr = activate(ga, x[j] + g[j])
-                s[j] = rr
-                s[H + j] = activate(ga, x[H + j] + g[H + j])
+                let rr = activate(s.ga, x[j] + g[j])
+                a[j] = rr
+                a[H + j] = activate(s.ga, x[H + j] + g[H + j])
                 rh[b * H + j] = rr * h0[j]
             }
         }
-        sgemm(false, true, m: B, n: H, k: H, rh, lda: H, U + 2 * H * H, ldb: H, beta: 0, ght + 2 * H, ldc: G)
+        sgemm(false, true, m: B, n: H, k: H, rh, lda: H, Un, ldb: H, beta: 0, s.gh + 2 * H, ldc: G)
         for b in 0..<B {
-            let x = gxt + b * G, g = ght + b * G, s = at + b * G, h0 = hp + b * H, h1 = hn + b * H
+            let x = s.gx + b * G, g = s.gh + b * G, a = s.gates + b * G, h0 = s.hp + b * H, h1 = s.hn + b * H
             for j in 0..<H {
-                let n = activate(act, x[2 * H + j] + g[2 * H + j])
-                let z = s[H + j]
-                s[2 * H + j] = n
+                let n = activate(s.act, x[2 * H + j] + g[2 * H + j])
+                let z = a[H + j]
+                a[2 * H + j] = n
                 h1[j] = (1 - z) * n + z * h0[j]
             }
         }
     }
 
     func backwardStep(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ grad: UnsafeMutablePointer<Float>, _ t: Int) {
-        let B = pass.B, H = pass.H, G = pass.G, spec = pass.tensors.spec
-        let ga = spec.recurrentActivation, act = spec.activation
-        let U = P + pass.tensors.u
-        let hp = pass.h(t), dh = pass.dh.p, doutt = pass.dout.p + t * B * H
-        let at = pass.rows(pass.act, t), dgxt = pass.rows(pass.dgx, t)
+        let s = pass.step(t), B = s.B, H = s.H, G = s.G, dh = s.dh
+        let Un = P + pass.tensors.u + 2 * H * H
         let rh = drh.p
         for b in 0..<B {
-            let s = at + b * G, h0 = hp + b * H, d = dgxt + b * G
+            let a = s.gates + b * G, h0 = s.hp + b * H, d = s.dgx + b * G
             for j in 0..<H {
-                let dht = doutt[b * H + j] + dh[b * H + j]
-                let z = s[H + j], n = s[2 * H + j]
-                d[2 * H + j] = dht * (1 - z) * derivative(act, output: n)
-                d[H + j] = dht * (h0[j] - n) * derivative(ga, output: z)
+                let dht = s.dout[b * H + j] + dh[b * H + j]
+                let z = a[H + j], n = a[2 * H + j]
+                d[2 * H + j] = dht * (1 - z) * derivative(s.act, output: n)
+                d[H + j] = dht * (h0[j] - n) * derivative(s.ga, output: z)
                 dh[b * H + j] = dht * z
             }
         }
         // d(r ⊙ h_prev) = da_n · U_n
-        sgemm(false, false, m: B, n: H, k: H, dgxt + 2 * H, lda: G, U + 2 * H * H, ldb: H, beta: 0, rh, ldc: H)
+        sgemm(false, false, m: B, n: H, k: H, s.dgx + 2 * H, lda: G, Un, ldb: H, beta: 0, rh, ldc: H)
         for b in 0..<B {
-            let s = at + b * G, h0 = hp + b * H, d = dgxt + b * G
+            let a = s.gates + b * G, h0 = s.hp + b * H, d = s.dgx + b * G
             for j in 0..<H {
-                let drh = rh[b * H + j], rr = s[j]
-                d[j] = drh * h0[j] * derivative(ga, output: rr)
+                let drh = rh[b * H + j], rr = a[j]
+                d[j] = drh * h0[j] * derivative(s.ga, output: rr)
                 dh[b * H + j] += drh * rr
             }
         }
     }
 
+    /// dh_prev = dh ⊙ z + d(r⊙h) ⊙ r (left by the step) + [da_r, da_z] · U_rz.
     func addRecurrentGradient(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int, into dh: UnsafeMutablePointer<Float>) {
-        let G = pass.G, H = pass.H
-        sgemm(false, false, m: pass.B, n: H, k: 2 * H, pass.rows(pass.dgx, t), lda: G, P + pass.tensors.u, ldb: H,
-              beta: 1, dh, ldc: H)
+        pass.gradientThroughU(P, pass.rows(pass.dgx, t), gates: 2 * pass.H, beta: 1, into: dh)
     }
 
+    /// dU_rz += [da_r, da_z]ᵀ · H_prev, dU_n += da_nᵀ · (r ⊙ H_prev).
     func addRecurrentWeightGradients(_ pass: RecurrentPass, _ grad: UnsafeMutablePointer<Float>, steps T: Int) {
-        let G = pass.G, H = pass.H, TB = T * pass.B, u = pass.tensors.u
-        let dgx = pass.dgx.p
-        sgemm(true, false, m: 2 * H, n: H, k: TB, dgx, lda: G, pass.hs.p, ldb: H, beta: 1, grad + u, ldc: H)
-        sgemm(true, false, m: H, n: H, k: TB, dgx + 2 * H, lda: G, rh.p, ldb: H, beta: 1, grad + u + 2 * H * H, ldc: H)
+        let H = pass.H, u = grad + pass.tensors.u, dgx = pass.dgx.p
+        pass.addWeightGradient(dgx, rows: 2 * H, states: pass.hs.p, steps: T, into: u)
+        pass.addWeightGradient(dgx + 2 * H, rows: H, states: rh.p, steps: T, into: u + 2 * H * H)
     }
 }

@@ -19,14 +19,11 @@ final class TrainingLSTM: TrainingCell {
     init(_ tensors: RecurrentTensors, streams: Int, steps: Int, withGradients: Bool) {}
 
     func forwardStep(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int) {
-        let B = pass.B, H = pass.H, G = pass.G, r = pass.tensors
-        let ga = r.spec.recurrentActivation, act = r.spec.activation
-        let hp = pass.h(t), hn = pass.h(t + 1)
-        let gxt = pass.rows(pass.gx, t), ght = pass.rows(pass.gh, t), at = pass.rows(pass.act, t)
-        sgemm(false, true, m: B, n: G, k: H, hp, lda: H, P + r.u, ldb: H, beta: 0, ght, ldc: G)
-        let peep = r.peep.map { P + $0 }
+        let s = pass.step(t), B = s.B, H = s.H, G = s.G, ga = s.ga, act = s.act
+        pass.recurrentProduct(P, t, columns: G)
+        let peep = pass.tensors.peep.map { P + $0 }
         for b in 0..<B {
-            let x = gxt + b * G, g = ght + b * G, s = at + b * G, h1 = hn + b * H
+            let x = s.gx + b * G, g = s.gh + b * G, a = s.gates + b * G, h1 = s.hn + b * H
             let c0 = pass.c(t) + b * H, c1 = pass.c(t + 1) + b * H
             if let p = peep {
                 for k in 0..<H {
@@ -35,7 +32,7 @@ final class TrainingLSTM: TrainingCell {
                     let cand = activate(act, x[2 * H + k] + g[2 * H + k])
                     let cn = f * c0[k] + i * cand
                     let o = activate(ga, x[3 * H + k] + g[3 * H + k] + p[2 * H + k] * cn)
-                    s[k] = i; s[H + k] = f; s[2 * H + k] = cand; s[3 * H + k] = o
+                    a[k] = i; a[H + k] = f; a[2 * H + k] = cand; a[3 * H + k] = o
                     c1[k] = cn
                     h1[k] = o * activate(act, cn)
                 }
@@ -46,7 +43,7 @@ final class TrainingLSTM: TrainingCell {
                     let cand = activate(act, x[2 * H + k] + g[2 * H + k])
                     let o = activate(ga, x[3 * H + k] + g[3 * H + k])
                     let cn = f * c0[k] + i * cand
-                    s[k] = i; s[H + k] = f; s[2 * H + k] = cand; s[3 * H + k] = o
+                    a[k] = i; a[H + k] = f; a[2 * H + k] = cand; a[3 * H + k] = o
                     c1[k] = cn
                     h1[k] = o * activate(act, cn)
                 }
@@ -55,18 +52,16 @@ final class TrainingLSTM: TrainingCell {
     }
 
     func backwardStep(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ grad: UnsafeMutablePointer<Float>, _ t: Int) {
-        let B = pass.B, H = pass.H, G = pass.G, r = pass.tensors
-        let ga = r.spec.recurrentActivation, act = r.spec.activation
-        let dh = pass.dh.p, dc = pass.dc!.p, doutt = pass.dout.p + t * B * H
-        let at = pass.rows(pass.act, t), dgxt = pass.rows(pass.dgx, t)
-        let peep = r.peep.map { P + $0 }
-        let gp = r.peep.map { grad + $0 }
+        let s = pass.step(t), B = s.B, H = s.H, G = s.G, ga = s.ga, act = s.act
+        let dh = s.dh, dc = pass.dc!.p
+        let peep = pass.tensors.peep.map { P + $0 }
+        let gp = pass.tensors.peep.map { grad + $0 }
         for b in 0..<B {
-            let s = at + b * G, d = dgxt + b * G
+            let a = s.gates + b * G, d = s.dgx + b * G
             let c0 = pass.c(t) + b * H, c1 = pass.c(t + 1) + b * H
             for k in 0..<H {
-                let dht = doutt[b * H + k] + dh[b * H + k]
-                let i = s[k], f = s[H + k], cand = s[2 * H + k], o = s[3 * H + k]
+                let dht = s.dout[b * H + k] + dh[b * H + k]
+                let i = a[k], f = a[H + k], cand = a[2 * H + k], o = a[3 * H + k]
                 let tc = activate(act, c1[k])
                 let dao = dht * tc * derivative(ga, output: o)
                 var dcn = dc[b * H + k] + dht * o * derivative(act, output: tc)
@@ -84,10 +79,5 @@ final class TrainingLSTM: TrainingCell {
                 dc[b * H + k] = dcp
             }
         }
-    }
-
-    func addRecurrentGradient(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int, into dh: UnsafeMutablePointer<Float>) {
-        let G = pass.G, H = pass.H
-        sgemm(false, false, m: pass.B, n: H, k: G, pass.rows(pass.dgx, t), lda: G, P + pass.tensors.u, ldb: H, beta: 0, dh, ldc: H)
     }
 }
