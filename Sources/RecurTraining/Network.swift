@@ -5,36 +5,6 @@ import Darwin
 #endif
 import Recur
 
-/// Where each tensor of a model lives in one flat f32 buffer: the tensors of `ModelBuilder.tensorShapes`,
-/// in that order, each in the runtime's layout (row-major, gate blocks stacked along rows).
-public struct ParameterLayout: Sendable {
-    public struct Entry: Sendable {
-        public let name: String
-        public let shape: [Int]
-        public let offset: Int
-        public var count: Int { shape.reduce(1, *) }
-    }
-
-    public let entries: [Entry]
-    /// Total number of floats.
-    public let count: Int
-    private let index: [String: Int]
-
-    public init(_ architecture: Architecture) {
-        var entries: [Entry] = []
-        var offset = 0
-        for (name, shape) in ModelBuilder.tensorShapes(architecture) {
-            entries.append(Entry(name: name, shape: shape, offset: offset))
-            offset += shape.reduce(1, *)
-        }
-        self.entries = entries
-        count = offset
-        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
-    }
-
-    public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
-}
-
 /// A character generator being trained: Embedding → recurrent layers → Dense(vocabulary), softmax
 /// cross-entropy. The weights live in one flat buffer (`ParameterLayout`) in exactly the layouts and gate
 /// orders the runtime reads, so writing a model is a copy.
@@ -131,12 +101,7 @@ public final class Network: @unchecked Sendable {
 
     /// A model builder holding the current weights as f32 tensors, plus `metadata`.
     public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
-        var b = ModelBuilder(architecture: architecture, vocabulary: vocabulary)
-        for e in layout.entries {
-            b.set(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.p + e.offset, count: e.count)))
-        }
-        b.metadata = metadata
-        return b
+        layout.modelBuilder(architecture, vocabulary, weights: params.p, metadata: metadata)
     }
 
     /// The runtime's model of the current weights, loaded from memory. It steps on the calling thread
@@ -254,9 +219,7 @@ extension Network {
         let E = plan.E
         // Embedding lookup: X0 [T·B, E]
         let x0 = ws.x[0].p
-        for i in 0..<TB {
-            (x0 + i * E).update(from: P + plan.embeddings + Int(ws.inputs[i]) * E, count: E)
-        }
+        lookUpEmbeddings(P + plan.embeddings, E, ws.inputs, count: TB, into: x0)
         var dropout: Float = 0
         var seed: UInt64 = 0
         if case .train(_, let s?, let p) = mode, p > 0 { dropout = p; seed = s }
@@ -348,12 +311,7 @@ extension Network {
             if l > 0 && ws.dropoutActive { multiply(dx, ws.mask[l]!.p, TB * r.In) }
         }
         // Embedding: dE[token] += dX0 row
-        let E = plan.E
-        let gE = g + plan.embeddings
-        for i in 0..<TB {
-            let dst = gE + Int(ws.inputs[i]) * E, src = ws.dx0.p + i * E
-            for k in 0..<E { dst[k] += src[k] }
-        }
+        addEmbeddingGradients(ws.dx0.p, plan.E, ws.inputs, count: TB, into: g + plan.embeddings)
     }
 }
 

@@ -3,7 +3,9 @@
 // The path of a run, file by file:
 //   Corpus.swift          text → checked UTF-8, CRLF → LF, character vocabulary, training/validation split
 //   TrainingConfig.swift  everything the result depends on (model shape, windows, optimizer, seed)
-//   Network.swift         weights in one flat buffer in the runtime's layouts; embedding, dense, softmax
+//   ParameterLayout.swift where each tensor lives in one flat buffer in the runtime's layouts; the model
+//                         builder of a buffer; embedding lookup and its gradient
+//   Network.swift         the character generator: embedding, recurrent layers, dense, softmax
 //                         cross-entropy, dropout; the per-shard workspace
 //   RecurrentPass.swift   one recurrent direction's forward and backward over a window, with OpenBLAS
 //                         GEMMs, on weights and gradients in the caller's flat buffer (shared with Tasks/)

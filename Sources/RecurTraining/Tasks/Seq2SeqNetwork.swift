@@ -124,9 +124,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             for t in 1..<batch.T {
                 for s in 0..<batch.B where batch.targetMask[t * batch.B + s] != 0 && rng.nextUnit() < samplingRate {
                     let row = probs.p + ((t - 1) * batch.B + s) * V
-                    var best = 0
-                    for k in 1..<V where row[k] > row[best] { best = k }
-                    b.input[t * batch.B + s] = Int32(best)
+                    b.input[t * batch.B + s] = Int32(argmax(row, V))
                 }
             }
         }
@@ -161,8 +159,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         let P = UnsafePointer(params.p)
         let dropping = dropoutSeed != nil && dropout > 0
         var drng = SplitMix64(seed: dropoutSeed ?? 0)
-        for i in 0..<(S * B) { (xs.p + i * Es).update(from: P + srcEmb + Int(batch.source[i]) * Es, count: Es) }
-        for i in 0..<(T * B) { (xt.p + i * Et).update(from: P + tgtEmb + Int(batch.input[i]) * Et, count: Et) }
+        lookUpEmbeddings(P + srcEmb, Es, batch.source, count: S * B, into: xs.p)
+        lookUpEmbeddings(P + tgtEmb, Et, batch.input, count: T * B, into: xt.p)
         if dropping {
             drop(xs.p, maskS.p, S * B * Es, &drng)
             drop(xt.p, maskT.p, T * B * Et, &drng)
@@ -186,9 +184,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             let y = Int(batch.target[i])
             count += 1
             loss -= log(max(Double(row[y]), 1e-30))
-            var best = 0
-            for k in 1..<V where row[k] > row[best] { best = k }
-            if best == y { correct += 1 }
+            if argmax(row, V) == y { correct += 1 }
         }
         if train && count > 0 {
             let G = grads.p
@@ -215,26 +211,14 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
                 for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
                 for i in 0..<(S * B * Es) { dxs.p[i] *= maskS.p[i] }
             }
-            for i in 0..<(T * B) where batch.targetMask[i] != 0 {
-                let dst = G + tgtEmb + Int(batch.input[i]) * Et, src = dxt.p + i * Et
-                for k in 0..<Et { dst[k] += src[k] }
-            }
-            for i in 0..<(S * B) where batch.sourceMask[i] != 0 {
-                let dst = G + srcEmb + Int(batch.source[i]) * Es, src = dxs.p + i * Es
-                for k in 0..<Es { dst[k] += src[k] }
-            }
+            addEmbeddingGradients(dxt.p, Et, batch.input, count: T * B, mask: batch.targetMask, into: G + tgtEmb)
+            addEmbeddingGradients(dxs.p, Es, batch.source, count: S * B, mask: batch.sourceMask, into: G + srcEmb)
         }
         return BatchResult(loss: loss, correct: correct, count: count)
     }
 
     /// A model builder holding the current weights (both vocabularies).
     public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
-        var b = ModelBuilder(architecture: architecture, vocabulary: vocabulary)
-        b.sourceVocabulary = sourceVocabulary
-        for e in layout.entries {
-            b.set(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.p + e.offset, count: e.count)))
-        }
-        b.metadata = metadata
-        return b
+        layout.modelBuilder(architecture, vocabulary, sourceVocabulary: sourceVocabulary, weights: params.p, metadata: metadata)
     }
 }

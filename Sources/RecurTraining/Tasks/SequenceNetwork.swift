@@ -143,7 +143,7 @@ public final class SequenceNetwork: @unchecked Sendable {
         precondition(B == maxB && T <= maxT)
         let P = UnsafePointer(params.p)
         let H = spec.units, W = spec.outputSize
-        for i in 0..<TB { (x0.p + i * E).update(from: P + embeddings + Int(batch.tokens[i]) * E, count: E) }
+        lookUpEmbeddings(P + embeddings, E, batch.tokens, count: TB, into: x0.p)
         batch.mask.withUnsafeBufferPointer { m in
             dirs[0].start(from: nil)
             dirs[0].forward(P, steps: T, input: x0.p, mask: m.baseAddress!)
@@ -198,9 +198,7 @@ public final class SequenceNetwork: @unchecked Sendable {
                 dz[i] = o[0] - Float(y)
             } else {
                 loss -= log(max(Double(o[y]), 1e-30))
-                var best = 0
-                for k in 1..<U where o[k] > o[best] { best = k }
-                if best == y { correct += 1 }
+                if argmax(o, U) == y { correct += 1 }
                 for k in 0..<U { dz[i * U + k] = o[k] }
                 dz[i * U + y] -= 1
             }
@@ -273,11 +271,6 @@ public final class SequenceNetwork: @unchecked Sendable {
 
     /// A model builder holding the current weights.
     public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
-        var b = ModelBuilder(architecture: architecture, vocabulary: vocabulary)
-        for e in layout.entries {
-            b.set(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.p + e.offset, count: e.count)))
-        }
-        b.metadata = metadata
-        return b
+        layout.modelBuilder(architecture, vocabulary, weights: params.p, metadata: metadata)
     }
 }

@@ -39,6 +39,14 @@ func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     for k in 0..<n { x[k] /= s }
 }
 
+/// The index of the largest of x[0..<n] (the first one on ties).
+@inline(__always)
+func argmax(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+    var best = 0
+    for k in 1..<n where x[k] > x[best] { best = k }
+    return best
+}
+
 /// Fills a task model's weights: embeddings U(±0.05); recurrent weights and biases U(±1/√units), LSTM
 /// forget-gate biases +1, peepholes 0; dense weights Glorot-uniform, biases 0.
 func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P: UnsafeMutablePointer<Float>, seed: UInt64) {
