@@ -11,6 +11,7 @@
 //                         GEMMs, on weights and gradients in the caller's flat buffer (shared with Tasks/)
 //   Cells/                each cell's training side: GRU (both conventions), LSTM (with or without
 //                         peepholes), SimpleRNN
+//   BLAS.swift            sgemm through OpenBLAS, FloatBuffer, column sums and activation derivatives
 //   Optimizer.swift       Adam, SGD, gradient clipping, learning-rate schedules
 //   Trainer.swift         the loop: streams, windows, shards on threads, validation through the runtime,
 //                         best model, early stopping

@@ -102,10 +102,10 @@ final class RecurrentPass {
     @inline(__always) func rows(_ buffer: FloatBuffer, _ t: Int) -> UnsafeMutablePointer<Float> { buffer.p + t * B * G }
 
     /// The pointers and sizes of step `t`, for the cell's step.
-    func step(_ t: Int) -> Step {
-        Step(B: B, H: H, G: G, ga: tensors.spec.recurrentActivation, act: tensors.spec.activation,
-             hp: h(t), hn: h(t + 1), gx: rows(gx, t), gh: rows(gh, t), gates: rows(act, t), dgx: rows(dgx, t),
-             dout: dout.p + t * B * H, dh: dh.p)
+    func step(_ t: Int) -> CellStep {
+        CellStep(B: B, H: H, G: G, ga: tensors.spec.recurrentActivation, act: tensors.spec.activation,
+                 hp: h(t), hn: h(t + 1), gx: rows(gx, t), gh: rows(gh, t), gates: rows(act, t), dgx: rows(dgx, t),
+                 dout: dout.p + t * B * H, dh: dh.p)
     }
 
     /// gh of step `t` [B, G] (its first `n` columns) = h_prev · U[0..<n]ᵀ.
@@ -222,7 +222,7 @@ final class RecurrentPass {
 }
 
 /// One step of a window as a cell's step sees it.
-struct Step {
+struct CellStep {
     let B: Int, H: Int, G: Int
     /// The gate and the candidate (output) activations.
     let ga: Activation, act: Activation

@@ -88,14 +88,14 @@ public final class SequenceNetwork: @unchecked Sendable {
         }
         self.architecture = architecture
         self.vocabulary = vocabulary
-        layout = ParameterLayout(architecture)
+        let layout = ParameterLayout(architecture)
+        self.layout = layout
         params = FloatBuffer(layout.count)
         grads = FloatBuffer(layout.count)
         maxB = maxBatch; maxT = maxSteps
         E = e
         embeddings = layout.entry("layer.0.embeddings")!.offset
         spec = r
-        let layout = layout
         dirs = try (r.bidirectional ? ["layer.1.forward.", "layer.1.backward."] : ["layer.1."]).map {
             RecurrentPass(try RecurrentTensors(spec: r, prefix: $0, layout: layout), streams: maxBatch, steps: maxSteps, withGradients: true)
         }
