@@ -1,4 +1,5 @@
 import COpenBLAS
+import Recur
 
 /// C (m × n) = alpha · op(A) · op(B) + beta · C, row-major f32, through OpenBLAS cblas_sgemm.
 /// op(A) is m × k (A stored k × m when `transA`), op(B) is k × n (B stored n × k when `transB`).
@@ -41,5 +42,35 @@ final class FloatBuffer: @unchecked Sendable {
     func load(_ values: [Float]) {
         precondition(values.count == count)
         values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: count) }
+    }
+}
+
+/// out[j] += Σ_i a[i·cols + j]
+@inline(__always)
+func columnSums(_ a: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>, stride: Int? = nil) {
+    let ld = stride ?? cols
+    for i in 0..<rows {
+        let row = a + i * ld
+        for j in 0..<cols { out[j] += row[j] }
+    }
+}
+
+/// x ← x ⊙ m
+@inline(__always)
+func multiply(_ x: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { x[i] *= m[i] }
+}
+
+/// The derivative of `a` at the point where it output `y` (all activations the cells use are monotonic,
+/// so the output determines it).
+@inline(__always)
+func derivative(_ a: Activation, output y: Float) -> Float {
+    switch a {
+    case .linear, .softmax: return 1
+    case .relu: return y > 0 ? 1 : 0
+    case .tanh: return 1 - y * y
+    case .sigmoid: return y * (1 - y)
+    case .hardSigmoidKeras2: return y > 0 && y < 1 ? 0.2 : 0
+    case .hardSigmoidKeras3: return y > 0 && y < 1 ? 1 / 6 : 0
     }
 }

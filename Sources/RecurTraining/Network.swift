@@ -5,46 +5,12 @@ import Darwin
 #endif
 import Recur
 
-/// Where each tensor of a model lives in one flat f32 buffer: the tensors of `ModelBuilder.tensorShapes`,
-/// in that order, each in the runtime's layout (row-major, gate blocks stacked along rows).
-public struct ParameterLayout: Sendable {
-    public struct Entry: Sendable {
-        public let name: String
-        public let shape: [Int]
-        public let offset: Int
-        public var count: Int { shape.reduce(1, *) }
-    }
-
-    public let entries: [Entry]
-    /// Total number of floats.
-    public let count: Int
-    private let index: [String: Int]
-
-    public init(_ architecture: Architecture) {
-        var entries: [Entry] = []
-        var offset = 0
-        for (name, shape) in ModelBuilder.tensorShapes(architecture) {
-            entries.append(Entry(name: name, shape: shape, offset: offset))
-            offset += shape.reduce(1, *)
-        }
-        self.entries = entries
-        count = offset
-        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
-    }
-
-    public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
-}
-
 /// A character generator being trained: Embedding → recurrent layers → Dense(vocabulary), softmax
 /// cross-entropy. The weights live in one flat buffer (`ParameterLayout`) in exactly the layouts and gate
 /// orders the runtime reads, so writing a model is a copy.
 ///
 /// The forward and backward passes run over a window of T steps for B streams at once, time-major
-/// (row t·B + b holds stream b at step t):
-/// - the input projections of all steps are one GEMM: GX [T·B, G·H] = X [T·B, In] · Wᵀ + b;
-/// - each step's recurrent product is a GEMM: [B, H] · Uᵀ [H, G·H];
-/// - backward, each step's gradient into h is a GEMM [B, G·H] · U, and the weight gradients of the whole
-///   window are GEMMs: dW = dGXᵀ · X, dU = dGHᵀ · H_prev.
+/// (row t·B + b holds stream b at step t); each recurrent layer is a `RecurrentPass` on the flat buffer.
 public final class Network: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -52,20 +18,11 @@ public final class Network: @unchecked Sendable {
     let params: FloatBuffer
     let plan: Plan
 
-    struct RecurrentPlan {
-        let spec: RecurrentSpec
-        /// Units, gate rows (gates × units), input width.
-        let H: Int, G: Int, In: Int
-        /// Offsets of the tensors in the flat buffer.
-        let w: Int, u: Int, b: Int, bh: Int?, peep: Int?
-    }
-
     struct Plan {
         let V: Int, E: Int
         let embeddings: Int
-        let rec: [RecurrentPlan]
+        let rec: [RecurrentTensors]
         let denseW: Int, denseB: Int, denseIn: Int
-        var maxH: Int { rec.map(\.H).max()! }
     }
 
     /// Checks that `architecture` is a generator the trainer handles: an embedding, one or more
@@ -83,7 +40,7 @@ public final class Network: @unchecked Sendable {
         guard case .dense(let dIn, let dOut, let act)? = layers.popLast(), dOut == v, act == .linear else {
             throw RecurError(.unsupported, "the trainer needs a linear dense layer over the vocabulary as the last layer (softmax is in the loss)")
         }
-        var rec: [RecurrentPlan] = []
+        var rec: [RecurrentTensors] = []
         for (k, layer) in layers.enumerated() {
             guard case .recurrent(let r) = layer else {
                 throw RecurError(.unsupported, "layer \(k + 1): the trainer handles only recurrent layers between the embedding and the output layer")
@@ -91,11 +48,7 @@ public final class Network: @unchecked Sendable {
             guard !r.bidirectional, r.returnSequences else {
                 throw RecurError(.unsupported, "layer \(k + 1): the trainer handles only unidirectional layers that return sequences")
             }
-            let p = "layer.\(k + 1)."
-            rec.append(RecurrentPlan(spec: r, H: r.units, G: r.gates * r.units, In: r.inputSize,
-                                     w: layout.entry(p + "kernel")!.offset, u: layout.entry(p + "recurrent_kernel")!.offset,
-                                     b: layout.entry(p + "bias")!.offset, bh: layout.entry(p + "recurrent_bias")?.offset,
-                                     peep: layout.entry(p + "peephole")?.offset))
+            rec.append(try RecurrentTensors(spec: r, prefix: "layer.\(k + 1).", layout: layout))
         }
         guard !rec.isEmpty else { throw RecurError(.unsupported, "the trainer needs at least one recurrent layer") }
         let last = "layer.\(rec.count + 1)."
@@ -139,7 +92,7 @@ public final class Network: @unchecked Sendable {
             uniform(r.b, r.G, k)
             if let bh = r.bh { uniform(bh, r.G, k) }
             if let p = r.peep { (P + p).update(repeating: 0, count: 3 * r.H) }
-            if r.spec.cell == .lstm { for j in 0..<r.H { P[r.b + r.H + j] += 1 } }
+            r.cell.initializeBias(P + r.b, units: r.H)
         }
         let k = 1 / Float(plan.denseIn).squareRoot()
         uniform(plan.denseW, plan.V * plan.denseIn, k)
@@ -148,12 +101,7 @@ public final class Network: @unchecked Sendable {
 
     /// A model builder holding the current weights as f32 tensors, plus `metadata`.
     public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
-        var b = ModelBuilder(architecture: architecture, vocabulary: vocabulary)
-        for e in layout.entries {
-            b.set(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.p + e.offset, count: e.count)))
-        }
-        b.metadata = metadata
-        return b
+        layout.modelBuilder(architecture, vocabulary, weights: params.p, metadata: metadata)
     }
 
     /// The runtime's model of the current weights, loaded from memory. It steps on the calling thread
@@ -219,7 +167,7 @@ enum ForwardMode {
 }
 
 /// Activations and gradients of one shard of streams over one window, allocated once and reused.
-/// The carried recurrent state (`carryH`, `carryC`) survives from one window to the next.
+/// The carried recurrent state of each layer (`layers[l].carryH`, `carryC`) survives from one window to the next.
 final class Workspace: @unchecked Sendable {
     let B: Int, T: Int
     var inputs: [Int32]
@@ -227,22 +175,14 @@ final class Workspace: @unchecked Sendable {
     /// Layer inputs that must be materialized: the embeddings (layer 0) or the dropped-out outputs of the
     /// layer below. [T·B, In]
     let x: [FloatBuffer]
-    let gx: [FloatBuffer], gh: [FloatBuffer], act: [FloatBuffer], dgx: [FloatBuffer], dgh: [FloatBuffer]
-    /// h of each step, with the initial state first: [(T+1)·B, H]. Rows B... are the layer's output.
-    let hs: [FloatBuffer]
-    let cs: [FloatBuffer?]
-    /// GRU reset-before: r ⊙ h_prev of each step. [T·B, H]
-    let rh: [FloatBuffer?]
+    /// The recurrent layers' passes (activations, carried state, gradients with respect to their outputs).
+    let layers: [RecurrentPass]
     /// Dropout masks of layer inputs (index ≥ 1) and of the output layer's input (index = layer count).
     let mask: [FloatBuffer?]
-    /// Gradient of the loss with respect to each layer's output sequence. [T·B, H]
-    let dout: [FloatBuffer]
     let dx0: FloatBuffer
-    let dhRun: FloatBuffer, dcRun: FloatBuffer, drh: FloatBuffer
     /// The output layer's input when dropout applies. [T·B, H_top]
     let xd: FloatBuffer
     let logits: FloatBuffer
-    let carryH: [FloatBuffer], carryC: [FloatBuffer?]
     let grads: FloatBuffer
     var dropoutActive = false
 
@@ -254,31 +194,17 @@ final class Workspace: @unchecked Sendable {
         targets = [Int32](repeating: 0, count: TB)
         x = plan.rec.map { FloatBuffer(TB * $0.In) }
         let g = withGradients
-        gx = plan.rec.map { FloatBuffer(TB * $0.G) }
-        gh = plan.rec.map { FloatBuffer(TB * $0.G) }
-        act = plan.rec.map { FloatBuffer(TB * $0.G) }
-        dgx = plan.rec.map { FloatBuffer(g ? TB * $0.G : 0) }
-        dgh = plan.rec.map { FloatBuffer(g && $0.bh != nil ? TB * $0.G : 0) }
-        hs = plan.rec.map { FloatBuffer((T + 1) * B * $0.H) }
-        cs = plan.rec.map { $0.spec.cell == .lstm ? FloatBuffer((T + 1) * B * $0.H) : nil }
-        rh = plan.rec.map { $0.spec.cell == .gru && !$0.spec.resetAfter ? FloatBuffer(TB * $0.H) : nil }
+        layers = plan.rec.map { RecurrentPass($0, streams: B, steps: T, withGradients: g) }
         mask = (0...plan.rec.count).map { i in g && i >= 1 ? FloatBuffer(TB * (i < plan.rec.count ? plan.rec[i].In : plan.denseIn)) : nil }
-        dout = plan.rec.map { FloatBuffer(g ? TB * $0.H : 0) }
         dx0 = FloatBuffer(g ? TB * plan.E : 0)
-        dhRun = FloatBuffer(B * plan.maxH)
-        dcRun = FloatBuffer(B * plan.maxH)
-        drh = FloatBuffer(B * plan.maxH)
         xd = FloatBuffer(g ? TB * plan.denseIn : 0)
         logits = FloatBuffer(TB * plan.V)
-        carryH = plan.rec.map { FloatBuffer(B * $0.H) }
-        carryC = plan.rec.map { $0.spec.cell == .lstm ? FloatBuffer(B * $0.H) : nil }
         grads = FloatBuffer(g ? net.layout.count : 0)
     }
 
     /// Zeroes the carried state of every layer.
     func resetState() {
-        for h in carryH { h.zero() }
-        for c in carryC { c?.zero() }
+        for l in layers { l.resetState() }
     }
 }
 
@@ -293,9 +219,7 @@ extension Network {
         let E = plan.E
         // Embedding lookup: X0 [T·B, E]
         let x0 = ws.x[0].p
-        for i in 0..<TB {
-            (x0 + i * E).update(from: P + plan.embeddings + Int(ws.inputs[i]) * E, count: E)
-        }
+        lookUpEmbeddings(P + plan.embeddings, E, ws.inputs, count: TB, into: x0)
         var dropout: Float = 0
         var seed: UInt64 = 0
         if case .train(_, let s?, let p) = mode, p > 0 { dropout = p; seed = s }
@@ -303,13 +227,13 @@ extension Network {
         var input = UnsafePointer(x0)
         for l in 0..<plan.rec.count {
             if l > 0 {
-                let below = UnsafePointer(ws.hs[l - 1].p + B * plan.rec[l - 1].H)
+                let below = UnsafePointer(ws.layers[l - 1].output)
                 input = dropout > 0 ? applyDropout(below, TB * plan.rec[l].In, ws.mask[l]!, ws.x[l], dropout, seed, l) : below
             }
-            recurrentForward(l, ws, steps: T, input: input)
+            ws.layers[l].forward(P, steps: T, input: input)
         }
         let top = plan.rec.count - 1
-        let topOut = UnsafePointer(ws.hs[top].p + B * plan.rec[top].H)
+        let topOut = UnsafePointer(ws.layers[top].output)
         let xd = dropout > 0 ? applyDropout(topOut, TB * plan.denseIn, ws.mask[plan.rec.count]!, ws.xd, dropout, seed, plan.rec.count) : topOut
         // logits [T·B, V] = Xd · Wdᵀ + bd
         let V = plan.V
@@ -366,62 +290,27 @@ extension Network {
         let P = params.p, g = ws.grads.p
         let V = plan.V, Hd = plan.denseIn
         let top = plan.rec.count - 1
-        let topOut = UnsafePointer(ws.hs[top].p + B * plan.rec[top].H)
+        let topOut = UnsafePointer(ws.layers[top].output)
         let xd = ws.dropoutActive ? UnsafePointer(ws.xd.p) : topOut
         let dl = UnsafePointer(ws.logits.p)
         // Dense: dWd += dlᵀ · Xd, dbd += Σ rows dl, dXd = dl · Wd
         sgemm(true, false, m: V, n: Hd, k: TB, dl, lda: V, xd, ldb: Hd, beta: 1, g + plan.denseW, ldc: Hd)
         columnSums(dl, rows: TB, cols: V, into: g + plan.denseB)
-        sgemm(false, false, m: TB, n: Hd, k: V, dl, lda: V, P + plan.denseW, ldb: Hd, beta: 0, ws.dout[top].p, ldc: Hd)
-        if ws.dropoutActive { multiply(ws.dout[top].p, ws.mask[plan.rec.count]!.p, TB * Hd) }
+        sgemm(false, false, m: TB, n: Hd, k: V, dl, lda: V, P + plan.denseW, ldb: Hd, beta: 0, ws.layers[top].dout.p, ldc: Hd)
+        if ws.dropoutActive { multiply(ws.layers[top].dout.p, ws.mask[plan.rec.count]!.p, TB * Hd) }
         for l in stride(from: top, through: 0, by: -1) {
             let r = plan.rec[l]
             let input: UnsafePointer<Float>
             if l == 0 {
                 input = UnsafePointer(ws.x[0].p)
             } else {
-                input = ws.dropoutActive ? UnsafePointer(ws.x[l].p) : UnsafePointer(ws.hs[l - 1].p + B * plan.rec[l - 1].H)
+                input = ws.dropoutActive ? UnsafePointer(ws.x[l].p) : UnsafePointer(ws.layers[l - 1].output)
             }
-            let dx = l == 0 ? ws.dx0.p : ws.dout[l - 1].p
-            recurrentBackward(l, ws, steps: T, input: input, dx: dx)
+            let dx = l == 0 ? ws.dx0.p : ws.layers[l - 1].dout.p
+            ws.layers[l].backward(P, g, steps: T, input: input, dx: dx)
             if l > 0 && ws.dropoutActive { multiply(dx, ws.mask[l]!.p, TB * r.In) }
         }
         // Embedding: dE[token] += dX0 row
-        let E = plan.E
-        let gE = g + plan.embeddings
-        for i in 0..<TB {
-            let dst = gE + Int(ws.inputs[i]) * E, src = ws.dx0.p + i * E
-            for k in 0..<E { dst[k] += src[k] }
-        }
-    }
-}
-
-/// out[j] += Σ_i a[i·cols + j]
-@inline(__always)
-func columnSums(_ a: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>, stride: Int? = nil) {
-    let ld = stride ?? cols
-    for i in 0..<rows {
-        let row = a + i * ld
-        for j in 0..<cols { out[j] += row[j] }
-    }
-}
-
-/// x ← x ⊙ m
-@inline(__always)
-func multiply(_ x: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, _ n: Int) {
-    for i in 0..<n { x[i] *= m[i] }
-}
-
-/// The derivative of `a` at the point where it output `y` (all activations the cells use are monotonic,
-/// so the output determines it).
-@inline(__always)
-func derivative(_ a: Activation, output y: Float) -> Float {
-    switch a {
-    case .linear, .softmax: return 1
-    case .relu: return y > 0 ? 1 : 0
-    case .tanh: return 1 - y * y
-    case .sigmoid: return y * (1 - y)
-    case .hardSigmoidKeras2: return y > 0 && y < 1 ? 0.2 : 0
-    case .hardSigmoidKeras3: return y > 0 && y < 1 ? 1 / 6 : 0
+        addEmbeddingGradients(ws.dx0.p, plan.E, ws.inputs, count: TB, into: g + plan.embeddings)
     }
 }

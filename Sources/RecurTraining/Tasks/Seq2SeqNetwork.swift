@@ -48,7 +48,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     let maxB: Int, maxS: Int, maxT: Int
     let Es: Int, Et: Int, H: Int, V: Int
     let srcEmb: Int, tgtEmb: Int
-    let enc: Direction, dec: Direction
+    let enc: RecurrentPass, dec: RecurrentPass
     let head: DenseLayer
     let xs: FloatBuffer, xt: FloatBuffer, dxs: FloatBuffer, dxt: FloatBuffer, probs: FloatBuffer, dzs: FloatBuffer, dh0: FloatBuffer
     let maskS: FloatBuffer, maskT: FloatBuffer, maskO: FloatBuffer, xo: FloatBuffer
@@ -81,8 +81,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         Es = es; Et = et; H = rd.units; V = vt
         srcEmb = layout.entry("encoder.layer.0.embeddings")!.offset
         tgtEmb = layout.entry("layer.0.embeddings")!.offset
-        enc = try Direction(spec: re, prefix: "encoder.layer.1.", layout: layout, streams: maxBatch, steps: maxSource)
-        dec = try Direction(spec: rd, prefix: "layer.1.", layout: layout, streams: maxBatch, steps: maxTarget)
+        enc = RecurrentPass(try RecurrentTensors(spec: re, prefix: "encoder.layer.1.", layout: layout), streams: maxBatch, steps: maxSource, withGradients: true)
+        dec = RecurrentPass(try RecurrentTensors(spec: rd, prefix: "layer.1.", layout: layout), streams: maxBatch, steps: maxTarget, withGradients: true)
         head = DenseLayer(w: layout.entry("layer.2.kernel")!.offset, b: layout.entry("layer.2.bias")!.offset,
                           inputs: n, units: u, activation: .softmax)
         xs = FloatBuffer(maxB * maxS * es); dxs = FloatBuffer(maxB * maxS * es)
@@ -124,9 +124,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             for t in 1..<batch.T {
                 for s in 0..<batch.B where batch.targetMask[t * batch.B + s] != 0 && rng.nextUnit() < samplingRate {
                     let row = probs.p + ((t - 1) * batch.B + s) * V
-                    var best = 0
-                    for k in 1..<V where row[k] > row[best] { best = k }
-                    b.input[t * batch.B + s] = Int32(best)
+                    b.input[t * batch.B + s] = Int32(argmax(row, V))
                 }
             }
         }
@@ -161,15 +159,16 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         let P = UnsafePointer(params.p)
         let dropping = dropoutSeed != nil && dropout > 0
         var drng = SplitMix64(seed: dropoutSeed ?? 0)
-        for i in 0..<(S * B) { (xs.p + i * Es).update(from: P + srcEmb + Int(batch.source[i]) * Es, count: Es) }
-        for i in 0..<(T * B) { (xt.p + i * Et).update(from: P + tgtEmb + Int(batch.input[i]) * Et, count: Et) }
+        lookUpEmbeddings(P + srcEmb, Es, batch.source, count: S * B, into: xs.p)
+        lookUpEmbeddings(P + tgtEmb, Et, batch.input, count: T * B, into: xt.p)
         if dropping {
             drop(xs.p, maskS.p, S * B * Es, &drng)
             drop(xt.p, maskT.p, T * B * Et, &drng)
         }
-        enc.load(P); dec.load(P)
-        batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(xs.p, steps: S, mask: m.baseAddress!) }
-        batch.targetMask.withUnsafeBufferPointer { m in dec.forward(xt.p, steps: T, mask: m.baseAddress!, initial: enc.final(S)) }
+        enc.start(from: nil)
+        batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!) }
+        dec.start(from: enc.h(S))
+        batch.targetMask.withUnsafeBufferPointer { m in dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) }
         let N = T * B
         var headInput = UnsafePointer(dec.output)
         if dropping {
@@ -185,9 +184,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             let y = Int(batch.target[i])
             count += 1
             loss -= log(max(Double(row[y]), 1e-30))
-            var best = 0
-            for k in 1..<V where row[k] > row[best] { best = k }
-            if best == y { correct += 1 }
+            if argmax(row, V) == y { correct += 1 }
         }
         if train && count > 0 {
             let G = grads.p
@@ -201,41 +198,27 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
                 for k in 0..<V { d[k] = row[k] * scale }
                 d[Int(batch.target[i])] -= scale
             }
-            head.backward(P, G, headInput, rows: N, dz.p, dec.dout)
-            if dropping { for i in 0..<(N * H) { dec.dout[i] *= maskO.p[i] } }
-            batch.targetMask.withUnsafeBufferPointer { m in dec.backward(xt.p, steps: T, mask: m.baseAddress!, dx: dxt.p) }
-            dec.addGradients(G)
-            dec.initialStateGradient(into: dh0.p)
+            head.backward(P, G, headInput, rows: N, dz.p, dec.dout.p)
+            if dropping { for i in 0..<(N * H) { dec.dout.p[i] *= maskO.p[i] } }
+            batch.targetMask.withUnsafeBufferPointer { m in dec.backward(P, G, steps: T, input: xt.p, dx: dxt.p, mask: m.baseAddress!) }
+            dec.initialStateGradient(P, into: dh0.p)
             // The encoder's final state is its output at the last step (carried through the padding).
-            let de = enc.dout
+            let de = enc.dout.p
             de.update(repeating: 0, count: S * B * H)
             (de + (S - 1) * B * H).update(from: dh0.p, count: B * H)
-            batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(xs.p, steps: S, mask: m.baseAddress!, dx: dxs.p) }
-            enc.addGradients(G)
+            batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!) }
             if dropping {
                 for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
                 for i in 0..<(S * B * Es) { dxs.p[i] *= maskS.p[i] }
             }
-            for i in 0..<(T * B) where batch.targetMask[i] != 0 {
-                let dst = G + tgtEmb + Int(batch.input[i]) * Et, src = dxt.p + i * Et
-                for k in 0..<Et { dst[k] += src[k] }
-            }
-            for i in 0..<(S * B) where batch.sourceMask[i] != 0 {
-                let dst = G + srcEmb + Int(batch.source[i]) * Es, src = dxs.p + i * Es
-                for k in 0..<Es { dst[k] += src[k] }
-            }
+            addEmbeddingGradients(dxt.p, Et, batch.input, count: T * B, mask: batch.targetMask, into: G + tgtEmb)
+            addEmbeddingGradients(dxs.p, Es, batch.source, count: S * B, mask: batch.sourceMask, into: G + srcEmb)
         }
         return BatchResult(loss: loss, correct: correct, count: count)
     }
 
     /// A model builder holding the current weights (both vocabularies).
     public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
-        var b = ModelBuilder(architecture: architecture, vocabulary: vocabulary)
-        b.sourceVocabulary = sourceVocabulary
-        for e in layout.entries {
-            b.set(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.p + e.offset, count: e.count)))
-        }
-        b.metadata = metadata
-        return b
+        layout.modelBuilder(architecture, vocabulary, sourceVocabulary: sourceVocabulary, weights: params.p, metadata: metadata)
     }
 }

@@ -50,8 +50,9 @@ public struct BatchResult: Sendable {
 /// (per sequence, or per real token for "tag"; padding counts neither in the loss nor in the accuracy).
 ///
 /// The weights live in one flat buffer in `ParameterLayout` order (the runtime's tensors), so writing
-/// the model is a copy. Each direction runs the generator trainer's cell passes on its own copy of its
-/// weights (`Direction`).
+/// the model is a copy. Each direction is a `RecurrentPass` on that buffer; the backward direction runs over
+/// the time-reversed rows (inputs, mask and outputs reversed here), so right padding becomes left padding,
+/// skipped from a zero state — the runtime's backward direction.
 public final class SequenceNetwork: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -61,7 +62,7 @@ public final class SequenceNetwork: @unchecked Sendable {
     let maxB: Int, maxT: Int
     let E: Int, embeddings: Int
     let spec: RecurrentSpec
-    let dirs: [Direction]
+    let dirs: [RecurrentPass]
     let dense: [DenseLayer]
     let tagging: Bool
     // Activations, allocated once.
@@ -87,18 +88,17 @@ public final class SequenceNetwork: @unchecked Sendable {
         }
         self.architecture = architecture
         self.vocabulary = vocabulary
-        layout = ParameterLayout(architecture)
+        let layout = ParameterLayout(architecture)
+        self.layout = layout
         params = FloatBuffer(layout.count)
         grads = FloatBuffer(layout.count)
         maxB = maxBatch; maxT = maxSteps
         E = e
         embeddings = layout.entry("layer.0.embeddings")!.offset
         spec = r
-        var dirs = [try Direction(spec: r, prefix: r.bidirectional ? "layer.1.forward." : "layer.1.", layout: layout, streams: maxBatch, steps: maxSteps)]
-        if r.bidirectional {
-            dirs.append(try Direction(spec: r, prefix: "layer.1.backward.", layout: layout, streams: maxBatch, steps: maxSteps))
+        dirs = try (r.bidirectional ? ["layer.1.forward.", "layer.1.backward."] : ["layer.1."]).map {
+            RecurrentPass(try RecurrentTensors(spec: r, prefix: $0, layout: layout), streams: maxBatch, steps: maxSteps, withGradients: true)
         }
-        self.dirs = dirs
         var dense: [DenseLayer] = []
         for i in 2..<L.count {
             guard case .dense(let n, let u, let a) = L[i] else { throw RecurError(.unsupported, "layer \(i) must be dense") }
@@ -143,16 +143,17 @@ public final class SequenceNetwork: @unchecked Sendable {
         precondition(B == maxB && T <= maxT)
         let P = UnsafePointer(params.p)
         let H = spec.units, W = spec.outputSize
-        for i in 0..<TB { (x0.p + i * E).update(from: P + embeddings + Int(batch.tokens[i]) * E, count: E) }
+        lookUpEmbeddings(P + embeddings, E, batch.tokens, count: TB, into: x0.p)
         batch.mask.withUnsafeBufferPointer { m in
-            for d in dirs { d.load(P) }
-            dirs[0].forward(x0.p, steps: T, mask: m.baseAddress!)
+            dirs[0].start(from: nil)
+            dirs[0].forward(P, steps: T, input: x0.p, mask: m.baseAddress!)
             if dirs.count == 2 {
                 for t in 0..<T {
                     (xr.p + t * B * E).update(from: x0.p + (T - 1 - t) * B * E, count: B * E)
                     (maskR.p + t * B).update(from: m.baseAddress! + (T - 1 - t) * B, count: B)
                 }
-                dirs[1].forward(xr.p, steps: T, mask: maskR.p)
+                dirs[1].start(from: nil)
+                dirs[1].forward(P, steps: T, input: xr.p, mask: maskR.p)
             }
         }
         // Merge (concat): Y [rows, W]
@@ -197,9 +198,7 @@ public final class SequenceNetwork: @unchecked Sendable {
                 dz[i] = o[0] - Float(y)
             } else {
                 loss -= log(max(Double(o[y]), 1e-30))
-                var best = 0
-                for k in 1..<U where o[k] > o[best] { best = k }
-                if best == y { correct += 1 }
+                if argmax(o, U) == y { correct += 1 }
                 for k in 0..<U { dz[i * U + k] = o[k] }
                 dz[i * U + y] -= 1
             }
@@ -229,9 +228,9 @@ public final class SequenceNetwork: @unchecked Sendable {
             swap(&dz, &other)
         }
         // dz now holds ∂loss/∂Y [N, W]: split it into the directions' output gradients.
-        let df = dirs[0].dout
+        let df = dirs[0].dout.p
         df.update(repeating: 0, count: TB * H)
-        let db = dirs.count == 2 ? dirs[1].dout : nil
+        let db = dirs.count == 2 ? dirs[1].dout.p : nil
         db?.update(repeating: 0, count: TB * H)
         if tagging {
             for t in 0..<T {
@@ -248,11 +247,9 @@ public final class SequenceNetwork: @unchecked Sendable {
             }
         }
         batch.mask.withUnsafeBufferPointer { m in
-            dirs[0].backward(x0.p, steps: T, mask: m.baseAddress!, dx: dxf.p)
-            dirs[0].addGradients(G)
+            dirs[0].backward(P, G, steps: T, input: x0.p, dx: dxf.p, mask: m.baseAddress!)
             if dirs.count == 2 {
-                dirs[1].backward(xr.p, steps: T, mask: maskR.p, dx: dxb.p)
-                dirs[1].addGradients(G)
+                dirs[1].backward(P, G, steps: T, input: xr.p, dx: dxb.p, mask: maskR.p)
             }
         }
         let gE = G + embeddings
@@ -274,11 +271,6 @@ public final class SequenceNetwork: @unchecked Sendable {
 
     /// A model builder holding the current weights.
     public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
-        var b = ModelBuilder(architecture: architecture, vocabulary: vocabulary)
-        for e in layout.entries {
-            b.set(e.name, shape: e.shape, values: Array(UnsafeBufferPointer(start: params.p + e.offset, count: e.count)))
-        }
-        b.metadata = metadata
-        return b
+        layout.modelBuilder(architecture, vocabulary, weights: params.p, metadata: metadata)
     }
 }

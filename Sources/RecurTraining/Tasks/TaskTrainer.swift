@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Recur
 
 /// Settings of a classify, tag or seq2seq training run.
@@ -59,12 +54,6 @@ public struct TaskResult {
 /// Trains classify / tag / seq2seq models with Adam and gradient clipping; after each epoch the validation
 /// figure decides which weights are kept (highest accuracy, or lowest seq2seq loss).
 public enum TaskTrainer {
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
     /// Fisher–Yates with the run's generator.
     static func shuffle(_ n: Int, _ rng: inout SplitMix64) -> [Int] {
         var idx = Array(0..<n)
@@ -81,7 +70,7 @@ public enum TaskTrainer {
         var rng = SplitMix64(seed: c.seed &+ 0x9E37)
         var best = params.array, bestFigure = higherIsBetter ? -Double.infinity : .infinity, bestEpoch = 0
         var bad = 0
-        let start = now()
+        let start = monotonicSeconds()
         for epoch in 0..<c.epochs {
             let order = shuffle(count, &rng)
             var loss = 0.0, n = 0, correct = 0
@@ -98,11 +87,11 @@ public enum TaskTrainer {
             let v = validate()
             let better = higherIsBetter ? v > bestFigure : v < bestFigure
             if better { best = params.array; bestFigure = v; bestEpoch = epoch; bad = 0 } else { bad += 1 }
-            log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v),\"best\":\(better),\"elapsed\":\(now() - start)}")
+            log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v),\"best\":\(better),\"elapsed\":\(monotonicSeconds() - start)}")
             if c.patience > 0 && bad >= c.patience { break }
-            if c.maxSeconds > 0 && now() - start > c.maxSeconds { break }
+            if c.maxSeconds > 0 && monotonicSeconds() - start > c.maxSeconds { break }
         }
-        return (best, bestEpoch, bestFigure, now() - start)
+        return (best, bestEpoch, bestFigure, monotonicSeconds() - start)
     }
 
     // MARK: classify and tag

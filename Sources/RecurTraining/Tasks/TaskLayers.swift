@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Recur
+
+/// A dense layer's place in a flat buffer and its forward and backward passes over N rows.
+struct DenseLayer {
+    let w: Int, b: Int, inputs: Int, units: Int, activation: Activation
+
+    /// Y [N, units] = act(X · Wᵀ + b). Softmax is applied row by row.
+    func forward(_ P: UnsafePointer<Float>, _ X: UnsafePointer<Float>, rows N: Int, _ Y: UnsafeMutablePointer<Float>) {
+        for i in 0..<N { (Y + i * units).update(from: P + b, count: units) }
+        sgemm(false, true, m: N, n: units, k: inputs, X, lda: inputs, P + w, ldb: inputs, beta: 1, Y, ldc: units)
+        if activation == .softmax {
+            for i in 0..<N { softmaxRow(Y + i * units, units) }
+        } else if activation != .linear {
+            for i in 0..<(N * units) { Y[i] = activate(activation, Y[i]) }
+        }
+    }
+
+    /// From dZ [N, units] (gradient before the activation): adds dW, db and writes dX [N, inputs].
+    func backward(_ P: UnsafePointer<Float>, _ G: UnsafeMutablePointer<Float>, _ X: UnsafePointer<Float>, rows N: Int,
+                  _ dZ: UnsafePointer<Float>, _ dX: UnsafeMutablePointer<Float>?) {
+        sgemm(true, false, m: units, n: inputs, k: N, dZ, lda: units, X, ldb: inputs, beta: 1, G + w, ldc: inputs)
+        columnSums(dZ, rows: N, cols: units, into: G + b)
+        if let dX { sgemm(false, false, m: N, n: inputs, k: units, dZ, lda: units, P + w, ldb: inputs, beta: 0, dX, ldc: inputs) }
+    }
+}
+
+/// x ← softmax(x) (max subtracted).
+@inline(__always)
+func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    var m = x[0]
+    for k in 1..<n where x[k] > m { m = x[k] }
+    var s: Float = 0
+    for k in 0..<n { let e = expf(x[k] - m); x[k] = e; s += e }
+    for k in 0..<n { x[k] /= s }
+}
+
+/// The index of the largest of x[0..<n] (the first one on ties).
+@inline(__always)
+func argmax(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+    var best = 0
+    for k in 1..<n where x[k] > x[best] { best = k }
+    return best
+}
+
+/// Fills a task model's weights: embeddings U(±0.05); recurrent weights and biases U(±1/√units), LSTM
+/// forget-gate biases +1, peepholes 0; dense weights Glorot-uniform, biases 0.
+func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P: UnsafeMutablePointer<Float>, seed: UInt64) {
+    var rng = SplitMix64(seed: seed)
+    func fill(_ name: String, _ bound: Float) {
+        guard let e = layout.entry(name) else { return }
+        for i in 0..<e.count { P[e.offset + i] = Float(rng.nextUnit() * 2 - 1) * bound }
+    }
+    for (prefix, layers) in [("encoder.", arch.encoder), ("", arch.layers)] {
+        for (i, layer) in layers.enumerated() {
+            let p = "\(prefix)layer.\(i)."
+            switch layer {
+            case .embedding:
+                fill(p + "embeddings", 0.05)
+            case .recurrent(let r):
+                for q in r.bidirectional ? [p + "forward.", p + "backward."] : [p] {
+                    let k = 1 / Float(r.units).squareRoot()
+                    for n in ["kernel", "recurrent_kernel", "bias", "recurrent_bias"] { fill(q + n, k) }
+                    if let e = layout.entry(q + "peephole") { (P + e.offset).update(repeating: 0, count: e.count) }
+                    if let e = layout.entry(q + "bias") { r.trainingCell.initializeBias(P + e.offset, units: r.units) }
+                }
+            case .dense(let n, let u, _):
+                fill(p + "kernel", (6 / Float(n + u)).squareRoot())
+                if let e = layout.entry(p + "bias") { (P + e.offset).update(repeating: 0, count: e.count) }
+            }
+        }
+    }
+}
