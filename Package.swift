@@ -25,10 +25,11 @@ let package = Package(
         ),
         // Matrix-vector kernels in C with intrinsics (AVX2, AVX-512 VNNI, scalar), chosen at run time.
         .target(name: "CRecurKernels"),
-        .target(name: "Recur", dependencies: ["COpenBLAS", "CRecurKernels"]),
         // include/recur.h as a module (Sources/CRecurABI/include/recur.h links to it), so that RecurC
-        // implements the header's declarations and uses its types and constants.
+        // implements the header's declarations and uses its types and constants, and Recur reads the
+        // versions from it.
         .target(name: "CRecurABI"),
+        .target(name: "Recur", dependencies: ["COpenBLAS", "CRecurKernels", "CRecurABI"]),
         .target(name: "RecurC", dependencies: ["Recur", "CRecurABI"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "COpenBLAS"]),
         .executableTarget(

@@ -3,31 +3,32 @@
 ///
 /// The runtime never traps on bad input, never prints and never exits: callers get one of these.
 public struct RecurError: Error, CustomStringConvertible, Equatable, Sendable {
-    public enum Code: Int32, Sendable {
+    /// The C API's number of each is RECUR_ERR_… in include/recur.h (RecurC maps them).
+    public enum Code: Sendable, CaseIterable {
         /// An argument was invalid: NULL where a value is needed, a negative count, an empty prompt.
-        case invalidArgument = 1
+        case invalidArgument
         /// The operating system refused: a file could not be opened, read, written or mapped.
-        case io = 2
+        case io
         /// The bytes are not a valid file of this format (bad magic, truncated, offsets out of bounds).
-        case format = 3
+        case format
         /// The file's major format version is not one this library reads.
-        case unsupportedVersion = 4
+        case unsupportedVersion
         /// The checksum stored in the file does not match its contents.
-        case checksum = 5
+        case checksum
         /// The file is well formed but does not describe a model Recur can run (missing tensor, wrong shape).
-        case model = 6
+        case model
         /// A token id, index or size is outside the valid range.
-        case outOfRange = 7
+        case outOfRange
         /// A caller's buffer is too small; the required size was reported.
-        case bufferTooSmall = 8
+        case bufferTooSmall
         /// A saved state or object belongs to a different model or version.
-        case mismatch = 9
+        case mismatch
         /// NaN or infinity where a finite number is required (weights, logits).
-        case numerical = 10
+        case numerical
         /// The operation is valid but not supported for this model (e.g. stepping a bidirectional layer).
-        case unsupported = 11
+        case unsupported
         /// Memory could not be allocated.
-        case outOfMemory = 12
+        case outOfMemory
     }
 
     public var code: Code

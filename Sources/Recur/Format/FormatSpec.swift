@@ -1,3 +1,4 @@
+import CRecurABI
 import CRecurKernels
 
 /// Constants of the `.recur` file format. `docs/FORMAT.md` is the normative description; this file
@@ -5,12 +6,12 @@ import CRecurKernels
 public enum RecurFormat {
     /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
-    /// The newest major version this library writes. It reads majors 1 and 2 (`readableMajors`).
+    /// The newest major version this library writes (RECUR_FORMAT_VERSION_MAJOR of include/recur.h). It reads majors 1 and 2 (`readableMajors`).
     /// A file is written with the lowest version that describes it (`lowestMajor`): 2.0 only for files
     /// that need what version 2 adds, 1.0 otherwise, so that readers of 1.x open every file they can.
-    public static let versionMajor: UInt16 = 2
+    public static let versionMajor = UInt16(RECUR_FORMAT_VERSION_MAJOR)
     /// The minor version this library writes. Readers accept any minor version of a known major.
-    public static let versionMinor: UInt16 = 0
+    public static let versionMinor = UInt16(RECUR_FORMAT_VERSION_MINOR)
     /// The major versions this library reads.
     public static let readableMajors: ClosedRange<UInt16> = 1...2
     /// The lowest major version that describes a file: 2 when it holds a q8r tensor or sets

@@ -136,11 +136,3 @@ extension RecurrentSpec {
         }
     }
 }
-
-/// The library's version.
-public enum RecurVersion {
-    public static let major = 0
-    public static let minor = 1
-    public static let patch = 0
-    public static let string = "\(major).\(minor).\(patch)"
-}
