@@ -9,10 +9,10 @@ struct RecurrentWeights: @unchecked Sendable {
     let bias: UnsafePointer<Float>
     /// The cell's own f32 tensors, in the order of `RecurrentCell.extraTensors` (GRU reset-after: b_h;
     /// peephole LSTM: P).
-    let extra: [UnsafePointer<Float>]
+    let extra: CellTensors
     let cell: any RecurrentCell.Type
 
-    init(spec: RecurrentSpec, kernel: Matrix, recurrent: Matrix, bias: UnsafePointer<Float>, extra: [UnsafePointer<Float>]) {
+    init(spec: RecurrentSpec, kernel: Matrix, recurrent: Matrix, bias: UnsafePointer<Float>, extra: CellTensors) {
         self.spec = spec; self.kernel = kernel; self.recurrent = recurrent; self.bias = bias; self.extra = extra
         cell = spec.cell.type
     }
@@ -38,6 +38,19 @@ struct RecurrentWeights: @unchecked Sendable {
         var u = recurrent
         u.pool = pool.raw
         return RecurrentWeights(spec: spec, kernel: kernel, recurrent: u, bias: bias, extra: extra)
+    }
+}
+
+/// Up to two tensors of a cell's own (`RecurrentCell.extraTensors`), held without reference counting so
+/// that the layer loop copies layers freely.
+struct CellTensors {
+    static let capacity = 2
+    let first: UnsafePointer<Float>?
+    let second: UnsafePointer<Float>?
+
+    init(_ list: [UnsafePointer<Float>] = []) {
+        first = list.first
+        second = list.count > 1 ? list[1] : nil
     }
 }
 

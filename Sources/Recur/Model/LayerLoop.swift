@@ -96,22 +96,26 @@ extension Model {
 }
 
 extension State {
+    /// One time step of this stream (already checked) on `token`, with its own buffers and matrix-vector
+    /// products: the loop below for one stream.
+    func advance(token: UnsafePointer<Int>) {
+        let m = model
+        for (i, layer) in m.recurrent.enumerated() {
+            let gx = m.gateInputs(layer: i, rows: 1, tokens: token, below: i == 0 ? nil : UnsafePointer(h(i - 1)),
+                                  work: bufA, proj: bufB, policy: .step)
+            layer.forward.step(gx: gx[0], h: h(i), c: c(i), scratch: scratch)
+        }
+        applyHead()
+        position += 1
+    }
+
     /// One time step of `states` (distinct, of one model, already checked) on `tokens`. One stream uses
-    /// its own buffers and matrix-vector products; several share batched products (`Model.stepBatch`).
+    /// its own buffers and matrix-vector products (`advance(token:)`); several share batched products
+    /// (`Model.stepBatch`).
     static func advance(_ states: UnsafeBufferPointer<State>, tokens: UnsafePointer<Int>) {
         let n = states.count
+        if n == 1 { return states[0].advance(token: tokens) }
         let m = states[0].model
-        if n == 1 {
-            let s = states[0]
-            for (i, layer) in m.recurrent.enumerated() {
-                let gx = m.gateInputs(layer: i, rows: 1, tokens: tokens, below: i == 0 ? nil : UnsafePointer(s.h(i - 1)),
-                                      work: s.bufA, proj: s.bufB, policy: .step)
-                layer.forward.step(gx: gx[0], h: s.h(i), c: s.c(i), scratch: s.scratch)
-            }
-            s.applyHead()
-            s.position += 1
-            return
-        }
         let maxG = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.maxWidth, m.recurrent.map { max($0.spec.inputSize, $0.spec.units) }.max()!)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxIn)

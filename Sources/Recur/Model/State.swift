@@ -96,11 +96,7 @@ public final class State: @unchecked Sendable {
         try requireStepwise()
         try checkToken(token)
         try checkAdvance(1)
-        withUnsafePointer(to: self) { s in
-            withUnsafePointer(to: token) { t in
-                State.advance(UnsafeBufferPointer(start: s, count: 1), tokens: t)
-            }
-        }
+        withUnsafePointer(to: token) { advance(token: $0) }
         return UnsafeBufferPointer(start: output, count: model.outputSize)
     }
 

@@ -47,12 +47,16 @@ struct TensorBinder {
     /// One direction of a recurrent layer: W, U, b, then the cell's own tensors.
     mutating func direction(_ spec: RecurrentSpec, prefix p: String) throws -> RecurrentWeights {
         let g = spec.gates * spec.units
+        let own = spec.extraTensors
+        guard own.count <= CellTensors.capacity else {
+            throw RecurError(.unsupported, "a \(spec.cell.rawValue) layer declares \(own.count) tensors of its own; layers hold at most \(CellTensors.capacity)")
+        }
         return RecurrentWeights(
             spec: spec,
             kernel: try matrix(p + "kernel", g, spec.inputSize),
             recurrent: try matrix(p + "recurrent_kernel", g, spec.units),
             bias: try floats(p + "bias", [g]),
-            extra: try spec.extraTensors.map { try floats(p + $0.name, $0.shape) })
+            extra: CellTensors(try own.map { try floats(p + $0.name, $0.shape) }))
     }
 
     /// The layers of a stack (`layer.N.*` after `prefix`), recurrent layers placed one after another in
