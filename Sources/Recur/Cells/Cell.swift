@@ -40,6 +40,17 @@ extension CellKind {
         case .lstm: return LSTMCell.self
         }
     }
+
+    /// `type.step`, dispatched without the protocol so that the step can inline into the layer loop.
+    @inline(__always)
+    func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+              c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .rnn: SimpleRNNCell.step(l, gx: gx, h: h, c: c, scratch: scratch)
+        case .gru: GRUCell.step(l, gx: gx, h: h, c: c, scratch: scratch)
+        case .lstm: LSTMCell.step(l, gx: gx, h: h, c: c, scratch: scratch)
+        }
+    }
 }
 
 extension RecurrentSpec {

@@ -23,7 +23,7 @@ struct RecurrentWeights: @unchecked Sendable {
     @inline(__always)
     func step(gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?,
               scratch: UnsafeMutablePointer<Float>) {
-        cell.step(self, gx: gx, h: h, c: c, scratch: scratch)
+        spec.cell.step(self, gx: gx, h: h, c: c, scratch: scratch)
     }
 
     /// gx = W x + b
