@@ -100,3 +100,22 @@ public func recur_translate(_ model: OpaquePointer?, _ input: UnsafePointer<CCha
         try copyText(t.text, buffer, capacity, length)
     }
 }
+
+@c @implementation
+public func recur_predict(_ model: OpaquePointer?, _ frames: UnsafePointer<Float>?, _ count: Int, _ frameSize: Int,
+                          _ out: UnsafeMutablePointer<Float>?, _ capacity: Int, _ rows: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let rows = try required(rows, "rows (out)")
+        rows.pointee = 0
+        if out == nil && capacity > 0 { throw invalid("out is NULL but capacity is \(capacity)") }
+        let list = try frameMatrix(m.model, frames, count, frameSize)
+        let result = try m.model.forwardSequence(frames: list)
+        let width = m.model.outputSize
+        rows.pointee = result.count
+        guard let out, size(capacity) >= result.count * width else {
+            throw RecurError(.bufferTooSmall, "the outputs are \(result.count) × \(width) floats; the buffer holds \(capacity)")
+        }
+        for (r, row) in result.enumerated() { (out + r * width).update(from: row, count: width) }
+    }
+}

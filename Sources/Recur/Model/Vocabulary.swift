@@ -20,6 +20,13 @@ public struct Vocabulary: Sendable {
 
     public var count: Int { pieces.count }
 
+    /// The vocabulary of a model that reads no tokens (a frame model): no pieces.
+    public static let empty = Vocabulary()
+
+    private init() {
+        kind = .char; pieces = []; pad = nil; unk = nil; bos = nil; eos = nil; lowercase = false; index = [:]
+    }
+
     public init(kind: Kind, pieces: [String], pad: Int? = nil, unk: Int? = nil, bos: Int? = nil, eos: Int? = nil,
                 lowercase: Bool = false) throws {
         self.kind = kind
