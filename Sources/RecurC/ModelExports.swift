@@ -184,7 +184,7 @@ public func recur_model_encode_with(_ model: OpaquePointer?, _ textPointer: Unsa
         guard let policy = unknownPolicy(unknown) else {
             throw invalid("unknown must be RECUR_UNKNOWN_ERROR, _SKIP or _REPLACE (got \(unknown))")
         }
-        let encoded = try m.model.vocabulary.encode(s, unknown: policy).map { t -> Int32 in
+        let encoded = try m.model.encode(s, unknown: policy).map { t -> Int32 in
             guard let t32 = Int32(exactly: t) else { throw RecurError(.outOfRange, "token id \(t) does not fit in int32_t") }
             return t32
         }

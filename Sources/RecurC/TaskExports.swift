@@ -66,7 +66,7 @@ public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _
         count.pointee = 0
         let s = try text(input, "text")
         if tags == nil && capacity > 0 { throw invalid("tags is NULL but capacity is \(capacity)") }
-        let ids = try m.model.vocabulary.encode(s)
+        let ids = try m.model.encode(s)
         guard !ids.isEmpty else { throw invalid("the text has no tokens") }
         try copyOut(try m.model.tag(tokens: ids).map { Int32($0) }, tags, capacity, count) { "the text has \($0) tokens" }
     }

@@ -180,7 +180,7 @@ extension Model {
 
     /// Class probabilities of a text (a "classify" model). A single sigmoid output p becomes [1 − p, p].
     public func classify(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [Float] {
-        let ids = try vocabulary.encode(text, unknown: unknown)
+        let ids = try encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         return try classify(tokens: ids)
     }
@@ -227,7 +227,7 @@ extension Model {
 
     /// Tags the words of a text: (word, tag name) pairs.
     public func tag(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [(String, String)] {
-        let ids = try vocabulary.encode(text, unknown: unknown)
+        let ids = try encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         let tags = try tag(tokens: ids)
         // The text's own words, one per id; pieces skipped or replaced leave the words actually tagged.

@@ -240,6 +240,12 @@ public final class Model: @unchecked Sendable {
     /// The floats of one frame (frame models), or nil.
     public var frameSize: Int? { architecture.input.frameSize }
 
+    /// The token ids of `text` in this model's vocabulary; a frame model refuses text.
+    public func encode(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [Int] {
+        if let f = frameSize { throw RecurError(.unsupported, "this model reads frames of \(f) floats, not tokens or text") }
+        return try vocabulary.encode(text, unknown: unknown)
+    }
+
     /// Whether streams of this model can be stepped (token by token, or frame by frame): it has a
     /// recurrent layer, none bidirectional, and reads frames or an embedding.
     public var canStep: Bool {
