@@ -65,6 +65,16 @@ public final class Model: @unchecked Sendable {
         case independentProbabilities
         /// Real values: a regress model, or a model without a dense head.
         case values
+
+        /// As `recur info` and RECUR_OUTPUT_* name it: logits, probabilities, independent, values.
+        public var name: String {
+            switch self {
+            case .logits: return "logits"
+            case .probabilities: return "probabilities"
+            case .independentProbabilities: return "independent"
+            case .values: return "values"
+            }
+        }
     }
     public let outputKind: OutputKind
 

@@ -182,3 +182,43 @@ def test_the_c_api_refuses_what_python_would_not_send(library, frame_models):
         frame[3] = 0.0
         assert L.recur_predict(m._h(), frame, 1, 7, None, 0, C.byref(rows)) == recur.Status.BUFFER_TOO_SMALL
         assert rows.value == 1
+
+
+def test_recur_predict_streams_the_rows_of_predict(library, cli, frame_models, tmp_path):
+    path = frame_models["regress-lstm2-norm"]
+    with recur.Model(path) as m:
+        x = frames_for(m, T=6, seed=4)
+        y = frames_for(m, T=3, seed=5)
+        csv = tmp_path / "frames.csv"
+        csv.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in x) + "\n\n"
+                       + "\n".join(" ".join(repr(float(v)) for v in row) for row in y) + "\n")
+        out = run_cli(cli, "predict", path, "--csv", csv).stdout.splitlines()
+        want = np.concatenate([m.predict(x), m.predict(y)])
+        got = np.array([[float(v) for v in line.split(",")] for line in out])
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+    with recur.Model(frame_models["classify-peephole-bi"]) as m:
+        x = frames_for(m, T=5, seed=6)
+        csv = tmp_path / "c.csv"
+        csv.write_text("\n".join(",".join(map(str, row)) for row in x.tolist()) + "\n")
+        label, p = run_cli(cli, "predict", frame_models["classify-peephole-bi"], "--csv", csv).stdout.strip().split(",")
+        probs = m.predict(x)[0]
+        assert label == m.labels[int(np.argmax(probs))] and abs(float(p) - probs.max()) < 1e-6
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["1,2,3"], "line 1: 3 numbers; frames of this model have 7"),
+    (["h1,h2", "1,2,3,4,5,6,x"], "line 2: not a list of numbers"),
+    (["1,2,3,4,5,6,nan"], "line 1: value 7 is nan; frames must be finite"),
+])
+def test_recur_predict_refuses_bad_lines(cli, frame_models, tmp_path, lines, message):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    r = run_cli(cli, "predict", frame_models["tag-gru"], "--csv", csv, check=False)
+    assert r.returncode != 0 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_recur_predict_refuses_a_text_model(cli, tmp_path):
+    csv = tmp_path / "f.csv"
+    csv.write_text("1,2\n")
+    r = run_cli(cli, "predict", ROOT / "models" / "alice.recur", "--csv", csv, check=False)
+    assert r.returncode != 0 and "reads tokens, not frames" in r.stderr
