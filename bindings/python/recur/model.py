@@ -103,7 +103,8 @@ _unchecked_functions: dict = {}
 
 def _frames(frames, frame_size: int, what: str = "frames", one: bool = False) -> np.ndarray:
     """Frames as a C-contiguous float32 array of shape (T, F) (or (F,) with ``one``), checked before they
-    cross into C: numeric dtype, the model's frame size, at least one frame, finite values."""
+    cross into C: numeric dtype, the model's frame size, at least one frame. (The library refuses NaN and
+    infinity itself: RecurError with status NUMERICAL, naming the frame and the feature.)"""
     arr = np.asarray(frames)
     if arr.dtype == np.bool_ or arr.dtype.kind not in "fiu":
         raise TypeError(f"{what} must hold numbers (got dtype {arr.dtype})")
@@ -112,11 +113,7 @@ def _frames(frames, frame_size: int, what: str = "frames", one: bool = False) ->
         raise ValueError(f"{what} must have shape {want} for this model (got {arr.shape})")
     if arr.size == 0:
         raise ValueError(f"{what} must hold at least one frame")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr.reshape(-1, frame_size)))[0]
-        raise ValueError(f"{what}: frame {bad[0]} holds {arr.reshape(-1, frame_size)[tuple(bad)]} at feature {bad[1]}; frames must be finite")
-    return arr
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def _unchecked(L: C.CDLL, name: str):
@@ -563,6 +560,17 @@ class State(_Handle):
         self._h_arg = C.c_void_p(C.cast(h, C.c_void_p).value)
         self._n_arg = C.c_size_t(self._output_size)
         self._frame_size = model._frame_size
+        if self._frame_size:
+            # step(frame) copies the frame into a buffer of its own and reads the state's output, whose
+            # pointer stays valid for the life of the state (recur_state_output): the call's arguments
+            # are made once here.
+            self._step_frame = _unchecked(L, "recur_state_step_frame")
+            self._fbuf = np.zeros(self._frame_size, dtype=np.float32)
+            self._fbuf_arg = C.c_void_p(self._fbuf.ctypes.data)
+            self._f_arg = C.c_size_t(self._frame_size)
+            out = C.POINTER(C.c_float)()
+            _capi.check(L.recur_state_output(h, C.byref(out)))
+            self._out_view = np.ctypeslib.as_array(out, shape=(self._output_size,))
 
     _what = "state"
     _instead = ("use state.copy() to fork the stream, or state.save() for bytes (which can be stored or "
@@ -599,11 +607,15 @@ class State(_Handle):
         if not self._handle:
             raise _closed(self._what)
         if self._frame_size:
-            arr = _frames(token, self._frame_size, "frame", one=True)
-            ptr = C.POINTER(C.c_float)()
-            _capi.check(self._lib.recur_state_step_frame(self._h(), arr.ctypes.data_as(C.POINTER(C.c_float)),
-                                                         arr.size, C.byref(ptr)))
-            return self._copy(ptr)
+            f = token
+            if type(f) is np.ndarray and f.shape == self._fbuf.shape and f.dtype.kind == "f":
+                self._fbuf[:] = f
+            else:
+                self._fbuf[:] = _frames(token, self._frame_size, "frame", one=True)
+            status = self._step_frame(self._h_arg, self._fbuf_arg, self._f_arg, None)
+            if status:
+                _capi.check(status)
+            return self._out_view.copy()
         if type(token) is int and 0 <= token < self._vocab_size:
             t = token
         else:

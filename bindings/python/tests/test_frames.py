@@ -132,16 +132,19 @@ def test_bad_frames_are_refused_before_anything_changes(library, frame_models):
         saved = s.save()
         bad = [
             (np.zeros(6, np.float32), ValueError, r"shape \(7,\)"),
-            (np.array([0, 1, np.nan, 0, 0, 0, 0], np.float32), ValueError, "feature 2; frames must be finite"),
-            (np.array([0, 1, 2, 3, np.inf, 0, 0]), ValueError, "frames must be finite"),
+            (np.array([0, 1, np.nan, 0, 0, 0, 0], np.float32), recur.RecurError, "feature 2; frames must be finite"),
+            (np.array([0, 1, 2, 3, np.inf, 0, 0]), recur.RecurError, "frames must be finite"),
+            ([0.5] * 6 + [float("nan")], recur.RecurError, "holds nan at feature 6"),
             (["a"] * 7, TypeError, "must hold numbers"),
         ]
         for frame, error, message in bad:
-            with pytest.raises(error, match=message):
+            with pytest.raises(error, match=message) as e:
                 s.step(frame)
+            if error is recur.RecurError:
+                assert e.value.code == recur.Status.NUMERICAL
         for frames, error, message in [(np.zeros((0, 7)), ValueError, "at least one frame"),
                                        (np.zeros((3, 8)), ValueError, r"shape \(T, 7\)"),
-                                       (np.full((2, 7), np.nan), ValueError, "frame 0 holds nan")]:
+                                       (np.full((2, 7), np.nan), recur.RecurError, "frame 0 holds nan")]:
             with pytest.raises(error, match=message):
                 s.feed(frames)
             with pytest.raises(error, match=message):
