@@ -11,6 +11,13 @@ public struct FrameSequences: Sendable {
     /// `@problemName` of a `.ts` file.
     public var name: String?
 
+    public init(frameSize: Int, labels: [String], sequences: [(frames: [Float], label: Int)], name: String? = nil) {
+        self.frameSize = frameSize
+        self.labels = labels
+        self.sequences = sequences
+        self.name = name
+    }
+
     public var longest: Int { sequences.map { $0.frames.count / frameSize }.max() ?? 0 }
 
     /// The same sequences with labels renumbered to `names` (for a test file read beside a training file);

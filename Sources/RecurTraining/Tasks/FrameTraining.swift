@@ -89,7 +89,7 @@ extension TaskTrainer {
                 let r = net.forward(batch(va[i..<min(i + c.batch, va.count)]))
                 ok += r.correct; n += r.count; loss += r.loss; i += c.batch
             }
-            return (Double(ok) / Double(max(n, 1)), loss / Double(max(n, 1)))
+            return (Double(ok) / Double(max(n, 1)), loss / Double(max(n, 1)))   // accuracy, then mean loss
         }, higherIsBetter: true, log: log)
         net.parameters = r.best
         var b = net.modelBuilder()

@@ -110,7 +110,7 @@ public enum TaskTrainer {
             let (v, tie) = try validate()
             let better = (higherIsBetter ? v > bestFigure : v < bestFigure) || (v == bestFigure && bestFigure.isFinite && tie < bestTie)
             if better { best = params.array; bestFigure = v; bestTie = tie; bestEpoch = epoch; bad = 0 } else { bad += 1 }
-            log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v),\"best\":\(better),\"elapsed\":\(monotonicSeconds() - start)}")
+            log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v)\(tie != 0 ? ",\"validation_tie_break\":\(tie)" : ""),\"best\":\(better),\"elapsed\":\(monotonicSeconds() - start)}")
             if c.patience > 0 && bad >= c.patience { break }
             if c.maxSeconds > 0 && monotonicSeconds() - start > c.maxSeconds { break }
         }
