@@ -10,8 +10,7 @@ struct Eval: ParsableCommand {
             Steps the model over the text through the inference runtime, from a zero state, predicting \
             each character from the ones before it. With --reference (for example the f32 model a \
             quantized one was made from), also reports the mean KL divergence KL(reference ‖ model) and \
-            how often both rank the same character first. Generator models only.
-
+            how often both rank the same character first (generator models). \
             Frame models: --frames FILE.ts|FILE.csv evaluates a frame classifier (accuracy and the confusion \
             matrix, rows the true class and columns the predicted one; the file's classes are matched to the \
             model's labels by name); --series FILE.csv streams a series through a forecaster from its first \

@@ -144,9 +144,8 @@ extension TrainTask {
                 let net = try SequenceNetwork(architecture: arch, vocabulary: .empty, maxBatch: batch, maxSteps: min(c.window, trainEnd - c.horizon))
                 say("{\"type\":\"start\",\"task\":\"regress\",\"input\":\"frames\",\"values\":\(values.count),\"train\":\(trainEnd),\"validation\":\(validationEnd - trainEnd),\"test\":\(values.count - validationEnd),\"horizon\":\(c.horizon),\"windows\":\(TaskTrainer.forecastWindows([Float](repeating: 0, count: trainEnd), c).count),\"parameters\":\(arch.parameterCount)}")
                 let (r, norm) = try TaskTrainer.trainForecaster(net, c, series: values, trainEnd: trainEnd, validationEnd: validationEnd, log: say)
-                try write(r, meta + [("training.corpus", .string(URL(fileURLWithPath: series).lastPathComponent)),
-                                     ("training.series_mean", .float(Double(norm.mean[0]))), ("training.series_scale", .float(Double(norm.scale[0]))),
-                                     ("training.train_values", .int(Int64(trainEnd))), ("training.validation_values", .int(Int64(validationEnd - trainEnd)))])
+                _ = norm   // stored in the model as input.mean / input.scale
+                try write(r, meta + [("training.corpus", .string(URL(fileURLWithPath: series).lastPathComponent))])
             }
             let m = try loadModel(out, task: .regress)
             let head = evalPart == "validation" ? Array(values[0..<validationEnd]) : values
