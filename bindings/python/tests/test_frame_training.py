@@ -151,3 +151,61 @@ def test_eval_refuses_the_wrong_kind_of_model(cli, frame_files, tmp_path):
     assert p.returncode != 0 and "is a regressor" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     p = run_cli(cli, "eval", ROOT / "models" / "sentiment.recur", "--series", d / "series.csv", check=False)
     assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1
+
+
+def read_ts(path):
+    """A minimal reader of the shipped .ts files (independent of the Swift one): frames (T, dims) and labels."""
+    seqs, labels, data = [], [], False
+    for line in open(path):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not data:
+            data = line.lower() == "@data"
+            continue
+        *dims, label = line.split(":")
+        seqs.append(np.array([[float(v) for v in d.split(",")] for d in dims], dtype=np.float32).T)
+        labels.append(label)
+    return seqs, labels
+
+
+def test_shipped_vowel_classifier(library):
+    """models/japanese-vowels.recur through the C API: the figure of docs/FRAMES.md, 364 of 370."""
+    import recur
+    seqs, labels = read_ts(ROOT / "data" / "frames" / "JapaneseVowels_TEST.ts")
+    assert len(seqs) == 370 and all(s.shape[1] == 12 for s in seqs)
+    with recur.Model(str(ROOT / "models" / "japanese-vowels.recur")) as m:
+        assert m.input == "frames" and m.frame_size == 12 and m.labels == [str(i) for i in range(1, 10)]
+        pred = [m.labels[int(np.argmax(m.predict(s)[-1]))] for s in seqs]
+    assert sum(p == y for p, y in zip(pred, labels)) == 364
+
+
+def test_shipped_forecaster(library):
+    """models/sunspots.recur: stepped month by month it gives its whole-sequence outputs, and on the test
+    months its MAE at horizons 1 and 12 is below persistence and below a least-squares AR(p) fitted here."""
+    import recur
+    rows = (ROOT / "data" / "frames" / "sunspots_monthly.csv").read_text().split("\n")[1:]
+    y = np.array([float(r.split(",")[1]) for r in rows if r], dtype=np.float32)
+    n = len(y)
+    train_end, val_end = n - 2 * 468, n - 468
+    with recur.Model(str(ROOT / "models" / "sunspots.recur")) as m:
+        f = m.predict(y.reshape(-1, 1))
+        s = m.new_state()
+        stepped = np.array([s.step(np.array([v], dtype=np.float32)) for v in y[:200]])
+    np.testing.assert_allclose(stepped, f[:200], rtol=1e-5, atol=1e-4)
+    yd = y.astype(np.float64)
+    j = np.arange(val_end, n)
+    for h, p in ((1, 27), (12, 33)):   # the p the validation part chooses (scripts/train_frame_models.py)
+        model = np.mean(np.abs(f[j - h, h - 1] - yd[j]))
+        persistence = np.mean(np.abs(yd[j - h] - yd[j]))
+        X = np.column_stack([np.ones(train_end - p)] + [yd[p - i:train_end - i] for i in range(1, p + 1)])
+        coef = np.linalg.lstsq(X, yd[p:train_end], rcond=None)[0]
+        ar = []
+        for t in j:
+            hist = list(yd[t - h - p + 1:t - h + 1])
+            for _ in range(h):
+                hist.append(coef[0] + sum(coef[i] * hist[-i] for i in range(1, p + 1)))
+            ar.append(hist[-1])
+        ar = np.mean(np.abs(np.array(ar) - yd[j]))
+        assert model < ar < persistence, (h, model, ar, persistence)
+        assert model == pytest.approx({1: 12.671, 12: 19.856}[h], abs=5e-3)
