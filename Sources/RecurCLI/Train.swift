@@ -16,12 +16,14 @@ struct Train: ParsableCommand {
 
         Example: recur train --text data/alice29.txt --out alice.recur --hidden 256 --epochs 30
 
-        With --task classify, tag or seq2seq, `recur train` trains a whole-sequence
+        With --task classify, tag, seq2seq or regress, `recur train` trains a whole-sequence
         model instead, with the options of `recur train-task` (see its --help):
         recur train --task classify --out sentiment.recur --epochs 8
+        recur train --task classify --frames data/frames/JapaneseVowels_TRAIN.ts --test data/frames/JapaneseVowels_TEST.ts --out vowels.recur
+        recur train --task regress --series data/frames/sunspots_monthly.csv --out sunspots.recur
         """)
 
-    @Option(name: .long, help: "generate (this command's character generator), or classify, tag or seq2seq (the options of `recur train-task`). (default: generate)")
+    @Option(name: .long, help: "generate (this command's character generator), or classify, tag, seq2seq or regress (the options of `recur train-task`). (default: generate)")
     var task: String?
 
     @Option(name: .long, help: "Training text (UTF-8; CRLF is read as LF).")
@@ -122,7 +124,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         if let task, task != Task.generate.rawValue {   // routed to train-task by RecurCommand.main before parsing
-            throw CLIError("--task must be generate, classify, tag or seq2seq (got '\(task)')")
+            throw CLIError("--task must be generate, classify, tag, seq2seq or regress (got '\(task)')")
         }
         try requireWritable(out, "--out")
         if let checkpoint { try requireWritable(checkpoint, "--checkpoint") }

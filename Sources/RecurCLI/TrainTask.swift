@@ -6,7 +6,7 @@ import RecurTraining
 struct TrainTask: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-task",
-        abstract: "Train a sentiment classifier, a part-of-speech tagger or a translator and evaluate it.",
+        abstract: "Train a sentiment classifier, a part-of-speech tagger, a translator or a frame model and evaluate it.",
         discussion: """
         `recur train --task classify|tag|seq2seq …` is the same command with the same options.
         --task classify: Embedding → Bidirectional LSTM (last step, concat) → Dense(relu) → Dense(1, sigmoid),
@@ -23,6 +23,25 @@ struct TrainTask: ParsableCommand {
         BLEU-2, greedy and beam).
         With --eval-only the model at --out is evaluated without training; --eval-part validation evaluates
         the validation part instead of the test part (to compare runs without looking at the test part).
+
+        Frame models (docs/FRAMES.md):
+        --task classify --frames FILE.ts|FILE.csv [--test FILE]: frames → (Bidirectional) GRU (--cell; last step,
+          or --pooling mean over the real steps) → [Dense(--dense, relu) unless --dense 0] → Dense(softmax over the
+          classes), cross-entropy over variable-length sequences batched with padding that counts in neither loss
+          nor accuracy. Each feature is standardised by the mean and σ of the training part, stored in the file as
+          input.mean / input.scale. With --test, training sequence i is validation when i mod 5 = 4 and the test
+          file is the test part; without it the 80/10/10 rule above applies. CSV: one row per frame, a
+          --sequence-column (default sequence) and a --label-column (default label), every other column a
+          feature; .ts: the sktime/UEA format (@classLabel true …).
+        --task regress --series FILE.csv [--column NAME]: a forecaster of the next --horizon values at every
+          step: frames of one value → GRU (one-directional, so it can be streamed) → [Dense(relu)] →
+          Dense(horizon, linear), --loss mae|mse on windows of --window values of the training part (starting
+          every --stride values, the first --burn-in steps of each counting in no loss). The last
+          --test-fraction of the series is the test part, the --val-fraction before it validation, the rest
+          training; the series is standardised by the training part's mean and σ (stored as input.mean /
+          input.scale) and the model outputs values in the series' units (the de-normalisation is folded into
+          the last layer). Validation and test stream the series through the runtime from its first value;
+          the test line gives MAE and RMSE at every horizon.
         """)
 
     @Option(name: .long, help: "classify, tag or seq2seq.") var task: String
@@ -30,11 +49,15 @@ struct TrainTask: ParsableCommand {
     @Option(name: .long, help: "Where to write the model.") var out: String
     @Option(name: .long, help: "Cell (classify: lstm, tag: gru; seq2seq is GRU).") var cell: String?
     @Option(name: .long, help: "Units per direction / layer.") var hidden: Int = 64
-    @Option(name: .long, help: "Embedding width.") var embedding: Int = 64
+    @Option(name: .customLong("embedding"), help: "Embedding width. (default: 64)") var embeddingOption: Int?
     @Option(name: .customLong("dense"), help: "classify: units of the relu layer.") var dense: Int = 32
-    @Option(name: .customLong("vocab"), help: "Vocabulary cap (specials included), each side.") var vocab: Int = 8000
-    @Option(name: .customLong("min-count"), help: "Least occurrences of a word in the training part.") var minCount: Int = 1
-    @Option(name: .customLong("max-length"), help: "classify/tag: cut sequences for training; seq2seq: keep pairs with at most this many words each side.") var maxLength: Int = 60
+    @Option(name: .customLong("vocab"), help: "Vocabulary cap (specials included), each side. (default: 8000)") var vocabOption: Int?
+    @Option(name: .customLong("min-count"), help: "Least occurrences of a word in the training part. (default: 1)") var minCountOption: Int?
+    @Option(name: .customLong("max-length"), help: "classify/tag: cut sequences for training; seq2seq: keep pairs with at most this many words each side. (default: 60)") var maxLengthOption: Int?
+    var embedding: Int { embeddingOption ?? 64 }
+    var vocab: Int { vocabOption ?? 8000 }
+    var minCount: Int { minCountOption ?? 1 }
+    var maxLength: Int { maxLengthOption ?? 60 }
     @Option(name: .long) var batch: Int = 32
     @Option(name: .long) var epochs: Int = 10
     @Option(name: .long) var lr: Float = 0.002
@@ -50,9 +73,35 @@ struct TrainTask: ParsableCommand {
     @Flag(name: .customLong("eval-only"), help: "Evaluate the model at --out without training.") var evalOnly = false
     @Option(name: .customLong("eval-part"), help: "The part evaluated after training: test or validation.") var evalPart = "test"
 
+    // Frame models.
+    @Option(name: .long, help: "classify: frame sequences to train on (.ts or .csv).") var frames: String?
+    @Option(name: .long, help: "classify with --frames: the test sequences (same format).") var test: String?
+    @Option(name: .customLong("sequence-column"), help: "CSV frames: the sequence-id column. (default: sequence)") var sequenceColumn: String?
+    @Option(name: .customLong("label-column"), help: "CSV frames: the label column. (default: label)") var labelColumn: String?
+    @Option(name: .long, help: "classify with --frames: last or mean. (default: last)") var pooling: String?
+    @Flag(name: .customLong("no-bidirectional"), help: "classify with --frames: a one-directional recurrent layer.") var noBidirectional = false
+    @Option(name: .long, help: "regress: the series to forecast (.csv).") var series: String?
+    @Option(name: .long, help: "regress: the column of the series. (default: the last column)") var column: String?
+    @Option(name: .long, help: "regress: values forecast at each step. (default: 12)") var horizon: Int?
+    @Option(name: .long, help: "regress: mae or mse. (default: mae)") var loss: String?
+    @Option(name: .long, help: "regress: steps per training window. (default: 240)") var window: Int?
+    @Option(name: .long, help: "regress: a training window starts every this many values. (default: 12)") var stride: Int?
+    @Option(name: .customLong("burn-in"), help: "regress: first steps of a window that count in no loss. (default: 0)") var burnIn: Int?
+    @Option(name: .customLong("test-fraction"), help: "regress: the last part of the series held out as test. (default: 0.15)") var testFraction: Double?
+    @Option(name: .customLong("val-fraction"), help: "regress: the part before the test part held out for validation. (default: 0.15)") var valFraction: Double?
+    @Option(name: .long, help: "general.license of the written model.") var license: String?
+
     func run() throws {
         guard let kind = Task(rawValue: task), kind != .generate else {
-            throw ValidationError("--task must be classify, tag or seq2seq (the character generator is 'recur train')")
+            throw ValidationError("--task must be classify, tag, seq2seq or regress (the character generator is 'recur train')")
+        }
+        if frames != nil || series != nil || kind == .regress { return try runFrames(kind) }
+        let frameOnly: [(String, Bool)] = [("--test", test != nil), ("--sequence-column", sequenceColumn != nil), ("--label-column", labelColumn != nil),
+            ("--pooling", pooling != nil), ("--no-bidirectional", noBidirectional), ("--column", column != nil), ("--horizon", horizon != nil),
+            ("--loss", loss != nil), ("--window", window != nil), ("--stride", stride != nil), ("--burn-in", burnIn != nil),
+            ("--test-fraction", testFraction != nil), ("--val-fraction", valFraction != nil), ("--license", license != nil)]
+        if let given = frameOnly.first(where: \.1) {
+            throw ValidationError("\(given.0) is an option of frame models (--frames or --series)")
         }
         var c = TaskConfig()
         c.task = kind; c.cell = cell; c.hidden = hidden; c.embedding = embedding; c.denseUnits = dense
@@ -168,7 +217,7 @@ struct TrainTask: ParsableCommand {
                 if k == 1 { for i in 0..<min(3, te.count) { say("  \(te[i].0.joined(separator: " ")) => \(hyps[i].joined(separator: " "))") } }
             }
         case .generate, .regress:
-            throw ValidationError("--task must be classify, tag or seq2seq (the character generator is 'recur train')")
+            throw ValidationError("--task must be classify, tag, seq2seq or regress (the character generator is 'recur train')")
         }
     }
 

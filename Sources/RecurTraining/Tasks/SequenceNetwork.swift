@@ -12,8 +12,13 @@ public struct SequenceBatch: Sendable {
     public var tokens: [Int32]
     public var mask: [Float]
     /// classify: one label per sequence [B] (−1: an empty filler row); tag: one label per step [T·B]
-    /// (ignored where the mask is 0).
+    /// (ignored where the mask is 0); regress: per step, 1 where the step's outputs count in the loss and
+    /// −1 where they do not (a burn-in).
     public var labels: [Int32]
+    /// Frame models: the frames, already normalised, [T·B, F] (zeros at padding); empty for token models.
+    public var frames: [Float] = []
+    /// regress: the targets of every step [T·B, outputs]; empty otherwise.
+    public var targets: [Float] = []
 
     /// Builds a batch from sequences (each non-empty) and their labels (one per sequence, or one per token
     /// when `perStep`), padded to B rows with empty rows.
@@ -33,6 +38,37 @@ public struct SequenceBatch: Sendable {
             if !perStep { self.labels[b] = Int32(labels[b][0]) }
         }
     }
+
+    /// Builds a batch of frame sequences (each T_i × F floats, row-major, normalised, non-empty), padded to
+    /// B rows with empty rows: one label per sequence, or per step when `perStep`; for a regressor also the
+    /// targets of every step (T_i × `outputs` floats per sequence).
+    public init(frames seqs: [[Float]], frameSize F: Int, labels: [[Int]], rows B: Int, perStep: Bool,
+                targets: [[Float]] = [], outputs U: Int = 0) {
+        precondition(seqs.count <= B && F >= 1)
+        self.B = B
+        T = max(seqs.map { $0.count / F }.max() ?? 1, 1)
+        tokens = [Int32](repeating: 0, count: T * B)
+        mask = [Float](repeating: 0, count: T * B)
+        self.labels = [Int32](repeating: -1, count: perStep ? T * B : B)
+        frames = [Float](repeating: 0, count: T * B * F)
+        if !targets.isEmpty { self.targets = [Float](repeating: 0, count: T * B * U) }
+        for (b, s) in seqs.enumerated() {
+            precondition(s.count % F == 0)
+            for t in 0..<(s.count / F) {
+                let row = t * B + b
+                mask[row] = 1
+                for j in 0..<F { frames[row * F + j] = s[t * F + j] }
+                if perStep { self.labels[row] = Int32(labels[b][t]) }
+                if !targets.isEmpty { for k in 0..<U { self.targets[row * U + k] = targets[b][t * U + k] } }
+            }
+            if !perStep { self.labels[b] = Int32(labels[b][0]) }
+        }
+    }
+}
+
+/// The loss of a regressor, per counted step: the mean over its outputs of the squared or absolute error.
+public enum RegressionLoss: String, Sendable, CaseIterable {
+    case mse, mae
 }
 
 /// What a forward pass over a batch found.
@@ -44,10 +80,14 @@ public struct BatchResult: Sendable {
     public var count: Int
 }
 
-/// A sequence classifier or tagger being trained: Embedding → one recurrent layer (unidirectional or
-/// bidirectional with concat merge; returning its last step for "classify", every step for "tag") →
-/// Dense layers. The loss is binary cross-entropy on a single sigmoid output, or softmax cross-entropy
-/// (per sequence, or per real token for "tag"; padding counts neither in the loss nor in the accuracy).
+/// A sequence classifier, tagger or regressor being trained: Embedding (token models) or frames (frame
+/// models, `model.input = frames`, normalised before they reach the network) → one recurrent layer
+/// (unidirectional or bidirectional with concat merge; returning its last step for "classify", every step
+/// for "tag", "regress" and a classifier that pools by mean) → Dense layers. The loss is binary
+/// cross-entropy on a single sigmoid output, softmax cross-entropy (per sequence, or per real step for
+/// "tag"), or the mean squared or absolute error of a linear head ("regress", per counted step); padding
+/// counts neither in the loss nor in the accuracy, and a mean-pooling classifier averages over real steps
+/// only, as the runtime does.
 ///
 /// The weights live in one flat buffer in `ParameterLayout` order (the runtime's tensors), so writing
 /// the model is a copy. Each direction is a `RecurrentPass` on that buffer; the backward direction runs over
@@ -65,26 +105,51 @@ public final class SequenceNetwork: @unchecked Sendable {
     let dirs: [RecurrentPass]
     let dense: [DenseLayer]
     let tagging: Bool
+    /// Frame models: the floats of a frame (the network's input width); nil for token models.
+    let frameSize: Int?
+    /// A regressor (per-step real outputs), and a classifier that pools the steps by mean.
+    let regress: Bool, pooled: Bool
+    /// regress: the loss.
+    public var regressionLoss = RegressionLoss.mse
     // Activations, allocated once.
     let x0: FloatBuffer, xr: FloatBuffer, maskR: FloatBuffer, dxf: FloatBuffer, dxb: FloatBuffer
     let y: FloatBuffer, acts: [FloatBuffer], dA: FloatBuffer, dB: FloatBuffer
+    /// Mean pooling: the merged per-step outputs [T·B, W] before pooling, and their gradient.
+    let ys: FloatBuffer, dys: FloatBuffer
+    /// One output row per step (tag, regress) rather than per sequence.
+    var perStep: Bool { tagging || regress }
 
     public init(architecture: Architecture, vocabulary: Vocabulary, maxBatch: Int, maxSteps: Int) throws {
         try architecture.validate()
-        guard architecture.task == .classify || architecture.task == .tag else {
-            throw RecurError(.unsupported, "a sequence network is a classify or tag model (got '\(architecture.task.rawValue)')")
+        guard architecture.task == .classify || architecture.task == .tag || architecture.task == .regress else {
+            throw RecurError(.unsupported, "a sequence network is a classify, tag or regress model (got '\(architecture.task.rawValue)')")
         }
         tagging = architecture.task == .tag
+        regress = architecture.task == .regress
+        pooled = architecture.pooling == .mean
+        frameSize = architecture.input.frameSize
         let L = architecture.layers
-        guard L.count >= 3, case .embedding(let v, let e) = L[0], case .recurrent(let r) = L[1] else {
-            throw RecurError(.unsupported, "the task trainer needs Embedding → one recurrent layer → Dense layers")
-        }
-        guard v == vocabulary.count, vocabulary.pad != nil else {
-            throw RecurError(.model, "the embedding must cover the vocabulary, which needs a PAD token")
+        let first: Int, e: Int, r: RecurrentSpec
+        if let f = frameSize {
+            guard L.count >= 2, case .recurrent(let spec) = L[0] else {
+                throw RecurError(.unsupported, "the task trainer needs frames → one recurrent layer → Dense layers")
+            }
+            first = 0; e = f; r = spec
+        } else {
+            guard L.count >= 3, case .embedding(let v, let width) = L[0], case .recurrent(let spec) = L[1] else {
+                throw RecurError(.unsupported, "the task trainer needs Embedding → one recurrent layer → Dense layers")
+            }
+            guard v == vocabulary.count, vocabulary.pad != nil else {
+                throw RecurError(.model, "the embedding must cover the vocabulary, which needs a PAD token")
+            }
+            guard !regress else { throw RecurError(.unsupported, "a regressor reads frames") }
+            first = 1; e = width; r = spec
         }
         guard !r.bidirectional || r.mergeMode == .concat else { throw RecurError(.unsupported, "only the concat merge mode is trained") }
-        guard r.returnSequences == tagging else {
-            throw RecurError(.unsupported, tagging ? "a tagger's recurrent layer returns sequences" : "a classifier's recurrent layer returns its last step")
+        guard r.returnSequences == (tagging || regress || pooled) else {
+            throw RecurError(.unsupported, tagging || regress || pooled
+                ? "a \(pooled ? "mean-pooling classifier" : tagging ? "tagger" : "regressor")'s recurrent layer returns sequences"
+                : "a classifier's recurrent layer returns its last step")
         }
         self.architecture = architecture
         self.vocabulary = vocabulary
@@ -94,24 +159,30 @@ public final class SequenceNetwork: @unchecked Sendable {
         grads = FloatBuffer(layout.count)
         maxB = maxBatch; maxT = maxSteps
         E = e
-        embeddings = layout.entry("layer.0.embeddings")!.offset
+        embeddings = frameSize == nil ? layout.entry("layer.0.embeddings")!.offset : -1
         spec = r
-        dirs = try (r.bidirectional ? ["layer.1.forward.", "layer.1.backward."] : ["layer.1."]).map {
+        let p = "layer.\(first)."
+        dirs = try (r.bidirectional ? [p + "forward.", p + "backward."] : [p]).map {
             RecurrentPass(try RecurrentTensors(spec: r, prefix: $0, layout: layout), streams: maxBatch, steps: maxSteps, withGradients: true)
         }
         var dense: [DenseLayer] = []
-        for i in 2..<L.count {
+        for i in (first + 1)..<L.count {
             guard case .dense(let n, let u, let a) = L[i] else { throw RecurError(.unsupported, "layer \(i) must be dense") }
             dense.append(DenseLayer(w: layout.entry("layer.\(i).kernel")!.offset, b: layout.entry("layer.\(i).bias")!.offset,
                                     inputs: n, units: u, activation: a))
         }
         let head = dense.last!
-        guard (head.units == 1 && head.activation == .sigmoid && !tagging) || (head.units >= 2 && head.activation == .softmax) else {
-            throw RecurError(.unsupported, "the last layer must be Dense(1, sigmoid) (classify) or Dense(classes, softmax)")
+        if regress {
+            guard head.activation == .linear else { throw RecurError(.unsupported, "a regressor's last layer must be a linear Dense layer") }
+        } else {
+            guard (head.units == 1 && head.activation == .sigmoid && !tagging) || (head.units >= 2 && head.activation == .softmax) else {
+                throw RecurError(.unsupported, "the last layer must be Dense(1, sigmoid) (classify) or Dense(classes, softmax)")
+            }
         }
         guard dense.dropLast().allSatisfy({ $0.activation != .softmax }) else { throw RecurError(.unsupported, "softmax only in the last layer") }
         self.dense = dense
-        let TB = maxB * maxT, rows = tagging ? TB : maxB
+        let TB = maxB * maxT, rows = tagging || regress ? TB : maxB
+        ys = FloatBuffer(pooled ? TB * r.outputSize : 0); dys = FloatBuffer(pooled ? TB * r.outputSize : 0)
         x0 = FloatBuffer(TB * e); xr = FloatBuffer(TB * e); maskR = FloatBuffer(TB)
         dxf = FloatBuffer(TB * e); dxb = FloatBuffer(TB * e)
         y = FloatBuffer(rows * r.outputSize)
@@ -129,9 +200,10 @@ public final class SequenceNetwork: @unchecked Sendable {
     public func initialize(seed: UInt64) { initializeTaskWeights(layout, architecture, params.p, seed: seed) }
 
     /// Number of output rows of a batch: one per sequence (classify) or per step (tag).
-    func rows(_ batch: SequenceBatch) -> Int { tagging ? batch.T * batch.B : batch.B }
+    func rows(_ batch: SequenceBatch) -> Int { perStep ? batch.T * batch.B : batch.B }
 
-    /// The head's outputs [rows, units] after `forward`: probabilities (softmax or sigmoid).
+    /// The head's outputs [rows, units] after `forward`: probabilities (softmax or sigmoid), or a regressor's
+    /// values (in the units of the normalised series).
     func outputs(_ batch: SequenceBatch) -> [Float] {
         Array(UnsafeBufferPointer(start: acts.last!.p, count: rows(batch) * dense.last!.units))
     }
@@ -143,7 +215,12 @@ public final class SequenceNetwork: @unchecked Sendable {
         precondition(B == maxB && T <= maxT)
         let P = UnsafePointer(params.p)
         let H = spec.units, W = spec.outputSize
-        lookUpEmbeddings(P + embeddings, E, batch.tokens, count: TB, into: x0.p)
+        if let f = frameSize {
+            precondition(batch.frames.count == TB * f)
+            x0.p.update(from: batch.frames, count: TB * f)
+        } else {
+            lookUpEmbeddings(P + embeddings, E, batch.tokens, count: TB, into: x0.p)
+        }
         batch.mask.withUnsafeBufferPointer { m in
             dirs[0].start(from: nil)
             dirs[0].forward(P, steps: T, input: x0.p, mask: m.baseAddress!)
@@ -159,12 +236,25 @@ public final class SequenceNetwork: @unchecked Sendable {
         // Merge (concat): Y [rows, W]
         let fo = dirs[0].output
         let bo = dirs.count == 2 ? dirs[1].output : nil
-        if tagging {
+        if perStep || pooled {
+            let Y = pooled ? ys.p : y.p
             for t in 0..<T {
                 for b in 0..<B {
-                    let row = y.p + (t * B + b) * W
+                    let row = Y + (t * B + b) * W
                     row.update(from: fo + (t * B + b) * H, count: H)
                     if let bo { (row + H).update(from: bo + ((T - 1 - t) * B + b) * H, count: H) }
+                }
+            }
+            if pooled {
+                // The mean over each sequence's real steps (a filler row with none gets zeros).
+                for b in 0..<B {
+                    var sum = [Double](repeating: 0, count: W), n = 0
+                    for t in 0..<T where batch.mask[t * B + b] != 0 {
+                        n += 1
+                        let row = ys.p + (t * B + b) * W
+                        for j in 0..<W { sum[j] += Double(row[j]) }
+                    }
+                    for j in 0..<W { y.p[b * W + j] = n == 0 ? 0 : Float(sum[j] / Double(n)) }
                 }
             }
         } else {
@@ -186,7 +276,23 @@ public final class SequenceNetwork: @unchecked Sendable {
         var loss = 0.0, correct = 0, count = 0
         let dz = dA.p
         dz.update(repeating: 0, count: N * U)
-        for i in 0..<N {
+        if regress {
+            precondition(batch.targets.count == N * U)
+            for i in 0..<N where batch.mask[i] != 0 && batch.labels[i] >= 0 {
+                count += 1
+                let o = out + i * U
+                var l = 0.0
+                for k in 0..<U {
+                    let e = o[k] - batch.targets[i * U + k]
+                    switch regressionLoss {
+                    case .mse: l += Double(e) * Double(e); dz[i * U + k] = 2 * e / Float(U)
+                    case .mae: l += Double(abs(e)); dz[i * U + k] = (e > 0 ? 1 : e < 0 ? -1 : 0) / Float(U)
+                    }
+                }
+                loss += l / Double(U)
+            }
+        }
+        for i in 0..<N where !regress {
             let y = Int(batch.labels[i])
             if tagging ? batch.mask[i] == 0 : y < 0 { continue }
             count += 1
@@ -232,10 +338,26 @@ public final class SequenceNetwork: @unchecked Sendable {
         df.update(repeating: 0, count: TB * H)
         let db = dirs.count == 2 ? dirs[1].dout.p : nil
         db?.update(repeating: 0, count: TB * H)
-        if tagging {
+        if pooled {
+            // Each real step of sequence b received 1/n_b of the pooled vector's gradient.
+            for b in 0..<B {
+                var n = 0
+                for t in 0..<T where batch.mask[t * B + b] != 0 { n += 1 }
+                for t in 0..<T {
+                    let row = dys.p + (t * B + b) * W
+                    if batch.mask[t * B + b] == 0 || n == 0 {
+                        row.update(repeating: 0, count: W)
+                    } else {
+                        for j in 0..<W { row[j] = dz[b * W + j] / Float(n) }
+                    }
+                }
+            }
+        }
+        if perStep || pooled {
+            let dY = pooled ? dys.p : dz
             for t in 0..<T {
                 for b in 0..<B {
-                    let row = dz + (t * B + b) * W
+                    let row = dY + (t * B + b) * W
                     (df + (t * B + b) * H).update(from: row, count: H)
                     if let db { (db + ((T - 1 - t) * B + b) * H).update(from: row + H, count: H) }
                 }
@@ -252,6 +374,7 @@ public final class SequenceNetwork: @unchecked Sendable {
                 dirs[1].backward(P, G, steps: T, input: xr.p, dx: dxb.p, mask: maskR.p)
             }
         }
+        guard frameSize == nil else { return }   // frames: nothing below the recurrent layer is trained
         let gE = G + embeddings
         for t in 0..<T {
             for b in 0..<B where batch.mask[t * B + b] != 0 {

@@ -32,6 +32,20 @@ public struct TaskConfig: Sendable {
     /// Stop after this many epochs without a better validation figure (0: never).
     public var patience = 3
 
+    // Frame models (classify on frame sequences, regress on a series).
+    /// Frame classifiers: a bidirectional recurrent layer (forecasters are one-directional: they are stepped).
+    public var bidirectional = true
+    /// Frame classifiers: the last step or the mean over the real steps feeds the head.
+    public var pooling = Pooling.last
+    /// Forecasters: the values predicted at each step (the next 1…k).
+    public var horizon = 12
+    public var regressionLoss = RegressionLoss.mae
+    /// Forecasters: training windows of this many steps, starting every `stride` values of the training
+    /// part, from a zero state; the first `burnIn` steps of a window count in no loss.
+    public var window = 240
+    public var stride = 12
+    public var burnIn = 0
+
     public init() {}
 
     var optimizerConfig: TrainingConfig {
@@ -65,10 +79,19 @@ public enum TaskTrainer {
     static func loop(_ c: TaskConfig, count: Int, params: FloatBuffer, grads: FloatBuffer,
                      step: ([Int], inout SplitMix64) -> BatchResult, validate: () -> Double, higherIsBetter: Bool,
                      log: (String) -> Void) throws -> (best: [Float], epoch: Int, figure: Double, seconds: Double) {
+        try loop(c, count: count, params: params, grads: grads, step: step, validateWithTieBreak: { (validate(), 0) },
+                 higherIsBetter: higherIsBetter, log: log)
+    }
+
+    /// The same loop with a second validation figure that breaks ties of the first (lower is better).
+    static func loop(_ c: TaskConfig, count: Int, params: FloatBuffer, grads: FloatBuffer,
+                     step: ([Int], inout SplitMix64) -> BatchResult, validateWithTieBreak validate: () throws -> (Double, Double),
+                     higherIsBetter: Bool,
+                     log: (String) -> Void) throws -> (best: [Float], epoch: Int, figure: Double, seconds: Double) {
         let opt = Optimizer(kind: .adam, count: params.count)
         let oc = c.optimizerConfig
         var rng = SplitMix64(seed: c.seed &+ 0x9E37)
-        var best = params.array, bestFigure = higherIsBetter ? -Double.infinity : .infinity, bestEpoch = 0
+        var best = params.array, bestFigure = higherIsBetter ? -Double.infinity : .infinity, bestEpoch = 0, bestTie = Double.infinity
         var bad = 0
         let start = monotonicSeconds()
         for epoch in 0..<c.epochs {
@@ -84,10 +107,10 @@ public enum TaskTrainer {
                 _ = clipGradients(grads.p, grads.count, value: nil, norm: c.clipNorm)
                 opt.update(params.p, UnsafePointer(grads.p), lr: c.learningRate, config: oc)
             }
-            let v = validate()
-            let better = higherIsBetter ? v > bestFigure : v < bestFigure
-            if better { best = params.array; bestFigure = v; bestEpoch = epoch; bad = 0 } else { bad += 1 }
-            log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v),\"best\":\(better),\"elapsed\":\(monotonicSeconds() - start)}")
+            let (v, tie) = try validate()
+            let better = (higherIsBetter ? v > bestFigure : v < bestFigure) || (v == bestFigure && bestFigure.isFinite && tie < bestTie)
+            if better { best = params.array; bestFigure = v; bestTie = tie; bestEpoch = epoch; bad = 0 } else { bad += 1 }
+            log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v)\(tie != 0 ? ",\"validation_tie_break\":\(tie)" : ""),\"best\":\(better),\"elapsed\":\(monotonicSeconds() - start)}")
             if c.patience > 0 && bad >= c.patience { break }
             if c.maxSeconds > 0 && monotonicSeconds() - start > c.maxSeconds { break }
         }

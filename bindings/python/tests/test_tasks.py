@@ -111,8 +111,11 @@ def test_train_task_is_train_with_task(library, cli, tmp_path):
     # Without --task (or with --task generate) it is the character trainer, which needs --text.
     p = run_cli(cli, "train", "--task", "generate", "--out", tmp_path / "c.recur", check=False)
     assert p.returncode != 0 and "--text" in p.stderr
+    # regress trains forecasters of a series (test_frame_training.py), and says what it needs.
     p = run_cli(cli, "train", "--task", "regress", "--out", tmp_path / "d.recur", check=False)
-    assert p.returncode != 0 and "classify, tag or seq2seq" in p.stderr
+    assert p.returncode != 0 and "--task regress needs --series" in p.stderr
+    p = run_cli(cli, "train", "--task", "forecast", "--out", tmp_path / "d.recur", check=False)
+    assert p.returncode != 0 and "classify, tag, seq2seq or regress" in p.stderr
 
 
 def test_reversed_source_translator(library, cli, tmp_path):
