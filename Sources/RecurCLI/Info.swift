@@ -80,7 +80,7 @@ struct Info: ParsableCommand {
         if let size = m.frameSize {
             var notes = normalized ? ["normalised by input.mean and input.scale"] : []
             if let v = m.architecture.maskValue { notes.append("frames equal to \(v) are padding") }
-            print("input       frames of \(size) floats\(notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")")")
+            print("input       frames of \(size) float\(size == 1 ? "" : "s")\(notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")")")
         } else {
             print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")
         }
