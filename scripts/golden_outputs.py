@@ -9,6 +9,9 @@ has (RECUR_KERNELS=scalar, avx2, avx512):
     output after a prefill of all 500 (`recur logits --prefill`);
   - classifiers and taggers: the whole-sequence outputs (`recur logits --sequence`);
   - the translator: greedy and beam-4 translations of fixed sentences (`recur translate --json`).
+Frame models get 500 fixed frames (values in [-2, 2) from the same seeded sequence) instead of token ids:
+their per-step outputs, the prefill's output and the whole-sequence rows (`recur logits --frames`; a
+classifier only the latter).
 Each record is the SHA-256 of the outputs as little-endian float32 (exact), with their count and first
 values for a readable diff. OpenBLAS (prefill, whole-sequence runs) is pinned to one kernel family,
 OPENBLAS_CORETYPE=Haswell, so that its sums do not depend on which x86-64 CPU runs them.
@@ -94,13 +97,22 @@ def outputs() -> dict:
             run(["quantize", MODELS / "alice.recur", out, "--type", t])
             models.append((f"alice-{t}", out))
         models += [("sentiment", MODELS / "sentiment.recur"), ("pos", MODELS / "pos.recur"),
-                   ("translate-en-es", MODELS / "translate-en-es.recur")]
+                   ("translate-en-es", MODELS / "translate-en-es.recur"),
+                   ("japanese-vowels", MODELS / "japanese-vowels.recur"), ("sunspots", MODELS / "sunspots.recur")]
         for level in levels():
             for name, path in models:
                 info = json.loads(run(["info", path, "--json"]))
+                task = info.get("task", "generate")
+                if info.get("input") == "frames":
+                    # 500 frames of values in [-2, 2) (from the same fixed sequence), the model's frame size each.
+                    f = info["frame_size"]
+                    x = ",".join(repr(v / 1000 - 2) for v in tokens(4000, 500 * f))
+                    for kind, extra in [("sequence", ["--sequence"])] + ([("steps", []), ("prefill", ["--prefill"])]
+                                                                         if task != "classify" else []):
+                        records[f"{name}/{kind}/{level}"] = record_of(json.loads(run(["logits", path, "--frames", x, *extra], level)))
+                    continue
                 vocab = info["vocab_size"]
                 ids = ",".join(map(str, tokens(vocab)))
-                task = info.get("task", "generate")
                 if task in ("generate", "seq2seq"):
                     records[f"{name}/steps/{level}"] = record_of(json.loads(run(["logits", path, "--tokens", ids], level)))
                     records[f"{name}/prefill/{level}"] = record_of(json.loads(run(["logits", path, "--tokens", ids, "--prefill"], level)))
