@@ -78,6 +78,9 @@ def _keras_cases(keras, k2: bool):
             ("k3f_norm_lstm_regress", "regress", "last", 6,
              lambda: [L.Normalization(), L.LSTM(12, return_sequences=True), L.Dense(1)], ["keras"], "input",
              {"loc": -2.0, "spread": 4.0}, None),
+            ("k3f_mask_bigru_last_tag", "tag", "last", 4,
+             lambda: [L.Masking(mask_value=0.0), L.Bidirectional(L.GRU(6, return_sequences=True)),
+                      L.TimeDistributed(L.Dense(3, activation="softmax"))], ["keras"], "sequential", {}, 0.0),
         ]
     return [
         ("k2f_lstm_cls", "classify", "last", 8,
@@ -163,10 +166,15 @@ def build_keras(out: str, k2: bool, seed: int = 11) -> list:
                 files["checkpoint"] = [prefix, cfg]
         np.savez_compressed(os.path.join(out, f"{name}.npz"), frames=x, outputs=y)
         bidir = any(type(l).__name__ == "Bidirectional" for l in layers)
+        rnns = [l for l in layers if type(l).__name__ in ("Bidirectional", "GRU", "LSTM", "SimpleRNN")]
+        # Keras' Bidirectional outputs zeros at padding frames when it returns sequences; where nothing reads
+        # them afterwards (it is the last recurrent layer, no pooling), the runtime's outputs there differ.
+        padding_differs = (mask is not None and type(rnns[-1]).__name__ == "Bidirectional" and pooling == "last"
+                           and task != "classify")
         print(f"{name}: {', '.join(files)}; outputs {list(y.shape)}", file=sys.stderr)
         entries.append({"name": name, "framework": "tf_keras" if k2 else "keras", "version": keras.__version__,
                         "task": task, "pooling": pooling, "frame_size": F, "files": files, "options": {},
-                        "steps": not bidir, "mask_value": mask})
+                        "steps": not bidir, "mask_value": mask, "padding_outputs_differ": padding_differs})
     return entries
 
 

@@ -13,7 +13,7 @@ settles the task (classify, tag or regress) and writes a format 3.0 file: ``mode
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -33,6 +33,7 @@ class FrameInput:
     scale: Optional[np.ndarray] = None
     mask_value: Optional[float] = None
     name: str = "input"
+    notes: list = field(default_factory=list)   # what the summary line should say about the conversion
 
 
 @dataclass
@@ -231,7 +232,7 @@ def convert(source: Source, src: str, out: str, *, task: Optional[str], labels: 
     return {"task": task, "layers": len(body), "tensors": len(tensors), "bytes": os.path.getsize(out),
             "source": source.format, "vocabulary": 0, "input": "frames", "frame_size": source.layers[0].size,
             "pooling": pooling, "architecture": describe(source.layers),
-            "assumptions": list(source.notes.get("assumptions", []))}
+            "assumptions": list(source.notes.get("assumptions", [])) + list(source.layers[0].notes)}
 
 
 def summary_line(output: str, s: dict) -> str:

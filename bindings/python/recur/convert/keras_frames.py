@@ -27,6 +27,10 @@ from .mapping import keras_activation, keras_dense
 EPSILON = 1e-7                      # keras.backend.epsilon(), Normalization's floor on the deviation
 INPUT_CLASSES = ("Masking", "Normalization")
 POOL_CLASSES = ("GlobalAveragePooling1D", "GlobalAvgPool1D")
+# Keras' Bidirectional sets zero_output_for_mask when it returns sequences: its output at a padding frame is
+# zero, where the runtime's is each direction's state carried over. The real frames agree.
+PADDING_NOTE = ("at padding frames the per-frame outputs differ from Keras (its Bidirectional layer outputs zeros "
+                "there, the runtime each direction's carried state); real frames agree")
 
 
 def is_frame_model(layer_cfgs: list) -> bool:
@@ -228,6 +232,9 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
     weights.finish()
     if not seen_rnn:
         raise ConvertError(f"{origin}: the model has no recurrent layer (a frame model's first layer must be recurrent)")
+    rec = [l for l in layers if isinstance(l, Recurrent)]
+    if inp.mask_value is not None and rec[-1].bidirectional and rec[-1].return_sequences and not pooled:
+        inp.notes.append(PADDING_NOTE)
     if inp.mean is not None and inp.mean.shape != (inp.size,):
         raise ConvertError(f"{origin}: the Normalization layer has {inp.mean.shape[0]} features but the frames have "
                            f"{inp.size}")
