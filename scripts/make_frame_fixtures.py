@@ -81,6 +81,10 @@ def _keras_cases(keras, k2: bool):
             ("k3f_mask_bigru_last_tag", "tag", "last", 4,
              lambda: [L.Masking(mask_value=0.0), L.Bidirectional(L.GRU(6, return_sequences=True)),
                       L.TimeDistributed(L.Dense(3, activation="softmax"))], ["keras"], "sequential", {}, 0.0),
+            ("k3f_normc_gru_regress", "regress", "last", 3,
+             lambda: [L.Normalization(mean=[1.0, 0.5, -1.0], variance=[4.0, 2.0, 0.5]),
+                      L.GRU(8, return_sequences=True, reset_after=False), L.Dense(2)], ["keras"], "sequential",
+             {"loc": 0.5, "spread": 2.0}, None),
         ]
     return [
         ("k2f_lstm_cls", "classify", "last", 8,
@@ -118,7 +122,7 @@ def build_keras(out: str, k2: bool, seed: int = 11) -> list:
         layers = make()
         x = _frames(s, F, **data)
         for l in layers:
-            if type(l).__name__ == "Normalization":
+            if type(l).__name__ == "Normalization" and l.get_config().get("mean") is None:
                 l.adapt(x.reshape(-1, F))          # the statistics of the (unpadded) training frames
         if mask is not None:
             x = _pad(x, mask)

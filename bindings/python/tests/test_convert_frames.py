@@ -250,7 +250,8 @@ def _expect_error(tmp_path, match, src, **kw):
 
 def _edit_config(tmp_path, name, edit):
     """The fixture's config as a Sequential model (so that layers can be inserted without wiring), edited."""
-    cfg = json.load(open(_fixture(name)))
+    with open(_fixture(name)) as f:
+        cfg = json.load(f)
     cfg["class_name"] = "Sequential"
     cfg["config"]["layers"] = [l for l in cfg["config"]["layers"] if l["class_name"] not in ("NotEqual", "Any")]
     for l in cfg["config"]["layers"]:
@@ -293,7 +294,6 @@ def test_keras_task_must_agree_with_the_layers(tmp_path):
 def test_keras_ambiguous_head_needs_a_task(tmp_path):
     def relu_head(layers):
         layers[-1]["config"]["layer"]["config"]["activation"] = "relu"
-    cfg = _edit_config(tmp_path, "k3f_lstm_cls.json", lambda ls: None)     # noqa: F841 (valid config)
     # A per-frame head ending in relu is neither a tagger nor a regressor: --task decides.
     import zipfile
     src = tmp_path / "relu.keras"
@@ -349,6 +349,21 @@ def test_keras_normalization_variants(tmp_path):
                                                                      set_norm(invert=True)))
     _expect_error(tmp_path, "axis", weights, config=_edit_config(tmp_path, "k3f_norm_gap_cls.json",
                                                                    set_norm(axis=1)))
+
+
+def test_keras_masking_and_normalization_order(tmp_path):
+    def move_masking_after_normalization(ls):
+        i = next(k for k, l in enumerate(ls) if l["class_name"] == "Masking")
+        ls.insert(i + 1, ls.pop(i))
+    cfg = _edit_config(tmp_path, "k3f_norm_gap_cls.json", move_masking_after_normalization)
+    _expect_error(tmp_path, "Masking.*after Normalization", _fixture("k3f_norm_gap_cls.weights.h5"), config=cfg)
+
+    def masking_first(ls):
+        ls.insert(0, {"class_name": "Masking", "config": {"name": "masking", "mask_value": 0.0}})
+    # tf.keras' Normalization drops the mask of a Masking layer before it (Keras 3 keeps it).
+    cfg = _edit_config(tmp_path, "k2f_norm_bigru_regress.json", masking_first)
+    _expect_error(tmp_path, "tf.keras' Normalization drops the mask", _fixture("k2f_norm_bigru_regress.weights-only.h5"),
+                  config=cfg)
 
 
 def test_input_option_checks_the_file(tmp_path):

@@ -140,7 +140,7 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
             if inp.mask_value is not None and mj < 3:
                 raise ConvertError(f"layer '{name}' (Normalization) follows Masking: tf.keras' Normalization drops the "
                                    f"mask, so the padded frames reach the network as normalised zeros, which the "
-                                   f"runtime cannot reproduce; put Normalization before the model or drop Masking")
+                                   f"runtime cannot reproduce; normalise the frames before the model, or drop Masking")
             has_constants = cfg.get("mean") is not None
             w = {} if has_constants else weights.layer(index, cls, cfg, weighted)
             if not has_constants:
