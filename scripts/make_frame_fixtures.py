@@ -95,7 +95,7 @@ def _keras_cases(keras, k2: bool):
                   L.TimeDistributed(L.Dense(3, activation="softmax"))], ["h5"], "input", {}, 0.0),
         ("k2f_norm_bigru_regress", "regress", "last", 6,
          lambda: [L.Normalization(), L.Bidirectional(L.GRU(8, return_sequences=True), merge_mode="sum"),
-                  L.Dense(1)], ["h5", "h5_weights"], "input", {"loc": 1.0, "spread": 3.0}, None),
+                  L.Dense(1)], ["h5", "h5_weights", "checkpoint"], "input", {"loc": 1.0, "spread": 3.0}, None),
         ("k2f_birnn_gap_cls", "classify", "mean", 3,
          lambda: [L.Bidirectional(L.SimpleRNN(8, return_sequences=True)), L.GlobalAveragePooling1D(),
                   L.Dense(2, activation="softmax")], ["h5"], "input", {}, None),
