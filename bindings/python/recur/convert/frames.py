@@ -230,7 +230,7 @@ def convert(source: Source, src: str, out: str, *, task: Optional[str], labels: 
         raise ConvertError(f"cannot write {out}: {e.strerror or e}") from None
     body = [l for l in source.layers[1:] if not isinstance(l, MeanPool)]
     return {"task": task, "layers": len(body), "tensors": len(tensors), "bytes": os.path.getsize(out),
-            "source": source.format, "vocabulary": 0, "input": "frames", "frame_size": source.layers[0].size,
+            "source": source.format + version, "vocabulary": 0, "input": "frames", "frame_size": source.layers[0].size,
             "pooling": pooling, "architecture": describe(source.layers),
             "assumptions": list(source.notes.get("assumptions", [])) + list(source.layers[0].notes)}
 
