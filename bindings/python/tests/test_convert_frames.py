@@ -190,6 +190,51 @@ def test_frame_fixtures_cover_the_constructs():
     assert {e["batch_first"] for e in torch_cases} == {True, False}
 
 
+def _first_variants():
+    seen, out = set(), []
+    for vid, e, src, kw in _committed():
+        if e["name"] not in seen:
+            seen.add(e["name"])
+            out.append((vid, e, src, kw))
+    return out
+
+
+@pytest.mark.parametrize("vid,entry,src,kw", _first_variants(), ids=[c[0] for c in _first_variants()])
+def test_recur_predict_matches_framework(vid, entry, src, kw, tmp_path, cli):
+    """`recur predict --csv` (the CLI, reading the sequences as CSV separated by empty lines) prints what the
+    framework computed: values per frame (regress), the most probable label and its probability per frame
+    (tag) or per sequence (classify). It prints 6 significant digits."""
+    out = str(tmp_path / "m.recur")
+    _convert(FIXTURES, src, kw, out)
+    data = np.load(os.path.join(FIXTURES, entry["name"] + ".npz"))
+    frames, expected = data["frames"], data["outputs"].astype(np.float64)
+    csv = tmp_path / "frames.csv"
+    csv.write_text("\n\n".join("\n".join(",".join(repr(float(v)) for v in f) for f in seq) for seq in frames) + "\n")
+    p = subprocess.run([cli, "predict", out, "--csv", str(csv), "--json"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+    per_seq = 1 if entry["task"] == "classify" else frames.shape[1]
+    assert len(lines) == frames.shape[0] * per_seq
+    for b in range(frames.shape[0]):
+        got = lines[b * per_seq:(b + 1) * per_seq]
+        want = expected[b].reshape(per_seq, -1)
+        keep = np.ones(per_seq, bool)
+        if entry.get("padding_outputs_differ"):
+            keep = ~np.all(frames[b] == np.float32(entry["mask_value"]), axis=1)
+        if entry["steps"] and per_seq > 1:
+            # recur predict steps these models frame by frame: padding before the first real frame answers
+            # zeros (test_stepping_through_leading_padding).
+            keep[:_leading_padding(frames[b], entry["mask_value"])] = False
+        for t in np.flatnonzero(keep):
+            w = want[t]
+            if entry["task"] == "regress":
+                assert np.max(np.abs(np.array(got[t]["values"]) - w)) <= TOL, f"{vid}: sequence {b} frame {t}"
+            else:
+                probs = np.array([1 - w[0], w[0]]) if w.shape == (1,) else w
+                assert int(got[t]["label"]) == int(np.argmax(probs)), f"{vid}: sequence {b} frame {t}"
+                assert abs(got[t]["probability"] - probs.max()) <= TOL, f"{vid}: sequence {b} frame {t}"
+
+
 # --- Structure of the converted files -----------------------------------------------------------
 
 def _fixture(name):
@@ -364,6 +409,59 @@ def test_keras_masking_and_normalization_order(tmp_path):
     cfg = _edit_config(tmp_path, "k2f_norm_bigru_regress.json", masking_first)
     _expect_error(tmp_path, "tf.keras' Normalization drops the mask", _fixture("k2f_norm_bigru_regress.weights-only.h5"),
                   config=cfg)
+
+
+def _weights_copy(tmp_path, name, edit):
+    import h5py
+    import shutil
+    dst = tmp_path / ("edited-" + name)
+    shutil.copy(_fixture(name), dst)
+    with h5py.File(dst, "r+") as f:
+        edit(f)
+    return str(dst)
+
+
+def test_malformed_frame_sources(tmp_path):
+    cfg = _fixture("k3f_norm_gap_cls.json")
+
+    def set_var(i, value):
+        def edit(f):
+            d = f[f"layers/normalization/vars/{i}"]
+            a = d[()]
+            a[0] = value
+            d[...] = a
+        return edit
+    w = _weights_copy(tmp_path, "k3f_norm_gap_cls.weights.h5", set_var(1, -1.0))
+    _expect_error(tmp_path, "negative", w, config=cfg)
+    w = _weights_copy(tmp_path, "k3f_norm_gap_cls.weights.h5", set_var(0, float("nan")))
+    _expect_error(tmp_path, "non-finite", w, config=cfg)
+    w = _weights_copy(tmp_path, "k3f_norm_gap_cls.weights.h5", lambda f: f.__delitem__("layers/normalization/vars/1"))
+    _expect_error(tmp_path, "Normalization", w, config=cfg)
+
+    def mask_value(v):
+        def edit(ls):
+            next(l for l in ls if l["class_name"] == "Masking")["config"]["mask_value"] = v
+        return edit
+    _expect_error(tmp_path, "mask_value", _fixture("k3f_norm_gap_cls.weights.h5"),
+                  config=_edit_config(tmp_path, "k3f_norm_gap_cls.json", mask_value("zero")))
+
+    def declare(F):
+        def edit(cfg):
+            for l in cfg["config"]["layers"]:
+                if l["class_name"] == "InputLayer":
+                    l["config"]["batch_shape"] = [None, None, F]
+        return edit
+    with open(_fixture("k3f_lstm_cls.json")) as f:
+        c = json.load(f)
+    declare(7)(c)
+    p = tmp_path / "declared.json"
+    p.write_text(json.dumps(c))
+    _expect_error(tmp_path, "declares frames of 7 floats", _fixture("k3f_lstm_cls.weights.h5"), config=str(p))
+    with open(_fixture("ptf_gru_cls.pt"), "rb") as f:
+        blob = f.read()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(blob[: len(blob) // 2])
+    _expect_error(tmp_path, ".", cut, task="classify")
 
 
 def test_input_option_checks_the_file(tmp_path):

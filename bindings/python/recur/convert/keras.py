@@ -111,8 +111,8 @@ def _inbound_names(layer: dict) -> list:
 def model_layers(cfg: dict) -> list:
     """The layer configs of a Sequential or linear Functional model, in order, InputLayer removed."""
     try:
-        from .keras_frames import strip_mask_ops       # frame models: Keras 3 records Masking's mask as ops
-        return _model_layers(strip_mask_ops(cfg))
+        from .keras_frames import frame_config         # frame models: Masking's mask ops, the Input's frame size
+        return _model_layers(frame_config(cfg))
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:
         raise ConvertError(f"malformed model config ({type(e).__name__}: {e})") from None
 

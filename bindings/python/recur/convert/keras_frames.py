@@ -52,6 +52,9 @@ def _declared_frame_size(lc: dict) -> Optional[int]:
         shape = cfg.get(key)
         if isinstance(shape, list) and len(shape) == 3 and isinstance(shape[2], int) and not isinstance(shape[2], bool):
             return shape[2]
+        if isinstance(shape, list) and len(shape) != 3 and lc.get("class_name") != "Normalization":
+            raise ConvertError(f"layer '{cfg.get('name')}' ({lc.get('class_name')}): input shape {shape[1:]}; a frame "
+                               f"model reads sequences of frames, shape (None, F)")
     return None
 
 
@@ -310,3 +313,28 @@ def strip_mask_ops(cfg: dict) -> dict:
             l = dict(l, inbound_nodes=[drop_masks(n) for n in l["inbound_nodes"]])
         kept.append(l)
     return dict(cfg, config=dict(inner, layers=kept))
+
+
+def frame_config(cfg: dict) -> dict:
+    """A Keras model config as the frame reader wants it (a copy; token models' configs are returned as they
+    are): the Masking layer's mask ops dropped (:func:`strip_mask_ops`), and the frame size that the
+    ``InputLayer`` declares (``Input(shape=(None, F))``, removed with it by ``model_layers``) copied onto
+    the first layer, where :func:`build_layers` checks it against the first recurrent kernel."""
+    cfg = strip_mask_ops(cfg)
+    inner = cfg.get("config") if isinstance(cfg, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(l, dict) and isinstance(l.get("config"), dict)
+                                               for l in layers):
+        return cfg
+    inputs = [i for i, l in enumerate(layers) if l.get("class_name") == "InputLayer"]
+    rest = [i for i, l in enumerate(layers) if l.get("class_name") != "InputLayer"]
+    if len(inputs) != 1 or not rest or not is_frame_model([layers[i] for i in rest]):
+        return cfg
+    icfg = layers[inputs[0]]["config"]
+    shape = icfg.get("batch_shape", icfg.get("batch_input_shape"))
+    first = layers[rest[0]]
+    if not isinstance(shape, list) or any(k in first["config"] for k in ("batch_shape", "batch_input_shape")):
+        return cfg
+    layers = list(layers)
+    layers[rest[0]] = dict(first, config=dict(first["config"], batch_shape=shape))
+    return dict(cfg, config=dict(inner, layers=layers))
