@@ -99,6 +99,11 @@ def _keras_cases(keras, k2: bool):
         ("k2f_birnn_gap_cls", "classify", "mean", 3,
          lambda: [L.Bidirectional(L.SimpleRNN(8, return_sequences=True)), L.GlobalAveragePooling1D(),
                   L.Dense(2, activation="softmax")], ["h5"], "input", {}, None),
+        ("k2f_mask_bilstm_gap_cls", "classify", "mean", 4,
+         lambda: [L.Masking(mask_value=-1.0, input_shape=(None, 4)),
+                  L.Bidirectional(L.LSTM(8, return_sequences=True), merge_mode="ave"),
+                  L.GlobalAveragePooling1D(), L.Dense(3, activation="softmax")], ["keras", "h5"], "sequential", {},
+         -1.0),
     ]
 
 

@@ -464,6 +464,38 @@ def test_malformed_frame_sources(tmp_path):
     _expect_error(tmp_path, ".", cut, task="classify")
 
 
+def _write_safetensors(path, tensors: dict) -> None:
+    header, data, off = {}, b"", 0
+    for k, v in tensors.items():
+        b = np.ascontiguousarray(v, dtype="<f4").tobytes()
+        header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+        data += b
+        off += len(b)
+    h = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h + data)
+
+
+def test_torch_bias_free_linear_head(tmp_path):
+    """A frame model whose nn.Linear has no bias: its 2-D weight [3, 12] cannot be an embedding of the GRU's
+    6 inputs, so the state_dict reads as a frame model; --input frames says so explicitly. Its outputs are
+    the framework's logits less the bias that was removed."""
+    from recur.convert import torch_state
+    recur = _lib()
+    sd = torch_state.load(_fixture("ptf_gru_cls.pt"))
+    bias = np.asarray(sd.pop("fcs.0.bias"), dtype=np.float64)
+    src = tmp_path / "nobias.safetensors"
+    _write_safetensors(src, sd)
+    data = np.load(_fixture("ptf_gru_cls.npz"))
+    for kw in ({}, {"input": "frames"}):
+        out = str(tmp_path / "m.recur")
+        assert rc.convert(str(src), out, task="classify", **kw)["input"] == "frames"
+        with recur.Model(out) as m:
+            for b in range(3):
+                got = m.predict(data["frames"][b]).reshape(-1).astype(np.float64)
+                assert float(np.max(np.abs(got - (data["outputs"][b] - bias)))) <= TOL
+
+
 def test_input_option_checks_the_file(tmp_path):
     _expect_error(tmp_path, "--input tokens", _fixture("k3f_lstm_cls.keras"), input="tokens")
     token_model = os.path.join(ROOT, "tests", "fixtures", "convert", "k3_lstm.keras")

@@ -29,8 +29,9 @@ HEADS = ("hn", "last-output", "mean")
 
 
 def wanted(tensors: "OrderedDict", opts: Options) -> bool:
-    """Whether to read the state_dict as a frame model: ``--input frames``, or no module that could be an
-    embedding (a 2-D ``weight`` without a bias)."""
+    """Whether to read the state_dict as a frame model: ``--input frames``, or no module that could be the
+    embedding — a 2-D ``weight`` without a bias that is named like one or whose width is a recurrent
+    module's input size (a bias-free ``nn.Linear`` head is neither)."""
     if opts.input == "frames":
         return True
     if opts.input == "tokens":
@@ -38,8 +39,11 @@ def wanted(tensors: "OrderedDict", opts: Options) -> bool:
     from .pytorch import _modules
     try:
         mods = _modules(tensors)
-        return bool(mods) and not any(set(p) == {"weight"} and np.asarray(p["weight"]).ndim == 2
-                                      for p in mods.values())
+        inputs = {int(np.asarray(p[k]).shape[1]) for p in mods.values() for k in ("weight_ih_l0", "weight_ih")
+                  if k in p and np.asarray(p[k]).ndim == 2}
+        embeddings = [m for m, p in mods.items() if set(p) == {"weight"} and np.asarray(p["weight"]).ndim == 2
+                      and ("emb" in m.lower() or int(np.asarray(p["weight"]).shape[1]) in inputs)]
+        return bool(inputs) and not embeddings
     except (TypeError, AttributeError, KeyError, IndexError, ValueError):
         return False
 
