@@ -515,6 +515,25 @@ def test_cli_errors_are_one_line(tmp_path):
     assert not (tmp_path / "o.recur").exists()
 
 
+@pytest.mark.parametrize("src,kw", [("k3f_norm_gap_cls.keras", []), ("k2f_norm_bigru_regress.h5", []),
+                                    ("k2f_norm_bigru_regress.ckpt.index", ["--config", "k2f_norm_bigru_regress.json"]),
+                                    ("ptf_bilstm2_cls.pt", ["--task", "classify", "--head", "hn",
+                                                            "--dense-activations", "relu,softmax"]),
+                                    ("ptf_bigru_regress.safetensors", ["--task", "regress"])])
+def test_frame_fixtures_convert_in_bounded_memory(src, kw, tmp_path):
+    """The converter's child process of test_convert_hostile.py (address space limited to its baseline +
+    512 MiB) converts the frame fixtures too."""
+    pytest.importorskip("h5py")
+    sys.path.insert(0, HERE)
+    import test_convert_hostile as th
+    kw = [os.path.join(FIXTURES, a) if a.endswith(".json") else a for a in kw]
+    out = str(tmp_path / "out.recur")
+    p = subprocess.run([sys.executable, "-c", th._LIMITED, th.PACKAGE, str(th.LIMIT_EXTRA), os.path.join(FIXTURES, src),
+                        out, *kw], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert rf.read(out).metadata["model.input"] == "frames"
+
+
 # --- Live: the fixtures rebuilt by the installed frameworks ---------------------------------------
 
 def _have(*mods) -> bool:
