@@ -67,10 +67,6 @@ def _lib():
     return recur
 
 
-# Largest max-abs difference of each variant, for the report printed with -s.
-FIGURES: dict = {}
-
-
 def check_case(folder: str, entry: dict, src: str, kw: dict, tmp_path) -> float:
     """Converts one saved model; its runtime outputs over every sequence must be the framework's."""
     from recur.reference import ReferenceModel
@@ -142,8 +138,8 @@ def _committed():
 
 
 @pytest.mark.parametrize("vid,entry,src,kw", _committed(), ids=[c[0] for c in _committed()])
-def test_frame_fixture_matches_framework(vid, entry, src, kw, tmp_path):
-    FIGURES[vid] = check_case(FIXTURES, entry, src, kw, tmp_path)
+def test_frame_fixture_matches_framework(vid, entry, src, kw, tmp_path, record_property):
+    record_property("max_abs", check_case(FIXTURES, entry, src, kw, tmp_path))     # in --junitxml reports
 
 
 @pytest.mark.xfail(strict=True, reason="runtime: State.step on padding before any real frame returns zeros, while "

@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .common import ConvertError, Dense, Options, Recurrent, Source, f32
+from .common import ConvertError, Dense, Options, Source, f32
 from .frames import FRAME_TASKS, FrameInput, MeanPool
 
 HEADS = ("hn", "last-output", "mean")
