@@ -371,6 +371,37 @@ def test_keras_layers_a_frame_model_cannot_have(tmp_path):
                   weights, config=_edit_config(tmp_path, base, insert(1, dense_first)))
 
 
+def test_stack_rules_of_frame_models():
+    """What frames.assemble refuses whatever the reader: a dense layer between recurrent layers, a pooling
+    after a layer that returns its last step, half a normalisation."""
+    from recur.convert.common import Direction, Recurrent, Dense, Source
+    from recur.convert.frames import FrameInput, MeanPool, assemble
+
+    def gru(In, H, seq=True, name="gru"):
+        z = np.zeros
+        d = Direction(z((3 * H, In), np.float32), z((3 * H, H), np.float32), z(3 * H, np.float32), z(3 * H, np.float32))
+        return Recurrent(cell="gru", input_size=In, units=H, directions=[d], name=name, return_sequences=seq)
+
+    def dense(In, U, act="linear", name="dense"):
+        return Dense(kernel=np.zeros((U, In), np.float32), bias=np.zeros(U, np.float32), name=name, activation=act)
+
+    def refuse(layers, match):
+        with pytest.raises(ConvertError, match=match):
+            assemble(Source(layers=layers, format="test"))
+    refuse([FrameInput(4), gru(4, 8), dense(8, 8, "relu"), gru(8, 8, name="gru2"), dense(8, 2)], "follows the dense")
+    refuse([FrameInput(4), gru(4, 8, seq=False), MeanPool(), dense(8, 2, "softmax")], "returns only its last step")
+    refuse([FrameInput(4), dense(4, 8), gru(8, 8)], "first layer must be recurrent")
+    refuse([FrameInput(4, mean=np.zeros(4, np.float32)), gru(4, 8), dense(8, 1)], "both a mean and a scale")
+    refuse([FrameInput(4, mean=np.zeros(3, np.float32), scale=np.ones(3, np.float32)), gru(4, 8), dense(8, 1)],
+           r"shape \[3\], expected \[4\]")
+    meta, tensors, task, pooling = assemble(Source(layers=[FrameInput(4, mask_value=0.5), gru(4, 8), MeanPool(),
+                                                           dense(8, 3, "softmax")], format="test"))
+    assert (task, pooling) == ("classify", "mean")
+    m = dict(meta)
+    assert m["model.input"] == "frames" and m["model.frame_size"] == 4 and m["input.mask_value"] == 0.5
+    assert m["model.layer_count"] == 2 and "input.mean" not in tensors
+
+
 def test_keras_pooling_must_follow_sequences(tmp_path):
     gap = {"module": "keras.layers", "class_name": "GlobalAveragePooling1D", "config": {"name": "gap"}}
     cfg = _edit_config(tmp_path, "k3f_lstm_cls.json", lambda ls: ls.insert(2, gap))

@@ -101,6 +101,10 @@ def check(layers: list) -> None:
         raise ConvertError("the input normalisation needs both a mean and a scale")
     if inp.mask_value is not None and not np.isfinite(inp.mask_value):
         raise ConvertError(f"the mask value {inp.mask_value} is not finite")
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, Dense) and isinstance(b, Recurrent):
+            raise ConvertError(f"layer '{b.name}' ({b.cell}) follows the dense layer '{a.name}'; dense layers may "
+                               f"only come after the last recurrent layer")
     if pool is not None:
         before, after = body[:pool], body[pool + 1:]
         if any(isinstance(l, Dense) for l in before):
