@@ -136,7 +136,7 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
 
     vocab: a JSON vocabulary file, a list of tokens or a :class:`recur.convert.vocab.Vocab`; chars: a text
     file of characters; specials: {"pad"|"unk"|"bos"|"eos": id}; option_kwargs: fields of :class:`Options`
-    (config, keras_version, cell, nonlinearity, dense_activations, order, key).
+    (config, keras_version, cell, nonlinearity, dense_activations, order, key; frame models: input, head).
     """
     from .. import format as rformat
     from .build import assemble
@@ -149,6 +149,23 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
     if task is not None:
         opts.task = task
     source = read_source(os.fspath(src), opts, format)
+    # --- frame models (no vocabulary: model.input = "frames"): frames.py ---
+    from . import frames
+    if frames.is_frames(source):
+        if opts.input == "tokens":
+            raise ConvertError(f"--input tokens: {os.path.basename(os.fspath(src))} reads frames of "
+                               f"{source.layers[0].size} floats (it has no embedding)")
+        given = [o for o, x in (("--vocab", vocab), ("--chars", chars), ("--placeholder-vocab", placeholder_vocab or None),
+                                ("--vocab-kind", vocab_kind), ("special token ids", specials or None),
+                                ("--lowercase", lowercase)) if x is not None]
+        return frames.convert(source, os.fspath(src), os.fspath(out), task=opts.task, labels=labels, name=name,
+                              dtypes=dtypes, producer=f"recur-convert {PRODUCER_VERSION}", vocabulary_given=given)
+    if opts.input == "frames":
+        raise ConvertError(f"--input frames: {os.path.basename(os.fspath(src))} reads tokens (its first layer is an "
+                           f"embedding)")
+    if opts.head is not None:
+        raise ConvertError("--head applies to PyTorch frame classifiers (models without an embedding)")
+    # --- end frame models ---
     v = _make_vocab(source, vocab, chars, vocab_kind, placeholder_vocab)
     if source.layers and getattr(source.layers[0], "mask_zero", False) and "pad" not in v.specials:
         v.specials["pad"] = 0           # Keras mask_zero=True: id 0 is padding, skipped by the runtime

@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
                    help="word vocabularies: lowercase text before lookup")
     m = p.add_argument_group("model")
-    m.add_argument("--task", choices=("generate", "classify", "tag"),
+    m.add_argument("--task", choices=("generate", "classify", "tag", "regress"),
                    help="what the model is for (default: inferred from the layers)")
     m.add_argument("--labels", type=_list, metavar="A,B,...", help="names of the output classes or tags")
     m.add_argument("--config", metavar="FILE", help="Keras model config JSON (model.to_json()) for weights-only files")
@@ -53,6 +53,13 @@ def parser() -> argparse.ArgumentParser:
                    help="activation after each nn.Linear, in order (linear, relu, tanh, sigmoid, softmax)")
     t.add_argument("--order", type=_list, metavar="M1,M2,...", help="module names in stack order")
     t.add_argument("--key", help="path of the state_dict inside a checkpoint dict, e.g. model_state_dict")
+    # --- frame models (frames.py) ---
+    f = p.add_argument_group("frame models (inputs of F floats per step; docs/CONVERT.md, \"Frame models\")")
+    f.add_argument("--input", choices=("tokens", "frames"),
+                   help="what the model reads (default: frames when it has no embedding)")
+    f.add_argument("--head", choices=("hn", "last-output", "mean"),
+                   help="PyTorch --task classify: the head reads h_n, output[:, -1] or output.mean(dim=1)")
+    # --- end frame models ---
     return p
 
 
@@ -60,7 +67,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     opts = Options(config=args.config, keras_version=args.keras_version, cell=args.cell,
                    nonlinearity=args.nonlinearity, dense_activations=args.dense_activations, order=args.order,
-                   key=args.key)
+                   key=args.key, input=args.input, head=args.head)
     specials = {k: getattr(args, f"{k}_id") for k in ("pad", "unk", "bos", "eos") if getattr(args, f"{k}_id") is not None}
     try:
         summary = convert(args.source, args.output, vocab=args.vocab, chars=args.chars, vocab_kind=args.vocab_kind,
@@ -80,6 +87,10 @@ def main(argv=None) -> int:
         print(f"recur-convert: error: internal error converting {args.source} ({type(e).__name__}: {text}); "
               f"please report it", file=sys.stderr)
         return 1
+    if summary.get("input") == "frames":
+        from .frames import summary_line
+        print(summary_line(args.output, summary))
+        return 0
     print(f"wrote {args.output}: task {summary['task']}, {summary['layers']} layers, {summary['tensors']} tensors, "
           f"vocabulary {summary['vocabulary']}, {summary['bytes']} bytes (from {summary['source']})")
     return 0

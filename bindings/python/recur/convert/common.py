@@ -139,7 +139,7 @@ def gate_blocks(m: np.ndarray, order: list, blocks: int) -> np.ndarray:
 @dataclass
 class Options:
     """Choices a source file does not record (or that the user overrides). None means "from the file"."""
-    task: Optional[str] = None                 # generate / classify / tag
+    task: Optional[str] = None                 # generate / classify / tag (frame models: classify / tag / regress)
     config: Optional[str] = None               # Keras model config JSON (for .weights.h5 and TF checkpoints)
     keras_version: Optional[str] = None        # e.g. "2.15.0": decides what hard_sigmoid means
     cell: Optional[str] = None                 # PyTorch: rnn / gru / lstm (checked against the shapes)
@@ -147,6 +147,9 @@ class Options:
     dense_activations: Optional[list] = None   # PyTorch: one activation per Linear, in order
     order: Optional[list] = None               # PyTorch: module names in stack order
     key: Optional[str] = None                  # PyTorch: path to the state_dict inside a checkpoint dict
+    # Frame models (frames.py, torch_frames.py)
+    input: Optional[str] = None                # "tokens" / "frames": what the model reads (default: from the file)
+    head: Optional[str] = None                 # PyTorch frame classifiers: hn / last-output / mean
 
 
 # --- Memory: one budget per conversion -------------------------------------------------------------

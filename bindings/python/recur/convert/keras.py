@@ -111,7 +111,8 @@ def _inbound_names(layer: dict) -> list:
 def model_layers(cfg: dict) -> list:
     """The layer configs of a Sequential or linear Functional model, in order, InputLayer removed."""
     try:
-        return _model_layers(cfg)
+        from .keras_frames import frame_config         # frame models: Masking's mask ops, the Input's frame size
+        return _model_layers(frame_config(cfg))
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:
         raise ConvertError(f"malformed model config ({type(e).__name__}: {e})") from None
 
@@ -165,6 +166,8 @@ def _positional_names(cls: str, cfg: dict, sub: str) -> list:
         return ["kernel", "bias"]
     if cls == "TimeDistributed" and sub == "layer":
         return ["kernel", "bias"]
+    if cls == "Normalization" and sub == "":          # frame models (keras_frames.py)
+        return ["mean", "variance", "count"]
     return []
 
 
@@ -377,6 +380,11 @@ def _recurrent(cls: str, cfg: dict, w: dict, prefix: str, width: int, major: int
 
 def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -> list:
     """Keras layer configs + a weight source → the converter's layer list."""
+    # --- frame models (no Embedding: Input(shape=(None, F))): keras_frames.py ---
+    from . import keras_frames
+    if keras_frames.is_frame_model(layer_cfgs):
+        return keras_frames.build_layers(layer_cfgs, weights, major, origin)
+    # --- end frame models ---
     def version_needed(what):
         if major is None:
             raise ConvertError(f"{origin}: {what} uses hard_sigmoid, whose meaning depends on the Keras version, "

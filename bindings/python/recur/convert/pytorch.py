@@ -151,6 +151,11 @@ def _chain(items: list, width: int, size_in, what: str, explicit: bool) -> list:
 
 
 def read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
+    # --- frame models (no embedding: nn.GRU(input_size=F) ...): torch_frames.py ---
+    from . import torch_frames
+    if torch_frames.wanted(tensors, opts):
+        return torch_frames.read(tensors, opts, fmt, origin)
+    # --- end frame models ---
     try:
         return _read(tensors, opts, fmt, origin)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:
