@@ -59,28 +59,43 @@ struct Bench: ParsableCommand {
             loads.append(now() - t0)
         }
         let mdl = m!
-        let v = mdl.vocabulary.count
         var rng = SplitMix64(seed: 7)
-        let tokens = (0..<max(steps, prompt) + 100).map { _ in Int(rng.next() % UInt64(v)) }
+        let count = max(steps, prompt) + 100
+        // Token ids, or for a frame model frames of random values in [-1, 1).
+        let f = mdl.frameSize ?? 0
+        let tokens = f > 0 ? [] : (0..<count).map { _ in Int(rng.next() % UInt64(mdl.vocabulary.count)) }
+        let frames = (0..<(count * f)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+        func step(_ s: State, _ t: Int) throws {
+            if f > 0 { try frames.withUnsafeBufferPointer { try s.step(frame: UnsafeBufferPointer(rebasing: $0[(t * f)..<((t + 1) * f)])) } }
+            else { try s.step(tokens[t]) }
+        }
+        func stepBatch(_ states: [State], _ t: Int) throws {
+            let rows = (0..<states.count).map { (t + 7 * $0) % count }
+            if f > 0 {
+                let x = rows.flatMap { frames[($0 * f)..<(($0 + 1) * f)] }
+                try x.withUnsafeBufferPointer { try mdl.stepBatch(states: states, frames: $0) }
+            } else {
+                try mdl.stepBatch(states: states, tokens: rows.map { tokens[$0] })
+            }
+        }
 
         // Step latency.
         var times: [Double] = []
         times.reserveCapacity(steps)
         if batch == 1 {
             let state = mdl.makeState()
-            for t in 0..<100 { try state.step(tokens[t]) }
+            for t in 0..<100 { try step(state, t) }
             for t in 0..<steps {
                 let t0 = now()
-                try state.step(tokens[t])
+                try step(state, t)
                 times.append(now() - t0)
             }
         } else {
             let states = (0..<batch).map { _ in mdl.makeState() }
-            for t in 0..<20 { try mdl.stepBatch(states: states, tokens: (0..<batch).map { tokens[(t + $0) % tokens.count] }) }
+            for t in 0..<20 { try stepBatch(states, t) }
             for t in 0..<steps {
-                let toks = (0..<batch).map { tokens[(t + 7 * $0) % tokens.count] }
                 let t0 = now()
-                try mdl.stepBatch(states: states, tokens: toks)
+                try stepBatch(states, t)
                 times.append(now() - t0)
             }
         }
@@ -89,12 +104,13 @@ struct Bench: ParsableCommand {
 
         // Prefill.
         let state = mdl.makeState()
-        let p = Array(tokens[0..<prompt])
+        let p = f > 0 ? [] : Array(tokens[0..<prompt])
+        let pf = Array(frames[0..<(prompt * f)])
         var prefills: [Double] = [], prefillCPU: [Double] = []
         for _ in 0..<7 {
             state.reset()
             let t0 = now(), c0 = processCPU()
-            try state.prefill(p)
+            if f > 0 { try state.prefill(frames: pf) } else { try state.prefill(p) }
             prefills.append(now() - t0)
             prefillCPU.append(processCPU() - c0)
         }

@@ -165,9 +165,11 @@ extension State {
 
     func advance(token: UnsafePointer<Int>) { advance(.tokens(token)) }
 
-    /// A frame step; a masked frame (`Model.isMasked`) leaves the state and the output as they are.
+    /// A frame step; a masked frame (`Model.isMasked`) leaves the state as it is, and the output is the
+    /// head over it: the previous output, or the head over the zero state before any real frame (as Keras).
     func advance(frame: UnsafePointer<Float>) {
         if model.isMasked(frame) {
+            applyHead()
             position += 1
             return
         }

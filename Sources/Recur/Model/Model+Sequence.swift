@@ -82,6 +82,10 @@ extension Model {
         if architecture.pooling == .mean {
             return try applyHead(Self.meanPool(x, T: T, width: width, mask: mask), rows: 1, width: width)
         }
+        if architecture.task == .classify {
+            // A classifier whose last recurrent layer returns every step reads the last one.
+            return try applyHead(Array(x[((T - 1) * width)..<(T * width)]), rows: 1, width: width)
+        }
         return try applyHead(x, rows: T, width: width)
     }
 

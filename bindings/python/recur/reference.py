@@ -303,10 +303,16 @@ class ReferenceModel:
 
     def step(self, token) -> np.ndarray:
         """Feeds one token (or one input vector for models without an embedding); returns the output.
-        A frame equal to the mask value leaves the state as it is and repeats the last output."""
+        A frame equal to the mask value leaves the state as it is; the output is the dense head over the
+        last recurrent layer's state (the last output again, or the head over the zero state)."""
         if self.layers[0]["kind"] != "embedding" and self._masked(token):
             self.position += 1
-            return self.output.copy() if self.output is not None else None
+            last = max(i for i, l in enumerate(self.layers) if l["kind"] in ("rnn", "gru", "lstm"))
+            x = self.h[-1]
+            for layer in self.layers[last + 1:]:
+                x = dense(layer, x)
+            self.output = np.array(x, dtype=np.float64)
+            return self.output.copy()
         x = self._input(token)
         k = 0
         for layer in self.layers:

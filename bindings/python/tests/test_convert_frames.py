@@ -113,12 +113,10 @@ def check_case(folder: str, entry: dict, src: str, kw: dict, tmp_path) -> float:
                         d = float(np.max(np.abs(steps[-1] - got)))
                         assert d <= TOL, f"{src}: sequence {b}: the last step differs from predict by {d:.3g}"
                 else:
-                    # Padding before the first real frame: State.step answers zeros there, where predict
-                    # (and Keras) give the head of the zero state — see test_stepping_through_leading_padding.
-                    lead = _leading_padding(frames[b], entry["mask_value"])
-                    d = float(np.max(np.abs(steps[lead:] - got[lead:])))
+                    # Padding frames included: stepped, they answer the head over the carried state, as predict.
+                    d = float(np.max(np.abs(steps - got)))
                     assert d <= TOL, f"{src}: sequence {b}: stepping differs from predict by {d:.3g}"
-                    d = float(np.max(np.abs(steps[lead:] - want[lead:])))
+                    d = float(np.max(np.abs(steps - want)))
                     assert d <= TOL, f"{src}: sequence {b}: stepping differs from the framework by {d:.3g}"
     return worst
 
@@ -142,8 +140,6 @@ def test_frame_fixture_matches_framework(vid, entry, src, kw, tmp_path, record_p
     record_property("max_abs", check_case(FIXTURES, entry, src, kw, tmp_path))     # in --junitxml reports
 
 
-@pytest.mark.xfail(strict=True, reason="runtime: State.step on padding before any real frame returns zeros, while "
-                   "predict (and Keras) give the head applied to the zero state; Swift side, not the converter")
 def test_stepping_through_leading_padding(tmp_path):
     """A per-step model stepped over padding that comes before the first real frame: Keras (and the runtime's
     own predict) answer the head of the zero state at those frames."""
@@ -217,10 +213,6 @@ def test_recur_predict_matches_framework(vid, entry, src, kw, tmp_path, cli):
         keep = np.ones(per_seq, bool)
         if entry.get("padding_outputs_differ"):
             keep = ~np.all(frames[b] == np.float32(entry["mask_value"]), axis=1)
-        if entry["steps"] and per_seq > 1:
-            # recur predict steps these models frame by frame: padding before the first real frame answers
-            # zeros (test_stepping_through_leading_padding).
-            keep[:_leading_padding(frames[b], entry["mask_value"])] = False
         for t in np.flatnonzero(keep):
             w = want[t]
             if entry["task"] == "regress":

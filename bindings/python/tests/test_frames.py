@@ -79,21 +79,21 @@ def test_stepping_matches_the_reference_and_the_whole_sequence(library, frame_mo
         assert np.array_equal(s.step(x[0]), steps[0])
 
 
-def masked_model(tmp_path, pooling="last"):
+def masked_model(tmp_path, pooling="last", sequences=False):
     """A GRU classifier over frames of 3 with input.mask_value = 0 (Keras' Masking) and the given pooling."""
     rng = np.random.default_rng(7)
     H, F = 5, 3
     meta = {"model.task": "classify", "model.input": "frames", "model.frame_size": F, "model.layer_count": 2,
             "model.labels": ["x", "y"], "input.mask_value": rf.Typed(rf.MetaType.FLOAT, 0.0),
             "layer.0.kind": "gru", "layer.0.input_size": F, "layer.0.units": H,
-            "layer.0.return_sequences": pooling == "mean",
+            "layer.0.return_sequences": pooling == "mean" or sequences,
             "layer.1.kind": "dense", "layer.1.input_size": H, "layer.1.units": 2, "layer.1.activation": "softmax"}
     if pooling == "mean":
         meta["model.pooling"] = "mean"
     tensors = {"layer.0.kernel": rng.normal(size=(3 * H, F)), "layer.0.recurrent_kernel": rng.normal(size=(3 * H, H)),
                "layer.0.bias": rng.normal(size=3 * H), "layer.0.recurrent_bias": rng.normal(size=3 * H),
                "layer.1.kernel": rng.normal(size=(2, H)), "layer.1.bias": rng.normal(size=2)}
-    path = tmp_path / f"masked-{pooling}.recur"
+    path = tmp_path / f"masked-{pooling}-{sequences}.recur"
     rf.write(path, meta, {k: v.astype(np.float32) for k, v in tensors.items()})
     return str(path)
 
@@ -225,3 +225,20 @@ def test_recur_predict_refuses_a_text_model(cli, tmp_path):
     csv.write_text("1,2\n")
     r = run_cli(cli, "predict", ROOT / "models" / "alice.recur", "--csv", csv, check=False)
     assert r.returncode != 0 and "reads tokens, not frames" in r.stderr
+
+
+def test_a_classifier_whose_last_layer_returns_every_step_reads_the_last(library, tmp_path):
+    with recur.Model(masked_model(tmp_path, "last", sequences=True)) as m:
+        x = frames_for(m, T=6, seed=8)
+        got = m.predict(x)
+        s = m.new_state()
+        last = [s.step(f) for f in x][-1]
+        assert got.shape == (1, 2) and np.abs(got[0] - last).max() < TOL
+        padded = np.concatenate([np.zeros((2, 3), np.float32), x])   # leading padding: the head of the zero state
+        s.reset()
+        first = s.step(padded[0])
+        ref = ReferenceModel(rf.read(masked_model(tmp_path, "last", sequences=True)))
+        assert np.abs(first - ref.step(padded[0])).max() < TOL
+        dense = rf.read(masked_model(tmp_path, "last", sequences=True)).tensors
+        head = dense["layer.1.bias"].astype(np.float64)            # the head over the zero state: softmax(b)
+        assert np.abs(first - np.exp(head) / np.exp(head).sum()).max() < TOL
