@@ -66,7 +66,7 @@ struct Bench: ParsableCommand {
         let tokens = f > 0 ? [] : (0..<count).map { _ in Int(rng.next() % UInt64(mdl.vocabulary.count)) }
         let frames = (0..<(count * f)).map { _ in Float(rng.nextUnit() * 2 - 1) }
         func step(_ s: State, _ t: Int) throws {
-            if f > 0 { try frames.withUnsafeBufferPointer { try s.step(frame: UnsafeBufferPointer(rebasing: $0[(t * f)..<((t + 1) * f)])) } }
+            if f > 0 { _ = try frames.withUnsafeBufferPointer { try s.step(frame: UnsafeBufferPointer(rebasing: $0[(t * f)..<((t + 1) * f)])) } }
             else { try s.step(tokens[t]) }
         }
         func stepBatch(_ states: [State], _ t: Int) throws {

@@ -6,7 +6,7 @@
 ///   q8, q8 when T is q4 (they are read once per token, so their size costs little time, and the output
 ///   layer decides the next-token distribution directly);
 /// - vectors (biases, recurrent biases) and peephole weights: f32 always (the loader requires it);
-/// - kernels of fewer than 32 columns (a frame model's first layer): f32.
+/// - a frame model's first-layer kernel when it has fewer than 32 columns: f32.
 /// Overrides name tensors exactly or with `*` wildcards.
 public enum Quantizer {
     /// One tensor's conversion.
@@ -46,10 +46,10 @@ public enum Quantizer {
     /// The default type of tensor `name` (shape `shape`) of a model with architecture `arch` quantized to `target`.
     public static func defaultType(_ name: String, shape: [Int], arch: Architecture, target: DType) -> DType {
         if shape.count < 2 || name.hasSuffix(".peephole") { return .f32 }
-        // A kernel of fewer than 32 columns (a frame model's first layer, F floats wide) stays f32: it is
-        // small, and its rows would be padded to a block of 32 (measured: GRU-256 over frames of 12 steps in
-        // 4.0 µs with it in f32, 4.4 µs in q8r).
-        if shape.count == 2 && shape[1] < 32 && !name.hasSuffix(".embeddings") { return .f32 }
+        // A frame model's first kernel of fewer than 32 columns (F floats wide) stays f32: it is small, and
+        // its rows would be padded to a block of 32 (measured: GRU-256 over frames of 12 steps in 4.0 µs with
+        // it in f32, 4.4 µs in q8r).
+        if arch.input.frameSize != nil, shape.count == 2, shape[1] < 32, name.hasPrefix("layer.0.") { return .f32 }
         let atLeast8: DType = target == .q4 ? .q8 : target
         if name.hasSuffix(".embeddings") { return atLeast8 }
         // The output layer: the main stack's last layer when it is dense.
