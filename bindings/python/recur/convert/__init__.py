@@ -174,5 +174,8 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
     except OSError as e:
         raise ConvertError(f"cannot write {out}: {e.strerror or e}") from None
     task_name = dict(meta)["model.task"]
+    from .build import describe
     return {"task": task_name, "layers": len(source.layers), "tensors": len(tensors),
-            "bytes": os.path.getsize(out), "source": source.format, "vocabulary": len(v.pieces)}
+            "bytes": os.path.getsize(out), "source": source.format, "vocabulary": len(v.pieces),
+            "architecture": describe(source.layers), "inferred": source.notes.get("inferred", ""),
+            "assumptions": list(source.notes.get("assumptions", []))}

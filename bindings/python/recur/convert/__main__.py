@@ -81,7 +81,10 @@ def main(argv=None) -> int:
               f"please report it", file=sys.stderr)
         return 1
     print(f"wrote {args.output}: task {summary['task']}, {summary['layers']} layers, {summary['tensors']} tensors, "
-          f"vocabulary {summary['vocabulary']}, {summary['bytes']} bytes (from {summary['source']})")
+          f"vocabulary {summary['vocabulary']}, {summary['bytes']} bytes (from {summary['source']}); "
+          f"{'inferred from ' + summary['inferred'] if summary['inferred'] else 'architecture'}: "
+          f"{summary['architecture']}"
+          + "".join(f"; {a}" for a in summary["assumptions"]))
     return 0
 
 

@@ -16,6 +16,28 @@ from .vocab import Vocab
 TASKS = ("generate", "classify", "tag")
 
 
+CELL_CLASS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def describe_layer(l) -> str:
+    """One layer as the summary line prints it, e.g. ``rnn_layer GRU(1024, tanh/sigmoid, reset_after)``."""
+    if isinstance(l, Embedding):
+        return f"{l.name} Embedding({l.vocabulary}, {l.dimension})"
+    if isinstance(l, Recurrent):
+        acts = l.activation if l.cell == "rnn" else f"{l.activation}/{l.recurrent_activation}"
+        bits = [str(l.units), acts]
+        if l.cell == "gru":
+            bits.append("reset_after" if l.reset_after else "reset_before")
+        bits.append("sequences" if l.return_sequences else "last step")
+        inner = f"{CELL_CLASS[l.cell]}({', '.join(bits)})"
+        return f"{l.name} Bidirectional({inner}, {l.merge_mode})" if l.bidirectional else f"{l.name} {inner}"
+    return f"{l.name} {'TimeDistributed(Dense' if l.per_step else 'Dense'}({l.units}, {l.activation}){')' if l.per_step else ''}"
+
+
+def describe(layers: list) -> str:
+    return " -> ".join(describe_layer(l) for l in layers)
+
+
 def check_stack(layers: list) -> None:
     """Consecutive layers fit together; every tensor has its declared shape."""
     if not layers:
@@ -103,9 +125,10 @@ def check_task(task: str, layers: list) -> None:
             raise ConvertError(f"task 'generate': the last layer must be a dense layer with one output per "
                                f"vocabulary token ({emb.vocabulary})")
     elif task == "classify":
-        if rec and rec[-1].return_sequences:
-            # Many-to-one: the runtime classifies from the last step's output; nothing to change.
-            pass
+        if not isinstance(layers[-1], Dense):
+            raise ConvertError(f"task 'classify': the model ends with '{layers[-1].name}', a recurrent layer, and has "
+                               f"no Dense head, so its outputs are hidden values, not class scores (an encoder? "
+                               f"convert the encoder-decoder pair with --task seq2seq)")
     elif task == "tag":
         if any(not l.return_sequences for l in rec):
             raise ConvertError("task 'tag' needs every recurrent layer to return sequences")

@@ -147,6 +147,12 @@ class Options:
     dense_activations: Optional[list] = None   # PyTorch: one activation per Linear, in order
     order: Optional[list] = None               # PyTorch: module names in stack order
     key: Optional[str] = None                  # PyTorch: path to the state_dict inside a checkpoint dict
+    # Architectures inferred from the variables (subclassed Keras models, PyTorch): what weights cannot tell.
+    activation: Optional[str] = None           # recurrent layers' activation (Keras default tanh)
+    recurrent_activation: Optional[str] = None # GRU / LSTM gate activation (Keras default sigmoid)
+    reset_after: Optional[bool] = None         # GRU without a bias: which convention
+    merge_mode: Optional[str] = None           # Bidirectional: concat / sum / mul / ave
+    head: Optional[str] = None                 # PyTorch classifiers: "hn" (h_n) or "last-output" (output[:, -1])
 
 
 # --- Memory: one budget per conversion -------------------------------------------------------------
