@@ -111,6 +111,7 @@ class Source:
     format: str                                 # e.g. "keras", "keras-h5", "tf-checkpoint", "pytorch"
     framework_version: str = ""
     notes: dict = field(default_factory=dict)   # extra provenance, e.g. {"keras.version": "3.6.0"}
+    encoder: list = field(default_factory=list) # seq2seq read from one file: the encoder's layers
 
 
 def f32(a, what: str) -> np.ndarray:

@@ -288,3 +288,26 @@ def apply_task(layers: list, task: Optional[str], origin: str, what: str = "the 
     if task == "classify":
         rec[-1].return_sequences = False
     return task
+
+
+def split_pair(mods: list, origin: str):
+    """(encoder modules, decoder modules) of one file holding both — a ``tf.train.Checkpoint(encoder=…,
+    decoder=…)`` or a model with ``encoder`` and ``decoder`` attributes — named without their prefix;
+    None when the file holds one model."""
+    tops: dict = {}
+    for m in mods:
+        head, sep, rest = m.name.partition("/")
+        tops.setdefault(head if sep else "", []).append(m)
+    enc = [k for k in tops if k.lower().startswith("enc")]
+    dec = [k for k in tops if k.lower().startswith("dec")]
+    if not enc and not dec:
+        return None
+    if len(enc) != 1 or len(dec) != 1:
+        raise ConvertError(f"{origin}: cannot tell the encoder and the decoder apart among {sorted(k for k in tops if k)} "
+                           f"(one name starting with 'enc', one with 'dec'); or convert two files with --decoder")
+    other = [k for k in tops if k not in (enc[0], dec[0])]
+    if other:
+        names = ", ".join(m.name for m in tops[other[0]])
+        raise ConvertError(f"{origin}: layer variables outside the encoder and the decoder ({names})")
+    strip = lambda ms: [Module(m.name.partition("/")[2], m.vars, m.hint) for m in ms]  # noqa: E731
+    return strip(tops[enc[0]]), strip(tops[dec[0]])

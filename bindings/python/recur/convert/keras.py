@@ -767,8 +767,15 @@ def checkpoint_modules(tensors: dict, nodes: list, origin: str) -> list:
 
 def _inferred(mods: list, opts: Options, version, fmt: str, origin: str, ordered: bool) -> Source:
     from . import infer
-    layers = infer.build(mods, opts, _major(version), origin, ordered)
-    infer.apply_task(layers, opts.task, origin)
     notes = {"keras.version": str(version)} if version else {}
     notes["inferred"] = "the variables"
-    return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes)
+    encoder: list = []
+    if opts.task == "seq2seq":
+        pair = infer.split_pair(mods, origin)
+        if pair is not None:
+            encoder = infer.build(pair[0], opts, _major(version), origin, ordered)
+            mods = pair[1]
+    layers = infer.build(mods, opts, _major(version), origin, ordered)
+    if opts.task != "seq2seq":
+        infer.apply_task(layers, opts.task, origin)
+    return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes, encoder=encoder)

@@ -57,13 +57,13 @@ class Vocab:
                 raise ConvertError(f"vocabulary entry {i} ({p!r}) repeats entry {seen[p]}")
             seen[p] = i
 
-    def metadata(self) -> list:
-        out = [("tokenizer.kind", self.kind), ("tokenizer.tokens", list(self.pieces))]
+    def metadata(self, prefix: str = "tokenizer.") -> list:
+        out = [(prefix + "kind", self.kind), (prefix + "tokens", list(self.pieces))]
         for name in SPECIALS:
             if name in self.specials:
-                out.append((f"tokenizer.{name}_id", int(self.specials[name])))
+                out.append((f"{prefix}{name}_id", int(self.specials[name])))
         if self.kind == "word":
-            out.append(("tokenizer.lowercase", bool(self.lowercase)))
+            out.append((prefix + "lowercase", bool(self.lowercase)))
         return out
 
 
