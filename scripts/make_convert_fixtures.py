@@ -697,6 +697,77 @@ def build_subclassed(out: str, seed: int = 4) -> list:
     entries.append({"name": "pt_bilstm_last", "framework": "torch", "version": torch.__version__.split("+")[0],
                     "task": "classify", "files": {"torch": "pt_bilstm_last.pt"},
                     "options": {"task": "classify", "head": "last-output"}, "chars": True, "group": "subclassed"})
+
+    # An encoder-decoder in one module: state_dict keys encoder.* and decoder.*; the source ends with EOS
+    # and is read reversed (EOS last), as --source-eos-id and --reverse-source declare.
+    src_vocab = ["<pad>", "<unk>", "<eos>"] + [f"s{i}" for i in range(3, 18)]
+    tgt_vocab = ["<pad>", "<bos>", "<eos>"] + [f"t{i}" for i in range(3, 21)]
+
+    class Seq2Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.ModuleDict({"embedding": nn.Embedding(len(src_vocab), E),
+                                          "rnn": nn.LSTM(E, H, batch_first=True)})
+            self.decoder = nn.ModuleDict({"embedding": nn.Embedding(len(tgt_vocab), E),
+                                          "rnn": nn.LSTM(E, H, batch_first=True),
+                                          "fc": nn.Linear(H, len(tgt_vocab))})
+
+        def encode(self, src):                       # src: ids without EOS
+            ids = torch.tensor([list(reversed(src)) + [2]])
+            _, state = self.encoder["rnn"](self.encoder["embedding"](ids))
+            return state
+
+        def decode(self, ids, state):
+            y, state = self.decoder["rnn"](self.decoder["embedding"](torch.tensor([ids])), state)
+            return self.decoder["fc"](y)[0], state
+
+    best = None
+    rng = np.random.default_rng(seed)
+    sources = [list(rng.integers(3, len(src_vocab), size=int(rng.integers(3, 9)))) for _ in range(10)]
+    for attempt in range(8):
+        torch.manual_seed(seed + attempt)
+        m = Seq2Seq().eval()
+        with torch.no_grad():
+            vals = _randomize([p.detach().numpy() for p in m.parameters()], seed + attempt, _scale("lstm", attempt))
+            for prm, val in zip(m.parameters(), vals):
+                prm.copy_(torch.from_numpy(val))
+        greedy, margin = [], np.inf
+        with torch.no_grad():
+            for src in sources:
+                state, tok, outs = m.encode([int(x) for x in src]), 1, []
+                for _ in range(20):
+                    y, state = m.decode([tok], state)
+                    o = y[-1].numpy().astype(np.float64)
+                    top = np.argsort(o)[::-1]
+                    margin = min(margin, o[top[0]] - o[top[1]])
+                    tok = int(top[0])
+                    if tok == 2:
+                        break
+                    outs.append(tok)
+                greedy.append(outs)
+        score = -1 if margin <= 1e-4 else len({t for g in greedy for t in g})
+        if best is None or score > best[0]:
+            best = (score, m, greedy)
+        if score >= GOOD:
+            break
+    _, m, greedy = best
+    target_in = [1, 5, 6, 7, 8, 9]
+    with torch.no_grad():
+        outputs, _ = m.decode(target_in, m.encode([int(x) for x in sources[0]]))
+    torch.save(m.state_dict(), os.path.join(out, "pt_seq2seq.pt"))
+    for fn, words in (("pt_seq2seq.source.json", src_vocab), ("pt_seq2seq.target.json", tgt_vocab)):
+        with open(os.path.join(out, fn), "w") as f:
+            json.dump(words, f)
+    np.savez_compressed(os.path.join(out, "pt_seq2seq.npz"), source=np.array(sources[0], np.int64),
+                        target_in=np.array(target_in, np.int64), outputs=outputs.numpy().astype(np.float32),
+                        sources=np.array([list(x) + [-1] * (20 - len(x)) for x in sources], np.int64),
+                        greedy=np.array([g + [-1] * (20 - len(g)) for g in greedy], np.int64))
+    entries.append({"name": "pt_seq2seq", "framework": "torch", "version": torch.__version__.split("+")[0],
+                    "task": "seq2seq", "files": {"torch": "pt_seq2seq.pt"},
+                    "options": {"task": "seq2seq", "vocab": "pt_seq2seq.target.json",
+                                "source_vocab": "pt_seq2seq.source.json", "specials": {"pad": 0, "bos": 1, "eos": 2},
+                                "source_specials": {"pad": 0, "unk": 1, "eos": 2}, "reverse_source": True},
+                    "chars": False, "group": "subclassed"})
     for e in entries:
         print(f"{e['name']}: {', '.join(e['files'])}", file=sys.stderr)
     return entries

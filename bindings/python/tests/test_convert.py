@@ -173,7 +173,14 @@ def check_seq2seq(folder: str, entry: dict, src: str, out: str) -> None:
                                                      if k.startswith("encoder.")})
     dec = ReferenceModel(parsed)
     data = np.load(os.path.join(folder, entry["name"] + ".npz"))
-    enc.run(list(data["source"]))
+    source = [int(t) for t in data["source"]]                  # what the runtime reads: EOS appended, then
+    eos = meta.get("source_tokenizer.eos_id")                   # reversed but for that EOS
+    if eos is not None:
+        source.append(int(eos))
+    if meta.get("encoder.reverse_source"):
+        end = len(source) - (1 if eos is not None else 0)
+        source[:end] = source[:end][::-1]
+    enc.run(source)
     dec.h = [h.copy() for h in enc.h]
     dec.c = [None if c is None else c.copy() for c in enc.c]
     got = np.stack(dec.run(list(data["target_in"])))

@@ -71,3 +71,20 @@ def test_live_keras2(tmp_path):
 @pytest.mark.skipif(not _have("torch", "safetensors"), reason="PyTorch / safetensors not installed")
 def test_live_torch(tmp_path):
     _run("torch", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("tf_keras", "tensorflow", "h5py"), reason="tf_keras (Keras 2) not installed")
+def test_live_chapter(tmp_path):
+    """The RNN chapter's four subclassed tf.keras models, saved the chapter's way."""
+    _run("chapter", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("keras", "tensorflow", "h5py", "torch"), reason="Keras 3 / PyTorch not installed")
+def test_live_subclassed(tmp_path):
+    """Subclassed Keras 3 models, a PyTorch encoder-decoder and an output[:, -1] PyTorch classifier."""
+    import keras
+    if int(keras.__version__.split(".")[0]) < 3:
+        pytest.skip(f"keras {keras.__version__} is not Keras 3")
+    _run("subclassed", tmp_path)
