@@ -378,7 +378,7 @@ def _write(p, text):
 
 def _fixture(name):
     p = os.path.join(FIXTURES, name)
-    if not os.path.exists(p):
+    if not os.path.exists(p) and not os.path.exists(p + ".index"):       # a TF checkpoint prefix
         pytest.skip(f"fixture {name} missing")
     return p
 
@@ -757,3 +757,115 @@ def test_damaged_files_give_convert_errors(tmp_path):
                     assert not out.exists()
                 trials += 1
     assert len(seen) == 7 and trials == 84
+
+
+# --- Architectures inferred from the variables, encoder-decoders, classifier heads ---------------------
+
+def test_subclassed_summary_prints_the_inferred_architecture(tmp_path, capsys):
+    from recur.convert.__main__ import main
+    out = tmp_path / "c.recur"
+    assert main([os.path.join(FIXTURES, "ch_chargen.ckpt"), str(out), "--chars",
+                 os.path.join(FIXTURES, "chars.txt")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "\n" not in line
+    assert ("inferred from the variables: embedding_layer Embedding(20, 8) -> rnn_layer GRU(16, tanh/sigmoid, "
+            "reset_after, sequences) -> dense_layer Dense(20, linear)") in line
+
+
+def test_subclassed_ambiguities_name_the_option(tmp_path):
+    _expect_error(tmp_path, r"give --task classify or --task tag", _fixture("ch_sentiment.h5"),
+                  dense_activations=["relu", "sigmoid"])
+    _expect_error(tmp_path, r"give --dense-activations", _fixture("ch_sentiment.h5"), task="classify")
+    _expect_error(tmp_path, r"--dense-activations lists 1 activations for 2 Dense layers",
+                  _fixture("ch_sentiment.ckpt"), task="classify", dense_activations=["relu"])
+
+
+def test_headless_classifier_is_refused(tmp_path):
+    msg = _expect_error(tmp_path, r"no Dense head", _fixture("ch_translate.encoder.ckpt"), task="classify",
+                        placeholder_vocab=True, chars=None)
+    assert "--task seq2seq" in msg
+    p = tmp_path / "enc.safetensors"
+    _write_safetensors(p, _torch_like(np.random.default_rng(0), linears=()))
+    _expect_error(tmp_path, r"no Dense head", p, task="classify")
+
+
+def test_torchscript_archive_is_named(tmp_path):
+    p = tmp_path / "scripted.pt"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("scripted/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("scripted/constants.pkl", b"\x80\x02)q\x00.")
+        z.writestr("scripted/code/__torch__/model.py", "def forward(self, x): ...")
+    msg = _expect_error(tmp_path, r"TorchScript", p)
+    assert "model.state_dict()" in msg
+
+
+def test_torch_bidirectional_classifier_needs_its_head(tmp_path):
+    _expect_error(tmp_path, r"give --head hn .* or --head last-output", _fixture("pt_bilstm_cls.safetensors"),
+                  task="classify")
+    _expect_error(tmp_path, r"--head applies to classifiers only", _fixture("pt_gru_char.pt"), head="hn")
+
+
+def test_torch_head_decides_the_output(tmp_path):
+    """The two heads of one state_dict differ: only the one the forward used matches the framework."""
+    from recur.reference import ReferenceModel
+    data = np.load(os.path.join(FIXTURES, "pt_bilstm_last.npz"))
+    diffs = {}
+    for head in ("hn", "last-output"):
+        out = str(tmp_path / f"{head}.recur")
+        rc.convert(_fixture("pt_bilstm_last.pt"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="classify",
+                   head=head)
+        ref = np.asarray(ReferenceModel(rf.read(out)).forward_sequence(list(data["tokens"])), dtype=np.float64)
+        ref = ref[-1] if ref.ndim == 2 else ref
+        diffs[head] = float(np.max(np.abs(ref - data["outputs"])))
+    assert diffs["last-output"] <= TOL < 1e-2 < diffs["hn"]
+
+
+def test_inferred_merge_mode_and_order(tmp_path):
+    from recur.convert import infer
+    from recur.convert.common import Options
+    rng = np.random.default_rng(1)
+    H = 4
+
+    def cell(In):
+        return {"kernel": rng.normal(size=(In, 3 * H)), "recurrent_kernel": rng.normal(size=(H, 3 * H)),
+                "bias": rng.normal(size=(2, 3 * H))}
+
+    def bidi():
+        return infer.Module("bi", {f"{d}_layer/cell/{k}": v for d in ("forward", "backward") for k, v in cell(8).items()})
+    emb = infer.Module("emb", {"embeddings": rng.normal(size=(20, 8))})
+    head = infer.Module("head", {"kernel": rng.normal(size=(H, 3)), "bias": rng.normal(size=3)})
+    with pytest.raises(ConvertError, match=r"merge mode is not concat; give --merge-mode sum, mul or ave"):
+        infer.build([emb, bidi(), head], Options(), 3, "m", ordered=False)
+    layers = infer.build([emb, bidi(), head], Options(merge_mode="ave"), 3, "m", ordered=False)
+    assert layers[1].merge_mode == "ave"
+    g1 = infer.Module("a", {f"cell/{k}": v for k, v in cell(8).items()})
+    g2 = infer.Module("b", {f"cell/{k}": v for k, v in cell(H).items()})
+    g3 = infer.Module("c", {f"cell/{k}": v for k, v in cell(H).items()})
+    emb = infer.Module("emb", {"embeddings": rng.normal(size=(20, H))})          # both GRUs fit anywhere
+    with pytest.raises(ConvertError, match=r"give it with --order"):
+        infer.build([emb, g2, g3, head], Options(), 3, "m", ordered=False)
+    ls = infer.build([emb, g2, g3, head], Options(), 3, "m", ordered=True)
+    assert [l.name for l in ls] == ["emb", "b", "c", "head"]
+    ls = infer.build([emb, g3, g2, head], Options(order=["emb", "b", "c", "head"]), 3, "m", ordered=False)
+    assert [l.name for l in ls] == ["emb", "b", "c", "head"]
+    emb = infer.Module("emb", {"embeddings": rng.normal(size=(20, 8))})
+    g1.vars["cell/bias"] = g1.vars["cell/bias"][0]
+    assert infer.build([emb, g1, head], Options(), 3, "m", ordered=False)[1].reset_after is False
+    del g1.vars["cell/bias"]
+    with pytest.raises(ConvertError, match=r"give --reset-after or --no-reset-after"):
+        infer.build([emb, g1, head], Options(), 3, "m", ordered=False)
+
+
+def test_seq2seq_errors(tmp_path):
+    tok = {"vocab": _fixture("ch_translate.target-tokenizer.json"),
+           "source_vocab": _fixture("ch_translate.source-tokenizer.json"), "chars": None}
+    _expect_error(tmp_path, r"needs the target vocabulary's BOS token: give --bos-id or --bos-token",
+                  _fixture("ch_translate.ckpt-1"), task="seq2seq", **tok)
+    _expect_error(tmp_path, r"holds one model, not an encoder and a decoder; give the decoder's file with --decoder",
+                  _fixture("ch_translate.encoder.ckpt"), task="seq2seq", special_tokens={"bos": "BOS", "eos": "EOS"},
+                  **tok)
+    _expect_error(tmp_path, r"2 embeddings .* --task seq2seq", _fixture("ch_translate.ckpt-1"),
+                  vocab=tok["vocab"], chars=None)
+    _expect_error(tmp_path, r"no token 'START'", _fixture("ch_translate.ckpt-1"), task="seq2seq",
+                  special_tokens={"bos": "START", "eos": "EOS"}, **tok)
+    _expect_error(tmp_path, r"is for encoder-decoders", _fixture("ch_chargen.ckpt"), decoder=_fixture("ch_chargen.ckpt"))
