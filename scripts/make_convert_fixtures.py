@@ -363,6 +363,21 @@ def _set_random(model, seed, scale):
     model.set_weights(_randomize(model.get_weights(), seed, scale))
 
 
+PAD_LENGTH = 24                 # the chapter's max_seqlen, scaled down
+PADDED_LENGTHS = (3, 9, 17, 24, 31, 40)
+
+
+def _padded_inputs(keras, seed: int, padding: str):
+    """Sentences of ids 1…V−1 (id 0 is the padding) of several lengths, some longer than PAD_LENGTH, and
+    the framework's pad_sequences of them (truncating 'pre', its default). Returns (sentences as rows
+    ending in -1, padded [n, PAD_LENGTH])."""
+    rng = np.random.default_rng(seed + 7)
+    sents = [list(rng.integers(1, V, size=n)) for n in PADDED_LENGTHS]
+    padded = keras.preprocessing.sequence.pad_sequences(sents, maxlen=PAD_LENGTH, padding=padding)
+    rows = np.array([x + [-1] * (max(PADDED_LENGTHS) - len(x)) for x in sents], np.int64)
+    return rows, padded.astype(np.int64)
+
+
 def build_chapter(out: str, seed: int = 3) -> list:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
@@ -478,10 +493,12 @@ def build_chapter(out: str, seed: int = 3) -> list:
     model.save_weights(os.path.join(out, "ch_chargen.ckpt"))
     ckpt_cleanup()
     model.save_weights(os.path.join(out, "ch_chargen.weights.h5"))
+    model.save(os.path.join(out, "ch_chargen.savedmodel"), save_format="tf")      # tf.keras' SavedModel
     np.savez_compressed(os.path.join(out, "ch_chargen.npz"), tokens=tokens, outputs=outputs,
                         prompt=np.array(_prompt_ids(), np.int64), greedy=np.array(ids, np.int64))
     entries.append({"name": "ch_chargen", "framework": "tf_keras", "version": version, "task": "generate",
-                    "files": {"checkpoint": "ch_chargen.ckpt", "h5_weights": "ch_chargen.weights.h5"},
+                    "files": {"checkpoint": "ch_chargen.ckpt", "h5_weights": "ch_chargen.weights.h5",
+                              "savedmodel": "ch_chargen.savedmodel"},
                     "options": {}, "chars": True, "chapter": True})
 
     # 2. The sentiment classifier: Embedding(V, max_seqlen) → Bidirectional(LSTM(max_seqlen)) → Dense(64,
@@ -496,11 +513,14 @@ def build_chapter(out: str, seed: int = 3) -> list:
     model.save_weights(os.path.join(out, "ch_sentiment.h5"))
     model.save_weights(os.path.join(out, "ch_sentiment.ckpt"))
     ckpt_cleanup()
-    np.savez_compressed(os.path.join(out, "ch_sentiment.npz"), tokens=tokens, outputs=outputs)
+    # The chapter's predict: sentences cut and pre-padded with id 0 to one length (pad_sequences' defaults).
+    seqs, padded = _padded_inputs(keras, s, "pre")
+    np.savez_compressed(os.path.join(out, "ch_sentiment.npz"), tokens=tokens, outputs=outputs,
+                        padded_tokens=seqs, padded_outputs=model(padded).numpy().astype(np.float32))
     entries.append({"name": "ch_sentiment", "framework": "tf_keras", "version": version, "task": "classify",
                     "files": {"h5_weights": "ch_sentiment.h5", "checkpoint": "ch_sentiment.ckpt"},
                     "options": {"task": "classify", "dense_activations": ["relu", "sigmoid"]}, "chars": True,
-                    "chapter": True})
+                    "chapter": True, "padded": {"pad_length": PAD_LENGTH, "padding": "pre"}})
 
     # 3. The POS tagger: Embedding → SpatialDropout1D → Bidirectional(GRU, sequences) →
     # TimeDistributed(Dense) → Activation(softmax), saved with save_weights('prefix').
@@ -513,10 +533,13 @@ def build_chapter(out: str, seed: int = 3) -> list:
     outputs = model(tokens[None]).numpy()[0].astype(np.float32)
     model.save_weights(os.path.join(out, "ch_pos.ckpt"))
     ckpt_cleanup()
-    np.savez_compressed(os.path.join(out, "ch_pos.npz"), tokens=tokens, outputs=outputs)
+    # The chapter's tagger predicts on sentences post-padded to one length.
+    seqs, padded = _padded_inputs(keras, s, "post")
+    np.savez_compressed(os.path.join(out, "ch_pos.npz"), tokens=tokens, outputs=outputs,
+                        padded_tokens=seqs, padded_outputs=model(padded).numpy().astype(np.float32))
     entries.append({"name": "ch_pos", "framework": "tf_keras", "version": version, "task": "tag",
                     "files": {"checkpoint": "ch_pos.ckpt"}, "options": {"dense_activations": ["softmax"]},
-                    "chars": True, "chapter": True})
+                    "chars": True, "chapter": True, "padded": {"pad_length": PAD_LENGTH, "padding": "post"}})
 
     # 4. The translator: Encoder (Embedding → GRU, final state) and Decoder (Embedding → GRU → Dense),
     # word tokenizers (filters="", lower=False) whose target texts carry the words BOS and EOS.
@@ -773,7 +796,41 @@ def build_subclassed(out: str, seed: int = 4) -> list:
     return entries
 
 
-GROUPS = ("keras3", "keras2", "torch", "chapter", "subclassed")
+# --- Keras Tokenizers: what texts_to_sequences gives for raw text, for the runtime's encode to match ----
+
+TOKENIZER_TEXTS = [
+    "The cat sat on the mat.", "A dog, a cat and a bird!", "Is the bird on the MAT? No: it's in the tree.",
+    "The tree (an old oak) stood by the river; the river ran on.", "Dogs and cats -- not birds -- sat.",
+    "It's a fine day, isn't it?", "Zebras and yaks were never seen here.", "the_end #1 and @home",
+]
+
+
+def build_tokenizers(out: str) -> list:
+    import tf_keras as keras
+    T = keras.preprocessing.text.Tokenizer
+    corpus = TOKENIZER_TEXTS[:5]
+    cases = [
+        ("tok_words", T(num_words=V)),                                  # default filters, lower, no OOV
+        ("tok_words_oov", T(num_words=V, oov_token="<OOV>")),
+        ("tok_words_raw", T(num_words=V, filters="", lower=False, split=" ")),
+        ("tok_chars", T(num_words=V, char_level=True)),                 # lower=True; filters do not apply
+    ]
+    entries = []
+    for name, tok in cases:
+        tok.fit_on_texts(corpus)
+        with open(os.path.join(out, name + ".json"), "w") as f:
+            f.write(tok.to_json())
+        seqs = tok.texts_to_sequences(TOKENIZER_TEXTS)
+        entries.append({"name": name, "texts": TOKENIZER_TEXTS, "sequences": seqs})
+    with open(os.path.join(out, "tokenizers.json"), "w") as f:
+        json.dump({"framework": "tf_keras", "version": keras.__version__, "model": "ch_sentiment.h5",
+                   "cases": entries}, f, indent=1)
+        f.write("\n")
+    print(f"tokenizers: {', '.join(e['name'] for e in entries)}", file=sys.stderr)
+    return []
+
+
+GROUPS = ("keras3", "keras2", "torch", "chapter", "subclassed", "tokenizers")
 
 
 def _group(entry: dict) -> str:
@@ -800,6 +857,8 @@ def build(out: str, only=GROUPS, merge: bool = False) -> list:
         entries += build_chapter(out)
     if "subclassed" in only:
         entries += build_subclassed(out)
+    if "tokenizers" in only:
+        entries += build_tokenizers(out)
     manifest = os.path.join(out, "manifest.json")
     if merge and os.path.exists(manifest):          # keep the cases of the groups not rebuilt
         with open(manifest) as f:

@@ -6,24 +6,40 @@ import CRecurKernels
 public enum RecurFormat {
     /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
-    /// The newest major version this library writes (RECUR_FORMAT_VERSION_MAJOR of include/recur.h). It reads majors 1 and 2 (`readableMajors`).
-    /// A file is written with the lowest version that describes it (`lowestMajor`): 2.0 only for files
-    /// that need what version 2 adds, 1.0 otherwise, so that readers of 1.x open every file they can.
+    /// The newest major version this library writes (RECUR_FORMAT_VERSION_MAJOR of include/recur.h). It reads majors 1 to 3 (`readableMajors`).
+    /// A file is written with the lowest version that describes it (`lowestMajor`): 3.0 or 2.0 only for
+    /// files that need what those versions add, 1.0 otherwise, so that older readers open every file they can.
     public static let versionMajor = UInt16(RECUR_FORMAT_VERSION_MAJOR)
     /// The minor version this library writes. Readers accept any minor version of a known major.
     public static let versionMinor = UInt16(RECUR_FORMAT_VERSION_MINOR)
     /// The major versions this library reads.
-    public static let readableMajors: ClosedRange<UInt16> = 1...2
-    /// The lowest major version that describes a file: 2 when it holds a q8r tensor or sets
-    /// `encoder.reverse_source` (a 1.x reader would ignore the key and misread the model), else 1.
+    public static let readableMajors: ClosedRange<UInt16> = 1...3
+    /// The lowest major version that describes a file: 3 when it records its text preprocessing or padding
+    /// (`tokenizer.splitter` other than `recur`, `tokenizer.pad_mask = false`, `tokenizer.pad_length`, or
+    /// the same `source_tokenizer.*` keys), 2 when it holds a q8r tensor or sets `encoder.reverse_source`
+    /// (an older reader would ignore these keys and misread the model), else 1.
     public static func lowestMajor(metadata: [(key: String, value: MetaValue)], dtypes: [DType]) -> UInt16 {
         var major = dtypes.map(\.formatMajor).max() ?? 1
         if metadata.contains(where: { $0.key == "encoder.reverse_source" && $0.value == .bool(true) }) { major = max(major, 2) }
+        if metadata.contains(where: { Self.isVersion3Key($0.key, $0.value) }) { major = max(major, 3) }
         return max(major, 1)
     }
 
+    /// Keys whose meaning a 2.x reader would miss (FORMAT.md §10).
+    static func isVersion3Key(_ key: String, _ value: MetaValue) -> Bool {
+        for prefix in ["tokenizer.", "source_tokenizer."] where key.hasPrefix(prefix) {
+            switch key.dropFirst(prefix.count) {
+            case "splitter": return value != .string("recur")
+            case "pad_mask": return value == .bool(false)
+            case "pad_length": return true
+            default: return false
+            }
+        }
+        return false
+    }
+
     /// The text of "which versions" in version errors.
-    public static let versionsText = "this library reads version 1.x and 2.x (it writes 1.0, or 2.0 for files that need it)"
+    public static let versionsText = "this library reads version 1.x, 2.x and 3.x (it writes 1.0, or 2.0 or 3.0 for files that need them)"
     /// The fixed header size in bytes.
     public static let headerSize = 64
     /// The alignment of the data section and of every tensor inside it, in bytes.

@@ -39,8 +39,8 @@ __all__ = [
 # --- Constants (docs/FORMAT.md, "Header" and "Validation") ----------------------------------------
 
 MAGIC = b"\x89RCR\r\n\x1a\n"
-VERSION_MAJOR = 2   # the newest major version written (2.0 only for files holding q8r tensors)
-READABLE_MAJORS = (1, 2)
+VERSION_MAJOR = 3   # the newest major version written (3.0 and 2.0 only for files that need them)
+READABLE_MAJORS = (1, 2, 3)
 VERSION_MINOR = 0
 HEADER_SIZE = 64
 ALIGNMENT = 64
@@ -438,8 +438,8 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
      stored_crc, reserved) = struct.unpack_from("<HHIQIIQQQII", data, 8)
     if major not in READABLE_MAJORS:
         raise UnsupportedVersionError(
-            f"{name}: format version {major}.{minor} is not supported; this library reads version 1.x and "
-            f"2.x (it writes 1.0, or 2.0 for files that need it)")
+            f"{name}: format version {major}.{minor} is not supported; this library reads version 1.x, 2.x "
+            f"and 3.x (it writes 1.0, or 2.0 or 3.0 for files that need them)")
     if flags != 0 or reserved != 0:
         raise FormatError(f"{name}: reserved header fields are not zero (flags {flags}, reserved {reserved})")
     if file_size != size:
@@ -768,15 +768,31 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
         out += bytes(data_offset + off - len(out))
         out += t.data
 
-    # The lowest version that describes the file: 2.0 for q8r tensors or encoder.reverse_source = true
-    # (a 1.x reader would ignore that key and misread the model), else 1.0.
+    # The lowest version that describes the file: 3.0 when it records its text preprocessing or padding
+    # (tokenizer.splitter other than recur, pad_mask false, pad_length), 2.0 for q8r tensors or
+    # encoder.reverse_source = true (an older reader would ignore those keys and misread the model), else 1.0.
     reverse = any(key == "encoder.reverse_source" and _infer(key, value) == Typed(MetaType.BOOL, True)
                   for key, value in meta)
     major = 2 if reverse or any(t.dtype == DType.Q8R for _, t in encoded) else 1
+    if any(_version3_key(key, value) for key, value in meta):
+        major = 3
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)
     return out
+
+
+def _version3_key(key: str, value) -> bool:
+    """Keys that a 2.x reader would ignore and so misread the model (docs/FORMAT.md §10)."""
+    for prefix in ("tokenizer.", "source_tokenizer."):
+        if key.startswith(prefix):
+            name, t = key[len(prefix):], _infer(key, value)
+            if name == "splitter":
+                return t != Typed(MetaType.STRING, "recur")
+            if name == "pad_mask":
+                return t == Typed(MetaType.BOOL, False)
+            return name == "pad_length"
+    return False
 
 
 def write(path: Union[str, os.PathLike], metadata, tensors,

@@ -869,3 +869,140 @@ def test_seq2seq_errors(tmp_path):
     _expect_error(tmp_path, r"no token 'START'", _fixture("ch_translate.ckpt-1"), task="seq2seq",
                   special_tokens={"bos": "START", "eos": "EOS"}, **tok)
     _expect_error(tmp_path, r"is for encoder-decoders", _fixture("ch_chargen.ckpt"), decoder=_fixture("ch_chargen.ckpt"))
+
+
+# --- Tokenizer fidelity: raw text reaches the model as the framework's preprocessing delivers it -------
+
+def _tokenizer_cases():
+    p = os.path.join(FIXTURES, "tokenizers.json")
+    if not os.path.exists(p):
+        return []
+    with open(p) as f:
+        return json.load(f)["cases"]
+
+
+@pytest.mark.parametrize("case", _tokenizer_cases(), ids=[c["name"] for c in _tokenizer_cases()])
+def test_keras_tokenizer_is_applied_by_the_runtime(case, tmp_path):
+    """The Keras Tokenizer's filters, lower, split, char_level, num_words and oov_token are recorded in the
+    file, and the runtime's encode gives texts_to_sequences' ids for every raw text (punctuation, capitals,
+    unknown words: dropped without an oov_token, as Keras drops them)."""
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("ch_sentiment.h5"), out, vocab=_fixture(case["name"] + ".json"), task="classify",
+               dense_activations=["relu", "sigmoid"])
+    meta = rf.read(out).metadata
+    assert meta["tokenizer.splitter"] == "keras"
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available")
+    with RUNTIME.binding.Model(out) as m:
+        for text, want in zip(case["texts"], case["sequences"]):
+            assert m.encode(text) == want, f"{case['name']}: {text!r}"
+
+
+def _basic_english(line: str) -> list:
+    """torchtext.data.utils._basic_english_normalize, as torchtext 0.18 writes it (torchtext is not a
+    dependency of these tests)."""
+    patterns = [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"]
+    replacements = [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "]
+    line = line.lower()
+    for p, r in zip(patterns, replacements):
+        line = re.sub(p, r, line)
+    return line.split()
+
+
+@pytest.mark.parametrize("splitter", ["basic_english", "whitespace"])
+def test_torch_style_splitters(splitter, tmp_path):
+    """A vocabulary list (torchtext's itos) with the tokenizer the training used: the runtime cuts raw text
+    as torchtext's basic_english or Python's str.split() does; a word the vocabulary lacks becomes <unk>
+    (torchtext's set_default_index), and without an UNK token it is an error, as torchtext raises."""
+    texts = ["The cat's hat.", "Is it (really) \"fine\"?<br />Yes: ok!", "  tabs\tand\nlines  "]
+    split = _basic_english if splitter == "basic_english" else str.split
+    words = sorted({w for t in texts for w in split(t)})
+    tokens = ["<unk>"] + words + [f"<unused-{i}>" for i in range(19 - len(words))]
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("pt_gru_char.pt"), out, vocab=tokens, specials={"unk": 0}, splitter=splitter)
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available")
+    index = {w: i for i, w in enumerate(tokens)}
+    with RUNTIME.binding.Model(out) as m:
+        for t in texts + ["Zebras: the cat's hat."]:
+            assert m.encode(t) == [index.get(w, 0) for w in split(t)], t
+    rc.convert(_fixture("pt_gru_char.pt"), out, vocab=["<pad>"] + tokens[1:], specials={"pad": 0}, splitter=splitter)
+    with RUNTIME.binding.Model(out) as m:
+        assert m.encode(texts[2]) == [index[w] for w in split(texts[2])]
+        with pytest.raises(Exception, match="not in the model's vocabulary"):
+            m.encode("Zebras: the cat's hat.")
+
+
+# --- Padding: unmasked models trained and run on padded input ----------------------------------------
+
+def _padded_cases():
+    if not os.path.exists(os.path.join(FIXTURES, "manifest.json")):
+        return []
+    return [e for e in load_manifest(FIXTURES)["cases"] if "padded" in e]
+
+
+@pytest.mark.parametrize("entry", _padded_cases(), ids=[e["name"] for e in _padded_cases()])
+def test_padded_models_match_the_frameworks_padded_predict(entry, tmp_path):
+    """The chapter's classifier (pre-padded) and tagger (post-padded) do not mask: the framework's own
+    predict runs the PAD steps, and cuts longer sentences (pad_sequences' truncating='pre'). With the
+    padding recorded (--pad-length, --padding), the runtime's classify / tag give the framework's padded
+    results by default; --padding none runs the sentence alone, and differs."""
+    vid, src, kw = variants(entry)[0]
+    pad = entry["padded"]
+    out = str(tmp_path / "m.recur")
+    summary = convert_case(FIXTURES, src, dict(kw, specials={"pad": 0}, pad_length=pad["pad_length"],
+                                               padding=pad["padding"]), out)
+    assert "cut and padded to 24 tokens" in " ".join(summary["assumptions"])
+    meta = rf.read(out).metadata
+    assert meta["tokenizer.pad_length"] == pad["pad_length"] and meta["tokenizer.padding"] == pad["padding"]
+    assert meta["tokenizer.pad_mask"] is False          # Keras' default mask_zero=False: PAD steps run
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available")
+    data = np.load(os.path.join(FIXTURES, entry["name"] + ".npz"))
+    chars = open(os.path.join(FIXTURES, "chars.txt"), encoding="utf-8", newline="").read()
+    L = pad["pad_length"]
+    worst, differs = 0.0, 0
+    with RUNTIME.binding.Model(out) as m:
+        for row, want in zip(data["padded_tokens"], data["padded_outputs"]):
+            ids = [int(t) for t in row if t >= 0]
+            text = "".join(chars[i] for i in ids)
+            assert m.encode(text) == ids
+            kept = list(range(len(ids)))[-L:]                     # truncating "pre": the last L tokens
+            if entry["task"] == "classify":
+                got = np.asarray(m.classify(text), np.float64)
+                worst = max(worst, abs(got[1] - float(want[0])))
+                continue
+            tags = [t for _, t in m.tag(text)]
+            start = L - len(kept) if pad["padding"] == "pre" else 0
+            expect = [str(int(np.argmax(want[start + i]))) for i in range(len(kept))]
+            assert tags == expect, f"{entry['name']}: tags of a {len(ids)}-token sentence"
+    assert worst <= TOL
+    # Unpadded, through the CLI: the sentence alone gives another answer for some sentence.
+    if RUNTIME.cli and RUNTIME.has_command(entry["task"]):
+        for row, want in zip(data["padded_tokens"], data["padded_outputs"]):
+            text = "".join(chars[int(i)] for i in row if i >= 0)
+            if entry["task"] == "classify":
+                trained = RUNTIME.classify(out, text)["probabilities"]["1"]
+                alone = json.loads(RUNTIME._run("classify", out, "--text", text, "--json", "--padding", "none"))
+                assert abs(trained - float(want[0])) <= TOL
+                differs += abs(alone["probabilities"]["1"] - float(want[0])) > 1e-3
+            else:
+                trained = [t for _, t in RUNTIME.tag(out, text)]
+                alone = [t for _, t in json.loads(RUNTIME._run("tag", out, "--text", text, "--json", "--padding", "none"))]
+                differs += trained != alone
+        assert differs >= 1
+
+
+def test_recorded_preprocessing_and_padding_are_format_version_3(tmp_path):
+    """A file that records its text preprocessing or padding is written as 3.0 (a 2.x reader would ignore
+    the keys and misread the model); one that records neither stays at the lowest version."""
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("ch_sentiment.h5"), out, vocab=_fixture("tok_words.json"), task="classify",
+               dense_activations=["relu", "sigmoid"])
+    assert rf.read(out).version == (3, 0)
+    rc.convert(_fixture("ch_sentiment.h5"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="classify",
+               dense_activations=["relu", "sigmoid"])
+    assert rf.read(out).version == (1, 0)
+    rc.convert(_fixture("ch_sentiment.h5"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="classify",
+               dense_activations=["relu", "sigmoid"], specials={"pad": 0}, pad_length=8)
+    assert rf.read(out).version == (3, 0)

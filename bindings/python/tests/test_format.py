@@ -347,7 +347,7 @@ def corruptions(base: bytes) -> list:
         ("short-bad-magic", b"GIF89a", "bad magic"),
         ("short-truncated-header", base[:30], "smaller than the 64-byte header"),
         ("bad-magic", b"\x89PNG\r\n\x1a\n" + base[8:], "not a .recur file (bad magic)"),
-        ("major-version", patch(base, 8, "<HH", 3, 0), "format version 3.0 is not supported"),
+        ("major-version", patch(base, 8, "<HH", 4, 0), "format version 4.0 is not supported"),
         ("major-version-0", patch(base, 8, "<HH", 0, 3), "format version 0.3 is not supported"),
         ("flags", patch(base, 12, "<I", 1), "reserved header fields are not zero"),
         ("reserved", patch(base, 60, "<I", 7), "reserved header fields are not zero"),
@@ -534,4 +534,4 @@ def test_importable_as_recur_format_without_the_library(tmp_path):
             "assert issubclass(f.FormatError, ValueError); print(f.VERSION_MAJOR, r.SplitMix64(0).next())")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["2", str(0xE220A8397B1DCDAF)]
+    assert p.stdout.split() == ["3", str(0xE220A8397B1DCDAF)]

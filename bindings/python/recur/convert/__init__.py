@@ -39,8 +39,11 @@ def detect_format(path: str) -> str:
     if path.endswith(".index") or ".data-0" in os.path.basename(path):
         return "tf-checkpoint"
     if os.path.isdir(path):
-        raise ConvertError(f"{path} is a directory (a TF SavedModel is not supported; save the weights with "
-                           f"model.save_weights or model.save('m.keras'))")
+        if os.path.exists(os.path.join(path, "saved_model.pb")) and \
+                os.path.exists(os.path.join(path, "variables", "variables.index")):
+            return "tf-checkpoint"          # a SavedModel: its variables are a checkpoint with an object graph
+        raise ConvertError(f"{path} is a directory, and not a TF SavedModel (no saved_model.pb and "
+                           f"variables/variables.index)")
     try:
         with open(path, "rb") as f:
             head = f.read(16)
@@ -91,6 +94,8 @@ def read_source(path: str, options: Optional[Options] = None, format: Optional[s
         return keras.read_h5(path, opts, budget)
     if fmt == "tf-checkpoint":
         from . import keras
+        if os.path.isdir(path):             # a SavedModel directory
+            path = os.path.join(path, "variables", "variables")
         return keras.read_checkpoint(path, opts, budget)
     if fmt in ("torch", "safetensors"):
         from . import pytorch
@@ -168,7 +173,8 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
             decoder=None, decoder_format: Optional[str] = None, source_vocab=None, source_chars=None,
             source_specials: Optional[dict] = None, special_tokens: Optional[dict] = None,
             source_special_tokens: Optional[dict] = None, reverse_source: bool = False,
-            **option_kwargs) -> dict:
+            splitter: Optional[str] = None, pad_length: Optional[int] = None, padding: Optional[str] = None,
+            truncating: Optional[str] = None, **option_kwargs) -> dict:
     """Converts ``src`` to the `.recur` file ``out``; returns a summary dict (task, layers, tensors, bytes).
 
     vocab: a JSON vocabulary file, a list of tokens or a :class:`recur.convert.vocab.Vocab`; chars: a text
@@ -188,7 +194,7 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
     if opts.task == "seq2seq":
         return _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, chars, vocab_kind,
                                 source_vocab, source_chars, specials, source_specials, special_tokens,
-                                source_special_tokens, lowercase, reverse_source, name, dtypes)
+                                source_special_tokens, lowercase, reverse_source, name, dtypes, splitter)
     for given, what in ((decoder, "decoder"), (source_vocab, "source_vocab"), (source_chars, "source_chars"),
                         (source_specials, "source_specials"), (source_special_tokens, "source_special_tokens")):
         if isinstance(given, dict):
@@ -203,8 +209,23 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
         v.specials["pad"] = 0           # Keras mask_zero=True: id 0 is padding, skipped by the runtime
     _apply_specials(v, specials)
     _special_tokens(v, special_tokens, "")
+    if splitter is not None:
+        v.splitter = splitter
     if lowercase is not None:
         v.lowercase = lowercase
+    assumptions = list(source.notes.get("assumptions", []))
+    if "mask_zero" in source.notes and not source.notes["mask_zero"] and "pad" in v.specials:
+        v.pad_mask = False              # Keras without mask_zero: PAD steps run through the network
+        assumptions.append("unmasked: PAD steps run like other tokens"
+                           + (" (Keras' default mask_zero=False; --mask-zero if the Embedding masked)"
+                              if source.notes.get("inferred") else ""))
+    if pad_length is not None or padding is not None or truncating is not None:
+        if pad_length is None:
+            raise ConvertError("--padding and --truncating go with --pad-length")
+        v.pad_length, v.padding, v.truncating = int(pad_length), padding or "pre", truncating or "pre"
+        assumptions.append(f"input cut and padded to {v.pad_length} tokens (padding {v.padding}, truncating "
+                           f"{v.truncating})")
+    source.notes["assumptions"] = assumptions
     version = f" {source.framework_version}" if source.framework_version else ""
     extra = [("general.producer", f"recur-convert {PRODUCER_VERSION}"),
              ("general.source", f"{source.format}{version}: {os.path.basename(os.fspath(src))}")]
@@ -232,7 +253,7 @@ def _write(out, meta, tensors, dtypes) -> None:
 
 def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, chars, vocab_kind, source_vocab,
                      source_chars, specials, source_specials, special_tokens, source_special_tokens, lowercase,
-                     reverse_source, name, dtypes) -> dict:
+                     reverse_source, name, dtypes, splitter=None) -> dict:
     """An encoder-decoder from two files (``src`` the encoder, ``decoder`` the decoder) or one file that
     holds both (a tf.train.Checkpoint(encoder=…, decoder=…), a model with encoder and decoder attributes,
     a state_dict with encoder./decoder. prefixes)."""
@@ -259,6 +280,8 @@ def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, cha
     _special_tokens(sv, source_special_tokens, "source")
     if lowercase is not None:
         v.lowercase = sv.lowercase = lowercase
+    if splitter is not None:
+        v.splitter = sv.splitter = splitter
     version = f" {dec.framework_version}" if dec.framework_version else ""
     names = os.path.basename(os.fspath(src)) + (f" + {os.path.basename(os.fspath(decoder))}" if decoder else "")
     extra = [("general.producer", f"recur-convert {PRODUCER_VERSION}"),

@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
                    help="no text vocabulary: tokens are named <0>, <1>, … (use the model by token id)")
     for name in ("pad", "unk", "bos", "eos"):
         v.add_argument(f"--{name}-id", type=int, metavar="ID", help=f"id of the {name.upper()} token")
+    v.add_argument("--splitter", choices=("recur", "keras", "whitespace", "basic_english"),
+                   help="how the runtime cuts text into tokens, as the training preprocessing did (default: keras "
+                        "for a Keras Tokenizer, else recur); basic_english is torchtext's tokenizer")
     v.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
                    help="word vocabularies: lowercase text before lookup")
     m = p.add_argument_group("model")
@@ -53,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
                    help="GRU convention, for a GRU without a bias (otherwise read from the bias shape)")
     i.add_argument("--merge-mode", choices=("concat", "sum", "mul", "ave"),
                    help="Bidirectional merge mode (default: concat when the next layer takes 2H inputs)")
+    i.add_argument("--mask-zero", action=argparse.BooleanOptionalAction, default=None,
+                   help="the Embedding masked id 0 (Keras mask_zero=True; default False, Keras' default)")
+    pd = p.add_argument_group("padding (whole-sequence models trained on padded input)")
+    pd.add_argument("--pad-length", type=int, metavar="N",
+                    help="the length pad_sequences(maxlen=N) cut and padded every input to")
+    pd.add_argument("--padding", choices=("pre", "post"), help="side pad_sequences padded (default pre)")
+    pd.add_argument("--truncating", choices=("pre", "post"), help="side pad_sequences cut (default pre)")
     s2 = p.add_argument_group("encoder-decoder (--task seq2seq)")
     s2.add_argument("--decoder", metavar="FILE", help="the decoder's file (SOURCE is then the encoder's)")
     s2.add_argument("--decoder-format", choices=FORMATS, help="the decoder file's format")
@@ -82,7 +92,8 @@ def main(argv=None) -> int:
     opts = Options(config=args.config, keras_version=args.keras_version, cell=args.cell,
                    nonlinearity=args.nonlinearity, dense_activations=args.dense_activations, order=args.order,
                    key=args.key, activation=args.activation, recurrent_activation=args.recurrent_activation,
-                   reset_after=args.reset_after, merge_mode=args.merge_mode, head=args.head)
+                   reset_after=args.reset_after, merge_mode=args.merge_mode, head=args.head,
+                   mask_zero=args.mask_zero)
     specials = {k: getattr(args, f"{k}_id") for k in ("pad", "unk", "bos", "eos") if getattr(args, f"{k}_id") is not None}
     source_specials = {k: getattr(args, f"source_{k}_id") for k in ("pad", "unk", "eos")
                        if getattr(args, f"source_{k}_id") is not None}
@@ -94,7 +105,8 @@ def main(argv=None) -> int:
         summary = convert(args.source, args.output, vocab=args.vocab, chars=args.chars, vocab_kind=args.vocab_kind,
                           placeholder_vocab=args.placeholder_vocab, specials=specials, lowercase=args.lowercase,
                           task=args.task, labels=args.labels, format=args.format, options=opts, name=args.name,
-                          special_tokens=tokens, **seq2seq)
+                          special_tokens=tokens, splitter=args.splitter, pad_length=args.pad_length,
+                          padding=args.padding, truncating=args.truncating, **seq2seq)
     except ConvertError as e:
         print(f"recur-convert: error: {e}", file=sys.stderr)
         return 1

@@ -154,6 +154,7 @@ class Options:
     reset_after: Optional[bool] = None         # GRU without a bias: which convention
     merge_mode: Optional[str] = None           # Bidirectional: concat / sum / mul / ave
     head: Optional[str] = None                 # PyTorch classifiers: "hn" (h_n) or "last-output" (output[:, -1])
+    mask_zero: Optional[bool] = None           # Keras models without a config: Embedding(mask_zero=...) (default False)
 
 
 # --- Memory: one budget per conversion -------------------------------------------------------------

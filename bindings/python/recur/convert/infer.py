@@ -64,6 +64,11 @@ def module_kind(m: Module) -> str:
         return "recurrent"
     if keys == {"embeddings"}:
         return "embedding"
+    kernel = m.vars.get("layer/kernel", m.vars.get("kernel"))
+    if kernel is not None and np.asarray(kernel).ndim != 2:
+        raise ConvertError(f"layer '{m.name}' has a kernel of shape {list(np.asarray(kernel).shape)}, so it is not a "
+                           f"Dense layer (a convolution?); only Embedding, SimpleRNN, GRU, LSTM, Bidirectional, "
+                           f"Dense and TimeDistributed(Dense) layers can be converted")
     if keys in ({"layer/kernel"}, {"layer/kernel", "layer/bias"}):
         return "time_distributed"
     if keys in ({"kernel"}, {"kernel", "bias"}):

@@ -486,6 +486,7 @@ def _source(layer_cfgs, make_weights, version, fmt, origin) -> Source:
         # that is not an object, ...).
         raise ConvertError(f"{origin}: malformed model config ({type(e).__name__}: {e})") from None
     notes = {"keras.version": str(version)} if version else {}
+    notes["mask_zero"] = bool(layers[0].mask_zero) if layers and isinstance(layers[0], Embedding) else False
     return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes)
 
 
@@ -712,6 +713,14 @@ def legacy_modules(root, origin: str) -> list:
     return mods
 
 
+# Object-graph children that are not layers: the root's self-reference, RNN state specs, and the lists and
+# functions a SavedModel adds beside the attributes (variables again, traced calls, signatures).
+_GRAPH_SKIP = frozenset({"root", "state_spec", "variables", "trainable_variables", "non_trainable_variables",
+                         "regularization_losses", "keras_api", "signatures", "call_and_return_all_conditional_losses",
+                         "call_and_return_conditional_losses", "layer_regularization_losses", "layer_metrics",
+                         "metrics"})
+
+
 def checkpoint_modules(tensors: dict, nodes: list, origin: str) -> list:
     """The layers of a TF object checkpoint, from its object graph: the root's children (attributes of the
     model, or of a ``tf.train.Checkpoint``) in the order they were tracked, walked down to the layers — the
@@ -726,7 +735,7 @@ def checkpoint_modules(tensors: dict, nodes: list, origin: str) -> list:
 
     def collect(nid, sub, out, seen):
         for cid, name in nodes[nid]["children"]:
-            if cid in seen or name.startswith("_") or name in ("root", "state_spec"):
+            if cid in seen or name.startswith("_") or name in _GRAPH_SKIP:
                 continue
             seen.add(cid)
             key = var_key(cid)
@@ -749,7 +758,7 @@ def checkpoint_modules(tensors: dict, nodes: list, origin: str) -> list:
 
     def walk(nid, path, depth):
         for cid, name in nodes[nid]["children"]:
-            if cid in visited or name.startswith("_") or name == "root" or (depth == 0 and name in _SKIP_TOP):
+            if cid in visited or name.startswith("_") or name in _GRAPH_SKIP or (depth == 0 and name in _SKIP_TOP):
                 continue
             visited.add(cid)
             p = f"{path}/{name}" if path else name
@@ -778,4 +787,8 @@ def _inferred(mods: list, opts: Options, version, fmt: str, origin: str, ordered
     layers = infer.build(mods, opts, _major(version), origin, ordered)
     if opts.task != "seq2seq":
         infer.apply_task(layers, opts.task, origin)
+    # Variables do not record Embedding(mask_zero=...): Keras' default (False) unless --mask-zero.
+    notes["mask_zero"] = bool(opts.mask_zero)
+    if opts.mask_zero:
+        layers[0].mask_zero = True
     return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes, encoder=encoder)
