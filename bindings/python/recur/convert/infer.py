@@ -160,7 +160,7 @@ def _out_widths(m: Module, merge_mode: Optional[str]) -> list:
     return [int(k.shape[1])]
 
 
-def order_modules(mods: list, width: int, opts: Options, ordered: bool) -> list:
+def order_modules(mods: list, width: int, opts: Options, ordered: bool, first: str = "") -> list:
     """Orders the non-embedding modules into the one chain their sizes allow: recurrent layers first, then
     dense layers. ``ordered``: the file's order is the model's (object graphs, legacy layer lists) and is
     kept wherever it fits; otherwise (Keras 3 files list layers by attribute name) a choice between two
@@ -191,7 +191,7 @@ def order_modules(mods: list, width: int, opts: Options, ordered: bool) -> list:
                 names = ", ".join(f"'{m.name}'" for m in fits)
                 raise ConvertError(f"the sizes do not tell the order of {names} (each takes input "
                                    f"{_in_width(fits[0])}); give it with --order (e.g. --order "
-                                   f"{','.join(m.name for m in mods)})")
+                                   f"{','.join(([first] if first else []) + [m.name for m in mods])})")
             pick = fits[0]
             out.append(pick)
             rest.remove(pick)
@@ -221,7 +221,7 @@ def build(mods: list, opts: Options, major: Optional[int], origin: str, ordered:
         if opts.order[0] != emb.name:
             raise ConvertError(f"--order: the embedding '{emb.name}' must come first")
         opts = Options(**{**vars(opts), "order": [n for n in opts.order if n != emb.name]})
-    rest = order_modules([m for m in mods if m is not emb], int(table.shape[1]), opts, ordered)
+    rest = order_modules([m for m in mods if m is not emb], int(table.shape[1]), opts, ordered, emb.name)
     width = int(table.shape[1])
     dense_mods = [m for m in rest if m.kind in ("dense", "time_distributed")]
     acts = opts.dense_activations
