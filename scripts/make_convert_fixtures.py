@@ -673,6 +673,10 @@ def build_subclassed(out: str, seed: int = 4) -> list:
     outputs = run(tokens[None])[0].astype(np.float32)
     model.save(os.path.join(out, "k3_sub_gen.keras"))
     model.save_weights(os.path.join(out, "k3_sub_gen.weights.h5"))
+    twin = keras.Sequential([L.Embedding(V, E), L.LSTM(H, return_sequences=True), L.Dense(V)])
+    twin.build((None, None))
+    with open(os.path.join(out, "k3_sub_gen.sequential-twin.json"), "w") as f:      # a refused --config
+        f.write(twin.to_json())
     np.savez_compressed(os.path.join(out, "k3_sub_gen.npz"), tokens=tokens, outputs=outputs,
                         prompt=np.array(_prompt_ids(), np.int64), greedy=np.array(ids, np.int64))
     entries.append({"name": "k3_sub_gen", "framework": "keras", "version": keras.__version__, "task": "generate",

@@ -780,6 +780,12 @@ def test_subclassed_ambiguities_name_the_option(tmp_path):
                   _fixture("ch_sentiment.ckpt"), task="classify", dense_activations=["relu"])
 
 
+def test_subclassed_weights_with_a_sequential_twins_config_are_refused(tmp_path):
+    _expect_error(tmp_path, r"grouped by attribute \(dense_layer, embedding_layer\), as a subclassed model saves them.*"
+                  r"leave out --config", _fixture("k3_sub_gen.weights.h5"),
+                  config=_fixture("k3_sub_gen.sequential-twin.json"))
+
+
 def test_headless_classifier_is_refused(tmp_path):
     msg = _expect_error(tmp_path, r"no Dense head", _fixture("ch_translate.encoder.ckpt"), task="classify",
                         placeholder_vocab=True, chars=None)

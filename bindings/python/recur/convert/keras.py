@@ -536,9 +536,11 @@ def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source
         version = opts.keras_version or (config_version(cfg) if cfg else None)
         if not is_layer_list(cfg):
             return _inferred(keras3_modules(f, origin), opts, version, "keras-weights-h5", origin, ordered=False)
-        if "layers" not in f:
-            raise ConvertError(f"{origin}: no 'layers' group (not the weights of a Sequential or functional "
-                               f"model; leave out --config to infer the architecture from the variables)")
+        by_attribute = [k for k in f if k not in ("layers", "vars", "optimizer") and isinstance(f[k], h5tree.Group)]
+        if "layers" not in f or by_attribute:
+            raise ConvertError(f"{origin}: the weights are grouped by attribute ({', '.join(by_attribute) or 'no layers group'}), "
+                               f"as a subclassed model saves them, not by the layers of the --config model; "
+                               f"leave out --config to infer the architecture from the variables")
         return _source(model_layers(cfg), lambda: Keras3Weights(f, origin), version, "keras-weights-h5", origin)
     version = opts.keras_version or f.attrs.get("keras_version")
     if isinstance(version, bytes):
