@@ -365,6 +365,7 @@ def _set_random(model, seed, scale):
 
 PAD_LENGTH = 24                 # the chapter's max_seqlen, scaled down
 PADDED_LENGTHS = (3, 9, 17, 24, 31, 40)
+SOURCE_PAD_LENGTH = 10          # the translator's sources (3…8 words) post-padded to one length
 
 
 def _padded_inputs(keras, seed: int, padding: str):
@@ -597,13 +598,27 @@ def build_chapter(out: str, seed: int = 3) -> list:
     encoder.save_weights(os.path.join(out, "ch_translate.encoder.ckpt"))
     decoder.save_weights(os.path.join(out, "ch_translate.decoder.ckpt"))
     ckpt_cleanup()
+    # The chapter translates sentences of its post-padded test batches: the encoder runs the PAD steps too.
+    padded_greedy = []
+    for src in keras.preprocessing.sequence.pad_sequences(sources, maxlen=SOURCE_PAD_LENGTH, padding="post"):
+        _, state = encoder(np.array([src], np.int64), encoder.init_state(1))
+        tok, outs = bos, []
+        for _ in range(20):
+            step, state = decoder(np.array([[tok]], np.int64), state)
+            tok = int(np.argmax(step.numpy()[0, -1]))
+            if tok == eos:
+                break
+            outs.append(tok)
+        padded_greedy.append(outs)
     np.savez_compressed(os.path.join(out, "ch_translate.npz"), source=np.array(sources[0], np.int64),
+                        padded_greedy=np.array([g + [-1] * (20 - len(g)) for g in padded_greedy], np.int64),
                         target_in=np.array(target_in, np.int64), outputs=logits.numpy()[0].astype(np.float32),
                         sources=np.array([x + [-1] * (20 - len(x)) for x in sources], np.int64),
                         greedy=np.array([g + [-1] * (20 - len(g)) for g in greedy], np.int64))
     common = {"source_vocab": "ch_translate.source-tokenizer.json", "vocab": "ch_translate.target-tokenizer.json",
               "special_tokens": {"bos": "BOS", "eos": "EOS"}, "task": "seq2seq"}
     entries.append({"name": "ch_translate", "framework": "tf_keras", "version": version, "task": "seq2seq",
+                    "padded": {"source_pad_length": SOURCE_PAD_LENGTH, "source_padding": "post"},
                     "files": {"checkpoint": os.path.basename(prefix),
                               "two_checkpoints": ["ch_translate.encoder.ckpt", "ch_translate.decoder.ckpt"]},
                     "options": common, "chars": False, "chapter": True})

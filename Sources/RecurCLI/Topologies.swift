@@ -87,6 +87,9 @@ struct Translate: ParsableCommand {
 
     @OptionGroup var unknown: UnknownOption
 
+    @Option(name: .long, help: "Padding: 'trained' (default) cuts and pads the source to the length the file records, as the framework's pad_sequences did; 'none' reads it as it is.")
+    var padding: String = "trained"
+
     @Option(name: .long, help: "The source text.")
     var text: String
 
@@ -105,7 +108,7 @@ struct Translate: ParsableCommand {
     func run() throws {
         let m = try loadModel(model, task: .seq2seq, load: load)
         let t = try m.translate(text, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty,
-                                unknown: try unknown.policy())
+                                unknown: try unknown.policy(), padding: try paddingMode(padding))
         if json {
             let obj: [String: Any] = ["text": t.text, "tokens": t.tokens, "log_probability": t.logProbability, "score": t.score]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)

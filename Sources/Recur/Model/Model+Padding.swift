@@ -15,15 +15,28 @@ extension Model {
     /// of the token there (nil for a PAD step added by padding). Without a padding length (or with
     /// `.none`) the tokens are returned as they are.
     public func sequenceInput(_ tokens: [Int], padding mode: PaddingMode = .trained) -> (tokens: [Int], source: [Int?]) {
-        guard mode == .trained, let L = vocabulary.padLength, let pad = vocabulary.pad else {
+        Model.padded(tokens, vocabulary, mode)
+    }
+
+    /// `pad_sequences` of one sequence with the padding `v` records.
+    static func padded(_ tokens: [Int], _ v: Vocabulary, _ mode: PaddingMode) -> (tokens: [Int], source: [Int?]) {
+        guard mode == .trained, let L = v.padLength, let pad = v.pad else {
             return (tokens, tokens.indices.map { $0 })
         }
         var idx = Array(tokens.indices)
         if idx.count > L {               // pad_sequences' truncating: "pre" drops the first tokens
-            idx = vocabulary.truncating == .pre ? Array(idx[(idx.count - L)...]) : Array(idx[..<L])
+            idx = v.truncating == .pre ? Array(idx[(idx.count - L)...]) : Array(idx[..<L])
         }
         let fill = [Int?](repeating: nil, count: L - idx.count)
-        let source: [Int?] = vocabulary.padding == .pre ? fill + idx.map { $0 } : idx.map { $0 } + fill
+        let source: [Int?] = v.padding == .pre ? fill + idx.map { $0 } : idx.map { $0 } + fill
         return (source.map { $0.map { tokens[$0] } ?? pad }, source)
+    }
+
+    /// The tokens a seq2seq encoder reads for `source`: PAD tokens dropped and the order reversed as the
+    /// file says (`Architecture.encoderInput`); for an unmasked source vocabulary (`pad_mask = false`) the
+    /// PAD tokens stay, and with a padding length the result is cut and padded as `pad_sequences` did.
+    func encoderTokens(_ source: [Int], _ src: Vocabulary, padding mode: PaddingMode) -> [Int] {
+        let tokens = architecture.encoderInput(source, pad: src.padMask ? src.pad : nil, eos: src.eos)
+        return Model.padded(tokens, src, mode).tokens
     }
 }

@@ -174,7 +174,8 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
             source_specials: Optional[dict] = None, special_tokens: Optional[dict] = None,
             source_special_tokens: Optional[dict] = None, reverse_source: bool = False,
             splitter: Optional[str] = None, pad_length: Optional[int] = None, padding: Optional[str] = None,
-            truncating: Optional[str] = None, **option_kwargs) -> dict:
+            truncating: Optional[str] = None, source_pad_length: Optional[int] = None,
+            source_padding: Optional[str] = None, source_truncating: Optional[str] = None, **option_kwargs) -> dict:
     """Converts ``src`` to the `.recur` file ``out``; returns a summary dict (task, layers, tensors, bytes).
 
     vocab: a JSON vocabulary file, a list of tokens or a :class:`recur.convert.vocab.Vocab`; chars: a text
@@ -194,7 +195,8 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
     if opts.task == "seq2seq":
         return _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, chars, vocab_kind,
                                 source_vocab, source_chars, specials, source_specials, special_tokens,
-                                source_special_tokens, lowercase, reverse_source, name, dtypes, splitter)
+                                source_special_tokens, lowercase, reverse_source, name, dtypes, splitter,
+                                (source_pad_length, source_padding, source_truncating))
     for given, what in ((decoder, "decoder"), (source_vocab, "source_vocab"), (source_chars, "source_chars"),
                         (source_specials, "source_specials"), (source_special_tokens, "source_special_tokens")):
         if isinstance(given, dict):
@@ -203,6 +205,9 @@ def convert(src: str, out: str, *, vocab=None, chars=None, vocab_kind: Optional[
             raise ConvertError(f"{what.replace('_', ' ')} is for encoder-decoders (--task seq2seq)")
     if reverse_source:
         raise ConvertError("--reverse-source is for encoder-decoders (--task seq2seq)")
+    if source_pad_length is not None or source_padding is not None or source_truncating is not None:
+        raise ConvertError("--source-pad-length, --source-padding and --source-truncating are for encoder-decoders "
+                           "(--task seq2seq)")
     source = read_source(os.fspath(src), opts, format)
     v = _make_vocab(source, vocab, chars, vocab_kind, placeholder_vocab)
     if source.layers and getattr(source.layers[0], "mask_zero", False) and "pad" not in v.specials:
@@ -253,7 +258,7 @@ def _write(out, meta, tensors, dtypes) -> None:
 
 def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, chars, vocab_kind, source_vocab,
                      source_chars, specials, source_specials, special_tokens, source_special_tokens, lowercase,
-                     reverse_source, name, dtypes, splitter=None) -> dict:
+                     reverse_source, name, dtypes, splitter=None, source_padding=(None, None, None)) -> dict:
     """An encoder-decoder from two files (``src`` the encoder, ``decoder`` the decoder) or one file that
     holds both (a tf.train.Checkpoint(encoder=…, decoder=…), a model with encoder and decoder attributes,
     a state_dict with encoder./decoder. prefixes)."""
@@ -263,13 +268,13 @@ def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, cha
         dec_src = read_source(os.fspath(decoder), opts, decoder_format)
         if enc_src.encoder or dec_src.encoder:
             raise ConvertError("--decoder was given, but a file holds both an encoder and a decoder")
-        encoder, dec = enc_src.layers, dec_src
+        encoder, dec, enc_notes = enc_src.layers, dec_src, enc_src.notes
     else:
         dec = read_source(os.fspath(src), opts, format)
         if not dec.encoder:
             raise ConvertError(f"{os.path.basename(os.fspath(src))} holds one model, not an encoder and a decoder; "
                                f"give the decoder's file with --decoder (this file is then the encoder)")
-        encoder = dec.encoder
+        encoder, enc_notes = dec.encoder, dec.notes
     if source_vocab is None and source_chars is None:
         raise ConvertError("a seq2seq model needs the source vocabulary too: give --source-vocab or --source-chars")
     sv = _make_vocab(Source(layers=encoder, format=""), source_vocab, source_chars, None, False)
@@ -282,6 +287,17 @@ def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, cha
         v.lowercase = sv.lowercase = lowercase
     if splitter is not None:
         v.splitter = sv.splitter = splitter
+    assumptions = []
+    if "mask_zero" in enc_notes and not enc_notes["mask_zero"] and "pad" in sv.specials:
+        sv.pad_mask = False             # an unmasked encoder: PAD steps of a padded source run through it
+        assumptions.append("unmasked source")
+    length, side, cut = source_padding
+    if length is not None or side is not None or cut is not None:
+        if length is None:
+            raise ConvertError("--source-padding and --source-truncating go with --source-pad-length")
+        sv.pad_length, sv.padding, sv.truncating = int(length), side or "pre", cut or "pre"
+        assumptions.append(f"source cut and padded to {sv.pad_length} tokens (padding {sv.padding}, truncating "
+                           f"{sv.truncating})")
     version = f" {dec.framework_version}" if dec.framework_version else ""
     names = os.path.basename(os.fspath(src)) + (f" + {os.path.basename(os.fspath(decoder))}" if decoder else "")
     extra = [("general.producer", f"recur-convert {PRODUCER_VERSION}"),
@@ -296,4 +312,4 @@ def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, cha
             "inferred": dec.notes.get("inferred", ""),
             "assumptions": [f"BOS {v.pieces[v.specials['bos']]!r} (id {v.specials['bos']}), EOS "
                             f"{v.pieces[v.specials['eos']]!r} (id {v.specials['eos']})"
-                            + (", source reversed" if reverse_source else "")]}
+                            + (", source reversed" if reverse_source else "")] + assumptions}

@@ -75,6 +75,10 @@ def parser() -> argparse.ArgumentParser:
     s2.add_argument("--source-eos-token", metavar="TOKEN",
                     help="the source EOS token, by its text (appended to every source)")
     s2.add_argument("--reverse-source", action="store_true", help="the encoder reads the source reversed")
+    s2.add_argument("--source-pad-length", type=int, metavar="N",
+                    help="the length pad_sequences(maxlen=N) cut and padded every source to")
+    s2.add_argument("--source-padding", choices=("pre", "post"), help="side the sources were padded (default pre)")
+    s2.add_argument("--source-truncating", choices=("pre", "post"), help="side the sources were cut (default pre)")
     t = p.add_argument_group("PyTorch")
     t.add_argument("--cell", choices=("rnn", "gru", "lstm"), help="check the recurrent cell type")
     t.add_argument("--nonlinearity", choices=("tanh", "relu"), help="nn.RNN nonlinearity (default tanh)")
@@ -100,7 +104,9 @@ def main(argv=None) -> int:
     tokens = {"bos": args.bos_token, "eos": args.eos_token}
     seq2seq = dict(decoder=args.decoder, decoder_format=args.decoder_format, source_vocab=args.source_vocab,
                    source_chars=args.source_chars, source_specials=source_specials,
-                   source_special_tokens={"eos": args.source_eos_token}, reverse_source=args.reverse_source)
+                   source_special_tokens={"eos": args.source_eos_token}, reverse_source=args.reverse_source,
+                   source_pad_length=args.source_pad_length, source_padding=args.source_padding,
+                   source_truncating=args.source_truncating)
     try:
         summary = convert(args.source, args.output, vocab=args.vocab, chars=args.chars, vocab_kind=args.vocab_kind,
                           placeholder_vocab=args.placeholder_vocab, specials=specials, lowercase=args.lowercase,

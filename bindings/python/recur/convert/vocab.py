@@ -53,7 +53,8 @@ class Vocab:
             raise ConvertError(f"{self.origin or 'the tokenizer'}: an empty 'split' separator")
         if self.pad_length is not None:
             if "pad" not in self.specials:
-                raise ConvertError("--pad-length needs a PAD token (--pad-id, or a Keras Tokenizer's id 0)")
+                raise ConvertError("a padding length needs a PAD token (--pad-id / --source-pad-id, or a Keras "
+                                   "Tokenizer's id 0)")
             if not 1 <= self.pad_length <= 1 << 24:
                 raise ConvertError(f"--pad-length {self.pad_length} is outside 1…16777216")
         for name in ("padding", "truncating"):
