@@ -1042,3 +1042,13 @@ def test_padded_translator_matches_the_frameworks_padded_translation(tmp_path):
         assert got["text"] == words(alone), f"unpadded translation of {text!r}"
         differ += words(padded) != words(alone)
     assert differ >= 1
+
+
+def test_torch_pad_steps_run_only_when_asked(tmp_path):
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("pt_bigru_tag.pt"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="tag",
+               specials={"pad": 0})
+    assert "tokenizer.pad_mask" not in rf.read(out).metadata
+    rc.convert(_fixture("pt_bigru_tag.pt"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="tag",
+               specials={"pad": 0}, mask_zero=False)
+    assert rf.read(out).metadata["tokenizer.pad_mask"] is False

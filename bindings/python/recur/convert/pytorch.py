@@ -253,6 +253,10 @@ def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Sourc
         layers.append(Dense(kernel=w, bias=b if b is not None else np.zeros(out, np.float32), name=m,
                             activation=a))
     notes: dict = {}
+    if opts.mask_zero is not None:
+        # A state_dict does not show whether the training packed its padded batches (pack_padded_sequence:
+        # PAD steps skipped, the default) or ran them (--no-mask-zero).
+        notes["mask_zero"] = bool(opts.mask_zero)
     if opts.head is not None and opts.head not in HEADS:
         raise ConvertError(f"--head must be one of {', '.join(HEADS)} (not '{opts.head}')")
     if opts.head is not None and opts.task != "classify":
