@@ -343,11 +343,19 @@ def object_graph(path: str, budget: Optional[Budget] = None) -> Optional[list]:
     shard_path = f"{prefix}.data-{sid:05d}-of-{shards:05d}"
     if not os.path.exists(shard_path):
         raise ConvertError(f"cannot read the checkpoint data file {shard_path}: no such file")
-    blob = read_file(shard_path, budget, os.path.basename(shard_path))
     off, size = e["offset"], e["size"]
-    if off < 0 or size < 0 or off + size > len(blob):
+    file_size = os.path.getsize(shard_path)
+    if off < 0 or size < 0 or off + size > file_size:
         raise ConvertError(f"{what}: bytes [{off}, {off + size}) lie outside the data file (truncated?)")
-    raw = bytes(blob[off:off + size])
+    budget.charge(size, what)               # only the graph's own bytes are read (the tensors were already)
+    try:
+        with open(shard_path, "rb") as f:
+            f.seek(off)
+            raw = f.read(size)
+    except OSError as err:
+        raise ConvertError(f"cannot read the checkpoint data file {shard_path}: {err.strerror or err}") from None
+    if len(raw) != size:
+        raise ConvertError(f"{what}: the data file ends inside it (truncated?)")
     data = _scalar_string(raw, e["crc32c"] if size <= _CRC_LIMIT else None, what)
     nodes = []
     for num, wt, v in _fields(data, what):
