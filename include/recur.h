@@ -86,10 +86,11 @@ extern "C" {
 #define RECUR_VERSION_STRING "0.1.0"
 
 /* The newest .recur format version this library writes; it reads every minor version of majors 1 to 3.
- * A file is written with the lowest version that describes it: 3.0 for files whose text preprocessing or
- * padding is recorded (tokenizer.splitter, tokenizer.pad_mask, tokenizer.pad_length), 2.0 for files
- * holding q8r (int8 with one scale per row) tensors or a translator reading its source reversed
- * (encoder.reverse_source), 1.0 otherwise, so that older readers open every file they can read. */
+ * A file is written with the lowest version that describes it: 3.0 for models that read frames, pool
+ * by mean or regress, and for files whose text preprocessing or padding is recorded (tokenizer.splitter,
+ * tokenizer.pad_mask, tokenizer.pad_length); 2.0 for files holding q8r (int8 with one scale per row)
+ * tensors or a translator reading its source reversed (encoder.reverse_source); 1.0 otherwise, so that
+ * older readers open every file they can read. */
 #define RECUR_FORMAT_VERSION_MAJOR 3
 #define RECUR_FORMAT_VERSION_MINOR 0
 
@@ -186,7 +187,8 @@ RECUR_API recur_status recur_model_vocab_size(const recur_model *model, size_t *
  * vocabulary size), or the width of the last layer for other models. */
 RECUR_API recur_status recur_model_output_size(const recur_model *model, size_t *size);
 
-/* Properties of recur_model_get. */
+/* Properties of recur_model_get (RECUR_MODEL_CAN_STEP: 1 when streams can be stepped, with recur_state_step
+ * for token models and recur_state_step_frame for frame models). */
 typedef enum recur_model_property {
     RECUR_MODEL_VOCAB_SIZE = 0,         /* tokens in the vocabulary */
     RECUR_MODEL_OUTPUT_SIZE = 1,        /* floats in the output vector */
@@ -203,8 +205,11 @@ typedef enum recur_model_property {
     RECUR_MODEL_PARAMETERS = 12,        /* number of weights */
     RECUR_MODEL_LAYERS = 13,            /* number of layers (embedding, recurrent and dense) */
     RECUR_MODEL_FILE_BYTES = 14,        /* size of the file */
-    RECUR_MODEL_CAN_STEP = 15,          /* 1 when recur_state_step works (embedding input, no bidirectional layer) */
-    RECUR_MODEL_TASK = 16               /* what the model does: a recur_task value */
+    RECUR_MODEL_CAN_STEP = 15,          /* 1 when the model can be stepped (a recurrent layer, none bidirectional) */
+    RECUR_MODEL_TASK = 16,              /* what the model does: a recur_task value */
+    RECUR_MODEL_INPUT = 17,             /* what a step reads: a recur_input value */
+    RECUR_MODEL_FRAME_SIZE = 18,        /* floats of one frame for frame models, 0 for token models */
+    RECUR_MODEL_OUTPUT_KIND = 19        /* what the output vector holds: a recur_output_kind value */
 } recur_model_property;
 
 /* Values of RECUR_MODEL_TASK: the kind of model, and the call that runs it. */
@@ -212,8 +217,23 @@ typedef enum recur_task {
     RECUR_TASK_GENERATE = 0,            /* a generator: recur_generate, recur_state_step */
     RECUR_TASK_CLASSIFY = 1,            /* many-to-one: recur_classify */
     RECUR_TASK_TAG = 2,                 /* many-to-many: recur_tag */
-    RECUR_TASK_SEQ2SEQ = 3              /* encoder-decoder: recur_translate */
+    RECUR_TASK_SEQ2SEQ = 3,             /* encoder-decoder: recur_translate */
+    RECUR_TASK_REGRESS = 4              /* values at every step (a forecaster): recur_predict, recur_state_step_frame */
 } recur_task;
+
+/* Values of RECUR_MODEL_INPUT. */
+typedef enum recur_input {
+    RECUR_INPUT_TOKENS = 0,             /* token ids: recur_state_step, recur_classify, ... */
+    RECUR_INPUT_FRAMES = 1              /* vectors of RECUR_MODEL_FRAME_SIZE floats: recur_state_step_frame, recur_predict */
+} recur_input;
+
+/* Values of RECUR_MODEL_OUTPUT_KIND. */
+typedef enum recur_output_kind {
+    RECUR_OUTPUT_LOGITS = 0,            /* scores of a linear head (a generator's next token): softmax gives probabilities */
+    RECUR_OUTPUT_PROBABILITIES = 1,     /* a softmax head: probabilities of exclusive classes, summing to 1 */
+    RECUR_OUTPUT_INDEPENDENT = 2,       /* a sigmoid head: one probability per output (binary or multi-label) */
+    RECUR_OUTPUT_VALUES = 3             /* real values (a regress model, or a recurrent layer's outputs) */
+} recur_output_kind;
 
 enum {
     RECUR_TOKENIZER_CHAR = 0,           /* one Unicode scalar per token; decoding concatenates */
@@ -302,6 +322,21 @@ RECUR_API recur_status recur_state_step_copy(recur_state *state, int32_t token, 
  * *logits as for recur_state_step. Every id is checked before any is fed: on RECUR_ERR_OUT_OF_RANGE the
  * state is unchanged. n = 0 gives RECUR_ERR_INVALID_ARGUMENT. */
 RECUR_API recur_status recur_state_prefill(recur_state *state, const int32_t *tokens, size_t n, const float **logits);
+
+/* Feeds one frame to a frame model (RECUR_MODEL_INPUT is RECUR_INPUT_FRAMES): `frame` holds n floats, n
+ * = RECUR_MODEL_FRAME_SIZE. *output (when not NULL) points to the model's output after it, borrowed as for
+ * recur_state_step. A frame that is padding (every feature equal to the model's mask value) leaves the
+ * state and the output unchanged. Returns RECUR_ERR_INVALID_ARGUMENT for a wrong n or a NULL frame,
+ * RECUR_ERR_NUMERICAL for a NaN or infinity in the frame, RECUR_ERR_UNSUPPORTED for a token model or a
+ * model with a bidirectional layer; on error the state is unchanged. */
+RECUR_API recur_status recur_state_step_frame(recur_state *state, const float *frame, size_t n, const float **output);
+
+/* Feeds `count` >= 1 frames of `frame_size` floats each (count × frame_size floats, row-major) in one call:
+ * the input projections of many frames are one matrix product, so this is faster than `count` steps and
+ * equal to them up to floating-point rounding. frame_size must be RECUR_MODEL_FRAME_SIZE. Every frame is
+ * checked before any is fed (errors as for recur_state_step_frame; the state is unchanged on error). */
+RECUR_API recur_status recur_state_prefill_frames(recur_state *state, const float *frames, size_t count,
+                                                  size_t frame_size, const float **output);
 
 /* The number of bytes recur_state_save writes for this state (fixed for a model). */
 RECUR_API recur_status recur_state_size(const recur_state *state, size_t *size);
@@ -410,6 +445,16 @@ RECUR_API recur_status recur_classify(const recur_model *model, const char *text
  * rules as for recur_classify. */
 RECUR_API recur_status recur_tag(const recur_model *model, const char *text, int32_t *tags, size_t capacity,
                                  size_t *count);
+
+/* Runs a frame model over a whole sequence of `count` >= 1 frames (count × frame_size floats, row-major;
+ * frame_size = RECUR_MODEL_FRAME_SIZE) from a zero state, and writes the head's outputs, row-major, into
+ * out: one row (recur_model_output_size floats) per frame for tag and regress models, one row for the
+ * sequence for classify models (as the head gives it: see RECUR_MODEL_OUTPUT_KIND). *rows receives the
+ * number of rows; when rows × output size exceeds `capacity` (floats) nothing is written and the call
+ * returns RECUR_ERR_BUFFER_TOO_SMALL. Bidirectional layers are allowed. Padding frames (equal to the
+ * model's mask value) are skipped. Errors as for recur_state_step_frame. */
+RECUR_API recur_status recur_predict(const recur_model *model, const float *frames, size_t count, size_t frame_size,
+                                     float *out, size_t capacity, size_t *rows);
 
 /* Decoding parameters of recur_translate. Initialize with recur_translate_params_init, then change fields;
  * pass by pointer. */

@@ -70,6 +70,7 @@ extension Task {
         case .classify: return RECUR_TASK_CLASSIFY
         case .tag: return RECUR_TASK_TAG
         case .seq2seq: return RECUR_TASK_SEQ2SEQ
+        case .regress: return RECUR_TASK_REGRESS
         }
     }
 }
@@ -98,18 +99,22 @@ public func recur_model_get(_ model: OpaquePointer?, _ property: Int32, _ out: U
         case RECUR_MODEL_LAYERS: out.pointee = Int64(m.architecture.layers.count)
         case RECUR_MODEL_FILE_BYTES: out.pointee = Int64(m.file.storage.bytes.count)
         case RECUR_MODEL_CAN_STEP:
-            // What State.step requires: an embedding, a recurrent layer, and no bidirectional layer.
-            var embedding = false, recurrent = false, bidirectional = false
-            for l in m.architecture.layers {
-                switch l {
-                case .embedding: embedding = true
-                case .recurrent(let r): recurrent = true; bidirectional = bidirectional || r.bidirectional
-                case .dense: break
-                }
-            }
-            out.pointee = embedding && recurrent && !bidirectional ? 1 : 0
+            out.pointee = m.canStep ? 1 : 0
         case RECUR_MODEL_TASK:
             out.pointee = Int64(m.architecture.task.code.rawValue)
+        case RECUR_MODEL_INPUT:
+            out.pointee = Int64((m.frameSize == nil ? RECUR_INPUT_TOKENS : RECUR_INPUT_FRAMES).rawValue)
+        case RECUR_MODEL_FRAME_SIZE:
+            out.pointee = Int64(m.frameSize ?? 0)
+        case RECUR_MODEL_OUTPUT_KIND:
+            let kind: recur_output_kind
+            switch m.outputKind {
+            case .logits: kind = RECUR_OUTPUT_LOGITS
+            case .probabilities: kind = RECUR_OUTPUT_PROBABILITIES
+            case .independentProbabilities: kind = RECUR_OUTPUT_INDEPENDENT
+            case .values: kind = RECUR_OUTPUT_VALUES
+            }
+            out.pointee = Int64(kind.rawValue)
         default:
             throw invalid("unknown model property \(property)")
         }
@@ -179,7 +184,7 @@ public func recur_model_encode_with(_ model: OpaquePointer?, _ textPointer: Unsa
         guard let policy = unknownPolicy(unknown) else {
             throw invalid("unknown must be RECUR_UNKNOWN_ERROR, _SKIP or _REPLACE (got \(unknown))")
         }
-        let encoded = try m.model.vocabulary.encode(s, unknown: policy).map { t -> Int32 in
+        let encoded = try m.model.encode(s, unknown: policy).map { t -> Int32 in
             guard let t32 = Int32(exactly: t) else { throw RecurError(.outOfRange, "token id \(t) does not fit in int32_t") }
             return t32
         }

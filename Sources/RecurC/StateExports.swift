@@ -80,6 +80,41 @@ public func recur_state_prefill(_ state: OpaquePointer?, _ tokens: UnsafePointer
 }
 
 @c @implementation
+public func recur_state_step_frame(_ state: OpaquePointer?, _ frame: UnsafePointer<Float>?, _ n: Int,
+                                   _ output: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        guard let frame else { throw invalid("frame is NULL") }
+        let out = try s.state.step(frame: UnsafeBufferPointer(start: frame, count: size(n)))
+        output?.pointee = out.baseAddress
+    }
+}
+
+@c @implementation
+public func recur_state_prefill_frames(_ state: OpaquePointer?, _ frames: UnsafePointer<Float>?, _ count: Int,
+                                       _ frameSize: Int, _ output: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        let list = try frameMatrix(s.owner.model, frames, count, frameSize)
+        let out = try s.state.prefill(frames: list)
+        output?.pointee = out.baseAddress
+    }
+}
+
+/// A caller's count × frame size floats, after checking the pointer, the sizes and that the product fits.
+func frameMatrix(_ model: Model, _ frames: UnsafePointer<Float>?, _ count: Int, _ frameSize: Int) throws -> UnsafeBufferPointer<Float> {
+    guard let f = model.frameSize else { throw RecurError(.unsupported, "this model reads tokens, not frames") }
+    guard let frames else { throw invalid("frames is NULL") }
+    guard count > 0 else { throw invalid("the sequence needs at least one frame (count is 0)") }
+    guard size(frameSize) == f else {
+        throw invalid("frame_size is \(size(frameSize)); frames of this model have \(f) floats")
+    }
+    let (n, o) = size(count).multipliedReportingOverflow(by: f)
+    guard !o else { throw invalid("count × frame_size overflows") }
+    return UnsafeBufferPointer(start: frames, count: n)
+}
+
+@c @implementation
 public func recur_state_size(_ state: OpaquePointer?, _ out: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded {
         let s = try object(state, as: StateHandle.self, "state")

@@ -66,7 +66,7 @@ public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _
         count.pointee = 0
         let s = try text(input, "text")
         if tags == nil && capacity > 0 { throw invalid("tags is NULL but capacity is \(capacity)") }
-        let ids = try m.model.vocabulary.encode(s)
+        let ids = try m.model.encode(s)
         guard !ids.isEmpty else { throw invalid("the text has no tokens") }
         try copyOut(try m.model.tag(tokens: ids).map { Int32($0) }, tags, capacity, count) { "the text has \($0) tokens" }
     }
@@ -98,5 +98,24 @@ public func recur_translate(_ model: OpaquePointer?, _ input: UnsafePointer<CCha
         }
         let t = try m.model.translate(s, beam: Int(beam), maxLength: Int(maxLength), lengthPenalty: Double(penalty))
         try copyText(t.text, buffer, capacity, length)
+    }
+}
+
+@c @implementation
+public func recur_predict(_ model: OpaquePointer?, _ frames: UnsafePointer<Float>?, _ count: Int, _ frameSize: Int,
+                          _ out: UnsafeMutablePointer<Float>?, _ capacity: Int, _ rows: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let rows = try required(rows, "rows (out)")
+        rows.pointee = 0
+        if out == nil && capacity > 0 { throw invalid("out is NULL but capacity is \(capacity)") }
+        let list = try frameMatrix(m.model, frames, count, frameSize)
+        let result = try m.model.forwardSequence(frames: list)
+        let width = m.model.outputSize
+        rows.pointee = result.count
+        guard let out, size(capacity) >= result.count * width else {
+            throw RecurError(.bufferTooSmall, "the outputs are \(result.count) × \(width) floats; the buffer holds \(capacity)")
+        }
+        for (r, row) in result.enumerated() { (out + r * width).update(from: row, count: width) }
     }
 }

@@ -12,10 +12,26 @@ struct Create: ParsableCommand {
             --task tag: word vocabulary → bidirectional recurrent layer (every step) → Dense(softmax over 5 tags).
             --task seq2seq: word vocabularies (source s3 …, target t3 …) → encoder and decoder stacks of --layers
               recurrent layers each.
+            With --frame-size F the model reads frames of F floats (no vocabulary, no embedding): --task classify
+              (last step → Dense(softmax over 3 classes)), tag (every step → Dense(softmax over 3 labels)) or
+              regress (every step → Dense(linear, --outputs values)); the recurrent layers are forward-only unless
+              --bidirectional; --normalized adds random input.mean and input.scale.
             """)
 
-    @Option(name: .long, help: "generate, classify, tag or seq2seq.")
+    @Option(name: .long, help: "generate, classify, tag or seq2seq; with --frame-size: classify, tag or regress.")
     var task: String = Task.generate.rawValue
+
+    @Option(name: .customLong("frame-size"), help: "Make a frame model: F floats per step.")
+    var frameSize: Int?
+
+    @Option(name: .long, help: "Frame models, --task regress: values per step.")
+    var outputs: Int = 1
+
+    @Flag(name: .long, help: "Frame models: a bidirectional first layer (runs whole sequences only).")
+    var bidirectional = false
+
+    @Flag(name: .long, help: "Frame models: random input.mean and input.scale.")
+    var normalized = false
 
     @Option(name: .customLong("merge-mode"), help: "Bidirectional merge for classify/tag: concat, sum, mul, ave.")
     var mergeMode: String = "concat"
@@ -48,6 +64,13 @@ struct Create: ParsableCommand {
         guard layers >= 1, hidden >= 1, embedding >= 1 else { throw CLIError("--layers, --hidden and --embedding must be ≥ 1") }
         guard let kind = Task(rawValue: task) else {
             throw CLIError("unknown task '\(task)' (known: \(Task.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if let f = frameSize {
+            try createFrameModel(t, kind, frameSize: f)
+            return
+        }
+        if kind == .regress || bidirectional || normalized {
+            throw CLIError("--task regress, --bidirectional and --normalized are for frame models (--frame-size)")
         }
         if kind != .generate {
             try createTopology(t, kind)
@@ -114,8 +137,8 @@ struct Create: ParsableCommand {
             }
             dec.append(.dense(inputSize: hidden, units: vocab.count, activation: .linear))
             arch = Architecture(task: .seq2seq, layers: dec, encoder: enc)
-        case .generate:
-            throw CLIError("a generator has no topology to make here")   // run() makes generators
+        case .generate, .regress:
+            throw CLIError("a \(task.rawValue) model has no topology to make here")   // run() and createFrameModel make them
         }
         var b = ModelBuilder(architecture: arch, vocabulary: vocab)
         b.sourceVocabulary = source
@@ -127,4 +150,40 @@ struct Create: ParsableCommand {
     }
 
     var layers_: Int { layers }
+
+    /// A frame model: recurrent layers over frames of F floats, then the task's dense head.
+    func createFrameModel(_ t: RecurrentSpec.Template, _ task: Task, frameSize f: Int) throws {
+        guard f >= 1, outputs >= 1 else { throw CLIError("--frame-size and --outputs must be ≥ 1") }
+        guard task == .classify || task == .tag || task == .regress else {
+            throw CLIError("a frame model is a classify, tag or regress model, not \(task.rawValue)")
+        }
+        guard let merge = MergeMode(rawValue: mergeMode) else { throw CLIError("unknown merge mode '\(mergeMode)'") }
+        var layers: [LayerSpec] = []
+        var width = f
+        for i in 0..<layers_ {
+            var r = RecurrentSpec(cell: t.cell, inputSize: width, units: hidden, activation: t.activation,
+                                  resetAfter: t.resetAfter, peephole: t.peephole)
+            r.bidirectional = bidirectional && i == 0
+            r.mergeMode = merge
+            r.returnSequences = task != .classify || i < layers_ - 1
+            layers.append(.recurrent(r))
+            width = r.outputSize
+        }
+        let labels = task == .regress ? [] : ["a", "b", "c"]
+        layers.append(.dense(inputSize: width, units: task == .regress ? outputs : labels.count,
+                             activation: task == .regress ? .linear : .softmax))
+        var arch = Architecture(task: task, layers: layers, labels: labels)
+        arch.input = .frames(size: f)
+        var b = ModelBuilder(architecture: arch, vocabulary: .empty)
+        b.randomize(seed: seed, scale: 2)
+        if normalized {
+            var rng = SplitMix64(seed: seed ^ 0x5eed)
+            b.set("input.mean", shape: [f], values: (0..<f).map { _ in Float(rng.nextUnit() * 2 - 1) })
+            b.set("input.scale", shape: [f], values: (0..<f).map { _ in Float(0.5 + rng.nextUnit()) })
+        }
+        b.metadata.append(("general.name", .string("random-frames-\(task.rawValue)-\(cell)-\(hidden)")))
+        b.metadata.append(("general.description", .string("random weights (seed \(seed)); for tests and benchmarks")))
+        try b.writer().write(to: out)
+        print("wrote \(out): \(task.rawValue) on frames of \(f), \(cell) × \(layers_), hidden \(hidden), \(arch.parameterCount) parameters")
+    }
 }

@@ -42,8 +42,9 @@ struct Info: ParsableCommand {
             meta[k] = jsonValue(v)
         }
         let fileBytes = f.storage.bytes.count
+        let normalized = f.tensor("input.mean") != nil
         if json {
-            let obj: [String: Any] = [
+            var obj: [String: Any] = [
                 "path": path,
                 "format_version": "\(f.versionMajor).\(f.versionMinor)",
                 "task": m.architecture.task.rawValue,
@@ -59,7 +60,15 @@ struct Info: ParsableCommand {
                 "file_bytes": fileBytes,
                 "checksum": String(format: "0x%08x", f.checksum),
                 "metadata": meta,
+                "input": m.input.name,
+                "output_kind": m.outputKind.name,
             ]
+            if let size = m.frameSize {
+                obj["frame_size"] = size
+                obj["normalized"] = normalized
+                if let v = m.architecture.maskValue { obj["mask_value"] = Double(v) }
+            }
+            if m.architecture.task == .classify { obj["pooling"] = m.architecture.pooling.rawValue }
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(data: data, encoding: .utf8)!)
             return
@@ -68,8 +77,16 @@ struct Info: ParsableCommand {
         print("task        \(m.architecture.task.rawValue)")
         let specials = [("pad", m.vocabulary.pad), ("unk", m.vocabulary.unk), ("bos", m.vocabulary.bos), ("eos", m.vocabulary.eos)]
             .compactMap { n, v in v.map { "\(n)=\($0)" } }
-        print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")
-        if let text = preprocessing(m.vocabulary) { print("            \(text)") }
+        if let size = m.frameSize {
+            var notes = normalized ? ["normalised by input.mean and input.scale"] : []
+            if let v = m.architecture.maskValue { notes.append("frames equal to \(v) are padding") }
+            print("input       frames of \(size) floats\(notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")")")
+        } else {
+            print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")
+            if let text = preprocessing(m.vocabulary) { print("            \(text)") }
+        }
+        if m.architecture.task == .classify { print("pooling     \(m.architecture.pooling.rawValue) step\(m.architecture.pooling == .mean ? "s (mean)" : "")") }
+        print("output      \(m.outputSize) \(m.outputKind == .independentProbabilities ? "independent probabilities (sigmoid)" : m.outputKind.name)")
         if let src = m.sourceVocabulary {
             print("source      \(src.count) \(src.kind.rawValue) tokens\(m.architecture.reverseSource ? ", read by the encoder in reverse order (encoder.reverse_source)" : "")")
             if let text = preprocessing(src) { print("            \(text)") }

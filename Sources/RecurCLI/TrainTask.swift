@@ -167,7 +167,7 @@ struct TrainTask: ParsableCommand {
                 emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"seq2seq\",\"pairs\":\(te.count),\"beam\":\(k),\"bleu\":\(bleu[0]),\"bleu1\":\(bleu[1]),\"bleu2\":\(bleu[2]),\"reverse_source\":\(m.architecture.reverseSource)}\n")
                 if k == 1 { for i in 0..<min(3, te.count) { say("  \(te[i].0.joined(separator: " ")) => \(hyps[i].joined(separator: " "))") } }
             }
-        case .generate:
+        case .generate, .regress:
             throw ValidationError("--task must be classify, tag or seq2seq (the character generator is 'recur train')")
         }
     }

@@ -6,7 +6,8 @@
  * Prints one JSON object: step_us_median, step_us_p90, prefill_tokens_per_s (wall clock) and
  * prefill_tokens_per_cpu_s (process CPU time: robust to other processes on a busy machine; with several
  * threads it counts all of them). Steps are timed one by one (clock_gettime, CLOCK_MONOTONIC) after 200
- * warm-up steps; tokens are pseudo-random; prefill is the best of 7. */
+ * warm-up steps; tokens are pseudo-random; prefill is the best of 7. A frame model (RECUR_INPUT_FRAMES) is
+ * fed pseudo-random frames with recur_state_step_frame and recur_state_prefill_frames instead. */
 #include "recur.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -45,18 +46,33 @@ int main(int argc, char **argv) {
     }
     size_t vocab = 0;
     recur_model_vocab_size(model, &vocab);
+    int64_t frame_size = 0;
+    recur_model_get(model, RECUR_MODEL_FRAME_SIZE, &frame_size);
     uint64_t rng = 12345;
     int32_t *tokens = malloc(sizeof(int32_t) * (size_t)(steps + prompt + 200));
     double *t = malloc(sizeof(double) * (size_t)steps);
     for (int i = 0; i < steps + prompt + 200; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        tokens[i] = (int32_t)((rng >> 33) % (uint64_t)vocab);
+        tokens[i] = vocab ? (int32_t)((rng >> 33) % (uint64_t)vocab) : 0;   /* frame models: unused */
     }
     const float *out = NULL;
-    for (int i = 0; i < 200; i++) recur_state_step(state, tokens[i], &out);
+    const size_t F = (size_t)frame_size;
+    float *frames = NULL;
+    if (F) {
+        frames = malloc(sizeof(float) * F * (size_t)(steps + prompt + 200));
+        for (size_t i = 0; i < F * (size_t)(steps + prompt + 200); i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            frames[i] = (float)((rng >> 33) % 2001) / 1000.0f - 1.0f;
+        }
+    }
+    for (int i = 0; i < 200; i++) {
+        if (F) recur_state_step_frame(state, frames + (size_t)i * F, F, &out);
+        else recur_state_step(state, tokens[i], &out);
+    }
     for (int i = 0; i < steps; i++) {
         double t0 = now();
-        recur_state_step(state, tokens[200 + i], &out);
+        if (F) recur_state_step_frame(state, frames + (size_t)(200 + i) * F, F, &out);
+        else recur_state_step(state, tokens[200 + i], &out);
         t[i] = now() - t0;
     }
     qsort(t, (size_t)steps, sizeof(double), cmp);
@@ -64,7 +80,8 @@ int main(int argc, char **argv) {
     for (int r = 0; r < 7; r++) {
         recur_state_reset(state);
         double t0 = now(), c0 = cpu_now();
-        recur_state_prefill(state, tokens, (size_t)prompt, &out);
+        if (F) recur_state_prefill_frames(state, frames, (size_t)prompt, F, &out);
+        else recur_state_prefill(state, tokens, (size_t)prompt, &out);
         double d = now() - t0, dc = cpu_now() - c0;
         if (d < best) best = d;
         if (dc < best_cpu) best_cpu = dc;
@@ -75,6 +92,7 @@ int main(int argc, char **argv) {
     recur_state_free(state);
     recur_model_free(model);
     free(tokens);
+    free(frames);
     free(t);
     return 0;
 }

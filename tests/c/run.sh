@@ -120,6 +120,13 @@ run_program() {
 
 run_program test_recur "$WORK/a.recur" "$WORK/b.recur"
 run_program test_tasks "$WORK/classify.recur" "$WORK/tag.recur" "$WORK/seq2seq.recur" "$WORK/a.recur"
+"$RECUR" create --task regress --frame-size 12 --outputs 3 --normalized --cell lstm --layers 2 --hidden 16 \
+        --out "$WORK/regress.recur" --seed 8 >/dev/null \
+    && "$RECUR" create --task classify --frame-size 5 --bidirectional --cell gru --hidden 8 \
+        --out "$WORK/frames-classify.recur" --seed 9 >/dev/null \
+    && "$RECUR" create --task tag --frame-size 12 --cell gru --hidden 10 --out "$WORK/frames-tag.recur" --seed 10 >/dev/null \
+    || { echo "c-tests: recur create --frame-size failed" >&2; exit 1; }
+run_program test_frames "$WORK/regress.recur" "$WORK/frames-classify.recur" "$WORK/a.recur"
 
 # --- the example -----------------------------------------------------------------------------------
 if "$CC" -std=c99 "${STRICT[@]}" "$ROOT/examples/c/generate.c" -o "$WORK/generate" \
@@ -146,6 +153,37 @@ if "$CC" -std=c99 "${STRICT[@]}" "$ROOT/examples/c/generate.c" -o "$WORK/generat
     fi
 else
     bad "examples/c/generate.c does not compile"
+    cat "$WORK/cc.log" >&2
+fi
+
+# --- the streaming example: frames from stdin, a prediction per frame, the same lines as `recur predict`
+if "$CC" -std=c99 "${STRICT[@]}" "$ROOT/examples/c/stream_frames.c" -o "$WORK/stream_frames" \
+        $(pkg-config --cflags --libs recur) -Wl,-rpath,"$PREFIX/lib" 2>"$WORK/cc.log"; then
+    ok
+    awk 'BEGIN { srand(5); print "f1,f2,f3,f4,f5,f6,f7,f8,f9,f10,f11,f12";
+                 for (t = 0; t < 30; t++) { if (t == 20) print ""; line = "";
+                   for (j = 0; j < 12; j++) line = line (j ? "," : "") sprintf("%.4f", 4 * rand() - 2); print line } }' \
+        >"$WORK/frames.csv"
+    for model in regress frames-tag; do
+        "$WORK/stream_frames" "$WORK/$model.recur" <"$WORK/frames.csv" >"$WORK/ex.txt" 2>"$WORK/ex.err"
+        "$RECUR" predict "$WORK/$model.recur" --csv "$WORK/frames.csv" >"$WORK/cli.txt" 2>"$WORK/cli.err"
+        if cmp -s "$WORK/ex.txt" "$WORK/cli.txt" && [ "$(wc -l <"$WORK/ex.txt")" -eq 30 ]; then
+            ok
+        else
+            bad "stream_frames and recur predict differ for $model"
+            diff "$WORK/ex.txt" "$WORK/cli.txt" | head -5 >&2
+        fi
+    done
+    printf '1,2,3,4,5,6,7,8,9,10,11,12\n1,2,3,nan,5,6,7,8,9,10,11,12\n' >"$WORK/nan.csv"
+    if "$WORK/stream_frames" "$WORK/regress.recur" "$WORK/nan.csv" >"$WORK/ex.txt" 2>"$WORK/ex.err"; then
+        bad "stream_frames accepted a NaN frame"
+    elif grep -q "line 2: .*must be finite" "$WORK/ex.err" && [ "$(wc -l <"$WORK/ex.txt")" -eq 1 ]; then
+        ok
+    else
+        bad "stream_frames' NaN error does not carry the library's message"; cat "$WORK/ex.err" >&2
+    fi
+else
+    bad "examples/c/stream_frames.c does not compile"
     cat "$WORK/cc.log" >&2
 fi
 

@@ -202,6 +202,50 @@ static void run_tasks(recur_model *m, const char *text, size_t outputs, bytes_so
     CALL(recur_translate(m, text, NULL, NULL, 0, &count));
 }
 
+/* Frame models: frames read from the trailer as little-endian floats (NaN and infinity among them), stepped,
+ * prefilled and run whole. A step of finite frames works on a frame model that can step; a frame with NaN
+ * or infinity is refused with RECUR_ERR_NUMERICAL and changes nothing. */
+#define MAX_FRAMES 16
+static void run_frames(recur_model *m, recur_state *st, const uint8_t *trailer, size_t n, size_t outputs) {
+    int64_t input = 0, frame_size = 0, can_step = 0;
+    CALL(recur_model_get(m, RECUR_MODEL_INPUT, &input));
+    CALL(recur_model_get(m, RECUR_MODEL_FRAME_SIZE, &frame_size));
+    CALL(recur_model_get(m, RECUR_MODEL_CAN_STEP, &can_step));
+    static float frames[MAX_FRAMES * 64];
+    size_t F = (size_t)frame_size, count = F && F <= 64 ? n / 4 / F : 0;
+    if (count > MAX_FRAMES) count = MAX_FRAMES;
+    for (size_t i = 0; i < count * F; i++) memcpy(&frames[i], trailer + 4 * i, 4);
+    const float *out = NULL;
+    if (input != RECUR_INPUT_FRAMES) {
+        if (CALL(recur_state_step_frame(st, frames, F ? F : 1, &out)) == RECUR_OK)
+            contract_violation("a frame step worked on a token model", 0);
+        return;
+    }
+    CALL(recur_state_reset(st));
+    for (size_t t = 0; t < count; t++) {
+        int finite = 1;
+        for (size_t j = 0; j < F; j++) finite &= isfinite(frames[t * F + j]) != 0;
+        recur_status s = CALL(recur_state_step_frame(st, frames + t * F, F, &out));
+        if (can_step == 1 && finite && s != RECUR_OK) contract_violation("a finite frame step failed", s);
+        if (can_step == 1 && !finite && s != RECUR_ERR_NUMERICAL)
+            contract_violation("a frame with NaN or infinity was not refused", s);
+    }
+    CALL(recur_state_step(st, 0, &out));
+    if (count > 0) {
+        CALL(recur_state_prefill_frames(st, frames, count, F, &out));
+        size_t rows = 0;
+        recur_status s = CALL(recur_predict(m, frames, count, F, NULL, 0, &rows));
+        if (s == RECUR_ERR_BUFFER_TOO_SMALL && rows > 0 && rows <= MAX_FRAMES && outputs <= 64) {
+            static float result[MAX_FRAMES * 64];
+            size_t again = 0;
+            if (CALL(recur_predict(m, frames, count, F, result, rows * outputs, &again)) == RECUR_OK && again != rows)
+                contract_violation("predict's row count changed", 0);
+        }
+    }
+    CALL(recur_state_prefill_frames(st, frames, 0, F, &out));
+    CALL(recur_state_step_frame(st, frames, F + 1, &out));
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
@@ -237,7 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t v = 0, can_step = 0;
     if (CALL(recur_model_vocab_size(m, &vocab)) != RECUR_OK || CALL(recur_model_output_size(m, &outputs)) != RECUR_OK)
         contract_violation("size queries", 0);
-    for (int p = 0; p <= RECUR_MODEL_CAN_STEP + 1; p++) CALL(recur_model_get(m, p, &v));
+    for (int p = 0; p <= RECUR_MODEL_OUTPUT_KIND + 1; p++) CALL(recur_model_get(m, p, &v));
     CALL(recur_model_get(m, RECUR_MODEL_CAN_STEP, &can_step));
 
     query_tokens(m, vocab);
@@ -300,6 +344,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (s == RECUR_OK && generated < 0) contract_violation("negative generated count", s);
     CALL(recur_state_reset(st));
     CALL(recur_generate(st, sampler, NULL, 3, NULL, NULL, NULL));
+
+    run_frames(m, st, trailer, trailer_size, outputs);
 
     char task_text[TASK_TEXT + 1];
     strncpy(task_text, prompt, TASK_TEXT);

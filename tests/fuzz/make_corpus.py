@@ -50,6 +50,14 @@ def main() -> None:
             "--embedding", "3", "--seed", str(30 + k), *extra)
     run("quantize", path("classify-gru-0.recur"), path("classify-gru-0-q4.recur"), "--type", "q4")
     run("quantize", path("seq2seq-gru-4.recur"), path("seq2seq-gru-4-int8.recur"), "--type", "int8")
+    # Frame models (format 3): per-frame regress and tag, normalised, and a bidirectional classifier.
+    for k, (task, cell, extra) in enumerate([
+        ("regress", "lstm", ["--normalized", "--outputs", "2"]), ("tag", "gru", []),
+        ("classify", "gru-reset-before", ["--bidirectional"]),
+    ]):
+        run("create", "--task", task, "--frame-size", "3", "--out", path(f"frames-{task}-{cell}.recur"), "--cell", cell,
+            "--hidden", "4", "--seed", str(40 + k), *extra)
+    run("quantize", path("frames-regress-lstm.recur"), path("frames-regress-lstm-int8.recur"), "--type", "int8")
 
     # Models followed by a trailer: a saved state (restores into the model), and text.
     import recur
@@ -67,6 +75,12 @@ def main() -> None:
             f.write(model_bytes + saved)
         with open(path(f"with-text-{cell}.bin"), "wb") as f:
             f.write(model_bytes + "ab\u00e9\nba a".encode())
+    # A frame model followed by the bytes of frames (little-endian floats).
+    import struct
+    with open(path("frames-regress-lstm.recur"), "rb") as f:
+        blob = f.read()
+    with open(path("with-frames-regress.bin"), "wb") as f:
+        f.write(blob + struct.pack("<12f", *[0.5, -1.0, 2.0, 0.0, 0.25, -0.75, 1.5, 3.0, -2.0, 0.1, 0.2, 0.3]))
     # Whole-sequence models followed by text of their vocabularies.
     for model, name, text in [("tag-gru-2.recur", "with-text-tag.bin", b"w2 w3, w5 w7."),
                               ("classify-gru-0.recur", "with-text-classify.bin", b"w4 w9 w2 w30"),

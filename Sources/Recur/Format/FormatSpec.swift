@@ -6,21 +6,27 @@ import CRecurKernels
 public enum RecurFormat {
     /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
-    /// The newest major version this library writes (RECUR_FORMAT_VERSION_MAJOR of include/recur.h). It reads majors 1 to 3 (`readableMajors`).
-    /// A file is written with the lowest version that describes it (`lowestMajor`): 3.0 or 2.0 only for
-    /// files that need what those versions add, 1.0 otherwise, so that older readers open every file they can.
+    /// The newest major version this library writes (RECUR_FORMAT_VERSION_MAJOR of include/recur.h). It
+    /// reads majors 1 to 3 (`readableMajors`). A file is written with the lowest version that describes it
+    /// (`lowestMajor`), so that older readers open every file they can.
     public static let versionMajor = UInt16(RECUR_FORMAT_VERSION_MAJOR)
     /// The minor version this library writes. Readers accept any minor version of a known major.
     public static let versionMinor = UInt16(RECUR_FORMAT_VERSION_MINOR)
     /// The major versions this library reads.
     public static let readableMajors: ClosedRange<UInt16> = 1...3
-    /// The lowest major version that describes a file: 3 when it records its text preprocessing or padding
-    /// (`tokenizer.splitter` other than `recur`, `tokenizer.pad_mask = false`, `tokenizer.pad_length`, or
-    /// the same `source_tokenizer.*` keys), 2 when it holds a q8r tensor or sets `encoder.reverse_source`
-    /// (an older reader would ignore these keys and misread the model), else 1.
+    /// The lowest major version that describes a file: 3 for a frame model, mean pooling or the regress
+    /// task (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its
+    /// text preprocessing or padding (`tokenizer.splitter` other than `recur`, `tokenizer.pad_mask = false`,
+    /// `tokenizer.pad_length`, or the same `source_tokenizer.*` keys, which a 2.x reader would ignore); 2
+    /// when it holds a q8r tensor or sets `encoder.reverse_source` (a 1.x reader would ignore the key and
+    /// misread the model); else 1.
     public static func lowestMajor(metadata: [(key: String, value: MetaValue)], dtypes: [DType]) -> UInt16 {
         var major = dtypes.map(\.formatMajor).max() ?? 1
-        if metadata.contains(where: { $0.key == "encoder.reverse_source" && $0.value == .bool(true) }) { major = max(major, 2) }
+        func has(_ key: String, _ value: MetaValue) -> Bool { metadata.contains { $0.key == key && $0.value == value } }
+        if has("encoder.reverse_source", .bool(true)) { major = max(major, 2) }
+        if has("model.input", .string("frames")) || has("model.pooling", .string("mean")) || has("model.task", .string("regress")) {
+            major = max(major, 3)
+        }
         if metadata.contains(where: { Self.isVersion3Key($0.key, $0.value) }) { major = max(major, 3) }
         return max(major, 1)
     }

@@ -87,6 +87,8 @@ public enum Task: String, Sendable, CaseIterable {
     case tag
     /// An encoder reads the source; a decoder stepped from its final state emits the target (translation).
     case seq2seq
+    /// Real values at every step (a forecaster's next value or next k values).
+    case regress
 
     /// What a model of this task is, in words.
     public var noun: String {
@@ -95,6 +97,7 @@ public enum Task: String, Sendable, CaseIterable {
         case .classify: return "a classifier"
         case .tag: return "a tagger"
         case .seq2seq: return "a translator (encoder-decoder)"
+        case .regress: return "a regressor (values at every step)"
         }
     }
 
@@ -105,11 +108,42 @@ public enum Task: String, Sendable, CaseIterable {
         case .classify: return "classify"
         case .tag: return "tag"
         case .seq2seq: return "translate"
+        case .regress: return "predict"
         }
     }
 
     /// Whether the main stack is stepped token by token (a generator, a seq2seq decoder).
     public var stepsTokenByToken: Bool { self == .generate || self == .seq2seq }
+}
+
+/// What a model steps on (metadata `model.input`).
+public enum InputKind: Sendable, Equatable {
+    /// Token ids of the model's vocabulary, read by the embedding of layer 0.
+    case tokens
+    /// Vectors of `size` floats (metadata `model.frame_size`), read by the first recurrent layer.
+    case frames(size: Int)
+
+    /// The metadata value of `model.input`.
+    public var name: String {
+        switch self {
+        case .tokens: return "tokens"
+        case .frames: return "frames"
+        }
+    }
+
+    /// The floats of a frame, or nil for token models.
+    public var frameSize: Int? {
+        if case .frames(let f) = self { return f }
+        return nil
+    }
+}
+
+/// How a classifier turns the sequence into the vector its head reads (metadata `model.pooling`).
+public enum Pooling: String, Sendable, CaseIterable {
+    /// The last recurrent layer's output at the last step (it returns only that step).
+    case last
+    /// The mean over the steps that are not padding of the last recurrent layer's outputs.
+    case mean
 }
 
 /// The layer list of a model, read from and written to the file's `model.*` and `layer.N.*` metadata.
@@ -126,6 +160,13 @@ public struct Architecture: Sendable, Equatable {
     /// "seq2seq" only: the encoder reads the source tokens last first (a final EOS stays last), metadata
     /// `encoder.reverse_source` (Sutskever et al. 2014). See `encoderInput(_:pad:eos:)`.
     public var reverseSource: Bool
+    /// Tokens or frames (`model.input`, `model.frame_size`).
+    public var input: InputKind = .tokens
+    /// `classify` only: last step or mean over the steps (`model.pooling`).
+    public var pooling: Pooling = .last
+    /// Frame models: a frame whose every feature equals this value is padding (`input.mask_value`,
+    /// as Keras' `Masking`).
+    public var maskValue: Float? = nil
 
     public init(task: Task = .generate, layers: [LayerSpec], encoder: [LayerSpec] = [], labels: [String] = [],
                 reverseSource: Bool = false) {
@@ -153,6 +194,12 @@ public struct Architecture: Sendable, Equatable {
         out += Self.layerMetadata(layers, prefix: "")
         if !encoder.isEmpty { out += Self.layerMetadata(encoder, prefix: "encoder.") }
         if reverseSource { out.append(("encoder.reverse_source", .bool(true))) }
+        if case .frames(let f) = input {
+            out.append(("model.input", .string(input.name)))
+            out.append(("model.frame_size", .int(Int64(f))))
+        }
+        if pooling != .last { out.append(("model.pooling", .string(pooling.rawValue))) }
+        if let m = maskValue { out.append(("input.mask_value", .float(Double(m)))) }
         return out
     }
 
@@ -203,7 +250,42 @@ public struct Architecture: Sendable, Equatable {
         } else {
             reverseSource = false
         }
+        try readInput(file)
         try validate()
+    }
+
+    /// `model.input`, `model.frame_size`, `model.pooling` and `input.mask_value`.
+    mutating func readInput(_ file: RecurFile) throws {
+        func string(_ key: String) throws -> String? {
+            guard let v = file.value(key) else { return nil }
+            guard let s = v.stringValue else { throw RecurError(.model, "metadata '\(key)' must be a string") }
+            return s
+        }
+        switch try string("model.input") ?? "tokens" {
+        case "tokens":
+            if file.value("model.frame_size") != nil { throw RecurError(.model, "metadata 'model.frame_size' is only for frame models (model.input = frames)") }
+            input = .tokens
+        case "frames":
+            guard let v = file.value("model.frame_size") else { throw RecurError(.model, "missing metadata key 'model.frame_size' (the floats of one frame)") }
+            guard let f = v.intValue, f >= 1, f <= Int64(RecurFormat.maxDimension) else {
+                throw RecurError(.model, "metadata 'model.frame_size' must be an integer in 1...\(RecurFormat.maxDimension)")
+            }
+            input = .frames(size: Int(f))
+        case let other:
+            throw RecurError(.model, "metadata 'model.input': unknown input '\(other)' (known: tokens, frames)")
+        }
+        if let p = try string("model.pooling") {
+            guard let pooling = Pooling(rawValue: p) else {
+                throw RecurError(.model, "metadata 'model.pooling': unknown pooling '\(p)' (known: \(Pooling.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            self.pooling = pooling
+        }
+        if let v = file.value("input.mask_value") {
+            guard case .float(let m) = v, Float(m).isFinite else {
+                throw RecurError(.model, "metadata 'input.mask_value' must be a finite float")
+            }
+            maskValue = Float(m)
+        }
     }
 
     static func readLayers(_ file: RecurFile, prefix: String) throws -> [LayerSpec] {
@@ -271,9 +353,10 @@ public struct Architecture: Sendable, Equatable {
         return layers
     }
 
-    /// Checks that consecutive layers fit together.
+    /// Checks that consecutive layers fit together, and that they suit the input and the task.
     public func validate() throws {
         try Self.validate(layers)
+        try validateInput()
         if task == .seq2seq {
             try Self.validate(encoder)
             let enc = encoder.compactMap { l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }
@@ -285,6 +368,29 @@ public struct Architecture: Sendable, Equatable {
             }
         } else if !encoder.isEmpty || reverseSource {
             throw RecurError(.model, "only seq2seq models have an encoder (and encoder.reverse_source)")
+        }
+    }
+
+    func validateInput() throws {
+        if case .frames(let f) = input {
+            guard task == .classify || task == .tag || task == .regress else {
+                throw RecurError(.model, "a \(task.rawValue) model reads tokens; frame models are classify, tag or regress models")
+            }
+            guard case .recurrent(let r) = layers[0] else {
+                throw RecurError(.model, "a frame model's first layer must be recurrent (it reads the frames; there is no embedding)")
+            }
+            guard r.inputSize == f else {
+                throw RecurError(.model, "layer 0 (\(r.cell.rawValue)) expects input size \(r.inputSize) but frames have \(f) floats (model.frame_size)")
+            }
+        } else if maskValue != nil {
+            throw RecurError(.model, "metadata 'input.mask_value' is only for frame models (model.input = frames)")
+        }
+        if pooling == .mean {
+            guard task == .classify else { throw RecurError(.model, "model.pooling = mean is only for classify models") }
+            guard let last = layers.compactMap({ l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }).last,
+                  last.returnSequences else {
+                throw RecurError(.model, "model.pooling = mean needs a last recurrent layer that returns every step")
+            }
         }
     }
 

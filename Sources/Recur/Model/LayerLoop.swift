@@ -13,26 +13,39 @@ struct GateRows {
     }
 }
 
+/// What layer 0 reads at n rows (streams of a batch, or steps of a sequence): token ids, or frames of the
+/// model's frame size (n × F floats, before normalisation).
+enum StepInput {
+    case tokens(UnsafePointer<Int>)
+    case frames(UnsafePointer<Float>)
+}
+
 /// How input projections of several rows are multiplied: as steps compute them (`step`: one matrix-vector
 /// product for one row, the batched products otherwise) or, for the rows of a sequence, with exact
 /// activations and sgemm (`sequence`, see `Model.projectSequence`).
 enum ProjectionPolicy { case step, sequence }
 
 extension Model {
-    /// The input rule. Layer 0 reads tokens: its gate inputs are the tokens' rows of the input table when
-    /// the model has one, else their embeddings (looked up into `work`, n × In) projected. Layer i > 0
-    /// reads `below`, n rows of layer i − 1's output. Projections are written to `proj` (n × gates·H).
+    /// The input rule. Layer 0 reads the input: tokens' rows of the input table when the model has one,
+    /// else their embeddings (looked up into `work`, n × In) projected; or frames, normalised into `work`
+    /// when the model normalises, projected. Layer i > 0 reads `below`, n rows of layer i − 1's output.
+    /// Projections are written to `proj` (n × gates·H).
     @inline(__always)
-    func gateInputs(layer i: Int, rows n: Int, tokens: UnsafePointer<Int>, below: UnsafePointer<Float>?,
+    func gateInputs(layer i: Int, rows n: Int, input: StepInput, below: UnsafePointer<Float>?,
                     work: UnsafeMutablePointer<Float>, proj: UnsafeMutablePointer<Float>, policy: ProjectionPolicy) -> GateRows {
         let l = recurrent[i].forward
         let G = l.gateRows
         var x = below
         if i == 0 {
-            if let table = inputTable { return GateRows(base: table, stride: G, tokens: tokens) }
-            let E = l.spec.inputSize
-            for k in 0..<n { embedding!.lookup(tokens[k], into: work + k * E) }
-            x = UnsafePointer(work)
+            switch input {
+            case .tokens(let tokens):
+                if let table = inputTable { return GateRows(base: table, stride: G, tokens: tokens) }
+                let E = l.spec.inputSize
+                for k in 0..<n { embedding!.lookup(tokens[k], into: work + k * E) }
+                x = UnsafePointer(work)
+            case .frames(let frames):
+                x = normalize(frames, rows: n, into: work)
+            }
         }
         switch policy {
         case .step where n == 1: l.inputProjection(proj, x!)
@@ -40,6 +53,24 @@ extension Model {
         case .sequence: projectSequence(l, x!, n, into: proj)
         }
         return GateRows(base: proj, stride: G, tokens: nil)
+    }
+
+    /// Frames as layer 0 reads them: x' = (x − mean) ⊙ scale written to `work` (n × F) when the model
+    /// normalises its input, else the frames themselves.
+    func normalize(_ frames: UnsafePointer<Float>, rows n: Int, into work: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        guard let (mean, scale) = normalization, let f = frameSize else { return frames }
+        for k in 0..<n {
+            let src = frames + k * f, dst = work + k * f
+            for j in 0..<f { dst[j] = (src[j] - mean[j]) * scale[j] }
+        }
+        return UnsafePointer(work)
+    }
+
+    /// Whether a frame is padding: every feature equals the model's mask value (`input.mask_value`).
+    func isMasked(_ frame: UnsafePointer<Float>) -> Bool {
+        guard let m = architecture.maskValue, let f = frameSize else { return false }
+        for j in 0..<f where frame[j] != m { return false }
+        return true
     }
 
     /// y (n × rows) = x (n × cols) · Wᵀ + b, as the batched step computes it.
@@ -79,7 +110,34 @@ extension Model {
         guard states.count == tokens.count else {
             throw RecurError(.invalidArgument, "stepBatch got \(states.count) states and \(tokens.count) tokens")
         }
+        try checkBatch(states)
         guard let first = states.first else { return }
+        try first.requireStepwise(frames: false)
+        for (s, t) in zip(states, tokens) { try s.checkToken(t); try s.checkAdvance(1) }
+        states.withUnsafeBufferPointer { sp in
+            tokens.withUnsafeBufferPointer { tp in State.advance(sp, input: .tokens(tp.baseAddress!)) }
+        }
+    }
+
+    /// `stepBatch` for a frame model: `frames` holds one frame per state (states.count × F floats,
+    /// row-major). With a mask value, the streams are stepped one by one (a masked frame leaves its
+    /// stream unchanged). On error no state has changed.
+    public func stepBatch(states: [State], frames: UnsafeBufferPointer<Float>) throws {
+        try checkBatch(states)
+        guard let first = states.first else { return }
+        try first.requireStepwise(frames: true)
+        try first.checkFrames(frames, count: states.count)
+        for s in states { try s.checkAdvance(1) }
+        let f = frameSize!, base = frames.baseAddress!
+        if architecture.maskValue != nil || states.count == 1 {
+            for (k, s) in states.enumerated() { s.advance(frame: base + k * f) }
+            return
+        }
+        states.withUnsafeBufferPointer { State.advance($0, input: .frames(base)) }
+    }
+
+    /// The states of a batch belong to this model and are distinct.
+    func checkBatch(_ states: [State]) throws {
         var seen = Set<ObjectIdentifier>()
         for s in states {
             guard s.model === self else { throw RecurError(.mismatch, "stepBatch: a state belongs to another model") }
@@ -87,21 +145,17 @@ extension Model {
                 throw RecurError(.invalidArgument, "stepBatch: the same state appears twice")
             }
         }
-        try first.requireStepwise()
-        for (s, t) in zip(states, tokens) { try s.checkToken(t); try s.checkAdvance(1) }
-        states.withUnsafeBufferPointer { sp in
-            tokens.withUnsafeBufferPointer { tp in State.advance(sp, tokens: tp.baseAddress!) }
-        }
     }
 }
 
 extension State {
-    /// One time step of this stream (already checked) on `token`, with its own buffers and matrix-vector
-    /// products: the loop below for one stream.
-    func advance(token: UnsafePointer<Int>) {
+    /// One time step of this stream (already checked) on `input` (one row), with its own buffers and
+    /// matrix-vector products: the loop below for one stream.
+    @inline(__always)
+    func advance(_ input: StepInput) {
         let m = model
         for (i, layer) in m.recurrent.enumerated() {
-            let gx = m.gateInputs(layer: i, rows: 1, tokens: token, below: i == 0 ? nil : UnsafePointer(h(i - 1)),
+            let gx = m.gateInputs(layer: i, rows: 1, input: input, below: i == 0 ? nil : UnsafePointer(h(i - 1)),
                                   work: bufA, proj: bufB, policy: .step)
             layer.forward.step(gx: gx[0], h: h(i), c: c(i), scratch: scratch)
         }
@@ -109,12 +163,23 @@ extension State {
         position += 1
     }
 
+    func advance(token: UnsafePointer<Int>) { advance(.tokens(token)) }
+
+    /// A frame step; a masked frame (`Model.isMasked`) leaves the state and the output as they are.
+    func advance(frame: UnsafePointer<Float>) {
+        if model.isMasked(frame) {
+            position += 1
+            return
+        }
+        advance(.frames(frame))
+    }
+
     /// One time step of `states` (distinct, of one model, already checked) on `tokens`. One stream uses
     /// its own buffers and matrix-vector products (`advance(token:)`); several share batched products
     /// (`Model.stepBatch`).
-    static func advance(_ states: UnsafeBufferPointer<State>, tokens: UnsafePointer<Int>) {
+    static func advance(_ states: UnsafeBufferPointer<State>, input: StepInput) {
         let n = states.count
-        if n == 1 { return states[0].advance(token: tokens) }
+        if n == 1 { return states[0].advance(input) }
         let m = states[0].model
         let maxG = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.maxWidth, m.recurrent.map { max($0.spec.inputSize, $0.spec.units) }.max()!)
@@ -130,7 +195,7 @@ extension State {
                 let In = l.spec.inputSize
                 for (k, s) in states.enumerated() { (xs + k * In).update(from: s.h(i - 1), count: In) }
             }
-            let gx = m.gateInputs(layer: i, rows: n, tokens: tokens, below: i == 0 ? nil : UnsafePointer(xs),
+            let gx = m.gateInputs(layer: i, rows: n, input: input, below: i == 0 ? nil : UnsafePointer(xs),
                                   work: xs, proj: gxs, policy: .step)
             guard l.cell.batchesRecurrentProduct(l.spec) else {
                 for (k, s) in states.enumerated() { l.step(gx: gx[k], h: s.h(i), c: s.c(i), scratch: s.scratch) }

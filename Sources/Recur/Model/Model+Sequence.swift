@@ -9,27 +9,54 @@
 /// Masking: when the model has a PAD token, PAD steps are skipped (the state is carried over unchanged and
 /// the step's output repeats the previous one), as Keras does with `mask_zero=True`.
 extension Model {
-    /// Per-step outputs of the final layer (one row when the last recurrent layer returns only its last step).
+    /// Per-step outputs of the final layer (one row when the last recurrent layer returns only its last
+    /// step, or when a classifier pools by mean).
     public func forwardSequence(_ tokens: [Int]) throws -> [[Float]] {
         guard !tokens.isEmpty else { throw RecurError(.invalidArgument, "the sequence is empty") }
+        if let f = frameSize { throw RecurError(.unsupported, "this model reads frames of \(f) floats, not tokens") }
         guard let emb = embedding else { throw RecurError(.unsupported, "this model has no embedding layer") }
         for t in tokens where t < 0 || t >= vocabulary.count {
             throw RecurError(.outOfRange, "token id \(t) is outside the vocabulary (0..<\(vocabulary.count))")
         }
         let pad = vocabulary.padMask ? vocabulary.pad : nil       // an unmasked model runs its PAD steps
-        let mask = tokens.map { $0 != pad }
         let T = tokens.count
         // x: T × width, row-major
-        var width = emb.table.cols
+        let width = emb.table.cols
         var x = [Float](repeating: 0, count: T * width)
         x.withUnsafeMutableBufferPointer { xp in
             for t in 0..<T { emb.lookup(tokens[t], into: xp.baseAddress! + t * width) }
         }
+        return try forwardLayers(x, T: T, width: width, mask: tokens.map { $0 != pad })
+    }
+
+    /// The outputs of a frame model over T frames (T × frame size floats, row-major) from a zero state:
+    /// one row per frame (tag, regress), or one row (classify). Frames are checked (count, finite) first;
+    /// with a mask value, padding frames are skipped as in `forwardSequence(_:)`.
+    public func forwardSequence(frames: UnsafeBufferPointer<Float>) throws -> [[Float]] {
+        guard let f = frameSize else { throw RecurError(.unsupported, "this model reads tokens, not frames") }
+        guard !frames.isEmpty else { throw RecurError(.invalidArgument, "the sequence is empty") }
+        try makeState().checkFrames(frames)
+        let T = frames.count / f
+        var x = [Float](repeating: 0, count: T * f)
+        let mask = x.withUnsafeMutableBufferPointer { xp in
+            let src = normalize(frames.baseAddress!, rows: T, into: xp.baseAddress!)
+            if src != UnsafePointer(xp.baseAddress!) { xp.baseAddress!.update(from: src, count: T * f) }
+            return (0..<T).map { !isMasked(frames.baseAddress! + $0 * f) }
+        }
+        return try forwardLayers(x, T: T, width: f, mask: mask)
+    }
+
+    public func forwardSequence(frames: [Float]) throws -> [[Float]] {
+        try frames.withUnsafeBufferPointer { try forwardSequence(frames: $0) }
+    }
+
+    /// The recurrent layers over x (T × width), then the head. Steps where `mask` is false carry the state.
+    func forwardLayers(_ input: [Float], T: Int, width inputWidth: Int, mask: [Bool]) throws -> [[Float]] {
+        var x = input, width = inputWidth
         for layer in recurrent {
             let spec = layer.forward.spec
             let H = spec.units
             let fwd = runDirection(layer.forward, x, T: T, mask: mask, reverse: false)
-            var outRows = T
             var y: [Float]
             if let bw = layer.backward {
                 let bwd = runDirection(bw, x, T: T, mask: mask, reverse: true)
@@ -38,27 +65,32 @@ extension Model {
                     y = [Float](repeating: 0, count: T * ow)
                     for t in 0..<T { merge(spec.mergeMode, fwd, t, bwd, t, H, into: &y, row: t, width: ow) }
                 } else {
-                    outRows = 1
                     y = [Float](repeating: 0, count: ow)
                     merge(spec.mergeMode, fwd, T - 1, bwd, 0, H, into: &y, row: 0, width: ow)
                 }
                 width = ow
             } else {
-                if spec.returnSequences {
-                    y = fwd
-                } else {
-                    outRows = 1
-                    y = Array(fwd[((T - 1) * H)..<(T * H)])
-                }
+                y = spec.returnSequences ? fwd : Array(fwd[((T - 1) * H)..<(T * H)])
                 width = H
             }
             x = y
-            if outRows == 1 && !spec.returnSequences {
+            if !spec.returnSequences {
                 // Later layers see a single step.
                 return try applyHead(x, rows: 1, width: width)
             }
         }
+        if architecture.pooling == .mean {
+            return try applyHead(Self.meanPool(x, T: T, width: width, mask: mask), rows: 1, width: width)
+        }
         return try applyHead(x, rows: T, width: width)
+    }
+
+    /// The mean of the rows of x (T × width) where `mask` is true (all rows when none is).
+    static func meanPool(_ x: [Float], T: Int, width: Int, mask: [Bool]) -> [Float] {
+        let rows = mask.contains(true) ? (0..<T).filter { mask[$0] } : Array(0..<T)
+        var sum = [Double](repeating: 0, count: width)
+        for t in rows { for j in 0..<width { sum[j] += Double(x[t * width + j]) } }
+        return sum.map { Float($0 / Double(rows.count)) }
     }
 
     func applyHead(_ x: [Float], rows: Int, width: Int) throws -> [[Float]] {
@@ -149,38 +181,59 @@ extension Model {
     /// Class probabilities of a text (a "classify" model). A single sigmoid output p becomes [1 − p, p].
     public func classify(_ text: String, unknown: Vocabulary.UnknownPolicy = .error,
                          padding: PaddingMode = .trained) throws -> [Float] {
-        let ids = try vocabulary.encode(text, unknown: unknown)
+        let ids = try encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         return try classify(tokens: ids, padding: padding)
     }
 
+    /// With a padding length (`sequenceInput`), the tokens are cut and padded as the framework's were.
     public func classify(tokens: [Int], padding: PaddingMode = .trained) throws -> [Float] {
-        guard architecture.task == .classify else {
-            throw RecurError(.unsupported, "classification needs a classify model (this one is '\(architecture.task)')")
-        }
-        let out = try forwardSequence(sequenceInput(tokens, padding: padding).tokens)
-        let last = out[out.count - 1]
-        if last.count == 1 { return [1 - last[0], last[0]] }
-        return last
+        try requireTask(.classify, "classification")
+        return Self.classProbabilities(try forwardSequence(sequenceInput(tokens, padding: padding).tokens))
     }
 
-    /// One label per token (a "tag" model): the index of the most likely tag at each step.
-    /// With a padding length (`sequenceInput`), the tags of the tokens the padded sequence kept, in order.
+    /// Class probabilities of a sequence of frames (a "classify" frame model), as `classify(tokens:)`.
+    public func classify(frames: [Float]) throws -> [Float] {
+        try requireTask(.classify, "classification")
+        return Self.classProbabilities(try forwardSequence(frames: frames))
+    }
+
+    /// The last row of a classifier's outputs; a single sigmoid output p becomes [1 − p, p].
+    static func classProbabilities(_ out: [[Float]]) -> [Float] {
+        let last = out[out.count - 1]
+        return last.count == 1 ? [1 - last[0], last[0]] : last
+    }
+
+    func requireTask(_ task: Task, _ what: String) throws {
+        guard architecture.task == task else {
+            throw RecurError(.unsupported, "\(what) needs a \(task.rawValue) model (this one is '\(architecture.task.rawValue)')")
+        }
+    }
+
+    /// The most likely label at each row (lowest index among ties).
+    static func argmaxRows(_ out: [[Float]]) -> [Int] {
+        out.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! }
+    }
+
+    /// One label per frame (a "tag" frame model).
+    public func tag(frames: [Float]) throws -> [Int] {
+        try requireTask(.tag, "tagging")
+        return Self.argmaxRows(try forwardSequence(frames: frames))
+    }
+
+    /// One label per token (a "tag" model): the index of the most likely tag at each step. With a padding
+    /// length (`sequenceInput`), the tags of the tokens the padded sequence kept, in order.
     public func tag(tokens: [Int], padding: PaddingMode = .trained) throws -> [Int] {
-        guard architecture.task == .tag else {
-            throw RecurError(.unsupported, "tagging needs a tag model (this one is '\(architecture.task)')")
-        }
+        try requireTask(.tag, "tagging")
         let input = sequenceInput(tokens, padding: padding)
-        let out = try forwardSequence(input.tokens)
-        return zip(out, input.source).compactMap { row, src in
-            src == nil ? nil : row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!
-        }
+        let rows = Self.argmaxRows(try forwardSequence(input.tokens))
+        return zip(rows, input.source).compactMap { row, src in src == nil ? nil : row }
     }
 
     /// Tags the words of a text: (word, tag name) pairs.
     public func tag(_ text: String, unknown: Vocabulary.UnknownPolicy = .error,
                     padding: PaddingMode = .trained) throws -> [(String, String)] {
-        let ids = try vocabulary.encode(text, unknown: unknown)
+        let ids = try encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         let tags = try tag(tokens: ids, padding: padding)
         // The text's own words, one per id; pieces skipped or replaced (or cut by the tokenizer) leave the

@@ -52,6 +52,31 @@ public final class Model: @unchecked Sendable {
     let kernelPool: KernelPool?
     /// Precomputed W·embedding[v] + b of the first recurrent layer, vocabulary × gates·H (or nil).
     let inputTable: UnsafeMutablePointer<Float>?
+    /// Frame models: x' = (x − mean) ⊙ scale before layer 0 (`input.mean`, `input.scale`), or nil.
+    let normalization: (mean: UnsafePointer<Float>, scale: UnsafePointer<Float>)?
+
+    /// What the output vector holds.
+    public enum OutputKind: Sendable {
+        /// Scores of a linear head (a generator's next token, or classes before softmax).
+        case logits
+        /// A softmax head: probabilities of exclusive classes.
+        case probabilities
+        /// A sigmoid head: one probability per output (binary or multi-label).
+        case independentProbabilities
+        /// Real values: a regress model, or a model without a dense head.
+        case values
+
+        /// As `recur info` and RECUR_OUTPUT_* name it: logits, probabilities, independent, values.
+        public var name: String {
+            switch self {
+            case .logits: return "logits"
+            case .probabilities: return "probabilities"
+            case .independentProbabilities: return "independent"
+            case .values: return "values"
+            }
+        }
+    }
+    public let outputKind: OutputKind
 
     /// Floats of recurrent state (h, and c for LSTM) of one stream.
     public let stateSize: Int
@@ -82,12 +107,13 @@ public final class Model: @unchecked Sendable {
         try Self.checkThreads(options.threads)
         self.file = file
         let arch = try Architecture(file: file)
-        let vocab = try Vocabulary(file: file)
+        let vocab = arch.input == .tokens ? try Vocabulary(file: file) : Vocabulary.empty
         self.architecture = arch
         self.vocabulary = vocab
 
         var binder = TensorBinder(file: file, rejectNonFinite: options.rejectNonFinite)
         let main = try binder.stack(arch.layers, prefix: "")
+        normalization = try binder.normalization(arch.input)
         if arch.task == .seq2seq {
             let (enc, src) = try Self.encoder(arch, file, &binder, target: vocab)
             encoderStack = enc
@@ -98,7 +124,7 @@ public final class Model: @unchecked Sendable {
         }
         try binder.refuseUnused()
         try Self.checkTask(arch, main, vocab)
-        (outputSize, outputIsProbability) = try Self.output(arch)
+        (outputSize, outputIsProbability, outputKind) = try Self.output(arch)
 
         let pool = KernelPool.forModel(threads: options.threads, layers: main.recurrent.map(\.forward))
         self.kernelPool = pool
@@ -163,11 +189,14 @@ public final class Model: @unchecked Sendable {
         }
     }
 
-    /// The output's width and whether it is a probability (a softmax head).
-    static func output(_ arch: Architecture) throws -> (Int, Bool) {
+    /// The output's width, whether it is a probability (a softmax head), and what it holds.
+    static func output(_ arch: Architecture) throws -> (Int, Bool, OutputKind) {
         switch arch.layers.last {
-        case .dense(_, let u, let a)?: return (u, a == .softmax)
-        case .recurrent(let r)?: return (r.outputSize, false)
+        case .dense(_, let u, let a)?:
+            let kind: OutputKind = a == .softmax ? .probabilities : a == .sigmoid ? .independentProbabilities
+                : arch.task == .regress ? .values : .logits
+            return (u, a == .softmax, kind)
+        case .recurrent(let r)?: return (r.outputSize, false, .values)
         default: throw RecurError(.model, "the last layer must be recurrent or dense")
         }
     }
@@ -215,4 +244,21 @@ public final class Model: @unchecked Sendable {
 
     /// Whether the precomputed input table is in use.
     public var usesInputTable: Bool { inputTable != nil }
+
+    /// What a step reads (`Architecture.input`).
+    public var input: InputKind { architecture.input }
+    /// The floats of one frame (frame models), or nil.
+    public var frameSize: Int? { architecture.input.frameSize }
+
+    /// The token ids of `text` in this model's vocabulary; a frame model refuses text.
+    public func encode(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [Int] {
+        if let f = frameSize { throw RecurError(.unsupported, "this model reads frames of \(f) floats, not tokens or text") }
+        return try vocabulary.encode(text, unknown: unknown)
+    }
+
+    /// Whether streams of this model can be stepped (token by token, or frame by frame): it has a
+    /// recurrent layer, none bidirectional, and reads frames or an embedding.
+    public var canStep: Bool {
+        !recurrent.isEmpty && recurrent.allSatisfy { $0.backward == nil } && (embedding != nil || frameSize != nil)
+    }
 }

@@ -74,7 +74,7 @@ public struct ModelBuilder {
         var w = RecurWriter()
         w.set("general.producer", .string("recur \(RecurVersion.string)"))
         for (k, v) in architecture.metadata { w.set(k, v) }
-        for (k, v) in vocabulary.metadata { w.set(k, v) }
+        if architecture.input == .tokens { for (k, v) in vocabulary.metadata { w.set(k, v) } }
         if let src = sourceVocabulary { for (k, v) in src.metadata(prefix: "source_tokenizer") { w.set(k, v) } }
         for (k, v) in metadata { w.set(k, v) }
         for t in tensors {

@@ -81,19 +81,56 @@ public final class State: @unchecked Sendable {
         }
     }
 
-    func requireStepwise() throws {
-        guard model.embedding != nil, !model.recurrent.isEmpty else {
-            throw RecurError(.unsupported, "this model cannot be stepped token by token (it needs an embedding and a recurrent layer)")
+    /// Refuses to step a model on the wrong kind of input, or one that cannot be stepped.
+    func requireStepwise(frames: Bool) throws {
+        switch (model.frameSize, frames) {
+        case (let f?, false):
+            throw RecurError(.unsupported, "this model reads frames of \(f) floats, not tokens; step it with frames")
+        case (nil, true):
+            throw RecurError(.unsupported, "this model reads tokens, not frames")
+        default: break
+        }
+        let what = frames ? "frame by frame" : "token by token"
+        guard frames || model.embedding != nil, !model.recurrent.isEmpty else {
+            throw RecurError(.unsupported, "this model cannot be stepped \(what) (it needs an embedding and a recurrent layer)")
         }
         for r in model.recurrent where r.backward != nil {
-            throw RecurError(.unsupported, "this model has a bidirectional layer; it runs on whole sequences, not token by token")
+            throw RecurError(.unsupported, "this model has a bidirectional layer; it runs on whole sequences, not \(what)")
         }
+    }
+
+    /// Checks `count` frames of the model's frame size: the number of floats, and that every one is finite.
+    func checkFrames(_ frames: UnsafeBufferPointer<Float>, count: Int? = nil) throws {
+        let f = model.frameSize!
+        guard !frames.isEmpty, frames.count % f == 0, count.map({ frames.count == $0 * f }) ?? true else {
+            let want = count.map { "\($0) × \(f) = \($0 * f)" } ?? "a positive multiple of \(f)"
+            throw RecurError(.invalidArgument, "got \(frames.count) floats; frames of this model have \(f) floats each (expected \(want))")
+        }
+        if let k = frames.firstIndex(where: { !$0.isFinite }) {
+            throw RecurError(.numerical, "frame \(k / f) holds \(frames[k]) at feature \(k % f); frames must be finite")
+        }
+    }
+
+    /// Feeds one frame (the model's frame size in floats) and returns the output, borrowed like `step`'s.
+    /// A frame with NaN or infinity is refused (the state is unchanged).
+    @discardableResult
+    public func step(frame: UnsafeBufferPointer<Float>) throws -> UnsafeBufferPointer<Float> {
+        try requireStepwise(frames: true)
+        try checkFrames(frame, count: 1)
+        try checkAdvance(1)
+        advance(frame: frame.baseAddress!)
+        return UnsafeBufferPointer(start: output, count: model.outputSize)
+    }
+
+    @discardableResult
+    public func step(frame: [Float]) throws -> UnsafeBufferPointer<Float> {
+        try frame.withUnsafeBufferPointer { try step(frame: $0) }
     }
 
     /// Feeds one token and returns the model's output (borrowed: valid until the next call on this state).
     @discardableResult
     public func step(_ token: Int) throws -> UnsafeBufferPointer<Float> {
-        try requireStepwise()
+        try requireStepwise(frames: false)
         try checkToken(token)
         try checkAdvance(1)
         withUnsafePointer(to: token) { advance(token: $0) }
@@ -108,47 +145,74 @@ public final class State: @unchecked Sendable {
     /// floating-point summation order in the upper layers' input projections.
     @discardableResult
     public func prefill(_ tokens: [Int]) throws -> UnsafeBufferPointer<Float> {
-        try requireStepwise()
+        try requireStepwise(frames: false)
         guard !tokens.isEmpty else {
             throw RecurError(.invalidArgument, "prefill needs at least one token")
         }
         for t in tokens { try checkToken(t) }
         try checkAdvance(tokens.count)
+        tokens.withUnsafeBufferPointer { tp in run(count: tokens.count) { .tokens(tp.baseAddress! + $0) } }
+        return UnsafeBufferPointer(start: output, count: model.outputSize)
+    }
+
+    /// Feeds T frames (T × frame size floats, row-major) in one call, like `prefill` of tokens: the input
+    /// projections of a chunk of frames are one sgemm. Every frame is checked before any is fed. With a
+    /// mask value the frames are stepped one by one (masked frames leave the state as it is).
+    @discardableResult
+    public func prefill(frames: UnsafeBufferPointer<Float>) throws -> UnsafeBufferPointer<Float> {
+        try requireStepwise(frames: true)
+        try checkFrames(frames)
+        let f = model.frameSize!, count = frames.count / f
+        try checkAdvance(count)
+        let base = frames.baseAddress!
+        if model.architecture.maskValue != nil {
+            for t in 0..<count { advance(frame: base + t * f) }
+        } else {
+            run(count: count) { .frames(base + $0 * f) }
+        }
+        return UnsafeBufferPointer(start: output, count: model.outputSize)
+    }
+
+    @discardableResult
+    public func prefill(frames: [Float]) throws -> UnsafeBufferPointer<Float> {
+        try frames.withUnsafeBufferPointer { try prefill(frames: $0) }
+    }
+
+    /// The prefill of `count` inputs (checked), chunk by chunk; `input(start)` gives the rows of the chunk
+    /// beginning at `start`.
+    private func run(count: Int, _ input: (Int) -> StepInput) {
         let m = model
         let maxRows = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.recurrent.map { max($0.forward.spec.inputSize, $0.forward.spec.units) }.max()!, 1)
         // Up to 256 tokens per chunk, fewer when the layers are so wide that the chunk's buffers would
         // pass State.prefillBudget (then the buffers stay a few times the layer sizes, which the file holds).
         let chunk = max(1, min(256, State.prefillBudget / (maxRows + 2 * maxIn)))
-        let rows = min(chunk, tokens.count)
+        let rows = min(chunk, count)
         let proj = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxRows)
         let xin = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxIn)
         let xout = UnsafeMutablePointer<Float>.allocate(capacity: rows * maxIn)
         defer { proj.deallocate(); xin.deallocate(); xout.deallocate() }
-        tokens.withUnsafeBufferPointer { tp in
-            var start = 0
-            while start < tokens.count {
-                let n = min(chunk, tokens.count - start)
-                var inputs = xin, outputs = xout
-                for (i, layer) in m.recurrent.enumerated() {
-                    let l = layer.forward
-                    let H = l.spec.units
-                    let h = self.h(i), c = self.c(i)
-                    let last = i == m.recurrent.count - 1
-                    let gx = m.gateInputs(layer: i, rows: n, tokens: tp.baseAddress! + start, below: i == 0 ? nil : inputs,
-                                          work: inputs, proj: proj, policy: .sequence)
-                    for t in 0..<n {
-                        l.step(gx: gx[t], h: h, c: c, scratch: scratch)
-                        if !last { (outputs + t * H).update(from: h, count: H) }
-                    }
-                    swap(&inputs, &outputs)
+        var start = 0
+        while start < count {
+            let n = min(chunk, count - start)
+            var inputs = xin, outputs = xout
+            for (i, layer) in m.recurrent.enumerated() {
+                let l = layer.forward
+                let H = l.spec.units
+                let h = self.h(i), c = self.c(i)
+                let last = i == m.recurrent.count - 1
+                let gx = m.gateInputs(layer: i, rows: n, input: input(start), below: i == 0 ? nil : inputs,
+                                      work: inputs, proj: proj, policy: .sequence)
+                for t in 0..<n {
+                    l.step(gx: gx[t], h: h, c: c, scratch: scratch)
+                    if !last { (outputs + t * H).update(from: h, count: H) }
                 }
-                start += n
+                swap(&inputs, &outputs)
             }
+            start += n
         }
         applyHead()
-        position += tokens.count
-        return UnsafeBufferPointer(start: output, count: m.outputSize)
+        position += count
     }
 
     /// Floats of the buffers of one prefill chunk (16 MiB). Models of ordinary widths (gate rows + 2 ×

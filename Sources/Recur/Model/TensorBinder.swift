@@ -83,6 +83,19 @@ struct TensorBinder {
         return stack
     }
 
+    /// A frame model's `input.mean` and `input.scale` ([F] each, both or neither), or nil.
+    mutating func normalization(_ input: InputKind) throws -> (mean: UnsafePointer<Float>, scale: UnsafePointer<Float>)? {
+        let has = (file.tensor("input.mean") != nil, file.tensor("input.scale") != nil)
+        guard has.0 || has.1 else { return nil }
+        guard let f = input.frameSize else {
+            throw RecurError(.model, "tensors 'input.mean' and 'input.scale' are only for frame models (model.input = frames)")
+        }
+        guard has.0 && has.1 else {
+            throw RecurError(.model, "tensor '\(has.0 ? "input.scale" : "input.mean")' is missing (expected shape [\(f)]): input normalisation needs both input.mean and input.scale")
+        }
+        return (try floats("input.mean", [f]), try floats("input.scale", [f]))
+    }
+
     /// Refuses a file holding a tensor that no layer read.
     func refuseUnused() throws {
         for t in file.tensors where !used.contains(t.name) {

@@ -57,6 +57,15 @@ public struct Vocabulary: Sendable {
 
     public var count: Int { pieces.count }
 
+    /// The vocabulary of a model that reads no tokens (a frame model): no pieces.
+    public static let empty = Vocabulary()
+
+    private init() {
+        kind = .char; pieces = []; pad = nil; unk = nil; bos = nil; eos = nil; lowercase = false; index = [:]
+        splitter = .recur; filters = Vocabulary.kerasDefaultFilters; split = " "
+        padMask = true; padLength = nil; padding = .pre; truncating = .pre
+    }
+
     public init(kind: Kind, pieces: [String], pad: Int? = nil, unk: Int? = nil, bos: Int? = nil, eos: Int? = nil,
                 lowercase: Bool = false, splitter: Splitter = .recur, filters: String = Vocabulary.kerasDefaultFilters,
                 split: String = " ", padMask: Bool = true, padLength: Int? = nil, padding: PadSide = .pre,

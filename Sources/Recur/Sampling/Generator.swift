@@ -26,7 +26,7 @@ extension Model {
         let st = state ?? makeState()
         guard st.model === self else { throw RecurError(.mismatch, "the state belongs to another model") }
         try requireGenerator()
-        var ids = try vocabulary.encode(prompt, unknown: unknown)
+        var ids = try encode(prompt, unknown: unknown)
         if let bos = vocabulary.bos { ids.insert(bos, at: 0) }
         if ids.isEmpty {
             if st.position == 0 {

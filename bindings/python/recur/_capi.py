@@ -63,13 +63,29 @@ RECUR_MODEL_LAYERS = 13
 RECUR_MODEL_FILE_BYTES = 14
 RECUR_MODEL_CAN_STEP = 15
 RECUR_MODEL_TASK = 16
+RECUR_MODEL_INPUT = 17
+RECUR_MODEL_FRAME_SIZE = 18
+RECUR_MODEL_OUTPUT_KIND = 19
 
 # recur_task
 RECUR_TASK_GENERATE = 0
 RECUR_TASK_CLASSIFY = 1
 RECUR_TASK_TAG = 2
 RECUR_TASK_SEQ2SEQ = 3
-TASKS = ("generate", "classify", "tag", "seq2seq")   # by recur_task value
+RECUR_TASK_REGRESS = 4
+TASKS = ("generate", "classify", "tag", "seq2seq", "regress")   # by recur_task value
+
+# recur_input
+RECUR_INPUT_TOKENS = 0
+RECUR_INPUT_FRAMES = 1
+INPUTS = ("tokens", "frames")                        # by recur_input value
+
+# recur_output_kind
+RECUR_OUTPUT_LOGITS = 0
+RECUR_OUTPUT_PROBABILITIES = 1
+RECUR_OUTPUT_INDEPENDENT = 2
+RECUR_OUTPUT_VALUES = 3
+OUTPUT_KINDS = ("logits", "probabilities", "independent", "values")   # by recur_output_kind value
 
 # recur_unknown
 RECUR_UNKNOWN_ERROR = 0
@@ -198,6 +214,11 @@ def _declare(L: C.CDLL) -> C.CDLL:
     fn("recur_state_step_copy", recur_status, state_p, C.c_int32, _P(C.c_float), C.c_size_t)
     # recur_status recur_state_prefill(recur_state *state, const int32_t *tokens, size_t n, const float **logits);
     fn("recur_state_prefill", recur_status, state_p, _P(C.c_int32), C.c_size_t, _float_pp)
+    # recur_status recur_state_step_frame(recur_state *state, const float *frame, size_t n, const float **output);
+    fn("recur_state_step_frame", recur_status, state_p, _P(C.c_float), C.c_size_t, _float_pp)
+    # recur_status recur_state_prefill_frames(recur_state *state, const float *frames, size_t count,
+    #                                         size_t frame_size, const float **output);
+    fn("recur_state_prefill_frames", recur_status, state_p, _P(C.c_float), C.c_size_t, C.c_size_t, _float_pp)
     # recur_status recur_state_size(const recur_state *state, size_t *size);
     fn("recur_state_size", recur_status, state_p, _size_p)
     # recur_status recur_state_save(const recur_state *state, void *buffer, size_t capacity, size_t *written);
@@ -231,6 +252,10 @@ def _declare(L: C.CDLL) -> C.CDLL:
     # recur_status recur_tag(const recur_model *model, const char *text, int32_t *tags, size_t capacity,
     #                        size_t *count);
     fn("recur_tag", recur_status, model_p, C.c_char_p, _P(C.c_int32), C.c_size_t, _size_p)
+    # recur_status recur_predict(const recur_model *model, const float *frames, size_t count, size_t frame_size,
+    #                            float *out, size_t capacity, size_t *rows);
+    fn("recur_predict", recur_status, model_p, _P(C.c_float), C.c_size_t, C.c_size_t, _P(C.c_float), C.c_size_t,
+       _size_p)
     # void recur_translate_params_init(recur_translate_params *params);
     fn("recur_translate_params_init", None, _P(TranslateParams))
     # recur_status recur_translate(const recur_model *model, const char *text,
@@ -247,11 +272,13 @@ FUNCTIONS = (
     "recur_model_output_size", "recur_model_get", "recur_model_token_text", "recur_model_token_id",
     "recur_model_encode", "recur_model_encode_with", "recur_model_decode",
     "recur_state_new", "recur_state_free", "recur_state_reset", "recur_state_position", "recur_state_output",
-    "recur_state_step", "recur_state_step_copy", "recur_state_prefill", "recur_state_size", "recur_state_save",
+    "recur_state_step", "recur_state_step_copy", "recur_state_prefill", "recur_state_step_frame",
+    "recur_state_prefill_frames", "recur_state_size", "recur_state_save",
     "recur_state_restore", "recur_state_copy",
     "recur_sampler_params_init", "recur_sampler_new", "recur_sampler_free", "recur_sampler_sample",
     "recur_sampler_sample_state", "recur_generate",
-    "recur_model_label", "recur_classify", "recur_tag", "recur_translate_params_init", "recur_translate",
+    "recur_model_label", "recur_classify", "recur_tag", "recur_predict", "recur_translate_params_init",
+    "recur_translate",
 )
 
 _lock = threading.Lock()

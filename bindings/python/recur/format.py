@@ -39,7 +39,7 @@ __all__ = [
 # --- Constants (docs/FORMAT.md, "Header" and "Validation") ----------------------------------------
 
 MAGIC = b"\x89RCR\r\n\x1a\n"
-VERSION_MAJOR = 3   # the newest major version written (3.0 and 2.0 only for files that need them)
+VERSION_MAJOR = 3   # the newest major version written (the lowest that describes each file: see write)
 READABLE_MAJORS = (1, 2, 3)
 VERSION_MINOR = 0
 HEADER_SIZE = 64
@@ -768,13 +768,18 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
         out += bytes(data_offset + off - len(out))
         out += t.data
 
-    # The lowest version that describes the file: 3.0 when it records its text preprocessing or padding
-    # (tokenizer.splitter other than recur, pad_mask false, pad_length), 2.0 for q8r tensors or
-    # encoder.reverse_source = true (an older reader would ignore those keys and misread the model), else 1.0.
-    reverse = any(key == "encoder.reverse_source" and _infer(key, value) == Typed(MetaType.BOOL, True)
-                  for key, value in meta)
+    # The lowest version that describes the file: 3.0 for frame models, mean pooling or the regress task
+    # (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its text
+    # preprocessing or padding (tokenizer.splitter other than recur, pad_mask false, pad_length: a 2.x reader
+    # would ignore them); 2.0 for q8r tensors or encoder.reverse_source = true (a 1.x reader would ignore
+    # that key and misread the model); else 1.0.
+    def has(k, typed):
+        return any(key == k and _infer(key, value) == typed for key, value in meta)
+    reverse = has("encoder.reverse_source", Typed(MetaType.BOOL, True))
     major = 2 if reverse or any(t.dtype == DType.Q8R for _, t in encoded) else 1
-    if any(_version3_key(key, value) for key, value in meta):
+    if (has("model.input", Typed(MetaType.STRING, "frames")) or has("model.pooling", Typed(MetaType.STRING, "mean"))
+            or has("model.task", Typed(MetaType.STRING, "regress"))
+            or any(_version3_key(key, value) for key, value in meta)):
         major = 3
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)

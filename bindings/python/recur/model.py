@@ -101,6 +101,21 @@ def _split_like_encode(text: str, n: int):
 _unchecked_functions: dict = {}
 
 
+def _frames(frames, frame_size: int, what: str = "frames", one: bool = False) -> np.ndarray:
+    """Frames as a C-contiguous float32 array of shape (T, F) (or (F,) with ``one``), checked before they
+    cross into C: numeric dtype, the model's frame size, at least one frame. (The library refuses NaN and
+    infinity itself: RecurError with status NUMERICAL, naming the frame and the feature.)"""
+    arr = np.asarray(frames)
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must hold numbers (got dtype {arr.dtype})")
+    want = f"({frame_size},)" if one else f"(T, {frame_size})"
+    if (one and arr.shape != (frame_size,)) or (not one and (arr.ndim != 2 or arr.shape[1] != frame_size)):
+        raise ValueError(f"{what} must have shape {want} for this model (got {arr.shape})")
+    if arr.size == 0:
+        raise ValueError(f"{what} must hold at least one frame")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
 def _unchecked(L: C.CDLL, name: str):
     """``name`` of library ``L`` as a function object without argtypes (restype int), for hot calls whose
     arguments are ctypes objects prepared in advance. One per library and name."""
@@ -221,6 +236,7 @@ class Model(_Handle):
             ids[name] = None if v < 0 else v
         self._special = ids
         self._word = self._get(_capi.RECUR_MODEL_TOKENIZER) == _capi.RECUR_TOKENIZER_WORD
+        self._frame_size = self._get(_capi.RECUR_MODEL_FRAME_SIZE)
 
     # -- lifetime -------------------------------------------------------------------------------------
 
@@ -345,6 +361,42 @@ class Model(_Handle):
         pieces = words if words is not None else [self.token_text(i) for i in ids]
         return [(w, names[t] if t < len(names) else str(t)) for w, t in zip(pieces, tags[:count.value])]
 
+    # -- frame models ---------------------------------------------------------------------------------
+
+    @property
+    def input(self) -> str:
+        """What a step reads: ``"tokens"`` or ``"frames"`` (vectors of ``frame_size`` floats)."""
+        return _capi.INPUTS[self._get(_capi.RECUR_MODEL_INPUT)]
+
+    @property
+    def frame_size(self) -> int:
+        """Floats of one frame (frame models); 0 for token models."""
+        return self._frame_size
+
+    @property
+    def output_kind(self) -> str:
+        """What the output holds: ``"logits"``, ``"probabilities"`` (softmax), ``"independent"`` (sigmoid:
+        one probability per output) or ``"values"`` (a regress model)."""
+        return _capi.OUTPUT_KINDS[self._get(_capi.RECUR_MODEL_OUTPUT_KIND)]
+
+    def predict(self, frames) -> np.ndarray:
+        """A frame model over a whole sequence of frames (array-like of shape (T, frame_size)) from a zero
+        state: float32 outputs of shape (T, output_size) for tag and regress models, (1, output_size) for
+        classify models. Frames are checked (shape, finite) before they reach the library."""
+        if not self._frame_size:
+            raise RecurError(Status.UNSUPPORTED, "this model reads tokens, not frames")
+        arr = _frames(frames, self._frame_size)
+        rows = C.c_size_t()
+        status = self._lib.recur_predict(self._h(), arr.ctypes.data_as(C.POINTER(C.c_float)), arr.shape[0],
+                                         self._frame_size, None, 0, C.byref(rows))
+        if status != Status.BUFFER_TOO_SMALL:
+            _capi.check(status)
+        out = np.zeros((rows.value, self._output_size), dtype=np.float32)
+        _capi.check(self._lib.recur_predict(self._h(), arr.ctypes.data_as(C.POINTER(C.c_float)), arr.shape[0],
+                                            self._frame_size, out.ctypes.data_as(C.POINTER(C.c_float)), out.size,
+                                            C.byref(rows)))
+        return out
+
     def translate(self, text: str, beam: int = 4, max_length: int = 100, length_penalty: float = 1.0) -> str:
         """Translates ``text`` with a "seq2seq" model by beam search (``beam=1`` is greedy)."""
         for name, v in (("beam", beam), ("max_length", max_length)):
@@ -389,12 +441,16 @@ class Model(_Handle):
             "file_bytes": g(_capi.RECUR_MODEL_FILE_BYTES),
             "can_step": bool(g(_capi.RECUR_MODEL_CAN_STEP)),
             "task": self.task,
+            "input": self.input,
+            "frame_size": self._frame_size,
+            "output_kind": self.output_kind,
         }
 
     @property
     def task(self) -> str:
-        """What the model does: ``"generate"`` (``generate``, states), ``"classify"``, ``"tag"`` or
-        ``"seq2seq"`` (``translate``)."""
+        """What the model does: ``"generate"`` (``generate``, states), ``"classify"``, ``"tag"``,
+        ``"seq2seq"`` (``translate``) or ``"regress"`` (values at every step of a frame model: ``predict``,
+        states)."""
         return _capi.TASKS[self._get(_capi.RECUR_MODEL_TASK)]
 
     def __repr__(self) -> str:
@@ -503,6 +559,18 @@ class State(_Handle):
         self._step_copy = _unchecked(L, "recur_state_step_copy")
         self._h_arg = C.c_void_p(C.cast(h, C.c_void_p).value)
         self._n_arg = C.c_size_t(self._output_size)
+        self._frame_size = model._frame_size
+        if self._frame_size:
+            # step(frame) copies the frame into a buffer of its own and reads the state's output, whose
+            # pointer stays valid for the life of the state (recur_state_output): the call's arguments
+            # are made once here.
+            self._step_frame = _unchecked(L, "recur_state_step_frame")
+            self._fbuf = np.zeros(self._frame_size, dtype=np.float32)
+            self._fbuf_arg = C.c_void_p(self._fbuf.ctypes.data)
+            self._f_arg = C.c_size_t(self._frame_size)
+            out = C.POINTER(C.c_float)()
+            _capi.check(L.recur_state_output(h, C.byref(out)))
+            self._out_view = np.ctypeslib.as_array(out, shape=(self._output_size,))
 
     _what = "state"
     _instead = ("use state.copy() to fork the stream, or state.save() for bytes (which can be stored or "
@@ -533,10 +601,21 @@ class State(_Handle):
     def _copy(self, ptr) -> np.ndarray:
         return np.ctypeslib.as_array(ptr, shape=(self._output_size,)).copy()
 
-    def step(self, token: int) -> np.ndarray:
-        """Feeds one token id; returns the output after it (float32, a copy)."""
+    def step(self, token) -> np.ndarray:
+        """Feeds one token id (or, for a frame model, one frame: array-like of ``frame_size`` floats);
+        returns the output after it (float32, a copy)."""
         if not self._handle:
             raise _closed(self._what)
+        if self._frame_size:
+            f = token
+            if type(f) is np.ndarray and f.shape == self._fbuf.shape and f.dtype.kind == "f":
+                self._fbuf[:] = f
+            else:
+                self._fbuf[:] = _frames(token, self._frame_size, "frame", one=True)
+            status = self._step_frame(self._h_arg, self._fbuf_arg, self._f_arg, None)
+            if status:
+                _capi.check(status)
+            return self._out_view.copy()
         if type(token) is int and 0 <= token < self._vocab_size:
             t = token
         else:
@@ -547,8 +626,15 @@ class State(_Handle):
         return self._buf.copy()
 
     def feed(self, tokens: Union[Sequence[int], np.ndarray], copy: bool = True) -> Optional[np.ndarray]:
-        """Feeds a sequence of token ids at once (faster than stepping each); returns the output after
-        the last one (or None with ``copy=False``). Every id is checked first: on error nothing is fed."""
+        """Feeds a sequence of token ids at once (faster than stepping each) — or, for a frame model, frames
+        of shape (T, frame_size); returns the output after the last one (or None with ``copy=False``).
+        Every id or frame is checked first: on error nothing is fed."""
+        if self._frame_size:
+            fr = _frames(tokens, self._frame_size)
+            ptr = C.POINTER(C.c_float)()
+            _capi.check(self._lib.recur_state_prefill_frames(self._h(), fr.ctypes.data_as(C.POINTER(C.c_float)),
+                                                             fr.shape[0], self._frame_size, C.byref(ptr)))
+            return self._copy(ptr) if copy else None
         arr = _token_array(tokens, self._vocab_size)
         if arr.size == 0:
             raise RecurError(Status.INVALID_ARGUMENT, "feed needs at least one token")

@@ -195,6 +195,11 @@ class ReferenceModel:
         self._blocked = blocked
         self.layers = self._read_layers(self.metadata, tensors, "", blocked)
         self._exact_first = bool(blocked) and input_table and self.layers[0]["kind"] == "embedding"
+        # Frame models: x' = (x - mean) * scale before layer 0; frames equal to mask_value are padding.
+        self.mean = _f64(tensors["input.mean"]) if "input.mean" in tensors else None
+        self.scale = _f64(tensors["input.scale"]) if "input.scale" in tensors else None
+        self.mask_value = self.metadata.get("input.mask_value")
+        self.pooling = self.metadata.get("model.pooling", "last")
         self.reset()
 
     # Reading the architecture --------------------------------------------------------------------
@@ -281,6 +286,7 @@ class ReferenceModel:
                 self.h.append(np.zeros(H))
                 self.c.append(np.zeros(H) if layer["kind"] == "lstm" else None)
         self.position = 0
+        self.output = None
 
     def _input(self, token) -> np.ndarray:
         first = self.layers[0]
@@ -289,10 +295,18 @@ class ReferenceModel:
             if not 0 <= t < first["table"].shape[0]:
                 raise IndexError(f"token id {t} is outside the vocabulary (0..<{first['table'].shape[0]})")
             return first["table"][t]
-        return _f64(token)
+        x = _f64(token)
+        return (x - self.mean) * self.scale if self.mean is not None else x
+
+    def _masked(self, frame) -> bool:
+        return self.mask_value is not None and bool(np.all(_f64(frame) == np.float32(self.mask_value)))
 
     def step(self, token) -> np.ndarray:
-        """Feeds one token (or one input vector for models without an embedding); returns the output."""
+        """Feeds one token (or one input vector for models without an embedding); returns the output.
+        A frame equal to the mask value leaves the state as it is and repeats the last output."""
+        if self.layers[0]["kind"] != "embedding" and self._masked(token):
+            self.position += 1
+            return self.output.copy() if self.output is not None else None
         x = self._input(token)
         k = 0
         for layer in self.layers:
@@ -316,7 +330,8 @@ class ReferenceModel:
             x = self.h[k]
             k += 1
         self.position += 1
-        return np.array(x, dtype=np.float64)
+        self.output = np.array(x, dtype=np.float64)
+        return self.output.copy()
 
     def run(self, tokens: Iterable) -> list:
         """``[step(t) for t in tokens]`` (continuing from the current state)."""
@@ -380,11 +395,13 @@ class ReferenceModel:
             pad = self.metadata.get("tokenizer.pad_id")
             keep = [pad is None or int(t) != pad for t in inputs]
         else:
-            xs = _f64(inputs).reshape(len(inputs), -1)
-            keep = [True] * len(xs)
+            frames = _f64(inputs).reshape(len(inputs), -1)
+            xs = np.stack([self._input(f) for f in frames])
+            keep = [not self._masked(f) for f in frames]
         if len(xs) == 0:
             raise ValueError("forward_sequence needs at least one input")
         seq = True                     # xs is (T, width); False: xs is a single (width,) vector
+        last_recurrent = [l for l in self.layers if l["kind"] in ("rnn", "gru", "lstm")][-1]
         for layer in self.layers:
             kind = layer["kind"]
             if kind == "embedding":
@@ -410,6 +427,10 @@ class ReferenceModel:
                 else:
                     xs = fwd[-1]
                     seq = False
+            if seq and self.pooling == "mean" and layer is last_recurrent:
+                rows = [t for t in range(len(xs)) if keep[t]] or list(range(len(xs)))
+                xs = xs[rows].mean(axis=0)
+                seq = False
         return xs
 
 

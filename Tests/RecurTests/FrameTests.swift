@@ -1,0 +1,150 @@
+import XCTest
+@testable import Recur
+
+/// Frame models: the batched step and the prefill compute what single frame steps compute, in every
+/// dtype; the format version, the architecture's checks and the refusals of bad frames.
+final class FrameTests: XCTestCase {
+    static let F = 11
+
+    func frameModel(_ cells: [RecurrentSpec.Template], hidden: Int, dtype: DType = .f32, task: Task = .regress,
+                    normalized: Bool = true, maskValue: Float? = nil) throws -> Model {
+        var layers: [LayerSpec] = []
+        var width = Self.F
+        for t in cells {
+            var r = RecurrentSpec(cell: t.cell, inputSize: width, units: hidden, activation: t.activation,
+                                  resetAfter: t.resetAfter, peephole: t.peephole)
+            r.returnSequences = task != .classify || t.cell != cells.last!.cell
+            layers.append(.recurrent(r))
+            width = hidden
+        }
+        layers.append(.dense(inputSize: width, units: 4, activation: task == .regress ? .linear : .softmax))
+        var arch = Architecture(task: task, layers: layers, labels: task == .regress ? [] : ["a", "b", "c", "d"])
+        arch.input = .frames(size: Self.F)
+        arch.maskValue = maskValue
+        var b = ModelBuilder(architecture: arch, vocabulary: .empty)
+        b.randomize(seed: 5, scale: 1.5)
+        if normalized {
+            b.set("input.mean", shape: [Self.F], values: (0..<Self.F).map { Float($0) * 0.1 - 0.5 })
+            b.set("input.scale", shape: [Self.F], values: (0..<Self.F).map { 0.5 + Float($0) * 0.05 })
+        }
+        var bytes = b.writer().serialize()
+        if dtype != .f32 {
+            let file = try bytes.withUnsafeBytes { try RecurFile(storage: try FileStorage(copying: $0)) }
+            bytes = try Quantizer.quantize(file, to: dtype).writer.serialize()
+        }
+        return try bytes.withUnsafeBytes { try Model(bytes: $0) }
+    }
+
+    func frames(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<(n * Self.F)).map { _ in Float(rng.nextUnit() * 4 - 2) }
+    }
+
+    func testFrameModelsAreFormatThree() throws {
+        let m = try frameModel([.init(cell: .gru)], hidden: 6)
+        XCTAssertEqual(m.file.versionMajor, 3)
+        XCTAssertEqual(m.frameSize, Self.F)
+        XCTAssertEqual(m.vocabulary.count, 0)
+        XCTAssertEqual(m.outputKind, .values)
+        XCTAssertTrue(m.canStep)
+    }
+
+    func testStepBatchOfFramesEqualsSingleSteps() throws {
+        for cells in KernelBatchTests.stacks {
+            for dtype in [DType.f32, .f16, .q8, .q4, .q8r] {
+                let m = try frameModel(cells, hidden: 13, dtype: dtype)
+                for n in [1, 3, 5] {
+                    let batch = (0..<n).map { _ in m.makeState() }
+                    let single = (0..<n).map { _ in m.makeState() }
+                    for k in 0..<n where k > 0 {
+                        let warm = frames(k, seed: UInt64(k))
+                        try batch[k].prefill(frames: warm); try single[k].prefill(frames: warm)
+                    }
+                    var worst: Float = 0
+                    for step in 0..<8 {
+                        let x = frames(n, seed: UInt64(100 * n + step))
+                        try x.withUnsafeBufferPointer { try m.stepBatch(states: batch, frames: $0) }
+                        for k in 0..<n {
+                            let want = try single[k].step(frame: Array(x[(k * Self.F)..<((k + 1) * Self.F)]))
+                            for j in 0..<m.outputSize { worst = max(worst, abs(batch[k].output[j] - want[j])) }
+                            XCTAssertEqual(batch[k].position, single[k].position)
+                        }
+                    }
+                    XCTAssertLessThan(worst, 1e-4, "\(cells.map(\.cell)) \(dtype.name) n=\(n)")
+                }
+            }
+        }
+    }
+
+    func testPrefillOfFramesEqualsSteps() throws {
+        for cells in KernelBatchTests.stacks {
+            for dtype in [DType.f32, .q8r] {
+                let m = try frameModel(cells, hidden: 9, dtype: dtype)
+                let x = frames(300, seed: 9)        // more than one 256-frame chunk
+                let a = m.makeState(), b = m.makeState()
+                try a.prefill(frames: x)
+                for t in 0..<300 { try b.step(frame: Array(x[(t * Self.F)..<((t + 1) * Self.F)])) }
+                XCTAssertEqual(a.position, 300)
+                var worst: Float = 0
+                for (u, v) in zip(a.vector, b.vector) { worst = max(worst, abs(u - v)) }
+                for j in 0..<m.outputSize { worst = max(worst, abs(a.output[j] - b.output[j])) }
+                // prefill's input projections use exact activations (QUANTIZATION.md); q8r's steps quantize x
+                XCTAssertLessThan(worst, dtype == .f32 ? 1e-4 : 0.05, "\(cells.map(\.cell)) \(dtype.name)")
+            }
+        }
+    }
+
+    func testMaskedFramesInTheBatchLeaveTheirStreams() throws {
+        let m = try frameModel([.init(cell: .lstm)], hidden: 7, maskValue: -9)
+        let s = (0..<3).map { _ in m.makeState() }
+        var x = frames(3, seed: 1)
+        try x.withUnsafeBufferPointer { try m.stepBatch(states: s, frames: $0) }
+        let before = s[1].vector
+        for j in 0..<Self.F { x[Self.F + j] = -9 }
+        try x.withUnsafeBufferPointer { try m.stepBatch(states: s, frames: $0) }
+        XCTAssertEqual(s[1].vector, before)
+        XCTAssertNotEqual(s[0].vector, before)
+        XCTAssertEqual(s.map(\.position), [2, 2, 2])
+    }
+
+    func testBadFramesAndWrongInputsAreRefused() throws {
+        let m = try frameModel([.init(cell: .gru)], hidden: 6, task: .tag)
+        let s = m.makeState()
+        try s.step(frame: frames(1, seed: 2))
+        let saved = s.save()
+        var nan = frames(1, seed: 3); nan[4] = .nan
+        assertThrowsRecur(.numerical, "frame 0 holds nan at feature 4") { try s.step(frame: nan) }
+        assertThrowsRecur(.invalidArgument, "got 10 floats; frames of this model have 11") { try s.step(frame: Array(repeating: 0, count: 10)) }
+        assertThrowsRecur(.invalidArgument, "a positive multiple of 11") { try s.prefill(frames: [Float]()) }
+        var inf = frames(4, seed: 4); inf[3 * Self.F] = .infinity
+        assertThrowsRecur(.numerical, "frame 3 holds inf at feature 0") { try s.prefill(frames: inf) }
+        assertThrowsRecur(.unsupported, "reads frames of 11 floats, not tokens") { try s.step(1) }
+        assertThrowsRecur(.unsupported, "reads frames of 11 floats, not tokens") { try s.prefill([1, 2]) }
+        assertThrowsRecur(.unsupported, "not tokens or text") { _ = try m.tag("ab") }
+        assertThrowsRecur(.invalidArgument, "the sequence is empty") { _ = try m.forwardSequence(frames: [Float]()) }
+        XCTAssertEqual(s.save(), saved)
+        let v = try Vocabulary(kind: .char, pieces: ["a", "b", "c"])
+        var tb = ModelBuilder(architecture: Architecture.generator(vocabulary: 3, embedding: 4, cells: [.init(cell: .gru)], hidden: 5), vocabulary: v)
+        tb.randomize(seed: 1)
+        let t = try tb.writer().serialize().withUnsafeBytes { try Model(bytes: $0) }
+        assertThrowsRecur(.unsupported, "reads tokens, not frames") { try t.makeState().step(frame: frames(1, seed: 5)) }
+        assertThrowsRecur(.unsupported, "reads tokens, not frames") { _ = try t.forwardSequence(frames: frames(2, seed: 5)) }
+    }
+
+    func testArchitectureChecksOfFrameModels() throws {
+        var arch = Architecture(task: .generate, layers: [.recurrent(RecurrentSpec(cell: .gru, inputSize: 3, units: 4)),
+                                                          .dense(inputSize: 4, units: 2, activation: .linear)])
+        arch.input = .frames(size: 3)
+        assertThrowsRecur(.model, "frame models are classify, tag or regress models") { try arch.validate() }
+        arch.task = .regress
+        try arch.validate()
+        arch.input = .frames(size: 5)
+        assertThrowsRecur(.model, "expects input size 3 but frames have 5 floats") { try arch.validate() }
+        arch.input = .tokens
+        arch.maskValue = 0
+        assertThrowsRecur(.model, "only for frame models") { try arch.validate() }
+        arch.maskValue = nil
+        arch.pooling = .mean
+        assertThrowsRecur(.model, "only for classify models") { try arch.validate() }
+    }
+}
