@@ -87,9 +87,10 @@ extern "C" {
 
 /* The newest .recur format version this library writes; it reads every minor version of majors 1 to 3.
  * A file is written with the lowest version that describes it: 3.0 for models that read frames, pool
- * by mean or regress; 2.0 for files holding q8r (int8 with one scale per row) tensors or a translator
- * reading its source reversed (encoder.reverse_source); 1.0 otherwise, so that older readers open every
- * file they can read. */
+ * by mean or regress, and for files whose text preprocessing or padding is recorded (tokenizer.splitter,
+ * tokenizer.pad_mask, tokenizer.pad_length); 2.0 for files holding q8r (int8 with one scale per row)
+ * tensors or a translator reading its source reversed (encoder.reverse_source); 1.0 otherwise, so that
+ * older readers open every file they can read. */
 #define RECUR_FORMAT_VERSION_MAJOR 3
 #define RECUR_FORMAT_VERSION_MINOR 0
 

@@ -83,11 +83,13 @@ struct Info: ParsableCommand {
             print("input       frames of \(size) float\(size == 1 ? "" : "s")\(notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")")")
         } else {
             print("vocabulary  \(m.vocabulary.count) \(m.vocabulary.kind.rawValue) tokens\(specials.isEmpty ? "" : " (" + specials.joined(separator: ", ") + ")")")
+            if let text = preprocessing(m.vocabulary) { print("            \(text)") }
         }
         if m.architecture.task == .classify { print("pooling     \(m.architecture.pooling.rawValue) step\(m.architecture.pooling == .mean ? "s (mean)" : "")") }
         print("output      \(m.outputSize) \(m.outputKind == .independentProbabilities ? "independent probabilities (sigmoid)" : m.outputKind.name)")
         if let src = m.sourceVocabulary {
             print("source      \(src.count) \(src.kind.rawValue) tokens\(m.architecture.reverseSource ? ", read by the encoder in reverse order (encoder.reverse_source)" : "")")
+            if let text = preprocessing(src) { print("            \(text)") }
         }
         if !m.architecture.labels.isEmpty {
             print("labels      \(m.architecture.labels.joined(separator: " "))")
@@ -142,4 +144,19 @@ func jsonValue(_ v: MetaValue) -> Any {
     case .ints(let x): return x
     case .floats(let x): return x
     }
+}
+
+/// The text preprocessing and padding a vocabulary records (FORMAT.md §11), or nil for the defaults.
+func preprocessing(_ v: Vocabulary) -> String? {
+    var parts: [String] = []
+    if v.splitter != .recur {
+        var t = "split as \(v.splitter.rawValue)\(v.lowercase ? ", lowercased" : "")"
+        if v.splitter == .keras && v.kind == .word {
+            t += ", filters \(String(reflecting: v.filters)), split \(String(reflecting: v.split))"
+        }
+        parts.append(t)
+    }
+    if v.pad != nil && !v.padMask { parts.append("PAD steps run (unmasked)") }
+    if let n = v.padLength { parts.append("inputs cut and padded to \(n) (padding \(v.padding.rawValue), truncating \(v.truncating.rawValue))") }
+    return parts.isEmpty ? nil : parts.joined(separator: "; ")
 }

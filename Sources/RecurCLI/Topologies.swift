@@ -2,6 +2,13 @@ import ArgumentParser
 import Foundation
 import Recur
 
+func paddingMode(_ name: String) throws -> Model.PaddingMode {
+    guard let m = Model.PaddingMode(rawValue: name) else {
+        throw ValidationError("--padding must be 'trained' or 'none' (not '\(name)')")
+    }
+    return m
+}
+
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify a text with a many-to-one model (e.g. sentiment): class probabilities.")
@@ -13,6 +20,9 @@ struct Classify: ParsableCommand {
 
     @OptionGroup var unknown: UnknownOption
 
+    @Option(name: .long, help: "Padding: 'trained' (default) cuts and pads the tokens to the length the file records, as the framework's pad_sequences did; 'none' runs them as they are.")
+    var padding: String = "trained"
+
     @Option(name: .long, help: "The text to classify.")
     var text: String
 
@@ -21,7 +31,7 @@ struct Classify: ParsableCommand {
 
     func run() throws {
         let m = try loadModel(model, task: .classify, load: load)
-        let p = try m.classify(text, unknown: try unknown.policy())
+        let p = try m.classify(text, unknown: try unknown.policy(), padding: try paddingMode(padding))
         let names = m.labels
         let best = p.indices.max { p[$0] < p[$1] }!
         if json {
@@ -45,6 +55,9 @@ struct Tag: ParsableCommand {
 
     @OptionGroup var unknown: UnknownOption
 
+    @Option(name: .long, help: "Padding: 'trained' (default) cuts and pads the tokens to the length the file records, as the framework's pad_sequences did; 'none' runs them as they are.")
+    var padding: String = "trained"
+
     @Option(name: .long, help: "The text to tag.")
     var text: String
 
@@ -53,7 +66,7 @@ struct Tag: ParsableCommand {
 
     func run() throws {
         let m = try loadModel(model, task: .tag, load: load)
-        let tagged = try m.tag(text, unknown: try unknown.policy())
+        let tagged = try m.tag(text, unknown: try unknown.policy(), padding: try paddingMode(padding))
         if json {
             let arr = tagged.map { [$0.0, $0.1] }
             print(String(data: try JSONSerialization.data(withJSONObject: arr), encoding: .utf8)!)
@@ -74,6 +87,9 @@ struct Translate: ParsableCommand {
 
     @OptionGroup var unknown: UnknownOption
 
+    @Option(name: .long, help: "Padding: 'trained' (default) cuts and pads the source to the length the file records, as the framework's pad_sequences did; 'none' reads it as it is.")
+    var padding: String = "trained"
+
     @Option(name: .long, help: "The source text.")
     var text: String
 
@@ -92,7 +108,7 @@ struct Translate: ParsableCommand {
     func run() throws {
         let m = try loadModel(model, task: .seq2seq, load: load)
         let t = try m.translate(text, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty,
-                                unknown: try unknown.policy())
+                                unknown: try unknown.policy(), padding: try paddingMode(padding))
         if json {
             let obj: [String: Any] = ["text": t.text, "tokens": t.tokens, "log_probability": t.logProbability, "score": t.score]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)

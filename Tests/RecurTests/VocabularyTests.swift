@@ -90,3 +90,71 @@ final class GenerateTests: XCTestCase {
         assertThrowsRecur(.invalidArgument, "prompt is empty") { try model.generate(prompt: "", maxTokens: 3, sampler: &s) { _ in true } }
     }
 }
+
+final class PreprocessingTests: XCTestCase {
+    func testKerasSplitterFiltersLowersAndDropsUnknownWords() throws {
+        let v = try Vocabulary(kind: .word, pieces: ["<pad>", "the", "cat", "isn't", "sat"], pad: 0, lowercase: true,
+                               splitter: .keras)
+        // Keras' default filters remove the punctuation ("'" is not among them); "mat" has no id: dropped.
+        XCTAssertEqual(try v.encode("The cat, the MAT... isn't (sat)!"), [1, 2, 1, 3, 4])
+        XCTAssertEqual(Vocabulary.kerasWords("a--b  c", filters: "-", split: "--"), ["a", "b  c"])
+        XCTAssertEqual(Vocabulary.kerasWords("a,b", filters: "", split: " "), ["a,b"])
+        let u = try Vocabulary(kind: .word, pieces: ["<pad>", "<OOV>", "cat"], pad: 0, unk: 1, lowercase: true,
+                               splitter: .keras)
+        XCTAssertEqual(try u.encode("Cat dog."), [2, 1])
+        let c = try Vocabulary(kind: .char, pieces: ["<pad>", " ", "a", "!"], pad: 0, lowercase: true, splitter: .keras)
+        XCTAssertEqual(try c.encode("A a!?"), [2, 1, 2, 3], "character tokenizers lower but do not filter")
+    }
+
+    func testWhitespaceAndBasicEnglish() throws {
+        XCTAssertEqual(Vocabulary.whitespaceWords("  a\tb\nc  "), ["a", "b", "c"])
+        XCTAssertEqual(Vocabulary.basicEnglish("The cat's \"hat\" (big)!<br />Yes: no; ok?"),
+                       ["the", "cat", "'", "s", "hat", "(", "big", ")", "!", "yes", "no", "ok", "?"])
+        let v = try Vocabulary(kind: .word, pieces: ["<unk>", "the", "cat"], unk: 0, splitter: .basicEnglish)
+        XCTAssertEqual(try v.encode("The CAT."), [1, 2, 0])
+        let w = try Vocabulary(kind: .word, pieces: ["the", "cat"], splitter: .whitespace)
+        assertThrowsRecur(.outOfRange, "word 'dog'") { _ = try w.encode("the dog") }
+    }
+
+    func testMetadataRoundTripAndVersion() throws {
+        let v = try Vocabulary(kind: .word, pieces: ["<pad>", "a", "b"], pad: 0, lowercase: true, splitter: .keras,
+                               filters: "!", split: " ", padMask: false, padLength: 7, padding: .post, truncating: .post)
+        let arch = Architecture(task: .classify, layers: [
+            .embedding(vocabulary: 3, dimension: 2), .recurrent({ var r = RecurrentSpec(cell: .gru, inputSize: 2, units: 3); r.returnSequences = false; return r }()),
+            .dense(inputSize: 3, units: 1, activation: .sigmoid)])
+        let (m, _) = try buildModel(arch, vocab: v)
+        XCTAssertEqual(m.file.versionMajor, 3)
+        XCTAssertEqual(m.vocabulary.splitter, .keras)
+        XCTAssertEqual(m.vocabulary.filters, "!")
+        XCTAssertEqual(m.vocabulary.padMask, false)
+        XCTAssertEqual(m.vocabulary.padLength, 7)
+        XCTAssertEqual(m.vocabulary.padding, .post)
+        XCTAssertEqual(m.vocabulary.truncating, .post)
+        let plain = try Vocabulary(kind: .word, pieces: ["<pad>", "a", "b"], pad: 0)
+        XCTAssertEqual(try buildModel(arch, vocab: plain).0.file.versionMajor, 1)
+        assertThrowsRecur(.model, "needs a PAD token") { _ = try Vocabulary(kind: .word, pieces: ["a"], padLength: 3) }
+    }
+
+    func testPaddedSequenceAsPadSequences() throws {
+        func model(_ padding: Vocabulary.PadSide, _ truncating: Vocabulary.PadSide) throws -> Model {
+            let v = try Vocabulary(kind: .word, pieces: ["<pad>"] + (1..<10).map { "w\($0)" }, pad: 0, padMask: false,
+                                   padLength: 4, padding: padding, truncating: truncating)
+            var r = RecurrentSpec(cell: .gru, inputSize: 3, units: 4)
+            r.bidirectional = true
+            let arch = Architecture(task: .tag, layers: [.embedding(vocabulary: 10, dimension: 3), .recurrent(r),
+                                                          .dense(inputSize: 8, units: 3, activation: .softmax)])
+            return try buildModel(arch, vocab: v).0
+        }
+        let pre = try model(.pre, .pre), post = try model(.post, .post)
+        XCTAssertEqual(pre.sequenceInput([5, 6]).tokens, [0, 0, 5, 6])
+        XCTAssertEqual(post.sequenceInput([5, 6]).tokens, [5, 6, 0, 0])
+        XCTAssertEqual(pre.sequenceInput([1, 2, 3, 4, 5, 6]).tokens, [3, 4, 5, 6])
+        XCTAssertEqual(post.sequenceInput([1, 2, 3, 4, 5, 6]).tokens, [1, 2, 3, 4])
+        XCTAssertEqual(pre.sequenceInput([1, 2, 3, 4, 5, 6], padding: .none).tokens, [1, 2, 3, 4, 5, 6])
+        // Tags of the kept tokens only; an unmasked model's PAD steps change the real tokens' outputs.
+        XCTAssertEqual(try pre.tag(tokens: [1, 2, 3, 4, 5, 6]).count, 4)
+        XCTAssertEqual(try post.tag(tokens: [5, 6]).count, 2)
+        let padded = try post.forwardSequence([5, 6, 0, 0]), alone = try post.forwardSequence([5, 6])
+        XCTAssertNotEqual(padded[0], alone[0], "the backward direction reads the PAD steps first")
+    }
+}

@@ -15,8 +15,11 @@ public enum RecurFormat {
     /// The major versions this library reads.
     public static let readableMajors: ClosedRange<UInt16> = 1...3
     /// The lowest major version that describes a file: 3 for a frame model, mean pooling or the regress
-    /// task (a 2.x reader would find no tokenizer or ignore the pooling); 2 when it holds a q8r tensor or
-    /// sets `encoder.reverse_source` (a 1.x reader would ignore the key and misread the model); else 1.
+    /// task (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its
+    /// text preprocessing or padding (`tokenizer.splitter` other than `recur`, `tokenizer.pad_mask = false`,
+    /// `tokenizer.pad_length`, or the same `source_tokenizer.*` keys, which a 2.x reader would ignore); 2
+    /// when it holds a q8r tensor or sets `encoder.reverse_source` (a 1.x reader would ignore the key and
+    /// misread the model); else 1.
     public static func lowestMajor(metadata: [(key: String, value: MetaValue)], dtypes: [DType]) -> UInt16 {
         var major = dtypes.map(\.formatMajor).max() ?? 1
         func has(_ key: String, _ value: MetaValue) -> Bool { metadata.contains { $0.key == key && $0.value == value } }
@@ -24,7 +27,21 @@ public enum RecurFormat {
         if has("model.input", .string("frames")) || has("model.pooling", .string("mean")) || has("model.task", .string("regress")) {
             major = max(major, 3)
         }
+        if metadata.contains(where: { Self.isVersion3Key($0.key, $0.value) }) { major = max(major, 3) }
         return max(major, 1)
+    }
+
+    /// Keys whose meaning a 2.x reader would miss (FORMAT.md §10).
+    static func isVersion3Key(_ key: String, _ value: MetaValue) -> Bool {
+        for prefix in ["tokenizer.", "source_tokenizer."] where key.hasPrefix(prefix) {
+            switch key.dropFirst(prefix.count) {
+            case "splitter": return value != .string("recur")
+            case "pad_mask": return value == .bool(false)
+            case "pad_length": return true
+            default: return false
+            }
+        }
+        return false
     }
 
     /// The text of "which versions" in version errors.

@@ -9,9 +9,10 @@ import Darwin
 /// BOS and emits target tokens until EOS or a maximum length.
 extension Model {
     /// A decoder state whose recurrent vectors are the encoder's final states for `source`.
-    /// PAD tokens in the source are skipped; a model with `encoder.reverse_source` reads the tokens last
-    /// first, a final EOS staying last (`Architecture.encoderInput`).
-    public func encode(source: [Int]) throws -> State {
+    /// PAD tokens in the source are skipped (unless the source vocabulary is unmasked); a model with
+    /// `encoder.reverse_source` reads the tokens last first, a final EOS staying last
+    /// (`Architecture.encoderInput`); a source padding length cuts and pads them (`encoderTokens`).
+    public func encode(source: [Int], padding: PaddingMode = .trained) throws -> State {
         guard let enc = encoderStack, let src = sourceVocabulary, let emb = enc.embedding else {
             throw RecurError(.unsupported, "this model has no encoder (model.task is '\(architecture.task)', not 'seq2seq')")
         }
@@ -19,7 +20,7 @@ extension Model {
         for t in source where t < 0 || t >= src.count {
             throw RecurError(.outOfRange, "source token id \(t) is outside the source vocabulary (0..<\(src.count))")
         }
-        let tokens = architecture.encoderInput(source, pad: src.pad, eos: src.eos)
+        let tokens = encoderTokens(source, src, padding: padding)
         guard !tokens.isEmpty else { throw RecurError(.invalidArgument, "the source holds only padding") }
         let T = tokens.count
         let width = emb.table.cols
@@ -66,9 +67,9 @@ extension Model {
     }
 
     /// Greedy decoding: the most likely token at every step (lowest id among ties), until EOS or `maxLength`.
-    public func translateGreedy(source: [Int], maxLength: Int = 100) throws -> Translation {
+    public func translateGreedy(source: [Int], maxLength: Int = 100, padding: PaddingMode = .trained) throws -> Translation {
         let (bos, eos) = try checkSeq2Seq(maxLength)
-        let st = try encode(source: source)
+        let st = try encode(source: source, padding: padding)
         try st.step(bos)
         var toks: [Int] = []
         var lp = 0.0
@@ -90,10 +91,11 @@ extension Model {
     /// A hypothesis that emits EOS is finished; the search stops when `beam` hypotheses are finished or the
     /// longest reaches `maxLength`. The result is the finished hypothesis with the best
     /// log-probability / length^lengthPenalty (length counts EOS). With beam 1 this is greedy decoding.
-    public func translate(source: [Int], beam: Int = 4, maxLength: Int = 100, lengthPenalty: Double = 1) throws -> Translation {
+    public func translate(source: [Int], beam: Int = 4, maxLength: Int = 100, lengthPenalty: Double = 1,
+                          padding: PaddingMode = .trained) throws -> Translation {
         let (bos, eos) = try checkSeq2Seq(maxLength)
         guard beam >= 1, beam <= 256 else { throw RecurError(.invalidArgument, "the beam width must be 1...256 (got \(beam))") }
-        let first = try encode(source: source)
+        let first = try encode(source: source, padding: padding)
         try first.step(bos)
         struct Hyp { var state: State; var tokens: [Int]; var lp: Double }
         var live = [Hyp(state: first, tokens: [], lp: 0)]
@@ -139,9 +141,10 @@ extension Model {
     }
 
     /// Translates a source text (encoded with the source vocabulary; EOS appended when the source
-    /// vocabulary has one).
+    /// vocabulary has one; cut and padded when the source vocabulary records a padding length and
+    /// `padding` is `.trained`).
     public func translate(_ text: String, beam: Int = 4, maxLength: Int = 100, lengthPenalty: Double = 1,
-                          unknown: Vocabulary.UnknownPolicy = .error) throws -> Translation {
+                          unknown: Vocabulary.UnknownPolicy = .error, padding: PaddingMode = .trained) throws -> Translation {
         guard let src = sourceVocabulary else {
             throw RecurError(.unsupported, "translation needs a seq2seq model (this one is '\(architecture.task)')")
         }
@@ -149,7 +152,7 @@ extension Model {
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         if let e = src.eos { ids.append(e) }
         return beam == 1 && lengthPenalty == 1
-            ? try translateGreedy(source: ids, maxLength: maxLength)
-            : try translate(source: ids, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty)
+            ? try translateGreedy(source: ids, maxLength: maxLength, padding: padding)
+            : try translate(source: ids, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty, padding: padding)
     }
 }

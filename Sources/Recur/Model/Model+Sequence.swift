@@ -18,7 +18,7 @@ extension Model {
         for t in tokens where t < 0 || t >= vocabulary.count {
             throw RecurError(.outOfRange, "token id \(t) is outside the vocabulary (0..<\(vocabulary.count))")
         }
-        let pad = vocabulary.pad
+        let pad = vocabulary.padMask ? vocabulary.pad : nil       // an unmasked model runs its PAD steps
         let T = tokens.count
         // x: T × width, row-major
         let width = emb.table.cols
@@ -183,15 +183,17 @@ extension Model {
     }
 
     /// Class probabilities of a text (a "classify" model). A single sigmoid output p becomes [1 − p, p].
-    public func classify(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [Float] {
+    public func classify(_ text: String, unknown: Vocabulary.UnknownPolicy = .error,
+                         padding: PaddingMode = .trained) throws -> [Float] {
         let ids = try encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
-        return try classify(tokens: ids)
+        return try classify(tokens: ids, padding: padding)
     }
 
-    public func classify(tokens: [Int]) throws -> [Float] {
+    /// With a padding length (`sequenceInput`), the tokens are cut and padded as the framework's were.
+    public func classify(tokens: [Int], padding: PaddingMode = .trained) throws -> [Float] {
         try requireTask(.classify, "classification")
-        return Self.classProbabilities(try forwardSequence(tokens))
+        return Self.classProbabilities(try forwardSequence(sequenceInput(tokens, padding: padding).tokens))
     }
 
     /// Class probabilities of a sequence of frames (a "classify" frame model), as `classify(tokens:)`.
@@ -223,20 +225,27 @@ extension Model {
         return Self.argmaxRows(try forwardSequence(frames: frames))
     }
 
-    /// One label per token (a "tag" model): the index of the most likely tag at each step.
-    public func tag(tokens: [Int]) throws -> [Int] {
+    /// One label per token (a "tag" model): the index of the most likely tag at each step. With a padding
+    /// length (`sequenceInput`), the tags of the tokens the padded sequence kept, in order.
+    public func tag(tokens: [Int], padding: PaddingMode = .trained) throws -> [Int] {
         try requireTask(.tag, "tagging")
-        return Self.argmaxRows(try forwardSequence(tokens))
+        let input = sequenceInput(tokens, padding: padding)
+        let rows = Self.argmaxRows(try forwardSequence(input.tokens))
+        return zip(rows, input.source).compactMap { row, src in src == nil ? nil : row }
     }
 
     /// Tags the words of a text: (word, tag name) pairs.
-    public func tag(_ text: String, unknown: Vocabulary.UnknownPolicy = .error) throws -> [(String, String)] {
+    public func tag(_ text: String, unknown: Vocabulary.UnknownPolicy = .error,
+                    padding: PaddingMode = .trained) throws -> [(String, String)] {
         let ids = try encode(text, unknown: unknown)
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
-        let tags = try tag(tokens: ids)
-        // The text's own words, one per id; pieces skipped or replaced leave the words actually tagged.
-        let words = unknown != .error ? ids.map { vocabulary.pieces[$0] }
+        let tags = try tag(tokens: ids, padding: padding)
+        // The text's own words, one per id; pieces skipped or replaced (or cut by the tokenizer) leave the
+        // words actually tagged; truncation to the padding length keeps the words it kept.
+        var words = unknown != .error || vocabulary.splitter != .recur ? ids.map { vocabulary.pieces[$0] }
             : vocabulary.kind == .word ? Vocabulary.words(text) : text.unicodeScalars.map { String($0) }
+        let kept = sequenceInput(ids, padding: padding).source.compactMap { $0 }
+        if kept.count < words.count, words.count == ids.count { words = kept.map { words[$0] } }
         let names = labels
         return zip(words, tags).map { ($0, $1 < names.count ? names[$1] : String($1)) }
     }

@@ -6,8 +6,31 @@
 ///   Decoding joins pieces with single spaces.
 ///
 /// Special tokens (PAD, UNK, BOS, EOS) are ordinary ids whose pieces are never produced by encoding text.
+///
+/// `splitter` reproduces the preprocessing the model was trained with (`tokenizer.splitter`, FORMAT.md §11):
+/// Recur's own word splitter, a Keras `Tokenizer` (`filters` become `split`, the text is cut at `split`;
+/// a piece that is not in the vocabulary is dropped when there is no UNK, as Keras drops it), Python's
+/// `str.split()`, or torchtext's `basic_english`.
 public struct Vocabulary: Sendable {
     public enum Kind: String, Sendable { case char, word }
+
+    /// How text becomes pieces (FORMAT.md §11, "Text preprocessing").
+    public enum Splitter: String, Sendable, CaseIterable {
+        /// Runs of letters, digits, `'` and `_`; every other non-space character alone (`word`); scalars (`char`).
+        case recur
+        /// Keras' `Tokenizer.texts_to_sequences`: lowercase (when `lowercase`), then for `word` every
+        /// character of `filters` becomes `split` and the text is cut at `split` (empty pieces dropped); for
+        /// `char` every scalar. Unknown pieces are dropped when there is no UNK.
+        case keras
+        /// Python's `str.split()`: runs of non-whitespace (after lowercasing, when `lowercase`).
+        case whitespace
+        /// torchtext's `get_tokenizer("basic_english")`: lowercase, `'` → ` ' `, `"` removed, `.` `,` `(`
+        /// `)` `!` `?` set apart, `<br />` `;` `:` to spaces, then split at whitespace.
+        case basicEnglish = "basic_english"
+    }
+
+    /// Keras' default `Tokenizer(filters=...)`.
+    public static let kerasDefaultFilters = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n"
 
     public let kind: Kind
     public let pieces: [String]
@@ -16,7 +39,21 @@ public struct Vocabulary: Sendable {
     public let bos: Int?
     public let eos: Int?
     public let lowercase: Bool
+    public let splitter: Splitter
+    /// `keras` only: the characters replaced by `split`, and the separator.
+    public let filters: String
+    public let split: String
+    /// Padding (FORMAT.md §11, "Padding"): whether PAD steps are skipped in whole-sequence runs (Keras
+    /// `mask_zero=True`) or run like other tokens (an unmasked model); and, for a model trained on
+    /// sequences padded to one length (Keras `pad_sequences`), that length and the sides padded and cut.
+    public let padMask: Bool
+    public let padLength: Int?
+    public let padding: PadSide
+    public let truncating: PadSide
     private let index: [String: Int]
+
+    /// The side `pad_sequences` pads or truncates: before the tokens (`pre`, Keras' default) or after.
+    public enum PadSide: String, Sendable, CaseIterable { case pre, post }
 
     public var count: Int { pieces.count }
 
@@ -25,14 +62,32 @@ public struct Vocabulary: Sendable {
 
     private init() {
         kind = .char; pieces = []; pad = nil; unk = nil; bos = nil; eos = nil; lowercase = false; index = [:]
+        splitter = .recur; filters = Vocabulary.kerasDefaultFilters; split = " "
+        padMask = true; padLength = nil; padding = .pre; truncating = .pre
     }
 
     public init(kind: Kind, pieces: [String], pad: Int? = nil, unk: Int? = nil, bos: Int? = nil, eos: Int? = nil,
-                lowercase: Bool = false) throws {
+                lowercase: Bool = false, splitter: Splitter = .recur, filters: String = Vocabulary.kerasDefaultFilters,
+                split: String = " ", padMask: Bool = true, padLength: Int? = nil, padding: PadSide = .pre,
+                truncating: PadSide = .pre) throws {
         self.kind = kind
         self.pieces = pieces
         self.pad = pad; self.unk = unk; self.bos = bos; self.eos = eos
         self.lowercase = lowercase
+        self.splitter = splitter
+        self.filters = filters
+        self.split = split
+        if splitter == .keras && kind == .word && split.isEmpty {
+            throw RecurError(.model, "a Keras tokenizer's split separator must not be empty")
+        }
+        self.padMask = padMask
+        self.padLength = padLength
+        self.padding = padding
+        self.truncating = truncating
+        if let n = padLength {
+            guard pad != nil else { throw RecurError(.model, "a padding length needs a PAD token (pad_id)") }
+            guard n >= 1, n <= 1 << 24 else { throw RecurError(.model, "the padding length \(n) is outside 1…2^24") }
+        }
         let specials = Set([pad, unk, bos, eos].compactMap { $0 })
         for s in specials where s < 0 || s >= pieces.count {
             throw RecurError(.model, "special token id \(s) is outside the vocabulary of \(pieces.count) tokens")
@@ -69,9 +124,40 @@ public struct Vocabulary: Sendable {
             }
             return Int(i)
         }
+        func string(_ name: String, _ fallback: String) throws -> String {
+            guard let v = file.value("\(prefix).\(name)") else { return fallback }
+            guard let s = v.stringValue else { throw RecurError(.model, "metadata '\(prefix).\(name)' must be a string") }
+            return s
+        }
+        func side(_ name: String) throws -> PadSide {
+            let v = try string(name, PadSide.pre.rawValue)
+            guard let s = PadSide(rawValue: v) else {
+                throw RecurError(.model, "metadata '\(prefix).\(name)' is '\(v)'; expected 'pre' or 'post'")
+            }
+            return s
+        }
+        var padMask = true
+        if let v = file.value("\(prefix).pad_mask") {
+            guard let b = v.boolValue else { throw RecurError(.model, "metadata '\(prefix).pad_mask' must be a boolean") }
+            padMask = b
+        }
+        var padLength: Int? = nil
+        if let v = file.value("\(prefix).pad_length") {
+            guard let i = v.intValue, i >= 1, i <= 1 << 24 else {
+                throw RecurError(.model, "metadata '\(prefix).pad_length' must be an integer in 1…2^24")
+            }
+            padLength = Int(i)
+        }
+        let splitterName = try string("splitter", Splitter.recur.rawValue)
+        guard let splitter = Splitter(rawValue: splitterName) else {
+            throw RecurError(.model, "metadata '\(prefix).splitter': unknown splitter '\(splitterName)' (known: \(Splitter.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         try self.init(kind: kind, pieces: pieces, pad: try special("pad"), unk: try special("unk"),
                       bos: try special("bos"), eos: try special("eos"),
-                      lowercase: file.value("\(prefix).lowercase")?.boolValue ?? false)
+                      lowercase: file.value("\(prefix).lowercase")?.boolValue ?? false, splitter: splitter,
+                      filters: try string("filters", Vocabulary.kerasDefaultFilters), split: try string("split", " "),
+                      padMask: padMask, padLength: padLength, padding: try side("padding"),
+                      truncating: try side("truncating"))
     }
 
     public var metadata: [(String, MetaValue)] { metadata(prefix: "tokenizer") }
@@ -82,8 +168,98 @@ public struct Vocabulary: Sendable {
         if let v = unk { out.append(("\(prefix).unk_id", .int(Int64(v)))) }
         if let v = bos { out.append(("\(prefix).bos_id", .int(Int64(v)))) }
         if let v = eos { out.append(("\(prefix).eos_id", .int(Int64(v)))) }
-        if kind == .word { out.append(("\(prefix).lowercase", .bool(lowercase))) }
+        if kind == .word || splitter != .recur { out.append(("\(prefix).lowercase", .bool(lowercase))) }
+        if splitter != .recur { out.append(("\(prefix).splitter", .string(splitter.rawValue))) }
+        if splitter == .keras {
+            out.append(("\(prefix).filters", .string(filters)))
+            out.append(("\(prefix).split", .string(split)))
+        }
+        if !padMask { out.append(("\(prefix).pad_mask", .bool(false))) }
+        if let n = padLength {
+            out.append(("\(prefix).pad_length", .int(Int64(n))))
+            out.append(("\(prefix).padding", .string(padding.rawValue)))
+            out.append(("\(prefix).truncating", .string(truncating.rawValue)))
+        }
         return out
+    }
+
+    /// The pieces of `text` as the model's preprocessing cuts it (before the vocabulary lookup).
+    public func pieces(of text: String) -> [String] {
+        switch splitter {
+        case .recur:
+            if kind == .char { return text.unicodeScalars.map { String($0) } }
+            return Vocabulary.words(lowercase ? text.lowercased() : text)
+        case .keras:
+            let t = lowercase ? text.lowercased() : text
+            if kind == .char { return t.unicodeScalars.map { String($0) } }
+            return Vocabulary.kerasWords(t, filters: filters, split: split)
+        case .whitespace:
+            let t = lowercase ? text.lowercased() : text
+            if kind == .char { return t.unicodeScalars.filter { !$0.properties.isWhitespace }.map { String($0) } }
+            return Vocabulary.whitespaceWords(t)
+        case .basicEnglish:
+            return Vocabulary.basicEnglish(text)
+        }
+    }
+
+    /// Keras' `text_to_word_sequence` after lowercasing: each character of `filters` becomes `split`,
+    /// the text is cut at every `split`, and empty pieces are dropped.
+    public static func kerasWords(_ text: String, filters: String, split: String) -> [String] {
+        let filtered = Set(filters.unicodeScalars)
+        var t = String.UnicodeScalarView()
+        let sep = Array(split.unicodeScalars)
+        for s in text.unicodeScalars {
+            if filtered.contains(s) { t.append(contentsOf: sep) } else { t.append(s) }
+        }
+        let scalars = Array(t)
+        var out: [String] = [], cur = String.UnicodeScalarView(), i = 0
+        while i < scalars.count {
+            if !sep.isEmpty, i + sep.count <= scalars.count, Array(scalars[i..<(i + sep.count)]) == sep {
+                if !cur.isEmpty { out.append(String(cur)); cur = String.UnicodeScalarView() }
+                i += sep.count
+            } else {
+                cur.append(scalars[i]); i += 1
+            }
+        }
+        if !cur.isEmpty { out.append(String(cur)) }
+        return out
+    }
+
+    /// Python's `str.split()`: maximal runs of non-whitespace.
+    public static func whitespaceWords(_ text: String) -> [String] {
+        var out: [String] = [], cur = String.UnicodeScalarView()
+        for s in text.unicodeScalars {
+            if s.properties.isWhitespace || (0x1C...0x1F).contains(s.value) {
+                if !cur.isEmpty { out.append(String(cur)); cur = String.UnicodeScalarView() }
+            } else {
+                cur.append(s)
+            }
+        }
+        if !cur.isEmpty { out.append(String(cur)) }
+        return out
+    }
+
+    /// torchtext's `basic_english` tokenizer (its regular expressions applied in order, then `split()`).
+    public static func basicEnglish(_ text: String) -> [String] {
+        var t = text.lowercased()
+        let rules: [(String, String)] = [("'", " '  "), ("\"", ""), (".", " . "), ("<br />", " "), (",", " , "),
+                                         ("(", " ( "), (")", " ) "), ("!", " ! "), ("?", " ? "), (";", " "),
+                                         (":", " ")]
+        for (pattern, replacement) in rules { t = replacingAll(t, pattern, replacement) }
+        return whitespaceWords(t)
+    }
+
+    static func replacingAll(_ text: String, _ pattern: String, _ replacement: String) -> String {
+        let p = Array(pattern.unicodeScalars), src = Array(text.unicodeScalars)
+        var out = String.UnicodeScalarView(), i = 0
+        while i < src.count {
+            if i + p.count <= src.count, Array(src[i..<(i + p.count)]) == p {
+                out.append(contentsOf: replacement.unicodeScalars); i += p.count
+            } else {
+                out.append(src[i]); i += 1
+            }
+        }
+        return String(out)
     }
 
     /// The id of one text piece, or nil.
@@ -126,6 +302,7 @@ public struct Vocabulary: Sendable {
         // The ids of a piece that is not in the vocabulary: UNK, nothing (skip), or its look-alike's.
         func unknownPiece(_ piece: String, at position: Int) throws -> [Int] {
             if let u = unk { return [u] }
+            if splitter == .keras { return [] }         // Keras' texts_to_sequences drops it
             switch unknown {
             case .error: throw refuse(piece, position)
             case .skip: return []
@@ -138,17 +315,16 @@ public struct Vocabulary: Sendable {
                 return parts.map { index[$0]! }
             }
         }
-        switch kind {
-        case .char:
+        if splitter == .recur && kind == .char {
             out.reserveCapacity(text.unicodeScalars.count)
             for (n, s) in text.unicodeScalars.enumerated() {
                 let piece = String(s)
                 if let i = index[piece] { out.append(i) } else { out += try unknownPiece(piece, at: n + 1) }
             }
-        case .word:
-            for (n, w) in Vocabulary.words(lowercase ? text.lowercased() : text).enumerated() {
-                if let i = index[w] { out.append(i) } else { out += try unknownPiece(w, at: n + 1) }
-            }
+            return out
+        }
+        for (n, w) in pieces(of: text).enumerated() {
+            if let i = index[w] { out.append(i) } else { out += try unknownPiece(w, at: n + 1) }
         }
         return out
     }

@@ -769,19 +769,35 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
         out += t.data
 
     # The lowest version that describes the file: 3.0 for frame models, mean pooling or the regress task
-    # (a 2.x reader would find no tokenizer or ignore the pooling); 2.0 for q8r tensors or
-    # encoder.reverse_source = true (a 1.x reader would ignore that key and misread the model); else 1.0.
+    # (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its text
+    # preprocessing or padding (tokenizer.splitter other than recur, pad_mask false, pad_length: a 2.x reader
+    # would ignore them); 2.0 for q8r tensors or encoder.reverse_source = true (a 1.x reader would ignore
+    # that key and misread the model); else 1.0.
     def has(k, typed):
         return any(key == k and _infer(key, value) == typed for key, value in meta)
     reverse = has("encoder.reverse_source", Typed(MetaType.BOOL, True))
     major = 2 if reverse or any(t.dtype == DType.Q8R for _, t in encoded) else 1
     if (has("model.input", Typed(MetaType.STRING, "frames")) or has("model.pooling", Typed(MetaType.STRING, "mean"))
-            or has("model.task", Typed(MetaType.STRING, "regress"))):
+            or has("model.task", Typed(MetaType.STRING, "regress"))
+            or any(_version3_key(key, value) for key, value in meta)):
         major = 3
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)
     return out
+
+
+def _version3_key(key: str, value) -> bool:
+    """Keys that a 2.x reader would ignore and so misread the model (docs/FORMAT.md §10)."""
+    for prefix in ("tokenizer.", "source_tokenizer."):
+        if key.startswith(prefix):
+            name, t = key[len(prefix):], _infer(key, value)
+            if name == "splitter":
+                return t != Typed(MetaType.STRING, "recur")
+            if name == "pad_mask":
+                return t == Typed(MetaType.BOOL, False)
+            return name == "pad_length"
+    return False
 
 
 def write(path: Union[str, os.PathLike], metadata, tensors,

@@ -129,23 +129,74 @@ def load_manifest(folder: str) -> dict:
 
 
 def variants(entry: dict) -> list:
-    """(variant id, source path, convert kwargs) for each saved format of a case."""
+    """(variant id, source path, convert kwargs) for each saved format of a case: a list is [weights,
+    config], or for an encoder-decoder [encoder, decoder]."""
     out = []
     for fmt, spec in entry["files"].items():
         kw = dict(entry.get("options", {}))
         if isinstance(spec, list):
-            src, kw["config"] = spec[0], spec[1]
+            src = spec[0]
+            kw["decoder" if entry["task"] == "seq2seq" else "config"] = spec[1]
         else:
             src = spec
         out.append((f"{entry['name']}[{fmt}]", src, kw))
     return out
 
 
+FILE_OPTIONS = ("config", "decoder", "vocab", "source_vocab")
+
+
 def convert_case(folder: str, src: str, kw: dict, out: str) -> dict:
     kw = dict(kw)
-    if "config" in kw:
-        kw["config"] = os.path.join(folder, kw["config"])
-    return rc.convert(os.path.join(folder, src), out, chars=os.path.join(folder, "chars.txt"), **kw)
+    for k in FILE_OPTIONS:
+        if k in kw:
+            kw[k] = os.path.join(folder, kw[k])
+    if "vocab" not in kw:
+        kw["chars"] = os.path.join(folder, "chars.txt")
+    return rc.convert(os.path.join(folder, src), out, **kw)
+
+
+MAX_ABS: dict = {}          # variant → max-abs difference found (printed by the report test)
+
+
+def check_seq2seq(folder: str, entry: dict, src: str, out: str) -> None:
+    """Teacher-forced decoder outputs of the converted file (numpy reference: the encoder's final state
+    starts the decoder) against the framework's, then the runtime's greedy translations against the
+    framework's greedy ids."""
+    from recur.reference import ReferenceModel
+    parsed = rf.read(out)
+    meta, tensors = parsed.metadata, parsed.tensors
+    enc_meta = {k[len("encoder."):]: v for k, v in meta.items() if k.startswith("encoder.")}
+    enc_meta["model.layer_count"] = meta["encoder.layer_count"]
+    enc_meta["model.task"] = "generate"
+    enc = ReferenceModel(metadata=enc_meta, tensors={k[len("encoder."):]: v for k, v in tensors.items()
+                                                     if k.startswith("encoder.")})
+    dec = ReferenceModel(parsed)
+    data = np.load(os.path.join(folder, entry["name"] + ".npz"))
+    source = [int(t) for t in data["source"]]                  # what the runtime reads: EOS appended, then
+    eos = meta.get("source_tokenizer.eos_id")                   # reversed but for that EOS
+    if eos is not None:
+        source.append(int(eos))
+    if meta.get("encoder.reverse_source"):
+        end = len(source) - (1 if eos is not None else 0)
+        source[:end] = source[:end][::-1]
+    enc.run(source)
+    dec.h = [h.copy() for h in enc.h]
+    dec.c = [None if c is None else c.copy() for c in enc.c]
+    got = np.stack(dec.run(list(data["target_in"])))
+    diff = float(np.max(np.abs(got - data["outputs"].astype(np.float64))))
+    MAX_ABS[src] = diff
+    assert diff <= TOL, f"{src}: decoder outputs differ from the framework by {diff:.3g}"
+    if RUNTIME.binding is None:
+        return
+    src_words = meta["source_tokenizer.tokens"]
+    tgt_words = meta["tokenizer.tokens"]
+    with RUNTIME.binding.Model(out) as m:
+        for ids, want in zip(data["sources"], data["greedy"]):
+            text = " ".join(src_words[i] for i in ids if i >= 0)
+            specials = {meta.get(f"tokenizer.{k}_id") for k in ("pad", "unk", "bos", "eos")}
+            expected = " ".join(tgt_words[i] for i in want if i >= 0 and i not in specials)   # decoding skips them
+            assert m.translate(text, beam=1, max_length=20) == expected, f"{src}: greedy translation of {text!r}"
 
 
 def check_case(folder: str, entry: dict, src: str, kw: dict, tmp_path, manifest: dict) -> None:
@@ -155,6 +206,9 @@ def check_case(folder: str, entry: dict, src: str, kw: dict, tmp_path, manifest:
     out = str(tmp_path / (os.path.basename(src) + ".recur"))
     summary = convert_case(folder, src, kw, out)
     assert summary["task"] == entry["task"]
+    if entry["task"] == "seq2seq":
+        check_seq2seq(folder, entry, src, out)
+        return
     data = np.load(os.path.join(folder, entry["name"] + ".npz"))
     tokens, expected = data["tokens"], data["outputs"].astype(np.float64)
     parsed = rf.read(out)
@@ -166,6 +220,7 @@ def check_case(folder: str, entry: dict, src: str, kw: dict, tmp_path, manifest:
         got = RUNTIME.stream(out, tokens)
         assert got.shape == expected.shape
         diff = np.max(np.abs(got - expected))
+        MAX_ABS[src] = float(diff)
         assert diff <= TOL, f"{src}: max-abs difference {diff:.3g} over {len(tokens)} steps"
         chars = open(os.path.join(folder, manifest["chars"]), encoding="utf-8", newline="").read()
         want = "".join(chars[i] for i in data["greedy"])
@@ -174,9 +229,12 @@ def check_case(folder: str, entry: dict, src: str, kw: dict, tmp_path, manifest:
         return
 
     # Whole-sequence models: the numpy reference of the converted file against the framework.
-    ref = ReferenceModel(parsed).forward_sequence(list(tokens))
-    ref = np.asarray(ref, dtype=np.float64).reshape(expected.shape)
+    ref = np.asarray(ReferenceModel(parsed).forward_sequence(list(tokens)), dtype=np.float64)
+    if entry["task"] == "classify" and ref.ndim == 2 and expected.ndim == 1:
+        ref = ref[-1]                  # a classifier reading the last step's output (output[:, -1])
+    ref = ref.reshape(expected.shape)
     diff = np.max(np.abs(ref - expected))
+    MAX_ABS[src] = float(diff)
     assert diff <= TOL, f"{src}: reference of the converted file differs from the framework by {diff:.3g}"
     if not RUNTIME.has_command(entry["task"]):
         return                         # the reference comparison above stands; no runtime command to ask
@@ -320,7 +378,7 @@ def _write(p, text):
 
 def _fixture(name):
     p = os.path.join(FIXTURES, name)
-    if not os.path.exists(p):
+    if not os.path.exists(p) and not os.path.exists(p + ".index"):       # a TF checkpoint prefix
         pytest.skip(f"fixture {name} missing")
     return p
 
@@ -656,6 +714,9 @@ def test_tf_index_reader_lists_every_variable():
     assert e["shape"] == [48] and e["dtype"] == 1          # reset_after=False: bias [3H], DT_FLOAT
 
 
+BASE_FORMATS = ("keras", "weights_h5", "h5", "h5_weights", "checkpoint", "torch", "safetensors")
+
+
 def test_damaged_files_give_convert_errors(tmp_path):
     """Truncations and byte flips of one fixture of each format: every outcome is a file or one
     ConvertError, never another exception, a crash of the HDF5 library or a half-written output."""
@@ -667,7 +728,7 @@ def test_damaged_files_give_convert_errors(tmp_path):
     for e in m["cases"]:
         for vid, src, kw in variants(e):
             fmt = vid.split("[")[1].rstrip("]")
-            if fmt in seen:
+            if fmt in seen or e["task"] == "seq2seq" or fmt not in BASE_FORMATS:
                 continue
             seen.add(fmt)
             victims = [src + ".index", src + ".data-00000-of-00001"] if fmt == "checkpoint" else [src]
@@ -696,3 +757,298 @@ def test_damaged_files_give_convert_errors(tmp_path):
                     assert not out.exists()
                 trials += 1
     assert len(seen) == 7 and trials == 84
+
+
+# --- Architectures inferred from the variables, encoder-decoders, classifier heads ---------------------
+
+def test_subclassed_summary_prints_the_inferred_architecture(tmp_path, capsys):
+    from recur.convert.__main__ import main
+    out = tmp_path / "c.recur"
+    assert main([os.path.join(FIXTURES, "ch_chargen.ckpt"), str(out), "--chars",
+                 os.path.join(FIXTURES, "chars.txt")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "\n" not in line
+    assert ("inferred from the variables: embedding_layer Embedding(20, 8) -> rnn_layer GRU(16, tanh/sigmoid, "
+            "reset_after, sequences) -> dense_layer Dense(20, linear)") in line
+
+
+def test_subclassed_ambiguities_name_the_option(tmp_path):
+    _expect_error(tmp_path, r"give --task classify or --task tag", _fixture("ch_sentiment.h5"),
+                  dense_activations=["relu", "sigmoid"])
+    _expect_error(tmp_path, r"give --dense-activations", _fixture("ch_sentiment.h5"), task="classify")
+    _expect_error(tmp_path, r"--dense-activations lists 1 activations for 2 Dense layers",
+                  _fixture("ch_sentiment.ckpt"), task="classify", dense_activations=["relu"])
+
+
+def test_subclassed_weights_with_a_sequential_twins_config_are_refused(tmp_path):
+    _expect_error(tmp_path, r"grouped by attribute \(dense_layer, embedding_layer\), as a subclassed model saves them.*"
+                  r"leave out --config", _fixture("k3_sub_gen.weights.h5"),
+                  config=_fixture("k3_sub_gen.sequential-twin.json"))
+
+
+def test_headless_classifier_is_refused(tmp_path):
+    msg = _expect_error(tmp_path, r"no Dense head", _fixture("ch_translate.encoder.ckpt"), task="classify",
+                        placeholder_vocab=True, chars=None)
+    assert "--task seq2seq" in msg
+    p = tmp_path / "enc.safetensors"
+    _write_safetensors(p, _torch_like(np.random.default_rng(0), linears=()))
+    _expect_error(tmp_path, r"no Dense head", p, task="classify")
+
+
+def test_torchscript_archive_is_named(tmp_path):
+    p = tmp_path / "scripted.pt"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("scripted/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("scripted/constants.pkl", b"\x80\x02)q\x00.")
+        z.writestr("scripted/code/__torch__/model.py", "def forward(self, x): ...")
+    msg = _expect_error(tmp_path, r"TorchScript", p)
+    assert "model.state_dict()" in msg
+
+
+def test_torch_bidirectional_classifier_needs_its_head(tmp_path):
+    _expect_error(tmp_path, r"give --head hn .* or --head last-output", _fixture("pt_bilstm_cls.safetensors"),
+                  task="classify")
+    _expect_error(tmp_path, r"--head applies to classifiers only", _fixture("pt_gru_char.pt"), head="hn")
+
+
+def test_torch_head_decides_the_output(tmp_path):
+    """The two heads of one state_dict differ: only the one the forward used matches the framework."""
+    from recur.reference import ReferenceModel
+    data = np.load(os.path.join(FIXTURES, "pt_bilstm_last.npz"))
+    diffs = {}
+    for head in ("hn", "last-output"):
+        out = str(tmp_path / f"{head}.recur")
+        rc.convert(_fixture("pt_bilstm_last.pt"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="classify",
+                   head=head)
+        ref = np.asarray(ReferenceModel(rf.read(out)).forward_sequence(list(data["tokens"])), dtype=np.float64)
+        ref = ref[-1] if ref.ndim == 2 else ref
+        diffs[head] = float(np.max(np.abs(ref - data["outputs"])))
+    assert diffs["last-output"] <= TOL < 1e-2 < diffs["hn"]
+
+
+def test_inferred_merge_mode_and_order(tmp_path):
+    from recur.convert import infer
+    from recur.convert.common import Options
+    rng = np.random.default_rng(1)
+    H = 4
+
+    def cell(In):
+        return {"kernel": rng.normal(size=(In, 3 * H)), "recurrent_kernel": rng.normal(size=(H, 3 * H)),
+                "bias": rng.normal(size=(2, 3 * H))}
+
+    def bidi():
+        return infer.Module("bi", {f"{d}_layer/cell/{k}": v for d in ("forward", "backward") for k, v in cell(8).items()})
+    emb = infer.Module("emb", {"embeddings": rng.normal(size=(20, 8))})
+    head = infer.Module("head", {"kernel": rng.normal(size=(H, 3)), "bias": rng.normal(size=3)})
+    with pytest.raises(ConvertError, match=r"merge mode is not concat; give --merge-mode sum, mul or ave"):
+        infer.build([emb, bidi(), head], Options(), 3, "m", ordered=False)
+    layers = infer.build([emb, bidi(), head], Options(merge_mode="ave"), 3, "m", ordered=False)
+    assert layers[1].merge_mode == "ave"
+    g1 = infer.Module("a", {f"cell/{k}": v for k, v in cell(8).items()})
+    g2 = infer.Module("b", {f"cell/{k}": v for k, v in cell(H).items()})
+    g3 = infer.Module("c", {f"cell/{k}": v for k, v in cell(H).items()})
+    emb = infer.Module("emb", {"embeddings": rng.normal(size=(20, H))})          # both GRUs fit anywhere
+    with pytest.raises(ConvertError, match=r"give it with --order"):
+        infer.build([emb, g2, g3, head], Options(), 3, "m", ordered=False)
+    ls = infer.build([emb, g2, g3, head], Options(), 3, "m", ordered=True)
+    assert [l.name for l in ls] == ["emb", "b", "c", "head"]
+    ls = infer.build([emb, g3, g2, head], Options(order=["emb", "b", "c", "head"]), 3, "m", ordered=False)
+    assert [l.name for l in ls] == ["emb", "b", "c", "head"]
+    emb = infer.Module("emb", {"embeddings": rng.normal(size=(20, 8))})
+    g1.vars["cell/bias"] = g1.vars["cell/bias"][0]
+    assert infer.build([emb, g1, head], Options(), 3, "m", ordered=False)[1].reset_after is False
+    del g1.vars["cell/bias"]
+    with pytest.raises(ConvertError, match=r"give --reset-after or --no-reset-after"):
+        infer.build([emb, g1, head], Options(), 3, "m", ordered=False)
+
+
+def test_seq2seq_errors(tmp_path):
+    tok = {"vocab": _fixture("ch_translate.target-tokenizer.json"),
+           "source_vocab": _fixture("ch_translate.source-tokenizer.json"), "chars": None}
+    _expect_error(tmp_path, r"needs the target vocabulary's BOS token: give --bos-id or --bos-token",
+                  _fixture("ch_translate.ckpt-1"), task="seq2seq", **tok)
+    _expect_error(tmp_path, r"holds one model, not an encoder and a decoder; give the decoder's file with --decoder",
+                  _fixture("ch_translate.encoder.ckpt"), task="seq2seq", special_tokens={"bos": "BOS", "eos": "EOS"},
+                  **tok)
+    _expect_error(tmp_path, r"2 embeddings .* --task seq2seq", _fixture("ch_translate.ckpt-1"),
+                  vocab=tok["vocab"], chars=None)
+    _expect_error(tmp_path, r"no token 'START'", _fixture("ch_translate.ckpt-1"), task="seq2seq",
+                  special_tokens={"bos": "START", "eos": "EOS"}, **tok)
+    _expect_error(tmp_path, r"is for encoder-decoders", _fixture("ch_chargen.ckpt"), decoder=_fixture("ch_chargen.ckpt"))
+
+
+# --- Tokenizer fidelity: raw text reaches the model as the framework's preprocessing delivers it -------
+
+def _tokenizer_cases():
+    p = os.path.join(FIXTURES, "tokenizers.json")
+    if not os.path.exists(p):
+        return []
+    with open(p) as f:
+        return json.load(f)["cases"]
+
+
+@pytest.mark.parametrize("case", _tokenizer_cases(), ids=[c["name"] for c in _tokenizer_cases()])
+def test_keras_tokenizer_is_applied_by_the_runtime(case, tmp_path):
+    """The Keras Tokenizer's filters, lower, split, char_level, num_words and oov_token are recorded in the
+    file, and the runtime's encode gives texts_to_sequences' ids for every raw text (punctuation, capitals,
+    unknown words: dropped without an oov_token, as Keras drops them)."""
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("ch_sentiment.h5"), out, vocab=_fixture(case["name"] + ".json"), task="classify",
+               dense_activations=["relu", "sigmoid"])
+    meta = rf.read(out).metadata
+    assert meta["tokenizer.splitter"] == "keras"
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available")
+    with RUNTIME.binding.Model(out) as m:
+        for text, want in zip(case["texts"], case["sequences"]):
+            assert m.encode(text) == want, f"{case['name']}: {text!r}"
+
+
+def _basic_english(line: str) -> list:
+    """torchtext.data.utils._basic_english_normalize, as torchtext 0.18 writes it (torchtext is not a
+    dependency of these tests)."""
+    patterns = [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"]
+    replacements = [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "]
+    line = line.lower()
+    for p, r in zip(patterns, replacements):
+        line = re.sub(p, r, line)
+    return line.split()
+
+
+@pytest.mark.parametrize("splitter", ["basic_english", "whitespace"])
+def test_torch_style_splitters(splitter, tmp_path):
+    """A vocabulary list (torchtext's itos) with the tokenizer the training used: the runtime cuts raw text
+    as torchtext's basic_english or Python's str.split() does; a word the vocabulary lacks becomes <unk>
+    (torchtext's set_default_index), and without an UNK token it is an error, as torchtext raises."""
+    texts = ["The cat's hat.", "Is it (really) \"fine\"?<br />Yes: ok!", "  tabs\tand\nlines  "]
+    split = _basic_english if splitter == "basic_english" else str.split
+    words = sorted({w for t in texts for w in split(t)})
+    tokens = ["<unk>"] + words + [f"<unused-{i}>" for i in range(19 - len(words))]
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("pt_gru_char.pt"), out, vocab=tokens, specials={"unk": 0}, splitter=splitter)
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available")
+    index = {w: i for i, w in enumerate(tokens)}
+    with RUNTIME.binding.Model(out) as m:
+        for t in texts + ["Zebras: the cat's hat."]:
+            assert m.encode(t) == [index.get(w, 0) for w in split(t)], t
+    rc.convert(_fixture("pt_gru_char.pt"), out, vocab=["<pad>"] + tokens[1:], specials={"pad": 0}, splitter=splitter)
+    with RUNTIME.binding.Model(out) as m:
+        assert m.encode(texts[2]) == [index[w] for w in split(texts[2])]
+        with pytest.raises(Exception, match="not in the model's vocabulary"):
+            m.encode("Zebras: the cat's hat.")
+
+
+# --- Padding: unmasked models trained and run on padded input ----------------------------------------
+
+def _padded_cases():
+    if not os.path.exists(os.path.join(FIXTURES, "manifest.json")):
+        return []
+    return [e for e in load_manifest(FIXTURES)["cases"] if "padded" in e and e["task"] != "seq2seq"]
+
+
+@pytest.mark.parametrize("entry", _padded_cases(), ids=[e["name"] for e in _padded_cases()])
+def test_padded_models_match_the_frameworks_padded_predict(entry, tmp_path):
+    """The chapter's classifier (pre-padded) and tagger (post-padded) do not mask: the framework's own
+    predict runs the PAD steps, and cuts longer sentences (pad_sequences' truncating='pre'). With the
+    padding recorded (--pad-length, --padding), the runtime's classify / tag give the framework's padded
+    results by default; --padding none runs the sentence alone, and differs."""
+    vid, src, kw = variants(entry)[0]
+    pad = entry["padded"]
+    out = str(tmp_path / "m.recur")
+    summary = convert_case(FIXTURES, src, dict(kw, specials={"pad": 0}, pad_length=pad["pad_length"],
+                                               padding=pad["padding"]), out)
+    assert "cut and padded to 24 tokens" in " ".join(summary["assumptions"])
+    meta = rf.read(out).metadata
+    assert meta["tokenizer.pad_length"] == pad["pad_length"] and meta["tokenizer.padding"] == pad["padding"]
+    assert meta["tokenizer.pad_mask"] is False          # Keras' default mask_zero=False: PAD steps run
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available")
+    data = np.load(os.path.join(FIXTURES, entry["name"] + ".npz"))
+    chars = open(os.path.join(FIXTURES, "chars.txt"), encoding="utf-8", newline="").read()
+    L = pad["pad_length"]
+    worst, differs = 0.0, 0
+    with RUNTIME.binding.Model(out) as m:
+        for row, want in zip(data["padded_tokens"], data["padded_outputs"]):
+            ids = [int(t) for t in row if t >= 0]
+            text = "".join(chars[i] for i in ids)
+            assert m.encode(text) == ids
+            kept = list(range(len(ids)))[-L:]                     # truncating "pre": the last L tokens
+            if entry["task"] == "classify":
+                got = np.asarray(m.classify(text), np.float64)
+                worst = max(worst, abs(got[1] - float(want[0])))
+                continue
+            tags = [t for _, t in m.tag(text)]
+            start = L - len(kept) if pad["padding"] == "pre" else 0
+            expect = [str(int(np.argmax(want[start + i]))) for i in range(len(kept))]
+            assert tags == expect, f"{entry['name']}: tags of a {len(ids)}-token sentence"
+    assert worst <= TOL
+    # Unpadded, through the CLI: the sentence alone gives another answer for some sentence.
+    if RUNTIME.cli and RUNTIME.has_command(entry["task"]):
+        for row, want in zip(data["padded_tokens"], data["padded_outputs"]):
+            text = "".join(chars[int(i)] for i in row if i >= 0)
+            if entry["task"] == "classify":
+                trained = RUNTIME.classify(out, text)["probabilities"]["1"]
+                alone = json.loads(RUNTIME._run("classify", out, "--text", text, "--json", "--padding", "none"))
+                assert abs(trained - float(want[0])) <= TOL
+                differs += abs(alone["probabilities"]["1"] - float(want[0])) > 1e-3
+            else:
+                trained = [t for _, t in RUNTIME.tag(out, text)]
+                alone = [t for _, t in json.loads(RUNTIME._run("tag", out, "--text", text, "--json", "--padding", "none"))]
+                differs += trained != alone
+        assert differs >= 1
+
+
+def test_recorded_preprocessing_and_padding_are_format_version_3(tmp_path):
+    """A file that records its text preprocessing or padding is written as 3.0 (a 2.x reader would ignore
+    the keys and misread the model); one that records neither stays at the lowest version."""
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("ch_sentiment.h5"), out, vocab=_fixture("tok_words.json"), task="classify",
+               dense_activations=["relu", "sigmoid"])
+    assert rf.read(out).version == (3, 0)
+    rc.convert(_fixture("ch_sentiment.h5"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="classify",
+               dense_activations=["relu", "sigmoid"])
+    assert rf.read(out).version == (1, 0)
+    rc.convert(_fixture("ch_sentiment.h5"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="classify",
+               dense_activations=["relu", "sigmoid"], specials={"pad": 0}, pad_length=8)
+    assert rf.read(out).version == (3, 0)
+
+
+def test_padded_translator_matches_the_frameworks_padded_translation(tmp_path):
+    """The chapter's translator reads sentences of post-padded batches without masking: its encoder runs
+    the PAD steps. With --source-pad-length / --source-padding the runtime's translations are the
+    framework's on padded sources; with --padding none (or without the options) they are its translations
+    of the sentences alone, which differ for some sentences."""
+    entry = next(e for e in load_manifest(FIXTURES)["cases"] if e["name"] == "ch_translate")
+    vid, src, kw = variants(entry)[0]
+    out = str(tmp_path / "t.recur")
+    summary = convert_case(FIXTURES, src, dict(kw, **entry["padded"]), out)
+    assert "source cut and padded to 10 tokens (padding post" in " ".join(summary["assumptions"])
+    meta = rf.read(out).metadata
+    assert meta["source_tokenizer.pad_mask"] is False and meta["source_tokenizer.pad_length"] == 10
+    if not RUNTIME.has_command("translate"):
+        pytest.skip("the recur CLI is not available")
+    data = np.load(os.path.join(FIXTURES, "ch_translate.npz"))
+    src_words, tgt_words = meta["source_tokenizer.tokens"], meta["tokenizer.tokens"]
+    specials = {meta.get(f"tokenizer.{k}_id") for k in ("pad", "unk", "bos", "eos")}
+    differ = 0
+    for ids, padded, alone in zip(data["sources"], data["padded_greedy"], data["greedy"]):
+        text = " ".join(src_words[i] for i in ids if i >= 0)
+        words = lambda g: " ".join(tgt_words[i] for i in g if i >= 0 and i not in specials)  # noqa: E731
+        got = json.loads(RUNTIME._run("translate", out, "--text", text, "--beam", "1", "--max-length", "20", "--json"))
+        assert got["text"] == words(padded), f"padded translation of {text!r}"
+        got = json.loads(RUNTIME._run("translate", out, "--text", text, "--beam", "1", "--max-length", "20", "--json",
+                                      "--padding", "none"))
+        assert got["text"] == words(alone), f"unpadded translation of {text!r}"
+        differ += words(padded) != words(alone)
+    assert differ >= 1
+
+
+def test_torch_pad_steps_run_only_when_asked(tmp_path):
+    out = str(tmp_path / "m.recur")
+    rc.convert(_fixture("pt_bigru_tag.pt"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="tag",
+               specials={"pad": 0})
+    assert "tokenizer.pad_mask" not in rf.read(out).metadata
+    rc.convert(_fixture("pt_bigru_tag.pt"), out, chars=os.path.join(FIXTURES, "chars.txt"), task="tag",
+               specials={"pad": 0}, mask_zero=False)
+    assert rf.read(out).metadata["tokenizer.pad_mask"] is False

@@ -520,8 +520,10 @@ def test_input_option_checks_the_file(tmp_path):
     token_model = os.path.join(ROOT, "tests", "fixtures", "convert", "k3_lstm.keras")
     if os.path.exists(token_model):
         _expect_error(tmp_path, "--input frames", token_model, input="frames")
-        _expect_error(tmp_path, "--head applies", token_model, head="hn", chars=os.path.join(os.path.dirname(token_model),
-                                                                                             "chars.txt"))
+        _expect_error(tmp_path, "--head applies to PyTorch classifiers", token_model, head="hn",
+                      chars=os.path.join(os.path.dirname(token_model), "chars.txt"))
+        _expect_error(tmp_path, "--head mean applies to PyTorch frame classifiers", token_model, head="mean",
+                      chars=os.path.join(os.path.dirname(token_model), "chars.txt"))
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -71,3 +71,43 @@ def test_live_keras2(tmp_path):
 @pytest.mark.skipif(not _have("torch", "safetensors"), reason="PyTorch / safetensors not installed")
 def test_live_torch(tmp_path):
     _run("torch", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("tf_keras", "tensorflow", "h5py"), reason="tf_keras (Keras 2) not installed")
+def test_live_chapter(tmp_path):
+    """The RNN chapter's four subclassed tf.keras models, saved the chapter's way."""
+    _run("chapter", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("keras", "tensorflow", "h5py", "torch"), reason="Keras 3 / PyTorch not installed")
+def test_live_subclassed(tmp_path):
+    """Subclassed Keras 3 models, a PyTorch encoder-decoder and an output[:, -1] PyTorch classifier."""
+    import keras
+    if int(keras.__version__.split(".")[0]) < 3:
+        pytest.skip(f"keras {keras.__version__} is not Keras 3")
+    _run("subclassed", tmp_path)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("tf_keras", "tensorflow", "h5py"), reason="tf_keras (Keras 2) not installed")
+def test_live_tokenizers(tmp_path):
+    """Fresh Keras Tokenizers: the runtime's encode gives texts_to_sequences' ids for raw text."""
+    import json
+    import shutil
+    if tc.RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available")
+    folder = tmp_path / "fixtures"
+    folder.mkdir()
+    _builder().build_tokenizers(str(folder))
+    with open(folder / "tokenizers.json") as f:
+        cases = json.load(f)["cases"]
+    for case in cases:
+        shutil.copy(folder / (case["name"] + ".json"), tmp_path / (case["name"] + ".json"))
+        out = str(tmp_path / (case["name"] + ".recur"))
+        tc.rc.convert(os.path.join(tc.FIXTURES, "ch_sentiment.h5"), out, vocab=str(folder / (case["name"] + ".json")),
+                      task="classify", dense_activations=["relu", "sigmoid"])
+        with tc.RUNTIME.binding.Model(out) as m:
+            for text, want in zip(case["texts"], case["sequences"]):
+                assert m.encode(text) == want, f"{case['name']}: {text!r}"

@@ -16,6 +16,28 @@ from .vocab import Vocab
 TASKS = ("generate", "classify", "tag")
 
 
+CELL_CLASS = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def describe_layer(l) -> str:
+    """One layer as the summary line prints it, e.g. ``rnn_layer GRU(1024, tanh/sigmoid, reset_after)``."""
+    if isinstance(l, Embedding):
+        return f"{l.name} Embedding({l.vocabulary}, {l.dimension})"
+    if isinstance(l, Recurrent):
+        acts = l.activation if l.cell == "rnn" else f"{l.activation}/{l.recurrent_activation}"
+        bits = [str(l.units), acts]
+        if l.cell == "gru":
+            bits.append("reset_after" if l.reset_after else "reset_before")
+        bits.append("sequences" if l.return_sequences else "last step")
+        inner = f"{CELL_CLASS[l.cell]}({', '.join(bits)})"
+        return f"{l.name} Bidirectional({inner}, {l.merge_mode})" if l.bidirectional else f"{l.name} {inner}"
+    return f"{l.name} {'TimeDistributed(Dense' if l.per_step else 'Dense'}({l.units}, {l.activation}){')' if l.per_step else ''}"
+
+
+def describe(layers: list) -> str:
+    return " -> ".join(describe_layer(l) for l in layers)
+
+
 def check_stack(layers: list) -> None:
     """Consecutive layers fit together; every tensor has its declared shape."""
     if not layers:
@@ -103,9 +125,10 @@ def check_task(task: str, layers: list) -> None:
             raise ConvertError(f"task 'generate': the last layer must be a dense layer with one output per "
                                f"vocabulary token ({emb.vocabulary})")
     elif task == "classify":
-        if rec and rec[-1].return_sequences:
-            # Many-to-one: the runtime classifies from the last step's output; nothing to change.
-            pass
+        if not isinstance(layers[-1], Dense):
+            raise ConvertError(f"task 'classify': the model ends with '{layers[-1].name}', a recurrent layer, and has "
+                               f"no Dense head, so its outputs are hidden values, not class scores (an encoder? "
+                               f"convert the encoder-decoder pair with --task seq2seq)")
     elif task == "tag":
         if any(not l.return_sequences for l in rec):
             raise ConvertError("task 'tag' needs every recurrent layer to return sequences")
@@ -113,30 +136,10 @@ def check_task(task: str, layers: list) -> None:
         raise ConvertError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
 
 
-def assemble(source: Source, vocab: Vocab, task: Optional[str] = None, labels: Optional[list] = None,
-             extra: Optional[list] = None):
-    """Returns (metadata as an ordered list of (key, value), tensors as an ordered dict)."""
-    layers = source.layers
-    check_stack(layers)
-    emb = layers[0]
-    vocab.check()
-    if len(vocab.pieces) != emb.vocabulary:
-        raise ConvertError(f"the vocabulary has {len(vocab.pieces)} tokens but the embedding '{emb.name}' has "
-                           f"{emb.vocabulary} rows")
-    if task is None:
-        task = infer_task(layers)
-    check_task(task, layers)
-
-    meta: list = [("model.task", task)]
-    if labels:
-        out_units = layers[-1].units if isinstance(layers[-1], Dense) else layers[-1].output_size
-        if len(labels) != out_units and not (out_units == 1 and len(labels) == 2):
-            raise ConvertError(f"{len(labels)} labels given but the model has {out_units} outputs")
-        meta.append(("model.labels", list(labels)))
-    meta.append(("model.layer_count", len(layers)))
-    tensors: dict = {}
+def layer_entries(layers: list, prefix: str, meta: list, tensors: dict) -> None:
+    """Appends the metadata and tensors of ``layers`` under ``prefix`` (``""`` or ``"encoder."``)."""
     for i, l in enumerate(layers):
-        p = f"layer.{i}."
+        p = f"{prefix}layer.{i}."
         if isinstance(l, Embedding):
             meta += [(p + "kind", "embedding"), (p + "input_dim", l.vocabulary), (p + "output_dim", l.dimension)]
             tensors[p + "embeddings"] = l.table
@@ -164,6 +167,78 @@ def assemble(source: Source, vocab: Vocab, task: Optional[str] = None, labels: O
                      (p + "activation", l.activation)]
             tensors[p + "kernel"] = l.kernel
             tensors[p + "bias"] = l.bias
+
+
+def assemble_seq2seq(encoder: list, decoder: list, source_vocab: Vocab, vocab: Vocab, reverse_source: bool,
+                     extra: Optional[list] = None):
+    """An encoder-decoder: the encoder (Embedding → recurrent layers) reads the source; its final states
+    start the decoder (Embedding → recurrent layers → Dense over the target vocabulary)."""
+    check_stack(encoder)
+    check_stack(decoder)
+    enc_rec = [l for l in encoder if isinstance(l, Recurrent)]
+    dec_rec = [l for l in decoder if isinstance(l, Recurrent)]
+    if any(isinstance(l, Dense) for l in encoder):
+        d = next(l for l in encoder if isinstance(l, Dense))
+        raise ConvertError(f"the encoder has a Dense layer '{d.name}'; an encoder is an Embedding and recurrent "
+                           f"layers whose final state starts the decoder")
+    if not enc_rec:
+        raise ConvertError("the encoder has no recurrent layer")
+    for l in enc_rec:
+        l.return_sequences = True           # the encoder's final state is what the decoder reads
+    check_task("generate", decoder)
+    if len(enc_rec) != len(dec_rec) or any(a.cell != b.cell or a.units != b.units or a.bidirectional
+                                           for a, b in zip(enc_rec, dec_rec)):
+        desc = lambda ls: ", ".join(f"{l.cell.upper()}({l.units}{', bidirectional' if l.bidirectional else ''})"  # noqa: E731
+                                    for l in ls)
+        raise ConvertError(f"the encoder's recurrent layers ({desc(enc_rec)}) must match the decoder's "
+                           f"({desc(dec_rec)}) one for one in kind and size, none bidirectional: the encoder's "
+                           f"final states start the decoder")
+    for name, v, emb in (("source", source_vocab, encoder[0]), ("target", vocab, decoder[0])):
+        v.check()
+        if len(v.pieces) != emb.vocabulary:
+            raise ConvertError(f"the {name} vocabulary has {len(v.pieces)} tokens but the embedding '{emb.name}' "
+                               f"has {emb.vocabulary} rows")
+    for k in ("bos", "eos"):
+        if k not in vocab.specials:
+            raise ConvertError(f"a seq2seq model needs the target vocabulary's {k.upper()} token: give --{k}-id "
+                               f"or --{k}-token")
+    meta: list = [("model.task", "seq2seq"), ("model.layer_count", len(decoder))]
+    tensors: dict = {}
+    layer_entries(decoder, "", meta, tensors)
+    meta.append(("encoder.layer_count", len(encoder)))
+    layer_entries(encoder, "encoder.", meta, tensors)
+    if reverse_source:
+        meta.append(("encoder.reverse_source", True))
+    meta += vocab.metadata()
+    meta += source_vocab.metadata("source_tokenizer.")
+    meta += list(extra or [])
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
+    return meta, tensors
+
+
+def assemble(source: Source, vocab: Vocab, task: Optional[str] = None, labels: Optional[list] = None,
+             extra: Optional[list] = None):
+    """Returns (metadata as an ordered list of (key, value), tensors as an ordered dict)."""
+    layers = source.layers
+    check_stack(layers)
+    emb = layers[0]
+    vocab.check()
+    if len(vocab.pieces) != emb.vocabulary:
+        raise ConvertError(f"the vocabulary has {len(vocab.pieces)} tokens but the embedding '{emb.name}' has "
+                           f"{emb.vocabulary} rows")
+    if task is None:
+        task = infer_task(layers)
+    check_task(task, layers)
+
+    meta: list = [("model.task", task)]
+    if labels:
+        out_units = layers[-1].units if isinstance(layers[-1], Dense) else layers[-1].output_size
+        if len(labels) != out_units and not (out_units == 1 and len(labels) == 2):
+            raise ConvertError(f"{len(labels)} labels given but the model has {out_units} outputs")
+        meta.append(("model.labels", list(labels)))
+    meta.append(("model.layer_count", len(layers)))
+    tensors: dict = {}
+    layer_entries(layers, "", meta, tensors)
     meta += vocab.metadata()
     meta += list(extra or [])
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}

@@ -111,6 +111,7 @@ class Source:
     format: str                                 # e.g. "keras", "keras-h5", "tf-checkpoint", "pytorch"
     framework_version: str = ""
     notes: dict = field(default_factory=dict)   # extra provenance, e.g. {"keras.version": "3.6.0"}
+    encoder: list = field(default_factory=list) # seq2seq read from one file: the encoder's layers
 
 
 def f32(a, what: str) -> np.ndarray:
@@ -147,9 +148,15 @@ class Options:
     dense_activations: Optional[list] = None   # PyTorch: one activation per Linear, in order
     order: Optional[list] = None               # PyTorch: module names in stack order
     key: Optional[str] = None                  # PyTorch: path to the state_dict inside a checkpoint dict
+    # Architectures inferred from the variables (subclassed Keras models, PyTorch): what weights cannot tell.
+    activation: Optional[str] = None           # recurrent layers' activation (Keras default tanh)
+    recurrent_activation: Optional[str] = None # GRU / LSTM gate activation (Keras default sigmoid)
+    reset_after: Optional[bool] = None         # GRU without a bias: which convention
+    merge_mode: Optional[str] = None           # Bidirectional: concat / sum / mul / ave
+    head: Optional[str] = None                 # PyTorch classifiers: "hn" (h_n), "last-output" (output[:, -1]), "mean" (frames)
+    mask_zero: Optional[bool] = None           # Keras models without a config: Embedding(mask_zero=...) (default False)
     # Frame models (frames.py, torch_frames.py)
     input: Optional[str] = None                # "tokens" / "frames": what the model reads (default: from the file)
-    head: Optional[str] = None                 # PyTorch frame classifiers: hn / last-output / mean
 
 
 # --- Memory: one budget per conversion -------------------------------------------------------------

@@ -494,6 +494,7 @@ def _source(layer_cfgs, make_weights, version, fmt, origin) -> Source:
         # that is not an object, ...).
         raise ConvertError(f"{origin}: malformed model config ({type(e).__name__}: {e})") from None
     notes = {"keras.version": str(version)} if version else {}
+    notes["mask_zero"] = bool(layers[0].mask_zero) if layers and isinstance(layers[0], Embedding) else False
     return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes)
 
 
@@ -519,13 +520,16 @@ def read_archive(path: str, opts: Options, budget: Optional[Budget] = None) -> S
     version = opts.keras_version or meta.get("keras_version") or config_version(cfg)
     f = h5tree.read(blob, f"{origin}: model.weights.h5", budget)
     del blob
+    if not is_layer_list(cfg):              # a subclassed model: its config is its own get_config()
+        return _inferred(keras3_modules(f, origin), opts, version, "keras", origin, ordered=False)
     return _source(model_layers(cfg), lambda: Keras3Weights(f, origin), version, "keras", origin)
 
 
-def _config_from_opts(opts: Options, origin: str, budget: Optional[Budget] = None) -> dict:
+def _config_from_opts(opts: Options, origin: str, budget: Optional[Budget] = None) -> Optional[dict]:
+    """The --config file's model config, or None: without one (or with a subclassed model's config) the
+    architecture is inferred from the variables."""
     if not opts.config:
-        raise ConvertError(f"{origin} holds only weights; give the model's architecture with --config "
-                           f"(a JSON file written from model.to_json())")
+        return None
     return load_config_file(opts.config, budget)
 
 
@@ -535,9 +539,16 @@ def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source
     budget = budget if budget is not None else Budget()
     origin = os.path.basename(path)
     f = h5tree.read(path, origin, budget)
-    if "layers" in f and "layer_names" not in f.attrs:
+    if ("layers" in f or "vars" in f) and "layer_names" not in f.attrs and "model_config" not in f.attrs:
         cfg = _config_from_opts(opts, origin, budget)
-        version = opts.keras_version or config_version(cfg)
+        version = opts.keras_version or (config_version(cfg) if cfg else None)
+        if not is_layer_list(cfg):
+            return _inferred(keras3_modules(f, origin), opts, version, "keras-weights-h5", origin, ordered=False)
+        by_attribute = [k for k in f if k not in ("layers", "vars", "optimizer") and isinstance(f[k], h5tree.Group)]
+        if "layers" not in f or by_attribute:
+            raise ConvertError(f"{origin}: the weights are grouped by attribute ({', '.join(by_attribute) or 'no layers group'}), "
+                               f"as a subclassed model saves them, not by the layers of the --config model; "
+                               f"leave out --config to infer the architecture from the variables")
         return _source(model_layers(cfg), lambda: Keras3Weights(f, origin), version, "keras-weights-h5", origin)
     version = opts.keras_version or f.attrs.get("keras_version")
     if isinstance(version, bytes):
@@ -552,7 +563,9 @@ def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source
     if "layer_names" not in root.attrs:
         raise ConvertError(f"{origin}: not a Keras HDF5 file (no 'layer_names' attribute and no 'layers' group)")
     cfg = _config_from_opts(opts, origin, budget)
-    version = version or config_version(cfg)
+    version = version or (config_version(cfg) if cfg else None)
+    if not is_layer_list(cfg):
+        return _inferred(legacy_modules(root, origin), opts, version, "keras-h5", origin, ordered=True)
     return _source(model_layers(cfg), lambda: LegacyWeights(root, origin), version, "keras-h5", origin)
 
 
@@ -561,5 +574,231 @@ def read_checkpoint(path: str, opts: Options, budget: Optional[Budget] = None) -
     origin = os.path.basename(tf_checkpoint.prefix_of(path))
     tensors = tf_checkpoint.load(path, budget)
     cfg = _config_from_opts(opts, origin, budget)
-    version = opts.keras_version or config_version(cfg)
+    version = opts.keras_version or (config_version(cfg) if cfg else None)
+    if not is_layer_list(cfg):
+        nodes = tf_checkpoint.object_graph(path, budget)
+        if nodes is None:
+            raise ConvertError(f"{origin}: the checkpoint has no object graph ({tf_checkpoint.OBJECT_GRAPH_KEY}); "
+                               f"a TF1 name-based checkpoint is not supported")
+        return _inferred(checkpoint_modules(tensors, nodes, origin), opts, version, "tf-checkpoint", origin,
+                         ordered=True)
     return _source(model_layers(cfg), lambda: CheckpointWeights(tensors, origin), version, "tf-checkpoint", origin)
+
+
+# --- Models without a layer list: architecture inferred from the variables (infer.py) -------------
+
+def is_layer_list(cfg: Optional[dict]) -> bool:
+    """Whether a config is a Sequential or functional model with its layers (else a subclassed model)."""
+    if not isinstance(cfg, dict):
+        return False
+    inner = cfg.get("config")
+    return cfg.get("class_name") in ("Sequential", "Functional", "Model") and (
+        isinstance(inner, list) or (isinstance(inner, dict) and isinstance(inner.get("layers"), list)))
+
+
+def _float_arrays(arrays) -> bool:
+    return any(np.asarray(a).dtype.kind == "f" and np.asarray(a).ndim > 0 for a in arrays)
+
+
+_LAYER_CHILDREN = ("cell", "forward_layer", "backward_layer", "layer")
+_SKIP_TOP = ("optimizer", "save_counter")
+
+
+def _keras3_vars(group, sub: str, layer_name: str, origin: str, path: str) -> dict:
+    """The variables of one Keras 3 layer group, named (they are stored by position) after the layer kind
+    the group's structure shows."""
+    out = {}
+    for key in group:
+        item = group[key]
+        if not isinstance(item, h5tree.Group):
+            continue
+        if key == "vars":
+            ds = [d for d in item.keys()]
+            if not all(d.isdigit() for d in ds):
+                raise ConvertError(f"{origin}: layer '{path}' has variables {ds} (expected 0, 1, …)")
+            arrays = [np.asarray(item[d]) for d in sorted(ds, key=int)]
+            if not arrays:
+                continue
+            last = sub.rsplit("/", 1)[-1] if sub else ""
+            if last == "cell":
+                names = CELL_VARS
+            elif len(arrays) == 1 and sub == "" and not layer_name.startswith("dense"):
+                names = ["embeddings"]
+            else:
+                names = ["kernel", "bias"]
+            if len(arrays) > len(names):
+                raise ConvertError(f"{origin}: layer '{path}' has {len(arrays)} variables in '{item.name}' "
+                                   f"(expected {', '.join(names)})")
+            for n, a in zip(names, arrays):
+                out[(sub + "/" if sub else "") + n] = a
+        else:
+            out.update(_keras3_vars(item, (sub + "/" if sub else "") + key, layer_name, origin, path))
+    return out
+
+
+def keras3_modules(f, origin: str) -> list:
+    """The layers of a Keras 3 weights file of a subclassed model: each group that holds a layer's ``vars``
+    (or a ``cell``, ``forward_layer``, ``layer``), named by its path; groups of other objects (the model,
+    the ``layers`` list, nested models) are walked through."""
+    from .infer import Module
+    mods = []
+
+    def is_layer(g) -> bool:
+        v = g.get("vars")
+        if isinstance(v, h5tree.Group) and len(list(v.keys())):
+            return True
+        return any(isinstance(g.get(c), h5tree.Group) for c in _LAYER_CHILDREN)
+
+    def walk(g, path: str, depth: int):
+        for key in g:
+            item = g[key]
+            if not isinstance(item, h5tree.Group) or key == "vars":
+                continue
+            p = f"{path}/{key}" if path else key
+            if depth == 0 and key in _SKIP_TOP:
+                continue
+            if is_layer(item):
+                v = item.get("vars")
+                name = v.attrs.get("name", "") if isinstance(v, h5tree.Group) else ""
+                if isinstance(name, bytes):
+                    name = name.decode("utf-8", "replace")
+                vs = _keras3_vars(item, "", str(name), origin, p)
+                if _float_arrays(vs.values()):
+                    mods.append(Module(p, vs))
+            else:
+                walk(item, p, depth + 1)
+
+    if not isinstance(f, h5tree.Group):
+        raise ConvertError(f"{origin}: not a Keras weights file")
+    v = f.get("vars")
+    if isinstance(v, h5tree.Group) and len(list(v.keys())):
+        raise ConvertError(f"{origin}: the model has variables of its own (outside its layers); not supported")
+    walk(f, "", 0)
+    return mods
+
+
+_CELL_NAMES = {"gru_cell": "gru", "lstm_cell": "lstm", "simple_rnn_cell": "rnn"}
+
+
+def legacy_modules(root, origin: str) -> list:
+    """The layers of a Keras 2 HDF5 weights file without a config (``save_weights('w.h5')`` of a subclassed
+    model): ``layer_names`` in the model's order, each layer's ``weight_names`` naming its variables."""
+    from .infer import Module
+    names = root.attrs.get("layer_names")
+    layer_names = _names(names, f"{origin}: attribute 'layer_names'") if names is not None else list(root)
+    mods = []
+    for n in layer_names:
+        if n == "top_level_model_weights" or n not in root:
+            continue
+        g = root[n]
+        wns = _names(g.attrs.get("weight_names", []), f"{origin}: attribute 'weight_names' of layer '{n}'")
+        if not wns:
+            continue
+        vs, hint = {}, ""
+        for wn in wns:
+            if wn not in g:
+                raise ConvertError(f"{origin}: weight '{wn}' of layer '{n}' is listed but missing")
+            parts = wn.split("/")
+            base = parts[-1].split(":")[0]
+            cells = [i for i, c in enumerate(parts[:-1]) if c in _CELL_NAMES or c.endswith("_cell")]
+            if cells:
+                ci = cells[-1]
+                cname = re.sub(r"_\d+$", "", parts[ci])
+                hint = _CELL_NAMES.get(cname, hint)
+                d = ""
+                for c in parts[:ci]:
+                    if c.startswith("forward"):
+                        d = "forward_layer/"
+                    elif c.startswith("backward"):
+                        d = "backward_layer/"
+                rel = d + "cell/" + base
+            elif n.startswith("time_distributed"):
+                rel = "layer/" + base
+            else:
+                rel = base
+            if rel in vs:
+                raise ConvertError(f"{origin}: layer '{n}' has two weights named '{rel}'")
+            vs[rel] = np.asarray(g[wn])
+        mods.append(Module(n, vs, hint))
+    return mods
+
+
+# Object-graph children that are not layers: the root's self-reference, RNN state specs, and the lists and
+# functions a SavedModel adds beside the attributes (variables again, traced calls, signatures).
+_GRAPH_SKIP = frozenset({"root", "state_spec", "variables", "trainable_variables", "non_trainable_variables",
+                         "regularization_losses", "keras_api", "signatures", "call_and_return_all_conditional_losses",
+                         "call_and_return_conditional_losses", "layer_regularization_losses", "layer_metrics",
+                         "metrics"})
+
+
+def checkpoint_modules(tensors: dict, nodes: list, origin: str) -> list:
+    """The layers of a TF object checkpoint, from its object graph: the root's children (attributes of the
+    model, or of a ``tf.train.Checkpoint``) in the order they were tracked, walked down to the layers — the
+    nodes whose children are variables or a ``cell`` / ``forward_layer`` / ``layer``."""
+    from .infer import Module
+
+    def var_key(nid):
+        for name, key in nodes[nid]["attributes"]:
+            if name == "VARIABLE_VALUE":
+                return key
+        return None
+
+    def collect(nid, sub, out, seen):
+        for cid, name in nodes[nid]["children"]:
+            if cid in seen or name.startswith("_") or name in _GRAPH_SKIP:
+                continue
+            seen.add(cid)
+            key = var_key(cid)
+            rel = (sub + "/" if sub else "") + name
+            if key is not None:
+                if key not in tensors:
+                    raise ConvertError(f"{origin}: the object graph names '{key}', which the checkpoint does not hold")
+                out[rel] = tensors[key]
+            else:
+                collect(cid, rel, out, seen)
+
+    def is_layer(nid) -> bool:
+        for cid, name in nodes[nid]["children"]:
+            if var_key(cid) is not None or name in _LAYER_CHILDREN:
+                return True
+        return False
+
+    mods = []
+    visited = {0}
+
+    def walk(nid, path, depth):
+        for cid, name in nodes[nid]["children"]:
+            if cid in visited or name.startswith("_") or name in _GRAPH_SKIP or (depth == 0 and name in _SKIP_TOP):
+                continue
+            visited.add(cid)
+            p = f"{path}/{name}" if path else name
+            if is_layer(cid):
+                vs = {}
+                collect(cid, "", vs, set(visited))
+                if _float_arrays(vs.values()):
+                    mods.append(Module(p, vs))
+            elif depth < 64:
+                walk(cid, p, depth + 1)
+
+    walk(0, "", 0)
+    return mods
+
+
+def _inferred(mods: list, opts: Options, version, fmt: str, origin: str, ordered: bool) -> Source:
+    from . import infer
+    notes = {"keras.version": str(version)} if version else {}
+    notes["inferred"] = "the variables"
+    encoder: list = []
+    if opts.task == "seq2seq":
+        pair = infer.split_pair(mods, origin)
+        if pair is not None:
+            encoder = infer.build(pair[0], opts, _major(version), origin, ordered)
+            mods = pair[1]
+    layers = infer.build(mods, opts, _major(version), origin, ordered)
+    if opts.task != "seq2seq":
+        infer.apply_task(layers, opts.task, origin)
+    # Variables do not record Embedding(mask_zero=...): Keras' default (False) unless --mask-zero.
+    notes["mask_zero"] = bool(opts.mask_zero)
+    if opts.mask_zero:
+        layers[0].mask_zero = True
+    return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes, encoder=encoder)

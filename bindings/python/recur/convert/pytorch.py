@@ -26,6 +26,7 @@ import numpy as np
 from .common import GATES, ConvertError, Dense, Embedding, Options, Recurrent, Source, f32
 from .mapping import torch_direction
 
+HEADS = ("hn", "last-output")
 _RNN_PARAM = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
 _CELL_PARAM = re.compile(r"^(weight|bias)_(ih|hh)$")
 
@@ -150,6 +151,30 @@ def _chain(items: list, width: int, size_in, what: str, explicit: bool) -> list:
     return ordered
 
 
+def split_pair(tensors: "OrderedDict", origin: str):
+    """(encoder tensors, decoder tensors) of a state_dict whose keys start with ``encoder.`` and
+    ``decoder.`` (a module holding both), prefixes removed; None when there are no such prefixes."""
+    enc: OrderedDict = OrderedDict()
+    dec: OrderedDict = OrderedDict()
+    other = []
+    for k, v in tensors.items():
+        head, _, rest = k.partition(".")
+        if head in ("encoder", "enc"):
+            enc[rest] = v
+        elif head in ("decoder", "dec"):
+            dec[rest] = v
+        else:
+            other.append(k)
+    if not enc and not dec:
+        return None
+    if not enc or not dec:
+        raise ConvertError(f"{origin}: keys start with '{'encoder' if enc else 'decoder'}.' but none with "
+                           f"'{'decoder' if enc else 'encoder'}.'; give the other half with --decoder")
+    if other:
+        raise ConvertError(f"{origin}: tensor '{other[0]}' belongs neither to the encoder nor to the decoder")
+    return enc, dec
+
+
 def read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
     # --- frame models (no embedding: nn.GRU(input_size=F) ...): torch_frames.py ---
     from . import torch_frames
@@ -232,9 +257,30 @@ def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Sourc
             raise ConvertError(f"'{m}.bias' has shape {list(b.shape)}, expected [{out}]")
         layers.append(Dense(kernel=w, bias=b if b is not None else np.zeros(out, np.float32), name=m,
                             activation=a))
+    notes: dict = {}
+    if opts.mask_zero is not None:
+        # A state_dict does not show whether the training packed its padded batches (pack_padded_sequence:
+        # PAD steps skipped, the default) or ran them (--no-mask-zero).
+        notes["mask_zero"] = bool(opts.mask_zero)
+    if opts.head is not None and opts.head not in HEADS:
+        raise ConvertError(f"--head must be one of {', '.join(HEADS)} (not '{opts.head}')")
+    if opts.head is not None and opts.task != "classify":
+        raise ConvertError("--head applies to classifiers only (--task classify)")
     if opts.task == "classify":
         last = [l for l in layers if isinstance(l, Recurrent)][-1]
-        last.return_sequences = False
+        head = opts.head
+        if head is None:
+            if last.bidirectional:
+                raise ConvertError(f"{origin}: the state_dict does not show what the classifier's head reads from the "
+                                   f"bidirectional layer '{last.name}': give --head hn (h_n: cat(h_n[-2], h_n[-1]), each "
+                                   f"direction's final state) or --head last-output (output[:, -1]: the forward "
+                                   f"direction's last step and the backward direction's first)")
+            head = "hn"
+        # h_n: each direction's final state (return_sequences off); output[:, -1]: the per-step output at
+        # the last step, which the runtime's classifier reads when the layer returns sequences.
+        last.return_sequences = head != "hn"
+        notes["assumptions"] = [("head h_n" if head == "hn" else "head output[:, -1]")
+                                + ("" if last.bidirectional else " (the same for a unidirectional layer)")]
     elif opts.task is None:
         rec = [l for l in layers if isinstance(l, Recurrent)]
         head = layers[-1]
@@ -242,4 +288,4 @@ def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Sourc
             raise ConvertError(f"{origin}: the model's output is not one logit per vocabulary token, so it is "
                                f"not a generator; give --task classify (last step, like h_n) or --task tag "
                                f"(every step)")
-    return Source(layers=layers, format=fmt)
+    return Source(layers=layers, format=fmt, notes=notes)

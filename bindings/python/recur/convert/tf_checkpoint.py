@@ -293,3 +293,96 @@ def load(path: str, budget: Optional[Budget] = None) -> "OrderedDict[str, np.nda
             arr = np.frombuffer(raw, dtype=dt)
         out[name] = arr.reshape(shape)
     return out
+
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def _scalar_string(raw: bytes, crc, what: str) -> bytes:
+    """A scalar DT_STRING tensor as TensorFlow's bundle writer stores it: varint length, the masked
+    CRC-32C of the length (as a little-endian integer), then the string's bytes. The entry's CRC covers
+    the length as that integer, the 4 checksum bytes and the string."""
+    r = _Reader(raw, 0, len(raw), what)
+    n = r.varint()
+    mark = r.pos
+    length_crc = r.fixed32()
+    data = r.bytes(n)
+    if not r.done():
+        r.fail("bytes after the string")
+    # TensorFlow checksums the length as a uint32 (lengths below 2^32), older writers as a uint64.
+    widths = [w for w in (struct.pack("<I", n) if n < 1 << 32 else None, struct.pack("<Q", n))
+              if w is not None and masked_crc32c(w) == length_crc]
+    if not widths:
+        r.fail("CRC-32C mismatch of the string length (the data file is damaged)")
+    if crc is not None and masked_crc32c(widths[0] + raw[mark:mark + 4] + data) != crc:
+        r.fail("CRC-32C mismatch (the data file is damaged)")
+    return data
+
+
+def object_graph(path: str, budget: Optional[Budget] = None) -> Optional[list]:
+    """The checkpoint's object graph (``TrackableObjectGraph``): a list of nodes, each
+    ``{"children": [(node_id, local_name)], "attributes": [(name, checkpoint_key)]}``, node 0 the root; None
+    when the checkpoint has none (TF1 name-based checkpoints)."""
+    budget = budget if budget is not None else Budget()
+    prefix = prefix_of(path)
+    index_path = prefix + ".index"
+    if not os.path.exists(index_path):
+        raise ConvertError(f"no checkpoint index '{index_path}'")
+    entries = read_index(index_path, budget)
+    hdr = entries.pop("")
+    e = entries.get(OBJECT_GRAPH_KEY)
+    if e is None:
+        return None
+    what = f"{os.path.basename(prefix)}: the object graph"
+    if e["dtype"] != DT_STRING or e["shape"]:
+        raise ConvertError(f"{what} is not a scalar string")
+    shards = int(hdr["num_shards"])
+    sid = e["shard_id"]
+    if not 0 <= sid < max(shards, 1):
+        raise ConvertError(f"{what} is in shard {sid} of {shards}")
+    shard_path = f"{prefix}.data-{sid:05d}-of-{shards:05d}"
+    if not os.path.exists(shard_path):
+        raise ConvertError(f"cannot read the checkpoint data file {shard_path}: no such file")
+    off, size = e["offset"], e["size"]
+    file_size = os.path.getsize(shard_path)
+    if off < 0 or size < 0 or off + size > file_size:
+        raise ConvertError(f"{what}: bytes [{off}, {off + size}) lie outside the data file (truncated?)")
+    budget.charge(size, what)               # only the graph's own bytes are read (the tensors were already)
+    try:
+        with open(shard_path, "rb") as f:
+            f.seek(off)
+            raw = f.read(size)
+    except OSError as err:
+        raise ConvertError(f"cannot read the checkpoint data file {shard_path}: {err.strerror or err}") from None
+    if len(raw) != size:
+        raise ConvertError(f"{what}: the data file ends inside it (truncated?)")
+    data = _scalar_string(raw, e["crc32c"] if size <= _CRC_LIMIT else None, what)
+    nodes = []
+    for num, wt, v in _fields(data, what):
+        if num != 1 or wt != 2:
+            continue
+        node = {"children": [], "attributes": []}
+        for n2, w2, v2 in _fields(v, what):
+            if n2 == 1 and w2 == 2:                  # ObjectReference: 1 node_id, 2 local_name
+                nid, name = None, ""
+                for n3, w3, v3 in _fields(v2, what):
+                    if n3 == 1 and w3 == 0:
+                        nid = v3
+                    elif n3 == 2 and w3 == 2:
+                        name = v3.decode("utf-8", "replace")
+                if nid is not None:
+                    node["children"].append((int(nid), name))
+            elif n2 == 2 and w2 == 2:                # SerializedTensor: 1 name, 2 full_name, 3 checkpoint_key
+                name = key = ""
+                for n3, w3, v3 in _fields(v2, what):
+                    if n3 == 1 and w3 == 2:
+                        name = v3.decode("utf-8", "replace")
+                    elif n3 == 3 and w3 == 2:
+                        key = v3.decode("utf-8", "replace")
+                node["attributes"].append((name, key))
+        nodes.append(node)
+    for node in nodes:
+        for nid, name in node["children"]:
+            if nid >= len(nodes):
+                raise ConvertError(f"{what}: child '{name}' refers to node {nid} of {len(nodes)}")
+    return nodes or None

@@ -21,6 +21,8 @@ from typing import Optional
 from .common import ConvertError, load_json
 
 SPECIALS = ("pad", "unk", "bos", "eos")
+SPLITTERS = ("recur", "keras", "whitespace", "basic_english")
+KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'      # Keras' default Tokenizer(filters=...)
 
 
 @dataclass
@@ -30,6 +32,13 @@ class Vocab:
     specials: dict = field(default_factory=dict)   # "pad"/"unk"/"bos"/"eos" → id
     lowercase: bool = False
     origin: str = ""
+    splitter: str = "recur"                    # how the runtime cuts text (docs/FORMAT.md §11)
+    filters: str = KERAS_FILTERS               # splitter "keras": characters replaced by ``split``
+    split: str = " "
+    pad_mask: bool = True                      # PAD steps skipped (Keras mask_zero=True) or run (unmasked)
+    pad_length: Optional[int] = None           # pad_sequences(maxlen=...) of the training and predict input
+    padding: str = "pre"
+    truncating: str = "pre"
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -38,6 +47,19 @@ class Vocab:
         """The runtime's rules: specials in range; other pieces unique, one scalar each in a char vocabulary."""
         if self.kind not in ("char", "word"):
             raise ConvertError(f"vocabulary kind must be 'char' or 'word', not '{self.kind}'")
+        if self.splitter not in SPLITTERS:
+            raise ConvertError(f"unknown splitter '{self.splitter}' (known: {', '.join(SPLITTERS)})")
+        if self.splitter == "keras" and self.kind == "word" and not self.split:
+            raise ConvertError(f"{self.origin or 'the tokenizer'}: an empty 'split' separator")
+        if self.pad_length is not None:
+            if "pad" not in self.specials:
+                raise ConvertError("a padding length needs a PAD token (--pad-id / --source-pad-id, or a Keras "
+                                   "Tokenizer's id 0)")
+            if not 1 <= self.pad_length <= 1 << 24:
+                raise ConvertError(f"--pad-length {self.pad_length} is outside 1…16777216")
+        for name in ("padding", "truncating"):
+            if getattr(self, name) not in ("pre", "post"):
+                raise ConvertError(f"--{name} must be pre or post (not '{getattr(self, name)}')")
         if not self.pieces:
             raise ConvertError("the vocabulary is empty")
         for name, i in self.specials.items():
@@ -57,13 +79,22 @@ class Vocab:
                 raise ConvertError(f"vocabulary entry {i} ({p!r}) repeats entry {seen[p]}")
             seen[p] = i
 
-    def metadata(self) -> list:
-        out = [("tokenizer.kind", self.kind), ("tokenizer.tokens", list(self.pieces))]
+    def metadata(self, prefix: str = "tokenizer.") -> list:
+        out = [(prefix + "kind", self.kind), (prefix + "tokens", list(self.pieces))]
         for name in SPECIALS:
             if name in self.specials:
-                out.append((f"tokenizer.{name}_id", int(self.specials[name])))
-        if self.kind == "word":
-            out.append(("tokenizer.lowercase", bool(self.lowercase)))
+                out.append((f"{prefix}{name}_id", int(self.specials[name])))
+        if self.kind == "word" or self.splitter != "recur":
+            out.append((prefix + "lowercase", bool(self.lowercase)))
+        if self.splitter != "recur":
+            out.append((prefix + "splitter", self.splitter))
+        if self.splitter == "keras":
+            out += [(prefix + "filters", self.filters), (prefix + "split", self.split)]
+        if not self.pad_mask and "pad" in self.specials:
+            out.append((prefix + "pad_mask", False))
+        if self.pad_length is not None:
+            out += [(prefix + "pad_length", int(self.pad_length)), (prefix + "padding", self.padding),
+                    (prefix + "truncating", self.truncating)]
         return out
 
 
@@ -136,7 +167,17 @@ def from_keras_tokenizer(obj: dict, origin: str = "Keras Tokenizer") -> Vocab:
         if oov not in wi:
             raise ConvertError(f"{origin}: oov_token {oov!r} is not in word_index")
         v.specials["unk"] = wi[oov]
-    v.lowercase = bool(cfg.get("lower", False)) and not char_level
+    # texts_to_sequences: lower() (character tokenizers too), then for words text_to_word_sequence with
+    # the tokenizer's filters and split; a word without an id is dropped unless there is an oov_token.
+    v.lowercase = bool(cfg.get("lower", True))
+    v.splitter = "keras"
+    for key in ("filters", "split"):
+        val = cfg.get(key, KERAS_FILTERS if key == "filters" else " ")
+        if val is None:
+            val = ""
+        if not isinstance(val, str):
+            raise ConvertError(f"{origin}: '{key}' must be a string (found {type(val).__name__})")
+        setattr(v, key, val)
     num_words = cfg.get("num_words")
     if isinstance(num_words, int) and num_words > 0 and num_words < len(v.pieces):
         v.pieces = v.pieces[:num_words]
