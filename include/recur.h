@@ -151,7 +151,12 @@ enum {
     RECUR_OPEN_SKIP_CHECKSUM = 1,
     /* Read the file into private memory instead of mapping it (recur_model_open only; a buffer is
      * always copied). Costs the file's size in memory and one read at open; see recur_model_open. */
-    RECUR_OPEN_NO_MMAP = 2
+    RECUR_OPEN_NO_MMAP = 2,
+    /* recur_classify, recur_tag and recur_translate run a text's tokens as they are, instead of cutting
+     * and padding them to the length the file records for an unmasked model trained on padded batches
+     * (tokenizer.pad_length, source_tokenizer.pad_length: the default reproduces the framework's own
+     * predict on padded input; FORMAT.md §11 "Padding"). No effect on other models. */
+    RECUR_OPEN_NO_PADDING = 4
 };
 
 /* Opens the .recur file at `path`: memory-mapped read-only, weights used in place, unless flags has

@@ -20,8 +20,12 @@ final class ModelHandle {
     /// Start of token i's text in `texts`; `starts[count]` is the end.
     let starts: [Int]
 
-    init(_ model: Model) {
+    /// How classify, tag and translate pad a text (RECUR_OPEN_NO_PADDING at open).
+    let padding: Model.PaddingMode
+
+    init(_ model: Model, padding: Model.PaddingMode = .trained) {
         self.model = model
+        self.padding = padding
         var starts: [Int] = [0]
         starts.reserveCapacity(model.vocabulary.count + 1)
         var total = 0

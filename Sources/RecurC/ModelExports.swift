@@ -4,9 +4,13 @@ import Recur
 // recur_model_*: opening, vocabulary, text ↔ token ids, properties.
 
 let openSkipChecksum = UInt32(RECUR_OPEN_SKIP_CHECKSUM), openNoMmap = UInt32(RECUR_OPEN_NO_MMAP)
+let openNoPadding = UInt32(RECUR_OPEN_NO_PADDING)
+
+/// How recur_classify, recur_tag and recur_translate pad a text (RECUR_OPEN_NO_PADDING).
+func paddingMode(_ flags: UInt32) -> Model.PaddingMode { flags & openNoPadding != 0 ? .none : .trained }
 
 func modelOptions(_ flags: UInt32) throws -> Model.Options {
-    let known = openSkipChecksum | openNoMmap
+    let known = openSkipChecksum | openNoMmap | openNoPadding
     if flags & ~known != 0 {
         throw invalid("unknown open flags 0x\(String(flags & ~known, radix: 16))")
     }
@@ -24,7 +28,7 @@ public func recur_model_open(_ path: UnsafePointer<CChar>?, _ flags: UInt32,
         out.pointee = nil
         let path = try text(path, "path")
         let model = try Model(path: path, options: try modelOptions(flags))
-        out.pointee = export(ModelHandle(model))
+        out.pointee = export(ModelHandle(model, padding: paddingMode(flags)))
     }
 }
 
@@ -37,7 +41,7 @@ public func recur_model_open_buffer(_ data: UnsafeRawPointer?, _ count: Int, _ f
         guard let data else { throw invalid("data is NULL") }
         let bytes = UnsafeRawBufferPointer(start: data, count: size(count))
         let model = try Model(bytes: bytes, options: try modelOptions(flags))
-        out.pointee = export(ModelHandle(model))
+        out.pointee = export(ModelHandle(model, padding: paddingMode(flags)))
     }
 }
 

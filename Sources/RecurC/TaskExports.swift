@@ -53,7 +53,7 @@ public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar
         count.pointee = 0
         let s = try text(input, "text")
         if probabilities == nil && capacity > 0 { throw invalid("probabilities is NULL but capacity is \(capacity)") }
-        try copyOut(try m.model.classify(s), probabilities, capacity, count) { "the model has \($0) classes" }
+        try copyOut(try m.model.classify(s, padding: m.padding), probabilities, capacity, count) { "the model has \($0) classes" }
     }
 }
 
@@ -68,7 +68,7 @@ public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _
         if tags == nil && capacity > 0 { throw invalid("tags is NULL but capacity is \(capacity)") }
         let ids = try m.model.encode(s)
         guard !ids.isEmpty else { throw invalid("the text has no tokens") }
-        try copyOut(try m.model.tag(tokens: ids).map { Int32($0) }, tags, capacity, count) { "the text has \($0) tokens" }
+        try copyOut(try m.model.tag(tokens: ids, padding: m.padding).map { Int32($0) }, tags, capacity, count) { "the text has \($0) tokens" }
     }
 }
 
@@ -96,7 +96,8 @@ public func recur_translate(_ model: OpaquePointer?, _ input: UnsafePointer<CCha
         guard penalty.isFinite, penalty >= 0 else {
             throw invalid("length_penalty must be a finite number ≥ 0 (got \(penalty))")
         }
-        let t = try m.model.translate(s, beam: Int(beam), maxLength: Int(maxLength), lengthPenalty: Double(penalty))
+        let t = try m.model.translate(s, beam: Int(beam), maxLength: Int(maxLength), lengthPenalty: Double(penalty),
+                                      padding: m.padding)
         try copyText(t.text, buffer, capacity, length)
     }
 }

@@ -146,6 +146,18 @@ int main(int argc, char **argv) {
     test_tag(t, g);
     test_translate(s, g);
     {
+        /* RECUR_OPEN_NO_PADDING: accepted; a model that records no padding classifies the same either way
+         * (the chapter's padded models are compared with the framework in the Python converter tests). */
+        recur_model *u = NULL;
+        OK(recur_model_open(argv[1], RECUR_OPEN_NO_PADDING, &u));
+        float a[2] = {0}, b[2] = {0};
+        size_t n = 0;
+        OK(recur_classify(c, "w3 w7 w12 .", a, 2, &n));
+        OK(recur_classify(u, "w3 w7 w12 .", b, 2, &n));
+        CHECK(a[0] == b[0] && a[1] == b[1]);
+        recur_model_free(u);
+    }
+    {
         /* Each model says what it is; only a generator runs recur_generate. */
         int64_t kind = -1;
         recur_state *st = NULL;

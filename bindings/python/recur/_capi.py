@@ -44,6 +44,7 @@ class Status(enum.IntEnum):
 # RECUR_OPEN_* flags
 RECUR_OPEN_SKIP_CHECKSUM = 1
 RECUR_OPEN_NO_MMAP = 2
+RECUR_OPEN_NO_PADDING = 4
 
 # recur_model_property
 RECUR_MODEL_VOCAB_SIZE = 0

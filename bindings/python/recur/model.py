@@ -193,16 +193,24 @@ class Model(_Handle):
     one with SIGBUS at the next access, rewritten in place it changes the weights after they were
     validated. ``mmap=False`` reads the file into private memory instead (the file's size in memory, one
     read at open): use it for files this process does not control.
+
+    ``padding="none"`` makes ``classify``, ``tag`` and ``translate`` run a text's tokens as they are; the
+    default (``"trained"``) cuts and pads them to the length the file records for an unmasked model trained
+    on padded batches, which reproduces the framework's own ``predict`` (``RECUR_OPEN_NO_PADDING``).
     """
 
-    def __init__(self, path: Union[str, os.PathLike], *, verify_checksum: bool = True, mmap: bool = True):
+    def __init__(self, path: Union[str, os.PathLike], *, verify_checksum: bool = True, mmap: bool = True,
+                 padding: str = "trained"):
         self._handle = None
         path = os.fspath(path)
         if isinstance(path, bytes):
             path = os.fsdecode(path)
+        if padding not in ("trained", "none"):
+            raise ValueError(f"padding must be 'trained' or 'none' (got {padding!r})")
         L = _capi.lib()
         h = _capi.model_p()
-        flags = self._flags(verify_checksum) | (0 if mmap else _capi.RECUR_OPEN_NO_MMAP)
+        flags = (self._flags(verify_checksum) | (0 if mmap else _capi.RECUR_OPEN_NO_MMAP)
+                 | (_capi.RECUR_OPEN_NO_PADDING if padding == "none" else 0))
         _capi.check(L.recur_model_open(_text(path, "path"), flags, C.byref(h)))
         self._adopt(L, h)
 

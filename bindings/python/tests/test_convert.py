@@ -992,10 +992,16 @@ def test_padded_models_match_the_frameworks_padded_predict(entry, tmp_path):
                 alone = json.loads(RUNTIME._run("classify", out, "--text", text, "--json", "--padding", "none"))
                 assert abs(trained - float(want[0])) <= TOL
                 differs += abs(alone["probabilities"]["1"] - float(want[0])) > 1e-3
+                if RUNTIME.binding is not None:          # the same choice through C (RECUR_OPEN_NO_PADDING)
+                    with RUNTIME.binding.Model(out, padding="none") as unpadded:
+                        assert abs(float(unpadded.classify(text)[1]) - alone["probabilities"]["1"]) <= 1e-6
             else:
                 trained = [t for _, t in RUNTIME.tag(out, text)]
                 alone = [t for _, t in json.loads(RUNTIME._run("tag", out, "--text", text, "--json", "--padding", "none"))]
                 differs += trained != alone
+                if RUNTIME.binding is not None:          # the same choice through C (RECUR_OPEN_NO_PADDING)
+                    with RUNTIME.binding.Model(out, padding="none") as unpadded:
+                        assert [t for _, t in unpadded.tag(text)] == alone
         assert differs >= 1
 
 
