@@ -975,7 +975,7 @@ static void test_hardening(recur_model *a) {
     recur_state_free(t);
     recur_model_free(m);
     m = NULL;
-    EXPECT(recur_model_open(path_a, 4, &m), RECUR_ERR_INVALID_ARGUMENT);
+    EXPECT(recur_model_open(path_a, 8, &m), RECUR_ERR_INVALID_ARGUMENT);
     CHECK(m == NULL);
     recur_state_free(s);
     recur_sampler_free(sampler);
