@@ -44,15 +44,25 @@ public func recur_model_label(_ model: OpaquePointer?, _ index: Int, _ out: Unsa
     }
 }
 
-@c @implementation
-public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
-                           _ capacity: Int, _ count: UnsafeMutablePointer<Int>?) -> Int32 {
+/// The checks shared by the calls that read a text and write an array: a model, a count (zeroed first), a
+/// text, and an output pointer that is not NULL when a capacity is given; then `body`.
+func textToArray<T>(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<T>?, _ capacity: Int,
+                    _ count: UnsafeMutablePointer<Int>?, _ name: String,
+                    _ body: (ModelHandle, String, UnsafeMutablePointer<Int>) throws -> Void) -> Int32 {
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let count = try required(count, "count (out)")
         count.pointee = 0
         let s = try text(input, "text")
-        if probabilities == nil && capacity > 0 { throw invalid("probabilities is NULL but capacity is \(capacity)") }
+        if out == nil && capacity > 0 { throw invalid("\(name) is NULL but capacity is \(capacity)") }
+        try body(m, s, count)
+    }
+}
+
+@c @implementation
+public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ probabilities: UnsafeMutablePointer<Float>?,
+                           _ capacity: Int, _ count: UnsafeMutablePointer<Int>?) -> Int32 {
+    textToArray(model, input, probabilities, capacity, count, "probabilities") { m, s, count in
         try copyOut(try m.model.classify(s, padding: m.padding), probabilities, capacity, count) { "the model has \($0) classes" }
     }
 }
@@ -60,12 +70,7 @@ public func recur_classify(_ model: OpaquePointer?, _ input: UnsafePointer<CChar
 @c @implementation
 public func recur_tag(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?, _ tags: UnsafeMutablePointer<Int32>?,
                       _ capacity: Int, _ count: UnsafeMutablePointer<Int>?) -> Int32 {
-    guarded {
-        let m = try object(model, as: ModelHandle.self, "model")
-        let count = try required(count, "count (out)")
-        count.pointee = 0
-        let s = try text(input, "text")
-        if tags == nil && capacity > 0 { throw invalid("tags is NULL but capacity is \(capacity)") }
+    textToArray(model, input, tags, capacity, count, "tags") { m, s, count in
         let ids = try m.model.encode(s)
         guard !ids.isEmpty else { throw invalid("the text has no tokens") }
         try copyOut(try m.model.tag(tokens: ids, padding: m.padding).map { Int32($0) }, tags, capacity, count) { "the text has \($0) tokens" }

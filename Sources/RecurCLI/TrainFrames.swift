@@ -69,14 +69,7 @@ extension TrainTask {
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.patience = patience; c.maxSeconds = maxSeconds
         try requireWritable(out, "--out")
         if let log { try requireWritable(log, "--log") }
-        let logHandle: FileHandle? = try log.map { p in
-            guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
-            return h
-        }
-        let say: (String) -> Void = { line in
-            FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
-            logHandle?.write((line + "\n").data(using: .utf8)!)
-        }
+        let say = try taskLog(log)
         var meta: [(String, MetaValue)] = [("general.name", .string(URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent)),
                                            ("training.command", .string(commandLine()))]
         if let license { meta.append(("general.license", .string(license))) }

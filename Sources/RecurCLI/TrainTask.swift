@@ -120,14 +120,7 @@ struct TrainTask: ParsableCommand {
         }
         try requireWritable(out, "--out")
         if let log { try requireWritable(log, "--log") }
-        let logHandle: FileHandle? = try log.map { p in
-            guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
-            return h
-        }
-        let say: (String) -> Void = { line in
-            FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
-            logHandle?.write((line + "\n").data(using: .utf8)!)
-        }
+        let say = try taskLog(log)
         func read(_ defaults: [String]) throws -> String {
             try (data.isEmpty ? defaults.map(defaultDataFile) : data).map { p -> String in
                 guard let d = FileManager.default.contents(atPath: p) else { throw ValidationError("cannot read \(p)") }
@@ -227,5 +220,20 @@ struct TrainTask: ParsableCommand {
                              ("training.seconds", .float(r.seconds))]
         try b.writer().write(to: out)
         FileHandle.standardError.write("wrote \(out) (best epoch \(r.bestEpoch + 1), validation \(r.validation))\n".data(using: .utf8)!)
+    }
+}
+
+/// The line sink of a task-training run: standard error, and the --log file when one is given (created
+/// afresh; an error naming it when it cannot be written).
+func taskLog(_ path: String?) throws -> (String) -> Void {
+    let handle: FileHandle? = try path.map { p in
+        guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else {
+            throw ValidationError("cannot write \(p)")
+        }
+        return h
+    }
+    return { line in
+        FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+        handle?.write((line + "\n").data(using: .utf8)!)
     }
 }
