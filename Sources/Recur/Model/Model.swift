@@ -84,6 +84,8 @@ public final class Model: @unchecked Sendable {
     public let outputSize: Int
     /// Whether the output layer applies softmax (outputs are probabilities, not logits).
     public let outputIsProbability: Bool
+    /// Why a stream cannot be stepped on tokens, and on frames (nil: it can), found at load.
+    let stepRefusals: (tokens: String?, frames: String?)
     /// Largest scratch needed by a step.
     let scratchSize: Int
     let maxWidth: Int
@@ -136,6 +138,24 @@ public final class Model: @unchecked Sendable {
         self.scratchSize = widths.scratch + 4 * widths.maxWidth
         self.maxWidth = widths.maxWidth
         self.inputTable = Self.inputTable(main, budget: options.inputTableBudget)
+        self.stepRefusals = (Self.stepRefusal(arch, main, frames: false), Self.stepRefusal(arch, main, frames: true))
+    }
+
+    /// Why streams of this model cannot be stepped on tokens (or frames), or nil when they can.
+    static func stepRefusal(_ arch: Architecture, _ main: Stack, frames: Bool) -> String? {
+        switch (arch.input.frameSize, frames) {
+        case (let f?, false): return "this model reads frames of \(f) floats, not tokens; step it with frames"
+        case (nil, true): return "this model reads tokens, not frames"
+        default: break
+        }
+        let what = frames ? "frame by frame" : "token by token"
+        guard frames || main.embedding != nil, !main.recurrent.isEmpty else {
+            return "this model cannot be stepped \(what) (it needs an embedding and a recurrent layer)"
+        }
+        if main.recurrent.contains(where: { $0.backward != nil }) {
+            return "this model has a bidirectional layer; it runs on whole sequences, not \(what)"
+        }
+        return nil
     }
 
     deinit {

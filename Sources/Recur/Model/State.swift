@@ -82,20 +82,11 @@ public final class State: @unchecked Sendable {
     }
 
     /// Refuses to step a model on the wrong kind of input, or one that cannot be stepped.
+    /// (Why the model cannot be stepped on that input is found once, at load: `Model.stepRefusals`.)
+    @inline(__always)
     func requireStepwise(frames: Bool) throws {
-        switch (model.frameSize, frames) {
-        case (let f?, false):
-            throw RecurError(.unsupported, "this model reads frames of \(f) floats, not tokens; step it with frames")
-        case (nil, true):
-            throw RecurError(.unsupported, "this model reads tokens, not frames")
-        default: break
-        }
-        let what = frames ? "frame by frame" : "token by token"
-        guard frames || model.embedding != nil, !model.recurrent.isEmpty else {
-            throw RecurError(.unsupported, "this model cannot be stepped \(what) (it needs an embedding and a recurrent layer)")
-        }
-        for r in model.recurrent where r.backward != nil {
-            throw RecurError(.unsupported, "this model has a bidirectional layer; it runs on whole sequences, not \(what)")
+        if let why = frames ? model.stepRefusals.frames : model.stepRefusals.tokens {
+            throw RecurError(.unsupported, why)
         }
     }
 
