@@ -143,30 +143,8 @@ def layer_entries(layers: list, prefix: str, meta: list, tensors: dict) -> None:
         if isinstance(l, Embedding):
             meta += [(p + "kind", "embedding"), (p + "input_dim", l.vocabulary), (p + "output_dim", l.dimension)]
             tensors[p + "embeddings"] = l.table
-        elif isinstance(l, Recurrent):
-            meta += [(p + "kind", l.cell), (p + "input_size", l.input_size), (p + "units", l.units),
-                     (p + "activation", l.activation)]
-            if l.cell != "rnn":
-                meta.append((p + "recurrent_activation", l.recurrent_activation))
-            if l.cell == "gru":
-                meta.append((p + "reset_after", bool(l.reset_after)))
-            if l.cell == "lstm":
-                meta.append((p + "peephole", False))
-            meta += [(p + "return_sequences", bool(l.return_sequences)), (p + "bidirectional", l.bidirectional)]
-            if l.bidirectional:
-                meta.append((p + "merge_mode", l.merge_mode))
-            prefixes = [p + "forward.", p + "backward."] if l.bidirectional else [p]
-            for q, d in zip(prefixes, l.directions):
-                tensors[q + "kernel"] = d.kernel
-                tensors[q + "recurrent_kernel"] = d.recurrent_kernel
-                tensors[q + "bias"] = d.bias
-                if d.recurrent_bias is not None:
-                    tensors[q + "recurrent_bias"] = d.recurrent_bias
         else:
-            meta += [(p + "kind", "dense"), (p + "input_size", l.input_size), (p + "units", l.units),
-                     (p + "activation", l.activation)]
-            tensors[p + "kernel"] = l.kernel
-            tensors[p + "bias"] = l.bias
+            add_layer(p, l, meta, tensors)
 
 
 def assemble_seq2seq(encoder: list, decoder: list, source_vocab: Vocab, vocab: Vocab, reverse_source: bool,
@@ -243,3 +221,31 @@ def assemble(source: Source, vocab: Vocab, task: Optional[str] = None, labels: O
     meta += list(extra or [])
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     return meta, tensors
+
+
+def add_layer(p: str, l, meta: list, tensors: dict) -> None:
+    """The metadata entries and tensors of one recurrent or dense layer under prefix p ("layer.N.")."""
+    if isinstance(l, Recurrent):
+        meta += [(p + "kind", l.cell), (p + "input_size", l.input_size), (p + "units", l.units),
+                 (p + "activation", l.activation)]
+        if l.cell != "rnn":
+            meta.append((p + "recurrent_activation", l.recurrent_activation))
+        if l.cell == "gru":
+            meta.append((p + "reset_after", bool(l.reset_after)))
+        if l.cell == "lstm":
+            meta.append((p + "peephole", False))
+        meta += [(p + "return_sequences", bool(l.return_sequences)), (p + "bidirectional", l.bidirectional)]
+        if l.bidirectional:
+            meta.append((p + "merge_mode", l.merge_mode))
+        prefixes = [p + "forward.", p + "backward."] if l.bidirectional else [p]
+        for q, d in zip(prefixes, l.directions):
+            tensors[q + "kernel"] = d.kernel
+            tensors[q + "recurrent_kernel"] = d.recurrent_kernel
+            tensors[q + "bias"] = d.bias
+            if d.recurrent_bias is not None:
+                tensors[q + "recurrent_bias"] = d.recurrent_bias
+    else:
+        meta += [(p + "kind", "dense"), (p + "input_size", l.input_size), (p + "units", l.units),
+                 (p + "activation", l.activation)]
+        tensors[p + "kernel"] = l.kernel
+        tensors[p + "bias"] = l.bias

@@ -174,33 +174,10 @@ def assemble(source: Source, task: Optional[str] = None, labels: Optional[list] 
             raise ConvertError(f"{len(labels)} labels given but the model has {out_units} outputs")
         meta.append(("model.labels", list(labels)))
     meta.append(("model.layer_count", len(body)))
+    from .build import add_layer
     tensors: dict = {}
     for i, l in enumerate(body):
-        p = f"layer.{i}."
-        if isinstance(l, Recurrent):
-            meta += [(p + "kind", l.cell), (p + "input_size", l.input_size), (p + "units", l.units),
-                     (p + "activation", l.activation)]
-            if l.cell != "rnn":
-                meta.append((p + "recurrent_activation", l.recurrent_activation))
-            if l.cell == "gru":
-                meta.append((p + "reset_after", bool(l.reset_after)))
-            if l.cell == "lstm":
-                meta.append((p + "peephole", False))
-            meta += [(p + "return_sequences", bool(l.return_sequences)), (p + "bidirectional", l.bidirectional)]
-            if l.bidirectional:
-                meta.append((p + "merge_mode", l.merge_mode))
-            prefixes = [p + "forward.", p + "backward."] if l.bidirectional else [p]
-            for q, d in zip(prefixes, l.directions):
-                tensors[q + "kernel"] = d.kernel
-                tensors[q + "recurrent_kernel"] = d.recurrent_kernel
-                tensors[q + "bias"] = d.bias
-                if d.recurrent_bias is not None:
-                    tensors[q + "recurrent_bias"] = d.recurrent_bias
-        else:
-            meta += [(p + "kind", "dense"), (p + "input_size", l.input_size), (p + "units", l.units),
-                     (p + "activation", l.activation)]
-            tensors[p + "kernel"] = l.kernel
-            tensors[p + "bias"] = l.bias
+        add_layer(f"layer.{i}.", l, meta, tensors)
     meta += [("model.input", "frames"), ("model.frame_size", int(inp.size))]
     if pooling != "last":
         meta.append(("model.pooling", pooling))

@@ -442,25 +442,7 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
             layers.append(Recurrent(input_size=width, directions=[d], name=name, **spec))
             width = spec["units"]
         elif cls == "Bidirectional":
-            inner = cfg.get("layer", {})
-            icls, icfg = inner.get("class_name"), inner.get("config", {})
-            if icls not in RNN_CLASSES:
-                raise ConvertError(f"layer '{name}' (Bidirectional) wraps {icls}; only SimpleRNN, GRU and LSTM")
-            mode = cfg.get("merge_mode", "concat")
-            if mode not in ("concat", "sum", "mul", "ave"):
-                raise ConvertError(f"layer '{name}' (Bidirectional): merge_mode {mode!r} is not supported "
-                                   f"(concat, sum, mul, ave)")
-            fspec, fd = _recurrent(icls, icfg, w, "forward_layer/", width, mj, name)
-            back = cfg.get("backward_layer")
-            bcls, bcfg = (back.get("class_name"), back.get("config", {})) if isinstance(back, dict) else (icls, icfg)
-            if bcls not in RNN_CLASSES:
-                raise ConvertError(f"layer '{name}' (Bidirectional): backward layer of class {bcls} is not supported")
-            bspec, bd = _recurrent(bcls, bcfg, w, "backward_layer/", width, mj, name)
-            for key in ("cell", "units", "activation", "recurrent_activation", "reset_after"):
-                if fspec[key] != bspec[key]:
-                    raise ConvertError(f"layer '{name}' (Bidirectional): forward and backward layers differ in {key} "
-                                       f"({fspec[key]} vs {bspec[key]})")
-            layers.append(Recurrent(input_size=width, directions=[fd, bd], name=name, merge_mode=mode, **fspec))
+            layers.append(bidirectional(cfg, w, width, mj, name))
             width = layers[-1].output_size
         elif cls in ("Dense", "TimeDistributed"):
             dcfg = cfg if cls == "Dense" else cfg["layer"].get("config", {})
@@ -802,3 +784,27 @@ def _inferred(mods: list, opts: Options, version, fmt: str, origin: str, ordered
     if opts.mask_zero:
         layers[0].mask_zero = True
     return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes, encoder=encoder)
+
+
+def bidirectional(cfg: dict, w, width: int, mj, name: str) -> Recurrent:
+    """A Keras Bidirectional layer's config and weights as one two-direction Recurrent layer (the same cell,
+    units and activations in both directions; merge mode concat, sum, mul or ave)."""
+    inner = cfg.get("layer", {})
+    icls, icfg = inner.get("class_name"), inner.get("config", {})
+    if icls not in RNN_CLASSES:
+        raise ConvertError(f"layer '{name}' (Bidirectional) wraps {icls}; only SimpleRNN, GRU and LSTM")
+    mode = cfg.get("merge_mode", "concat")
+    if mode not in ("concat", "sum", "mul", "ave"):
+        raise ConvertError(f"layer '{name}' (Bidirectional): merge_mode {mode!r} is not supported "
+                           f"(concat, sum, mul, ave)")
+    fspec, fd = _recurrent(icls, icfg, w, "forward_layer/", width, mj, name)
+    back = cfg.get("backward_layer")
+    bcls, bcfg = (back.get("class_name"), back.get("config", {})) if isinstance(back, dict) else (icls, icfg)
+    if bcls not in RNN_CLASSES:
+        raise ConvertError(f"layer '{name}' (Bidirectional): backward layer of class {bcls} is not supported")
+    bspec, bd = _recurrent(bcls, bcfg, w, "backward_layer/", width, mj, name)
+    for key in ("cell", "units", "activation", "recurrent_activation", "reset_after"):
+        if fspec[key] != bspec[key]:
+            raise ConvertError(f"layer '{name}' (Bidirectional): forward and backward layers differ in {key} "
+                               f"({fspec[key]} vs {bspec[key]})")
+    return Recurrent(input_size=width, directions=[fd, bd], name=name, merge_mode=mode, **fspec)

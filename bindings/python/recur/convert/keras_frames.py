@@ -93,7 +93,7 @@ def _normalization(cls: str, cfg: dict, w: dict, name: str):
 
 def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -> list:
     """Keras layer configs of a frame model + a weight source → [FrameInput, recurrent…, (MeanPool), Dense…]."""
-    from .keras import NO_OPS, RNN_CLASSES, _recurrent, _take
+    from .keras import NO_OPS, RNN_CLASSES, _recurrent, _take, bidirectional
 
     if major is None and "hard_sigmoid" in json.dumps(layer_cfgs):
         raise ConvertError(f"{origin}: the model uses hard_sigmoid, whose meaning depends on the Keras version, "
@@ -196,25 +196,7 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
             width = spec["units"]
             seen_rnn = True
         elif cls == "Bidirectional":
-            inner = cfg.get("layer", {})
-            icls, icfg = inner.get("class_name"), inner.get("config", {})
-            if icls not in RNN_CLASSES:
-                raise ConvertError(f"layer '{name}' (Bidirectional) wraps {icls}; only SimpleRNN, GRU and LSTM")
-            mode = cfg.get("merge_mode", "concat")
-            if mode not in ("concat", "sum", "mul", "ave"):
-                raise ConvertError(f"layer '{name}' (Bidirectional): merge_mode {mode!r} is not supported "
-                                   f"(concat, sum, mul, ave)")
-            fspec, fd = _recurrent(icls, icfg, w, "forward_layer/", width, mj, name)
-            back = cfg.get("backward_layer")
-            bcls, bcfg = (back.get("class_name"), back.get("config", {})) if isinstance(back, dict) else (icls, icfg)
-            if bcls not in RNN_CLASSES:
-                raise ConvertError(f"layer '{name}' (Bidirectional): backward layer of class {bcls} is not supported")
-            bspec, bd = _recurrent(bcls, bcfg, w, "backward_layer/", width, mj, name)
-            for key in ("cell", "units", "activation", "recurrent_activation", "reset_after"):
-                if fspec[key] != bspec[key]:
-                    raise ConvertError(f"layer '{name}' (Bidirectional): forward and backward layers differ in {key} "
-                                       f"({fspec[key]} vs {bspec[key]})")
-            layers.append(Recurrent(input_size=width, directions=[fd, bd], name=name, merge_mode=mode, **fspec))
+            layers.append(bidirectional(cfg, w, width, mj, name))
             width = layers[-1].output_size
             seen_rnn = True
         else:

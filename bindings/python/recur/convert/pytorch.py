@@ -187,9 +187,9 @@ def read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source
         raise ConvertError(f"{origin}: unexpected tensors ({type(e).__name__}: {e})") from None
 
 
-def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
-    if not tensors:
-        raise ConvertError(f"{origin}: no tensors")
+def ordered_modules(tensors: "OrderedDict", opts: Options):
+    """The state_dict's modules (name → parameters) in stack order — the file's, or --order's, checked to
+    name each module once — and the kind of each."""
     mods = _modules(tensors)
     if opts.order:
         missing = [m for m in opts.order if m not in mods]
@@ -200,7 +200,13 @@ def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Sourc
         if left:
             raise ConvertError(f"--order leaves out module '{left[0]}'")
         mods = OrderedDict((m, mods[m]) for m in opts.order)
-    kinds = OrderedDict((m, _kind(m, p)) for m, p in mods.items())
+    return mods, OrderedDict((m, _kind(m, p)) for m, p in mods.items())
+
+
+def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
+    if not tensors:
+        raise ConvertError(f"{origin}: no tensors")
+    mods, kinds = ordered_modules(tensors, opts)
 
     rnn_mods = [m for m, k in kinds.items() if k in ("rnn", "cell")]
     if not rnn_mods:

@@ -56,20 +56,10 @@ def read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source
 
 
 def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
-    from .pytorch import _chain, _kind, _modules, _recurrent_layers
+    from .pytorch import _chain, _modules, _recurrent_layers, ordered_modules
     if not tensors:
         raise ConvertError(f"{origin}: no tensors")
-    mods = _modules(tensors)
-    if opts.order:
-        missing = [m for m in opts.order if m not in mods]
-        if missing:
-            raise ConvertError(f"--order names module '{missing[0]}', which is not in the file "
-                               f"(modules: {', '.join(mods)})")
-        left = [m for m in mods if m not in opts.order]
-        if left:
-            raise ConvertError(f"--order leaves out module '{left[0]}'")
-        mods = OrderedDict((m, mods[m]) for m in opts.order)
-    kinds = OrderedDict((m, _kind(m, p)) for m, p in mods.items())
+    mods, kinds = ordered_modules(tensors, opts)
     rnn_mods = [m for m, k in kinds.items() if k in ("rnn", "cell")]
     if not rnn_mods:
         raise ConvertError(f"{origin}: no recurrent module (keys like 'rnn.weight_ih_l0') found")
