@@ -185,7 +185,7 @@ struct TrainTask: ParsableCommand {
             if !evalOnly {
                 let sv = try TaskData.vocabulary(tr.map(\.0), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>", "<eos>"], pad: 0, unk: 1, eos: 2)
                 let tv = try TaskData.vocabulary(tr.map(\.1), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>", "<bos>", "<eos>"], pad: 0, unk: 1, bos: 2, eos: 3)
-                let arch = TaskTrainer.seq2seqArchitecture(c, source: sv.count, target: tv.count)
+                let arch = try TaskTrainer.seq2seqArchitecture(c, source: sv.count, target: tv.count)
                 let net = try Seq2SeqNetwork(architecture: arch, vocabulary: tv, sourceVocabulary: sv, maxBatch: batch,
                                              maxSource: maxLength + 1, maxTarget: maxLength + 1)
                 func ex(_ r: ([String], [String])) -> (source: [Int], target: [Int]) { (TaskData.ids(r.0, sv) + [2], TaskData.ids(r.1, tv)) }

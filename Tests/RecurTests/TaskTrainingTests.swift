@@ -105,7 +105,7 @@ final class TaskTrainingTests: XCTestCase {
         c.hidden = 4; c.embedding = 3; c.reverseSource = reverseSource
         let src = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<eos>"] + (3..<9).map { "s\($0)" }, pad: 0, unk: 1, eos: 2, lowercase: true)
         let tgt = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<bos>", "<eos>"] + (4..<10).map { "t\($0)" }, pad: 0, unk: 1, bos: 2, eos: 3, lowercase: true)
-        let arch = TaskTrainer.seq2seqArchitecture(c, source: src.count, target: tgt.count)
+        let arch = try TaskTrainer.seq2seqArchitecture(c, source: src.count, target: tgt.count)
         let net = try Seq2SeqNetwork(architecture: arch, vocabulary: tgt, sourceVocabulary: src, maxBatch: batch, maxSource: 6, maxTarget: 6)
         net.initialize(seed: seed)
         var rng = SplitMix64(seed: seed + 1)
@@ -336,8 +336,19 @@ final class TaskTrainingTests: XCTestCase {
         }
     }
 
-    func testEncoderInputOrder() throws {
-        let arch = TaskTrainer.seq2seqArchitecture(TaskConfig(), source: 9, target: 9)
+    /// The seq2seq trainer trains GRU encoder-decoders; another cell is refused, never replaced.
+    func testSeq2SeqRefusesOtherCells() throws {
+        var c = TaskConfig()
+        for cell in ["lstm", "peephole-lstm", "rnn", "gru-reset-before"] {
+            c.cell = cell
+            assertThrowsRecur(.unsupported, "--cell \(cell) is not supported") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        }
+        c.cell = "gru"
+        XCTAssertNoThrow(try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9))
+    }
+
+        func testEncoderInputOrder() throws {
+        let arch = try TaskTrainer.seq2seqArchitecture(TaskConfig(), source: 9, target: 9)
         XCTAssertEqual(arch.encoderInput([3, 5, 0, 8, 2], pad: 0, eos: 2), [3, 5, 8, 2])
         var rev = arch
         rev.reverseSource = true

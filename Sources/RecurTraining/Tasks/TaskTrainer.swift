@@ -178,8 +178,12 @@ public enum TaskTrainer {
 
     // MARK: seq2seq
 
-    /// Encoder [Embedding, GRU], decoder [Embedding, GRU, Dense(softmax)].
-    public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) -> Architecture {
+    /// Encoder [Embedding, GRU], decoder [Embedding, GRU, Dense(softmax)]. The seq2seq trainer trains GRU
+    /// (reset-after) encoder-decoders only: another `cell` is refused, never replaced.
+    public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) throws -> Architecture {
+        if let cell = c.cell, cell != "gru" {
+            throw RecurError(.unsupported, "--task seq2seq trains GRU encoder-decoders; --cell \(cell) is not supported for it (use --cell gru, or leave it out)")
+        }
         let r = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
         return Architecture(task: .seq2seq, layers: [
             .embedding(vocabulary: target, dimension: c.embedding), .recurrent(r),

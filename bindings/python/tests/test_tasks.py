@@ -116,6 +116,14 @@ def test_train_task_is_train_with_task(library, cli, tmp_path):
     assert p.returncode != 0 and "--task regress needs --series" in p.stderr
     p = run_cli(cli, "train", "--task", "forecast", "--out", tmp_path / "d.recur", check=False)
     assert p.returncode != 0 and "classify, tag, seq2seq or regress" in p.stderr
+    # The seq2seq trainer trains GRU encoder-decoders: another cell is refused, not replaced by a GRU.
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(_lines(ROOT / "data" / "pairs" / "bible_nt_en_es.tsv", 40), encoding="utf-8")
+    for cell in ("lstm", "peephole-lstm", "rnn"):
+        p = run_cli(cli, "train", "--task", "seq2seq", "--data", pairs, "--cell", cell, "--epochs", "1",
+                    "--out", tmp_path / "e.recur", check=False)
+        assert p.returncode != 0 and f"--cell {cell} is not supported" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "e.recur").exists()
 
 
 def test_reversed_source_translator(library, cli, tmp_path):
