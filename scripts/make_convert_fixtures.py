@@ -143,6 +143,44 @@ def _keras_cases(keras, tf_keras_mode: bool):
     return cases
 
 
+def save_keras(model, name: str, formats, out: str) -> dict:
+    """Saves a Keras model in each of `formats` (keras, weights_h5, h5, h5_weights, checkpoint) under `out`;
+    the file names of each format (with the config JSON where the format needs one)."""
+    files = {}
+    for fmt in formats:
+        if fmt == "keras":
+            fn = f"{name}.keras"
+            model.save(os.path.join(out, fn))
+            files["keras"] = fn
+        elif fmt == "weights_h5":
+            fn, cfg = f"{name}.weights.h5", f"{name}.json"
+            model.save_weights(os.path.join(out, fn))
+            with open(os.path.join(out, cfg), "w") as f:
+                f.write(model.to_json())
+            files["weights_h5"] = [fn, cfg]
+        elif fmt == "h5":
+            fn = f"{name}.h5"
+            model.save(os.path.join(out, fn), save_format="h5")
+            files["h5"] = fn
+        elif fmt == "h5_weights":
+            fn, cfg = f"{name}.weights-only.h5", f"{name}.json"
+            model.save_weights(os.path.join(out, fn), save_format="h5")
+            with open(os.path.join(out, cfg), "w") as f:
+                f.write(model.to_json())
+            files["h5_weights"] = [fn, cfg]
+        elif fmt == "checkpoint":
+            prefix, cfg = f"{name}.ckpt", f"{name}.json"
+            model.save_weights(os.path.join(out, prefix), save_format="tf")
+            with open(os.path.join(out, cfg), "w") as f:
+                f.write(model.to_json())
+            try:
+                os.remove(os.path.join(out, "checkpoint"))
+            except FileNotFoundError:
+                pass
+            files["checkpoint"] = [prefix, cfg]
+    return files
+
+
 def _graph(model):
     """model(x) as one traced TensorFlow graph (eager RNN calls take seconds each)."""
     import tensorflow as tf
@@ -197,38 +235,7 @@ def build_keras(out: str, tf_keras_mode: bool, seed: int = 1) -> list:
             if _score(ids, margin) >= GOOD:
                 break
         model, run, s, ids = best[:4]
-        files, opts = {}, {}
-        for fmt in formats:
-            if fmt == "keras":
-                fn = f"{name}.keras"
-                model.save(os.path.join(out, fn))
-                files["keras"] = fn
-            elif fmt == "weights_h5":
-                fn, cfg = f"{name}.weights.h5", f"{name}.json"
-                model.save_weights(os.path.join(out, fn))
-                with open(os.path.join(out, cfg), "w") as f:
-                    f.write(model.to_json())
-                files["weights_h5"] = [fn, cfg]
-            elif fmt == "h5":
-                fn = f"{name}.h5"
-                model.save(os.path.join(out, fn), save_format="h5")
-                files["h5"] = fn
-            elif fmt == "h5_weights":
-                fn, cfg = f"{name}.weights-only.h5", f"{name}.json"
-                model.save_weights(os.path.join(out, fn), save_format="h5")
-                with open(os.path.join(out, cfg), "w") as f:
-                    f.write(model.to_json())
-                files["h5_weights"] = [fn, cfg]
-            elif fmt == "checkpoint":
-                prefix, cfg = f"{name}.ckpt", f"{name}.json"
-                model.save_weights(os.path.join(out, prefix), save_format="tf")
-                with open(os.path.join(out, cfg), "w") as f:
-                    f.write(model.to_json())
-                try:
-                    os.remove(os.path.join(out, "checkpoint"))
-                except FileNotFoundError:
-                    pass
-                files["checkpoint"] = [prefix, cfg]
+        files, opts = save_keras(model, name, formats, out), {}
         steps = STREAM_STEPS if task == "generate" else SEQ_STEPS
         tokens = _tokens(s, steps)
         outputs = run(tokens[None])[0].astype(np.float32)

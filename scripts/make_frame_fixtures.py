@@ -25,6 +25,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_convert_fixtures import save_keras  # noqa: E402
+
 B, T = 3, 20                 # sequences per case and frames per sequence
 SCALE = 0.5                  # weights are uniform in ±SCALE (biases too, so that every bias is exercised)
 
@@ -141,38 +144,7 @@ def build_keras(out: str, k2: bool, seed: int = 11) -> list:
             model = keras.Model(inp, h)
         _randomize_keras(model, s)
         y = model.predict(x, verbose=0).astype(np.float32)
-        files = {}
-        for fmt in formats:
-            if fmt == "keras":
-                fn = f"{name}.keras"
-                model.save(os.path.join(out, fn))
-                files["keras"] = fn
-            elif fmt == "weights_h5":
-                fn, cfg = f"{name}.weights.h5", f"{name}.json"
-                model.save_weights(os.path.join(out, fn))
-                with open(os.path.join(out, cfg), "w") as f:
-                    f.write(model.to_json())
-                files["weights_h5"] = [fn, cfg]
-            elif fmt == "h5":
-                fn = f"{name}.h5"
-                model.save(os.path.join(out, fn), save_format="h5")
-                files["h5"] = fn
-            elif fmt == "h5_weights":
-                fn, cfg = f"{name}.weights-only.h5", f"{name}.json"
-                model.save_weights(os.path.join(out, fn), save_format="h5")
-                with open(os.path.join(out, cfg), "w") as f:
-                    f.write(model.to_json())
-                files["h5_weights"] = [fn, cfg]
-            elif fmt == "checkpoint":
-                prefix, cfg = f"{name}.ckpt", f"{name}.json"
-                model.save_weights(os.path.join(out, prefix), save_format="tf")
-                with open(os.path.join(out, cfg), "w") as f:
-                    f.write(model.to_json())
-                try:
-                    os.remove(os.path.join(out, "checkpoint"))
-                except FileNotFoundError:
-                    pass
-                files["checkpoint"] = [prefix, cfg]
+        files = save_keras(model, name, formats, out)
         np.savez_compressed(os.path.join(out, f"{name}.npz"), frames=x, outputs=y)
         bidir = any(type(l).__name__ == "Bidirectional" for l in layers)
         rnns = [l for l in layers if type(l).__name__ in ("Bidirectional", "GRU", "LSTM", "SimpleRNN")]

@@ -445,18 +445,9 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
             layers.append(bidirectional(cfg, w, width, mj, name))
             width = layers[-1].output_size
         elif cls in ("Dense", "TimeDistributed"):
-            dcfg = cfg if cls == "Dense" else cfg["layer"].get("config", {})
-            pre = "" if cls == "Dense" else "layer/"
-            units = dcfg.get("units")
-            if not isinstance(units, int) or units < 1:
-                raise ConvertError(f"layer '{name}' ({cls}): 'units' is {units!r}")
-            k = _take(w, pre + "kernel", name, cls)
-            b = _take(w, pre + "bias", name, cls, required=bool(dcfg.get("use_bias", True)))
-            kernel, bias = keras_dense(k, b, units, width, f"layer '{name}' ({cls})")
-            act = keras_activation(dcfg.get("activation"), mj, f"layer '{name}' ({cls}) activation", allow_softmax=True)
-            layers.append(Dense(kernel=kernel, bias=bias, name=name, activation=act, per_step=cls == "TimeDistributed"))
-            pending_activation_ok = act == "linear"
-            width = units
+            layers.append(dense_layer(cls, cfg, w, width, mj, name))
+            pending_activation_ok = layers[-1].activation == "linear"
+            width = layers[-1].units
         if w:
             raise ConvertError(f"layer '{name}' ({cls}): unexpected weight '{sorted(w)[0]}'")
     weights.finish()
@@ -808,3 +799,17 @@ def bidirectional(cfg: dict, w, width: int, mj, name: str) -> Recurrent:
             raise ConvertError(f"layer '{name}' (Bidirectional): forward and backward layers differ in {key} "
                                f"({fspec[key]} vs {bspec[key]})")
     return Recurrent(input_size=width, directions=[fd, bd], name=name, merge_mode=mode, **fspec)
+
+
+def dense_layer(cls: str, cfg: dict, w, width: int, mj, name: str) -> Dense:
+    """A Keras Dense or TimeDistributed(Dense) layer's config and weights, reading `width` inputs."""
+    dcfg = cfg if cls == "Dense" else cfg["layer"].get("config", {})
+    pre = "" if cls == "Dense" else "layer/"
+    units = dcfg.get("units")
+    if not isinstance(units, int) or units < 1:
+        raise ConvertError(f"layer '{name}' ({cls}): 'units' is {units!r}")
+    k = _take(w, pre + "kernel", name, cls)
+    b = _take(w, pre + "bias", name, cls, required=bool(dcfg.get("use_bias", True)))
+    kernel, bias = keras_dense(k, b, units, width, f"layer '{name}' ({cls})")
+    act = keras_activation(dcfg.get("activation"), mj, f"layer '{name}' ({cls}) activation", allow_softmax=True)
+    return Dense(kernel=kernel, bias=bias, name=name, activation=act, per_step=cls == "TimeDistributed")

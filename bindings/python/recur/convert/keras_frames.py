@@ -22,7 +22,7 @@ import numpy as np
 
 from .common import ConvertError, Dense, Recurrent, f32
 from .frames import FrameInput, MeanPool
-from .mapping import keras_activation, keras_dense
+from .mapping import keras_activation
 
 EPSILON = 1e-7                      # keras.backend.epsilon(), Normalization's floor on the deviation
 INPUT_CLASSES = ("Masking", "Normalization")
@@ -93,7 +93,7 @@ def _normalization(cls: str, cfg: dict, w: dict, name: str):
 
 def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -> list:
     """Keras layer configs of a frame model + a weight source → [FrameInput, recurrent…, (MeanPool), Dense…]."""
-    from .keras import NO_OPS, RNN_CLASSES, _recurrent, _take, bidirectional
+    from .keras import NO_OPS, RNN_CLASSES, _recurrent, bidirectional, dense_layer
 
     if major is None and "hard_sigmoid" in json.dumps(layer_cfgs):
         raise ConvertError(f"{origin}: the model uses hard_sigmoid, whose meaning depends on the Keras version, "
@@ -200,18 +200,9 @@ def build_layers(layer_cfgs: list, weights, major: Optional[int], origin: str) -
             width = layers[-1].output_size
             seen_rnn = True
         else:
-            dcfg = cfg if cls == "Dense" else cfg["layer"].get("config", {})
-            pre = "" if cls == "Dense" else "layer/"
-            units = dcfg.get("units")
-            if not isinstance(units, int) or units < 1:
-                raise ConvertError(f"layer '{name}' ({cls}): 'units' is {units!r}")
-            k = _take(w, pre + "kernel", name, cls)
-            b = _take(w, pre + "bias", name, cls, required=bool(dcfg.get("use_bias", True)))
-            kernel, bias = keras_dense(k, b, units, width, f"layer '{name}' ({cls})")
-            act = keras_activation(dcfg.get("activation"), mj, f"layer '{name}' ({cls}) activation", allow_softmax=True)
-            layers.append(Dense(kernel=kernel, bias=bias, name=name, activation=act, per_step=cls == "TimeDistributed"))
-            pending_activation_ok = act == "linear"
-            width = units
+            layers.append(dense_layer(cls, cfg, w, width, mj, name))
+            pending_activation_ok = layers[-1].activation == "linear"
+            width = layers[-1].units
         if w:
             raise ConvertError(f"layer '{name}' ({cls}): unexpected weight '{sorted(w)[0]}'")
     weights.finish()

@@ -203,6 +203,19 @@ def ordered_modules(tensors: "OrderedDict", opts: Options):
     return mods, OrderedDict((m, _kind(m, p)) for m, p in mods.items())
 
 
+def append_recurrent(layers: list, rec_items, width: int) -> int:
+    """Appends the recurrent layers of the chained modules, each checked to read the width before it;
+    returns the last one's output width."""
+    for _, ls, _ in rec_items:
+        for l in ls:
+            if l.input_size != width:
+                raise ConvertError(f"layer '{l.name}' expects input size {l.input_size} but the previous layer "
+                                   f"gives {width}")
+            layers.append(l)
+            width = l.output_size
+    return width
+
+
 def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
     if not tensors:
         raise ConvertError(f"{origin}: no tensors")
@@ -230,14 +243,7 @@ def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Sourc
         rec_items.append((m, ls, ls[-1].output_size))
     rec_items = _chain(rec_items, table.shape[1], lambda it: it[1][0].input_size, "recurrent modules",
                        bool(opts.order))
-    width = table.shape[1]
-    for _, ls, out in rec_items:
-        for l in ls:
-            if l.input_size != width:
-                raise ConvertError(f"layer '{l.name}' expects input size {l.input_size} but the previous layer "
-                                   f"gives {width}")
-            layers.append(l)
-            width = l.output_size
+    width = append_recurrent(layers, rec_items, table.shape[1])
 
     lin_items = []
     for m, k in kinds.items():

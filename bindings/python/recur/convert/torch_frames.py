@@ -56,7 +56,7 @@ def read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source
 
 
 def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Source:
-    from .pytorch import _chain, _modules, _recurrent_layers, ordered_modules
+    from .pytorch import _chain, _modules, _recurrent_layers, append_recurrent, ordered_modules
     if not tensors:
         raise ConvertError(f"{origin}: no tensors")
     mods, kinds = ordered_modules(tensors, opts)
@@ -87,14 +87,7 @@ def _read(tensors: "OrderedDict", opts: Options, fmt: str, origin: str) -> Sourc
     F = first[1][0].input_size
     rec_items = _chain(rec_items, F, lambda it: it[1][0].input_size, "recurrent modules", bool(opts.order))
     layers: list = [FrameInput(size=F, name="frames")]
-    width = F
-    for _, ls, _ in rec_items:
-        for l in ls:
-            if l.input_size != width:
-                raise ConvertError(f"layer '{l.name}' expects input size {l.input_size} but the previous layer "
-                                   f"gives {width}")
-            layers.append(l)
-            width = l.output_size
+    width = append_recurrent(layers, rec_items, F)
 
     lin_items = []
     for m, k in kinds.items():
