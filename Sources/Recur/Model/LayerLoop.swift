@@ -66,6 +66,19 @@ extension Model {
         return UnsafePointer(work)
     }
 
+    /// Checks `count` frames (or any positive number) of the model's frame size: the number of floats, and
+    /// that every one is finite.
+    func checkFrames(_ frames: UnsafeBufferPointer<Float>, count: Int? = nil) throws {
+        guard let f = frameSize else { throw RecurError(.unsupported, "this model reads tokens, not frames") }
+        guard !frames.isEmpty, frames.count % f == 0, count.map({ frames.count == $0 * f }) ?? true else {
+            let want = count.map { "\($0) × \(f) = \($0 * f)" } ?? "a positive multiple of \(f)"
+            throw RecurError(.invalidArgument, "got \(frames.count) floats; frames of this model have \(f) floats each (expected \(want))")
+        }
+        if let k = frames.firstIndex(where: { !$0.isFinite }) {
+            throw RecurError(.numerical, "frame \(k / f) holds \(frames[k]) at feature \(k % f); frames must be finite")
+        }
+    }
+
     /// Whether a frame is padding: every feature equals the model's mask value (`input.mask_value`).
     func isMasked(_ frame: UnsafePointer<Float>) -> Bool {
         guard let m = architecture.maskValue, let f = frameSize else { return false }
@@ -126,7 +139,7 @@ extension Model {
         try checkBatch(states)
         guard let first = states.first else { return }
         try first.requireStepwise(frames: true)
-        try first.checkFrames(frames, count: states.count)
+        try checkFrames(frames, count: states.count)
         for s in states { try s.checkAdvance(1) }
         let f = frameSize!, base = frames.baseAddress!
         if architecture.maskValue != nil || states.count == 1 {

@@ -35,7 +35,7 @@ extension Model {
     public func forwardSequence(frames: UnsafeBufferPointer<Float>) throws -> [[Float]] {
         guard let f = frameSize else { throw RecurError(.unsupported, "this model reads tokens, not frames") }
         guard !frames.isEmpty else { throw RecurError(.invalidArgument, "the sequence is empty") }
-        try makeState().checkFrames(frames)
+        try checkFrames(frames)
         let T = frames.count / f
         var x = [Float](repeating: 0, count: T * f)
         let mask = x.withUnsafeMutableBufferPointer { xp in

@@ -90,24 +90,12 @@ public final class State: @unchecked Sendable {
         }
     }
 
-    /// Checks `count` frames of the model's frame size: the number of floats, and that every one is finite.
-    func checkFrames(_ frames: UnsafeBufferPointer<Float>, count: Int? = nil) throws {
-        let f = model.frameSize!
-        guard !frames.isEmpty, frames.count % f == 0, count.map({ frames.count == $0 * f }) ?? true else {
-            let want = count.map { "\($0) × \(f) = \($0 * f)" } ?? "a positive multiple of \(f)"
-            throw RecurError(.invalidArgument, "got \(frames.count) floats; frames of this model have \(f) floats each (expected \(want))")
-        }
-        if let k = frames.firstIndex(where: { !$0.isFinite }) {
-            throw RecurError(.numerical, "frame \(k / f) holds \(frames[k]) at feature \(k % f); frames must be finite")
-        }
-    }
-
     /// Feeds one frame (the model's frame size in floats) and returns the output, borrowed like `step`'s.
     /// A frame with NaN or infinity is refused (the state is unchanged).
     @discardableResult
     public func step(frame: UnsafeBufferPointer<Float>) throws -> UnsafeBufferPointer<Float> {
         try requireStepwise(frames: true)
-        try checkFrames(frame, count: 1)
+        try model.checkFrames(frame, count: 1)
         try checkAdvance(1)
         advance(frame: frame.baseAddress!)
         return UnsafeBufferPointer(start: output, count: model.outputSize)
@@ -152,7 +140,7 @@ public final class State: @unchecked Sendable {
     @discardableResult
     public func prefill(frames: UnsafeBufferPointer<Float>) throws -> UnsafeBufferPointer<Float> {
         try requireStepwise(frames: true)
-        try checkFrames(frames)
+        try model.checkFrames(frames)
         let f = model.frameSize!, count = frames.count / f
         try checkAdvance(count)
         let base = frames.baseAddress!
