@@ -85,13 +85,14 @@ extern "C" {
 #define RECUR_VERSION_PATCH 0
 #define RECUR_VERSION_STRING "0.1.0"
 
-/* The newest .recur format version this library writes; it reads every minor version of majors 1 to 3.
- * A file is written with the lowest version that describes it: 3.0 for models that read frames, pool
+/* The newest .recur format version this library writes; it reads every minor version of majors 1 to 4.
+ * A file is written with the lowest version that describes it: 4.0 for files holding q8ri tensors (int8
+ * with one scale per row, rows interleaved for the kernels); 3.0 for models that read frames, pool
  * by mean or regress, and for files whose text preprocessing or padding is recorded (tokenizer.splitter,
  * tokenizer.pad_mask, tokenizer.pad_length); 2.0 for files holding q8r (int8 with one scale per row)
  * tensors or a translator reading its source reversed (encoder.reverse_source); 1.0 otherwise, so that
  * older readers open every file they can read. */
-#define RECUR_FORMAT_VERSION_MAJOR 3
+#define RECUR_FORMAT_VERSION_MAJOR 4
 #define RECUR_FORMAT_VERSION_MINOR 0
 
 /* The library's version at run time. Each pointer may be NULL (that part is not written). */

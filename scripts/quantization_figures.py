@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The accuracy figures of the quantized copies of the shipped generator, measured by the `recur` command.
 
-For each type (f16, int8 = q8r, q8, q4): `recur quantize models/alice.recur` into a temporary folder, then
+For each type (f16, int8 = q8ri, q8, q4): `recur quantize models/alice.recur` into a temporary folder, then
 `recur eval COPY --text HOLDOUT --reference models/alice.recur --json` on the held-out last 10% (by bytes)
 of data/alice29.txt. Prints the table of docs/QUANTIZATION.md and the sentence of README.md built from the
 measurements, and keeps the documents in step with them:
@@ -34,7 +34,7 @@ BEGIN, END = "<!-- quantization-figures:begin -->", "<!-- quantization-figures:e
 # type given to `recur quantize`, row label, target column
 TYPES = [
     ("f16", "f16", "top-1 ≥ 99.5%"),
-    ("int8", "int8 (q8r)", "≤ +0.5%, KL ≤ 0.002, top-1 ≥ 98%"),
+    ("int8", "int8 (q8ri)", "≤ +0.5%, KL ≤ 0.002, top-1 ≥ 98%"),
     ("q8", "q8 (per block)", "same"),
     ("q4", "q4", "≤ +3%, top-1 ≥ 93%"),
 ]
@@ -97,7 +97,7 @@ def table(rows: list) -> str:
 
 def sentence(rows: list) -> str:
     by = {r["label"]: r for r in rows}
-    f16, q8r, q8, q4 = by["f16"], by["int8 (q8r)"], by["q8 (per block)"], by["q4"]
+    f16, q8r, q8, q4 = by["f16"], by["int8 (q8ri)"], by["q8 (per block)"], by["q4"]
     return (f"Quantized copies of the shipped generator (`recur quantize`, then `recur eval --reference`), on the\n"
             f"held-out text: f16 {f16['change']:+.3f}% bits/char (top-1 agreement {f16['top1']:.2f}%), int8 (one scale per row)\n"
             f"{q8r['change']:+.3f}% (mean KL {q8r['kl']:.5f}, top-1 {q8r['top1']:.1f}%), int8 with one scale per block of 32\n"

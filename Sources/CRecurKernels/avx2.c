@@ -360,6 +360,47 @@ void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
     }
     const int32_t S = sum1_epi32(sum);
     memcpy((unsigned char *)buf + 4, &S, 4);
+    const __m256i sixty4 = _mm256_set1_epi8(64);
+    for (long c0 = 0; c0 < ncp; c0 += 32)   /* u = xq + 64 */
+        _mm256_store_si256((__m256i *)(q + ncp + c0), _mm256_add_epi8(_mm256_load_si256((const __m256i *)(q + c0)), sixty4));
+}
+
+/* ---- q8ri: 8 rows × 4 columns per 32 bytes, x broadcast 4 bytes at a time --------------------------- */
+
+/* Group g, rows 0–7 and 8–15 in two halves: vpmaddubsw(u, q) adds u·q over column pairs (|·| ≤ 2·128·127,
+ * within int16), vpmaddwd with ones the two pairs of each row into its int32 lane; then as AVX-512. */
+void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
+    const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    const uint8_t *u = x->u;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256 d = _mm256_set1_ps(x->d);
+    for (long g = row0 / 16; 16 * g < end; g++) {
+        const unsigned char *G = (const unsigned char *)w + g * gb;
+        const unsigned char *q = G + 128;
+        __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+        for (long k = 0; k < chunks; k += 2) {
+            const __m256i x0 = _mm256_set1_epi32(rk_load_i32(u + 4 * k)), x1 = _mm256_set1_epi32(rk_load_i32(u + 4 * k + 4));
+            const unsigned char *c = q + 64 * k;
+            lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)c)), ones));
+            hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)(c + 32))), ones));
+            lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 64))), ones));
+            hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 96))), ones));
+        }
+        const __m256i slo = _mm256_sub_epi32(_mm256_add_epi32(lo0, lo1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 64)), 6));
+        const __m256i shi = _mm256_sub_epi32(_mm256_add_epi32(hi0, hi1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 96)), 6));
+        const __m256 vlo = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(slo), d), _mm256_loadu_ps((const float *)G));
+        const __m256 vhi = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(shi), d), _mm256_loadu_ps((const float *)(G + 32)));
+        if (16 * g >= row0 && 16 * g + 16 <= end) {
+            float *o = y + (16 * g - row0);
+            _mm256_storeu_ps(o, acc ? _mm256_add_ps(_mm256_loadu_ps(o), vlo) : vlo);
+            _mm256_storeu_ps(o + 8, acc ? _mm256_add_ps(_mm256_loadu_ps(o + 8), vhi) : vhi);
+        } else {
+            float t[16];
+            _mm256_storeu_ps(t, vlo);
+            _mm256_storeu_ps(t + 8, vhi);
+            rk_put_group(y, t, g, row0, end, acc);
+        }
+    }
 }
 
 /* ---- dynamic quantization of x (same arithmetic as rk_quantize_scalar, so the same bytes) ---------- */

@@ -8,6 +8,8 @@
  *   subtracted the same way with t128.
  * - q8r: the same flip; the offset 128·Σxq is one integer per vector (x->sum), subtracted from each
  *   row's exact integer sum before its single conversion.
+ * - q8ri: x is the unsigned operand (u = xq + 64), broadcast to 16 rows; the weights stay signed, and the
+ *   offset 64·Σq of each row is its stored row sum shifted.
  * q8/q4: each int32 lane belongs to one block; lanes are converted to f32 and multiplied by s_b·d_b, spread
  * over the block's lanes with vpermps from 16 combined scales at a time. */
 #include "internal.h"
@@ -230,6 +232,38 @@ void AVX512 rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, in
                                      _mm512_load_si512((const void *)(xq + c)));
         float v = ((float)(_mm512_reduce_add_epi32(a0) - off) * x->d) * rk_load_f32(r0);
         y[r] = acc ? y[r] + v : v;
+    }
+}
+
+/* ---- q8ri: 16 rows × 4 columns per vpdpbusd, x broadcast 4 bytes at a time ------------------------ */
+
+/* Group g: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k (four accumulators, summed at the
+ * end: integer sums, so the order does not matter), then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. */
+void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
+    const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    const uint8_t *u = x->u;
+    const __m512 d = _mm512_set1_ps(x->d);
+    for (long g = row0 / 16; 16 * g < end; g++) {
+        const unsigned char *G = (const unsigned char *)w + g * gb;
+        const unsigned char *q = G + 128;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (long k = 0; k < chunks; k += 4) {   /* chunks is a multiple of 8 */
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 4)), _mm512_loadu_si512((const void *)(q + 64 * k + 64)));
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 8)), _mm512_loadu_si512((const void *)(q + 64 * k + 128)));
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 12)), _mm512_loadu_si512((const void *)(q + 64 * k + 192)));
+        }
+        const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                             _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6));
+        const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), d), _mm512_loadu_ps((const float *)G));
+        if (16 * g >= row0 && 16 * g + 16 <= end) {
+            float *o = y + (16 * g - row0);
+            _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);
+        } else {
+            float t[16];
+            _mm512_storeu_ps(t, v);
+            rk_put_group(y, t, g, row0, end, acc);
+        }
     }
 }
 

@@ -20,6 +20,8 @@ void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long co
 size_t rk_xr_bytes(long cols);
 void rk_quantize_xr(void *xr, const float *x, long cols);
 void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int accumulate);
+void rk_matvec_q8ri_at(int level, float *y, const void *w, const float *x, long row0, long rows, long cols, int accumulate);
+void rk_matvec_q8ri_xr(float *y, const void *w, const void *xr, long row0, long rows, long cols, int accumulate);
 
 /*
  * A quantized activation vector (see rk_quantize_x), laid out in one 64-byte-aligned buffer.
@@ -55,17 +57,20 @@ static inline rk_xq rk_xq_view(const void *buf, long cols) {
 }
 
 /*
- * A vector quantized for q8r (per-row) weights (see rk_quantize_xr): one scale for the whole vector,
+ * A vector quantized for q8r and q8ri (per-row) weights (see rk_quantize_xr): one scale for the whole vector,
  *   D = max|x| / 64,  xq_c = clamp(round-half-even(x_c / D), −64, 64),
  * 64 bytes holding D (f32), S = Σ xq (int32; for the AVX-512 kernel, whose weights are read as unsigned
- * q + 128) and zero padding, then xq in element order, zero-padded to a multiple of 64.
- * |xq| ≤ 64 and |q| ≤ 127 keep the sum of two vpmaddubsw pair sums within int16 (2·2·64·127 = 32512).
+ * q + 128) and zero padding, then xq in element order, zero-padded to a multiple of 64, then u = xq + 64
+ * as unsigned bytes (the q8ri kernels' operand; 64 in the padding, where the weights are zero).
+ * |xq| ≤ 64 and |q| ≤ 127 keep the sum of two vpmaddubsw pair sums within int16 (2·2·64·127 = 32512),
+ * and u ≤ 128 one pair sum of u · q (2·128·127 = 32512).
  */
 typedef struct {
     long cols, ncp;
     float d;
     int32_t sum;
     const int8_t *q;
+    const uint8_t *u;
 } rk_xr;
 
 static inline long rk_ncp(long cols) { return (cols + 63) & ~63L; }
@@ -77,8 +82,32 @@ static inline rk_xr rk_xr_view(const void *buf, long cols) {
     memcpy(&v.d, buf, 4);
     memcpy(&v.sum, (const unsigned char *)buf + 4, 4);
     v.q = (const int8_t *)buf + 64;
+    v.u = (const uint8_t *)buf + 64 + v.ncp;
     return v;
 }
+
+/* Fills u = xq + 64 of a vector quantized per vector (the last step of rk_quantize_xr_scalar). */
+static inline void rk_xr_fill_u(void *buf, long cols) {
+    const long ncp = rk_ncp(cols);
+    const int8_t *q = (const int8_t *)buf + 64;
+    uint8_t *u = (uint8_t *)buf + 64 + ncp;
+    for (long c = 0; c < ncp; c++) u[c] = (uint8_t)(q[c] + 64);
+}
+
+/* q8ri: bytes of one group of 16 rows with `cols` columns, and the row sums' correction for u = xq + 64. */
+static inline long rk_q8ri_group_bytes(long cols) { return 128 + 16 * ((cols + 31) & ~31L); }
+
+/* Writes the lanes v[i] of group g (rows 16g + i) that fall in [row0, end) to y, whose first element is
+ * row row0 (added when acc). */
+static inline void rk_put_group(float *y, const float *v, long g, long row0, long end, int acc) {
+    const long lo = 16 * g < row0 ? row0 - 16 * g : 0, hi = 16 * g + 16 > end ? end - 16 * g : 16;
+    for (long i = lo; i < hi; i++) {
+        float *p = y + (16 * g + i - row0);
+        *p = acc ? *p + v[i] : v[i];
+    }
+}
+
+static inline int32_t rk_load_i32(const void *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
 static inline float rk_half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
@@ -110,6 +139,7 @@ void rk_q4_scalar(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_quantize_scalar(void *buf, const float *x, long cols);
 void rk_permute_xq(unsigned char *buf, long cols);
 void rk_q8r_scalar(float *y, const void *w, const rk_xr *x, long rows, int acc);
+void rk_q8ri_scalar(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
 void rk_quantize_xr_scalar(void *buf, const float *x, long cols);
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -120,6 +150,7 @@ void rk_q8_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_quantize_avx2(void *buf, const float *x, long cols);
 void rk_q8r_avx2(float *y, const void *w, const rk_xr *x, long rows, int acc);
+void rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
 void rk_quantize_xr_avx2(void *buf, const float *x, long cols);
 void rk_activate_avx2(int kind, float *x, long n);
 void rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols);
@@ -128,6 +159,7 @@ void rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows, long 
 void rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc);
+void rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
 #endif
 
 #endif

@@ -6,12 +6,14 @@
 
 /* ---- the dtype table ------------------------------------------------------------------------------ */
 
+/*                        name   block elem rscale rsum group bscale bvalue  x                 major */
 static const rk_dtype_info dtypes[RK_DTYPE_COUNT] = {
-    [RK_F32] = {"f32", 1, 4, 0, 0, 0, RK_X_EXACT, 1},
-    [RK_F16] = {"f16", 1, 2, 0, 0, 0, RK_X_EXACT, 1},
-    [RK_Q8] = {"q8", 32, 0, 0, 4, 32, RK_X_PER_BLOCK, 1},
-    [RK_Q4] = {"q4", 32, 0, 0, 4, 16, RK_X_PER_BLOCK, 1},
-    [RK_Q8R] = {"q8r", 32, 0, 4, 0, 32, RK_X_PER_VECTOR, 2},
+    [RK_F32] =  {"f32",  1,    4,   0,     0,   1,    0,     0,      RK_X_EXACT,       1},
+    [RK_F16] =  {"f16",  1,    2,   0,     0,   1,    0,     0,      RK_X_EXACT,       1},
+    [RK_Q8] =   {"q8",   32,   0,   0,     0,   1,    4,     32,     RK_X_PER_BLOCK,   1},
+    [RK_Q4] =   {"q4",   32,   0,   0,     0,   1,    4,     16,     RK_X_PER_BLOCK,   1},
+    [RK_Q8R] =  {"q8r",  32,   0,   4,     0,   1,    0,     32,     RK_X_PER_VECTOR,  2},
+    [RK_Q8RI] = {"q8ri", 32,   0,   4,     4,   16,   0,     32,     RK_X_PER_VECTOR,  4},
 };
 
 const rk_dtype_info *rk_dtype_of(int dtype) {
@@ -23,9 +25,17 @@ long long rk_row_bytes(int dtype, long long cols) {
     if (!t || cols < 0) return -1;
     if (t->block == 1) return cols > LLONG_MAX / t->element_bytes ? -1 : cols * t->element_bytes;
     long long nb = cols / t->block + (cols % t->block != 0);
-    long long per = t->block_scale_bytes + t->block_value_bytes;
-    if (nb > (LLONG_MAX - t->row_scale_bytes) / per) return -1;
-    return t->row_scale_bytes + nb * per;
+    long long per = t->block_scale_bytes + t->block_value_bytes, fixed = t->row_scale_bytes + t->row_sum_bytes;
+    if (nb > (LLONG_MAX - fixed) / per) return -1;
+    return fixed + nb * per;
+}
+
+long long rk_matrix_bytes(int dtype, long long rows, long long cols) {
+    const long long rb = rk_row_bytes(dtype, cols);
+    if (rb < 0 || rows < 0) return -1;
+    const long long g = rk_dtype_of(dtype)->row_group, padded = rows / g * g + (rows % g ? g : 0);
+    if (rb > 0 && padded > LLONG_MAX / rb) return -1;
+    return padded * rb;
 }
 
 /* ---- level detection ---------------------------------------------------------------------------- */
@@ -155,6 +165,20 @@ void rk_q8r_scalar(float *y, const void *w, const rk_xr *x, long rows, int acc) 
     }
 }
 
+/* q8ri: y[r] = ((float)(Σ_c q[r, c] · xq_c) · D) · s_r, exactly what rk_q8r_scalar computes from q8r's bytes. */
+void rk_q8ri_scalar(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
+    const long n = (x->cols + 31) & ~31L, gb = rk_q8ri_group_bytes(x->cols);
+    for (long i = 0; i < rows; i++) {
+        const long r = row0 + i, lane = r % 16;
+        const unsigned char *g = (const unsigned char *)w + (r / 16) * gb;
+        const int8_t *q = (const int8_t *)(g + 128 + 4 * lane);
+        int32_t dot = 0;
+        for (long c = 0; c < n; c++) dot += (int32_t)q[(c / 4) * 64 + c % 4] * x->q[c];
+        float s = ((float)dot * x->d) * rk_load_f32(g + 4 * lane);
+        y[i] = acc ? y[i] + s : s;
+    }
+}
+
 /* D = max|x| / 64; xq = clamp(round-half-even(x · 64 / max|x|), −64, 64) (NaN maps to −64). */
 void rk_quantize_xr_scalar(void *buf, const float *x, long cols) {
     memset(buf, 0, 64 + (size_t)rk_ncp(cols));
@@ -169,6 +193,7 @@ void rk_quantize_xr_scalar(void *buf, const float *x, long cols) {
         sum += q[c];
     }
     memcpy((unsigned char *)buf + 4, &sum, 4);
+    rk_xr_fill_u(buf, cols);
 }
 
 /* Fills qp, the copy of q in the order of AVX-512 q4 nibbles (internal.h). */
@@ -257,12 +282,25 @@ static void q_xq_at(int level, int four, float *y, const void *w, const rk_xq *v
     }
 }
 
-/* y (+)= W·x without quantizing x, decoding one block of 32 weights (q8r: one row) at a time (no
- * allocation). dtype: 2 q8, 3 q4, 4 q8r. */
-static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+/* y (+)= W·x without quantizing x, decoding one block of 32 weights (q8r, q8ri: one row) at a time (no
+ * allocation), rows from row0. */
+static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols, int acc) {
     const long nb = (cols + 31) / 32;
     const int four = dtype == RK_Q4;
     const long rb = (long)rk_row_bytes(dtype, cols);
+    if (dtype == RK_Q8RI) {
+        for (long r = 0; r < rows; r++) {
+            const long i = (row0 + r) % 16;
+            const unsigned char *g = (const unsigned char *)w + (row0 + r) / 16 * rk_q8ri_group_bytes(cols);
+            const int8_t *q = (const int8_t *)(g + 128 + 4 * i);
+            float t = 0;
+            for (long c = 0; c < cols; c++) t += (float)q[(c / 4) * 64 + c % 4] * x[c];
+            t *= rk_load_f32(g + 4 * i);
+            y[r] = acc ? y[r] + t : t;
+        }
+        return;
+    }
+    w = (const unsigned char *)w + row0 * rb;
     if (dtype == RK_Q8R) {
         for (long r = 0; r < rows; r++) {
             const unsigned char *row = (const unsigned char *)w + r * rb;
@@ -298,11 +336,11 @@ static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, 
 #define RK_STACK_COLS 16384
 
 static void quantize_xr_at(int level, void *buf, const float *x, long cols);
-static void q8r_xr_at(int level, float *y, const void *w, const rk_xr *v, long rows, int acc);
+static void q8r_xr_at(int level, int dtype, float *y, const void *w, const rk_xr *v, long row0, long rows, int acc);
 
-/* y (+)= W·x for a quantized W (dtype 2 q8, 3 q4, 4 q8r): x quantized into a buffer on the stack (on the
- * heap past RK_STACK_COLS columns; without memory, the weights are decoded instead), then the product. */
-static void q_at(int level, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+/* y (+)= W·x for a quantized W (q8, q4, q8r; q8ri from row row0): x quantized into a buffer on the stack (on
+ * the heap past RK_STACK_COLS columns; without memory, the weights are decoded instead), then the product. */
+static void q_at(int level, int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols, int acc) {
     if (rows <= 0) return;
     if (cols <= 0) {
         for (long r = 0; r < rows; r++) y[r] = acc ? y[r] : 0.0f;
@@ -310,19 +348,20 @@ static void q_at(int level, int dtype, float *y, const void *w, const float *x, 
     }
     level = clamp_level(level);
     _Alignas(64) unsigned char stack[(RK_STACK_COLS / 32) * (12 + 64)];   /* ≥ rk_xr_bytes(RK_STACK_COLS) too */
+    _Static_assert((RK_STACK_COLS / 32) * (12 + 64) >= 64 + 2 * RK_STACK_COLS, "the stack buffer holds an rk_xr");
     unsigned char *buf = stack;
     if (cols > RK_STACK_COLS) {
         const int per_vector = rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR;
         buf = (unsigned char *)aligned_alloc(64, per_vector ? rk_xr_bytes(cols) : rk_xq_bytes(cols));
         if (!buf) {
-            q_decode_matvec(dtype, y, w, x, rows, cols, acc);
+            q_decode_matvec(dtype, y, w, x, row0, rows, cols, acc);
             return;
         }
     }
     if (rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR) {
         quantize_xr_at(level, buf, x, cols);
         rk_xr v = rk_xr_view(buf, cols);
-        q8r_xr_at(level, y, w, &v, rows, acc);
+        q8r_xr_at(level, dtype, y, w, &v, row0, rows, acc);
     } else {
         quantize_at(level, buf, x, cols);
         rk_xq v = rk_xq_view(buf, cols);
@@ -332,10 +371,10 @@ static void q_at(int level, int dtype, float *y, const void *w, const float *x, 
 }
 
 void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(level, 2, y, w, x, rows, cols, acc);
+    q_at(level, RK_Q8, y, w, x, 0, rows, cols, acc);
 }
 void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(level, 3, y, w, x, rows, cols, acc);
+    q_at(level, RK_Q4, y, w, x, 0, rows, cols, acc);
 }
 
 
@@ -348,49 +387,78 @@ void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long co
     q_xq_at(rk_level(), 1, y, w, &v, rows, acc);
 }
 
-size_t rk_xr_bytes(long cols) { return 64 + (size_t)rk_ncp(cols); }
+size_t rk_xr_bytes(long cols) { return 64 + 2 * (size_t)rk_ncp(cols); }
 
 static void quantize_xr_at(int level, void *buf, const float *x, long cols) {
 #ifdef RK_X86
     if (level >= RK_AVX2) { rk_quantize_xr_avx2(buf, x, cols); return; }
 #endif
+    (void)level;
     rk_quantize_xr_scalar(buf, x, cols);
 }
 
 void rk_quantize_xr(void *xr, const float *x, long cols) { quantize_xr_at(rk_level(), xr, x, cols); }
 
-static void q8r_xr_at(int level, float *y, const void *w, const rk_xr *v, long rows, int acc) {
+/* q8r (rows from w on) or q8ri (rows from row0 of the matrix at w) times x quantized per vector. */
+static void q8r_xr_at(int level, int dtype, float *y, const void *w, const rk_xr *v, long row0, long rows, int acc) {
+    const int interleaved = dtype == RK_Q8RI;
 #ifdef RK_X86
     switch (clamp_level(level)) {
-    case RK_AVX512: rk_q8r_avx512(y, w, v, rows, acc); return;
-    case RK_AVX2: rk_q8r_avx2(y, w, v, rows, acc); return;
+    case RK_AVX512:
+        if (interleaved) rk_q8ri_avx512(y, w, v, row0, rows, acc); else rk_q8r_avx512(y, w, v, rows, acc);
+        return;
+    case RK_AVX2:
+        if (interleaved) rk_q8ri_avx2(y, w, v, row0, rows, acc); else rk_q8r_avx2(y, w, v, rows, acc);
+        return;
     default: break;
     }
 #endif
-    rk_q8r_scalar(y, w, v, rows, acc);
+    (void)level;
+    if (interleaved) rk_q8ri_scalar(y, w, v, row0, rows, acc); else rk_q8r_scalar(y, w, v, rows, acc);
 }
 
 void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    q_at(level, 4, y, w, x, rows, cols, acc);
+    q_at(level, RK_Q8R, y, w, x, 0, rows, cols, acc);
 }
 
 void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int acc) {
     rk_xr v = rk_xr_view(xr, cols);
-    q8r_xr_at(rk_level(), y, w, &v, rows, acc);
+    q8r_xr_at(rk_level(), RK_Q8R, y, w, &v, 0, rows, acc);
+}
+
+void rk_matvec_q8ri_at(int level, float *y, const void *w, const float *x, long row0, long rows, long cols, int acc) {
+    q_at(level, RK_Q8RI, y, w, x, row0, rows, cols, acc);
+}
+
+void rk_matvec_q8ri_xr(float *y, const void *w, const void *xr, long row0, long rows, long cols, int acc) {
+    rk_xr v = rk_xr_view(xr, cols);
+    q8r_xr_at(rk_level(), RK_Q8RI, y, w, &v, row0, rows, acc);
 }
 
 /* ---- one entry for every dtype ----------------------------------------------------------------- */
 
-int rk_matvec_at(int level, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+/* The first byte of row `row0` of a row-major matrix (row_group 1). */
+static const void *row_at(int dtype, const void *w, long row0, long cols) {
+    return (const unsigned char *)w + row0 * rk_row_bytes(dtype, cols);
+}
+
+int rk_matvec_rows_at(int level, int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols,
+                      int acc) {
     if (!rk_dtype_of(dtype)) return -1;
+    if (dtype != RK_Q8RI) w = row_at(dtype, w, row0, cols);
     switch ((rk_dtype)dtype) {
     case RK_F32: rk_matvec_f32_at(level, y, (const float *)w, x, rows, cols, acc); break;
     case RK_F16: rk_matvec_f16_at(level, y, (const uint16_t *)w, x, rows, cols, acc); break;
     case RK_Q8: rk_matvec_q8_at(level, y, w, x, rows, cols, acc); break;
     case RK_Q4: rk_matvec_q4_at(level, y, w, x, rows, cols, acc); break;
     case RK_Q8R: rk_matvec_q8r_at(level, y, w, x, rows, cols, acc); break;
+    case RK_Q8RI: rk_matvec_q8ri_at(level, y, w, x, row0, rows, cols, acc); break;
     }
     return 0;
+}
+
+int rk_matvec_at(int level, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+    return rk_matvec_rows_at(level, dtype, y, w, x, 0, rows, cols, acc);
 }
 
 int rk_matvec(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
@@ -409,23 +477,27 @@ void rk_prepare_x(int dtype, void *xq, const float *x, long cols) {
     if (t->x_quantization == RK_X_PER_VECTOR) rk_quantize_xr(xq, x, cols); else rk_quantize_x(xq, x, cols);
 }
 
-void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long rows, long cols, int acc) {
+void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long row0, long rows,
+                        long cols, int acc) {
     if (!rk_dtype_of(dtype)) return;
+    if (dtype != RK_Q8RI) w = row_at(dtype, w, row0, cols);
     switch ((rk_dtype)dtype) {
     case RK_F32: rk_matvec_f32_at(rk_level(), y, (const float *)w, x, rows, cols, acc); break;
     case RK_F16: rk_matvec_f16_at(rk_level(), y, (const uint16_t *)w, x, rows, cols, acc); break;
     case RK_Q8: rk_matvec_q8_xq(y, w, xq, rows, cols, acc); break;
     case RK_Q4: rk_matvec_q4_xq(y, w, xq, rows, cols, acc); break;
     case RK_Q8R: rk_matvec_q8r_xr(y, w, xq, rows, cols, acc); break;
+    case RK_Q8RI: rk_matvec_q8ri_xr(y, w, xq, row0, rows, cols, acc); break;
     }
 }
 
-void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
+void rk_dequantize(float *out, const void *w, int dtype, long row0, long rows, long cols) {
+    if (!rk_dtype_of(dtype)) return;
     const long nb = (cols + 31) / 32;
     const long rb = (long)rk_row_bytes(dtype, cols);
     for (long r = 0; r < rows; r++) {
         float *o = out + r * cols;
-        const unsigned char *row = (const unsigned char *)w + r * rb;
+        const unsigned char *row = (const unsigned char *)w + (row0 + r) * rb;
         switch ((rk_dtype)dtype) {
         case RK_F32:
             memcpy(o, row, (size_t)cols * sizeof(float));
@@ -444,6 +516,14 @@ void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols) {
             const int8_t *q = (const int8_t *)(row + 4);
             const float s = rk_load_f32(row);
             for (long c = 0; c < cols; c++) o[c] = s * (float)q[c];
+            break;
+        }
+        case RK_Q8RI: {
+            const long i = (row0 + r) % 16;
+            const unsigned char *g = (const unsigned char *)w + (row0 + r) / 16 * rk_q8ri_group_bytes(cols);
+            const int8_t *q = (const int8_t *)(g + 128 + 4 * i);
+            const float s = rk_load_f32(g + 4 * i);
+            for (long c = 0; c < cols; c++) o[c] = s * (float)q[(c / 4) * 64 + c % 4];
             break;
         }
         case RK_Q4: {
@@ -500,14 +580,44 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 /* ---- validation of quantized weights --------------------------------------------------------------- */
 
 /* A scale s is usable when s and s · (largest code magnitude) are finite: every decoded weight is then
- * finite. Codes: q8/q8r in −127…127 (−128 would break the sign trick of the SIMD kernels), q4 nibbles
+ * finite. Codes: q8/q8r/q8ri in −127…127 (−128 would break the sign trick of the SIMD kernels), q4 nibbles
  * 0…15 meaning −8…7. Padding past `cols` is 0 (q4: nibble 8) as docs/FORMAT.md §7 requires. */
 static int scale_ok(float s, float most) { return isfinite(s) && isfinite(s * most); }
+
+/* q8ri: the q8r rules per row, each row sum equal to the sum of its codes, padding rows all zero. */
+static long check_q8ri(const unsigned char *w, long rows, long cols, const char **what) {
+    const long n = (cols + 31) & ~31L, gb = rk_q8ri_group_bytes(cols), groups = (rows + 15) / 16;
+    for (long r = 0; r < groups * 16; r++) {
+        const unsigned char *g = w + (r / 16) * gb;
+        const long i = r % 16;
+        const int8_t *q = (const int8_t *)(g + 128 + 4 * i);
+        const float s = rk_load_f32(g + 4 * i);
+        int32_t sum = 0;
+        int low = 0, pad = 0;
+        for (long c = 0; c < n; c++) {
+            const int8_t v = q[(c / 4) * 64 + c % 4];
+            sum += v;
+            low |= v == -128;
+            if (c >= cols || r >= rows) pad |= v;
+        }
+        const long at = r < rows ? r + 1 : rows;   /* a padding row's faults are the last row's */
+        if (r >= rows && (pad || rk_load_i32(g + 64 + 4 * i) != 0 || s != 0.0f)) {
+            *what = "a padding row (past the last row of its group of 16) that is not all zero";
+            return at;
+        }
+        if (!scale_ok(s, 128.0f)) { *what = "a scale whose weights are not finite"; return at; }
+        if (low) { *what = "the code -128 (codes are -127...127)"; return at; }
+        if (pad) { *what = "non-zero padding past the last column"; return at; }
+        if (rk_load_i32(g + 64 + 4 * i) != sum) { *what = "a row sum that is not the sum of its codes"; return at; }
+    }
+    return 0;
+}
 
 long rk_check_quantized(int dtype, const void *w, long rows, long cols, const char **what) {
     const long nb = (cols + 31) / 32;
     const unsigned char *base = (const unsigned char *)w;
     *what = "";
+    if (dtype == RK_Q8RI) return rows > 0 ? check_q8ri(base, rows, cols, what) : 0;
     for (long r = 0; r < rows; r++) {
         if (dtype == RK_Q8 || dtype == RK_Q8R) {
             const long nscales = dtype == RK_Q8 ? nb : 1;

@@ -24,7 +24,7 @@ typedef struct {
     float *y;
     const void *w;
     const float *x;
-    long rows, cols, chunk, chunks;
+    long row0, rows, cols, chunk, chunks;   /* rows [row0, row0 + rows) of the matrix at w */
     int acc;
 } rk_job;
 
@@ -68,8 +68,7 @@ static void run_chunk(struct rk_pool *p, long i) {
     long r0 = i * j->chunk;
     if (r0 >= j->rows) return;
     long n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
-    const unsigned char *w = (const unsigned char *)j->w + r0 * rk_row_bytes(j->dtype, j->cols);
-    rk_matvec_prepared(j->dtype, j->y + r0, w, j->x, p->xq, n, j->cols, j->acc);
+    rk_matvec_prepared(j->dtype, j->y + r0, j->w, j->x, p->xq, j->row0 + r0, n, j->cols, j->acc);
 }
 
 /* Takes and runs chunks until none is left. */
@@ -149,13 +148,14 @@ void rk_pool_destroy(rk_pool *p) {
 
 int rk_pool_threads(const rk_pool *p) { return p ? p->n : 1; }
 
-static void single(int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
-    rk_matvec(dtype, y, w, x, rows, cols, acc);
+static void single(int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols, int acc) {
+    rk_matvec_rows_at(rk_level(), dtype, y, w, x, row0, rows, cols, acc);
 }
 
-void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float *x, long rows, long cols, int acc) {
+void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols,
+                    int acc) {
     if (!p || rows < 8 * p->n || cols <= 0 || atomic_exchange_explicit(&p->busy, 1, memory_order_acquire)) {
-        single(dtype, y, w, x, rows, cols, acc);   /* small, or another caller holds the pool */
+        single(dtype, y, w, x, row0, rows, cols, acc);   /* small, or another caller holds the pool */
         return;
     }
     const size_t need = rk_x_bytes(dtype, cols);
@@ -163,7 +163,7 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
         void *b = aligned_alloc(64, (need + 63) & ~(size_t)63);
         if (!b) {
             atomic_store_explicit(&p->busy, 0, memory_order_release);
-            single(dtype, y, w, x, rows, cols, acc);
+            single(dtype, y, w, x, row0, rows, cols, acc);
             return;
         }
         free(p->xq);
@@ -174,7 +174,7 @@ void rk_pool_matvec(rk_pool *p, int dtype, float *y, const void *w, const float 
     long chunk = (rows + p->n * CHUNKS_PER_THREAD - 1) / (p->n * CHUNKS_PER_THREAD);
     chunk = (chunk + 15) & ~15L;   /* whole groups of rows for the kernels, and whole cache lines of y */
     long chunks = (rows + chunk - 1) / chunk;
-    p->job = (rk_job){dtype, y, w, x, rows, cols, chunk, chunks, acc};
+    p->job = (rk_job){dtype, y, w, x, row0, rows, cols, chunk, chunks, acc};
     unsigned long long job = (++p->jobs) & 0xFFFFFFFFull;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->limit, job << 32 | (unsigned long long)chunks, memory_order_relaxed);

@@ -250,7 +250,7 @@ final class ModelValidationTests: XCTestCase {
 /// The kernels' dtype table (recur_kernels.h) against the layouts of FORMAT.md §7, written out here.
 final class DTypeTableTests: XCTestCase {
     func testTableMatchesTheFormat() {
-        let names: [DType: String] = [.f32: "f32", .f16: "f16", .q8: "q8", .q4: "q4", .q8r: "q8r"]
+        let names: [DType: String] = [.f32: "f32", .f16: "f16", .q8: "q8", .q4: "q4", .q8r: "q8r", .q8ri: "q8ri"]
         for t in DType.allCases {
             XCTAssertEqual(t.name, names[t])
             for cols in [0, 1, 7, 31, 32, 33, 64, 100, 1000] {
@@ -262,17 +262,24 @@ final class DTypeTableTests: XCTestCase {
                 case .q8: expected = 36 * nb
                 case .q4: expected = 20 * nb
                 case .q8r: expected = 4 + 32 * nb
+                case .q8ri: expected = 8 + 32 * nb   // scale and row sum in the group's header, the codes
                 }
                 XCTAssertEqual(t.rowBytes(cols), expected, "\(t) \(cols)")
+                // Interleaved rows come in groups of 16 (the last padded with zero rows).
+                for rows in [1, 15, 16, 17, 40] {
+                    let stored = t == .q8ri ? (rows + 15) / 16 * 16 : rows
+                    XCTAssertEqual(t.byteCount(shape: [rows, cols]), stored * expected, "\(t) \(rows)×\(cols)")
+                }
             }
             XCTAssertNil(t.rowBytes(-1))
             if t.blockSize == 1 { XCTAssertNil(t.rowBytes(Int.max), "overflow is nil, not a wrapped size") }
             XCTAssertEqual(t.blockSize, t == .f32 || t == .f16 ? 1 : 32)
             XCTAssertEqual(t.quantizesActivations, t != .f32 && t != .f16)
-            XCTAssertEqual(t.quantizesPerVector, t == .q8r)
-            XCTAssertEqual(t.formatMajor, t == .q8r ? 2 : 1)
+            XCTAssertEqual(t.quantizesPerVector, t == .q8r || t == .q8ri)
+            XCTAssertEqual(t.formatMajor, t == .q8r ? 2 : t == .q8ri ? 4 : 1)
+            XCTAssertEqual(t.rowGroup, t == .q8ri ? 16 : 1)
         }
-        XCTAssertNil(rk_dtype_of(5))
+        XCTAssertNil(rk_dtype_of(6))
         XCTAssertNil(rk_dtype_of(-1))
         XCTAssertEqual(rk_row_bytes(9, 10), -1)
     }

@@ -51,7 +51,7 @@ final class FrameTests: XCTestCase {
 
     func testStepBatchOfFramesEqualsSingleSteps() throws {
         for cells in KernelBatchTests.stacks {
-            for dtype in [DType.f32, .f16, .q8, .q4, .q8r] {
+            for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
                 let m = try frameModel(cells, hidden: 13, dtype: dtype)
                 for n in [1, 3, 5] {
                     let batch = (0..<n).map { _ in m.makeState() }
@@ -78,7 +78,7 @@ final class FrameTests: XCTestCase {
 
     func testPrefillOfFramesEqualsSteps() throws {
         for cells in KernelBatchTests.stacks {
-            for dtype in [DType.f32, .q8r] {
+            for dtype in [DType.f32, .q8r, .q8ri] {
                 let m = try frameModel(cells, hidden: 9, dtype: dtype)
                 let x = frames(300, seed: 9)        // more than one 256-frame chunk
                 let a = m.makeState(), b = m.makeState()

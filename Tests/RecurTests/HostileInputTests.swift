@@ -91,6 +91,24 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// q8ri's own rules: row sums equal to the sums of the codes, padding rows (past the last row of the
+    /// last group of 16) all zero, and q8r's scale, code and padding rules.
+    func testInterleavedWeightsAreCheckedAtLoad() throws {
+        let name = "layer.1.kernel"   // 39 × 7: three groups of 16 rows (9 padding rows), one block per row
+        let gb = 128 + 16 * 32
+        XCTAssertNoThrow(try load(try quantizedModel(name, .q8ri) { _, _ in }))
+        let big = try quantizedModel(name, .q8ri) { d, _ in store(1e38, &d, at: 4) }
+        assertThrowsRecur(.numerical, "row 1 has a scale whose weights are not finite") { _ = try self.load(big) }
+        let sum = try quantizedModel(name, .q8ri) { d, _ in d[64 + 8] ^= 1 }      // row 2's sum
+        assertThrowsRecur(.format, "row 2 has a row sum that is not the sum of its codes") { _ = try self.load(sum) }
+        let low = try quantizedModel(name, .q8ri) { d, _ in d[128 + 4 * 3] = 0x80 } // row 3, column 0
+        assertThrowsRecur(.format, "-128") { _ = try self.load(low) }
+        let pad = try quantizedModel(name, .q8ri) { d, _ in d[128 + 64 + 4 * 5 + 3] = 1 } // row 5, column 7
+        assertThrowsRecur(.format, "padding past the last column") { _ = try self.load(pad) }
+        let row = try quantizedModel(name, .q8ri) { d, _ in d[2 * gb + 4 * 10] = 1 }   // row 42's scale
+        assertThrowsRecur(.format, "a padding row") { _ = try self.load(row) }
+    }
+
     /// A model read into memory (mapFile = false) keeps working when its file is truncated or overwritten
     /// by someone else; the default mapping is what the documentation warns about.
     func testUnmappedModelSurvivesChangesToItsFile() throws {

@@ -26,7 +26,7 @@ final class KernelBatchTests: XCTestCase {
 
     func testStepBatchEqualsSingleSteps() throws {
         for cells in Self.stacks {
-            for dtype in [DType.f32, .f16, .q8, .q4, .q8r] {
+            for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
                 let m = try model(cells, hidden: 21, dtype: dtype)
                 for n in [1, 3, 6] {
                     // Streams at different positions.
@@ -71,7 +71,7 @@ final class KernelBatchTests: XCTestCase {
     /// Rows split across the worker pool are computed by the same kernels on the same quantized x:
     /// the outputs are bit for bit those of one thread, also when two streams step concurrently.
     func testThreadedStepEqualsSingleThread() throws {
-        for dtype in [DType.f32, .f16, .q8, .q4, .q8r] {
+        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
             // hidden 150: the LSTM's 600 × 150 recurrent matrix is ≥ 64 KiB in every type but q4 (56 KiB)
             let one = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 1)
             let two = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 3)

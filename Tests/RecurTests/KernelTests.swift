@@ -171,6 +171,53 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// q8ri holds q8r's codes with the rows interleaved by 16: at every level, on the whole matrix and on
+    /// row views that start and end inside a group of 16 (as a GRU's gates are), the product is bit for bit
+    /// q8r's scalar product of the same rows, and its weights decode (independently) to q8r's.
+    func testInterleavedKernelsEqualPerRow() {
+        var rng = Rand()
+        for (rows, cols) in Self.shapes + [(16, 64), (35, 100), (48, 257), (3, 16_500), (300, 100)] {
+            let v = rng.values(rows * cols, scale: 0.5)
+            let x = rng.values(cols)
+            withMatrix(v, rows, cols, .q8r) { per in
+                withMatrix(v, rows, cols, .q8ri) { il in
+                    XCTAssertEqual(decoded(il), decoded(per), "q8ri \(rows)×\(cols) decodes to q8r's weights")
+                    let views = [(0, rows), (rows / 3, rows - rows / 3), (rows / 2, (rows + 1) / 4), (rows - 1, 1)]
+                    for (start, count) in views where count > 0 {
+                        for acc in [false, true] {
+                            let want = run(per.rows(start, count), x, accumulate: acc, level: 0)
+                            for level in levels {
+                                let got = run(il.rows(start, count), x, accumulate: acc, level: level)
+                                XCTAssertEqual(got, want, "q8ri \(rows)×\(cols) rows \(start)+\(count) level \(level) acc \(acc)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// q8ri layout: groups of 16 rows (scales, row sums, chunks of 4 columns), the last padded with zeros.
+    func testInterleavedLayout() {
+        let v: [Float] = (0..<(17 * 5)).map { Float($0 % 7) - 3 }   // 17 rows × 5
+        let per = quantizeMatrix(v, rows: 17, cols: 5, to: .q8r)
+        let il = quantizeMatrix(v, rows: 17, cols: 5, to: .q8ri)
+        let gb = 128 + 16 * 32
+        XCTAssertEqual(il.count, 2 * gb)
+        for r in 0..<17 {
+            let g = (r / 16) * gb, i = r % 16
+            XCTAssertEqual(Array(il[(g + 4 * i)..<(g + 4 * i + 4)]), Array(per[(r * 36)..<(r * 36 + 4)]), "scale of row \(r)")
+            let codes = (0..<5).map { Int8(bitPattern: per[r * 36 + 4 + $0]) }
+            let sum = il.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: g + 64 + 4 * i, as: Int32.self) }
+            XCTAssertEqual(sum, codes.reduce(0) { $0 + Int32($1) }, "row sum of row \(r)")
+            for c in 0..<5 {
+                XCTAssertEqual(Int8(bitPattern: il[g + 128 + 64 * (c / 4) + 4 * i + c % 4]), codes[c], "row \(r) col \(c)")
+            }
+        }
+        XCTAssertTrue(il[(gb + 4)..<(gb + 64)].allSatisfy { $0 == 0 }, "padding rows' scales")
+        XCTAssertTrue(il[(gb + 68)..<(gb + 128)].allSatisfy { $0 == 0 }, "padding rows' sums")
+    }
+
     /// q8r encoding: one scale per row, max|w|/127, values round(w/scale) and zero padding to 32.
     func testPerRowLayout() {
         let v: [Float] = [0.5, -1.27, 0.01, 0, 2.54, -0.02, 0, 0]   // 2 rows × 4

@@ -43,7 +43,8 @@ final class QuantizeTests: XCTestCase {
     func testDefaultPolicy() throws {
         let b = try builder([.init(cell: .gru), .init(cell: .lstm, peephole: true)])
         let f = try file(b)
-        for (target, big, edge) in [(DType.f16, DType.f16, DType.f16), (.q8, .q8, .q8), (.q4, .q4, .q8), (.q8r, .q8r, .q8r)] {
+        for (target, big, edge) in [(DType.f16, DType.f16, DType.f16), (.q8, .q8, .q8), (.q4, .q4, .q8), (.q8r, .q8r, .q8r),
+                                    (.q8ri, .q8ri, .q8ri)] {
             let (w, entries) = try Quantizer.quantize(f, to: target)
             let types = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0.to) })
             XCTAssertEqual(types["layer.0.embeddings"], edge)
@@ -58,17 +59,18 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(w.metadata.first { $0.key == "general.name" }?.value, .string("quantize-test"))
             for (k, v) in f.metadata { XCTAssertEqual(w.metadata.first { $0.key == k }?.value, v, k) }
             for e in entries { XCTAssertEqual(e.bytesAfter, e.to.byteCount(shape: e.shape)) }
-            // The lowest format version that describes the file: 2.0 only when it holds q8r tensors.
+            // The lowest format version that describes the file: 2.0 when it holds q8r tensors, 4.0 for q8ri.
             let bytes = w.serialize()
-            XCTAssertEqual(Array(bytes[8..<12]), [target == .q8r ? 2 : 1, 0, 0, 0], "version, \(target.name)")
-            if target == .q8r {   // q8r in a file labelled 1.0 is refused
+            let version: [UInt8] = target == .q8r ? [2, 0, 0, 0] : target == .q8ri ? [4, 0, 0, 0] : [1, 0, 0, 0]
+            XCTAssertEqual(Array(bytes[8..<12]), version, "version, \(target.name)")
+            if target == .q8r || target == .q8ri {   // q8r in a file labelled 1.0, q8ri in one labelled 3.0, are refused
                 var old = bytes
-                old[8] = 1
+                old[8] = target == .q8r ? 1 : 3
                 old.replaceSubrange(56..<60, with: [0, 0, 0, 0])
                 var crc = CRC32()
                 old.withUnsafeBytes { crc.update($0) }
                 withUnsafeBytes(of: crc.value.littleEndian) { old.replaceSubrange(56..<60, with: $0) }
-                assertThrowsRecur(.format, "needs format version 2") {
+                assertThrowsRecur(.format, target == .q8r ? "needs format version 2;" : "needs format version 4;") {
                     _ = try old.withUnsafeBytes { try RecurFile(storage: try FileStorage(copying: $0)) }
                 }
             }
@@ -76,9 +78,10 @@ final class QuantizeTests: XCTestCase {
         }
     }
 
-    /// "int8" is the per-row type (the fast one); "q8" keeps one scale per block of 32.
+    /// "int8" is the per-row type with interleaved rows (the fast one); "q8" keeps one scale per block of 32.
     func testTypeNames() {
-        XCTAssertEqual(Quantizer.parseType("int8"), .q8r)
+        XCTAssertEqual(Quantizer.parseType("int8"), .q8ri)
+        XCTAssertEqual(Quantizer.parseType("q8ri"), .q8ri)
         XCTAssertEqual(Quantizer.parseType("q8r"), .q8r)
         XCTAssertEqual(Quantizer.parseType("q8"), .q8)
         XCTAssertEqual(Quantizer.parseType("int8-block"), .q8)
@@ -126,7 +129,7 @@ final class QuantizeTests: XCTestCase {
         for cells in [[RecurrentSpec.Template(cell: .gru)], [.init(cell: .lstm)], [.init(cell: .gru), .init(cell: .lstm, peephole: true)]] {
             let b = try builder(cells)
             let f = try file(b)
-            for (target, tolerance) in [(DType.f16, 2e-5), (.q8, 0.03), (.q4, 0.03), (.q8r, 0.03)] {
+            for (target, tolerance) in [(DType.f16, 2e-5), (.q8, 0.03), (.q4, 0.03), (.q8r, 0.03), (.q8ri, 0.03)] {
                 let (w, _) = try Quantizer.quantize(f, to: target)
                 let model = try load(w)
                 var ref = ReferenceGenerator(decoded(b, w))
@@ -142,11 +145,36 @@ final class QuantizeTests: XCTestCase {
         }
     }
 
+    /// int8 with interleaved rows (q8ri) computes what q8r computes, bit for bit: stepped, prefilled and on
+    /// two threads, for cells whose gates are row views that start inside a group of 16 (hidden 21 and 150).
+    func testInterleavedInt8EqualsPerRowBitForBit() throws {
+        let stacks: [[RecurrentSpec.Template]] = [[.init(cell: .gru)], [.init(cell: .gru, resetAfter: false)],
+                                                 [.init(cell: .lstm, peephole: true), .init(cell: .rnn)]]
+        for cells in stacks {
+            for (hidden, threads) in [(21, 1), (150, 2)] {
+                let f = try file(try builder(cells, hidden: hidden))
+                var o = Model.Options()
+                o.threads = threads
+                func open(_ t: DType) throws -> Model {
+                    let bytes = try Quantizer.quantize(f, to: t).writer.serialize()
+                    return try bytes.withUnsafeBytes { try Model(bytes: $0, options: o) }
+                }
+                let per = try open(.q8r), il = try open(.q8ri)
+                let a = per.makeState(), b = il.makeState()
+                XCTAssertEqual(Array(try a.prefill([3, 1, 4, 1, 5])), Array(try b.prefill([3, 1, 4, 1, 5])), "prefill \(cells.map(\.cell)) H \(hidden)")
+                for tok in [9, 2, 6, 5, 3, 5, 8, 9, 7, 9] {
+                    XCTAssertEqual(Array(try a.step(tok)), Array(try b.step(tok)), "step \(cells.map(\.cell)) H \(hidden)")
+                }
+                XCTAssertEqual(a.vector, b.vector)
+            }
+        }
+    }
+
     /// The first layer's input table is computed in f32 from the decoded weights, with no activation
     /// quantization: after one step from zero state (U·0 = 0 exactly) h matches the reference closely.
     func testInputTableIsExactForQuantizedWeights() throws {
         let b = try builder([.init(cell: .gru)], hidden: 70, embedding: 45)
-        for target in [DType.q8, .q4, .f16, .q8r] {
+        for target in [DType.q8, .q4, .f16, .q8r, .q8ri] {
             let (w, _) = try Quantizer.quantize(try file(b), to: target)
             let model = try load(w)
             XCTAssertTrue(model.usesInputTable)

@@ -4,6 +4,16 @@
 /// and the encoders are tested against: it shares no code with the C kernels or `rk_dequantize`.
 func referenceDecodeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
     let cols = w.cols
+    if w.dtype == .q8ri {
+        // Groups of 16 rows: 16 f32 scales, 16 int32 row sums, then 64-byte chunks of 4 columns × 16 rows.
+        let n = (cols + 31) / 32 * 32, row = w.row0 + r, i = row % 16
+        let group = w.data + (row / 16) * (128 + 16 * n)
+        let scale = group.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+        for c in 0..<cols {
+            out[c] = scale * Float(group.load(fromByteOffset: 128 + 64 * (c / 4) + 4 * i + c % 4, as: Int8.self))
+        }
+        return
+    }
     let row = w.data + r * w.dtype.rowBytes(cols)!
     switch w.dtype {
     case .f32:
@@ -27,6 +37,8 @@ func referenceDecodeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Fl
     case .q8r:
         let scale = row.loadUnaligned(as: Float.self)
         for c in 0..<cols { out[c] = scale * Float(row.load(fromByteOffset: 4 + c, as: Int8.self)) }
+    case .q8ri:
+        break   // above
     }
 }
 

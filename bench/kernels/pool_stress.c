@@ -15,9 +15,10 @@ static long row_bytes(int dtype, long cols) { return (long)rk_row_bytes(dtype, c
 static void *caller(void *arg) {
     unsigned seed = (unsigned)(size_t)arg;
     for (int it = 0; it < 300; it++) {
-        int dtype = rand_r(&seed) % 5;   /* every rk_dtype */
+        int dtype = rand_r(&seed) % RK_DTYPE_COUNT;   /* every rk_dtype */
         long rows = 1 + rand_r(&seed) % 700, cols = 1 + rand_r(&seed) % 300;
-        size_t wb = (size_t)(rows * row_bytes(dtype, cols));
+        long row0 = rand_r(&seed) % 3 == 0 ? rand_r(&seed) % rows : 0;   /* a view of the last rows */
+        size_t wb = (size_t)rk_matrix_bytes(dtype, rows, cols);
         unsigned char *w = malloc(wb);
         float *x = malloc(sizeof(float) * (size_t)cols), *a = malloc(sizeof(float) * (size_t)rows),
               *b = malloc(sizeof(float) * (size_t)rows);
@@ -28,6 +29,9 @@ static void *caller(void *arg) {
                 if (dtype == 0) memcpy(w + 4 * i, &v, 4);
                 else { _Float16 h = (_Float16)v; memcpy(w + 2 * i, &h, 2); }
             }
+        } else if (dtype == RK_Q8RI) {   /* 16 scales at the start of each group of 16 rows */
+            long gb = 128 + 16 * ((cols + 31) / 32 * 32);
+            for (long r = 0; r < (rows + 15) / 16 * 16; r++) { float s = 0.01f; memcpy(w + (r / 16) * gb + 4 * (r % 16), &s, 4); }
         } else {
             long nb = (cols + 31) / 32, rb = row_bytes(dtype, cols);
             for (long r = 0; r < rows; r++)
@@ -36,9 +40,9 @@ static void *caller(void *arg) {
         for (long c = 0; c < cols; c++) x[c] = (float)(rand_r(&seed) % 2001 - 1000) / 1000.0f;
         int acc = rand_r(&seed) % 2;
         for (long r = 0; r < rows; r++) a[r] = b[r] = (float)r;
-        rk_pool_matvec(pool, dtype, a, w, x, rows, cols, acc);
-        rk_matvec(dtype, b, w, x, rows, cols, acc);
-        int bad = memcmp(a, b, sizeof(float) * (size_t)rows) != 0;
+        rk_pool_matvec(pool, dtype, a, w, x, row0, rows - row0, cols, acc);
+        rk_matvec_rows_at(rk_level(), dtype, b, w, x, row0, rows - row0, cols, acc);
+        int bad = memcmp(a, b, sizeof(float) * (size_t)(rows - row0)) != 0;
         pthread_mutex_lock(&lock);
         checks++;
         if (bad) { failures++; printf("FAIL dtype %d %ldx%ld acc %d\n", dtype, rows, cols, acc); }

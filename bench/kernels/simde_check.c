@@ -39,7 +39,26 @@ static unsigned char *encode(const float *v, long rows, long cols, int dtype) {
     return o;
 }
 
-static int passed, failed;
+/* q8r rows (4 + n bytes each) → q8ri groups of 16 (recur_kernels.h). */
+static unsigned char *interleave(const unsigned char *q8r, long rows, long cols) {
+    const long n = (cols + 31) / 32 * 32, gb = 128 + 16 * n, groups = (rows + 15) / 16;
+    unsigned char *o = calloc((size_t)(groups * gb), 1);
+    for (long r = 0; r < rows; r++) {
+        unsigned char *g = o + (r / 16) * gb;
+        const long i = r % 16;
+        memcpy(g + 4 * i, q8r + r * (4 + n), 4);
+        int32_t sum = 0;
+        for (long c = 0; c < n; c++) {
+            const int8_t v = (int8_t)q8r[r * (4 + n) + 4 + c];
+            sum += v;
+            g[128 + (c / 4) * 64 + 4 * i + c % 4] = (unsigned char)v;
+        }
+        memcpy(g + 64 + 4 * i, &sum, 4);
+    }
+    return o;
+}
+
+static int passed, failed, has_avx2;
 static void expect(const char *what, long rows, long cols, const float *a, const float *b, double tol) {
     double worst = 0;
     for (long r = 0; r < rows; r++) worst = fmax(worst, fabs((double)a[r] - b[r]));
@@ -48,8 +67,10 @@ static void expect(const char *what, long rows, long cols, const float *a, const
 }
 
 int main(void) {
+    __builtin_cpu_init();
+    has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const long sizes[][2] = {{1, 1}, {3, 5}, {7, 31}, {13, 33}, {5, 64}, {9, 100}, {17, 129}, {4, 255},
-                             {11, 513}, {6, 1000}, {3, 2049}};
+                             {11, 513}, {6, 1000}, {3, 2049}, {16, 64}, {35, 100}, {48, 257}, {100, 40}};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         long rows = sizes[t][0], cols = sizes[t][1];
         float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * cols);
@@ -106,6 +127,35 @@ int main(void) {
                 rk_q8r_avx512(yb, enc, &vr, rows, acc);
                 expect("q8r", rows, cols, ya, yb, 0);
             }
+            /* q8ri: the same codes interleaved by 16 rows; every kernel equals q8r's scalar kernel bit for
+             * bit, on the whole matrix and on views that start and end inside a group. */
+            unsigned char *il = interleave(enc, rows, cols);
+            const long views[][2] = {{0, rows}, {rows / 3, rows - rows / 3}, {rows / 2, (rows + 1) / 4}, {rows - 1, 1}};
+            for (int k = 0; k < 4; k++) {
+                const long r0 = views[k][0], m = views[k][1];
+                if (m <= 0) continue;
+                for (int acc = 0; acc < 2; acc++) {
+                    for (long r = 0; r < m; r++) ya[r] = yb[r] = (float)r;
+                    rk_q8r_scalar(ya, enc + r0 * (4 + n), &vr, m, acc);
+                    rk_q8ri_scalar(yb, il, &vr, r0, m, acc);
+                    expect("q8ri scalar", m, cols, ya, yb, 0);
+                    for (long r = 0; r < m; r++) yb[r] = (float)r;
+                    rk_q8ri_avx512(yb, il, &vr, r0, m, acc);
+                    expect("q8ri avx512", m, cols, ya, yb, 0);
+                    if (has_avx2) {
+                        for (long r = 0; r < m; r++) yb[r] = (float)r;
+                        rk_q8ri_avx2(yb, il, &vr, r0, m, acc);
+                        expect("q8ri avx2", m, cols, ya, yb, 0);
+                    }
+                }
+            }
+            const char *what;
+            if (rk_check_quantized(5, il, rows, cols, &what) != 0) { failed++; printf("FAIL q8ri check: %s\n", what); }
+            else passed++;
+            il[64] ^= 1;   /* row 0's sum no longer that of its codes */
+            if (rk_check_quantized(5, il, rows, cols, &what) != 1) { failed++; printf("FAIL q8ri check: a bad sum passed\n"); }
+            else passed++;
+            free(il);
             free(xr); free(enc);
         }
         free(xq); free(w); free(x); free(h); free(ya); free(yb);

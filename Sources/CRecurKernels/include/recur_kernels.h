@@ -13,6 +13,12 @@
  *        element 32b+j+16 in its high nibble (padding encodes 8).  Row bytes 20·nb.
  *        w[c] = s[c/32] · (nibble − 8).
  *   q8r  one f32 scale s, then nb·32 int8 q (zero padded).  Row bytes 4 + 32·nb.  w[c] = s · q[c].
+ *   q8ri the codes and scales of q8r with the rows interleaved for the kernels: rows in groups of 16 (the
+ *        last group padded with zero rows), a group being 16 f32 scales s_i, 16 int32 row sums Σ_c q[i, c],
+ *        then 8·nb chunks of 64 bytes, chunk k holding columns 4k..4k+3 of the group's rows (row i's four
+ *        codes at bytes 4i..4i+3).  Group bytes 16·(8 + 32·nb).  w[16g + i, c] = s_i · q[i, c].
+ *        A vector of 64 bytes is 16 rows × 4 columns, so one vpdpbusd with 4 bytes of x broadcast adds
+ *        into 16 row sums at once: no horizontal sums, x read once per group, weights streamed in order.
  *
  * Quantized kernels quantize x on the fly, per block of 32, to int8 (dynamic quantization):
  *   d_b = max|x_c| / 127,  x_c ≈ d_b · xq_c,  xq_c = round(x_c / d_b) ∈ [−127, 127]
@@ -20,6 +26,9 @@
  * q8r kernels quantize x with one scale for the whole vector, to 7 bits and a sign:
  *   D = max|x| / 64,  xq_c = round(x_c / D) ∈ [−64, 64],   y[r] = s_r · D · Σ_c q_c · xq_c
  * with one exact integer sum per row (no per-block conversion: about twice the speed of q8 with AVX2).
+ * q8ri is multiplied with the same x, its u8 form xq + 64 ∈ [0, 128] against the signed codes:
+ *   Σ_c (xq_c + 64) · q_c = Σ_c xq_c · q_c + 64 · Σ_c q_c,   y[r] = s_r · D · (that − 64 · rowsum_r)
+ * which is exactly q8r's integer sum, so q8ri and q8r give the same bits.
  *
  * Instruction sets, chosen at run time (cpuid): AVX-512 F/BW/VL/DQ + VNNI (vpdpbusd), AVX2 + FMA + F16C
  * (vpmaddubsw / vpmaddwd), and portable scalar C that runs everywhere (also on ARM).
@@ -41,13 +50,16 @@ enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2 };
 /*
  * Weight types: the dtype codes of the file format (docs/FORMAT.md §7) and the one table of what each type
  * is (kernels.c). A row of `cols` elements takes
- *     element_bytes · cols                                             (plain types: block = 1)
- *     row_scale_bytes + nb · (block_scale_bytes + block_value_bytes)   (blocked: nb = ⌈cols / block⌉)
- * bytes. Switches over rk_dtype list every type and have no default, so a type missing from one is a
+ *     element_bytes · cols                                                            (plain types: block = 1)
+ *     row_scale_bytes + row_sum_bytes + nb · (block_scale_bytes + block_value_bytes)  (blocked: nb = ⌈cols / block⌉)
+ * bytes, and a matrix of `rows` rows ⌈rows / row_group⌉ · row_group of them: row-major types have
+ * row_group = 1 (row r at r · row bytes); interleaved types store groups of row_group rows (the last one
+ * padded with zero rows), so that their rows are addressed by index (row0 arguments below), never by
+ * pointer arithmetic. Switches over rk_dtype list every type and have no default, so a type missing from one is a
  * compiler warning (and the test command fails on warnings), never a silent run of another kernel.
  */
-typedef enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_Q8 = 2, RK_Q4 = 3, RK_Q8R = 4 } rk_dtype;
-enum { RK_DTYPE_COUNT = 5 };
+typedef enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_Q8 = 2, RK_Q4 = 3, RK_Q8R = 4, RK_Q8RI = 5 } rk_dtype;
+enum { RK_DTYPE_COUNT = 6 };
 
 /* How a product W·x with a matrix of the type treats x (see the kernels above). */
 enum { RK_X_EXACT = 0, RK_X_PER_BLOCK = 1, RK_X_PER_VECTOR = 2 };
@@ -57,6 +69,8 @@ typedef struct rk_dtype_info {
     int block;                 /* elements per block along a row; 1 for plain types */
     int element_bytes;         /* plain types: bytes per element */
     int row_scale_bytes;       /* blocked types: bytes of per-row scales before the blocks */
+    int row_sum_bytes;         /* blocked types: bytes of per-row code sums (int32) after the scales */
+    int row_group;             /* rows stored together: 1 (row-major), or the interleave of the rows */
     int block_scale_bytes;     /* blocked types: bytes of scales per block (stored before all values) */
     int block_value_bytes;     /* blocked types: bytes of values per block */
     int x_quantization;        /* RK_X_EXACT, RK_X_PER_BLOCK (rk_quantize_x) or RK_X_PER_VECTOR (rk_quantize_xr) */
@@ -67,6 +81,8 @@ typedef struct rk_dtype_info {
 const rk_dtype_info *rk_dtype_of(int dtype);
 /* Bytes of one row of `cols` elements; -1 for an unknown code, a negative `cols` or an overflow. */
 long long rk_row_bytes(int dtype, long long cols);
+/* Bytes of a rows × cols matrix (rows padded to the type's row_group); -1 as above. */
+long long rk_matrix_bytes(int dtype, long long rows, long long cols);
 
 /* The level the kernels use: the best the CPU supports, capped by RECUR_KERNELS. */
 int rk_level(void);
@@ -83,6 +99,9 @@ const char *rk_level_name(int level);
  */
 int rk_matvec(int dtype, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 int rk_matvec_at(int level, int dtype, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
+/* The same for rows [row0, row0 + rows) of the matrix that starts at w: y[i] (+)= row (row0 + i) · x. */
+int rk_matvec_rows_at(int level, int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols,
+                      int accumulate);
 
 /*
  * Two-phase form for splitting rows across threads: x prepared once for a dtype (quantized when its
@@ -91,13 +110,13 @@ int rk_matvec_at(int level, int dtype, float *y, const void *w, const float *x, 
  */
 size_t rk_x_bytes(int dtype, long cols);
 void rk_prepare_x(int dtype, void *xq, const float *x, long cols);
-void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long rows, long cols,
-                        int accumulate);
+void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long row0, long rows,
+                        long cols, int accumulate);
 
 /*
- * Checks the bytes of a rows × cols matrix of dtype 2 (q8), 3 (q4) or 4 (q8r) as a reader must: every
- * scale s finite with s · (largest code) finite (so every decoded weight is finite), q8/q8r codes in
- * −127…127, padding past `cols` zero (q4: nibble 8). Returns 0 when valid, else 1 + the first bad row,
+ * Checks the bytes of a rows × cols matrix of a quantized dtype as a reader must: every scale s finite with
+ * s · (largest code) finite (so every decoded weight is finite), q8/q8r/q8ri codes in −127…127, padding past
+ * `cols` zero (q4: nibble 8), q8ri row sums equal to the sums of the codes and padding rows all zero. Returns 0 when valid, else 1 + the first bad row,
  * with *what set to a static description of the fault. Other dtypes return 0.
  */
 long rk_check_quantized(int dtype, const void *w, long rows, long cols, const char **what);
@@ -112,14 +131,14 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
  * A pool of worker threads for one matrix-vector product at a time, rows split evenly (in groups of 16).
  * Created with the total thread count (caller included, ≥ 2; NULL otherwise or on failure). Workers spin
  * for 0.2 ms after a product, then sleep. rk_pool_matvec is safe to call from several threads: while the
- * pool serves one caller, the others compute on their own thread. dtype: 0 f32, 1 f16, 2 q8, 3 q4, 4 q8r.
+ * pool serves one caller, the others compute on their own thread. dtype: any rk_dtype.
  */
 typedef struct rk_pool rk_pool;
 rk_pool *rk_pool_create(int threads);
 void rk_pool_destroy(rk_pool *pool);
 int rk_pool_threads(const rk_pool *pool);
-void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const float *x, long rows, long cols,
-                    int accumulate);
+void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const float *x, long row0, long rows,
+                    long cols, int accumulate);
 
 /*
  * Activation functions applied in place to x[0..n): kind 0 linear, 1 relu, 2 tanh, 3 sigmoid,
@@ -129,8 +148,8 @@ void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const flo
  */
 void rk_activate(int kind, float *x, long n);
 
-/* Decodes rows [0, rows) of a f16/q8/q4/q8r matrix into f32 (out: rows × cols). dtype: 1 f16, 2 q8, 3 q4, 4 q8r. */
-void rk_dequantize(float *out, const void *w, int dtype, long rows, long cols);
+/* Decodes rows [row0, row0 + rows) of the matrix at w into f32 (out: rows × cols), any dtype. */
+void rk_dequantize(float *out, const void *w, int dtype, long row0, long rows, long cols);
 
 #ifdef __cplusplus
 }

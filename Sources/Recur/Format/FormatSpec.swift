@@ -7,14 +7,15 @@ public enum RecurFormat {
     /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
     /// The newest major version this library writes (RECUR_FORMAT_VERSION_MAJOR of include/recur.h). It
-    /// reads majors 1 to 3 (`readableMajors`). A file is written with the lowest version that describes it
+    /// reads majors 1 to 4 (`readableMajors`). A file is written with the lowest version that describes it
     /// (`lowestMajor`), so that older readers open every file they can.
     public static let versionMajor = UInt16(RECUR_FORMAT_VERSION_MAJOR)
     /// The minor version this library writes. Readers accept any minor version of a known major.
     public static let versionMinor = UInt16(RECUR_FORMAT_VERSION_MINOR)
     /// The major versions this library reads.
-    public static let readableMajors: ClosedRange<UInt16> = 1...3
-    /// The lowest major version that describes a file: 3 for a frame model, mean pooling or the regress
+    public static let readableMajors: ClosedRange<UInt16> = 1...4
+    /// The lowest major version that describes a file: 4 when it holds a q8ri tensor (a 3.x reader knows no
+    /// dtype 5); 3 for a frame model, mean pooling or the regress
     /// task (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its
     /// text preprocessing or padding (`tokenizer.splitter` other than `recur`, `tokenizer.pad_mask = false`,
     /// `tokenizer.pad_length`, or the same `source_tokenizer.*` keys, which a 2.x reader would ignore); 2
@@ -45,7 +46,7 @@ public enum RecurFormat {
     }
 
     /// The text of "which versions" in version errors.
-    public static let versionsText = "this library reads version 1.x, 2.x and 3.x (it writes 1.0, or 2.0 or 3.0 for files that need them)"
+    public static let versionsText = "this library reads version 1.x, 2.x, 3.x and 4.x (it writes 1.0, or 2.0, 3.0 or 4.0 for files that need them)"
     /// The fixed header size in bytes.
     public static let headerSize = 64
     /// The alignment of the data section and of every tensor inside it, in bytes.
@@ -79,6 +80,9 @@ public enum DType: UInt8, Sendable, CaseIterable {
     case q4 = 3
     /// 8-bit with one scale per row (format version 2); see FORMAT.md.
     case q8r = 4
+    /// q8r's codes and scales with the rows interleaved in groups of 16 for the kernels (format version 4);
+    /// see FORMAT.md. Rows are addressed by index (`Matrix.row0`), not by a byte offset.
+    case q8ri = 5
 
     /// The kernels' table entry of this type (rk_dtype_info in recur_kernels.h: the one place where
     /// what each type is, its row layout and how products treat x, is written down).
@@ -95,6 +99,9 @@ public enum DType: UInt8, Sendable, CaseIterable {
     /// The first major version of the file format that has this type.
     public var formatMajor: UInt16 { UInt16(info.format_major) }
 
+    /// Rows stored together: 1 for row-major types, 16 for q8ri (interleaved groups of rows).
+    public var rowGroup: Int { Int(info.row_group) }
+
     /// The block size along the last dimension for blocked types (1 for plain element types).
     public var blockSize: Int { Int(info.block) }
 
@@ -105,17 +112,17 @@ public enum DType: UInt8, Sendable, CaseIterable {
         return n < 0 ? nil : Int(n)
     }
 
-    /// Bytes taken by a tensor of this shape, or nil when the product overflows.
+    /// Bytes taken by a tensor of this shape (its rows padded to `rowGroup`), or nil when it overflows.
     public func byteCount(shape: [Int]) -> Int? {
         guard let last = shape.last else { return self == .f32 ? 4 : (self == .f16 ? 2 : nil) }
-        guard let row = rowBytes(last) else { return nil }
-        var total = row
+        var rows = 1
         for d in shape.dropLast() {
-            let (p, o) = total.multipliedReportingOverflow(by: d)
+            let (p, o) = rows.multipliedReportingOverflow(by: d)
             if o { return nil }
-            total = p
+            rows = p
         }
-        return total
+        let n = rk_matrix_bytes(Int32(rawValue), Int64(rows), Int64(last))
+        return n < 0 ? nil : Int(n)
     }
 }
 

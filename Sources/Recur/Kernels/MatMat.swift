@@ -45,11 +45,10 @@ package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
     let chunk = min(w.rows, max(4, (16 << 10) / w.cols))
     let buf = UnsafeMutablePointer<Float>.allocate(capacity: chunk * w.cols)
     defer { buf.deallocate() }
-    let rb = w.dtype.rowBytes(w.cols)!
     var r0 = 0
     while r0 < w.rows {
         let m = min(chunk, w.rows - r0)
-        rk_dequantize(buf, w.data + r0 * rb, Int32(w.dtype.rawValue), m, w.cols)
+        w.decode(r0, m, into: buf)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(m), Int32(w.cols),
                     1, x, Int32(w.cols), buf, Int32(w.cols), 0, y + r0, Int32(w.rows))
         r0 += m
@@ -62,7 +61,7 @@ func withDecoded<T>(_ w: Matrix, _ body: (UnsafePointer<Float>) -> T) -> T {
     if w.dtype == .f32 { return body(w.f32) }
     let buf = UnsafeMutablePointer<Float>.allocate(capacity: max(w.rows * w.cols, 1))
     defer { buf.deallocate() }
-    rk_dequantize(buf, w.data, Int32(w.dtype.rawValue), w.rows, w.cols)
+    w.decode(0, w.rows, into: buf)
     return body(UnsafePointer(buf))
 }
 

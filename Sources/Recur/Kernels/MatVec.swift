@@ -12,7 +12,7 @@ import CRecurKernels
 @inline(__always)
 package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
     if let pool = w.pool {
-        rk_pool_matvec(pool, Int32(w.dtype.rawValue), y, w.data, x, w.rows, w.cols, accumulate ? 1 : 0)
+        rk_pool_matvec(pool, Int32(w.dtype.rawValue), y, w.data, x, w.row0, w.rows, w.cols, accumulate ? 1 : 0)
     } else {
         matvec(y, w, x, accumulate: accumulate, level: -1)
     }
@@ -27,10 +27,10 @@ public var kernelDetectedLevel: Int { Int(rk_detected_level()) }
 /// −1: the default). For tests and benchmarks.
 package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool, level: Int) {
     let l = Int32(level < 0 ? Int(rk_level()) : level)
-    rk_matvec_at(l, Int32(w.dtype.rawValue), y, w.data, x, w.rows, w.cols, accumulate ? 1 : 0)
+    rk_matvec_rows_at(l, Int32(w.dtype.rawValue), y, w.data, x, w.row0, w.rows, w.cols, accumulate ? 1 : 0)
 }
 
 /// Decodes row `r` of `w` into f32 (rk_dequantize).
 package func dequantizeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Float>) {
-    rk_dequantize(out, w.data + r * w.dtype.rowBytes(w.cols)!, Int32(w.dtype.rawValue), 1, w.cols)
+    w.decode(r, 1, into: out)
 }

@@ -2,8 +2,8 @@
 ///
 /// The default policy for a target type T:
 /// - recurrent layers' kernels (W) and recurrent kernels (U), and hidden dense layers: T;
-/// - the embedding table and the output layer's kernel: at least 8 bits — T itself when T is f16, q8r or
-///   q8, q8 when T is q4 (they are read once per token, so their size costs little time, and the output
+/// - the embedding table and the output layer's kernel: at least 8 bits — T itself when T is f16, q8ri, q8r
+///   or q8, q8 when T is q4 (they are read once per token, so their size costs little time, and the output
 ///   layer decides the next-token distribution directly);
 /// - vectors (biases, recurrent biases) and peephole weights: f32 always (the loader requires it);
 /// - a frame model's first-layer kernel when it has fewer than 32 columns: f32.
@@ -27,8 +27,8 @@ public enum Quantizer {
         public init(pattern: String, dtype: DType?) { self.pattern = pattern; self.dtype = dtype }
     }
 
-    /// Parses a dtype's name ("f32", "f16", "q8", "q4", "q8r": the dtype table's) or one of the aliases
-    /// "float32", "float16" / "half", "int8" / "i8" (q8r: one scale per row, the fast int8),
+    /// Parses a dtype's name ("f32", "f16", "q8", "q4", "q8r", "q8ri": the dtype table's) or one of the
+    /// aliases "float32", "float16" / "half", "int8" / "i8" (q8ri: one scale per row, the fast int8),
     /// "int8-block" (q8: one scale per block of 32), "int4" / "4bit" / "4-bit" (q4).
     public static func parseType(_ s: String) -> DType? {
         let name = s.lowercased()
@@ -37,7 +37,7 @@ public enum Quantizer {
         case "float32": return .f32
         case "float16", "half": return .f16
         case "int8-block": return .q8
-        case "int8", "i8": return .q8r
+        case "int8", "i8": return .q8ri
         case "int4", "4bit", "4-bit": return .q4
         default: return nil
         }

@@ -6,6 +6,8 @@
 /// - q4: same blocks; a row is nb f32 scales followed by nb·16 bytes. Byte j of block b holds element
 ///   b·32 + j in its low nibble and element b·32 + j + 16 in its high nibble. w = scale · (nibble − 8).
 /// - q8r: a row is one f32 scale followed by nb·32 int8 values (zero-padded). w[c] = scale · q[c].
+/// - q8ri: q8r's scales and codes, rows interleaved in groups of 16 (recur_kernels.h): per group 16 scales,
+///   16 int32 row sums of the codes, then chunks of 64 bytes holding 4 columns of the 16 rows.
 
 /// Encodes a row-major f32 matrix (rows × cols) in `dtype`'s layout.
 /// q8: scale = max|w| / 127 per block, q = round(w / scale).
@@ -14,6 +16,7 @@
 ///     q = clamp(round(w / scale) + 8, 0, 15).
 package func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: DType) -> [UInt8] {
     precondition(values.count == rows * cols)
+    if dtype == .q8ri { return interleaveRows(quantizeMatrix(values, rows: rows, cols: cols, to: .q8r), rows: rows, cols: cols) }
     let rowBytes = dtype.rowBytes(cols)!
     var out = [UInt8](repeating: 0, count: rows * rowBytes)
     let nb = (cols + 31) / 32
@@ -48,6 +51,8 @@ package func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: D
                     let q = Int8(max(-127, min(127, (values[r * cols + c] * inv).rounded())))
                     o.storeBytes(of: q, toByteOffset: base + 4 + c, as: Int8.self)
                 }
+            case .q8ri:
+                break   // interleaved from q8r above
             case .q4:
                 for b in 0..<nb {
                     let lo = r * cols + b * 32, hi = min(r * cols + (b + 1) * 32, (r + 1) * cols)
@@ -72,6 +77,25 @@ package func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: D
                 }
             }
         }
+    }
+    return out
+}
+
+/// q8r rows (scale, then 32·nb codes) → q8ri groups of 16 rows: scales, row sums, then for each 4 columns
+/// the 16 rows' 4 codes (the last group padded with zero rows).
+func interleaveRows(_ q8r: [UInt8], rows: Int, cols: Int) -> [UInt8] {
+    let n = (cols + 31) / 32 * 32, rb = 4 + n, gb = 128 + 16 * n
+    var out = [UInt8](repeating: 0, count: (rows + 15) / 16 * gb)
+    for r in 0..<rows {
+        let g = (r / 16) * gb, i = r % 16
+        for k in 0..<4 { out[g + 4 * i + k] = q8r[r * rb + k] }
+        var sum: Int32 = 0
+        for c in 0..<n {
+            let v = q8r[r * rb + 4 + c]
+            sum += Int32(Int8(bitPattern: v))
+            out[g + 128 + (c / 4) * 64 + 4 * i + c % 4] = v
+        }
+        withUnsafeBytes(of: sum.littleEndian) { for k in 0..<4 { out[g + 64 + 4 * i + k] = $0[k] } }
     }
     return out
 }

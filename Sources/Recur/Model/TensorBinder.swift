@@ -112,11 +112,11 @@ struct TensorBinder {
             for v in b.bindMemory(to: Float.self) where !v.isFinite { return "\(v)" }
             return nil
         }
-        let cols = t.shape.last!, rows = t.elementCount / cols, rb = t.dtype.rowBytes(cols)!
+        let cols = t.shape.last!, rows = t.elementCount / cols
         var row = [Float](repeating: 0, count: cols)
         return row.withUnsafeMutableBufferPointer { out in
             for r in 0..<rows {
-                rk_dequantize(out.baseAddress!, b.baseAddress! + r * rb, Int32(t.dtype.rawValue), 1, cols)
+                rk_dequantize(out.baseAddress!, b.baseAddress!, Int32(t.dtype.rawValue), r, 1, cols)
                 if let v = out.first(where: { !$0.isFinite }) { return "\(v)" }
             }
             return nil

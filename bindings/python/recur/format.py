@@ -39,8 +39,8 @@ __all__ = [
 # --- Constants (docs/FORMAT.md, "Header" and "Validation") ----------------------------------------
 
 MAGIC = b"\x89RCR\r\n\x1a\n"
-VERSION_MAJOR = 3   # the newest major version written (the lowest that describes each file: see write)
-READABLE_MAJORS = (1, 2, 3)
+VERSION_MAJOR = 4   # the newest major version written (the lowest that describes each file: see write)
+READABLE_MAJORS = (1, 2, 3, 4)
 VERSION_MINOR = 0
 HEADER_SIZE = 64
 ALIGNMENT = 64
@@ -80,6 +80,7 @@ class DType(enum.IntEnum):
     Q8 = 2
     Q4 = 3
     Q8R = 4     # format version 2
+    Q8RI = 5    # format version 4: q8r with rows interleaved in groups of 16
 
     @property
     def label(self) -> str:
@@ -93,7 +94,7 @@ class DType(enum.IntEnum):
             try:
                 return cls[value.upper()]
             except KeyError:
-                raise FormatError(f"unknown dtype '{value}' (known: f32, f16, q8, q4, q8r)") from None
+                raise FormatError(f"unknown dtype '{value}' (known: f32, f16, q8, q4, q8r, q8ri)") from None
         try:
             return cls(int(value))
         except ValueError:
@@ -101,7 +102,12 @@ class DType(enum.IntEnum):
 
     @property
     def block_size(self) -> int:
-        return 32 if self in (DType.Q8, DType.Q4, DType.Q8R) else 1
+        return 32 if self in (DType.Q8, DType.Q4, DType.Q8R, DType.Q8RI) else 1
+
+    @property
+    def row_group(self) -> int:
+        """Rows stored together: 16 for q8ri (interleaved), else 1 (row-major)."""
+        return 16 if self is DType.Q8RI else 1
 
     def row_bytes(self, cols: int) -> int:
         """Bytes of one row of ``cols`` elements (the last dimension)."""
@@ -112,14 +118,17 @@ class DType(enum.IntEnum):
         blocks = (cols + 31) // 32
         if self is DType.Q8R:
             return 4 + blocks * 32
+        if self is DType.Q8RI:
+            return 8 + blocks * 32     # scale and row sum, in the group's header
         return blocks * 4 + blocks * (32 if self is DType.Q8 else 16)
 
     def byte_count(self, shape: Sequence[int]) -> int:
-        """Exact byte size of a tensor of ``shape`` (an unbounded Python int)."""
-        total = self.row_bytes(shape[-1])
+        """Exact byte size of a tensor of ``shape`` (an unbounded Python int), rows padded to ``row_group``."""
+        rows = 1
         for d in shape[:-1]:
-            total *= d
-        return total
+            rows *= d
+        g = self.row_group
+        return -(-rows // g) * g * self.row_bytes(shape[-1])
 
 
 class MetaType(enum.IntEnum):
@@ -206,7 +215,7 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
     from zero) clamped to ±127. q4: the block's largest-magnitude value w* (the first one on ties) gives
     scale = w* / −8, q = clamp(round(w / scale) + 8, 0, 15); padding elements encode nibble 8 (zero).
     q8r: per row, scale = max|w| / 127, q = round(w / scale) (halves away from zero) clamped to ±127,
-    zero padding to a multiple of 32.
+    zero padding to a multiple of 32. q8ri: q8r's scales and codes, interleaved (``interleave_rows``).
     The arithmetic is float32 throughout, so the bytes equal those of the Swift writer.
     """
     dt = DType.parse(dtype)
@@ -228,6 +237,8 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
     mask = np.zeros(nb * 32, dtype=bool)
     mask[:cols] = True
     mask = mask.reshape(nb, 32)
+    if dt is DType.Q8RI:
+        return interleave_rows(quantize(rows, DType.Q8R), rows.shape[0], cols)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if dt is DType.Q8R:
             amax = np.abs(rows).max(axis=1) if cols else np.zeros(rows.shape[0], np.float32)
@@ -268,6 +279,22 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
         return out.tobytes()
 
 
+def interleave_rows(q8r: bytes, rows: int, cols: int) -> bytes:
+    """q8r rows → q8ri: groups of 16 rows (the last padded with zero rows), each 16 f32 scales, 16 int32
+    sums of the rows' codes, then for every 4 columns the 16 rows' 4 codes (docs/FORMAT.md §7)."""
+    n = (cols + 31) // 32 * 32
+    groups = -(-rows // 16)
+    r = np.zeros((groups * 16, 4 + n), dtype=np.uint8)
+    r[:rows] = np.frombuffer(q8r, dtype=np.uint8).reshape(rows, 4 + n)
+    r = r.reshape(groups, 16, 4 + n)
+    codes = r[:, :, 4:].view(np.int8)
+    sums = codes.astype("<i4").sum(axis=2).astype("<i4")
+    chunks = codes.reshape(groups, 16, n // 4, 4).transpose(0, 2, 1, 3).reshape(groups, 16 * n)
+    out = np.concatenate([r[:, :, :4].reshape(groups, 64), sums.view(np.uint8).reshape(groups, 64),
+                          chunks.view(np.uint8)], axis=1)
+    return out.tobytes()
+
+
 def dequantize(raw: Union[bytes, memoryview], dtype: Union[DType, str], shape: Sequence[int]) -> np.ndarray:
     """Decodes a tensor's bytes to float32 (f16 is widened exactly; q8/q4/q8r are scale · q in float32)."""
     dt = DType.parse(dtype)
@@ -279,8 +306,15 @@ def dequantize(raw: Union[bytes, memoryview], dtype: Union[DType, str], shape: S
     if dt is DType.F16:
         return np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(shape)
     cols = shape[-1]
-    nrows = dt.byte_count(shape) // dt.row_bytes(cols)
     nb = (cols + 31) // 32
+    if dt is DType.Q8RI:
+        nrows = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
+        g = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 128 + 16 * nb * 32)
+        scale = g[:, :64].copy().view("<f4").reshape(-1, 16, 1)
+        q = g[:, 128:].view(np.int8).reshape(-1, nb * 8, 16, 4).transpose(0, 2, 1, 3).reshape(-1, 16, nb * 32)
+        w = (q[:, :, :cols].astype(np.float32) * scale).astype(np.float32).reshape(-1, cols)[:nrows]
+        return np.ascontiguousarray(w).reshape(shape)
+    nrows = dt.byte_count(shape) // dt.row_bytes(cols)
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(nrows, dt.row_bytes(cols))
     if dt is DType.Q8R:
         scale = rows[:, :4].copy().view("<f4").astype(np.float32)                # (rows, 1)
@@ -438,8 +472,8 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
      stored_crc, reserved) = struct.unpack_from("<HHIQIIQQQII", data, 8)
     if major not in READABLE_MAJORS:
         raise UnsupportedVersionError(
-            f"{name}: format version {major}.{minor} is not supported; this library reads version 1.x, 2.x "
-            f"and 3.x (it writes 1.0, or 2.0 or 3.0 for files that need them)")
+            f"{name}: format version {major}.{minor} is not supported; this library reads version 1.x, 2.x, "
+            f"3.x and 4.x (it writes 1.0, or 2.0, 3.0 or 4.0 for files that need them)")
     if flags != 0 or reserved != 0:
         raise FormatError(f"{name}: reserved header fields are not zero (flags {flags}, reserved {reserved})")
     if file_size != size:
@@ -493,11 +527,14 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
             raise FormatError(f"{name}: tensor {i} has name length {nlen} (must be 1...{MAX_KEY_BYTES})")
         tname = d.utf8(nlen, f"name of tensor {i}")
         code = d.u8(f"dtype of '{tname}'")
-        if code not in (0, 1, 2, 3, 4):
+        if code not in (0, 1, 2, 3, 4, 5):
             raise FormatError(f"{name}: tensor '{tname}' has unknown dtype code {code}")
         dtype = DType(code)
         if dtype is DType.Q8R and major < 2:
             raise FormatError(f"{name}: tensor '{tname}' has dtype q8r (code 4), which needs format version 2; "
+                              f"the file says {major}.{minor}")
+        if dtype is DType.Q8RI and major < 4:
+            raise FormatError(f"{name}: tensor '{tname}' has dtype q8ri (code 5), which needs format version 4; "
                               f"the file says {major}.{minor}")
         rank = d.u8(f"rank of '{tname}'")
         pad = d.u16(f"reserved field of '{tname}'")
@@ -772,7 +809,7 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
     # (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its text
     # preprocessing or padding (tokenizer.splitter other than recur, pad_mask false, pad_length: a 2.x reader
     # would ignore them); 2.0 for q8r tensors or encoder.reverse_source = true (a 1.x reader would ignore
-    # that key and misread the model); else 1.0.
+    # that key and misread the model); else 1.0. 4.0 for a q8ri tensor (a 3.x reader knows no dtype 5).
     def has(k, typed):
         return any(key == k and _infer(key, value) == typed for key, value in meta)
     reverse = has("encoder.reverse_source", Typed(MetaType.BOOL, True))
@@ -781,6 +818,8 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
             or has("model.task", Typed(MetaType.STRING, "regress"))
             or any(_version3_key(key, value) for key, value in meta)):
         major = 3
+    if any(t.dtype == DType.Q8RI for _, t in encoded):
+        major = 4
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)

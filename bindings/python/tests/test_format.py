@@ -124,6 +124,41 @@ def test_round_trip_every_value_type_and_dtype(tmp_path):
     assert d.data_offset + last.offset + last.nbytes == len(blob)
 
 
+def test_q8ri_is_q8r_interleaved_and_version(tmp_path):
+    """q8ri (format 4.0): q8r's scales and codes, rows interleaved in groups of 16 (docs/FORMAT.md §7),
+    written out here element by element; a file holding q8ri is version 4.0, and q8ri in a 3.0 file is
+    refused."""
+    def signed(b):
+        return b - 256 if b > 127 else b
+
+    rng = np.random.default_rng(9)
+    arr = rng.standard_normal((19, 70)).astype(np.float32)
+    per = rf.quantize(arr, "q8r")
+    il = rf.quantize(arr, "q8ri")
+    n, gb = 96, 128 + 16 * 96
+    assert len(il) == 2 * gb == rf.DType.Q8RI.byte_count((19, 70))
+    for r in range(32):
+        g, i = (r // 16) * gb, r % 16
+        scale, total = struct.unpack_from("<fi", il, g + 4 * i)[0], struct.unpack_from("<i", il, g + 64 + 4 * i)[0]
+        codes = [signed(il[g + 128 + 64 * (c // 4) + 4 * i + c % 4]) for c in range(n)]
+        if r < 19:
+            row = per[r * (4 + n):(r + 1) * (4 + n)]
+            assert scale == struct.unpack_from("<f", row)[0]
+            assert codes == [signed(b) for b in row[4:]]
+            assert total == sum(codes)
+        else:
+            assert scale == 0 and total == 0 and not any(codes)
+    assert np.array_equal(rf.dequantize(il, "q8ri", (19, 70)), rf.dequantize(per, "q8r", (19, 70)))
+    path = tmp_path / "i.recur"
+    rf.write(path, {"x": 1}, {"w": arr}, {"w": "q8ri"})
+    d = rf.read(path)
+    assert d.version == (4, 0) and d.info["w"].dtype == rf.DType.Q8RI
+    blob = bytearray(path.read_bytes())
+    struct.pack_into("<H", blob, 8, 3)
+    with pytest.raises(rf.FormatError, match="needs format version 4"):
+        rf.read(bytes(blob), verify_checksum=False)
+
+
 def test_q8r_round_trip_and_version(tmp_path):
     """q8r (format 2.0): one scale per row, half a step of error at most; a file holding q8r is
     written as version 2.0 and one without as 1.0; q8r in a 1.x file is refused."""
@@ -347,7 +382,7 @@ def corruptions(base: bytes) -> list:
         ("short-bad-magic", b"GIF89a", "bad magic"),
         ("short-truncated-header", base[:30], "smaller than the 64-byte header"),
         ("bad-magic", b"\x89PNG\r\n\x1a\n" + base[8:], "not a .recur file (bad magic)"),
-        ("major-version", patch(base, 8, "<HH", 4, 0), "format version 4.0 is not supported"),
+        ("major-version", patch(base, 8, "<HH", 5, 0), "format version 5.0 is not supported"),
         ("major-version-0", patch(base, 8, "<HH", 0, 3), "format version 0.3 is not supported"),
         ("flags", patch(base, 12, "<I", 1), "reserved header fields are not zero"),
         ("reserved", patch(base, 60, "<I", 7), "reserved header fields are not zero"),

@@ -323,7 +323,7 @@ def test_non_finite_weights_are_rejected_at_load(library, tmp_path, bad, where):
     assert where in msg, msg
 
 
-@pytest.mark.parametrize("dtype", ["q8", "q8r"])
+@pytest.mark.parametrize("dtype", ["q8", "q8r", "q8ri"])
 def test_non_finite_quantized_scale_is_rejected_at_load(library, tmp_path, dtype):
     import recur.format as rf
     V, E, H = 3, 2, 2
