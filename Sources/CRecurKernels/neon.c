@@ -4,14 +4,13 @@
  * (smull / smlal2 / sadalp) that every AArch64 CPU has. Layouts and contracts: recur_kernels.h and
  * internal.h.
  *
- * Bits against the scalar kernels (bench/kernels/neon_check.sh, both paths): q8, q4 and q8r do the
- * scalar kernels' float operations in the same order (exact integer sums, then per block
- * s_b · (d_b · dot) added in block order; q8r (dot · D) · s_r), so they give the same bits as long as
- * the compiler does not fuse the scalar kernels' multiply-adds (the check builds with -ffp-contract=off;
- * clang's default contracts only within one expression, which fuses s += s_b · (...) in the scalar q8/q4
- * loop: those two then differ from it by rounding, as the AVX2 ones do). The quantizers give the same
- * bytes. f32 and f16 sum in another order (within a small relative tolerance); tanh and sigmoid use the
- * AVX2 kernels' exp polynomial (|error| ≲ 2e-7 absolute against libm). */
+ * Bits against the scalar kernels (bench/kernels/neon_check.sh, both int8 paths, gcc and clang): q8, q4
+ * and q8r give the same bits. Their integer sums are exact, and their float operations are the scalar
+ * kernels' in the same order and written alike (q8/q4: s += s_b · (d_b · dot) per block, in block order;
+ * q8r: (dot · D) · s_r), so that a compiler that fuses a multiply-add in one fuses it in the other.
+ * The quantizers give the same bytes. f32 and f16 add in another order (within a small relative
+ * tolerance); tanh and sigmoid use the AVX2 kernels' exp polynomial (|error| ≲ 2e-7 absolute against
+ * libm; NaN stays NaN). */
 #include "internal.h"
 #ifdef __aarch64__
 #include <arm_neon.h>
@@ -182,27 +181,31 @@ static inline void q4_codes(const unsigned char *p, int8x16_t *lo, int8x16_t *hi
 }
 
 /* ---- q8 and q4 (x per block of 32, rk_xq):  y[r] = Σ_b s_b · (d_b · Σ_{c∈b} q_c·xq_c), the block sums
- *      exact in int32, the products and the sum over blocks in the scalar kernels' order. Four blocks'
- *      sums go to one vector for one conversion and the two multiplies; the four products are then
+ *      exact in int32, the float operations those of the scalar kernels in their order. Four blocks'
+ *      sums go to one vector for one conversion and the multiply by d_b; the four are then scaled and
  *      added to the row's sum one after the other. Four rows at a time, so that their four chains of
- *      additions overlap. One body for both dot products (sdot, widening), from one macro. -------------- */
+ *      additions overlap. One body for both dot products (sdot, widening), from one macro. ---------- */
 
-/* s + p[0] + p[1] + p[2] + p[3], left to right. */
-static inline float add4(float s, float32x4_t p) {
-    s += vgetq_lane_f32(p, 0);
-    s += vgetq_lane_f32(p, 1);
-    s += vgetq_lane_f32(p, 2);
-    s += vgetq_lane_f32(p, 3);
+/* d_b · (float)dot_b for the four blocks from b: one vector multiply, the scalar kernel's inner product. */
+static inline float32x4_t dq4(const float *d, long b, int32x4_t dots) {
+    return vmulq_f32(vld1q_f32(d + b), vcvtq_f32_s32(dots));
+}
+
+/* s += s_b · t_b for the four blocks from b, left to right, each written as the scalar kernel writes it
+ * (s += scale · (d · dot)), so that a compiler that contracts it to a fused multiply-add (clang's
+ * default, -ffp-contract=on) contracts both alike, and one that does not (-ffp-contract=off) neither. */
+static inline float madd4(float s, const unsigned char *row, long b, float32x4_t t) {
+    s += rk_load_f32(row + 4 * b) * vgetq_lane_f32(t, 0);
+    s += rk_load_f32(row + 4 * (b + 1)) * vgetq_lane_f32(t, 1);
+    s += rk_load_f32(row + 4 * (b + 2)) * vgetq_lane_f32(t, 2);
+    s += rk_load_f32(row + 4 * (b + 3)) * vgetq_lane_f32(t, 3);
     return s;
 }
 
-/* s_b · (d_b · dot_b) for the four blocks from b. */
-static inline float32x4_t scaled4(const unsigned char *row, const float *d, long b, int32x4_t dots) {
-    return vmulq_f32(vld1q_f32((const float *)row + b), vmulq_f32(vld1q_f32(d + b), vcvtq_f32_s32(dots)));
-}
-
-static inline float scaled1(const unsigned char *row, const float *d, long b, int32_t dot) {
-    return rk_load_f32(row + 4 * b) * (d[b] * (float)dot);
+/* s += s_b · (d_b · dot), one block (the scalar kernel's statement). */
+static inline float madd1(float s, const unsigned char *row, const float *d, long b, int32_t dot) {
+    s += rk_load_f32(row + 4 * b) * (d[b] * (float)dot);
+    return s;
 }
 
 /* The int32 lanes of block b of a q8 row (codes at q) or of a q4 row (bytes at q) against x. */
@@ -242,16 +245,16 @@ ATTR static void NAME(float *y, const void *w, const rk_xq *x, long rows, int ac
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0; \
         long b = 0; \
         for (; b < nb4; b += 4) { \
-            s0 = add4(s0, scaled4(r0, d, b, BLOCKS4(BLOCK, q0, b))); \
-            s1 = add4(s1, scaled4(r1, d, b, BLOCKS4(BLOCK, q1, b))); \
-            s2 = add4(s2, scaled4(r2, d, b, BLOCKS4(BLOCK, q2, b))); \
-            s3 = add4(s3, scaled4(r3, d, b, BLOCKS4(BLOCK, q3, b))); \
+            s0 = madd4(s0, r0, b, dq4(d, b, BLOCKS4(BLOCK, q0, b))); \
+            s1 = madd4(s1, r1, b, dq4(d, b, BLOCKS4(BLOCK, q1, b))); \
+            s2 = madd4(s2, r2, b, dq4(d, b, BLOCKS4(BLOCK, q2, b))); \
+            s3 = madd4(s3, r3, b, dq4(d, b, BLOCKS4(BLOCK, q3, b))); \
         } \
         for (; b < nb; b++) { \
-            s0 += scaled1(r0, d, b, vaddvq_s32(BLOCK(q0, xq, b))); \
-            s1 += scaled1(r1, d, b, vaddvq_s32(BLOCK(q1, xq, b))); \
-            s2 += scaled1(r2, d, b, vaddvq_s32(BLOCK(q2, xq, b))); \
-            s3 += scaled1(r3, d, b, vaddvq_s32(BLOCK(q3, xq, b))); \
+            s0 = madd1(s0, r0, d, b, vaddvq_s32(BLOCK(q0, xq, b))); \
+            s1 = madd1(s1, r1, d, b, vaddvq_s32(BLOCK(q1, xq, b))); \
+            s2 = madd1(s2, r2, d, b, vaddvq_s32(BLOCK(q2, xq, b))); \
+            s3 = madd1(s3, r3, d, b, vaddvq_s32(BLOCK(q3, xq, b))); \
         } \
         y[r] = acc ? y[r] + s0 : s0; y[r + 1] = acc ? y[r + 1] + s1 : s1; \
         y[r + 2] = acc ? y[r + 2] + s2 : s2; y[r + 3] = acc ? y[r + 3] + s3 : s3; \
@@ -261,8 +264,8 @@ ATTR static void NAME(float *y, const void *w, const rk_xq *x, long rows, int ac
         float s0 = 0; \
         long b = 0; \
         for (; b < nb4; b += 4) \
-            s0 = add4(s0, scaled4(r0, d, b, BLOCKS4(BLOCK, q0, b))); \
-        for (; b < nb; b++) s0 += scaled1(r0, d, b, vaddvq_s32(BLOCK(q0, xq, b))); \
+            s0 = madd4(s0, r0, b, dq4(d, b, BLOCKS4(BLOCK, q0, b))); \
+        for (; b < nb; b++) s0 = madd1(s0, r0, d, b, vaddvq_s32(BLOCK(q0, xq, b))); \
         y[r] = acc ? y[r] + s0 : s0; \
     } \
 }
