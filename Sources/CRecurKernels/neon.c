@@ -119,7 +119,7 @@ static inline float32x4_t fma_h_tail(float32x4_t a, const uint16_t *w, long n, f
 void rk_f16_neon(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
     const long c8 = cols & ~7L, rem = cols - c8;
     float xt[8] = {0};
-    memcpy(xt, x + c8, (size_t)rem * 4);
+    if (rem) memcpy(xt, x + c8, (size_t)rem * 4);
     const float32x4_t xt0 = vld1q_f32(xt), xt1 = vld1q_f32(xt + 4);
     long r = 0;
     for (; r + 4 <= rows; r += 4) {

@@ -246,6 +246,17 @@ int main(int argc, char **argv) {
             if (rows <= 65) check_shape(rows, cols, 1);
         }
 
+    check_shape(3, 16500, 0);   /* past RK_STACK_COLS: x quantized into a heap buffer */
+    for (int dt = 0; dt < RK_DTYPE_COUNT; dt++)   /* no columns: y = 0, or y unchanged */
+        for (int acc = 0; acc < 2; acc++) {
+            float ya[3], yb[3], x0 = 0;
+            unsigned char w0[4] = {0};
+            reset(ya, yb, 3);
+            rk_matvec_at(RK_SCALAR, dt, ya, w0, &x0, 3, 0, acc);
+            rk_matvec_at(RK_NEON, dt, yb, w0, &x0, 3, 0, acc);
+            expect_same(rk_dtype_of(dt)->name, 3, 0, acc, ya, yb);
+        }
+
     /* quantizers: random vectors of every size, then special values */
     for (int j = 0; j < ns; j++) {
         long cols = sizes[j];
