@@ -8,7 +8,9 @@
 #     as .venv/bin/python, so the system interpreter is never changed (PEP 668). An existing .venv is kept;
 #     when PYTHON is set and .venv was made from another interpreter, .venv is made again.
 #     --kernels: SIMDe headers (the AVX-512 kernel check on machines without AVX-512,
-#     bench/kernels/simde_check.sh); --sanitizers: valgrind (scripts/sanitize.sh)
+#     bench/kernels/simde_check.sh) and, on x86-64, an AArch64 cross compiler with its C library and
+#     qemu-aarch64 (the NEON kernel check, bench/kernels/neon_check.sh); --sanitizers: valgrind
+#     (scripts/sanitize.sh)
 set -euo pipefail
 python=0
 sanitizers=0
@@ -27,6 +29,11 @@ dpkg -s libopenblas-dev >/dev/null 2>&1 || need_apt+=(libopenblas-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 if [ $kernels -eq 1 ]; then
     [ -f /usr/include/simde/x86/avx512.h ] || need_apt+=(libsimde-dev)
+    if [ "$(uname -m)" = x86_64 ]; then
+        command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu)
+        [ -f /usr/aarch64-linux-gnu/lib/libc.a ] || need_apt+=(libc6-dev-arm64-cross)
+        command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
+    fi
 fi
 if [ $sanitizers -eq 1 ]; then
     command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)

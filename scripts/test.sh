@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds in release mode, then
 #   1. the Swift tests (swift test),
-#   2. the AVX-512 kernels against the scalar ones through SIMDe (on any x86-64 machine),
+#   2. the AVX-512 kernels against the scalar ones through SIMDe, and the AArch64 NEON kernels against
+#      them under qemu-aarch64 (both on any x86-64 machine; on AArch64 the Swift tests run NEON natively),
 #      the C tests against an installed layout (make install PREFIX=...),
 #   3. the Python tests (pytest, in the project's virtual environment .venv) against the same library,
 #   4. the C tests under valgrind and 60 s of fuzzing (scripts/sanitize.sh --ci),
@@ -63,6 +64,9 @@ if [ "$(uname -m)" = x86_64 ]; then
     stage="AVX-512 kernels"
     echo "== AVX-512 kernels (SIMDe emulation) against the scalar kernels"
     bench/kernels/simde_check.sh 2>/dev/null
+    stage="NEON kernels"
+    echo "== NEON kernels (AArch64, cross-compiled, under qemu-aarch64) against the scalar kernels"
+    bench/kernels/neon_check.sh
 fi
 
 stage="C tests"

@@ -162,4 +162,17 @@ void rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
 #endif
 
+#ifdef __aarch64__
+int rk_neon_dotprod(void);   /* 1 when the CPU has sdot (ARMv8.2 dotprod): the int8 kernels use it */
+void rk_f32_neon(float *y, const float *w, const float *x, long rows, long cols, int acc);
+void rk_f16_neon(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);
+void rk_q8_neon(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_q4_neon(float *y, const void *w, const rk_xq *x, long rows, int acc);
+void rk_quantize_neon(void *buf, const float *x, long cols);
+void rk_q8r_neon(float *y, const void *w, const rk_xr *x, long rows, int acc);
+void rk_q8ri_neon(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_quantize_xr_neon(void *buf, const float *x, long cols);
+void rk_activate_neon(int kind, float *x, long n);
+#endif
+
 #endif

@@ -1,4 +1,4 @@
-/* Level detection, dispatch and the portable scalar kernels (the fallback on every CPU, ARM included). */
+/* Level detection, dispatch and the portable scalar kernels (the fallback on every CPU). */
 #include "internal.h"
 #include <stdlib.h>
 #include <limits.h>
@@ -51,6 +51,8 @@ static int detect(void) {
         __builtin_cpu_supports("avx512vnni"))
         level = RK_AVX512;
     return level;
+#elif defined(__aarch64__)
+    return RK_NEON;   /* Advanced SIMD is part of every AArch64 CPU */
 #else
     return RK_SCALAR;
 #endif
@@ -78,8 +80,12 @@ int rk_level(void) {
 
 const char *rk_level_name(int level) {
     switch (level) {
+#ifdef __aarch64__
+    case RK_NEON: return "neon";
+#else
     case RK_AVX2: return "avx2";
     case RK_AVX512: return "avx512";
+#endif
     default: return "scalar";
     }
 }
@@ -242,6 +248,9 @@ static void quantize_at(int level, void *buf, const float *x, long cols) {
         return;
     }
 #endif
+#ifdef __aarch64__
+    if (level >= RK_NEON) { rk_quantize_neon(buf, x, cols); return; }
+#endif
     rk_quantize_scalar(buf, x, cols);
 }
 
@@ -253,6 +262,9 @@ void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long 
     case RK_AVX512: rk_f32_avx512(y, w, x, rows, cols, acc); return;
     case RK_AVX2: rk_f32_avx2(y, w, x, rows, cols, acc); return;
 #endif
+#ifdef __aarch64__
+    case RK_NEON: rk_f32_neon(y, w, x, rows, cols, acc); return;
+#endif
     default: rk_f32_scalar(y, w, x, rows, cols, acc);
     }
 }
@@ -262,6 +274,9 @@ void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, lo
 #ifdef RK_X86
     case RK_AVX512: rk_f16_avx512(y, w, x, rows, cols, acc); return;
     case RK_AVX2: rk_f16_avx2(y, w, x, rows, cols, acc); return;
+#endif
+#ifdef __aarch64__
+    case RK_NEON: rk_f16_neon(y, w, x, rows, cols, acc); return;
 #endif
     default: rk_f16_scalar(y, w, x, rows, cols, acc);
     }
@@ -275,6 +290,11 @@ static void q_xq_at(int level, int four, float *y, const void *w, const rk_xq *v
         return;
     case RK_AVX2:
         if (four) rk_q4_avx2(y, w, v, rows, acc); else rk_q8_avx2(y, w, v, rows, acc);
+        return;
+#endif
+#ifdef __aarch64__
+    case RK_NEON:
+        if (four) rk_q4_neon(y, w, v, rows, acc); else rk_q8_neon(y, w, v, rows, acc);
         return;
 #endif
     default:
@@ -393,6 +413,9 @@ static void quantize_xr_at(int level, void *buf, const float *x, long cols) {
 #ifdef RK_X86
     if (level >= RK_AVX2) { rk_quantize_xr_avx2(buf, x, cols); return; }
 #endif
+#ifdef __aarch64__
+    if (level >= RK_NEON) { rk_quantize_xr_neon(buf, x, cols); return; }
+#endif
     (void)level;
     rk_quantize_xr_scalar(buf, x, cols);
 }
@@ -411,6 +434,12 @@ static void q8r_xr_at(int level, int dtype, float *y, const void *w, const rk_xr
         if (interleaved) rk_q8ri_avx2(y, w, v, row0, rows, acc); else rk_q8r_avx2(y, w, v, rows, acc);
         return;
     default: break;
+    }
+#endif
+#ifdef __aarch64__
+    if (clamp_level(level) == RK_NEON) {
+        if (interleaved) rk_q8ri_neon(y, w, v, row0, rows, acc); else rk_q8r_neon(y, w, v, rows, acc);
+        return;
     }
 #endif
     (void)level;
@@ -562,6 +591,12 @@ void rk_activate(int kind, float *x, long n) {
         return;
     }
 #endif
+#ifdef __aarch64__
+    if (rk_level() >= RK_NEON && (kind == 2 || kind == 3)) {
+        rk_activate_neon(kind, x, n);
+        return;
+    }
+#endif
     activate_scalar(kind, x, n);
 }
 
@@ -571,6 +606,12 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 #ifdef RK_X86
     if (rk_level() >= RK_AVX2) {
         rk_mm_f32_avx2(y, w, x, n, rows, cols);
+        return;
+    }
+#endif
+#ifdef __aarch64__
+    if (rk_level() >= RK_NEON) {
+        for (long j = 0; j < n; j++) rk_f32_neon(y + j * rows, w, x + j * cols, rows, cols, 0);
         return;
     }
 #endif

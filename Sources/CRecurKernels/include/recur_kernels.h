@@ -30,9 +30,12 @@
  *   Σ_c (xq_c + 64) · q_c = Σ_c xq_c · q_c + 64 · Σ_c q_c,   y[r] = s_r · D · (that − 64 · rowsum_r)
  * which is exactly q8r's integer sum, so q8ri and q8r give the same bits.
  *
- * Instruction sets, chosen at run time (cpuid): AVX-512 F/BW/VL/DQ + VNNI (vpdpbusd), AVX2 + FMA + F16C
- * (vpmaddubsw / vpmaddwd), and portable scalar C that runs everywhere (also on ARM).
- * The environment variable RECUR_KERNELS=scalar|avx2|avx512 caps the level (read once).
+ * Instruction sets, chosen at run time: on x86-64 (cpuid) AVX-512 F/BW/VL/DQ + VNNI (vpdpbusd) and AVX2 +
+ * FMA + F16C (vpmaddubsw / vpmaddwd); on AArch64 NEON (Advanced SIMD, in every AArch64 CPU), its int8
+ * products by sdot (ARMv8.2 dotprod) when the CPU has it (Linux: getauxval(AT_HWCAP) & HWCAP_ASIMDDP),
+ * else by widening multiplies; and portable scalar C that runs everywhere.
+ * The environment variable RECUR_KERNELS=scalar|avx2|avx512 caps the level (read once; on AArch64 only
+ * "scalar" changes it).
  * All functions are thread-safe; none allocates except rk_matvec_q8/q4/q8r for cols > 16384.
  */
 #ifndef RECUR_KERNELS_H
@@ -45,7 +48,8 @@
 extern "C" {
 #endif
 
-enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2 };
+/* Levels, per architecture: x86-64 0 scalar, 1 AVX2, 2 AVX-512; AArch64 0 scalar, 1 NEON. */
+enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2, RK_NEON = 1 };
 
 /*
  * Weight types: the dtype codes of the file format (docs/FORMAT.md §7) and the one table of what each type
@@ -88,7 +92,7 @@ long long rk_matrix_bytes(int dtype, long long rows, long long cols);
 int rk_level(void);
 /* The best level the CPU supports (ignores RECUR_KERNELS). */
 int rk_detected_level(void);
-/* "scalar", "avx2", "avx512". */
+/* "scalar", "avx2", "avx512"; on AArch64 "scalar", "neon". */
 const char *rk_level_name(int level);
 
 /*

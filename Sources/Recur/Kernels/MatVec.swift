@@ -2,8 +2,8 @@ import CRecurKernels
 
 /// Matrix-vector products: the work of one recurrent step.
 ///
-/// The kernels are C with intrinsics (target CRecurKernels): AVX-512 + VNNI, AVX2 + FMA + F16C, or
-/// portable scalar code, chosen once at run time from cpuid (capped by the environment variable
+/// The kernels are C with intrinsics (target CRecurKernels): AVX-512 + VNNI, AVX2 + FMA + F16C, NEON on
+/// AArch64, or portable scalar code, chosen once at run time (capped by the environment variable
 /// RECUR_KERNELS=scalar|avx2). q8 and q4 weights are multiplied with x quantized on the fly to int8 per
 /// block of 32 (d = max|x|/127), with exact integer block sums; q8r weights (one scale per row) with x
 /// quantized per vector (D = max|x|/64), one exact integer sum per row: see docs/QUANTIZATION.md.
@@ -18,12 +18,12 @@ package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
     }
 }
 
-/// The kernel level in use: "scalar", "avx2" or "avx512".
+/// The kernel level in use: "scalar", "avx2" or "avx512" (AArch64: "scalar" or "neon").
 public var kernelLevelName: String { String(cString: rk_level_name(rk_level())) }
-/// The best kernel level this CPU supports (0 scalar, 1 avx2, 2 avx512).
+/// The best kernel level this CPU supports (0 scalar, 1 avx2, 2 avx512; AArch64: 0 scalar, 1 neon).
 public var kernelDetectedLevel: Int { Int(rk_detected_level()) }
 
-/// `matvec` at an explicit kernel level (0 scalar, 1 AVX2, 2 AVX-512; clamped to what the CPU has;
+/// `matvec` at an explicit kernel level (0 scalar, 1 AVX2 or NEON, 2 AVX-512; clamped to what the CPU has;
 /// −1: the default). For tests and benchmarks.
 package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool, level: Int) {
     let l = Int32(level < 0 ? Int(rk_level()) : level)
