@@ -403,6 +403,39 @@ void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long 
     }
 }
 
+/* Up to 4 vectors against one q8ri matrix, each chunk of weights loaded once for all of them; per vector the
+ * same integer sums and conversion as rk_q8ri_avx2 (the same bits). y[j] at y + j·ldy. */
+void AVX2 rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows) {
+    const long chunks = ((x[0].cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x[0].cols), end = row0 + rows;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (long g = row0 / 16; 16 * g < end; g++) {
+        const unsigned char *G = (const unsigned char *)w + g * gb;
+        const unsigned char *q = G + 128;
+        __m256i lo[4], hi[4];
+        for (int j = 0; j < 4; j++) lo[j] = hi[j] = _mm256_setzero_si256();
+        for (long k = 0; k < chunks; k++) {
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(q + 64 * k));
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(q + 64 * k + 32));
+            for (int j = 0; j < n; j++) {
+                const __m256i xb = _mm256_set1_epi32(rk_load_i32(x[j].u + 4 * k));
+                lo[j] = _mm256_add_epi32(lo[j], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w0), ones));
+                hi[j] = _mm256_add_epi32(hi[j], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w1), ones));
+            }
+        }
+        const __m256i clo = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 64)), 6);
+        const __m256i chi = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 96)), 6);
+        for (int j = 0; j < n; j++) {
+            const __m256 d = _mm256_set1_ps(x[j].d);
+            float t[16];
+            _mm256_storeu_ps(t, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(lo[j], clo)), d),
+                                              _mm256_loadu_ps((const float *)G)));
+            _mm256_storeu_ps(t + 8, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(hi[j], chi)), d),
+                                                  _mm256_loadu_ps((const float *)(G + 32))));
+            rk_put_group(y + j * ldy, t, g, row0, end, 0);
+        }
+    }
+}
+
 /* ---- dynamic quantization of x (same arithmetic as rk_quantize_scalar, so the same bytes) ---------- */
 
 void AVX2 rk_quantize_avx2(void *buf, const float *x, long cols) {

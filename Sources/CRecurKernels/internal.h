@@ -151,6 +151,7 @@ void rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_quantize_avx2(void *buf, const float *x, long cols);
 void rk_q8r_avx2(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 void rk_quantize_xr_avx2(void *buf, const float *x, long cols);
 void rk_activate_avx2(int kind, float *x, long n);
 void rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols);
@@ -160,6 +161,7 @@ void rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 #endif
 
 #ifdef __aarch64__

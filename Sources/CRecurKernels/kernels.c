@@ -422,6 +422,12 @@ static void quantize_xr_at(int level, void *buf, const float *x, long cols) {
 
 void rk_quantize_xr(void *xr, const float *x, long cols) { quantize_xr_at(rk_level(), xr, x, cols); }
 
+/* x quantized for a product with a matrix of `dtype` (quantized types only). */
+static void quantize_xr_or_x(int level, int dtype, void *buf, const float *x, long cols) {
+    if (rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR) quantize_xr_at(level, buf, x, cols);
+    else quantize_at(level, buf, x, cols);
+}
+
 /* q8r (rows from w on) or q8ri (rows from row0 of the matrix at w) times x quantized per vector. */
 static void q8r_xr_at(int level, int dtype, float *y, const void *w, const rk_xr *v, long row0, long rows, int acc) {
     const int interleaved = dtype == RK_Q8RI;
@@ -616,6 +622,69 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
     }
 #endif
     for (long j = 0; j < n; j++) rk_f32_scalar(y + j * rows, w, x + j * cols, rows, cols, 0);
+}
+
+/* ---- several vectors, any dtype ------------------------------------------------------------------- */
+
+/* n vectors, each quantized into its own rk_x_bytes slot of `buf`, then multiplied: q8ri in groups of
+ * vectors that share each load of the weights, the rest one by one. */
+static void matmat_prepared(int level, int dtype, float *y, const void *w, const float *x, unsigned char *buf,
+                            size_t slot, long n, long row0, long rows, long cols) {
+    for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
+    long j = 0;
+    if (dtype == RK_Q8RI) {
+        rk_xr v[8];
+        const int group = level >= RK_AVX512 ? 8 : level >= RK_AVX2 ? 4 : 1;
+        for (; group > 1 && j + 2 <= n; j += group) {   /* groups of `group` (the last one may be smaller) */
+            const int m = n - j < group ? (int)(n - j) : group;
+            for (int k = 0; k < m; k++) v[k] = rk_xr_view(buf + (j + k) * slot, cols);
+#ifdef RK_X86
+            if (level >= RK_AVX512) rk_q8ri_batch_avx512(y + j * rows, rows, w, v, m, row0, rows);
+            else rk_q8ri_batch_avx2(y + j * rows, rows, w, v, m, row0, rows);
+#endif
+            if (m < group) { j += m; break; }
+        }
+        for (; j < n; j++) {
+            rk_xr one = rk_xr_view(buf + j * slot, cols);
+            q8r_xr_at(level, RK_Q8RI, y + j * rows, w, &one, row0, rows, 0);
+        }
+        return;
+    }
+    const void *start = row_at(dtype, w, row0, cols);
+    for (; j < n; j++) {
+        if (rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR) {
+            rk_xr one = rk_xr_view(buf + j * slot, cols);
+            q8r_xr_at(level, dtype, y + j * rows, start, &one, 0, rows, 0);
+        } else {
+            rk_xq one = rk_xq_view(buf + j * slot, cols);
+            q_xq_at(level, dtype == RK_Q4, y + j * rows, start, &one, rows, 0);
+        }
+    }
+}
+
+int rk_matmat_rows(int dtype, float *y, const void *w, const float *x, long n, long row0, long rows, long cols) {
+    return rk_matmat_rows_at(rk_level(), dtype, y, w, x, n, row0, rows, cols);
+}
+
+int rk_matmat_rows_at(int level, int dtype, float *y, const void *w, const float *x, long n, long row0, long rows,
+                      long cols) {
+    const rk_dtype_info *t = rk_dtype_of(dtype);
+    if (!t) return -1;
+    level = clamp_level(level);
+    if (t->x_quantization == RK_X_EXACT || cols <= 0 || n <= 0 || rows <= 0) {
+        for (long j = 0; j < n; j++) rk_matvec_rows_at(level, dtype, y + j * rows, w, x + j * cols, row0, rows, cols, 0);
+        return 0;
+    }
+    const size_t slot = (rk_x_bytes(dtype, cols) + 63) & ~(size_t)63;
+    _Alignas(64) unsigned char stack[64 << 10];
+    unsigned char *buf = (size_t)n * slot <= sizeof stack ? stack : (unsigned char *)aligned_alloc(64, (size_t)n * slot);
+    if (!buf) {   /* no memory: one by one (the same bits) */
+        for (long j = 0; j < n; j++) rk_matvec_rows_at(level, dtype, y + j * rows, w, x + j * cols, row0, rows, cols, 0);
+        return 0;
+    }
+    matmat_prepared(level, dtype, y, w, x, buf, slot, n, row0, rows, cols);
+    if (buf != stack) free(buf);
+    return 0;
 }
 
 /* ---- validation of quantized weights --------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Recur
+import CRecurKernels
 
 /// Every matrix-vector kernel, at every instruction-set level this CPU has, against the scalar reference
 /// `matvecReference` (weights decoded to f32, products summed in Double), on sizes that are not multiples
@@ -189,6 +190,45 @@ final class KernelTests: XCTestCase {
                             for level in levels {
                                 let got = run(il.rows(start, count), x, accumulate: acc, level: level)
                                 XCTAssertEqual(got, want, "q8ri \(rows)×\(cols) rows \(start)+\(count) level \(level) acc \(acc)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Several vectors against one quantized matrix (the batched step): at every level, for every quantized
+    /// type, on views that start inside a group, each of the n products is bit for bit the single product
+    /// (q8ri reads each weight once per group of 8 or 4 vectors; the groups and the remainder are covered).
+    func testBatchedQuantizedProductsEqualSingleProducts() {
+        var rng = Rand()
+        for (rows, cols) in [(7, 33), (35, 100), (48, 257), (300, 100), (20, 1000)] {
+            let v = rng.values(rows * cols, scale: 0.5)
+            for dtype in [DType.q8, .q4, .q8r, .q8ri] {
+                withMatrix(v, rows, cols, dtype) { w in
+                    for n in [1, 2, 3, 5, 8, 9, 17] {
+                        let xs = rng.values(n * cols)
+                        for (start, count) in [(0, rows), (rows / 3, rows - rows / 3)] {
+                            let view = w.rows(start, count)
+                            for level in levels {
+                                var got = [Float](repeating: .nan, count: n * count)
+                                xs.withUnsafeBufferPointer { xp in
+                                    got.withUnsafeMutableBufferPointer {
+                                        _ = rk_matmat_rows_at(Int32(level), Int32(dtype.rawValue), $0.baseAddress!, view.data,
+                                                              xp.baseAddress!, n, view.row0, count, cols)
+                                    }
+                                }
+                                for j in 0..<n {
+                                    var one = [Float](repeating: 0, count: count)
+                                    xs.withUnsafeBufferPointer { xp in
+                                        one.withUnsafeMutableBufferPointer {
+                                            matvec($0.baseAddress!, view, xp.baseAddress! + j * cols, accumulate: false, level: level)
+                                        }
+                                    }
+                                    XCTAssertEqual(Array(got[(j * count)..<((j + 1) * count)]), one,
+                                                   "\(dtype.name) \(rows)×\(cols) rows \(start)+\(count) n \(n) vector \(j) level \(level)")
+                                }
                             }
                         }
                     }

@@ -149,6 +149,28 @@ int main(void) {
                     }
                 }
             }
+            /* The batched kernel: 3 vectors (x, −x/2, x²) in one pass, each equal to its single product. */
+            {
+                float *xs = malloc(sizeof(float) * 3 * cols), *yb3 = malloc(sizeof(float) * 3 * rows);
+                unsigned char *bufs = aligned_alloc(64, 3 * rk_xr_bytes(cols));
+                rk_xr vs[3];
+                for (int j = 0; j < 3; j++) {
+                    for (long c = 0; c < cols; c++) xs[j * cols + c] = j == 0 ? x[c] : j == 1 ? -x[c] / 2 : x[c] * x[c];
+                    rk_quantize_xr_scalar(bufs + j * rk_xr_bytes(cols), xs + j * cols, cols);
+                    vs[j] = rk_xr_view(bufs + j * rk_xr_bytes(cols), cols);
+                }
+                const long r0 = rows / 3, m = rows - rows / 3;
+                rk_q8ri_batch_avx512(yb3, m, il, vs, 3, r0, m);
+                for (int j = 0; j < 3; j++) {
+                    rk_q8r_scalar(ya, enc + r0 * (4 + n), &vs[j], m, 0);
+                    expect("q8ri batch avx512", m, cols, ya, yb3 + j * m, 0);
+                    if (has_avx2) {
+                        rk_q8ri_batch_avx2(yb, m, il, &vs[j], 1, r0, m);
+                        expect("q8ri batch avx2", m, cols, ya, yb, 0);
+                    }
+                }
+                free(xs); free(yb3); free(bufs);
+            }
             const char *what;
             if (rk_check_quantized(5, il, rows, cols, &what) != 0) { failed++; printf("FAIL q8ri check: %s\n", what); }
             else passed++;

@@ -132,6 +132,17 @@ long rk_check_quantized(int dtype, const void *w, long rows, long cols, const ch
 void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, long cols);
 
 /*
+ * Y (n × rows) = X (n × cols) · Wᵀ for rows [row0, row0 + rows) of the matrix at w, any dtype: exactly the n
+ * products rk_matvec_rows_at gives (the same bits, each x quantized as there). q8ri weights are read once
+ * per group of 8 vectors (AVX-512) or 4 (AVX2); the other types are multiplied vector by vector, x
+ * quantized once each. Allocates (x's quantized copies) only past 64 KiB of them; returns -1 (y untouched)
+ * for a code that is not a dtype, else 0.
+ */
+int rk_matmat_rows(int dtype, float *y, const void *w, const float *x, long n, long row0, long rows, long cols);
+int rk_matmat_rows_at(int level, int dtype, float *y, const void *w, const float *x, long n, long row0, long rows,
+                      long cols);
+
+/*
  * A pool of worker threads for one matrix-vector product at a time, rows split evenly (in groups of 16).
  * Created with the total thread count (caller included, ≥ 2; NULL otherwise or on failure). Workers spin
  * for 0.2 ms after a product, then sleep. rk_pool_matvec is safe to call from several threads: while the

@@ -4,8 +4,9 @@ import CRecurKernels
 /// Matrix-matrix products: several vectors against one weight matrix (the batched step, the input
 /// table). f32 weights go to a C kernel for up to 16 vectors and to OpenBLAS sgemm above; f16 weights are decoded to f32 in chunks of rows that stay
 /// in cache, each chunk multiplied by sgemm (for fewer than `decodeMinimum` vectors, one vector at a
-/// time); q8, q4 and q8r weights use the quantized kernels vector by vector, so that a batched step computes
-/// exactly what single steps compute (the same int8 activations).
+/// time); quantized weights go to `rk_matmat_rows`, which computes exactly what single steps compute (the
+/// same int8 activations, the same bits) and reads q8ri weights once per 8 vectors (AVX-512) or 4 (AVX2); a
+/// matrix split across the worker pool is multiplied vector by vector, each product on the pool.
 
 /// Up to this many vectors, f32 products use the C kernel that reads each weight once per 4 vectors
 /// (no BLAS threads to wake for a handful of streams); above, sgemm.
@@ -35,6 +36,10 @@ package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
         } else {
             gemmABt(y, x, w.f32, m: n, n: w.rows, k: w.cols, bias: nil)
         }
+        return
+    }
+    if !exactActivations && w.dtype.quantizesActivations && w.pool == nil {
+        rk_matmat_rows(Int32(w.dtype.rawValue), y, w.data, x, n, w.row0, w.rows, w.cols)
         return
     }
     if n < decodeMinimum || (!exactActivations && w.dtype.quantizesActivations) {
