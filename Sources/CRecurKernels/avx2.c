@@ -404,15 +404,16 @@ void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long 
 }
 
 /* Up to 4 vectors against one q8ri matrix, each chunk of weights loaded once for all of them; per vector the
- * same integer sums and conversion as rk_q8ri_avx2 (the same bits). y[j] at y + j·ldy. */
-void AVX2 rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows) {
+ * same integer sums and conversion as rk_q8ri_avx2 (the same bits). y[j] at y + j·ldy. Inlined per n. */
+__attribute__((always_inline)) AVX2 static inline void q8ri_batch(float *y, long ldy, const void *w, const rk_xr *x,
+                                                                    const int n, long row0, long rows) {
     const long chunks = ((x[0].cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x[0].cols), end = row0 + rows;
     const __m256i ones = _mm256_set1_epi16(1);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
         const unsigned char *q = G + 128;
         __m256i lo[4], hi[4];
-        for (int j = 0; j < 4; j++) lo[j] = hi[j] = _mm256_setzero_si256();
+        for (int j = 0; j < n; j++) lo[j] = hi[j] = _mm256_setzero_si256();
         for (long k = 0; k < chunks; k++) {
             const __m256i w0 = _mm256_loadu_si256((const __m256i *)(q + 64 * k));
             const __m256i w1 = _mm256_loadu_si256((const __m256i *)(q + 64 * k + 32));
@@ -433,6 +434,15 @@ void AVX2 rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, 
                                                   _mm256_loadu_ps((const float *)(G + 32))));
             rk_put_group(y + j * ldy, t, g, row0, end, 0);
         }
+    }
+}
+
+void AVX2 rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows) {
+    switch (n) {
+    case 1: q8ri_batch(y, ldy, w, x, 1, row0, rows); break;
+    case 2: q8ri_batch(y, ldy, w, x, 2, row0, rows); break;
+    case 3: q8ri_batch(y, ldy, w, x, 3, row0, rows); break;
+    default: q8ri_batch(y, ldy, w, x, 4, row0, rows); break;
     }
 }
 

@@ -268,36 +268,32 @@ void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, l
 }
 
 /* Up to 8 vectors against one q8ri matrix: each 64-byte chunk of weights is loaded once and multiplied into
- * every vector's 16 row sums (one accumulator per vector, eight independent vpdpbusd chains), then each
+ * every vector's 16 row sums (one accumulator per vector, n independent vpdpbusd chains), then each
  * vector's sums are converted exactly as rk_q8ri_avx512 converts them: the same bits as stepping one by one.
- * y[j] (n × rows, stride `ldy`) for the vectors x[j]. */
-void AVX512 rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows) {
+ * y[j] (n × rows, stride `ldy`) for the vectors x[j]. Inlined for each n, so the accumulators stay in
+ * registers. */
+__attribute__((always_inline)) AVX512 static inline void q8ri_batch(float *y, long ldy, const void *w, const rk_xr *x,
+                                                                      const int n, long row0, long rows) {
     const long chunks = ((x[0].cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x[0].cols), end = row0 + rows;
+    const uint8_t *u[8];
+    for (int j = 0; j < n; j++) u[j] = x[j].u;
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
         const unsigned char *q = G + 128;
         __m512i a[8];
-        for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_si512();
-        if (n == 8) {
-            for (long k = 0; k < chunks; k++) {
-                const __m512i wv = _mm512_loadu_si512((const void *)(q + 64 * k));
-                for (int j = 0; j < 8; j++)
-                    a[j] = _mm512_dpbusd_epi32(a[j], _mm512_set1_epi32(rk_load_i32(x[j].u + 4 * k)), wv);
-            }
-        } else {
-            for (long k = 0; k < chunks; k++) {
-                const __m512i wv = _mm512_loadu_si512((const void *)(q + 64 * k));
-                for (int j = 0; j < n; j++)
-                    a[j] = _mm512_dpbusd_epi32(a[j], _mm512_set1_epi32(rk_load_i32(x[j].u + 4 * k)), wv);
-            }
+        for (int j = 0; j < n; j++) a[j] = _mm512_setzero_si512();
+        for (long k = 0; k < chunks; k++) {
+            const __m512i wv = _mm512_loadu_si512((const void *)(q + 64 * k));
+            for (int j = 0; j < n; j++) a[j] = _mm512_dpbusd_epi32(a[j], _mm512_set1_epi32(rk_load_i32(u[j] + 4 * k)), wv);
         }
         const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6);
         const __m512 sc = _mm512_loadu_ps((const float *)G);
+        const int whole = 16 * g >= row0 && 16 * g + 16 <= end;
         for (int j = 0; j < n; j++) {
             const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a[j], corr)),
                                                          _mm512_set1_ps(x[j].d)), sc);
             float *yj = y + j * ldy;
-            if (16 * g >= row0 && 16 * g + 16 <= end) {
+            if (whole) {
                 _mm512_storeu_ps(yj + (16 * g - row0), v);
             } else {
                 float t[16];
@@ -305,6 +301,19 @@ void AVX512 rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr 
                 rk_put_group(yj, t, g, row0, end, 0);
             }
         }
+    }
+}
+
+void AVX512 rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows) {
+    switch (n) {
+    case 1: q8ri_batch(y, ldy, w, x, 1, row0, rows); break;
+    case 2: q8ri_batch(y, ldy, w, x, 2, row0, rows); break;
+    case 3: q8ri_batch(y, ldy, w, x, 3, row0, rows); break;
+    case 4: q8ri_batch(y, ldy, w, x, 4, row0, rows); break;
+    case 5: q8ri_batch(y, ldy, w, x, 5, row0, rows); break;
+    case 6: q8ri_batch(y, ldy, w, x, 6, row0, rows); break;
+    case 7: q8ri_batch(y, ldy, w, x, 7, row0, rows); break;
+    default: q8ri_batch(y, ldy, w, x, 8, row0, rows); break;
     }
 }
 
