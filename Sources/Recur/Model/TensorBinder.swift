@@ -8,6 +8,8 @@ struct TensorBinder {
     let file: RecurFile
     let rejectNonFinite: Bool
     private(set) var used = Set<String>()
+    /// Seconds spent checking the tensors' contents (finiteness, quantized layouts).
+    private(set) var validationTime: Double = 0
 
     init(file: RecurFile, rejectNonFinite: Bool) {
         self.file = file
@@ -24,6 +26,8 @@ struct TensorBinder {
         if floatOnly && t.dtype != .f32 {
             throw RecurError(.model, "tensor '\(name)' is \(t.dtype.name); vectors must be f32")
         }
+        let t0 = LoadTimings.now()
+        defer { validationTime += LoadTimings.now() - t0 }
         if rejectNonFinite, let bad = Self.firstNonFinite(file, t) {
             throw RecurError(.numerical, "tensor '\(name)' holds a non-finite value (\(bad)); the file is unusable")
         }
