@@ -94,7 +94,8 @@ def main():
               f"{r['torch_load_ms']:>9.2f}ms {r['torch_load_mmap_ms']:>7.2f}ms {r['recur_ms'] / r['torch_load_ms']:>11.2f}×")
     phases = [r for r in rows if r.get("load_phases_ms")]
     if phases:
-        names = list(phases[0]["load_phases_ms"])
+        order = ["open", "parse", "checksum", "architecture", "validation", "input_table", "other", "total"]
+        names = [n for n in order if n in phases[0]["load_phases_ms"]]
         print(f"\nwhere the open goes (recur bench, ms, the fastest of {a.runs} opens)")
         print(f"{'phase':14}" + "".join(f"{r['model']:>10}" for r in phases))
         for n in names:
