@@ -23,13 +23,20 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // libdeflate's CRC-32 (the file checksum).
+        .systemLibrary(
+            name: "CLibDeflate",
+            path: "Sources/CLibDeflate",
+            pkgConfig: "libdeflate",
+            providers: [.apt(["libdeflate-dev"])]
+        ),
         // Matrix-vector kernels in C with intrinsics (AVX2, AVX-512 VNNI, scalar), chosen at run time.
         .target(name: "CRecurKernels"),
         // include/recur.h as a module (Sources/CRecurABI/include/recur.h links to it), so that RecurC
         // implements the header's declarations and uses its types and constants, and Recur reads the
         // versions from it.
         .target(name: "CRecurABI"),
-        .target(name: "Recur", dependencies: ["COpenBLAS", "CRecurKernels", "CRecurABI"]),
+        .target(name: "Recur", dependencies: ["COpenBLAS", "CLibDeflate", "CRecurKernels", "CRecurABI"]),
         .target(name: "RecurC", dependencies: ["Recur", "CRecurABI"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "COpenBLAS"]),
         .executableTarget(

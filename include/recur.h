@@ -3,7 +3,7 @@
  * stored in .recur files.
  *
  * Link with -lrecur (pkg-config: `pkg-config --cflags --libs recur`). The library needs no Swift runtime
- * on the machine; it depends on libc, libm, libstdc++, libgcc_s and OpenBLAS.
+ * on the machine; it depends on libc, libm, libstdc++, libgcc_s, OpenBLAS and libdeflate.
  *
  * Example: stream 200 characters continuing "Alice".
  *

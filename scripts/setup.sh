@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what Recur needs to build and test, when it is missing: OpenBLAS and pkg-config (apt), and the
-# Python packages the tests and tools use (pip, into the project's virtual environment .venv). Safe to run
-# again; does nothing when all is present.
+# Installs what Recur needs to build and test, when it is missing: OpenBLAS, libdeflate and pkg-config
+# (apt), and the Python packages the tests and tools use (pip, into the project's virtual environment
+# .venv). Safe to run again; does nothing when all is present.
 #   scripts/setup.sh [--python] [--kernels] [--sanitizers]
 #     --python: .venv (made from $PYTHON, default python3; Debian's python3-venv is installed through apt
 #     when the interpreter lacks ensurepip) with numpy, pytest, h5py and matplotlib. The scripts run Python
@@ -26,6 +26,7 @@ done
 
 need_apt=()
 dpkg -s libopenblas-dev >/dev/null 2>&1 || need_apt+=(libopenblas-dev)
+dpkg -s libdeflate-dev >/dev/null 2>&1 || need_apt+=(libdeflate-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 if [ $kernels -eq 1 ]; then
     [ -f /usr/include/simde/x86/avx512.h ] || need_apt+=(libsimde-dev)

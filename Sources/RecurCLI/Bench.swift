@@ -8,7 +8,11 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a model's load time, step latency, prefill throughput and peak memory.",
         discussion: """
-            Step latency is the median of single steps (after a warm-up) of a stream fed random tokens; \
+            Load time is the median of --loads warm opens, with the checksum and without it; the table \
+            under it splits the fastest open with the checksum into its phases (the file mapped, the \
+            header, metadata and directory parsed, the checksum, the architecture and vocabulary read, \
+            the tensors' contents validated, the input table built). Step latency is the median of \
+            single steps (after a warm-up) of a stream fed random tokens; \
             prefill is a prompt of random tokens fed at once. Peak memory is the process's maximum \
             resident set size (getrusage). With --kernels, times the matrix-vector kernels instead.
             """)
@@ -28,6 +32,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Prompt length for prefill.")
     var prompt: Int = 1000
 
+    @Option(name: .long, help: "Opens to time, with the checksum and as many without it.")
+    var loads: Int = 10
+
     @Option(name: .long, help: "Streams stepped together with stepBatch (1 = plain step).")
     var batch: Int = 1
 
@@ -45,18 +52,30 @@ struct Bench: ParsableCommand {
     func run() throws {
         if kernels { return try runKernels() }
         guard let model else { throw CLIError("name a model, or use --kernels") }
-        guard steps >= 1, prompt >= 1, batch >= 1 else {
-            throw CLIError("--steps, --prompt and --batch must be ≥ 1")
+        guard steps >= 1, prompt >= 1, batch >= 1, loads >= 1 else {
+            throw CLIError("--steps, --prompt, --batch and --loads must be ≥ 1")
         }
         guard (0...KernelEnvironment.maxThreads).contains(threads) else {
             throw CLIError("--threads must be 0 (automatic) or 1...\(KernelEnvironment.maxThreads) (got \(threads))")
         }
-        var loads: [Double] = []
-        var m: Model? = nil
-        for _ in 0..<3 {
-            let t0 = now()
-            m = try loadModel(model, load: load) { $0.threads = threads }
-            loads.append(now() - t0)
+        // Warm opens: the first (untimed) brings the file into the page cache.
+        var m: Model? = try loadModel(model, load: load) { $0.threads = threads }
+        var loadTimes: [Double] = [], uncheckedTimes: [Double] = []
+        var phases = LoadTimings()
+        for verify in [true, false] {
+            for _ in 0..<loads {
+                m = nil   // the previous model's mapping and pool go first
+                var t = LoadTimings()
+                let t0 = now()
+                m = try loadModel(model, load: load, verify: verify, timings: &t) { $0.threads = threads }
+                let dt = now() - t0
+                if verify {
+                    if loadTimes.isEmpty || t.total < phases.total { phases = t }
+                    loadTimes.append(dt)
+                } else {
+                    uncheckedTimes.append(dt)
+                }
+            }
         }
         let mdl = m!
         var rng = SplitMix64(seed: 7)
@@ -121,13 +140,26 @@ struct Bench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peak = Int(usage.ru_maxrss) * 1024
-        loads.sort()
+        loadTimes.sort(); uncheckedTimes.sort()
+        let loadMedian = loadTimes[loadTimes.count / 2], uncheckedMedian = uncheckedTimes[uncheckedTimes.count / 2]
+        let phaseRows: [(key: String, label: String, seconds: Double)] = [
+            ("open", "open and map the file", phases.open),
+            ("parse", "header, metadata, directory", phases.parse),
+            ("checksum", "checksum (CRC-32)", phases.checksum),
+            ("architecture", "architecture, vocabulary", phases.architecture),
+            ("validation", "tensor validation", phases.validation),
+            ("input_table", "input table", phases.inputTable),
+            ("other", "other (binding, checks, pool)", phases.other),
+            ("total", "total", phases.total),
+        ]
         let size = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
         let types = Dictionary(grouping: mdl.file.tensors, by: { $0.dtype.name }).mapValues { $0.count }
         if json {
             var o: [String: Any] = [
                 "model": model, "file_bytes": size, "threads": mdl.threads, "threads_requested": threads, "batch": batch,
-                "kernels": kernelLevelName, "load_ms": loads[1] * 1e3,
+                "kernels": kernelLevelName, "load_ms": loadMedian * 1e3,
+                "load_no_checksum_ms": uncheckedMedian * 1e3, "loads": loads,
+                "load_phases_ms": Dictionary(uniqueKeysWithValues: phaseRows.map { ($0.key, $0.seconds * 1e3) }),
                 "step_us_median": median * 1e6, "step_us_p90": p90 * 1e6,
                 "prefill_tokens_per_s": tokPerSec, "prefill_tokens_per_cpu_s": tokPerCPUSec,
                 "prefill_tokens": prompt, "peak_rss_bytes": peak,
@@ -139,7 +171,13 @@ struct Bench: ParsableCommand {
         } else {
             print("model          \(model) (\(formatBytes(size)); tensors \(types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
             print("kernels        \(kernelLevelName), threads \(mdl.threads)\(mdl.threads != threads ? " (\(threads == 0 ? "automatic" : "\(threads)") requested)" : "")\(batch > 1 ? ", batch \(batch)" : "")")
-            print(String(format: "load           %.2f ms (median of 3)", loads[1] * 1e3))
+            print(String(format: "load           %.2f ms, %.2f ms without the checksum (medians of %d warm opens)",
+                         loadMedian * 1e3, uncheckedMedian * 1e3, loads))
+            print("  fastest open with the checksum:")
+            for r in phaseRows {
+                let share = phases.total > 0 ? 100 * r.seconds / phases.total : 0
+                print("  " + pad(r.label, 31) + String(format: "%8.3f ms %5.1f%%", r.seconds * 1e3, share))
+            }
             print(String(format: "step           %.2f µs median, %.2f µs p90 (%d steps)", median * 1e6, p90 * 1e6, steps)
                   + (batch > 1 ? String(format: "; %.0f stream-steps/s", Double(batch) / median) : ""))
             print(String(format: "prefill        %.0f tokens/s (%d-token prompt, best of 7); %.0f tokens per CPU-second",

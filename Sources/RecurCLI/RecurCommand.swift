@@ -136,12 +136,19 @@ struct LoadOptions: ParsableArguments {
 /// line that names what the model is and which command runs it.
 func loadModel(_ path: String?, task: Task? = nil, load: LoadOptions? = nil, verify: Bool = true,
                configure: (inout Model.Options) -> Void = { _ in }) throws -> Model {
+    var timings = LoadTimings()
+    return try loadModel(path, task: task, load: load, verify: verify, timings: &timings, configure: configure)
+}
+
+/// `loadModel`, recording where the open's time went.
+func loadModel(_ path: String?, task: Task? = nil, load: LoadOptions? = nil, verify: Bool = true,
+               timings: inout LoadTimings, configure: (inout Model.Options) -> Void = { _ in }) throws -> Model {
     let p = try path ?? defaultModelPath()
     var o = Model.Options()
     o.verifyChecksum = verify
     o.mapFile = !(load?.noMmap ?? false)   // (a LoadOptions not parsed from arguments cannot be read)
     configure(&o)
-    let m = try Model(path: p, options: o)
+    let m = try Model(path: p, options: o, timings: &timings)
     if let task, m.architecture.task != task {
         let kind = m.architecture.task
         throw CLIError("\(p) is \(kind.noun) (model.task \(kind.rawValue)), not \(task.noun); run it with `recur \(kind.call)`")

@@ -75,6 +75,39 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(Array("123456789".utf8).withUnsafeBytes { CRC32.checksum($0) }, 0xCBF4_3926)
     }
 
+    func testCRC32KnownValuesAndIncrementalUpdates() throws {
+        func crc(_ b: [UInt8]) -> UInt32 { b.withUnsafeBytes { CRC32.checksum($0) } }
+        XCTAssertEqual(crc([]), 0)
+        XCTAssertEqual(CRC32().value, 0)
+        XCTAssertEqual(crc(Array("a".utf8)), 0xE8B7_BE43)
+        XCTAssertEqual(crc(Array("123456789".utf8)), 0xCBF4_3926)
+        // 1,000,003 bytes, byte i = (7·i + 13·(i >> 8)) mod 256. The expected value was computed with Python:
+        //   zlib.crc32(bytes(((i*7)+(i>>8)*13) & 0xFF for i in range(1_000_003)))  →  0xc6bb6f8b
+        let n = 1_000_003
+        let big = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 8) &* 13) }
+        XCTAssertEqual(crc(big), 0xC6BB_6F8B)
+        // Updating in pieces gives the one-shot value, whatever the split (empty pieces, odd sizes, the
+        // sizes around the implementation's block lengths).
+        for splits in [[0], [1], [n - 1], [n], [3, 64], [7, 8, 9, 4096, 100_000], [15, 16, 17, 255, 256, 257]] {
+            var c = CRC32()
+            var at = 0
+            big.withUnsafeBytes { b in
+                for s in splits {
+                    let end = min(n, at + s)
+                    c.update(UnsafeRawBufferPointer(rebasing: b[at..<end]))
+                    at = end
+                }
+                c.update(UnsafeRawBufferPointer(rebasing: b[at..<n]))
+            }
+            XCTAssertEqual(c.value, 0xC6BB_6F8B, "split \(splits)")
+        }
+        var c = CRC32()
+        c.update(Array("1234".utf8))
+        c.update([])
+        c.update(Array("56789".utf8))
+        XCTAssertEqual(c.value, 0xCBF4_3926)
+    }
+
     func testRejectsTruncatedFiles() throws {
         let bytes = sample().serialize()
         for n in [0, 1, 7, 8, 40, 63, 64, 100, bytes.count - 1] {

@@ -58,6 +58,52 @@ final class HostileInputTests: XCTestCase {
         try bytes.withUnsafeBytes { try Model(bytes: $0) }
     }
 
+    /// NaN and infinities in f32 and f16 weights are refused with the first one's text, wherever they
+    /// are (the scan reads chunks of 4096 values: the first and last value, both sides of a chunk
+    /// boundary); the same files load when non-finite weights are allowed.
+    func testNonFiniteWeightsAreFoundAnywhere() throws {
+        let name = "layer.1.recurrent_kernel"   // 192 × 64 = 12,288 values
+        func model(_ dtype: DType, _ bad: [(index: Int, value: Float)]) throws -> [UInt8] {
+            let (_, b) = try makeModel(cells: [.init(cell: .gru)], hidden: 64)
+            let w = b.writer(dtypes: [name: dtype])
+            var out = RecurWriter()
+            for (k, v) in w.metadata { out.set(k, v) }
+            for t in w.tensors {
+                var data = t.data
+                if t.name == name {
+                    XCTAssertEqual(t.shape, [192, 64])
+                    for (i, v) in bad {
+                        if dtype == .f32 {
+                            withUnsafeBytes(of: v.bitPattern.littleEndian) { for k in 0..<4 { data[4 * i + k] = $0[k] } }
+                        } else {
+                            let h: UInt16 = v.isNaN ? 0x7E00 : (v > 0 ? 0x7C00 : 0xFC00)
+                            data[2 * i] = UInt8(h & 0xFF); data[2 * i + 1] = UInt8(h >> 8)
+                        }
+                    }
+                }
+                out.addTensor(t.name, dtype: t.dtype, shape: t.shape, bytes: data)
+            }
+            return out.serialize()
+        }
+        var lenient = Model.Options()
+        lenient.rejectNonFinite = false
+        for dtype in [DType.f32, .f16] {
+            XCTAssertNoThrow(try load(try model(dtype, [])), "\(dtype)")
+            for i in [0, 1, 4095, 4096, 8191, 8192, 12_287] {
+                for (v, text) in [(Float.nan, "nan"), (.infinity, "inf"), (-.infinity, "-inf")] {
+                    let bytes = try model(dtype, [(i, v)])
+                    assertThrowsRecur(.numerical, "tensor '\(name)' holds a non-finite value (\(text)); the file is unusable") {
+                        _ = try self.load(bytes)
+                    }
+                    XCTAssertNoThrow(try bytes.withUnsafeBytes { try Model(bytes: $0, options: lenient) }, "\(dtype) \(i)")
+                }
+            }
+            // The first one is named.
+            assertThrowsRecur(.numerical, "non-finite value (-inf)") { _ = try self.load(try model(dtype, [(5000, -.infinity), (9000, .nan)])) }
+            assertThrowsRecur(.numerical, "non-finite value (inf)") { _ = try self.load(try model(dtype, [(4100, .infinity), (4101, .nan)])) }
+        }
+    }
+
     func store(_ v: Float, _ data: inout [UInt8], at offset: Int) {
         withUnsafeBytes(of: v.bitPattern.littleEndian) { for k in 0..<4 { data[offset + k] = $0[k] } }
     }

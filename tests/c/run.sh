@@ -54,11 +54,11 @@ fi
 # --- the library -----------------------------------------------------------------------------------
 check "SONAME is librecur.so" bash -c "readelf -d '$LIB' | grep -q 'Library soname: \[librecur.so\]'"
 check "no Swift runtime needed (ldd)" bash -c "ldd '$LIB' >'$WORK/ldd.txt' && ! grep -qiE 'libswift|libFoundation|libdispatch' '$WORK/ldd.txt'"
-# The README's list (section "Install, and use from C"): libc, libm, libstdc++, libgcc_s and OpenBLAS,
-# which brings libgfortran and libquadmath; the loader and the vDSO; libpthread, libdl and librt where
-# glibc still ships them apart.
+# The README's list (section "Install, and use from C"): libc, libm, libstdc++, libgcc_s, OpenBLAS,
+# which brings libgfortran and libquadmath, and libdeflate; the loader and the vDSO; libpthread, libdl
+# and librt where glibc still ships them apart.
 check "ldd lists only the libraries the README names" bash -c "! awk '{print \$1}' '$WORK/ldd.txt' | grep -vE \
-    '^(linux-vdso|/lib64/ld-linux-x86-64|/lib/ld-linux-aarch64|ld-linux[-a-z0-9_]*)\.so|^lib(c|m|stdc\+\+|gcc_s|openblas|gfortran|quadmath|pthread|dl|rt)\.so'"
+    '^(linux-vdso|/lib64/ld-linux-x86-64|/lib/ld-linux-aarch64|ld-linux[-a-z0-9_]*)\.so|^lib(c|m|stdc\+\+|gcc_s|openblas|gfortran|quadmath|deflate|pthread|dl|rt)\.so'"
 check "no Foundation in the runtime or the C ABI sources" \
     bash -c "! grep -rqE '^\s*import\s+Foundation' '$ROOT/Sources/Recur' '$ROOT/Sources/RecurC'"
 # Foundation's type names (in Swift's metadata, which stripping keeps) and its ICU data.

@@ -28,18 +28,36 @@ public struct RecurFile: @unchecked Sendable {
     }
 
     public static func open(path: String, options: Options = Options()) throws -> RecurFile {
+        var timings = LoadTimings()
+        return try open(path: path, options: options, timings: &timings)
+    }
+
+    /// `open(path:options:)`, recording the time of the open, the parse and the checksum in `timings`.
+    public static func open(path: String, options: Options = Options(), timings: inout LoadTimings) throws -> RecurFile {
+        let t0 = LoadTimings.now()
         let storage = options.mapFile ? try FileStorage(mapping: path) : try FileStorage(reading: path)
-        return try RecurFile(storage: storage, options: options, name: path)
+        timings.open = LoadTimings.now() - t0
+        return try RecurFile(storage: storage, options: options, name: path, timings: &timings)
     }
 
     /// Reads the header, verifies the checksum, then the metadata and the tensor directory (FORMAT.md §3–§5, §8).
     public init(storage: FileStorage, options: Options = Options(), name: String = "buffer") throws {
+        var timings = LoadTimings()
+        try self.init(storage: storage, options: options, name: name, timings: &timings)
+    }
+
+    init(storage: FileStorage, options: Options, name: String, timings: inout LoadTimings) throws {
         self.storage = storage
         let b = storage.bytes
+        let t0 = LoadTimings.now()
         let h = try Header(b, name: name)
+        let t1 = LoadTimings.now()
         if options.verifyChecksum { try Self.verifyChecksum(b, stored: h.checksum, name: name) }
+        let t2 = LoadTimings.now()
         (metadata, metaIndex) = try Self.readMetadata(b, h, name: name)
         (tensors, tensorIndex) = try Self.readDirectory(b, h, name: name)
+        timings.checksum = options.verifyChecksum ? t2 - t1 : 0
+        timings.parse = (t1 - t0) + (LoadTimings.now() - t2)
         versionMajor = h.major
         versionMinor = h.minor
         checksum = h.checksum

@@ -91,9 +91,17 @@ public final class Model: @unchecked Sendable {
     let maxWidth: Int
 
     public convenience init(path: String, options: Options = Options()) throws {
+        var timings = LoadTimings()
+        try self.init(path: path, options: options, timings: &timings)
+    }
+
+    /// `init(path:options:)`, recording in `timings` where the time of the open went.
+    public convenience init(path: String, options: Options = Options(), timings: inout LoadTimings) throws {
+        let start = LoadTimings.now()
         let file = try RecurFile.open(path: path, options: RecurFile.Options(verifyChecksum: options.verifyChecksum,
-                                                                         mapFile: options.mapFile))
-        try self.init(file: file, options: options)
+                                                                         mapFile: options.mapFile), timings: &timings)
+        try self.init(file: file, options: options, timings: &timings)
+        timings.total = LoadTimings.now() - start
     }
 
     /// Loads from a caller's bytes; they are copied, so the caller may free them afterwards.
@@ -105,15 +113,24 @@ public final class Model: @unchecked Sendable {
 
     /// Reads the architecture and vocabularies, binds every tensor they declare (TensorBinder), checks
     /// that the layers suit the task, then prepares the worker pool and the input table.
-    public init(file: RecurFile, options: Options = Options()) throws {
+    public convenience init(file: RecurFile, options: Options = Options()) throws {
+        var timings = LoadTimings()
+        try self.init(file: file, options: options, timings: &timings)
+    }
+
+    /// `init(file:options:)`, recording the architecture's, the validation's and the input table's time.
+    init(file: RecurFile, options: Options, timings: inout LoadTimings) throws {
         try Self.checkThreads(options.threads)
         self.file = file
+        let t0 = LoadTimings.now()
         let arch = try Architecture(file: file)
         let vocab = arch.input == .tokens ? try Vocabulary(file: file) : Vocabulary.empty
         self.architecture = arch
         self.vocabulary = vocab
+        timings.architecture = LoadTimings.now() - t0
 
         var binder = TensorBinder(file: file, rejectNonFinite: options.rejectNonFinite)
+        defer { timings.validation = binder.validationTime }
         let main = try binder.stack(arch.layers, prefix: "")
         normalization = try binder.normalization(arch.input)
         if arch.task == .seq2seq {
@@ -137,7 +154,9 @@ public final class Model: @unchecked Sendable {
         let widths = Self.widths(arch.layers + arch.encoder)
         self.scratchSize = widths.scratch + 4 * widths.maxWidth
         self.maxWidth = widths.maxWidth
+        let t1 = LoadTimings.now()
         self.inputTable = Self.inputTable(main, budget: options.inputTableBudget)
+        timings.inputTable = LoadTimings.now() - t1
         self.stepRefusals = (Self.stepRefusal(arch, main, frames: false), Self.stepRefusal(arch, main, frames: true))
     }
 

@@ -8,6 +8,8 @@ struct TensorBinder {
     let file: RecurFile
     let rejectNonFinite: Bool
     private(set) var used = Set<String>()
+    /// Seconds spent checking the tensors' contents (finiteness, quantized layouts).
+    private(set) var validationTime: Double = 0
 
     init(file: RecurFile, rejectNonFinite: Bool) {
         self.file = file
@@ -24,6 +26,8 @@ struct TensorBinder {
         if floatOnly && t.dtype != .f32 {
             throw RecurError(.model, "tensor '\(name)' is \(t.dtype.name); vectors must be f32")
         }
+        let t0 = LoadTimings.now()
+        defer { validationTime += LoadTimings.now() - t0 }
         if rejectNonFinite, let bad = Self.firstNonFinite(file, t) {
             throw RecurError(.numerical, "tensor '\(name)' holds a non-finite value (\(bad)); the file is unusable")
         }
@@ -105,22 +109,59 @@ struct TensorBinder {
 
     /// The first NaN or infinity of a plain-typed tensor (f32 read in place, others decoded row by row),
     /// or nil. The quantized types' scales are checked by `checkQuantized`.
+    ///
+    /// f32 and f16 are first scanned 16 KiB at a time for a value whose exponent bits are all ones (what
+    /// NaN and the infinities are, and nothing else), 64 bytes per step without an early exit; only from
+    /// the chunk holding one are the values then read one by one, as before, for the first and its text.
     static func firstNonFinite(_ file: RecurFile, _ t: TensorInfo) -> String? {
         guard t.dtype.blockSize == 1 else { return nil }
         let b = file.bytes(of: t)
-        if t.dtype == .f32 {
-            for v in b.bindMemory(to: Float.self) where !v.isFinite { return "\(v)" }
-            return nil
+        let cols = t.shape.last!, rows = t.elementCount / cols, rb = t.dtype.rowBytes(cols)!
+        var firstRow = 0
+        if t.dtype == .f32 || t.dtype == .f16 {
+            let chunk = 16 << 10   // a multiple of 64 and of both value sizes
+            var start = 0
+            while start < b.count && !hasAllOnesExponent(b.baseAddress! + start, min(chunk, b.count - start), t.dtype) {
+                start += chunk
+            }
+            if start >= b.count { return nil }
+            if t.dtype == .f32 {
+                let floats = b.bindMemory(to: Float.self)
+                for v in floats[(start / 4)...] where !v.isFinite { return "\(v)" }
+                return nil
+            }
+            firstRow = start / rb   // f16 rows have no padding (rowBytes = 2 · cols)
         }
-        let cols = t.shape.last!, rows = t.elementCount / cols
         var row = [Float](repeating: 0, count: cols)
         return row.withUnsafeMutableBufferPointer { out in
-            for r in 0..<rows {
+            for r in firstRow..<rows {
                 rk_dequantize(out.baseAddress!, b.baseAddress!, Int32(t.dtype.rawValue), r, 1, cols)
                 if let v = out.first(where: { !$0.isFinite }) { return "\(v)" }
             }
             return nil
         }
+    }
+
+    /// Whether the `count` bytes at `p` (f32 or f16 values, `count` a multiple of the value's size) hold a
+    /// value whose exponent bits are all ones: a NaN or an infinity.
+    static func hasAllOnesExponent(_ p: UnsafeRawPointer, _ count: Int, _ dtype: DType) -> Bool {
+        // Lanes of 32 bits: one f32, or two f16 (low and high half).
+        let (lo, hi): (UInt32, UInt32) = dtype == .f32 ? (0x7F80_0000, 0x7F80_0000) : (0x0000_7C00, 0x7C00_0000)
+        let vlo = SIMD16<UInt32>(repeating: lo), vhi = SIMD16<UInt32>(repeating: hi)
+        var acc = SIMDMask<SIMD16<Int32>>(repeating: false)
+        var i = 0
+        while i + 64 <= count {
+            let v = p.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt32>.self)
+            acc = acc .| ((v & vlo) .== vlo) .| ((v & vhi) .== vhi)
+            i += 64
+        }
+        if any(acc) { return true }
+        if dtype == .f32 {
+            for k in stride(from: i, to: count, by: 4) where p.loadUnaligned(fromByteOffset: k, as: UInt32.self) & lo == lo { return true }
+        } else {
+            for k in stride(from: i, to: count, by: 2) where p.loadUnaligned(fromByteOffset: k, as: UInt16.self) & 0x7C00 == 0x7C00 { return true }
+        }
+        return false
     }
 
     /// The quantized layouts' own rules (FORMAT.md §7): scales whose decoded weights are finite, codes in
