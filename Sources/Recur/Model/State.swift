@@ -20,8 +20,13 @@ public final class State: @unchecked Sendable {
     let bufB: UnsafeMutablePointer<Float>
     /// The model's output after the last step (`model.outputSize` floats).
     public let output: UnsafeMutablePointer<Float>
-    /// Tokens consumed since the last reset.
-    public internal(set) var position: Int = 0
+    /// Tokens consumed since the last reset. Kept behind a pointer: a stored `var` of a class is checked for
+    /// exclusive access at run time on every read and write (two runtime calls per step), a pointee is not.
+    public internal(set) var position: Int {
+        get { counter.pointee }
+        set { counter.pointee = newValue }
+    }
+    private let counter: UnsafeMutablePointer<Int>
 
     init(model: Model) {
         self.model = model
@@ -35,10 +40,13 @@ public final class State: @unchecked Sendable {
         bufB.initialize(repeating: 0, count: model.maxWidth * 2)
         output = .allocate(capacity: model.outputSize)
         output.initialize(repeating: 0, count: model.outputSize)
+        counter = .allocate(capacity: 1)
+        counter.initialize(to: 0)
     }
 
     deinit {
         vectors.deallocate(); scratch.deallocate(); bufA.deallocate(); bufB.deallocate(); output.deallocate()
+        counter.deallocate()
     }
 
     /// Zeroes the recurrent state.

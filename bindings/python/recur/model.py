@@ -579,6 +579,46 @@ class State(_Handle):
             out = C.POINTER(C.c_float)()
             _capi.check(L.recur_state_output(h, C.byref(out)))
             self._out_view = np.ctypeslib.as_array(out, shape=(self._output_size,))
+        self._alive = [True]
+        self.step = self._fast_step()
+
+    def _fast_step(self):
+        """``step`` as a closure over this state's prepared arguments (an instance attribute, found before
+        the method): no attribute lookups per call. It refers to the state only through what it captures, so
+        it keeps no reference cycle, and it refuses to run once the state is closed."""
+        alive, check, what = self._alive, _capi.check, self._what
+        if self._frame_size:
+            step_frame, harg, fbuf, farg, fargs = self._step_frame, self._h_arg, self._fbuf, self._f_arg, self._fbuf_arg
+            out, size = self._out_view, self._frame_size
+
+            def step(frame, copy=True):
+                if not alive[0]:
+                    raise _closed(what)
+                if type(frame) is np.ndarray and frame.shape == fbuf.shape and frame.dtype.kind == "f":
+                    fbuf[:] = frame
+                else:
+                    fbuf[:] = _frames(frame, size, "frame", one=True)
+                status = step_frame(harg, fargs, farg, None)
+                if status:
+                    check(status)
+                return out.copy() if copy else out
+        else:
+            step_copy, harg, bptr, narg, buf, vocab = self._step_copy, self._h_arg, self._buf_ptr, self._n_arg, self._buf, self._vocab_size
+
+            def step(token, copy=True):
+                if not alive[0]:
+                    raise _closed(what)
+                if type(token) is int and 0 <= token < vocab:
+                    t = token
+                else:
+                    t = _token(token, vocab)
+                status = step_copy(harg, t, bptr, narg)
+                if status:
+                    check(status)
+                return buf.copy() if copy else buf
+        step.__doc__ = State.step.__doc__
+        step.__name__ = step.__qualname__ = "step"
+        return step
 
     _what = "state"
     _instead = ("use state.copy() to fork the stream, or state.save() for bytes (which can be stored or "
@@ -586,6 +626,9 @@ class State(_Handle):
 
     def close(self) -> None:
         """Releases the state (and its hold on the model). Closing twice is harmless."""
+        alive = getattr(self, "_alive", None)
+        if alive:
+            alive[0] = False
         super().close()
 
     @property
@@ -609,9 +652,11 @@ class State(_Handle):
     def _copy(self, ptr) -> np.ndarray:
         return np.ctypeslib.as_array(ptr, shape=(self._output_size,)).copy()
 
-    def step(self, token) -> np.ndarray:
+    def step(self, token, copy: bool = True) -> np.ndarray:
         """Feeds one token id (or, for a frame model, one frame: array-like of ``frame_size`` floats);
-        returns the output after it (float32, a copy)."""
+        returns the output after it (float32, a copy). With ``copy=False`` it returns the state's own output
+        array instead, without allocating: valid until the next step (which overwrites it) and while the
+        state is open — the fastest way to step from Python."""
         if not self._handle:
             raise _closed(self._what)
         if self._frame_size:
@@ -623,7 +668,7 @@ class State(_Handle):
             status = self._step_frame(self._h_arg, self._fbuf_arg, self._f_arg, None)
             if status:
                 _capi.check(status)
-            return self._out_view.copy()
+            return self._out_view.copy() if copy else self._out_view
         if type(token) is int and 0 <= token < self._vocab_size:
             t = token
         else:
@@ -631,7 +676,7 @@ class State(_Handle):
         status = self._step_copy(self._h_arg, t, self._buf_ptr, self._n_arg)
         if status:
             _capi.check(status)
-        return self._buf.copy()
+        return self._buf.copy() if copy else self._buf
 
     def feed(self, tokens: Union[Sequence[int], np.ndarray], copy: bool = True) -> Optional[np.ndarray]:
         """Feeds a sequence of token ids at once (faster than stepping each) — or, for a frame model, frames

@@ -77,6 +77,9 @@ def test_stepping_matches_the_reference_and_the_whole_sequence(library, frame_mo
             assert np.abs(m.predict(x) - steps).max() < TOL
         s.reset()
         assert np.array_equal(s.step(x[0]), steps[0])
+        view = s.step(x[1], copy=False)                   # the state's own output, overwritten by the next step
+        assert np.array_equal(view, steps[1]) and s.step(x[2], copy=False) is view
+        assert np.array_equal(view, steps[2])
 
 
 def masked_model(tmp_path, pooling="last", sequences=False):

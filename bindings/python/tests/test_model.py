@@ -89,6 +89,26 @@ def test_step_returns_a_copy(models):
         assert np.array_equal(first, kept)
 
 
+def test_step_without_a_copy_reuses_the_states_output(models):
+    """step(token, copy=False) returns the state's own array, overwritten by the next step, with the values a
+    copying step gives; a step function kept after close() refuses to run."""
+    with recur.Model(models["gru"]) as m:
+        a, b = m.new_state(), m.new_state()
+        tokens = [10, 11, 3, 95, 0]
+        outs = [a.step(t, copy=False) for t in tokens]
+        assert all(o is outs[0] for o in outs)
+        for t in tokens:
+            want = b.step(t)
+        assert np.array_equal(outs[-1], want)
+        step = a.step
+        a.close()
+        with pytest.raises(RecurError) as e:
+            step(3)
+        assert "closed" in e.value.message
+        with pytest.raises(TypeError):
+            b.step(1.5, copy=False)
+
+
 def test_save_load_and_copy_continue_identically(models):
     with recur.Model(models["lstm"]) as m:
         ids = m.encode(PROMPT)
