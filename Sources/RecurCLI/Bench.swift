@@ -201,7 +201,7 @@ struct Bench: ParsableCommand {
                 let w = Matrix(rows: rows, cols: cols, dtype: dtype, data: raw.baseAddress!)
                 var variants: [(String, () -> Void)] = []
                 for level in 0...kernelDetectedLevel {
-                    let name = ["scalar", "avx2", "avx512"][level]
+                    let name = kernelLevelName(level)
                     variants.append(("c-" + name, {
                         x.withUnsafeBufferPointer { xp in
                             y.withUnsafeMutableBufferPointer { matvec($0.baseAddress!, w, xp.baseAddress!, accumulate: false, level: level) }

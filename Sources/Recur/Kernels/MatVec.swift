@@ -20,6 +20,8 @@ package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
 
 /// The kernel level in use: "scalar", "avx2" or "avx512" (AArch64: "scalar" or "neon").
 public var kernelLevelName: String { String(cString: rk_level_name(rk_level())) }
+/// The name of kernel level `level` (0 scalar, 1 avx2 or neon, 2 avx512).
+public func kernelLevelName(_ level: Int) -> String { String(cString: rk_level_name(Int32(level))) }
 /// The best kernel level this CPU supports (0 scalar, 1 avx2, 2 avx512; AArch64: 0 scalar, 1 neon).
 public var kernelDetectedLevel: Int { Int(rk_detected_level()) }
 

@@ -49,8 +49,13 @@ final class KernelPool: @unchecked Sendable {
         }
         if let p = getenv("RECUR_KERNELS") {
             let v = String(cString: p)
-            if !["scalar", "avx2", "avx512"].contains(v) {
-                return "RECUR_KERNELS='\(v)' is not one of scalar, avx2, avx512"
+            #if arch(arm64)
+            let names = ["scalar", "neon"]
+            #else
+            let names = ["scalar", "avx2", "avx512"]
+            #endif
+            if !names.contains(v) {
+                return "RECUR_KERNELS='\(v)' is not one of \(names.joined(separator: ", "))"
             }
         }
         return nil
