@@ -638,17 +638,17 @@ static void matmat_prepared(int level, int dtype, float *y, const void *w, const
     for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
     long j = 0;
     if (dtype == RK_Q8RI) {
+#ifdef RK_X86
         rk_xr v[8];
         const int group = level >= RK_AVX512 ? 8 : level >= RK_AVX2 ? 4 : 1;
         for (; group > 1 && j + 2 <= n; j += group) {   /* groups of `group` (the last one may be smaller) */
             const int m = n - j < group ? (int)(n - j) : group;
             for (int k = 0; k < m; k++) v[k] = rk_xr_view(buf + (j + k) * slot, cols);
-#ifdef RK_X86
             if (level >= RK_AVX512) rk_q8ri_batch_avx512(y + j * rows, rows, w, v, m, row0, rows);
             else rk_q8ri_batch_avx2(y + j * rows, rows, w, v, m, row0, rows);
-#endif
             if (m < group) { j += m; break; }
         }
+#endif
         for (; j < n; j++) {
             rk_xr one = rk_xr_view(buf + j * slot, cols);
             q8r_xr_at(level, RK_Q8RI, y + j * rows, w, &one, row0, rows, 0);
