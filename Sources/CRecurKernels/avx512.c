@@ -18,6 +18,7 @@
 #ifdef RK_SIMDE_CHECK
 /* Portable emulation for checking this file's logic on machines without AVX-512 (bench/ only). */
 #define SIMDE_ENABLE_NATIVE_ALIASES
+#include <math.h>
 #include <simde/x86/avx512.h>
 #define AVX512
 typedef simde__mmask16 __mmask16;
@@ -50,6 +51,28 @@ static inline __m512 _mm512_cvtph_ps(__m256i v) {
     _mm256_storeu_si256((void *)t, v);
     for (int i = 0; i < 16; i++) f[i] = rk_half_to_float(t[i]);
     return _mm512_loadu_ps(f);
+}
+#ifndef _MM_FROUND_NO_EXC
+#define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
+#define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
+#endif
+static inline __m512i _mm512_cvtps_epi32(__m512 v) {   /* round to nearest even, as the instruction */
+    float f[16];
+    int32_t t[16];
+    _mm512_storeu_ps(f, v);
+    for (int i = 0; i < 16; i++) t[i] = (int32_t)nearbyintf(f[i]);
+    return _mm512_loadu_si512(t);
+}
+static inline __m512i _mm512_srai_epi32(__m512i v, int k) {
+    int32_t t[16];
+    _mm512_storeu_si512(t, v);
+    for (int i = 0; i < 16; i++) t[i] >>= k;
+    return _mm512_loadu_si512(t);
+}
+static inline void _mm512_mask_storeu_ps(void *p, __mmask16 k, __m512 v) {
+    float t[16];
+    _mm512_storeu_ps(t, v);
+    for (int i = 0; i < 16; i++) if ((k >> i) & 1) ((float *)p)[i] = t[i];
 }
 static inline int32_t _mm512_reduce_add_epi32(__m512i v) {
     int32_t t[16], s = 0;
@@ -314,6 +337,44 @@ void AVX512 rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr 
     case 6: q8ri_batch(y, ldy, w, x, 6, row0, rows); break;
     case 7: q8ri_batch(y, ldy, w, x, 7, row0, rows); break;
     default: q8ri_batch(y, ldy, w, x, 8, row0, rows); break;
+    }
+}
+
+/* ---- tanh and sigmoid: rk_activate_avx2's arithmetic, 16 lanes (the same bits) --------------------- */
+
+AVX512 static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)), _mm512_set1_ps(88.3762626647949f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i ni = _mm512_cvtps_epi32(n);
+    __m512i h1 = _mm512_srai_epi32(ni, 1), h2 = _mm512_sub_epi32(ni, h1);
+    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(h1, _mm512_set1_epi32(127)), 23));
+    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(h2, _mm512_set1_epi32(127)), 23));
+    return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+}
+
+AVX512 static inline __m512 act16(int kind, __m512 v) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    if (kind == 3) return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+    __m512 e = exp16(_mm512_add_ps(v, v));
+    return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+}
+
+void AVX512 rk_activate_avx512(int kind, float *x, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, act16(kind, _mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = lanes16(n - i);
+        _mm512_mask_storeu_ps(x + i, m, act16(kind, _mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 

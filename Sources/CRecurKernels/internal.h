@@ -154,6 +154,7 @@ void rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows,
 void rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 void rk_quantize_xr_avx2(void *buf, const float *x, long cols);
 void rk_activate_avx2(int kind, float *x, long n);
+void rk_activate_avx512(int kind, float *x, long n);
 void rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols);
 void rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc);
 void rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);

@@ -182,6 +182,20 @@ int main(void) {
         }
         free(xq); free(w); free(x); free(h); free(ya); free(yb);
     }
+    /* tanh and sigmoid: the AVX-512 version computes the AVX2 version's arithmetic lane for lane. */
+    if (has_avx2) {
+        const long n = 1037;
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        for (int kind = 2; kind <= 3; kind++) {
+            for (long i = 0; i < n; i++) a[i] = b[i] = (float)(i - n / 2) * 0.05f + frand() * 1e-3f;
+            a[0] = b[0] = 200.0f; a[1] = b[1] = -200.0f;
+            rk_activate_avx2(kind, a, n);
+            rk_activate_avx512(kind, b, n);
+            /* (bitwise on real AVX-512: the golden outputs; SIMDe may emulate the fused multiply-adds unfused) */
+            expect(kind == 2 ? "tanh avx512" : "sigmoid avx512", n, 1, a, b, 1e-6);
+        }
+        free(a); free(b);
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

@@ -163,6 +163,24 @@ void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const flo
  */
 void rk_activate(int kind, float *x, long n);
 
+/*
+ * The element-wise arithmetic of the cells' gates, each element computed exactly as written (no fused
+ * multiply-add: the same bits as the plain expression in any language), vectorized by the compiler:
+ *   rk_add          y[i] = y[i] + x[i]
+ *   rk_add_mul      y[i] = y[i] + a[i] · b[i]
+ *   rk_mul          y[i] = a[i] · b[i]
+ *   rk_gru_candidate n[i] = gx[i] + r[i] · n[i]
+ *   rk_gru_update   h[i] = (1 − z[i]) · n[i] + z[i] · h[i]
+ *   rk_lstm_cell    c[i] = f[i] · c[i] + in[i] · g[i]
+ * Output arrays must not overlap the inputs (except as the expressions say: y, n, h, c are read and written).
+ */
+void rk_add(float *y, const float *x, long n);
+void rk_add_mul(float *y, const float *a, const float *b, long n);
+void rk_mul(float *y, const float *a, const float *b, long n);
+void rk_gru_candidate(float *n, const float *gx, const float *r, long count);
+void rk_gru_update(float *h, const float *z, const float *n, long count);
+void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, long count);
+
 /* Decodes rows [row0, row0 + rows) of the matrix at w into f32 (out: rows × cols), any dtype. */
 void rk_dequantize(float *out, const void *w, int dtype, long row0, long rows, long cols);
 

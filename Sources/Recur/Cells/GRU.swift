@@ -1,3 +1,5 @@
+import CRecurKernels
+
 /// Gated recurrent unit, one step. Weights are stacked by gate in the order r (reset), z (update), n (new):
 /// kernel W is 3H × In, recurrent kernel U is 3H × H, bias b is 3H, recurrent bias b_h is 3H (reset-after only).
 ///
@@ -37,18 +39,13 @@ enum GRUCell: RecurrentCell {
     static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gu gh: UnsafeMutablePointer<Float>,
                       h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
-        if let bh = l.extra.first {
-            for i in 0..<(3 * H) { gh[i] += bh[i] }
-        }
-        for i in 0..<(2 * H) { gh[i] += gx[i] }
+        if let bh = l.extra.first { rk_add(gh, bh, 3 * H) }
+        rk_add(gh, gx, 2 * H)
         applyElementwise(l.spec.recurrentActivation, gh, 2 * H)          // r = gh[0..<H], z = gh[H..<2H]
         let n = gh + 2 * H
-        for i in 0..<H { n[i] = gx[2 * H + i] + gh[i] * n[i] }
+        rk_gru_candidate(n, gx + 2 * H, gh, H)                           // n = gx_n + r ⊙ (U_n h + b_n)
         applyElementwise(l.spec.activation, n, H)
-        for i in 0..<H {
-            let z = gh[H + i]
-            h[i] = (1 - z) * n[i] + z * h[i]
-        }
+        rk_gru_update(h, gh + H, n, H)                                   // h = (1 − z) ⊙ n + z ⊙ h
     }
 
     /// `gx` = W x + b for this step (3H, read only). `h` is updated in place. `scratch` holds ≥ 4H floats.
@@ -62,18 +59,15 @@ enum GRUCell: RecurrentCell {
             gates(l, gx: gx, gu: gh, h: h, c: nil, tmp: scratch + 3 * H)
         } else {
             matvec(gh, l.recurrent.rows(0, 2 * H), h)
-            for i in 0..<(2 * H) { gh[i] += gx[i] }
+            rk_add(gh, gx, 2 * H)
             applyElementwise(l.spec.recurrentActivation, gh, 2 * H)      // r = gh[0..<H], z = gh[H..<2H]
             let rh = scratch + 3 * H
-            for i in 0..<H { rh[i] = gh[i] * h[i] }
+            rk_mul(rh, gh, h, H)                                         // r ⊙ h
             let n = scratch + 2 * H
             matvec(n, l.recurrent.rows(2 * H, H), rh)
-            for i in 0..<H { n[i] += gx[2 * H + i] }
+            rk_add(n, gx + 2 * H, H)
             applyElementwise(l.spec.activation, n, H)
-            for i in 0..<H {
-                let z = gh[H + i]
-                h[i] = (1 - z) * n[i] + z * h[i]
-            }
+            rk_gru_update(h, gh + H, n, H)                               // h = (1 − z) ⊙ n + z ⊙ h
         }
     }
 }

@@ -1,3 +1,5 @@
+import CRecurKernels
+
 /// Long short-term memory, one step. Weights are stacked by gate in the order i (input), f (forget),
 /// g (cell candidate), o (output): kernel W is 4H × In, recurrent kernel U is 4H × H, bias b is 4H
 /// (the sum of PyTorch's b_ih and b_hh). Peephole weights P are 3 × H, rows ordered i, f, o.
@@ -46,22 +48,18 @@ enum LSTMCell: RecurrentCell {
         let c = c!
         let H = l.spec.units
         let ga = l.spec.recurrentActivation, act = l.spec.activation
-        for k in 0..<(4 * H) { g[k] += gx[k] }
+        rk_add(g, gx, 4 * H)
         if let p = l.extra.first {
-            for k in 0..<H {
-                g[k] += p[k] * c[k]
-                g[H + k] += p[H + k] * c[k]
-            }
+            rk_add_mul(g, p, c, H)                     // i += p_i ⊙ c
+            rk_add_mul(g + H, p + H, c, H)             // f += p_f ⊙ c
         }
         applyElementwise(ga, g, 2 * H)                 // i, f
         applyElementwise(act, g + 2 * H, H)            // g (the candidate)
-        for k in 0..<H { c[k] = g[H + k] * c[k] + g[k] * g[2 * H + k] }
-        if let p = l.extra.first {
-            for k in 0..<H { g[3 * H + k] += p[2 * H + k] * c[k] }
-        }
+        rk_lstm_cell(c, g, g + H, g + 2 * H, H)        // c = f ⊙ c + i ⊙ g
+        if let p = l.extra.first { rk_add_mul(g + 3 * H, p + 2 * H, c, H) }   // o += p_o ⊙ c
         applyElementwise(ga, g + 3 * H, H)             // o
         tmp.update(from: c, count: H)
         applyElementwise(act, tmp, H)
-        for k in 0..<H { h[k] = g[3 * H + k] * tmp[k] }
+        rk_mul(h, g + 3 * H, tmp, H)                   // h = o ⊙ act(c)
     }
 }

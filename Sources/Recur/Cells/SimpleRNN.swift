@@ -1,3 +1,5 @@
+import CRecurKernels
+
 /// Elman recurrent layer, one step: h' = act(W x + b + U h), with act tanh or relu.
 /// Kernel W is H × In, recurrent kernel U is H × H, bias b is H.
 enum SimpleRNNCell: RecurrentCell {
@@ -28,7 +30,7 @@ enum SimpleRNNCell: RecurrentCell {
     static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gu u: UnsafeMutablePointer<Float>,
                       h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
         let H = l.spec.units
-        for i in 0..<H { u[i] += gx[i] }
+        rk_add(u, gx, H)
         applyElementwise(l.spec.activation, u, H)
         h.update(from: u, count: H)
     }
