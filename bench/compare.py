@@ -49,6 +49,36 @@ def load_weights(path):
     return {name: np.asarray(arr, dtype=np.float32) for name, arr in data.tensors.items()}
 
 
+def step_bytes(path, frame):
+    """The bytes one step reads: every tensor of the file, but for a token model the embedding table and the
+    first recurrent layer's input kernel, which the input table replaces (one row of it, 4·G bytes)."""
+    sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+    from recur import format as rf
+    info = rf.read(path).info
+    total = sum(t.nbytes for t in info.values())
+    if not frame:
+        total -= info["layer.0.embeddings"].nbytes + info["layer.1.kernel"].nbytes
+        total += 4 * info["layer.1.kernel"].shape[0]
+    return total
+
+
+class Bound:
+    """This machine's single-core read bandwidth at a working-set size (bench/c/bandwidth.c, run on the
+    cores this script may use: pin it with taskset), and the time a step that reads B bytes cannot beat."""
+
+    def __init__(self, exe):
+        self.exe, self.seen = exe, {}
+
+    def gbps(self, n):
+        if n not in self.seen:
+            out = subprocess.run([self.exe, str(n)], check=True, capture_output=True, text=True).stdout
+            self.seen[n] = json.loads(out)["gb_per_s"]
+        return self.seen[n]
+
+    def us(self, n):
+        return n / (self.gbps(n) * 1e3)
+
+
 def steps_for(hidden):
     return 3000 if hidden <= 256 else (1000 if hidden <= 512 else 400)
 
@@ -430,6 +460,9 @@ def main():
     os.symlink(lib, os.path.join(tmp, "librecur.so"))
     subprocess.run(["cc", "-O2", "-I", os.path.join(ROOT, "include"), os.path.join(ROOT, "bench", "c", "step_bench.c"),
                     lib, "-Wl,-rpath," + tmp, "-o", c_bench], check=True)
+    bw_exe = os.path.join(tmp, "bandwidth")
+    subprocess.run(["cc", "-O2", "-march=native", os.path.join(ROOT, "bench", "c", "bandwidth.c"), "-o", bw_exe], check=True)
+    bound = Bound(bw_exe)
     frameworks = a.frameworks.split(",")
     # Recur from Python first: the others are compared with it (the same calling overhead).
     frameworks.sort(key=lambda f: (f != "recur-python", f != "recur-c"))
@@ -445,8 +478,10 @@ def main():
     print(f"# {cpu[0].split(':')[-1].strip()}, {cpu[1]} processors, "
           f"avx512: {'avx512f' in cpu[2]}, avx2: {'avx2' in cpu[2]}")
     results = []
-    header = (f"{'F':>3} {'cell':5} {'H':>5} {'thr':>3} {'framework':13} {'type':5} {'step µs':>9} {'prefill /CPU-s':>14}"
-              "        step time ÷ Recur's from Python (same type; best Recur type)")
+    header = (f"{'F':>3} {'cell':5} {'H':>5} {'thr':>3} {'framework':13} {'type':5} {'step µs':>9} {'÷bound':>7} "
+              f"{'prefill /CPU-s':>14}        step time ÷ Recur's from Python (same type; best Recur type)")
+    print("# ÷bound: step time ÷ (bytes the step reads in Recur's file of that type ÷ this core's read bandwidth at"
+          " that working-set size, bench/c/bandwidth.c); one thread")
     print(header)
     frame_sizes = [int(x) for x in a.frames.split(",")] if a.frames else [0]
     for frame, cell, hidden in [(f, c, int(h)) for f in frame_sizes for c in a.cells.split(",") for h in a.hidden.split(",")]:
@@ -459,6 +494,8 @@ def main():
         for t in ["int8", "q4"]:
             files[t] = f"{base}-{t}.recur"
             subprocess.run([recur, "quantize", files["f32"], files[t], "--type", t], check=True, capture_output=True)
+        nbytes = {t: step_bytes(f, frame) for t, f in files.items()}
+        bound_us = {t: bound.us(n) for t, n in nbytes.items()}
         steps = steps_for(hidden) // (4 if a.quick else 1)
         for threads in [int(t) for t in a.threads.split(",")]:
             ref = {}
@@ -474,7 +511,8 @@ def main():
                         print(f"# {fw} {v} {cell} {hidden} t{threads}: {msg}", file=sys.stderr)
                         continue
                     res = json.loads(r.stdout.strip().splitlines()[-1])
-                    res.update(cell=cell, hidden=hidden, threads=threads, framework=fw, type=v, frame=frame)
+                    res.update(cell=cell, hidden=hidden, threads=threads, framework=fw, type=v, frame=frame,
+                               step_bytes=nbytes[v], bound_us=bound_us[v], bandwidth_gbps=bound.gbps(nbytes[v]))
                     results.append(res)
                     if fw == "recur-python":
                         ref[v] = res["step_us"]
@@ -484,7 +522,8 @@ def main():
                         same = ref.get(v, ref.get("int8", best_recur))
                         ratio = f"{res['step_us'] / same:6.2f}× ({res['step_us'] / best_recur:.2f}×)"
                     kind = "" if res["prefill_kind"] == "prefill" else " (loop)"
-                    print(f"{frame or '-':>3} {cell:5} {hidden:>5} {threads:>3} {fw:13} {v:5} {res['step_us']:9.2f} "
+                    over = f"{res['step_us'] / bound_us[v]:7.2f}" if threads == 1 else f"{'':7}"
+                    print(f"{frame or '-':>3} {cell:5} {hidden:>5} {threads:>3} {fw:13} {v:5} {res['step_us']:9.2f} {over} "
                           f"{res['prefill_tps_cpu']:>14.0f}{kind:7} {ratio}", flush=True)
     if a.json:
         with open(a.json, "w") as f:

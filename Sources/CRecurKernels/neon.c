@@ -435,7 +435,7 @@ void rk_quantize_xr_neon(void *buf, const float *x, long cols) {
 /* ---- q8ri (rows interleaved by 16, x per vector): a 16-byte vector of a chunk is 4 rows × 4 columns, so
  *      one sdot with 4 codes of x broadcast adds into 4 rows' int32 sums; four vectors per chunk cover the
  *      group's 16 rows. Signed × signed: x is xq itself (no u, no row sums). Then, per row, as q8r:
- *      ((float)sum · D) · s_i. Without dotprod, the scalar kernel. ------------------------------------ */
+ *      ((float)sum · D) · s_i. Without dotprod, widening multiplies (q8ri_widen). ------------------------------------ */
 
 DOTPROD static void q8ri_sdot(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
     const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
@@ -462,8 +462,44 @@ DOTPROD static void q8ri_sdot(float *y, const void *w, const rk_xr *x, long row0
     }
 }
 
+/* Without dotprod: widening multiplies. 16 bytes of a chunk are rows 4v..4v+3 × 4 columns; smlal/smlal2
+ * add the products of rows (4v, 4v+1) and (4v+2, 4v+3) into int16 lanes (one per row and column) for 4
+ * chunks (≤ 4·64·127 = 32512), then sadalp folds column pairs into int32; at the end of the group,
+ * addp of two row pairs' lanes gives 4 rows' sums. */
+static void q8ri_widen(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
+    const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    const float32x4_t d = vdupq_n_f32(x->d);
+    for (long g = row0 / 16; 16 * g < end; g++) {
+        const unsigned char *G = (const unsigned char *)w + g * gb;
+        const int8_t *q = (const int8_t *)(G + 128);
+        int32x4_t a[8];
+        for (int p = 0; p < 8; p++) a[p] = vdupq_n_s32(0);
+        for (long k = 0; k < chunks; k += 4) {   /* chunks is a multiple of 8 */
+            int16x8_t s[8];
+            for (int p = 0; p < 8; p++) s[p] = vdupq_n_s16(0);
+            for (long kk = k; kk < k + 4; kk++) {
+                const int8x16_t xb = vreinterpretq_s8_s32(vdupq_n_s32(rk_load_i32(x->q + 4 * kk)));
+                const int8_t *c = q + 64 * kk;
+                for (int v = 0; v < 4; v++) {
+                    const int8x16_t wv = vld1q_s8(c + 16 * v);
+                    s[2 * v] = vmlal_s8(s[2 * v], vget_low_s8(wv), vget_low_s8(xb));
+                    s[2 * v + 1] = vmlal_high_s8(s[2 * v + 1], wv, xb);
+                }
+            }
+            for (int p = 0; p < 8; p++) a[p] = vpadalq_s16(a[p], s[p]);
+        }
+        const float *sc = (const float *)G;
+        float t[16];
+        for (int v = 0; v < 4; v++) {
+            const int32x4_t sum = vpaddq_s32(a[2 * v], a[2 * v + 1]);   /* rows 4v .. 4v+3 */
+            vst1q_f32(t + 4 * v, vmulq_f32(vmulq_f32(vcvtq_f32_s32(sum), d), vld1q_f32(sc + 4 * v)));
+        }
+        rk_put_group(y, t, g, row0, end, acc);
+    }
+}
+
 void rk_q8ri_neon(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
-    if (rk_neon_dotprod()) q8ri_sdot(y, w, x, row0, rows, acc); else rk_q8ri_scalar(y, w, x, row0, rows, acc);
+    if (rk_neon_dotprod()) q8ri_sdot(y, w, x, row0, rows, acc); else q8ri_widen(y, w, x, row0, rows, acc);
 }
 
 /* ---- tanh and sigmoid: the AVX2 kernels' exp, four lanes ------------------------------------------ */
