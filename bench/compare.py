@@ -9,7 +9,7 @@ MatMulNBits) and TensorFlow Lite (f32, dynamic-range int8), single- and two-thre
 Recur is measured through its Python binding (bindings/python) and from C (bench/c/step_bench.c linked
 with the library through include/recur.h). Every figure comes from a fresh subprocess so that each
 framework's thread setting holds. Models: embedding 256, vocabulary 96 (printable ASCII and newline),
-written by `recur create` and quantized by `recur quantize`; the other frameworks get the same weights.
+written by `recur create` and quantized by `recur quantize --type int8|int4` (q8ri, q4i); the other frameworks get the same weights.
 A step is one token in, logits out (embedding, input projection, recurrence, output layer): the median of
 single steps, robust to other processes. Prefill is a 1000-token prompt, shown per second of process CPU
 time (on a busy machine wall time mostly measures the others; JSON also has wall time); frameworks without
@@ -491,9 +491,9 @@ def main():
         subprocess.run([recur, "create", "--out", base + ".recur", "--cell", cell, "--hidden", str(hidden)] + shape,
                        check=True, capture_output=True)
         files = {"f32": base + ".recur"}
-        for t in ["int8", "q4"]:
+        for t, name in [("int8", "int8"), ("q4", "int4")]:   # the kernels' layouts: q8ri and q4i
             files[t] = f"{base}-{t}.recur"
-            subprocess.run([recur, "quantize", files["f32"], files[t], "--type", t], check=True, capture_output=True)
+            subprocess.run([recur, "quantize", files["f32"], files[t], "--type", name], check=True, capture_output=True)
         nbytes = {t: step_bytes(f, frame) for t, f in files.items()}
         bound_us = {t: bound.us(n) for t, n in nbytes.items()}
         steps = steps_for(hidden) // (4 if a.quick else 1)

@@ -340,6 +340,49 @@ void AVX512 rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr 
     }
 }
 
+/* ---- q4i: a block of 16 rows per 4 vectors of nibbles, x broadcast 4 bytes at a time ------------- */
+
+/* Group g, block b: the low nibbles (v & 15) and the high ones in place (v & 0xF0 = 16 · nibble) are the
+ * unsigned operands of vpdpbusd against 4 bytes of xq broadcast; dot = lo + (hi >> 4) exactly. Then
+ * acc = fma(dot, s·d_b, acc) and corr = fma(s, t8_b, corr) per block; y = acc − corr (rk_q4i_scalar's
+ * operations, the same bits). */
+void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
+    const long nb = x->nb, gb = 320 * nb, end = row0 + rows;
+    const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8((char)0xF0);
+    for (long g = row0 / 16; 16 * g < end; g++) {
+        const unsigned char *G = (const unsigned char *)w + g * gb;
+        __m512 a = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+        for (long b = 0; b < nb; b++) {
+            const unsigned char *B = G + 320 * b;
+            const int8_t *xq = x->q + 32 * b;
+            const __m512i v0 = _mm512_loadu_si512((const void *)(B + 64)), v1 = _mm512_loadu_si512((const void *)(B + 128));
+            const __m512i v2 = _mm512_loadu_si512((const void *)(B + 192)), v3 = _mm512_loadu_si512((const void *)(B + 256));
+            __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
+            l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(v0, lo), _mm512_set1_epi32(rk_load_i32(xq)));
+            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(v0, hi), _mm512_set1_epi32(rk_load_i32(xq + 4)));
+            l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(v1, lo), _mm512_set1_epi32(rk_load_i32(xq + 8)));
+            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(v1, hi), _mm512_set1_epi32(rk_load_i32(xq + 12)));
+            l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(v2, lo), _mm512_set1_epi32(rk_load_i32(xq + 16)));
+            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(v2, hi), _mm512_set1_epi32(rk_load_i32(xq + 20)));
+            l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(v3, lo), _mm512_set1_epi32(rk_load_i32(xq + 24)));
+            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(v3, hi), _mm512_set1_epi32(rk_load_i32(xq + 28)));
+            const __m512i dot = _mm512_add_epi32(_mm512_add_epi32(l0, l1), _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4));
+            const __m512 s = _mm512_loadu_ps((const float *)B);
+            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(x->d[b])), a);
+            corr = _mm512_fmadd_ps(s, _mm512_set1_ps(x->t8[b]), corr);
+        }
+        const __m512 v = _mm512_sub_ps(a, corr);
+        if (16 * g >= row0 && 16 * g + 16 <= end) {
+            float *o = y + (16 * g - row0);
+            _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);
+        } else {
+            float t[16];
+            _mm512_storeu_ps(t, v);
+            rk_put_group(y, t, g, row0, end, acc);
+        }
+    }
+}
+
 /* ---- tanh and sigmoid: rk_activate_avx2's arithmetic, 16 lanes (the same bits) --------------------- */
 
 AVX512 static inline __m512 exp16(__m512 x) {

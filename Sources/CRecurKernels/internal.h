@@ -22,6 +22,7 @@ void rk_quantize_xr(void *xr, const float *x, long cols);
 void rk_matvec_q8r_xr(float *y, const void *w, const void *xr, long rows, long cols, int accumulate);
 void rk_matvec_q8ri_at(int level, float *y, const void *w, const float *x, long row0, long rows, long cols, int accumulate);
 void rk_matvec_q8ri_xr(float *y, const void *w, const void *xr, long row0, long rows, long cols, int accumulate);
+void rk_matvec_q4i_xq(float *y, const void *w, const void *xq, long row0, long rows, long cols, int accumulate);
 
 /*
  * A quantized activation vector (see rk_quantize_x), laid out in one 64-byte-aligned buffer.
@@ -140,6 +141,7 @@ void rk_quantize_scalar(void *buf, const float *x, long cols);
 void rk_permute_xq(unsigned char *buf, long cols);
 void rk_q8r_scalar(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_scalar(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_q4i_scalar(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc);
 void rk_quantize_xr_scalar(void *buf, const float *x, long cols);
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -151,6 +153,7 @@ void rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_quantize_avx2(void *buf, const float *x, long cols);
 void rk_q8r_avx2(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_q4i_avx2(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc);
 void rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 void rk_quantize_xr_avx2(void *buf, const float *x, long cols);
 void rk_activate_avx2(int kind, float *x, long n);
@@ -162,6 +165,7 @@ void rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc);
 void rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 #endif
 
@@ -174,6 +178,7 @@ void rk_q4_neon(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_quantize_neon(void *buf, const float *x, long cols);
 void rk_q8r_neon(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_neon(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_q4i_neon(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc);
 void rk_quantize_xr_neon(void *buf, const float *x, long cols);
 void rk_activate_neon(int kind, float *x, long n);
 #endif

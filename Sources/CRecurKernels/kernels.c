@@ -14,6 +14,7 @@ static const rk_dtype_info dtypes[RK_DTYPE_COUNT] = {
     [RK_Q4] =   {"q4",   32,   0,   0,     0,   1,    4,     16,     RK_X_PER_BLOCK,   1},
     [RK_Q8R] =  {"q8r",  32,   0,   4,     0,   1,    0,     32,     RK_X_PER_VECTOR,  2},
     [RK_Q8RI] = {"q8ri", 32,   0,   4,     4,   16,   0,     32,     RK_X_PER_VECTOR,  4},
+    [RK_Q4I] =  {"q4i",  32,   0,   0,     0,   16,   4,     16,     RK_X_PER_BLOCK,   4},
 };
 
 const rk_dtype_info *rk_dtype_of(int dtype) {
@@ -190,6 +191,37 @@ void rk_q8ri_scalar(float *y, const void *w, const rk_xr *x, long row0, long row
     }
 }
 
+/* q4i: per group of 16 rows and block b, dot_i = Σ_{c∈b} nib_i[c] · xq_c (exact), then
+ *   acc_i = fma((float)dot_i, s_{i,b} · d_b, acc_i),  corr_i = fma(s_{i,b}, t8_b, corr_i),  y_i = acc_i − corr_i
+ * (Σ (nib − 8) · xq = Σ nib · xq − 8 · Σ xq; t8_b = 8 · d_b · Σ_{c∈b} xq_c), the float operations in the order
+ * of the SIMD kernels, so every level gives the same bits. */
+void rk_q4i_scalar(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
+    const long nb = x->nb, gb = 320 * nb, end = row0 + rows;
+    for (long g = row0 / 16; 16 * g < end; g++) {
+        const unsigned char *G = (const unsigned char *)w + g * gb;
+        float a[16] = {0}, corr[16] = {0};
+        for (long b = 0; b < nb; b++) {
+            const unsigned char *B = G + 320 * b;
+            const int8_t *xq = x->q + 32 * b;
+            int32_t dot[16] = {0};
+            for (int m = 0; m < 4; m++)
+                for (int i = 0; i < 16; i++)
+                    for (int j = 0; j < 4; j++) {
+                        const unsigned char byte = B[64 + 64 * m + 4 * i + j];
+                        dot[i] += (int32_t)(byte & 15) * xq[8 * m + j] + (int32_t)(byte >> 4) * xq[8 * m + 4 + j];
+                    }
+            for (int i = 0; i < 16; i++) {
+                const float s = rk_load_f32(B + 4 * i);
+                a[i] = fmaf((float)dot[i], s * x->d[b], a[i]);
+                corr[i] = fmaf(s, x->t8[b], corr[i]);
+            }
+        }
+        float v[16];
+        for (int i = 0; i < 16; i++) v[i] = a[i] - corr[i];
+        rk_put_group(y, v, g, row0, end, acc);
+    }
+}
+
 /* D = max|x| / 64; xq = clamp(round-half-even(x · 64 / max|x|), −64, 64) (NaN maps to −64). */
 void rk_quantize_xr_scalar(void *buf, const float *x, long cols) {
     memset(buf, 0, 64 + (size_t)rk_ncp(cols));
@@ -287,7 +319,23 @@ void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, lo
     }
 }
 
-static void q_xq_at(int level, int four, float *y, const void *w, const rk_xq *v, long rows, int acc) {
+static void q4i_xq_at(int level, float *y, const void *w, const rk_xq *v, long row0, long rows, int acc) {
+    switch (clamp_level(level)) {
+#ifdef RK_X86
+    case RK_AVX512: rk_q4i_avx512(y, w, v, row0, rows, acc); return;
+    case RK_AVX2: rk_q4i_avx2(y, w, v, row0, rows, acc); return;
+#endif
+#ifdef __aarch64__
+    case RK_NEON: rk_q4i_neon(y, w, v, row0, rows, acc); return;
+#endif
+    default: rk_q4i_scalar(y, w, v, row0, rows, acc);
+    }
+}
+
+/* q8 or q4 (rows from w on), or q4i (rows from row0 of the matrix at w), times x quantized per block. */
+static void q_xq_at(int level, int dtype, float *y, const void *w, const rk_xq *v, long row0, long rows, int acc) {
+    if (dtype == RK_Q4I) { q4i_xq_at(level, y, w, v, row0, rows, acc); return; }
+    const int four = dtype == RK_Q4;
     switch (clamp_level(level)) {
 #ifdef RK_X86
     case RK_AVX512:
@@ -307,6 +355,14 @@ static void q_xq_at(int level, int four, float *y, const void *w, const rk_xq *v
     }
 }
 
+/* Weight (r, c) of a q4i matrix of `cols` columns: s_{r,b} · (nibble − 8). */
+static float q4i_weight(const void *w, long r, long c, long cols) {
+    const long nb = (cols + 31) / 32, b = c / 32, j = c % 32, m = j / 8, half = (j % 8) / 4;
+    const unsigned char *B = (const unsigned char *)w + (r / 16) * 320 * nb + 320 * b;
+    const unsigned char byte = B[64 + 64 * m + 4 * (r % 16) + j % 4];
+    return rk_load_f32(B + 4 * (r % 16)) * (float)((half ? byte >> 4 : byte & 15) - 8);
+}
+
 /* y (+)= W·x without quantizing x, decoding one block of 32 weights (q8r, q8ri: one row) at a time (no
  * allocation), rows from row0. */
 static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols, int acc) {
@@ -321,6 +377,14 @@ static void q_decode_matvec(int dtype, float *y, const void *w, const float *x, 
             float t = 0;
             for (long c = 0; c < cols; c++) t += (float)q[(c / 4) * 64 + c % 4] * x[c];
             t *= rk_load_f32(g + 4 * i);
+            y[r] = acc ? y[r] + t : t;
+        }
+        return;
+    }
+    if (dtype == RK_Q4I) {
+        for (long r = 0; r < rows; r++) {
+            float t = 0;
+            for (long c = 0; c < cols; c++) t += q4i_weight(w, row0 + r, c, cols) * x[c];
             y[r] = acc ? y[r] + t : t;
         }
         return;
@@ -390,7 +454,7 @@ static void q_at(int level, int dtype, float *y, const void *w, const float *x, 
     } else {
         quantize_at(level, buf, x, cols);
         rk_xq v = rk_xq_view(buf, cols);
-        q_xq_at(level, dtype == RK_Q4, y, w, &v, rows, acc);
+        q_xq_at(level, dtype, y, w, &v, row0, rows, acc);
     }
     if (buf != stack) free(buf);
 }
@@ -405,11 +469,15 @@ void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long ro
 
 void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int acc) {
     rk_xq v = rk_xq_view(xq, cols);
-    q_xq_at(rk_level(), 0, y, w, &v, rows, acc);
+    q_xq_at(rk_level(), RK_Q8, y, w, &v, 0, rows, acc);
 }
 void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int acc) {
     rk_xq v = rk_xq_view(xq, cols);
-    q_xq_at(rk_level(), 1, y, w, &v, rows, acc);
+    q_xq_at(rk_level(), RK_Q4, y, w, &v, 0, rows, acc);
+}
+void rk_matvec_q4i_xq(float *y, const void *w, const void *xq, long row0, long rows, long cols, int acc) {
+    rk_xq v = rk_xq_view(xq, cols);
+    q_xq_at(rk_level(), RK_Q4I, y, w, &v, row0, rows, acc);
 }
 
 size_t rk_xr_bytes(long cols) { return 64 + 2 * (size_t)rk_ncp(cols); }
@@ -485,7 +553,7 @@ static const void *row_at(int dtype, const void *w, long row0, long cols) {
 int rk_matvec_rows_at(int level, int dtype, float *y, const void *w, const float *x, long row0, long rows, long cols,
                       int acc) {
     if (!rk_dtype_of(dtype)) return -1;
-    if (dtype != RK_Q8RI) w = row_at(dtype, w, row0, cols);
+    if (rk_dtype_of(dtype)->row_group == 1) w = row_at(dtype, w, row0, cols);
     switch ((rk_dtype)dtype) {
     case RK_F32: rk_matvec_f32_at(level, y, (const float *)w, x, rows, cols, acc); break;
     case RK_F16: rk_matvec_f16_at(level, y, (const uint16_t *)w, x, rows, cols, acc); break;
@@ -493,6 +561,7 @@ int rk_matvec_rows_at(int level, int dtype, float *y, const void *w, const float
     case RK_Q4: rk_matvec_q4_at(level, y, w, x, rows, cols, acc); break;
     case RK_Q8R: rk_matvec_q8r_at(level, y, w, x, rows, cols, acc); break;
     case RK_Q8RI: rk_matvec_q8ri_at(level, y, w, x, row0, rows, cols, acc); break;
+    case RK_Q4I: q_at(level, RK_Q4I, y, w, x, row0, rows, cols, acc); break;
     }
     return 0;
 }
@@ -520,7 +589,7 @@ void rk_prepare_x(int dtype, void *xq, const float *x, long cols) {
 void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long row0, long rows,
                         long cols, int acc) {
     if (!rk_dtype_of(dtype)) return;
-    if (dtype != RK_Q8RI) w = row_at(dtype, w, row0, cols);
+    if (rk_dtype_of(dtype)->row_group == 1) w = row_at(dtype, w, row0, cols);
     switch ((rk_dtype)dtype) {
     case RK_F32: rk_matvec_f32_at(rk_level(), y, (const float *)w, x, rows, cols, acc); break;
     case RK_F16: rk_matvec_f16_at(rk_level(), y, (const uint16_t *)w, x, rows, cols, acc); break;
@@ -528,6 +597,7 @@ void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, cons
     case RK_Q4: rk_matvec_q4_xq(y, w, xq, rows, cols, acc); break;
     case RK_Q8R: rk_matvec_q8r_xr(y, w, xq, rows, cols, acc); break;
     case RK_Q8RI: rk_matvec_q8ri_xr(y, w, xq, row0, rows, cols, acc); break;
+    case RK_Q4I: rk_matvec_q4i_xq(y, w, xq, row0, rows, cols, acc); break;
     }
 }
 
@@ -558,6 +628,9 @@ void rk_dequantize(float *out, const void *w, int dtype, long row0, long rows, l
             for (long c = 0; c < cols; c++) o[c] = s * (float)q[c];
             break;
         }
+        case RK_Q4I:
+            for (long c = 0; c < cols; c++) o[c] = q4i_weight(w, row0 + r, c, cols);
+            break;
         case RK_Q8RI: {
             const long i = (row0 + r) % 16;
             const unsigned char *g = (const unsigned char *)w + (row0 + r) / 16 * rk_q8ri_group_bytes(cols);
@@ -690,14 +763,16 @@ static void matmat_prepared(int level, int dtype, float *y, const void *w, const
         }
         return;
     }
-    const void *start = row_at(dtype, w, row0, cols);
+    const int grouped = rk_dtype_of(dtype)->row_group > 1;
+    const void *start = grouped ? w : row_at(dtype, w, row0, cols);
+    const long r0 = grouped ? row0 : 0;
     for (; j < n; j++) {
         if (rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR) {
             rk_xr one = rk_xr_view(buf + j * slot, cols);
-            q8r_xr_at(level, dtype, y + j * rows, start, &one, 0, rows, 0);
+            q8r_xr_at(level, dtype, y + j * rows, start, &one, r0, rows, 0);
         } else {
             rk_xq one = rk_xq_view(buf + j * slot, cols);
-            q_xq_at(level, dtype == RK_Q4, y + j * rows, start, &one, rows, 0);
+            q_xq_at(level, dtype, y + j * rows, start, &one, r0, rows, 0);
         }
     }
 }
@@ -763,11 +838,38 @@ static long check_q8ri(const unsigned char *w, long rows, long cols, const char 
     return 0;
 }
 
+/* q4i: q4's rules per row and block (scales whose weights are finite, nibble 8 past the last column), and
+ * padding rows all zero (scales 0, nibbles 8). */
+static long check_q4i(const unsigned char *w, long rows, long cols, const char **what) {
+    const long nb = (cols + 31) / 32, groups = (rows + 15) / 16;
+    for (long r = 0; r < groups * 16; r++) {
+        const long at = r < rows ? r + 1 : rows;
+        for (long b = 0; b < nb; b++) {
+            const unsigned char *B = w + (r / 16) * 320 * nb + 320 * b;
+            const float s = rk_load_f32(B + 4 * (r % 16));
+            int pad = 0;
+            for (int j = 0; j < 32; j++) {
+                const unsigned char byte = B[64 + 64 * (j / 8) + 4 * (r % 16) + j % 4];
+                const int nib = (j % 8) / 4 ? byte >> 4 : byte & 15;
+                if (r >= rows || 32 * b + j >= cols) pad |= nib != 8;
+            }
+            if (r >= rows && (pad || s != 0.0f)) {
+                *what = "a padding row (past the last row of its group of 16) that is not all zero";
+                return at;
+            }
+            if (!scale_ok(s, 8.0f)) { *what = "a scale whose weights are not finite"; return at; }
+            if (pad) { *what = "padding past the last column that is not nibble 8"; return at; }
+        }
+    }
+    return 0;
+}
+
 long rk_check_quantized(int dtype, const void *w, long rows, long cols, const char **what) {
     const long nb = (cols + 31) / 32;
     const unsigned char *base = (const unsigned char *)w;
     *what = "";
     if (dtype == RK_Q8RI) return rows > 0 ? check_q8ri(base, rows, cols, what) : 0;
+    if (dtype == RK_Q4I) return rows > 0 ? check_q4i(base, rows, cols, what) : 0;
     for (long r = 0; r < rows; r++) {
         if (dtype == RK_Q8 || dtype == RK_Q8R) {
             const long nscales = dtype == RK_Q8 ? nb : 1;

@@ -4,10 +4,10 @@ import Recur
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a model's weights to f16, int8 (q8ri), q8 or 4-bit (q4).",
+        abstract: "Convert a model's weights to f16, int8 (q8ri), q8 or 4-bit (int4: q4i).",
         discussion: """
             Recurrent and input kernels get the chosen type; the embedding table and the output layer \
-            keep at least 8 bits (the type itself for f16, int8 and q8; q8 for q4); biases and peepholes \
+            keep at least 8 bits (the type itself for f16, int8 and q8; q8 for q4, int8 for int4); biases and peepholes \
             stay f32. int8 is q8ri: one scale per row, rows interleaved in groups of 16 for the kernels, \
             products with x quantized per vector (the fastest 8-bit type; format 3.1). q8r holds the same \
             values row by row (format 2.0, for older readers; slower), and gives the same outputs bit for \
@@ -23,10 +23,10 @@ struct Quantize: ParsableCommand {
     @Argument(help: "Where to write the converted model.")
     var output: String
 
-    @Option(name: .long, help: "f16 (also: half, float16), int8 (= q8ri, i8: one scale per row, interleaved rows), q8r (the same, row-major), q8 (= int8-block: one scale per block of 32) or q4 (= int4, 4bit: 4-bit, one scale per block of 32).")
+    @Option(name: .long, help: "f16 (also: half, float16), int8 (= q8ri, i8: one scale per row, interleaved rows), q8r (the same, row-major), q8 (= int8-block: one scale per block of 32) or 4-bit, one scale per block of 32: int4 (= q4i, 4bit: rows interleaved for the kernels) or q4 (the same values, row-major).")
     var type: String
 
-    @Option(name: .customLong("tensor-type"), parsing: .singleValue, help: "NAME=TYPE: give tensors matching NAME this type (f32, f16, int8/q8ri, q8r, q8, q4).")
+    @Option(name: .customLong("tensor-type"), parsing: .singleValue, help: "NAME=TYPE: give tensors matching NAME this type (f32, f16, int8/q8ri, q8r, q8, int4/q4i, q4).")
     var tensorTypes: [String] = []
 
     @Option(name: .long, parsing: .singleValue, help: "Keep tensors matching NAME in their current type.")
@@ -37,12 +37,12 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         guard let target = Quantizer.parseType(type), target != .f32 else {
-            throw CLIError("--type must be f16, int8 (q8ri), q8r, q8 or q4, not '\(type)'")
+            throw CLIError("--type must be f16, int8 (q8ri), q8r, q8, int4 (q4i) or q4, not '\(type)'")
         }
         var overrides: [Quantizer.Override] = []
         for s in tensorTypes {
             guard let eq = s.firstIndex(of: "="), let t = Quantizer.parseType(String(s[s.index(after: eq)...])) else {
-                throw CLIError("--tensor-type wants NAME=TYPE with TYPE f32, f16, int8/q8ri, q8r, q8 or q4, got '\(s)'")
+                throw CLIError("--tensor-type wants NAME=TYPE with TYPE f32, f16, int8/q8ri, q8r, q8, int4/q4i or q4, got '\(s)'")
             }
             overrides.append(.init(pattern: String(s[..<eq]), dtype: t))
         }

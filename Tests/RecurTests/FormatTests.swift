@@ -283,7 +283,7 @@ final class ModelValidationTests: XCTestCase {
 /// The kernels' dtype table (recur_kernels.h) against the layouts of FORMAT.md §7, written out here.
 final class DTypeTableTests: XCTestCase {
     func testTableMatchesTheFormat() {
-        let names: [DType: String] = [.f32: "f32", .f16: "f16", .q8: "q8", .q4: "q4", .q8r: "q8r", .q8ri: "q8ri"]
+        let names: [DType: String] = [.f32: "f32", .f16: "f16", .q8: "q8", .q4: "q4", .q8r: "q8r", .q8ri: "q8ri", .q4i: "q4i"]
         for t in DType.allCases {
             XCTAssertEqual(t.name, names[t])
             for cols in [0, 1, 7, 31, 32, 33, 64, 100, 1000] {
@@ -293,14 +293,14 @@ final class DTypeTableTests: XCTestCase {
                 case .f32: expected = 4 * cols
                 case .f16: expected = 2 * cols
                 case .q8: expected = 36 * nb
-                case .q4: expected = 20 * nb
+                case .q4, .q4i: expected = 20 * nb
                 case .q8r: expected = 4 + 32 * nb
                 case .q8ri: expected = 8 + 32 * nb   // scale and row sum in the group's header, the codes
                 }
                 XCTAssertEqual(t.rowBytes(cols), expected, "\(t) \(cols)")
                 // Interleaved rows come in groups of 16 (the last padded with zero rows).
                 for rows in [1, 15, 16, 17, 40] {
-                    let stored = t == .q8ri ? (rows + 15) / 16 * 16 : rows
+                    let stored = t.rowGroup == 16 ? (rows + 15) / 16 * 16 : rows
                     XCTAssertEqual(t.byteCount(shape: [rows, cols]), stored * expected, "\(t) \(rows)×\(cols)")
                 }
             }
@@ -309,10 +309,10 @@ final class DTypeTableTests: XCTestCase {
             XCTAssertEqual(t.blockSize, t == .f32 || t == .f16 ? 1 : 32)
             XCTAssertEqual(t.quantizesActivations, t != .f32 && t != .f16)
             XCTAssertEqual(t.quantizesPerVector, t == .q8r || t == .q8ri)
-            XCTAssertEqual(t.formatMajor, t == .q8r ? 2 : t == .q8ri ? 4 : 1)
-            XCTAssertEqual(t.rowGroup, t == .q8ri ? 16 : 1)
+            XCTAssertEqual(t.formatMajor, t == .q8r ? 2 : t == .q8ri || t == .q4i ? 4 : 1)
+            XCTAssertEqual(t.rowGroup, t == .q8ri || t == .q4i ? 16 : 1)
         }
-        XCTAssertNil(rk_dtype_of(6))
+        XCTAssertNil(rk_dtype_of(7))
         XCTAssertNil(rk_dtype_of(-1))
         XCTAssertEqual(rk_row_bytes(9, 10), -1)
     }

@@ -51,7 +51,7 @@ final class FrameTests: XCTestCase {
 
     func testStepBatchOfFramesEqualsSingleSteps() throws {
         for cells in KernelBatchTests.stacks {
-            for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
+            for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri, .q4i] {
                 let m = try frameModel(cells, hidden: 13, dtype: dtype)
                 for n in [1, 3, 5] {
                     let batch = (0..<n).map { _ in m.makeState() }

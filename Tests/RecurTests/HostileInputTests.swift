@@ -155,6 +155,18 @@ final class HostileInputTests: XCTestCase {
         assertThrowsRecur(.format, "a padding row") { _ = try self.load(row) }
     }
 
+    /// q4i's rules: q4's (finite scales, nibble 8 past the last column) per block, and padding rows all zero.
+    func testInterleavedFourBitWeightsAreCheckedAtLoad() throws {
+        let name = "layer.1.kernel"   // 39 × 7: three groups of 16 rows (9 padding rows), one block
+        XCTAssertNoThrow(try load(try quantizedModel(name, .q4i) { _, _ in }))
+        let big = try quantizedModel(name, .q4i) { d, _ in store(1e38, &d, at: 4 * 3) }      // row 3's scale
+        assertThrowsRecur(.numerical, "row 3 has a scale whose weights are not finite") { _ = try self.load(big) }
+        let pad = try quantizedModel(name, .q4i) { d, _ in d[64 + 64 * 0 + 4 * 2 + 3] = 0x38 }  // row 2, column 7
+        assertThrowsRecur(.format, "row 2 has padding past the last column") { _ = try self.load(pad) }
+        let row = try quantizedModel(name, .q4i) { d, _ in d[2 * 320 + 64 + 4 * 10] = 0x87 }    // row 42, column 0
+        assertThrowsRecur(.format, "a padding row") { _ = try self.load(row) }
+    }
+
     /// A model read into memory (mapFile = false) keeps working when its file is truncated or overwritten
     /// by someone else; the default mapping is what the documentation warns about.
     func testUnmappedModelSurvivesChangesToItsFile() throws {

@@ -26,7 +26,7 @@ final class KernelBatchTests: XCTestCase {
 
     func testStepBatchEqualsSingleSteps() throws {
         for cells in Self.stacks {
-            for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
+            for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri, .q4i] {
                 let m = try model(cells, hidden: 21, dtype: dtype)
                 for n in [1, 3, 6, 9] {
                     // Streams at different positions.
@@ -76,13 +76,13 @@ final class KernelBatchTests: XCTestCase {
     /// Rows split across the worker pool are computed by the same kernels on the same quantized x:
     /// the outputs are bit for bit those of one thread, also when two streams step concurrently.
     func testThreadedStepEqualsSingleThread() throws {
-        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
-            // hidden 150: the LSTM's 600 × 150 recurrent matrix is ≥ 64 KiB in every type but q4 (56 KiB)
+        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri, .q4i] {
+            // hidden 150: the LSTM's 600 × 150 recurrent matrix is ≥ 64 KiB in every type but q4 and q4i (56 KiB)
             let one = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 1)
             let two = try model([.init(cell: .gru), .init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 3)
             XCTAssertNotNil(two.kernelPool)
             XCTAssertNil(one.kernelPool)
-            XCTAssertEqual(two.recurrent[1].forward.recurrent.pool != nil, dtype != .q4)
+            XCTAssertEqual(two.recurrent[1].forward.recurrent.pool != nil, dtype != .q4 && dtype != .q4i)
             let toks = (0..<40).map { ($0 * 11 + 3) % 25 }
             let a = one.makeState()
             var want: [[Float]] = []

@@ -205,7 +205,7 @@ final class KernelTests: XCTestCase {
         var rng = Rand()
         for (rows, cols) in [(7, 33), (35, 100), (48, 257), (300, 100), (20, 1000)] {
             let v = rng.values(rows * cols, scale: 0.5)
-            for dtype in [DType.q8, .q4, .q8r, .q8ri] {
+            for dtype in [DType.q8, .q4, .q8r, .q8ri, .q4i] {
                 withMatrix(v, rows, cols, dtype) { w in
                     for n in [1, 2, 3, 5, 8, 9, 17] {
                         let xs = rng.values(n * cols)
@@ -229,6 +229,36 @@ final class KernelTests: XCTestCase {
                                     XCTAssertEqual(Array(got[(j * count)..<((j + 1) * count)]), one,
                                                    "\(dtype.name) \(rows)×\(cols) rows \(start)+\(count) n \(n) vector \(j) level \(level)")
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// q4i holds q4's scales and nibbles with the rows interleaved by 16: its weights decode (independently)
+    /// to q4's; every level gives the scalar kernel's bits, on whole matrices and on views that start and end
+    /// inside a group; and the product is within the q4 bounds of the exact one.
+    func testInterleavedFourBitKernels() {
+        var rng = Rand()
+        for (rows, cols) in Self.shapes + [(16, 64), (35, 100), (48, 257), (300, 100)] {
+            let v = rng.values(rows * cols, scale: 0.5), x = rng.values(cols)
+            withMatrix(v, rows, cols, .q4) { per in
+                withMatrix(v, rows, cols, .q4i) { il in
+                    XCTAssertEqual(decoded(il), decoded(per), "q4i \(rows)×\(cols) decodes to q4's weights")
+                    for (start, count) in [(0, rows), (rows / 3, rows - rows / 3), (rows - 1, 1)] where count > 0 {
+                        let view = il.rows(start, count)
+                        for acc in [false, true] {
+                            let scalar = run(view, x, accumulate: acc, level: 0)
+                            let near = run(per.rows(start, count), x, accumulate: acc, level: 0)
+                            for (a, b) in zip(scalar, near) {
+                                XCTAssertLessThanOrEqual(abs(a - b), 1e-5 * Float(cols).squareRoot() * max(1, abs(b)),
+                                                         "q4i \(rows)×\(cols) rows \(start)+\(count) against q4")
+                            }
+                            for level in levels {
+                                XCTAssertEqual(run(view, x, accumulate: acc, level: level), scalar,
+                                               "q4i \(rows)×\(cols) rows \(start)+\(count) level \(level) acc \(acc)")
                             }
                         }
                     }

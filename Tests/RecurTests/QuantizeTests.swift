@@ -44,7 +44,7 @@ final class QuantizeTests: XCTestCase {
         let b = try builder([.init(cell: .gru), .init(cell: .lstm, peephole: true)])
         let f = try file(b)
         for (target, big, edge) in [(DType.f16, DType.f16, DType.f16), (.q8, .q8, .q8), (.q4, .q4, .q8), (.q8r, .q8r, .q8r),
-                                    (.q8ri, .q8ri, .q8ri)] {
+                                    (.q8ri, .q8ri, .q8ri), (.q4i, .q4i, .q8ri)] {
             let (w, entries) = try Quantizer.quantize(f, to: target)
             let types = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0.to) })
             XCTAssertEqual(types["layer.0.embeddings"], edge)
@@ -59,9 +59,9 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(w.metadata.first { $0.key == "general.name" }?.value, .string("quantize-test"))
             for (k, v) in f.metadata { XCTAssertEqual(w.metadata.first { $0.key == k }?.value, v, k) }
             for e in entries { XCTAssertEqual(e.bytesAfter, e.to.byteCount(shape: e.shape)) }
-            // The lowest format version that describes the file: 2.0 when it holds q8r tensors, 4.0 for q8ri.
+            // The lowest format version that describes the file: 2.0 when it holds q8r tensors, 4.0 for q8ri, q4i.
             let bytes = w.serialize()
-            let version: [UInt8] = target == .q8r ? [2, 0, 0, 0] : target == .q8ri ? [4, 0, 0, 0] : [1, 0, 0, 0]
+            let version: [UInt8] = target == .q8r ? [2, 0, 0, 0] : target.formatMajor == 4 ? [4, 0, 0, 0] : [1, 0, 0, 0]
             XCTAssertEqual(Array(bytes[8..<12]), version, "version, \(target.name)")
             if target == .q8r || target == .q8ri {   // q8r in a file labelled 1.0, q8ri in one labelled 3.0, are refused
                 var old = bytes
@@ -86,6 +86,8 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(Quantizer.parseType("q8"), .q8)
         XCTAssertEqual(Quantizer.parseType("int8-block"), .q8)
         XCTAssertEqual(Quantizer.parseType("q4"), .q4)
+        XCTAssertEqual(Quantizer.parseType("int4"), .q4i)
+        XCTAssertEqual(Quantizer.parseType("q4i"), .q4i)
         XCTAssertNil(Quantizer.parseType("q3"))
     }
 
@@ -129,7 +131,7 @@ final class QuantizeTests: XCTestCase {
         for cells in [[RecurrentSpec.Template(cell: .gru)], [.init(cell: .lstm)], [.init(cell: .gru), .init(cell: .lstm, peephole: true)]] {
             let b = try builder(cells)
             let f = try file(b)
-            for (target, tolerance) in [(DType.f16, 2e-5), (.q8, 0.03), (.q4, 0.03), (.q8r, 0.03), (.q8ri, 0.03)] {
+            for (target, tolerance) in [(DType.f16, 2e-5), (.q8, 0.03), (.q4, 0.03), (.q8r, 0.03), (.q8ri, 0.03), (.q4i, 0.03)] {
                 let (w, _) = try Quantizer.quantize(f, to: target)
                 let model = try load(w)
                 var ref = ReferenceGenerator(decoded(b, w))
@@ -174,7 +176,7 @@ final class QuantizeTests: XCTestCase {
     /// quantization: after one step from zero state (U·0 = 0 exactly) h matches the reference closely.
     func testInputTableIsExactForQuantizedWeights() throws {
         let b = try builder([.init(cell: .gru)], hidden: 70, embedding: 45)
-        for target in [DType.q8, .q4, .f16, .q8r, .q8ri] {
+        for target in [DType.q8, .q4, .f16, .q8r, .q8ri, .q4i] {
             let (w, _) = try Quantizer.quantize(try file(b), to: target)
             let model = try load(w)
             XCTAssertTrue(model.usesInputTable)

@@ -14,6 +14,19 @@ func referenceDecodeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Fl
         }
         return
     }
+    if w.dtype == .q4i {
+        // Groups of 16 rows; per block of 32 columns 16 f32 scales, then 4 vectors of 64 bytes whose byte
+        // 4i + j holds row i's columns 8m + j (low nibble) and 8m + 4 + j (high nibble) of the block.
+        let nb = (cols + 31) / 32, row = w.row0 + r, i = row % 16
+        for c in 0..<cols {
+            let block = w.data + (row / 16) * 320 * nb + 320 * (c / 32)
+            let j = c % 32
+            let scale = block.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+            let byte = block.load(fromByteOffset: 64 + 64 * (j / 8) + 4 * i + j % 4, as: UInt8.self)
+            out[c] = scale * Float(Int((j % 8) < 4 ? byte & 0x0F : byte >> 4) - 8)
+        }
+        return
+    }
     let row = w.data + r * w.dtype.rowBytes(cols)!
     switch w.dtype {
     case .f32:
@@ -37,7 +50,7 @@ func referenceDecodeRow(_ w: Matrix, _ r: Int, into out: UnsafeMutablePointer<Fl
     case .q8r:
         let scale = row.loadUnaligned(as: Float.self)
         for c in 0..<cols { out[c] = scale * Float(row.load(fromByteOffset: 4 + c, as: Int8.self)) }
-    case .q8ri:
+    case .q8ri, .q4i:
         break   // above
     }
 }

@@ -58,6 +58,28 @@ static unsigned char *encode_q8r(const float *w, long rows, long cols) {
     return enc;
 }
 
+/* q4 rows (nb scales, then nb·16 packed bytes) → q4i groups of 16 rows (recur_kernels.h). */
+static unsigned char *interleave4(const unsigned char *q4, long rows, long cols) {
+    const long nb = (cols + 31) / 32, rb = 20 * nb, groups = (rows + 15) / 16;
+    unsigned char *o = calloc((size_t)(groups * 320 * nb), 1);
+    for (long r = 0; r < groups * 16; r++)
+        for (long b = 0; b < nb; b++) {
+            unsigned char *B = o + (r / 16) * 320 * nb + 320 * b;
+            const long i = r % 16;
+            if (r < rows) memcpy(B + 4 * i, q4 + r * rb + 4 * b, 4);
+            for (int j = 0; j < 32; j++) {
+                int nib = 8;
+                if (r < rows) {
+                    const unsigned char byte = q4[r * rb + 4 * nb + 16 * b + (j & 15)];
+                    nib = j < 16 ? byte & 15 : byte >> 4;
+                }
+                unsigned char *p = B + 64 + 64 * (j / 8) + 4 * i + j % 4;
+                *p = (j % 8) < 4 ? (unsigned char)((*p & 0xF0) | nib) : (unsigned char)((*p & 0x0F) | (nib << 4));
+            }
+        }
+    return o;
+}
+
 /* q8r rows (4 + n bytes each) → q8ri groups of 16 (recur_kernels.h). */
 static unsigned char *interleave(const unsigned char *q8r, long rows, long cols) {
     const long n = (cols + 31) / 32 * 32, gb = 128 + 16 * n, groups = (rows + 15) / 16;
@@ -161,6 +183,24 @@ static void check_shape(long rows, long cols, int pattern) {
             rk_matvec_at(RK_SCALAR, dt, ya, enc, x, rows, cols, acc);
             rk_matvec_at(RK_NEON, dt, yb, enc, x, rows, cols, acc);
             expect_same(whole, rows, cols, acc, ya, yb);
+        }
+        if (dt == 3) {   /* q4i: the same nibbles interleaved by 16 rows, equal to its scalar kernel */
+            unsigned char *il = interleave4(enc, rows, cols);
+            const long views[][2] = {{0, rows}, {rows / 3, rows - rows / 3}, {rows - 1, 1}};
+            for (int k = 0; k < 3; k++) {
+                const long r0 = views[k][0], m = views[k][1];
+                for (int acc = 0; acc < 2; acc++) {
+                    reset(ya, yb, m);
+                    rk_q4i_scalar(ya, il, &v, r0, m, acc);
+                    rk_q4i_neon(yb, il, &v, r0, m, acc);
+                    expect_same("q4i", m, cols, acc, ya, yb);
+                    reset(ya, yb, m);
+                    rk_matvec_rows_at(RK_SCALAR, RK_Q4I, ya, il, x, r0, m, cols, acc);
+                    rk_matvec_rows_at(RK_NEON, RK_Q4I, yb, il, x, r0, m, cols, acc);
+                    expect_same("q4i rk_matvec_rows_at", m, cols, acc, ya, yb);
+                }
+            }
+            free(il);
         }
         free(enc);
     }

@@ -58,6 +58,28 @@ static unsigned char *interleave(const unsigned char *q8r, long rows, long cols)
     return o;
 }
 
+/* q4 rows (nb scales, then nb·16 packed bytes) → q4i groups of 16 rows (recur_kernels.h). */
+static unsigned char *interleave4(const unsigned char *q4, long rows, long cols) {
+    const long nb = (cols + 31) / 32, rb = 20 * nb, groups = (rows + 15) / 16;
+    unsigned char *o = calloc((size_t)(groups * 320 * nb), 1);
+    for (long r = 0; r < groups * 16; r++)
+        for (long b = 0; b < nb; b++) {
+            unsigned char *B = o + (r / 16) * 320 * nb + 320 * b;
+            const long i = r % 16;
+            if (r < rows) memcpy(B + 4 * i, q4 + r * rb + 4 * b, 4);
+            for (int j = 0; j < 32; j++) {
+                int nib = 8;
+                if (r < rows) {
+                    const unsigned char byte = q4[r * rb + 4 * nb + 16 * b + (j & 15)];
+                    nib = j < 16 ? byte & 15 : byte >> 4;
+                }
+                unsigned char *p = B + 64 + 64 * (j / 8) + 4 * i + j % 4;
+                *p = (j % 8) < 4 ? (unsigned char)((*p & 0xF0) | nib) : (unsigned char)((*p & 0x0F) | (nib << 4));
+            }
+        }
+    return o;
+}
+
 static int passed, failed, has_avx2;
 static void expect(const char *what, long rows, long cols, const float *a, const float *b, double tol) {
     double worst = 0;
@@ -105,6 +127,34 @@ int main(void) {
                 expect(dt == 2 ? "q8" : "q4", rows, cols, ya, yb, 1e-4 * sqrt((double)cols));
             }
             free(enc);
+        }
+        /* q4i: q4's scales and nibbles interleaved by 16 rows; every level gives the scalar kernel's bits,
+         * and the scalar kernel agrees with q4's within rounding. */
+        {
+            unsigned char *enc = encode(w, rows, cols, 3), *il = interleave4(enc, rows, cols);
+            const long views[][2] = {{0, rows}, {rows / 3, rows - rows / 3}, {rows - 1, 1}};
+            for (int k = 0; k < 3; k++) {
+                const long r0 = views[k][0], m = views[k][1];
+                for (int acc = 0; acc < 2; acc++) {
+                    for (long r = 0; r < m; r++) ya[r] = yb[r] = (float)r;
+                    rk_q4_scalar(ya, enc + r0 * 20 * ((cols + 31) / 32), &v, m, acc);
+                    rk_q4i_scalar(yb, il, &v, r0, m, acc);
+                    expect("q4i scalar vs q4", m, cols, ya, yb, 1e-4 * sqrt((double)cols));
+                    for (long r = 0; r < m; r++) ya[r] = (float)r;
+                    rk_q4i_avx512(ya, il, &v, r0, m, acc);
+                    /* (bitwise natively, KernelTests; SIMDe may emulate the fused multiply-adds unfused) */
+                    expect("q4i avx512", m, cols, ya, yb, 1e-5 * sqrt((double)cols));
+                    if (has_avx2) {
+                        for (long r = 0; r < m; r++) ya[r] = (float)r;
+                        rk_q4i_avx2(ya, il, &v, r0, m, acc);
+                        expect("q4i avx2", m, cols, ya, yb, 0);
+                    }
+                }
+            }
+            const char *what;
+            if (rk_check_quantized(6, il, rows, cols, &what) != 0) { failed++; printf("FAIL q4i check: %s\n", what); }
+            else passed++;
+            free(il); free(enc);
         }
         /* q8r: one scale per row, x quantized per vector; exact integer sums, so the same bits. */
         {

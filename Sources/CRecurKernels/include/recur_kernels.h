@@ -19,6 +19,11 @@
  *        codes at bytes 4i..4i+3).  Group bytes 16·(8 + 32·nb).  w[16g + i, c] = s_i · q[i, c].
  *        A vector of 64 bytes is 16 rows × 4 columns, so one vpdpbusd with 4 bytes of x broadcast adds
  *        into 16 row sums at once: no horizontal sums, x read once per group, weights streamed in order.
+ *   q4i  the scales and nibbles of q4 with the rows interleaved the same way: groups of 16 rows (the last
+ *        padded with zero rows: scale 0, nibble 8), a group being, for each block b, 16 f32 scales s_{i,b}
+ *        then 4 vectors of 64 bytes; byte 4i + j of vector m holds row i's column 32b + 8m + j in its low
+ *        nibble and column 32b + 8m + 4 + j in its high nibble.  Group bytes 320·nb.
+ *        w[16g + i, c] = s_{i,c/32} · (nibble − 8), as in q4.
  *
  * Quantized kernels quantize x on the fly, per block of 32, to int8 (dynamic quantization):
  *   d_b = max|x_c| / 127,  x_c ≈ d_b · xq_c,  xq_c = round(x_c / d_b) ∈ [−127, 127]
@@ -62,8 +67,8 @@ enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2, RK_NEON = 1 };
  * pointer arithmetic. Switches over rk_dtype list every type and have no default, so a type missing from one is a
  * compiler warning (and the test command fails on warnings), never a silent run of another kernel.
  */
-typedef enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_Q8 = 2, RK_Q4 = 3, RK_Q8R = 4, RK_Q8RI = 5 } rk_dtype;
-enum { RK_DTYPE_COUNT = 6 };
+typedef enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_Q8 = 2, RK_Q4 = 3, RK_Q8R = 4, RK_Q8RI = 5, RK_Q4I = 6 } rk_dtype;
+enum { RK_DTYPE_COUNT = 7 };
 
 /* How a product W·x with a matrix of the type treats x (see the kernels above). */
 enum { RK_X_EXACT = 0, RK_X_PER_BLOCK = 1, RK_X_PER_VECTOR = 2 };

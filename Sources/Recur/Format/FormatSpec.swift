@@ -14,8 +14,8 @@ public enum RecurFormat {
     public static let versionMinor = UInt16(RECUR_FORMAT_VERSION_MINOR)
     /// The major versions this library reads.
     public static let readableMajors: ClosedRange<UInt16> = 1...4
-    /// The lowest major version that describes a file: 4 when it holds a q8ri tensor (a 3.x reader knows no
-    /// dtype 5); 3 for a frame model, mean pooling or the regress
+    /// The lowest major version that describes a file: 4 when it holds a q8ri or q4i tensor (a 3.x reader
+    /// knows no dtype 5 or 6); 3 for a frame model, mean pooling or the regress
     /// task (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its
     /// text preprocessing or padding (`tokenizer.splitter` other than `recur`, `tokenizer.pad_mask = false`,
     /// `tokenizer.pad_length`, or the same `source_tokenizer.*` keys, which a 2.x reader would ignore); 2
@@ -83,6 +83,9 @@ public enum DType: UInt8, Sendable, CaseIterable {
     /// q8r's codes and scales with the rows interleaved in groups of 16 for the kernels (format version 4);
     /// see FORMAT.md. Rows are addressed by index (`Matrix.row0`), not by a byte offset.
     case q8ri = 5
+    /// q4's scales and nibbles with the rows interleaved in groups of 16 for the kernels (format version 4);
+    /// see FORMAT.md.
+    case q4i = 6
 
     /// The kernels' table entry of this type (rk_dtype_info in recur_kernels.h: the one place where
     /// what each type is, its row layout and how products treat x, is written down).
@@ -99,7 +102,7 @@ public enum DType: UInt8, Sendable, CaseIterable {
     /// The first major version of the file format that has this type.
     public var formatMajor: UInt16 { UInt16(info.format_major) }
 
-    /// Rows stored together: 1 for row-major types, 16 for q8ri (interleaved groups of rows).
+    /// Rows stored together: 1 for row-major types, 16 for q8ri and q4i (interleaved groups of rows).
     public var rowGroup: Int { Int(info.row_group) }
 
     /// The block size along the last dimension for blocked types (1 for plain element types).

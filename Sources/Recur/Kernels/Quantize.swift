@@ -3,7 +3,7 @@
 /// The default policy for a target type T:
 /// - recurrent layers' kernels (W) and recurrent kernels (U), and hidden dense layers: T;
 /// - the embedding table and the output layer's kernel: at least 8 bits — T itself when T is f16, q8ri, q8r
-///   or q8, q8 when T is q4 (they are read once per token, so their size costs little time, and the output
+///   or q8, q8 when T is q4, q8ri when T is q4i (they are read once per token, so their size costs little time, and the output
 ///   layer decides the next-token distribution directly);
 /// - vectors (biases, recurrent biases) and peephole weights: f32 always (the loader requires it);
 /// - a frame model's first-layer kernel when it has fewer than 32 columns: f32.
@@ -29,7 +29,7 @@ public enum Quantizer {
 
     /// Parses a dtype's name ("f32", "f16", "q8", "q4", "q8r", "q8ri": the dtype table's) or one of the
     /// aliases "float32", "float16" / "half", "int8" / "i8" (q8ri: one scale per row, the fast int8),
-    /// "int8-block" (q8: one scale per block of 32), "int4" / "4bit" / "4-bit" (q4).
+    /// "int8-block" (q8: one scale per block of 32), "int4" / "4bit" / "4-bit" (q4i: q4 in the kernels' layout).
     public static func parseType(_ s: String) -> DType? {
         let name = s.lowercased()
         if let t = DType.allCases.first(where: { $0.name == name }) { return t }
@@ -38,7 +38,7 @@ public enum Quantizer {
         case "float16", "half": return .f16
         case "int8-block": return .q8
         case "int8", "i8": return .q8ri
-        case "int4", "4bit", "4-bit": return .q4
+        case "int4", "4bit", "4-bit": return .q4i
         default: return nil
         }
     }
@@ -50,7 +50,7 @@ public enum Quantizer {
         // its rows would be padded to a block of 32 (measured: GRU-256 over frames of 12 steps in 4.0 µs with
         // it in f32, 4.4 µs in q8r).
         if arch.input.frameSize != nil, shape.count == 2, shape[1] < 32, name.hasPrefix("layer.0.") { return .f32 }
-        let atLeast8: DType = target == .q4 ? .q8 : target
+        let atLeast8: DType = target == .q4 ? .q8 : target == .q4i ? .q8ri : target
         if name.hasSuffix(".embeddings") { return atLeast8 }
         // The output layer: the main stack's last layer when it is dense.
         if case .dense? = arch.layers.last, name == "layer.\(arch.layers.count - 1).kernel" { return atLeast8 }

@@ -8,6 +8,9 @@
 /// - q8r: a row is one f32 scale followed by nb·32 int8 values (zero-padded). w[c] = scale · q[c].
 /// - q8ri: q8r's scales and codes, rows interleaved in groups of 16 (recur_kernels.h): per group 16 scales,
 ///   16 int32 row sums of the codes, then chunks of 64 bytes holding 4 columns of the 16 rows.
+/// - q4i: q4's scales and nibbles, rows interleaved in groups of 16: per group and block, 16 scales, then 4
+///   vectors of 64 bytes, byte 4i + j of vector m holding row i's columns 8m + j (low nibble) and 8m + 4 + j
+///   (high nibble) of the block.
 
 /// Encodes a row-major f32 matrix (rows × cols) in `dtype`'s layout.
 /// q8: scale = max|w| / 127 per block, q = round(w / scale).
@@ -17,6 +20,7 @@
 package func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: DType) -> [UInt8] {
     precondition(values.count == rows * cols)
     if dtype == .q8ri { return interleaveRows(quantizeMatrix(values, rows: rows, cols: cols, to: .q8r), rows: rows, cols: cols) }
+    if dtype == .q4i { return interleaveNibbles(quantizeMatrix(values, rows: rows, cols: cols, to: .q4), rows: rows, cols: cols) }
     let rowBytes = dtype.rowBytes(cols)!
     var out = [UInt8](repeating: 0, count: rows * rowBytes)
     let nb = (cols + 31) / 32
@@ -51,8 +55,8 @@ package func quantizeMatrix(_ values: [Float], rows: Int, cols: Int, to dtype: D
                     let q = Int8(max(-127, min(127, (values[r * cols + c] * inv).rounded())))
                     o.storeBytes(of: q, toByteOffset: base + 4 + c, as: Int8.self)
                 }
-            case .q8ri:
-                break   // interleaved from q8r above
+            case .q8ri, .q4i:
+                break   // interleaved from q8r and q4 above
             case .q4:
                 for b in 0..<nb {
                     let lo = r * cols + b * 32, hi = min(r * cols + (b + 1) * 32, (r + 1) * cols)
@@ -96,6 +100,29 @@ func interleaveRows(_ q8r: [UInt8], rows: Int, cols: Int) -> [UInt8] {
             out[g + 128 + (c / 4) * 64 + 4 * i + c % 4] = v
         }
         withUnsafeBytes(of: sum.littleEndian) { for k in 0..<4 { out[g + 64 + 4 * i + k] = $0[k] } }
+    }
+    return out
+}
+
+/// q4 rows (nb scales, then nb·16 packed bytes) → q4i groups of 16 rows (padding rows: scale 0, nibble 8).
+func interleaveNibbles(_ q4: [UInt8], rows: Int, cols: Int) -> [UInt8] {
+    let nb = (cols + 31) / 32, rb = 20 * nb, groups = (rows + 15) / 16
+    var out = [UInt8](repeating: 0x88, count: groups * 320 * nb)
+    for g in 0..<groups {
+        for b in 0..<nb {
+            let block = (g * nb + b) * 320
+            for k in 0..<64 { out[block + k] = 0 }   // scales; padding rows keep 0
+            for i in 0..<16 where 16 * g + i < rows {
+                let r = 16 * g + i
+                for k in 0..<4 { out[block + 4 * i + k] = q4[r * rb + 4 * b + k] }
+                for j in 0..<32 {
+                    let byte = q4[r * rb + 4 * nb + 16 * b + (j % 16)]
+                    let nib = j < 16 ? byte & 0x0F : byte >> 4
+                    let at = block + 64 + 64 * (j / 8) + 4 * i + j % 4
+                    out[at] = (j % 8) < 4 ? (out[at] & 0xF0) | nib : (out[at] & 0x0F) | (nib << 4)
+                }
+            }
+        }
     }
     return out
 }

@@ -81,6 +81,7 @@ class DType(enum.IntEnum):
     Q4 = 3
     Q8R = 4     # format version 2
     Q8RI = 5    # format version 4: q8r with rows interleaved in groups of 16
+    Q4I = 6     # format version 4: q4 with rows interleaved in groups of 16
 
     @property
     def label(self) -> str:
@@ -94,7 +95,7 @@ class DType(enum.IntEnum):
             try:
                 return cls[value.upper()]
             except KeyError:
-                raise FormatError(f"unknown dtype '{value}' (known: f32, f16, q8, q4, q8r, q8ri)") from None
+                raise FormatError(f"unknown dtype '{value}' (known: f32, f16, q8, q4, q8r, q8ri, q4i)") from None
         try:
             return cls(int(value))
         except ValueError:
@@ -102,12 +103,12 @@ class DType(enum.IntEnum):
 
     @property
     def block_size(self) -> int:
-        return 32 if self in (DType.Q8, DType.Q4, DType.Q8R, DType.Q8RI) else 1
+        return 32 if self in (DType.Q8, DType.Q4, DType.Q8R, DType.Q8RI, DType.Q4I) else 1
 
     @property
     def row_group(self) -> int:
-        """Rows stored together: 16 for q8ri (interleaved), else 1 (row-major)."""
-        return 16 if self is DType.Q8RI else 1
+        """Rows stored together: 16 for q8ri and q4i (interleaved), else 1 (row-major)."""
+        return 16 if self in (DType.Q8RI, DType.Q4I) else 1
 
     def row_bytes(self, cols: int) -> int:
         """Bytes of one row of ``cols`` elements (the last dimension)."""
@@ -215,7 +216,8 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
     from zero) clamped to ±127. q4: the block's largest-magnitude value w* (the first one on ties) gives
     scale = w* / −8, q = clamp(round(w / scale) + 8, 0, 15); padding elements encode nibble 8 (zero).
     q8r: per row, scale = max|w| / 127, q = round(w / scale) (halves away from zero) clamped to ±127,
-    zero padding to a multiple of 32. q8ri: q8r's scales and codes, interleaved (``interleave_rows``).
+    zero padding to a multiple of 32. q8ri: q8r's scales and codes, interleaved (``interleave_rows``);
+    q4i: q4's scales and nibbles, interleaved (``interleave_nibbles``).
     The arithmetic is float32 throughout, so the bytes equal those of the Swift writer.
     """
     dt = DType.parse(dtype)
@@ -239,6 +241,8 @@ def quantize(values: np.ndarray, dtype: Union[DType, str]) -> bytes:
     mask = mask.reshape(nb, 32)
     if dt is DType.Q8RI:
         return interleave_rows(quantize(rows, DType.Q8R), rows.shape[0], cols)
+    if dt is DType.Q4I:
+        return interleave_nibbles(quantize(rows, DType.Q4), rows.shape[0], cols)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if dt is DType.Q8R:
             amax = np.abs(rows).max(axis=1) if cols else np.zeros(rows.shape[0], np.float32)
@@ -295,6 +299,40 @@ def interleave_rows(q8r: bytes, rows: int, cols: int) -> bytes:
     return out.tobytes()
 
 
+def _q4i_order(nb: int) -> np.ndarray:
+    """For each (row in group i, column c < 32·nb): the byte of a q4i group and whether the high nibble."""
+    c = np.arange(32 * nb)
+    b, j = c // 32, c % 32
+    i = np.arange(16)[:, None]
+    byte = 320 * b[None, :] + 64 + 64 * (j // 8)[None, :] + 4 * i + (j % 4)[None, :]
+    return byte, np.broadcast_to(((j % 8) >= 4)[None, :], byte.shape)
+
+
+def interleave_nibbles(q4: bytes, rows: int, cols: int) -> bytes:
+    """q4 rows → q4i: groups of 16 rows (the last padded with zero rows: scale 0, nibble 8), each block of 32
+    columns as 16 f32 scales then 4 vectors of 64 bytes, byte 4i + j of vector m holding row i's columns
+    8m + j (low nibble) and 8m + 4 + j (high nibble) of the block (docs/FORMAT.md §7)."""
+    nb = (cols + 31) // 32
+    groups = -(-rows // 16)
+    src = np.frombuffer(q4, dtype=np.uint8).reshape(rows, 20 * nb)
+    packed = src[:, 4 * nb:].reshape(rows, nb, 16)
+    nib = np.full((groups * 16, nb * 32), 8, dtype=np.uint8)
+    nib[:rows] = np.concatenate([packed & 0x0F, packed >> 4], axis=2).reshape(rows, nb * 32)
+    scales = np.zeros((groups * 16, nb * 4), dtype=np.uint8)
+    scales[:rows] = src[:, :4 * nb]
+    out = np.zeros((groups, 320 * nb), dtype=np.uint8)
+    byte, high = _q4i_order(nb)
+    for g in range(groups):
+        n = nib[16 * g:16 * g + 16]
+        o = out[g]
+        np.add.at(o, byte[~high], n[~high])
+        np.add.at(o, byte[high], (n[high] << 4).astype(np.uint8))
+        sc = scales[16 * g:16 * g + 16].reshape(16, nb, 4)
+        for b in range(nb):
+            o[320 * b:320 * b + 64] = sc[:, b, :].reshape(64)
+    return out.tobytes()
+
+
 def dequantize(raw: Union[bytes, memoryview], dtype: Union[DType, str], shape: Sequence[int]) -> np.ndarray:
     """Decodes a tensor's bytes to float32 (f16 is widened exactly; q8/q4/q8r are scale · q in float32)."""
     dt = DType.parse(dtype)
@@ -307,6 +345,15 @@ def dequantize(raw: Union[bytes, memoryview], dtype: Union[DType, str], shape: S
         return np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(shape)
     cols = shape[-1]
     nb = (cols + 31) // 32
+    if dt is DType.Q4I:
+        nrows = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
+        g = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 320 * nb)
+        byte, high = _q4i_order(nb)
+        vals = g[:, byte]                                                    # (groups, 16, 32·nb)
+        nib = np.where(high[None], vals >> 4, vals & 0x0F).astype(np.float32) - np.float32(8)
+        sc = np.stack([g[:, 320 * b:320 * b + 64].copy().view("<f4") for b in range(nb)], axis=2)  # (groups, 16, nb)
+        w = (nib.reshape(-1, 16, nb, 32) * sc[:, :, :, None]).astype(np.float32).reshape(-1, nb * 32)
+        return np.ascontiguousarray(w[:nrows, :cols]).reshape(shape)
     if dt is DType.Q8RI:
         nrows = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
         g = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 128 + 16 * nb * 32)
@@ -527,14 +574,14 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
             raise FormatError(f"{name}: tensor {i} has name length {nlen} (must be 1...{MAX_KEY_BYTES})")
         tname = d.utf8(nlen, f"name of tensor {i}")
         code = d.u8(f"dtype of '{tname}'")
-        if code not in (0, 1, 2, 3, 4, 5):
+        if code not in (0, 1, 2, 3, 4, 5, 6):
             raise FormatError(f"{name}: tensor '{tname}' has unknown dtype code {code}")
         dtype = DType(code)
         if dtype is DType.Q8R and major < 2:
             raise FormatError(f"{name}: tensor '{tname}' has dtype q8r (code 4), which needs format version 2; "
                               f"the file says {major}.{minor}")
-        if dtype is DType.Q8RI and major < 4:
-            raise FormatError(f"{name}: tensor '{tname}' has dtype q8ri (code 5), which needs format version 4; "
+        if dtype in (DType.Q8RI, DType.Q4I) and major < 4:
+            raise FormatError(f"{name}: tensor '{tname}' has dtype {dtype.label} (code {int(dtype)}), which needs format version 4; "
                               f"the file says {major}.{minor}")
         rank = d.u8(f"rank of '{tname}'")
         pad = d.u16(f"reserved field of '{tname}'")
@@ -818,7 +865,7 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
             or has("model.task", Typed(MetaType.STRING, "regress"))
             or any(_version3_key(key, value) for key, value in meta)):
         major = 3
-    if any(t.dtype == DType.Q8RI for _, t in encoded):
+    if any(t.dtype in (DType.Q8RI, DType.Q4I) for _, t in encoded):
         major = 4
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)

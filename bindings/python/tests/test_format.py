@@ -159,6 +159,33 @@ def test_q8ri_is_q8r_interleaved_and_version(tmp_path):
         rf.read(bytes(blob), verify_checksum=False)
 
 
+def test_q4i_is_q4_interleaved(tmp_path):
+    """q4i (format 4.0): q4's scales and nibbles, rows interleaved by 16 and each block's nibbles in the order
+    of docs/FORMAT.md §7, written out here element by element; padding rows are scale 0, nibble 8."""
+    rng = np.random.default_rng(10)
+    arr = rng.standard_normal((19, 70)).astype(np.float32)
+    per, il = rf.quantize(arr, "q4"), rf.quantize(arr, "q4i")
+    nb = 3
+    assert len(il) == 2 * 320 * nb == rf.DType.Q4I.byte_count((19, 70))
+    for r in range(32):
+        for c in range(32 * nb):
+            b, j, i = c // 32, c % 32, r % 16
+            block = (r // 16) * 320 * nb + 320 * b
+            scale = struct.unpack_from("<f", il, block + 4 * i)[0]
+            byte = il[block + 64 + 64 * (j // 8) + 4 * i + j % 4]
+            nib = byte >> 4 if j % 8 >= 4 else byte & 15
+            if r < 19:
+                assert scale == struct.unpack_from("<f", per, r * 20 * nb + 4 * b)[0]
+                q = per[r * 20 * nb + 4 * nb + 16 * b + j % 16]
+                assert nib == (q & 15 if j < 16 else q >> 4)
+            else:
+                assert scale == 0 and nib == 8
+    assert np.array_equal(rf.dequantize(il, "q4i", (19, 70)), rf.dequantize(per, "q4", (19, 70)))
+    path = tmp_path / "q.recur"
+    rf.write(path, {"x": 1}, {"w": arr}, {"w": "q4i"})
+    assert rf.read(path).version == (4, 0)
+
+
 def test_q8r_round_trip_and_version(tmp_path):
     """q8r (format 2.0): one scale per row, half a step of error at most; a file holding q8r is
     written as version 2.0 and one without as 1.0; q8r in a 1.x file is refused."""
@@ -544,15 +571,16 @@ def test_random_damage_never_escapes_as_another_exception(base):
     assert bad > 300
 
 
-@pytest.mark.parametrize("qtype", ["f16", "q8", "q4"])
-def test_python_quantizer_matches_recur_quantize_byte_for_byte(tmp_path, qtype):
+@pytest.mark.parametrize("qtype,label", [("f16", "f16"), ("q8", "q8"), ("q4", "q4"), ("q8r", "q8r"),
+                                         ("int8", "q8ri"), ("int4", "q4i")])
+def test_python_quantizer_matches_recur_quantize_byte_for_byte(tmp_path, qtype, label):
     src = tmp_path / "f32.recur"
     create(src, cell="peephole-lstm", layers=2, hidden=40, embedding=33, seed=4)
     out = tmp_path / f"{qtype}.recur"
     run_cli("quantize", src, out, "--type", qtype)
     original = rf.read(src)
     swift = rf.read(out)
-    assert {t.dtype.label for t in swift.info.values()} >= {qtype}
+    assert {t.dtype.label for t in swift.info.values()} >= {label}
     # The same metadata, the original f32 values and the dtypes recur chose give the same file.
     dtypes = {n: t.dtype for n, t in swift.info.items()}
     blob = rf.serialize(swift.typed_metadata(), {n: original.tensors[n] for n in swift.info}, dtypes)

@@ -235,7 +235,7 @@ def test_tagger_without_dense_head_outputs_the_hidden_state(tmp_path):
     assert compare_steps(path, tokens_for(11, 30)) < TOL
 
 
-@pytest.mark.parametrize("dtype", ["f16", "q8", "q4", "q8r", "q8ri"])
+@pytest.mark.parametrize("dtype", ["f16", "q8", "q4", "q8r", "q8ri", "q4i"])
 def test_quantized_weights_match_the_reference_of_their_decoded_values(tmp_path, dtype):
     layers = [{"kind": "embedding", "dim": 40}, {"kind": "lstm", "units": 20, "peephole": True},
               {"kind": "gru", "units": 33}, {"kind": "dense", "units": 11}]
