@@ -15,14 +15,19 @@ NAMES = {"recur-c": "Recur (C)", "recur-python": "Recur (Python)", "tflite": "TF
 
 
 def main():
-    rows = json.load(open(sys.argv[1]))
+    everything = json.load(open(sys.argv[1]))
+    for frame in sorted({r.get("frame", 0) for r in everything}):
+        tables([r for r in everything if r.get("frame", 0) == frame], f"frames of {frame}, " if frame else "")
+
+
+def tables(rows, what):
     by = {(r["cell"], r["hidden"], r["threads"], r["framework"], r["type"]): r for r in rows}
     cells = sorted({r["cell"] for r in rows}, key=lambda c: ["gru", "lstm"].index(c) if c in ("gru", "lstm") else 9)
     hiddens = sorted({r["hidden"] for r in rows})
     threads = sorted({r["threads"] for r in rows})
     for t in threads:
         for cell in cells:
-            print(f"\n### {cell.upper()}, {t} thread{'s' if t > 1 else ''}: step latency (µs, median)\n")
+            print(f"\n### {cell.upper()}, {what}{t} thread{'s' if t > 1 else ''}: step latency (µs, median)\n")
             print("| framework | type | " + " | ".join(f"H={h}" for h in hiddens) + " |")
             print("|---|---|" + "---:|" * len(hiddens))
             for fw, ty in ORDER:
@@ -40,7 +45,19 @@ def main():
                     cells_.append(s)
                 if any(c != "—" for c in cells_):
                     print(f"| {NAMES[fw]} | {ty} | " + " | ".join(cells_) + " |")
-            print(f"\n{cell.upper()}, {t} thread{'s' if t > 1 else ''}: prefill, tokens per CPU-second "
+            if t == 1 and any("bound_us" in r for r in rows):
+                print(f"\n{cell.upper()}, {what}1 thread: Recur's step time ÷ the memory bound (the bytes the step "
+                      "reads ÷ this core's read bandwidth at that working-set size, bench/c/bandwidth.c)\n")
+                print("| framework | type | " + " | ".join(f"H={h}" for h in hiddens) + " |")
+                print("|---|---|" + "---:|" * len(hiddens))
+                for fw, ty in ORDER:
+                    if not fw.startswith("recur"):
+                        continue
+                    cells_ = [f"{r['step_us'] / r['bound_us']:.2f}" if (r := by.get((cell, h, t, fw, ty))) and "bound_us" in r
+                              else "—" for h in hiddens]
+                    if any(c != "—" for c in cells_):
+                        print(f"| {NAMES[fw]} | {ty} | " + " | ".join(cells_) + " |")
+            print(f"\n{cell.upper()}, {what}{t} thread{'s' if t > 1 else ''}: prefill, tokens per CPU-second "
                   "(1000-token prompt; \"loop\": no sequence entry point, 1 / step time)\n")
             print("| framework | type | " + " | ".join(f"H={h}" for h in hiddens) + " |")
             print("|---|---|" + "---:|" * len(hiddens))
