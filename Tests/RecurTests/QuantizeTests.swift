@@ -78,6 +78,19 @@ final class QuantizeTests: XCTestCase {
         }
     }
 
+    /// A frame model's first kernel narrower than a block: f32 for the row-major types, q8ri for the
+    /// interleaved ones (at least 8 bits for int4); a wider one takes the target type.
+    func testNarrowFirstKernelOfAFrameModel() throws {
+        for (frame, target, want) in [(12, DType.q8r, DType.f32), (12, .q8, .f32), (12, .q4, .f32), (12, .f16, .f32),
+                                      (12, .q8ri, .q8ri), (12, .q4i, .q8ri), (40, .q4i, .q4i), (40, .q8r, .q8r)] {
+            var arch = Architecture(task: .regress, layers: [.recurrent(.init(cell: .gru, inputSize: frame, units: 8)),
+                                                             .dense(inputSize: 8, units: 2, activation: .linear)])
+            arch.input = .frames(size: frame)
+            XCTAssertEqual(Quantizer.defaultType("layer.0.kernel", shape: [24, frame], arch: arch, target: target), want,
+                           "F \(frame) \(target.name)")
+        }
+    }
+
     /// "int8" is the per-row type with interleaved rows (the fast one); "q8" keeps one scale per block of 32.
     func testTypeNames() {
         XCTAssertEqual(Quantizer.parseType("int8"), .q8ri)

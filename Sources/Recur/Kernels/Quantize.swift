@@ -6,7 +6,8 @@
 ///   or q8, q8 when T is q4, q8ri when T is q4i (they are read once per token, so their size costs little time, and the output
 ///   layer decides the next-token distribution directly);
 /// - vectors (biases, recurrent biases) and peephole weights: f32 always (the loader requires it);
-/// - a frame model's first-layer kernel when it has fewer than 32 columns: f32.
+/// - a frame model's first-layer kernel when it has fewer than 32 columns: q8ri for the interleaved targets
+///   (q8ri, q4i), f32 for the others.
 /// Overrides name tensors exactly or with `*` wildcards.
 public enum Quantizer {
     /// One tensor's conversion.
@@ -49,7 +50,12 @@ public enum Quantizer {
         // A frame model's first kernel of fewer than 32 columns (F floats wide) stays f32: it is small, and
         // its rows would be padded to a block of 32 (measured: GRU-256 over frames of 12 steps in 4.0 µs with
         // it in f32, 4.4 µs in q8r).
-        if arch.input.frameSize != nil, shape.count == 2, shape[1] < 32, name.hasPrefix("layer.0.") { return .f32 }
+        // With the interleaved kernels (16 rows per instruction, no per-row sums) it is faster in q8ri than in
+        // f32 even padded (GRU-512 over frames of 12: 6.1 µs against 7.1 µs a step; JapaneseVowels' test
+        // accuracy the same, 98.38%), and at least 8 bits wide whatever the target.
+        if arch.input.frameSize != nil, shape.count == 2, shape[1] < 32, name.hasPrefix("layer.0.") {
+            return target.rowGroup > 1 ? .q8ri : .f32
+        }
         let atLeast8: DType = target == .q4 ? .q8 : target == .q4i ? .q8ri : target
         if name.hasSuffix(".embeddings") { return atLeast8 }
         // The output layer: the main stack's last layer when it is dense.
