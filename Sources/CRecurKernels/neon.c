@@ -501,7 +501,7 @@ static void q8ri_widen(float *y, const void *w, const rk_xr *x, long row0, long 
 /* ---- q4i (rows interleaved by 16, x per block): 16 bytes of a nibble vector are 4 rows × 4 columns in the
  *      low nibbles and 4 more columns in the high ones; sdot of the nibbles (0..15, fine as signed bytes)
  *      with 4 codes of x broadcast, then rk_q4i_scalar's float operations (fused, as vfmaq). Without
- *      dotprod, the scalar kernel. --------------------------------------------------------------------- */
+ *      dotprod, widening multiplies (q4i_widen). --------------------------------------------------------------------- */
 
 DOTPROD static void q4i_sdot(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
     const long nb = x->nb, gb = 320 * nb, end = row0 + rows;
@@ -537,8 +537,46 @@ DOTPROD static void q4i_sdot(float *y, const void *w, const rk_xq *x, long row0,
     }
 }
 
+/* Without dotprod: smlal/smlal2 of nibbles and xq into int16 lanes (one per row and column; 8 products
+ * of ≤ 15·127 per block stay within int16), folded into rows by paddl and addp at the end of each block. */
+static void q4i_widen(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
+    const long nb = x->nb, gb = 320 * nb, end = row0 + rows;
+    const uint8x16_t low = vdupq_n_u8(15);
+    for (long g = row0 / 16; 16 * g < end; g++) {
+        const unsigned char *G = (const unsigned char *)w + g * gb;
+        float32x4_t a[4], corr[4];
+        for (int v = 0; v < 4; v++) a[v] = corr[v] = vdupq_n_f32(0);
+        for (long b = 0; b < nb; b++) {
+            const unsigned char *B = G + 320 * b;
+            const int8_t *xq = x->q + 32 * b;
+            int16x8_t s[8];
+            for (int p = 0; p < 8; p++) s[p] = vdupq_n_s16(0);
+            for (int m = 0; m < 4; m++) {
+                const int8x16_t xl = vreinterpretq_s8_s32(vdupq_n_s32(rk_load_i32(xq + 8 * m)));
+                const int8x16_t xh = vreinterpretq_s8_s32(vdupq_n_s32(rk_load_i32(xq + 8 * m + 4)));
+                for (int v = 0; v < 4; v++) {
+                    const uint8x16_t n = vld1q_u8(B + 64 + 64 * m + 16 * v);
+                    const int8x16_t nl = vreinterpretq_s8_u8(vandq_u8(n, low)), nh = vreinterpretq_s8_u8(vshrq_n_u8(n, 4));
+                    s[2 * v] = vmlal_s8(vmlal_s8(s[2 * v], vget_low_s8(nl), vget_low_s8(xl)), vget_low_s8(nh), vget_low_s8(xh));
+                    s[2 * v + 1] = vmlal_high_s8(vmlal_high_s8(s[2 * v + 1], nl, xl), nh, xh);
+                }
+            }
+            const float32x4_t db = vdupq_n_f32(x->d[b]), tb = vdupq_n_f32(x->t8[b]);
+            for (int v = 0; v < 4; v++) {
+                const int32x4_t dot = vpaddq_s32(vpaddlq_s16(s[2 * v]), vpaddlq_s16(s[2 * v + 1]));   /* rows 4v..4v+3 */
+                const float32x4_t sc = vld1q_f32((const float *)B + 4 * v);
+                a[v] = vfmaq_f32(a[v], vcvtq_f32_s32(dot), vmulq_f32(sc, db));
+                corr[v] = vfmaq_f32(corr[v], sc, tb);
+            }
+        }
+        float t[16];
+        for (int v = 0; v < 4; v++) vst1q_f32(t + 4 * v, vsubq_f32(a[v], corr[v]));
+        rk_put_group(y, t, g, row0, end, acc);
+    }
+}
+
 void rk_q4i_neon(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
-    if (rk_neon_dotprod()) q4i_sdot(y, w, x, row0, rows, acc); else rk_q4i_scalar(y, w, x, row0, rows, acc);
+    if (rk_neon_dotprod()) q4i_sdot(y, w, x, row0, rows, acc); else q4i_widen(y, w, x, row0, rows, acc);
 }
 
 void rk_q8ri_neon(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
