@@ -31,7 +31,7 @@ final class BatchGenerateTests: XCTestCase {
     }
 
     func testEqualsSingleGeneratePerPrompt() throws {
-        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
+        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri, .q4i] {
             for cell in [RecurrentSpec.Template(cell: .gru), .init(cell: .lstm)] {
                 let m = try generator(dtype, cell: cell)
                 let ps = prompts(13)

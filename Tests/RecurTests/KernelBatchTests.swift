@@ -61,7 +61,7 @@ final class KernelBatchTests: XCTestCase {
     /// A model whose matrices are split across the worker pool: the batched step multiplies them vector by
     /// vector on the pool, as single steps do, so it too gives their bits.
     func testThreadedStepBatchEqualsSingleSteps() throws {
-        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri] {
+        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri, .q4i] {
             let m = try model([.init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 2)
             let batch = (0..<5).map { _ in m.makeState() }, single = (0..<5).map { _ in m.makeState() }
             for t in 0..<4 {

@@ -136,7 +136,7 @@ run_program test_frames "$WORK/regress.recur" "$WORK/frames-classify.recur" "$WO
     && "$RECUR" create --out "$WORK/batch-lstm.recur" --cell peephole-lstm --layers 2 --hidden 24 --embedding 8 --seed 12 >/dev/null \
     || { echo "c-tests: recur create (batch models) failed" >&2; exit 1; }
 batch_models=("$WORK/batch-gru.recur" "$WORK/batch-lstm.recur")
-for t in f16 int8 q8r q8 q4; do
+for t in f16 int8 q8r q8 q4 int4; do
     "$RECUR" quantize "$WORK/batch-gru.recur" "$WORK/batch-gru-$t.recur" --type "$t" >/dev/null \
         && "$RECUR" quantize "$WORK/batch-lstm.recur" "$WORK/batch-lstm-$t.recur" --type "$t" >/dev/null \
         || { echo "c-tests: recur quantize --type $t failed" >&2; exit 1; }

@@ -4,7 +4,7 @@
  * Usage: test_batch OTHER FRAMES CLASSIFY TAG GENERATOR...
  *   OTHER: a generator (for mismatch checks); FRAMES: a regress frame model (`recur create --task regress
  *   --frame-size 12`); CLASSIFY, TAG: `recur create --task classify|tag`; GENERATOR...: generators of
- *   every dtype (`recur create` then `recur quantize --type f16|int8|q8r|q8|q4`).
+ *   every dtype (`recur create` then `recur quantize --type f16|int8|q8r|q8|q4|int4`).
  *
  * Batched results must equal the single calls bit for bit (memcmp) in every dtype; run.sh runs this
  * program once per kernel level (RECUR_KERNELS unset, scalar, avx2: the variable is read once per

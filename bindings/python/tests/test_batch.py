@@ -8,7 +8,7 @@ import recur
 from recur import RecurError, Status
 from conftest import ROOT, run_cli
 
-DTYPES = ["f32", "f16", "int8", "q8r", "q8", "q4"]
+DTYPES = ["f32", "f16", "int8", "q8r", "q8", "q4", "int4"]
 
 
 @pytest.fixture(scope="module")
