@@ -9,8 +9,10 @@
  * Batched results must equal the single calls bit for bit (memcmp) in every dtype; run.sh runs this
  * program once per kernel level (RECUR_KERNELS unset, scalar, avx2: the variable is read once per
  * process), so every level is covered. Every refused call must change no state (compared by
- * recur_state_save bytes) and name the stream in its message.
+ * recur_state_save bytes) and name the stream in its message. Two batched calls on disjoint states run on
+ * two threads at once; a state inside a recur_generate is refused by a batched call from its callback.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include "check.h"
@@ -94,6 +96,107 @@ static void test_step_batch(recur_model *m, const char *name) {
     CHECK(states_equal);
     free(out);
     free(one);
+}
+
+/* Two batched calls on disjoint states of one model, on two threads at once: each stream ends where
+ * stepping it alone ends (the model is shared read-only; each call has its own buffers). */
+enum { THREAD_STREAMS = 6, THREAD_STEPS = 40 };
+typedef struct {
+    recur_model *model;
+    recur_state *states[THREAD_STREAMS];
+    int32_t tokens[THREAD_STEPS][THREAD_STREAMS];
+    float *out;
+    size_t V;
+    int ok;
+} batch_job;
+
+static void *run_batch_job(void *arg) {
+    batch_job *j = arg;
+    j->ok = 1;
+    for (int t = 0; t < THREAD_STEPS; t++) {
+        if (recur_state_step_batch(j->model, j->states, THREAD_STREAMS, j->tokens[t], j->out,
+                                   j->V * THREAD_STREAMS) != RECUR_OK) j->ok = 0;
+    }
+    return NULL;
+}
+
+static void test_concurrent_batches(recur_model *m) {
+    size_t V = output_size(m), vocab = 0;
+    REQUIRE(recur_model_vocab_size(m, &vocab));
+    batch_job jobs[2];
+    recur_state *alone[2][THREAD_STREAMS];
+    for (int i = 0; i < 2; i++) {
+        jobs[i].model = m;
+        jobs[i].V = V;
+        jobs[i].out = malloc(sizeof(float) * V * THREAD_STREAMS);
+        for (int k = 0; k < THREAD_STREAMS; k++) {
+            REQUIRE(recur_state_new(m, &jobs[i].states[k]));
+            REQUIRE(recur_state_new(m, &alone[i][k]));
+        }
+        for (int t = 0; t < THREAD_STEPS; t++)
+            for (int k = 0; k < THREAD_STREAMS; k++) jobs[i].tokens[t][k] = (int32_t)(next_random() % vocab);
+    }
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&threads[i], NULL, run_batch_job, &jobs[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    int equal = jobs[0].ok && jobs[1].ok;
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < THREAD_STREAMS; k++) {
+            for (int t = 0; t < THREAD_STEPS; t++) REQUIRE(recur_state_step(alone[i][k], jobs[i].tokens[t][k], NULL));
+            equal &= same_state(jobs[i].states[k], alone[i][k]);
+            recur_state_free(jobs[i].states[k]);
+            recur_state_free(alone[i][k]);
+        }
+        free(jobs[i].out);
+    }
+    CHECK(equal);
+}
+
+/* A state inside a recur_generate is refused by a batched call made from its callback. */
+typedef struct {
+    recur_model *model;
+    recur_state *busy, *free_state;
+    recur_sampler *busy_sampler, *free_sampler;
+    int refused, calls;
+} busy_probe;
+
+static int probe_busy(const char *piece, size_t length, void *user) {
+    busy_probe *b = user;
+    (void)piece;
+    (void)length;
+    size_t V = output_size(b->model);
+    float *out = malloc(sizeof(float) * V * 2);
+    recur_state *both[2] = {b->free_state, b->busy};
+    int32_t tokens[2] = {1, 1}, got[2];
+    if (recur_state_step_batch(b->model, both, 2, tokens, out, V * 2) == RECUR_ERR_INVALID_ARGUMENT
+        && mentions("stream 1")) b->refused++;
+    recur_sampler *samplers[2] = {b->free_sampler, b->busy_sampler};
+    recur_state *states[2] = {b->free_state, b->free_state};
+    if (recur_sampler_sample_batch(samplers, states, 2, got) == RECUR_ERR_INVALID_ARGUMENT && mentions("stream 1"))
+        b->refused++;
+    b->calls++;
+    free(out);
+    return b->calls >= 3;
+}
+
+static void test_busy_states(recur_model *m) {
+    busy_probe b = {m, NULL, NULL, NULL, NULL, 0, 0};
+    recur_sampler_params p;
+    recur_sampler_params_init(&p);
+    REQUIRE(recur_state_new(m, &b.busy));
+    REQUIRE(recur_state_new(m, &b.free_state));
+    REQUIRE(recur_sampler_new(&p, &b.busy_sampler));
+    REQUIRE(recur_sampler_new(&p, &b.free_sampler));
+    uint64_t before = 0, after = 0;
+    REQUIRE(recur_state_position(b.free_state, &before));
+    OK(recur_generate(b.busy, b.busy_sampler, "a", 10, probe_busy, &b, NULL));
+    REQUIRE(recur_state_position(b.free_state, &after));
+    CHECK(b.calls == 3 && b.refused == 6);
+    CHECK(before == after);          /* refused before stepping the free state */
+    recur_state_free(b.busy);
+    recur_state_free(b.free_state);
+    recur_sampler_free(b.busy_sampler);
+    recur_sampler_free(b.free_sampler);
 }
 
 /* Refused batches: the message names the stream and no state changes. */
@@ -429,6 +532,8 @@ int main(int argc, char **argv) {
         test_step_batch(m, argv[i]);
         test_generate_batch(m, argv[i]);
         if (i == 5) test_step_batch_safety(m, other, frames);
+        if (i == 5 || i == argc - 1) test_concurrent_batches(m);
+        if (i == 5) test_busy_states(m);
         recur_model_free(m);
     }
     test_frames_batch(frames);
