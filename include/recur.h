@@ -344,6 +344,45 @@ RECUR_API recur_status recur_state_step_frame(recur_state *state, const float *f
 RECUR_API recur_status recur_state_prefill_frames(recur_state *state, const float *frames, size_t count,
                                                   size_t frame_size, const float **output);
 
+/* Batches: many streams of one model at once. A server stepping many streams, or a job scoring many
+ * texts, calls these instead of one call per stream: the weights are read once per group of streams where
+ * the products allow it (quantized types), and the call crosses the library boundary once.
+ *
+ * Equality. The results are bit for bit those of the single calls, in every dtype (f32, f16, q8, q4,
+ * q8r, q8ri) and at every kernel level (RECUR_KERNELS): stepping n states with recur_state_step_batch
+ * leaves each state and writes each output exactly as n calls of recur_state_step would; sampling and
+ * generating in batches give the tokens and the text of the single calls with the same sampler
+ * parameters. (Quantized weights are read once per 4 or 8 streams; f32 and f16 weights are multiplied
+ * stream by stream by the single kernel, since a shared read would sum in another order.)
+ *
+ * Threads. One batched call may use the model's worker pool (RECUR_THREADS), as a single step does. Two
+ * batched calls on disjoint sets of states (and samplers) may run at the same time on different threads;
+ * a state or sampler must not be in two calls at once (a state that is inside a recur_generate is refused).
+ *
+ * Safety. Every argument of every stream is checked before any stream is stepped or sampled: a NULL
+ * array or element, a handle of the wrong kind, a state of another model (RECUR_ERR_MISMATCH), the same
+ * state (or sampler) twice, a token outside the vocabulary (RECUR_ERR_OUT_OF_RANGE) or a non-finite frame
+ * in one stream, a buffer too small for n outputs, or an n whose n × output size overflows, gives an error
+ * whose message names the stream ("stream 3: token id 99 is outside the vocabulary (0..<96)"), and no
+ * state or sampler has changed. n = 0 gives RECUR_ERR_INVALID_ARGUMENT (as for recur_state_prefill): a
+ * batch has at least one stream. */
+
+/* Feeds tokens[i] to states[i] for i in 0 ..< n, all states of `model`, and copies the outputs into
+ * out[i × V .. (i + 1) × V), V = recur_model_output_size (row-major, n × V floats). When `capacity` (in
+ * floats) is smaller than n × V, returns RECUR_ERR_BUFFER_TOO_SMALL without stepping. The states' own
+ * outputs (recur_state_output) hold the same values afterwards. RECUR_ERR_UNSUPPORTED for a model that
+ * cannot run token by token (or reads frames). */
+RECUR_API recur_status recur_state_step_batch(const recur_model *model, recur_state *const *states, size_t n,
+                                              const int32_t *tokens, float *out, size_t capacity);
+
+/* recur_state_step_batch for a frame model: `frames` holds n frames of `frame_size` floats (n ×
+ * frame_size, row-major; frame_size = RECUR_MODEL_FRAME_SIZE), frame i for states[i]. A padding frame
+ * leaves its stream as recur_state_step_frame does. Errors as for recur_state_step_frame, naming the
+ * stream; RECUR_ERR_UNSUPPORTED for a token model. */
+RECUR_API recur_status recur_state_step_frames_batch(const recur_model *model, recur_state *const *states, size_t n,
+                                                     const float *frames, size_t frame_size, float *out,
+                                                     size_t capacity);
+
 /* The number of bytes recur_state_save writes for this state (fixed for a model). */
 RECUR_API recur_status recur_state_size(const recur_state *state, size_t *size);
 
@@ -398,6 +437,13 @@ RECUR_API recur_status recur_sampler_sample(recur_sampler *sampler, const float 
  * logits, or as probabilities when the model's last layer is a softmax. The state is not changed. */
 RECUR_API recur_status recur_sampler_sample_state(recur_sampler *sampler, const recur_state *state, int32_t *token);
 
+/* Draws one token per stream: tokens[i] from states[i]'s current output with samplers[i], as
+ * recur_sampler_sample_state does, for i in 0 ..< n. The samplers must be distinct (the states need not
+ * be). Checked as the batched calls above; a non-finite output in one stream gives RECUR_ERR_NUMERICAL
+ * naming it, and then no sampler has advanced and `tokens` is unchanged. */
+RECUR_API recur_status recur_sampler_sample_batch(recur_sampler *const *samplers, recur_state *const *states, size_t n,
+                                                  int32_t *tokens);
+
 /* Receives each piece of generated text: `piece` is NUL-terminated UTF-8 of `length` bytes, valid only
  * during the call. Return 0 to continue, non-zero to stop the generation. The callback may use any
  * other object, but calls on the generation's own state or sampler give RECUR_ERR_INVALID_ARGUMENT
@@ -421,6 +467,40 @@ typedef int (*recur_piece_callback)(const char *piece, size_t length, void *user
 RECUR_API recur_status recur_generate(recur_state *state, recur_sampler *sampler, const char *prompt,
                                       int32_t max_tokens, recur_piece_callback callback, void *user,
                                       int32_t *generated);
+
+/* Receives each piece of a batched generation: `index` is the prompt's index in the caller's list,
+ * `piece` NUL-terminated UTF-8 of `length` bytes, valid only during the call. Return 0 to continue, a
+ * positive value to end that prompt's stream (its slot takes the next prompt), a negative value to end the
+ * whole generation (recur_generate_batch then returns RECUR_OK; prompts not started generate nothing). */
+typedef int (*recur_batch_callback)(size_t index, const char *piece, size_t length, void *user);
+
+/* Generates for `count` prompts of `model`, `slots` streams at a time (continuous batching): each slot
+ * is a state of its own; the slots that are generating are stepped together (recur_state_step_batch) and
+ * each samples with its prompt's sampler; a stream ends at its max_tokens[i] tokens, at the model's EOS
+ * token, at the first occurrence of one of the `stop_count` stop strings (which is not delivered; text
+ * that may begin one is held back until decided), or when the callback asks; its slot then takes the
+ * next prompt of the list, until all are done. Each piece goes to `callback` (may be NULL) with its
+ * prompt's index as soon as it is sampled; streams finish at different times, so the pieces of different
+ * prompts interleave (those of one step come in slot order).
+ *
+ * Each prompt's text equals what recur_generate gives on a new state with a sampler of params[i] and
+ * max_tokens[i] (and, with stop strings, what the generate of the Swift library and the command line
+ * give with them). prompts[i] is fed after the model's BOS token, if it has one; an empty prompt needs a
+ * model with a BOS token. `params` (count entries; NULL: the defaults of recur_sampler_params_init for
+ * every prompt) and `max_tokens` (count entries, each >= 0) are read during the call only. `stop` may be
+ * NULL when stop_count is 0; empty stop strings are ignored. `generated` (NULL, or count entries) receives
+ * the number of tokens sampled for each prompt (EOS not counted). count = 0 is a no-op returning
+ * RECUR_OK. Every prompt is encoded and every parameter checked before any is run: errors name the
+ * prompt ("prompt 3: ..."): RECUR_ERR_INVALID_ARGUMENT (NULL arrays or prompts, invalid UTF-8, slots 0, a
+ * negative max_tokens, invalid sampler parameters, an empty prompt without BOS), RECUR_ERR_OUT_OF_RANGE
+ * (prompt text outside a vocabulary without UNK), RECUR_ERR_UNSUPPORTED (not a generator);
+ * RECUR_ERR_NUMERICAL while generating (the output of a stream is not finite; pieces delivered before
+ * stay delivered). The callback may call any function, including recur_generate_batch on the same model;
+ * the call's states and samplers are its own. */
+RECUR_API recur_status recur_generate_batch(const recur_model *model, const char *const *prompts, size_t count,
+                                            const int32_t *max_tokens, const recur_sampler_params *params,
+                                            const char *const *stop, size_t stop_count, size_t slots,
+                                            recur_batch_callback callback, void *user, int32_t *generated);
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* Whole-sequence and encoder-decoder models                                                            */
@@ -451,6 +531,22 @@ RECUR_API recur_status recur_classify(const recur_model *model, const char *text
  * rules as for recur_classify. */
 RECUR_API recur_status recur_tag(const recur_model *model, const char *text, int32_t *tags, size_t capacity,
                                  size_t *count);
+
+/* recur_classify for n texts: the class probabilities of texts[i] are written to
+ * probabilities[i × C .. (i + 1) × C), C the number of classes (row-major, n × C floats), each equal to
+ * recur_classify's. *classes (when not NULL) receives C. When capacity (in floats) is smaller than n × C,
+ * nothing is written and the call returns RECUR_ERR_BUFFER_TOO_SMALL. The texts run one after another in
+ * the call (a whole-sequence model has no state to batch); an error names the text ("text 4: ...") and
+ * nothing is written. n = 0 gives RECUR_ERR_INVALID_ARGUMENT. */
+RECUR_API recur_status recur_classify_batch(const recur_model *model, const char *const *texts, size_t n,
+                                            float *probabilities, size_t capacity, size_t *classes);
+
+/* recur_tag for n texts: the tags of every text, back to back, into tags[0 .. total), and the number of
+ * tags of texts[i] into counts[i] (n entries, always written when the texts are valid). When the total
+ * exceeds capacity, nothing is written to `tags` and the call returns RECUR_ERR_BUFFER_TOO_SMALL (counts
+ * tell the size needed). Errors as for recur_classify_batch. */
+RECUR_API recur_status recur_tag_batch(const recur_model *model, const char *const *texts, size_t n, int32_t *tags,
+                                       size_t capacity, size_t *counts);
 
 /* Runs a frame model over a whole sequence of `count` >= 1 frames (count × frame_size floats, row-major;
  * frame_size = RECUR_MODEL_FRAME_SIZE) from a zero state, and writes the head's outputs, row-major, into

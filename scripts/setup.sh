@@ -2,7 +2,7 @@
 # Installs what Recur needs to build and test, when it is missing: OpenBLAS, libdeflate and pkg-config
 # (apt), and the Python packages the tests and tools use (pip, into the project's virtual environment
 # .venv). Safe to run again; does nothing when all is present.
-#   scripts/setup.sh [--python] [--kernels] [--sanitizers]
+#   scripts/setup.sh [--python] [--kernels] [--sanitizers] [--ray]
 #     --python: .venv (made from $PYTHON, default python3; Debian's python3-venv is installed through apt
 #     when the interpreter lacks ensurepip) with numpy, pytest, h5py and matplotlib. The scripts run Python
 #     as .venv/bin/python, so the system interpreter is never changed (PEP 668). An existing .venv is kept;
@@ -10,9 +10,13 @@
 #     --kernels: SIMDe headers (the AVX-512 kernel check on machines without AVX-512,
 #     bench/kernels/simde_check.sh) and, on x86-64, an AArch64 cross compiler with its C library and
 #     qemu-aarch64 (the NEON kernel check, bench/kernels/neon_check.sh); --sanitizers: valgrind
-#     (scripts/sanitize.sh)
+#     (scripts/sanitize.sh); --ray: a second environment .venv-ray (made from .venv's interpreter, so
+#     --python too) with numpy, pytest, pyarrow and ray[data], for the Ray pipelines (examples/ray) only:
+#     Ray and its dependencies stay out of .venv. Prints "setup: ray unavailable: REASON" and exits 0
+#     when pip cannot install it (no network, no wheel for this platform), so that the caller can skip.
 set -euo pipefail
 python=0
+ray=0
 sanitizers=0
 kernels=0
 for arg in "$@"; do
@@ -20,6 +24,7 @@ for arg in "$@"; do
     --python) python=1 ;;
     --kernels) kernels=1 ;;
     --sanitizers) sanitizers=1 ;;
+    --ray) ray=1; python=1 ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -126,5 +131,37 @@ PY
         echo "setup: installing $missing into $VENV (pip)" >&2
         # shellcheck disable=SC2086
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check $missing
+    fi
+fi
+
+if [ $ray -eq 1 ]; then
+    ROOT=$(cd "$(dirname "$0")/.." && pwd)
+    RVENV=$ROOT/.venv-ray
+    mkdir -p "$RVENV"
+    if command -v flock >/dev/null 2>&1; then
+        exec 8<"$RVENV"
+        flock 8
+    fi
+    base=$("$ROOT/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')
+    if [ -x "$RVENV/bin/python" ] && [ "$("$RVENV/bin/python" -c 'import sys; print(sys.base_prefix)' 2>/dev/null)" != "$base" ]; then
+        echo "setup: $RVENV was made from another interpreter; making it again" >&2
+        rm -rf "$RVENV/bin" "$RVENV/lib" "$RVENV/include" "$RVENV/pyvenv.cfg"
+    fi
+    if [ ! -x "$RVENV/bin/python" ]; then
+        # The interpreter .venv was made from (its base), not .venv's own python (a venv of a venv
+        # would see .venv's packages' paths).
+        exe=$("$ROOT/.venv/bin/python" -c 'import os, sys; print(os.path.join(sys.base_prefix, "bin", "python3"))')
+        [ -x "$exe" ] || exe=$(readlink -f "$ROOT/.venv/bin/python")
+        echo "setup: making the virtual environment $RVENV from $exe" >&2
+        "$exe" -m venv "$RVENV" >&2
+    fi
+    if ! "$RVENV/bin/python" -c 'import numpy, pytest, pyarrow, ray.data' >/dev/null 2>&1; then
+        echo "setup: installing numpy, pytest, pyarrow and ray[data] into $RVENV (pip)" >&2
+        start=$(date +%s)
+        if ! "$RVENV/bin/python" -m pip install -q --disable-pip-version-check numpy pytest pyarrow "ray[data]" >&2; then
+            echo "setup: ray unavailable: pip could not install ray[data] into $RVENV"
+            exit 0
+        fi
+        echo "setup: installed Ray into $RVENV in $(( $(date +%s) - start )) s" >&2
     fi
 fi

@@ -5,6 +5,8 @@
 #      them under qemu-aarch64 (both on any x86-64 machine; on AArch64 the Swift tests run NEON natively),
 #      the C tests against an installed layout (make install PREFIX=...),
 #   3. the Python tests (pytest, in the project's virtual environment .venv) against the same library,
+#      then the Ray pipelines of examples/ray in local mode on a small slice (their own environment
+#      .venv-ray, made by scripts/setup.sh --ray; skipped with the reason only when Ray cannot be installed),
 #   4. the C tests under valgrind and 60 s of fuzzing (scripts/sanitize.sh --ci),
 #   5. that no stage left files behind in the temporary folder.
 # Exits non-zero on the first failing suite. Python comes from .venv (made by scripts/setup.sh from
@@ -82,6 +84,15 @@ export RECUR_LIBRARY="$PREFIX/lib/librecur.so"
 export RECUR_CLI="$PREFIX/bin/recur"
 export PYTHONPATH="$ROOT/bindings/python${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" -m pytest bindings/python/tests -q --basetemp="$WORK/pytest"
+
+stage="Ray pipeline"
+echo "== Ray pipeline (examples/ray, local mode, a small slice)"
+ray_setup=$(scripts/setup.sh --ray)
+if grep -q "^setup: ray unavailable" <<<"$ray_setup"; then
+    echo "Ray pipeline: skipped: ${ray_setup#setup: ray unavailable: }"
+else
+    .venv-ray/bin/python -m pytest examples/ray -q -rs -p no:cacheprovider --basetemp="$WORK/pytest-ray"
+fi
 
 stage=sanitizers
 echo "== sanitizers (subset: C tests under valgrind, fuzzing for 60 s)"

@@ -50,14 +50,30 @@ final class KernelBatchTests: XCTestCase {
                     for k in 0..<n {
                         for (a, b) in zip(batch[k].vector, single[k].vector) { worst = max(worst, abs(a - b)) }
                     }
-                    // Quantized types: the same int8 activations and integer sums, so the same bits.
-                    if dtype.quantizesActivations {
-                        XCTAssertEqual(worst, 0, "\(cells.map(\.cell)) \(dtype.name) n=\(n)")
-                    } else {
-                        XCTAssertLessThan(worst, 1e-4, "\(cells.map(\.cell)) \(dtype.name) n=\(n)")
-                    }
+                    // Every type: each stream's products are its single step's products (the same int8
+                    // activations and integer sums for quantized types, the single kernel for f32/f16).
+                    XCTAssertEqual(worst, 0, "\(cells.map(\.cell)) \(dtype.name) n=\(n) at \(kernelLevelName)")
                 }
             }
+        }
+    }
+
+    /// A model whose matrices are split across the worker pool: the batched step multiplies them vector by
+    /// vector on the pool, as single steps do, so it too gives their bits.
+    func testThreadedStepBatchEqualsSingleSteps() throws {
+        for dtype in [DType.f32, .f16, .q8, .q4, .q8r, .q8ri, .q4i] {
+            let m = try model([.init(cell: .lstm)], hidden: 150, dtype: dtype, threads: 2)
+            let batch = (0..<5).map { _ in m.makeState() }, single = (0..<5).map { _ in m.makeState() }
+            for t in 0..<4 {
+                let toks = (0..<5).map { ($0 * 5 + t * 3) % 25 }
+                try m.stepBatch(states: batch, tokens: toks)
+                for k in 0..<5 {
+                    let want = Array(try single[k].step(toks[k]))
+                    XCTAssertEqual(Array(UnsafeBufferPointer(start: batch[k].output, count: m.outputSize)).map(\.bitPattern),
+                                   want.map(\.bitPattern), "\(dtype.name) step \(t) stream \(k)")
+                }
+            }
+            for k in 0..<5 { XCTAssertEqual(batch[k].vector.map(\.bitPattern), single[k].vector.map(\.bitPattern)) }
         }
     }
 
@@ -66,9 +82,9 @@ final class KernelBatchTests: XCTestCase {
         let other = try model([.init(cell: .gru)], hidden: 8, dtype: .f32)
         let s = m.makeState()
         assertThrowsRecur(.invalidArgument, "2 states and 1 tokens") { try m.stepBatch(states: [s, m.makeState()], tokens: [1]) }
-        assertThrowsRecur(.invalidArgument, "twice") { try m.stepBatch(states: [s, s], tokens: [1, 2]) }
-        assertThrowsRecur(.mismatch, "another model") { try m.stepBatch(states: [s, other.makeState()], tokens: [1, 2]) }
-        assertThrowsRecur(.outOfRange, "outside the vocabulary") { try m.stepBatch(states: [s, m.makeState()], tokens: [1, 99]) }
+        assertThrowsRecur(.invalidArgument, "stream 1: the same state as stream 0") { try m.stepBatch(states: [s, s], tokens: [1, 2]) }
+        assertThrowsRecur(.mismatch, "stream 1: the state belongs to another model") { try m.stepBatch(states: [s, other.makeState()], tokens: [1, 2]) }
+        assertThrowsRecur(.outOfRange, "stream 1: token id 99 is outside the vocabulary") { try m.stepBatch(states: [s, m.makeState()], tokens: [1, 99]) }
         XCTAssertEqual(s.position, 0)
         try m.stepBatch(states: [], tokens: [])
     }

@@ -198,14 +198,15 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Several vectors against one quantized matrix (the batched step): at every level, for every quantized
-    /// type, on views that start inside a group, each of the n products is bit for bit the single product
-    /// (q8ri reads each weight once per group of 8 or 4 vectors; the groups and the remainder are covered).
+    /// Several vectors against one matrix (the batched step): at every level, for every type, on views that
+    /// start inside a group, each of the n products is bit for bit the single product (q8ri reads each
+    /// weight once per group of 8 or 4 vectors; the groups and the remainder are covered; f32 and f16 are
+    /// multiplied vector by vector by the single kernel).
     func testBatchedQuantizedProductsEqualSingleProducts() {
         var rng = Rand()
         for (rows, cols) in [(7, 33), (35, 100), (48, 257), (300, 100), (20, 1000)] {
             let v = rng.values(rows * cols, scale: 0.5)
-            for dtype in [DType.q8, .q4, .q8r, .q8ri, .q4i] {
+            for dtype in DType.allCases {
                 withMatrix(v, rows, cols, dtype) { w in
                     for n in [1, 2, 3, 5, 8, 9, 17] {
                         let xs = rng.values(n * cols)
@@ -226,7 +227,7 @@ final class KernelTests: XCTestCase {
                                             matvec($0.baseAddress!, view, xp.baseAddress! + j * cols, accumulate: false, level: level)
                                         }
                                     }
-                                    XCTAssertEqual(Array(got[(j * count)..<((j + 1) * count)]), one,
+                                    XCTAssertEqual(got[(j * count)..<((j + 1) * count)].map(\.bitPattern), one.map(\.bitPattern),
                                                    "\(dtype.name) \(rows)×\(cols) rows \(start)+\(count) n \(n) vector \(j) level \(level)")
                                 }
                             }
@@ -348,7 +349,7 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// matmat: by default what matvec computes per vector; with exactActivations and at least
+    /// matmat: by default bit for bit what matvec computes per vector (every dtype); with exactActivations and at least
     /// `decodeMinimum` vectors (f16, q8, q4 decoded, then sgemm) the exact product of the decoded weights,
     /// to f32 rounding.
     func testMatMat() {
@@ -375,7 +376,7 @@ final class KernelTests: XCTestCase {
                             let want = reference(w, x, accumulate: false)
                             for r in 0..<rows {
                                 let tag = "\(dtype.name) \(rows)×\(cols) n=\(n) vector \(i) row \(r)"
-                                XCTAssertEqual(plain[i * rows + r], y[r], accuracy: 1e-4, tag)
+                                XCTAssertEqual(plain[i * rows + r].bitPattern, y[r].bitPattern, tag)
                                 if n >= decodeMinimum || dtype == .f32 || dtype == .f16 {
                                     XCTAssertEqual(exact[i * rows + r], want[r], accuracy: 2e-4, tag + " (exact)")
                                 } else {

@@ -128,6 +128,25 @@ run_program test_tasks "$WORK/classify.recur" "$WORK/tag.recur" "$WORK/seq2seq.r
     || { echo "c-tests: recur create --frame-size failed" >&2; exit 1; }
 run_program test_frames "$WORK/regress.recur" "$WORK/frames-classify.recur" "$WORK/a.recur"
 
+# --- the batched calls: every dtype, at every kernel level -------------------------------------------
+# Generators of each dtype (two layers, so that the upper layer's input product and the head go through
+# the batched products; GRU and peephole LSTM); RECUR_KERNELS is read once per process, so the program runs
+# once per level (unset: the best the CPU has; scalar; avx2, a cap that changes nothing below it).
+"$RECUR" create --out "$WORK/batch-gru.recur" --cell gru --layers 2 --hidden 40 --embedding 12 --seed 11 >/dev/null \
+    && "$RECUR" create --out "$WORK/batch-lstm.recur" --cell peephole-lstm --layers 2 --hidden 24 --embedding 8 --seed 12 >/dev/null \
+    || { echo "c-tests: recur create (batch models) failed" >&2; exit 1; }
+batch_models=("$WORK/batch-gru.recur" "$WORK/batch-lstm.recur")
+for t in f16 int8 q8r q8 q4 int4; do
+    "$RECUR" quantize "$WORK/batch-gru.recur" "$WORK/batch-gru-$t.recur" --type "$t" >/dev/null \
+        && "$RECUR" quantize "$WORK/batch-lstm.recur" "$WORK/batch-lstm-$t.recur" --type "$t" >/dev/null \
+        || { echo "c-tests: recur quantize --type $t failed" >&2; exit 1; }
+    batch_models+=("$WORK/batch-gru-$t.recur" "$WORK/batch-lstm-$t.recur")
+done
+batch_args=("$WORK/b.recur" "$WORK/regress.recur" "$WORK/classify.recur" "$WORK/tag.recur" "${batch_models[@]}")
+run_program test_batch "${batch_args[@]}"
+RECUR_KERNELS=scalar run_program test_batch "${batch_args[@]}"
+[ "$(uname -m)" = x86_64 ] && RECUR_KERNELS=avx2 run_program test_batch "${batch_args[@]}"
+
 # --- the example -----------------------------------------------------------------------------------
 if "$CC" -std=c99 "${STRICT[@]}" "$ROOT/examples/c/generate.c" -o "$WORK/generate" \
         $(pkg-config --cflags --libs recur) -Wl,-rpath,"$PREFIX/lib" 2>"$WORK/cc.log"; then

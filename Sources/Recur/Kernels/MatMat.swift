@@ -1,24 +1,24 @@
 import COpenBLAS
 import CRecurKernels
 
-/// Matrix-matrix products: several vectors against one weight matrix (the batched step, the input
-/// table). f32 weights go to a C kernel for up to 16 vectors and to OpenBLAS sgemm above; f16 weights are decoded to f32 in chunks of rows that stay
-/// in cache, each chunk multiplied by sgemm (for fewer than `decodeMinimum` vectors, one vector at a
-/// time); quantized weights go to `rk_matmat_rows`, which computes exactly what single steps compute (the
-/// same int8 activations, the same bits) and reads q8ri weights once per 8 vectors (AVX-512) or 4 (AVX2); a
-/// matrix split across the worker pool is multiplied vector by vector, each product on the pool.
+/// Matrix-matrix products: several vectors against one weight matrix (the batched step, the prefill).
+///
+/// The batched step (`exactActivations` false) gives every vector the bits its own matrix-vector product
+/// gives, in every dtype and at every kernel level: quantized weights go to `rk_matmat_rows`, which quantizes
+/// each x as a step does and reads q8ri weights once per 8 vectors (AVX-512) or 4 (AVX2); f32 and f16
+/// weights are multiplied vector by vector by the single kernel (`rk_matmat_rows` loops `rk_matvec_rows_at`
+/// for them), because a product that reads each weight once for several vectors (`rk_matmat_f32`, sgemm)
+/// sums in another order and is only close to it. A matrix split across the worker pool is multiplied
+/// vector by vector, each product on the pool, as a step multiplies it.
+///
+/// With `exactActivations` (the prefill's input projections) the products may sum in another order:
+/// f32 by sgemm, f16/q8/q4/q8r/q8ri decoded to f32 in chunks and multiplied by sgemm (from
+/// `decodeMinimum` vectors up). More accurate and, for many vectors, faster, but not what a step computes.
 
-/// Up to this many vectors, f32 products use the C kernel that reads each weight once per 4 vectors
-/// (no BLAS threads to wake for a handful of streams); above, sgemm.
-let f32KernelMaximum = 16
-
-/// Below this many vectors, f16 weights are multiplied vector by vector (decoding costs more than it saves).
+/// Below this many vectors, decoded products are not worth it: vector by vector.
 let decodeMinimum = 4
 
 /// Y (n × rows) = X (n × cols) · Wᵀ: Y[i] = W · X[i] for each of n vectors, all row-major.
-/// With `exactActivations`, q8 and q4 weights are decoded and multiplied by sgemm like f16 (from
-/// `decodeMinimum` vectors up): more accurate and, for many vectors, faster, but no longer what a step
-/// computes (the prefill's input projections use it).
 package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, count n: Int,
                    exactActivations: Bool = false) {
     guard n > 0, w.rows > 0 else { return }
@@ -30,19 +30,20 @@ package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
         matvec(y, w, x)
         return
     }
-    if w.dtype == .f32 {
-        if n <= f32KernelMaximum {
-            rk_matmat_f32(y, w.f32, x, n, w.rows, w.cols)
+    if !exactActivations {
+        // Bit for bit each vector's single product.
+        if w.pool == nil {
+            rk_matmat_rows(Int32(w.dtype.rawValue), y, w.data, x, n, w.row0, w.rows, w.cols)
         } else {
-            gemmABt(y, x, w.f32, m: n, n: w.rows, k: w.cols, bias: nil)
+            for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
         }
         return
     }
-    if !exactActivations && w.dtype.quantizesActivations && w.pool == nil {
-        rk_matmat_rows(Int32(w.dtype.rawValue), y, w.data, x, n, w.row0, w.rows, w.cols)
+    if w.dtype == .f32 {
+        gemmABt(y, x, w.f32, m: n, n: w.rows, k: w.cols, bias: nil)
         return
     }
-    if n < decodeMinimum || (!exactActivations && w.dtype.quantizesActivations) {
+    if n < decodeMinimum {
         for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
         return
     }

@@ -114,11 +114,13 @@ extension Model {
     }
 
     /// Feeds `tokens[i]` to `states[i]` for every i, reading each weight matrix once for all the streams
-    /// (matrix-matrix products instead of one matrix-vector product per stream). Afterwards each state's
-    /// `output` holds what `states[i].step(tokens[i])` would have returned, equal up to floating-point
-    /// summation order. The states must belong to this model and be distinct; a layer whose cell does not
-    /// batch its recurrent product (GRU with reset_after = false) is stepped stream by stream.
-    /// On error no state has changed.
+    /// where the products allow it. Afterwards each state's `output` and vectors hold, bit for bit, what
+    /// `states[i].step(tokens[i])` would have given, in every dtype and at every kernel level (`matmat`:
+    /// quantized weights are read once per group of vectors; f32 and f16 products run vector by vector,
+    /// since a shared read would sum in another order). The states must belong to this model and be
+    /// distinct; a layer whose cell does not batch its recurrent product (GRU with reset_after = false) is
+    /// stepped stream by stream. Every stream is checked before any is stepped: on error no state has
+    /// changed, and the message names the stream ("stream 3: ...").
     public func stepBatch(states: [State], tokens: [Int]) throws {
         guard states.count == tokens.count else {
             throw RecurError(.invalidArgument, "stepBatch got \(states.count) states and \(tokens.count) tokens")
@@ -126,7 +128,9 @@ extension Model {
         try checkBatch(states)
         guard let first = states.first else { return }
         try first.requireStepwise(frames: false)
-        for (s, t) in zip(states, tokens) { try s.checkToken(t); try s.checkAdvance(1) }
+        for (k, (s, t)) in zip(states, tokens).enumerated() {
+            try inStream(k, what: "stream") { try s.checkToken(t); try s.checkAdvance(1) }
+        }
         states.withUnsafeBufferPointer { sp in
             tokens.withUnsafeBufferPointer { tp in State.advance(sp, input: .tokens(tp.baseAddress!)) }
         }
@@ -139,9 +143,15 @@ extension Model {
         try checkBatch(states)
         guard let first = states.first else { return }
         try first.requireStepwise(frames: true)
-        try checkFrames(frames, count: states.count)
-        for s in states { try s.checkAdvance(1) }
-        let f = frameSize!, base = frames.baseAddress!
+        let f = frameSize!
+        if frames.count != states.count * f { try checkFrames(frames, count: states.count) }   // the count's error
+        let base = frames.baseAddress!
+        for (k, s) in states.enumerated() {
+            try inStream(k, what: "stream") {
+                try checkFrames(UnsafeBufferPointer(start: base + k * f, count: f), count: 1)
+                try s.checkAdvance(1)
+            }
+        }
         if architecture.maskValue != nil || states.count == 1 {
             for (k, s) in states.enumerated() { s.advance(frame: base + k * f) }
             return
@@ -149,13 +159,19 @@ extension Model {
         states.withUnsafeBufferPointer { State.advance($0, input: .frames(base)) }
     }
 
+    /// Runs `body` for item `k` of a batch (a stream, a prompt), prefixing its error's message with
+    /// "what k: ".
+    func inStream<T>(_ k: Int, what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as RecurError { throw RecurError(e.code, "\(what) \(k): \(e.message)") }
+    }
+
     /// The states of a batch belong to this model and are distinct.
     func checkBatch(_ states: [State]) throws {
-        var seen = Set<ObjectIdentifier>()
-        for s in states {
-            guard s.model === self else { throw RecurError(.mismatch, "stepBatch: a state belongs to another model") }
-            guard seen.insert(ObjectIdentifier(s)).inserted else {
-                throw RecurError(.invalidArgument, "stepBatch: the same state appears twice")
+        var seen = [ObjectIdentifier: Int]()
+        for (k, s) in states.enumerated() {
+            guard s.model === self else { throw RecurError(.mismatch, "stream \(k): the state belongs to another model") }
+            if let j = seen.updateValue(k, forKey: ObjectIdentifier(s)) {
+                throw RecurError(.invalidArgument, "stream \(k): the same state as stream \(j) (a state appears twice)")
             }
         }
     }

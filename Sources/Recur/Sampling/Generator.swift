@@ -35,51 +35,76 @@ extension Model {
         } else {
             try st.prefill(ids)
         }
-        let stops = stop.filter { !$0.isEmpty }
+        var stream = TextStream(stop: stop, vocabulary: vocabulary)
         var out: [Int] = []
-        var text = ""
-        var pending = ""       // sampled text not yet delivered (may start a stop string)
         var reason = StopReason.maxTokens
-        func deliver(_ s: String) throws -> Bool {
-            if s.isEmpty { return true }
-            text += s
-            return try onPiece(s)
-        }
-        loop: while out.count < maxTokens {
+        while out.count < maxTokens {
             let logits = UnsafeBufferPointer(start: st.output, count: outputSize)
             let tok = try sampler.sample(logits, probabilities: outputIsProbability)
             if tok == vocabulary.eos { reason = .endOfSequence; break }
             out.append(tok)
             try st.step(tok)     // the state has consumed every delivered token; its output is ready
-            let piece = vocabulary.isSpecial(tok) ? "" : (vocabulary.kind == .word && !(text.isEmpty && pending.isEmpty) ? " " : "") + vocabulary.pieces[tok]
-            pending += piece
-            if !stops.isEmpty {
-                if let cut = stops.compactMap({ s in pending.range(of: s).map { pending.distance(from: pending.startIndex, to: $0.lowerBound) } }).min() {
-                    if try !deliver(String(pending.prefix(cut))) { reason = .callback; break loop }
-                    pending = ""
-                    reason = .stopString
-                    break loop
-                }
-                // Deliver everything that cannot start a stop string.
-                var keep = 0
-                for s in stops {
-                    for k in stride(from: min(s.count - 1, pending.count), through: 1, by: -1) where pending.hasSuffix(String(s.prefix(k))) {
-                        keep = max(keep, k); break
-                    }
-                }
-                let ready = String(pending.dropLast(keep))
-                pending = String(pending.suffix(keep))
-                if try !deliver(ready) { reason = .callback; break }
-            } else {
-                let ready = pending
-                pending = ""
-                if try !deliver(ready) { reason = .callback; break }
+            let (ready, stopped) = stream.push(tok)
+            if !ready.isEmpty, try !onPiece(ready) { reason = .callback; break }
+            if stopped { reason = .stopString; break }
+        }
+        if reason != .stopString && reason != .callback {
+            let rest = stream.flush()
+            if !rest.isEmpty { _ = try onPiece(rest) }
+        }
+        let text = stream.text
+        return GenerationResult(tokens: out, text: text, reason: reason)
+    }
+}
+
+/// The text side of one generation: each sampled token's piece (word vocabularies put a space between
+/// words), held back while it may be the beginning of a stop string. `Model.generate` and
+/// `Model.generateBatch` both deliver what `push` and `flush` return, so a stream's text is the same in both.
+struct TextStream {
+    let stops: [String]
+    let vocabulary: Vocabulary
+    /// Everything returned so far (delivered).
+    private(set) var text = ""
+    /// Sampled text not yet returned (may start a stop string).
+    private var pending = ""
+
+    init(stop: [String], vocabulary: Vocabulary) {
+        self.stops = stop.filter { !$0.isEmpty }
+        self.vocabulary = vocabulary
+    }
+
+    /// Token `tok`'s piece: the text now ready to deliver (possibly empty), and whether a stop string was
+    /// found, in which case the ready text is what precedes it and the stream is over.
+    mutating func push(_ tok: Int) -> (ready: String, stopped: Bool) {
+        let v = vocabulary
+        let piece = v.isSpecial(tok) ? "" : (v.kind == .word && !(text.isEmpty && pending.isEmpty) ? " " : "") + v.pieces[tok]
+        pending += piece
+        guard !stops.isEmpty else { return (take(pending.count), false) }
+        if let cut = stops.compactMap({ s in pending.range(of: s).map { pending.distance(from: pending.startIndex, to: $0.lowerBound) } }).min() {
+            let ready = String(pending.prefix(cut))
+            pending = ""
+            text += ready
+            return (ready, true)
+        }
+        // Deliver everything that cannot start a stop string.
+        var keep = 0
+        for s in stops {
+            for k in stride(from: min(s.count - 1, pending.count), through: 1, by: -1) where pending.hasSuffix(String(s.prefix(k))) {
+                keep = max(keep, k); break
             }
         }
-        if reason != .stopString && reason != .callback && !pending.isEmpty {
-            _ = try deliver(pending)
-        }
-        return GenerationResult(tokens: out, text: text, reason: reason)
+        return (take(pending.count - keep), false)
+    }
+
+    /// What is still held back, at the end of a stream that did not stop at a stop string.
+    mutating func flush() -> String { take(pending.count) }
+
+    /// The first `k` characters of pending, moved to text.
+    private mutating func take(_ k: Int) -> String {
+        let ready = String(pending.prefix(k))
+        pending = String(pending.dropFirst(k))
+        text += ready
+        return ready
     }
 }
 

@@ -146,6 +146,9 @@ class recur_sampler_params(C.Structure):
 # typedef int (*recur_piece_callback)(const char *piece, size_t length, void *user);
 recur_piece_callback = C.CFUNCTYPE(C.c_int, C.POINTER(C.c_char), C.c_size_t, C.c_void_p)
 
+# typedef int (*recur_batch_callback)(size_t index, const char *piece, size_t length, void *user);
+recur_batch_callback = C.CFUNCTYPE(C.c_int, C.c_size_t, C.POINTER(C.c_char), C.c_size_t, C.c_void_p)
+
 _P = C.POINTER
 _size_p = _P(C.c_size_t)
 _float_pp = _P(_P(C.c_float))
@@ -220,6 +223,15 @@ def _declare(L: C.CDLL) -> C.CDLL:
     # recur_status recur_state_prefill_frames(recur_state *state, const float *frames, size_t count,
     #                                         size_t frame_size, const float **output);
     fn("recur_state_prefill_frames", recur_status, state_p, _P(C.c_float), C.c_size_t, C.c_size_t, _float_pp)
+    # recur_status recur_state_step_batch(const recur_model *model, recur_state *const *states, size_t n,
+    #                                     const int32_t *tokens, float *out, size_t capacity);
+    fn("recur_state_step_batch", recur_status, model_p, _P(state_p), C.c_size_t, _P(C.c_int32), _P(C.c_float),
+       C.c_size_t)
+    # recur_status recur_state_step_frames_batch(const recur_model *model, recur_state *const *states, size_t n,
+    #                                            const float *frames, size_t frame_size, float *out,
+    #                                            size_t capacity);
+    fn("recur_state_step_frames_batch", recur_status, model_p, _P(state_p), C.c_size_t, _P(C.c_float), C.c_size_t,
+       _P(C.c_float), C.c_size_t)
     # recur_status recur_state_size(const recur_state *state, size_t *size);
     fn("recur_state_size", recur_status, state_p, _size_p)
     # recur_status recur_state_save(const recur_state *state, void *buffer, size_t capacity, size_t *written);
@@ -239,11 +251,21 @@ def _declare(L: C.CDLL) -> C.CDLL:
     fn("recur_sampler_sample", recur_status, sampler_p, _P(C.c_float), C.c_size_t, _P(C.c_int32))
     # recur_status recur_sampler_sample_state(recur_sampler *sampler, const recur_state *state, int32_t *token);
     fn("recur_sampler_sample_state", recur_status, sampler_p, state_p, _P(C.c_int32))
+    # recur_status recur_sampler_sample_batch(recur_sampler *const *samplers, recur_state *const *states, size_t n,
+    #                                         int32_t *tokens);
+    fn("recur_sampler_sample_batch", recur_status, _P(sampler_p), _P(state_p), C.c_size_t, _P(C.c_int32))
     # recur_status recur_generate(recur_state *state, recur_sampler *sampler, const char *prompt,
     #                             int32_t max_tokens, recur_piece_callback callback, void *user,
     #                             int32_t *generated);
     fn("recur_generate", recur_status, state_p, sampler_p, C.c_char_p, C.c_int32, recur_piece_callback,
        C.c_void_p, _P(C.c_int32))
+    # recur_status recur_generate_batch(const recur_model *model, const char *const *prompts, size_t count,
+    #                                   const int32_t *max_tokens, const recur_sampler_params *params,
+    #                                   const char *const *stop, size_t stop_count, size_t slots,
+    #                                   recur_batch_callback callback, void *user, int32_t *generated);
+    fn("recur_generate_batch", recur_status, model_p, _P(C.c_char_p), C.c_size_t, _P(C.c_int32),
+       _P(recur_sampler_params), _P(C.c_char_p), C.c_size_t, C.c_size_t, recur_batch_callback, C.c_void_p,
+       _P(C.c_int32))
 
     # recur_status recur_model_label(const recur_model *model, size_t index, const char **label);
     fn("recur_model_label", recur_status, model_p, C.c_size_t, _P(C.c_char_p))
@@ -253,6 +275,12 @@ def _declare(L: C.CDLL) -> C.CDLL:
     # recur_status recur_tag(const recur_model *model, const char *text, int32_t *tags, size_t capacity,
     #                        size_t *count);
     fn("recur_tag", recur_status, model_p, C.c_char_p, _P(C.c_int32), C.c_size_t, _size_p)
+    # recur_status recur_classify_batch(const recur_model *model, const char *const *texts, size_t n,
+    #                                   float *probabilities, size_t capacity, size_t *classes);
+    fn("recur_classify_batch", recur_status, model_p, _P(C.c_char_p), C.c_size_t, _P(C.c_float), C.c_size_t, _size_p)
+    # recur_status recur_tag_batch(const recur_model *model, const char *const *texts, size_t n, int32_t *tags,
+    #                              size_t capacity, size_t *counts);
+    fn("recur_tag_batch", recur_status, model_p, _P(C.c_char_p), C.c_size_t, _P(C.c_int32), C.c_size_t, _size_p)
     # recur_status recur_predict(const recur_model *model, const float *frames, size_t count, size_t frame_size,
     #                            float *out, size_t capacity, size_t *rows);
     fn("recur_predict", recur_status, model_p, _P(C.c_float), C.c_size_t, C.c_size_t, _P(C.c_float), C.c_size_t,
@@ -274,11 +302,11 @@ FUNCTIONS = (
     "recur_model_encode", "recur_model_encode_with", "recur_model_decode",
     "recur_state_new", "recur_state_free", "recur_state_reset", "recur_state_position", "recur_state_output",
     "recur_state_step", "recur_state_step_copy", "recur_state_prefill", "recur_state_step_frame",
-    "recur_state_prefill_frames", "recur_state_size", "recur_state_save",
+    "recur_state_prefill_frames", "recur_state_step_batch", "recur_state_step_frames_batch", "recur_state_size", "recur_state_save",
     "recur_state_restore", "recur_state_copy",
     "recur_sampler_params_init", "recur_sampler_new", "recur_sampler_free", "recur_sampler_sample",
-    "recur_sampler_sample_state", "recur_generate",
-    "recur_model_label", "recur_classify", "recur_tag", "recur_predict", "recur_translate_params_init",
+    "recur_sampler_sample_state", "recur_sampler_sample_batch", "recur_generate", "recur_generate_batch",
+    "recur_model_label", "recur_classify", "recur_tag", "recur_classify_batch", "recur_tag_batch", "recur_predict", "recur_translate_params_init",
     "recur_translate",
 )
 

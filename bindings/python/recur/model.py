@@ -16,8 +16,11 @@ reach the library.
 from __future__ import annotations
 
 import ctypes as C
+import math
 import numbers
 import os
+import queue
+import threading
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -114,6 +117,69 @@ def _frames(frames, frame_size: int, what: str = "frames", one: bool = False) ->
     if arr.size == 0:
         raise ValueError(f"{what} must hold at least one frame")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _per_prompt(value, n: int, what: str, check) -> list:
+    """A per-prompt argument: one value for every prompt, or a sequence of n values; each passed through
+    ``check(value, what)``."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if len(value) != n:
+            raise ValueError(f"{what} has {len(value)} values for {n} prompts")
+        return [check(v, f"{what}[{k}]") for k, v in enumerate(value)]
+    v = check(value, what)
+    return [v] * n
+
+
+def _int_in(lo: int, hi: int):
+    def check(v, what):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+            raise TypeError(f"{what} must be an int (got {type(v).__name__})")
+        if not lo <= int(v) <= hi:
+            raise RecurError(Status.INVALID_ARGUMENT, f"{what} must be in {lo}...{hi} (got {int(v)})")
+        return int(v)
+    return check
+
+
+def _real(v, what):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.floating)):
+        raise TypeError(f"{what} must be a number (got {type(v).__name__})")
+    return float(v)
+
+
+def _batch_states(states, model) -> list:
+    """A batch's states as a list, checked as the library checks them (naming the stream): recur.State
+    objects of ``model``, open, each at most once, at least one."""
+    if isinstance(states, State):
+        raise TypeError("states must be a sequence of recur.State objects, not one State")
+    states = list(states)
+    if not states:
+        raise RecurError(Status.INVALID_ARGUMENT, "a batch has at least one stream (no states given)")
+    seen = {}
+    for k, st in enumerate(states):
+        if not isinstance(st, State):
+            raise TypeError(f"stream {k}: states[{k}] must be a recur.State (got {type(st).__name__})")
+        if st._model is not model:
+            raise RecurError(Status.MISMATCH, f"stream {k}: states[{k}] belongs to another model")
+        if not st._handle:
+            raise _closed(f"state of stream {k}")
+        j = seen.setdefault(id(st), k)
+        if j != k:
+            raise RecurError(Status.INVALID_ARGUMENT,
+                             f"stream {k}: states[{k}] is states[{j}] (a batch takes each at most once)")
+    return states
+
+
+def _text_list(texts, what: str = "texts") -> list:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of str, not one {type(texts).__name__}")
+    return [_text(t, f"{what}[{k}]") for k, t in enumerate(texts)]
+
+
+class _Done:
+    """The end of a batched generation's queue: the error it ended with, if any."""
+
+    def __init__(self, error):
+        self.error = error
 
 
 def _unchecked(L: C.CDLL, name: str):
@@ -368,6 +434,187 @@ class Model(_Handle):
         words = _split_like_encode(text, len(ids))
         pieces = words if words is not None else [self.token_text(i) for i in ids]
         return [(w, names[t] if t < len(names) else str(t)) for w, t in zip(pieces, tags[:count.value])]
+
+    def classify_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """``classify`` of every text in one call: float32 array (N, classes), row i equal to
+        ``classify(texts[i])``. An empty sequence gives an array of 0 rows. Errors name the text."""
+        bs = _text_list(texts)
+        classes = 2 if self._output_size == 1 else self._output_size
+        if not bs:
+            return np.zeros((0, classes), dtype=np.float32)
+        arr = (C.c_char_p * len(bs))(*bs)
+        out = np.empty(len(bs) * classes, dtype=np.float32)
+        got = C.c_size_t()
+        _capi.check(self._lib.recur_classify_batch(self._h(), arr, len(bs), out.ctypes.data_as(C.POINTER(C.c_float)),
+                                                   out.size, C.byref(got)))
+        return out[:len(bs) * got.value].reshape(len(bs), got.value)
+
+    def tag_batch(self, texts: Sequence[str]) -> list:
+        """``tag`` of every text in one call: a list with, for each text, the (token, tag) pairs that
+        ``tag(text)`` gives. Errors name the text."""
+        bs = _text_list(texts)
+        if not bs:
+            return []
+        ids = [self.encode(t) for t in texts]
+        arr = (C.c_char_p * len(bs))(*bs)
+        tags = (C.c_int32 * max(sum(len(i) for i in ids), 1))()
+        counts = (C.c_size_t * len(bs))()
+        _capi.check(self._lib.recur_tag_batch(self._h(), arr, len(bs), tags, len(tags), counts))
+        names = self.labels
+        out, at = [], 0
+        for text, i, n in zip(texts, ids, counts):
+            words = _split_like_encode(text, len(i))
+            pieces = words if words is not None else [self.token_text(t) for t in i]
+            out.append([(w, names[t] if t < len(names) else str(t)) for w, t in zip(pieces, tags[at:at + n])])
+            at += n
+        return out
+
+    def step_batch(self, states: Sequence["State"], inputs) -> np.ndarray:
+        """Steps several states of this model at once: ``states[i]`` is fed ``inputs[i]`` (a token id, or
+        for a frame model a frame: ``inputs`` of shape (N, frame_size)). Returns the outputs as a float32
+        array (N, output_size), bit for bit what ``states[i].step(inputs[i])`` would return (in every
+        dtype); each state's ``output`` holds its row afterwards. Quantized weights are read once per group
+        of streams, so many streams cost less than one call each. Every stream is checked before any is
+        stepped: on error no state has changed and the message names the stream."""
+        sts = _batch_states(states, self)
+        n = len(sts)
+        if self._frame_size:
+            fr = _frames(inputs, self._frame_size)
+            if fr.shape[0] != n:
+                raise ValueError(f"inputs has {fr.shape[0]} frames for {n} states")
+        else:
+            if isinstance(inputs, (str, bytes)) or np.ndim(inputs) != 1:
+                raise ValueError(f"inputs must be a one-dimensional sequence of {n} token ids")
+            if len(inputs) != n:
+                raise ValueError(f"inputs has {len(inputs)} tokens for {n} states")
+            for k, t in enumerate(inputs):
+                try:
+                    _token(t, self._vocab_size)
+                except RecurError as e:
+                    raise RecurError(e.code, f"stream {k}: {e.message}") from None
+                except TypeError as e:
+                    raise TypeError(f"stream {k}: {e}") from None
+            toks = np.ascontiguousarray(inputs, dtype=np.int32)
+        handles = (_capi.state_p * n)(*[st._handle for st in sts])
+        out = np.empty((n, self._output_size), dtype=np.float32)
+        optr = out.ctypes.data_as(C.POINTER(C.c_float))
+        if self._frame_size:
+            _capi.check(self._lib.recur_state_step_frames_batch(self._h(), handles, n,
+                                                                fr.ctypes.data_as(C.POINTER(C.c_float)),
+                                                                self._frame_size, optr, out.size))
+        else:
+            _capi.check(self._lib.recur_state_step_batch(self._h(), handles, n, toks.ctypes.data_as(C.POINTER(C.c_int32)),
+                                                         optr, out.size))
+        return out
+
+    def generate_batch(self, prompts: Sequence[str], max_tokens=400, temperature=0.8, top_k=0, top_p=1.0,
+                       seed=42, slots: int = 16, stop: Sequence[str] = ()) -> Iterator[tuple]:
+        """Generates for many prompts at once, yielding ``(index, piece)`` as pieces are sampled: ``index``
+        is the prompt's position in ``prompts``; the pieces of different prompts interleave.
+
+        ``slots`` streams run together (their steps are one batched step); when a stream ends (max tokens,
+        EOS, or a stop string of ``stop``, which is not delivered), its slot takes the next prompt, until
+        every prompt is done. ``max_tokens``, ``temperature``, ``top_k``, ``top_p`` and ``seed`` are one
+        value for all prompts or a sequence of one per prompt. Prompt i's text is the text of
+        ``generate(prompts[i], max_tokens=..., temperature=..., top_k=..., top_p=..., seed=...)`` with its
+        own values (the same seed for every prompt gives each the draws ``generate`` gives it).
+
+        Arguments are checked here, before iteration starts; nothing runs until the first piece is asked
+        for. The generation runs in the library (recur_generate_batch) on a thread of its own, which hands
+        the pieces over; leaving the loop early (``break``, an exception, closing the generator) stops it.
+        """
+        task = self.task
+        if task != "generate":
+            call = {"classify": "classify", "tag": "tag", "seq2seq": "translate"}.get(task, task)
+            raise RecurError(Status.UNSUPPORTED, f"this is a {task} model, not a text generator; run it with {call}")
+        bs = _text_list(prompts, "prompts")
+        n = len(bs)
+        maxes = _per_prompt(max_tokens, n, "max_tokens", _int_in(0, _INT32_MAX))
+        temps = _per_prompt(temperature, n, "temperature", _real)
+        ks = _per_prompt(top_k, n, "top_k", _int_in(0, _INT32_MAX))
+        ps = _per_prompt(top_p, n, "top_p", _real)
+        seeds = _per_prompt(seed, n, "seed", _int_in(0, 2**64 - 1))
+        for k in range(n):
+            if not (math.isfinite(temps[k]) and temps[k] >= 0):
+                raise RecurError(Status.INVALID_ARGUMENT, f"prompt {k}: temperature must be a finite number ≥ 0 (got {temps[k]})")
+            if not 0 < ps[k] <= 1:
+                raise RecurError(Status.INVALID_ARGUMENT, f"prompt {k}: top_p must be in (0, 1] (got {ps[k]})")
+            if not bs[k] and self._special["bos"] is None:
+                raise RecurError(Status.INVALID_ARGUMENT,
+                                 f"prompt {k}: the prompt is empty and the model has no BOS token to start from")
+        slots = _int_in(1, 2**31)(slots, "slots")
+        stops = _text_list(stop, "stop")
+        params = (_capi.recur_sampler_params * max(n, 1))()
+        for k in range(n):
+            self._lib.recur_sampler_params_init(C.byref(params[k]))
+            params[k].temperature, params[k].top_k, params[k].top_p, params[k].seed = temps[k], ks[k], ps[k], seeds[k]
+        return self._stream_batch(bs, maxes, params, stops, slots)
+
+    def _stream_batch(self, prompts: list, maxes: list, params, stops: list, slots: int) -> Iterator[tuple]:
+        n = len(prompts)
+        if n == 0:
+            return
+        L, model = self._lib, self._h()
+        parr = (C.c_char_p * n)(*prompts)
+        marr = (C.c_int32 * n)(*maxes)
+        sarr = (C.c_char_p * max(len(stops), 1))(*stops)
+        pieces: "queue.Queue" = queue.Queue(maxsize=4096)
+        cancel = threading.Event()
+        failure: list = []
+
+        def on_piece(index, piece, length, user):
+            try:
+                item = (index, C.string_at(piece, length).decode("utf-8", "replace"))
+                while not cancel.is_set():
+                    try:
+                        pieces.put(item, timeout=0.05)
+                        return 0
+                    except queue.Full:
+                        pass
+                return -1
+            except BaseException as e:      # never let an exception unwind through C
+                failure.append(e)
+                return -1
+
+        callback = _capi.recur_batch_callback(on_piece)
+
+        def run():
+            error = None
+            try:
+                status = L.recur_generate_batch(model, parr, n, marr, params, sarr, len(stops), slots, callback,
+                                                None, None)
+                if status != Status.OK:
+                    error = RecurError(status, _capi.last_error())
+            except BaseException as e:
+                error = e
+            if failure and error is None:
+                error = failure[0]
+            while True:
+                try:
+                    pieces.put(_Done(error), timeout=0.05)
+                    return
+                except queue.Full:
+                    if cancel.is_set():
+                        return
+
+        worker = threading.Thread(target=run, name="recur-generate-batch", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = pieces.get()
+                if type(item) is _Done:
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            cancel.set()
+            while worker.is_alive():
+                try:
+                    pieces.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()
 
     # -- frame models ---------------------------------------------------------------------------------
 
