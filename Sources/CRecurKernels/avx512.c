@@ -132,6 +132,71 @@ void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, l
     }
 }
 
+/* Up to 8 vectors against one f32 matrix, two rows at a time, each weight loaded once for all of them:
+ * per (row, vector) the multiply-adds, tail and horizontal sum of rk_f32_avx512, in its order (its row
+ * grouping does not enter a row's arithmetic), so each y[j] has the bits of the single product. y[j] at
+ * y + j·ldy (stored, not accumulated). Inlined per n: 2·n accumulators in registers. */
+__attribute__((always_inline)) AVX512 static inline void f32_batch(float *y, long ldy, const float *w,
+                                                                     const float *const *x, const int n, long rows, long cols) {
+    const long c16 = cols & ~15L;
+    const __mmask16 tail = lanes16(cols - c16);
+    long r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const float *w0 = w + r * cols, *w1 = w0 + cols;
+        __m512 a[8], b[8];
+        for (int j = 0; j < n; j++) a[j] = b[j] = _mm512_setzero_ps();
+        long c = 0;
+        for (; c < c16; c += 16) {
+            const __m512 v0 = _mm512_loadu_ps(w0 + c), v1 = _mm512_loadu_ps(w1 + c);
+            for (int j = 0; j < n; j++) {
+                const __m512 xv = _mm512_loadu_ps(x[j] + c);
+                a[j] = _mm512_fmadd_ps(v0, xv, a[j]);
+                b[j] = _mm512_fmadd_ps(v1, xv, b[j]);
+            }
+        }
+        if (tail) {
+            const __m512 v0 = _mm512_maskz_loadu_ps(tail, w0 + c), v1 = _mm512_maskz_loadu_ps(tail, w1 + c);
+            for (int j = 0; j < n; j++) {
+                const __m512 xv = _mm512_maskz_loadu_ps(tail, x[j] + c);
+                a[j] = _mm512_fmadd_ps(v0, xv, a[j]);
+                b[j] = _mm512_fmadd_ps(v1, xv, b[j]);
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            y[j * ldy + r] = _mm512_reduce_add_ps(a[j]);
+            y[j * ldy + r + 1] = _mm512_reduce_add_ps(b[j]);
+        }
+    }
+    for (; r < rows; r++) {
+        const float *w0 = w + r * cols;
+        __m512 a[8];
+        for (int j = 0; j < n; j++) a[j] = _mm512_setzero_ps();
+        long c = 0;
+        for (; c < c16; c += 16) {
+            const __m512 v = _mm512_loadu_ps(w0 + c);
+            for (int j = 0; j < n; j++) a[j] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x[j] + c), a[j]);
+        }
+        if (tail) {
+            const __m512 v = _mm512_maskz_loadu_ps(tail, w0 + c);
+            for (int j = 0; j < n; j++) a[j] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, x[j] + c), a[j]);
+        }
+        for (int j = 0; j < n; j++) y[j * ldy + r] = _mm512_reduce_add_ps(a[j]);
+    }
+}
+
+void AVX512 rk_f32_batch_avx512(float *y, long ldy, const float *w, const float *const *x, int n, long rows, long cols) {
+    switch (n) {
+    case 1: f32_batch(y, ldy, w, x, 1, rows, cols); break;
+    case 2: f32_batch(y, ldy, w, x, 2, rows, cols); break;
+    case 3: f32_batch(y, ldy, w, x, 3, rows, cols); break;
+    case 4: f32_batch(y, ldy, w, x, 4, rows, cols); break;
+    case 5: f32_batch(y, ldy, w, x, 5, rows, cols); break;
+    case 6: f32_batch(y, ldy, w, x, 6, rows, cols); break;
+    case 7: f32_batch(y, ldy, w, x, 7, rows, cols); break;
+    default: f32_batch(y, ldy, w, x, 8, rows, cols); break;
+    }
+}
+
 AVX512 static inline __m512 load_h16(const uint16_t *p, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }

@@ -787,7 +787,20 @@ int rk_matmat_rows_at(int level, int dtype, float *y, const void *w, const float
     if (!t) return -1;
     level = clamp_level(level);
     if (t->x_quantization == RK_X_EXACT || cols <= 0 || n <= 0 || rows <= 0) {
-        for (long j = 0; j < n; j++) rk_matvec_rows_at(level, dtype, y + j * rows, w, x + j * cols, row0, rows, cols, 0);
+        long j = 0;
+#ifdef RK_X86
+        if (dtype == RK_F32 && level >= RK_AVX512 && cols > 0 && rows > 0) {   /* 8 streams per load of the weights */
+            const float *wr = (const float *)w + row0 * cols;
+            for (; j + 2 <= n; j += 8) {
+                const int m = n - j < 8 ? (int)(n - j) : 8;
+                const float *xs[8];
+                for (int k = 0; k < m; k++) xs[k] = x + (j + k) * cols;
+                rk_f32_batch_avx512(y + j * rows, rows, wr, xs, m, rows, cols);
+                if (m < 8) { j += m; break; }
+            }
+        }
+#endif
+        for (; j < n; j++) rk_matvec_rows_at(level, dtype, y + j * rows, w, x + j * cols, row0, rows, cols, 0);
         return 0;
     }
     const size_t slot = (rk_x_bytes(dtype, cols) + 63) & ~(size_t)63;

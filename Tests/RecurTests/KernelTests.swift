@@ -204,7 +204,7 @@ final class KernelTests: XCTestCase {
     /// multiplied vector by vector by the single kernel).
     func testBatchedQuantizedProductsEqualSingleProducts() {
         var rng = Rand()
-        for (rows, cols) in [(7, 33), (35, 100), (48, 257), (300, 100), (20, 1000)] {
+        for (rows, cols) in [(7, 33), (35, 100), (48, 257), (300, 100), (20, 1000), (5, 8), (9, 16), (13, 64)] {
             let v = rng.values(rows * cols, scale: 0.5)
             for dtype in DType.allCases {
                 withMatrix(v, rows, cols, dtype) { w in

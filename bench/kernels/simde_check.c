@@ -114,6 +114,18 @@ int main(void) {
             rk_f16_avx512(yb, h, x, rows, cols, acc);
             expect("f16", rows, cols, ya, yb, 1e-4 * sqrt((double)cols));
         }
+        /* f32, several vectors (x, −x, x/3): each the single AVX-512 product's bits */
+        {
+            float *xs = malloc(sizeof(float) * 3 * cols), *y3 = malloc(sizeof(float) * 3 * rows);
+            const float *xp[3] = {xs, xs + cols, xs + 2 * cols};
+            for (long c = 0; c < cols; c++) { xs[c] = x[c]; xs[cols + c] = -x[c]; xs[2 * cols + c] = x[c] / 3; }
+            rk_f32_batch_avx512(y3, rows, w, xp, 3, rows, cols);
+            for (int j = 0; j < 3; j++) {
+                rk_f32_avx512(ya, w, xp[j], rows, cols, 0);
+                expect("f32 batch avx512", rows, cols, ya, y3 + j * rows, 0);
+            }
+            free(xs); free(y3);
+        }
         void *xq = aligned_alloc(64, rk_xq_bytes(cols));
         rk_quantize_scalar(xq, x, cols);
         rk_permute_xq(xq, cols);

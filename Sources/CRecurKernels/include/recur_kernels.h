@@ -139,8 +139,8 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 /*
  * Y (n × rows) = X (n × cols) · Wᵀ for rows [row0, row0 + rows) of the matrix at w, any dtype: exactly the n
  * products rk_matvec_rows_at gives (the same bits, each x quantized as there). q8ri weights are read once
- * per group of 8 vectors (AVX-512) or 4 (AVX2); the other types are multiplied vector by vector, x
- * quantized once each. Allocates (x's quantized copies) only past 64 KiB of them; returns -1 (y untouched)
+ * per group of 8 vectors (AVX-512) or 4 (AVX2), f32 weights once per 8 vectors (AVX-512); the other types
+ * are multiplied vector by vector, x quantized once each. Allocates (x's quantized copies) only past 64 KiB of them; returns -1 (y untouched)
  * for a code that is not a dtype, else 0.
  */
 int rk_matmat_rows(int dtype, float *y, const void *w, const float *x, long n, long row0, long rows, long cols);
