@@ -153,7 +153,8 @@ extension Eval {
                                       "max_length": limit / 2, "bleu1": corpus[0], "bleu2": corpus[1], "bleu3": corpus[2], "bleu4": corpus[3],
                                       "sentence_bleu4": meanSentence, "sentence_smoothing": "chen-cherry-1 (nltk method1, epsilon 0.1)",
                                       "hypothesis_words": hypLen, "reference_words": refLen,
-                                      "translations": hyps.map { $0.joined(separator: " ") }]
+                                      "translations": hyps.map { $0.joined(separator: " ") },
+                                      "references": refs.map { $0.joined(separator: " ") }]
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
             return
         }
