@@ -5,20 +5,31 @@ import RecurTraining
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure how well a model predicts a text (bits per character, perplexity), classifies or tags sentences, translates, classifies frame sequences or forecasts a series.",
+        abstract: "Measure a model on held-out data: a text, labelled sentences, sentence pairs, frames or a series.",
         discussion: """
             Steps the model over the text through the inference runtime, from a zero state, predicting \
             each character from the ones before it. With --reference (for example the f32 model a \
             quantized one was made from), also reports the mean KL divergence KL(reference ‖ model) and \
             how often both rank the same character first (generator models). \
-            Frame models: --frames FILE.ts|FILE.csv evaluates a frame classifier (accuracy and the confusion \
-            matrix, rows the true class and columns the predicted one; the file's classes are matched to the \
-            model's labels by name); --series FILE.csv streams a series through a forecaster from its first \
-            value and reports MAE and RMSE at every horizon over the last --test-fraction of the values.
-
-            Classifiers and taggers: --data FILE… (a classifier: sentence<TAB>label lines, the label a name of             the model's labels or its index, as data/sentiment/*.tsv; a tagger: word/TAG lines, as             data/pos/*.upos.txt, scored per token) reports accuracy, per-class precision, recall and F1 with             their macro average (over the classes in the data or the predictions) and weighted average (by             support), and the confusion matrix (rows: true class, columns: predicted). A ratio with a zero             denominator (the precision of a class never predicted) is 0. Frame classifiers print the same table.
-            Translators: --pairs FILE… (source<TAB>target lines) translates each source (greedy, or --beam N)             and reports corpus BLEU-1…4 (Papineni et al.: clipped n-gram precisions summed over the corpus,             geometric mean, brevity penalty over the corpus; no smoothing) and the mean sentence BLEU-4 smoothed             by Chen & Cherry (2014) method 1 (NLTK's SmoothingFunction().method1, ε = 0.1). Words are split and             lowercased as `recur train --task` splits them.
-            --part test|validation|train selects that part of the 80/10/10 split `recur train --task` makes of             the same files in the same order (example i is validation when i mod 10 = 8, test when i mod 10 = 9;             for pairs after --max-length has dropped the longer pairs, as in training). --json prints one             object, with the predictions (or the translations).
+            Classifiers and taggers: --data FILE… (a classifier: sentence<TAB>label lines, the label one of \
+            the model's labels or its index, as data/sentiment/*.tsv; a tagger: word/TAG lines, as \
+            data/pos/*.upos.txt, scored per token) reports accuracy, per-class precision, recall and F1, their \
+            macro average (over the classes in the data or the predictions) and weighted average (by support), \
+            and the confusion matrix (rows: true class, columns: predicted); a ratio with a zero denominator \
+            (the precision of a class never predicted) is 0. \
+            Translators: --pairs FILE… (source<TAB>target lines) translates each source (greedy, or --beam N) \
+            and reports corpus BLEU-1…4 (Papineni et al.: clipped n-gram precisions summed over the corpus, \
+            geometric mean, brevity penalty over the corpus; no smoothing) and the mean sentence BLEU-4 \
+            smoothed by Chen & Cherry (2014) method 1 as NLTK's SmoothingFunction().method1 (ε = 0.1). Words \
+            are split and lowercased as `recur train --task` splits them. \
+            --part test|validation|train keeps that part of the 80/10/10 split `recur train --task` makes of \
+            the same files in the same order (example i is validation when i mod 10 = 8, test when \
+            i mod 10 = 9; pairs after --max-length has left out the longer ones, as in training). \
+            Frame models: --frames FILE.ts|FILE.csv evaluates a frame classifier (the same table and confusion \
+            matrix; the file's classes are matched to the model's labels by name); --series FILE.csv streams \
+            a series through a forecaster from its first value and reports MAE and RMSE at every horizon \
+            over the last --test-fraction of the values. --json prints one object (with the predictions, or \
+            the translations and the references as split).
             """)
 
     @Argument(help: "The model file (default: the shipped model).")
