@@ -84,8 +84,9 @@ struct Eval: ParsableCommand {
         guard inputs == 1 else {
             throw CLIError(inputs == 0 ? "give --text, --data, --pairs, --frames or --series" : "give one of --text, --data, --pairs, --frames and --series")
         }
-        let tasksOnly: [(String, Bool)] = [("--part", part != nil), ("--beam", beam != nil), ("--max-length", maxLength != nil)]
-        if data.isEmpty && pairs.isEmpty, let given = tasksOnly.first(where: \.1) { throw CLIError("\(given.0) is an option of --data and --pairs") }
+        let tasksOnly: [(String, Bool, String)] = [("--part", part != nil, "--data and --pairs"), ("--beam", beam != nil, "--pairs"),
+                                                   ("--max-length", maxLength != nil, "--pairs")]
+        if data.isEmpty && pairs.isEmpty, let given = tasksOnly.first(where: \.1) { throw CLIError("\(given.0) is an option of \(given.2)") }
         if !data.isEmpty || !pairs.isEmpty {
             for (flag, given) in [("--reference", reference != nil), ("--sequence-column", sequenceColumn != nil), ("--label-column", labelColumn != nil),
                                   ("--column", column != nil), ("--test-fraction", testFraction != nil)] where given {
