@@ -4,7 +4,7 @@
 # .venv). Safe to run again; does nothing when all is present.
 #   scripts/setup.sh [--python] [--kernels] [--sanitizers] [--ray]
 #     --python: .venv (made from $PYTHON, default python3; Debian's python3-venv is installed through apt
-#     when the interpreter lacks ensurepip) with numpy, pytest, h5py and matplotlib. The scripts run Python
+#     when the interpreter lacks ensurepip) with numpy, pytest, h5py, matplotlib and nltk (BLEU reference). The scripts run Python
 #     as .venv/bin/python, so the system interpreter is never changed (PEP 668). An existing .venv is kept;
 #     when PYTHON is set and .venv was made from another interpreter, .venv is made again.
 #     --kernels: SIMDe headers (the AVX-512 kernel check on machines without AVX-512,
@@ -61,7 +61,7 @@ if [ $python -eq 1 ]; then
     ROOT=$(cd "$(dirname "$0")/.." && pwd)
     VENV=$ROOT/.venv
     PY=${PYTHON:-python3}
-    PACKAGES=(numpy pytest h5py matplotlib)   # module names, which are also the pip names here
+    PACKAGES=(numpy pytest h5py matplotlib nltk)   # module names, which are also the pip names here
     # "base prefix, major.minor" of an interpreter, or nothing when it does not run.
     base_of() { "$1" -c 'import sys; print(sys.base_prefix, "%d.%d" % sys.version_info[:2])' 2>/dev/null || true; }
     apt_install() {

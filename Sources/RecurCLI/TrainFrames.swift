@@ -29,22 +29,19 @@ func seriesParts(count n: Int, testFraction: Double, valFraction: Double) throws
     return (n - nTest - nVal, n - nTest)
 }
 
-/// Accuracy and confusion matrix (rows: true class, columns: predicted) of a frame classifier through the
-/// runtime; the data's classes are matched to the model's labels by name.
-func evaluateFrameClassifier(_ m: Model, _ data: FrameSequences, file: String) throws -> (accuracy: Double, confusion: [[Int]], count: Int) {
+/// Accuracy, per-class figures and confusion matrix of a frame classifier through the runtime; the
+/// data's classes are matched to the model's labels by name.
+func evaluateFrameClassifier(_ m: Model, _ data: FrameSequences, file: String) throws -> ClassificationMetrics {
     guard m.architecture.input.frameSize == data.frameSize else {
         throw CLIError("\(file) has frames of \(data.frameSize) values but the model reads frames of \(m.architecture.input.frameSize.map(String.init) ?? "no") floats")
     }
     let d = try data.relabelled(to: m.labels, file: file)
-    let K = m.labels.count
-    var confusion = [[Int]](repeating: [Int](repeating: 0, count: K), count: K), ok = 0
+    var truth: [Int] = [], predicted: [Int] = []
     for s in d.sequences {
-        let p = try m.classify(frames: s.frames)
-        let y = p.indices.max { p[$0] < p[$1] || (p[$0] == p[$1] && $0 > $1) }!
-        confusion[s.label][y] += 1
-        if y == s.label { ok += 1 }
+        truth.append(s.label)
+        predicted.append(ClassificationMetrics.argmax(try m.classify(frames: s.frames)))
     }
-    return (Double(ok) / Double(max(d.sequences.count, 1)), confusion, d.sequences.count)
+    return ClassificationMetrics(labels: m.labels, truth: truth, predicted: predicted)
 }
 
 /// MAE and RMSE at horizons 1…k of a forecaster streamed over the series, on the values from `start` on.

@@ -147,12 +147,9 @@ struct TrainTask: ParsableCommand {
                 try write(r, meta)
             }
             let m = try loadModel(out)
-            var ok = 0
-            for (w, y) in te {
-                let p = try m.classify(tokens: TaskData.ids(w, m.vocabulary))
-                if (p[1] >= 0.5 ? 1 : 0) == y { ok += 1 }
-            }
-            emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"classify\",\"sentences\":\(te.count),\"accuracy\":\(Double(ok) / Double(te.count))}\n")
+            let e = ClassificationMetrics(labels: m.labels, truth: te.map(\.1),
+                                          predicted: try te.map { ClassificationMetrics.argmax(try m.classify(tokens: TaskData.ids($0.0, m.vocabulary))) })
+            emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"classify\",\"sentences\":\(te.count),\"accuracy\":\(e.accuracy),\"macro_f1\":\(e.macro.f1)}\n")
         case .tag:
             let rows = try TaskData.tagged(read(["dev", "test"].map { "data/pos/en_ewt-ud-\($0).upos.txt" }))
             let (tr, va, test) = TaskData.split(rows)

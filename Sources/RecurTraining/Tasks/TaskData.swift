@@ -105,27 +105,7 @@ extension Substring {
     }
 }
 
-/// Corpus BLEU (Papineni et al. 2002): clipped n-gram precisions for n = 1…4 summed over the corpus,
-/// their geometric mean, times the brevity penalty exp(min(0, 1 − r/c)) with r and c the total reference
-/// and hypothesis lengths. One reference per sentence, no smoothing. Returns a value in [0, 1].
+/// Corpus BLEU-maxN in [0, 1]: `BLEU.corpus` (Papineni et al. 2002, no smoothing).
 public func corpusBLEU(hypotheses: [[String]], references: [[String]], maxN: Int = 4) -> Double {
-    var matches = [Int](repeating: 0, count: maxN), totals = [Int](repeating: 0, count: maxN)
-    var hypLen = 0, refLen = 0
-    for (h, r) in zip(hypotheses, references) {
-        hypLen += h.count; refLen += r.count
-        for n in 1...maxN {
-            guard h.count >= n else { continue }
-            var refCounts: [ArraySlice<String>: Int] = [:]
-            if r.count >= n { for i in 0...(r.count - n) { refCounts[r[i..<(i + n)], default: 0] += 1 } }
-            var hypCounts: [ArraySlice<String>: Int] = [:]
-            for i in 0...(h.count - n) { hypCounts[h[i..<(i + n)], default: 0] += 1 }
-            for (g, c) in hypCounts { matches[n - 1] += min(c, refCounts[g] ?? 0) }
-            totals[n - 1] += h.count - n + 1
-        }
-    }
-    guard hypLen > 0, matches.allSatisfy({ $0 > 0 }) else { return 0 }
-    var logSum = 0.0
-    for n in 0..<maxN { logSum += log(Double(matches[n]) / Double(totals[n])) }
-    let bp = hypLen >= refLen ? 1.0 : exp(1 - Double(refLen) / Double(hypLen))
-    return bp * exp(logSum / Double(maxN))
+    BLEU.corpus(hypotheses: hypotheses, references: references, maxN: maxN)
 }

@@ -134,7 +134,7 @@ def test_bad_options_and_series(cli, frame_files, tmp_path):
         (["train", "--task", "regress", "--series", bad_series, "--out", out], "line 3: column 'co2' is empty"),
         (["train", "--task", "regress", "--series", d / "series.csv", "--out", out, "--column", "nope"], "no column 'nope'"),
         (["train", "--task", "classify", "--frames", d / "series.csv", "--out", out], "no column 'sequence'"),
-        (["eval", d / "missing.recur", "--frames", d / "test.ts", "--series", d / "series.csv"], "give one of --text, --frames and --series"),
+        (["eval", d / "missing.recur", "--frames", d / "test.ts", "--series", d / "series.csv"], "give one of --text, --data, --pairs, --frames and --series"),
     ]
     for args, needle in cases:
         p = run_cli(cli, *args, check=False)
