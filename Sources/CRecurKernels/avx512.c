@@ -323,6 +323,18 @@ void AVX512 rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, in
     }
 }
 
+/* The 16 rows of group g into y (row row0 at y[0]), only those in [row0, end); added when acc. */
+AVX512 static inline void put_group16(float *y, __m512 v, long g, long row0, long end, int acc) {
+    if (16 * g >= row0 && 16 * g + 16 <= end) {
+        float *o = y + (16 * g - row0);
+        _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);
+    } else {
+        float t[16];
+        _mm512_storeu_ps(t, v);
+        rk_put_group(y, t, g, row0, end, acc);
+    }
+}
+
 /* ---- q8ri: 16 rows × 4 columns per vpdpbusd, x broadcast 4 bytes at a time ------------------------ */
 
 /* Group g: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k (four accumulators, summed at the
@@ -344,14 +356,7 @@ void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, l
         const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
                                              _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6));
         const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), d), _mm512_loadu_ps((const float *)G));
-        if (16 * g >= row0 && 16 * g + 16 <= end) {
-            float *o = y + (16 * g - row0);
-            _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);
-        } else {
-            float t[16];
-            _mm512_storeu_ps(t, v);
-            rk_put_group(y, t, g, row0, end, acc);
-        }
+        put_group16(y, v, g, row0, end, acc);
     }
 }
 
@@ -376,18 +381,10 @@ __attribute__((always_inline)) AVX512 static inline void q8ri_batch(float *y, lo
         }
         const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6);
         const __m512 sc = _mm512_loadu_ps((const float *)G);
-        const int whole = 16 * g >= row0 && 16 * g + 16 <= end;
         for (int j = 0; j < n; j++) {
             const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a[j], corr)),
                                                          _mm512_set1_ps(x[j].d)), sc);
-            float *yj = y + j * ldy;
-            if (whole) {
-                _mm512_storeu_ps(yj + (16 * g - row0), v);
-            } else {
-                float t[16];
-                _mm512_storeu_ps(t, v);
-                rk_put_group(yj, t, g, row0, end, 0);
-            }
+            put_group16(y + j * ldy, v, g, row0, end, 0);
         }
     }
 }
@@ -437,14 +434,7 @@ void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, lo
             corr = _mm512_fmadd_ps(s, _mm512_set1_ps(x->t8[b]), corr);
         }
         const __m512 v = _mm512_sub_ps(a, corr);
-        if (16 * g >= row0 && 16 * g + 16 <= end) {
-            float *o = y + (16 * g - row0);
-            _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);
-        } else {
-            float t[16];
-            _mm512_storeu_ps(t, v);
-            rk_put_group(y, t, g, row0, end, acc);
-        }
+        put_group16(y, v, g, row0, end, acc);
     }
 }
 

@@ -2,6 +2,7 @@
  * emulation of the intrinsics (Debian: libsimde-dev), and comparing with the scalar kernels.
  *   bench/kernels/simde_check.sh       → prints "N passed, 0 failed" */
 #include "internal.h"
+#include "layouts.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,46 +40,7 @@ static unsigned char *encode(const float *v, long rows, long cols, int dtype) {
     return o;
 }
 
-/* q8r rows (4 + n bytes each) → q8ri groups of 16 (recur_kernels.h). */
-static unsigned char *interleave(const unsigned char *q8r, long rows, long cols) {
-    const long n = (cols + 31) / 32 * 32, gb = 128 + 16 * n, groups = (rows + 15) / 16;
-    unsigned char *o = calloc((size_t)(groups * gb), 1);
-    for (long r = 0; r < rows; r++) {
-        unsigned char *g = o + (r / 16) * gb;
-        const long i = r % 16;
-        memcpy(g + 4 * i, q8r + r * (4 + n), 4);
-        int32_t sum = 0;
-        for (long c = 0; c < n; c++) {
-            const int8_t v = (int8_t)q8r[r * (4 + n) + 4 + c];
-            sum += v;
-            g[128 + (c / 4) * 64 + 4 * i + c % 4] = (unsigned char)v;
-        }
-        memcpy(g + 64 + 4 * i, &sum, 4);
-    }
-    return o;
-}
 
-/* q4 rows (nb scales, then nb·16 packed bytes) → q4i groups of 16 rows (recur_kernels.h). */
-static unsigned char *interleave4(const unsigned char *q4, long rows, long cols) {
-    const long nb = (cols + 31) / 32, rb = 20 * nb, groups = (rows + 15) / 16;
-    unsigned char *o = calloc((size_t)(groups * 320 * nb), 1);
-    for (long r = 0; r < groups * 16; r++)
-        for (long b = 0; b < nb; b++) {
-            unsigned char *B = o + (r / 16) * 320 * nb + 320 * b;
-            const long i = r % 16;
-            if (r < rows) memcpy(B + 4 * i, q4 + r * rb + 4 * b, 4);
-            for (int j = 0; j < 32; j++) {
-                int nib = 8;
-                if (r < rows) {
-                    const unsigned char byte = q4[r * rb + 4 * nb + 16 * b + (j & 15)];
-                    nib = j < 16 ? byte & 15 : byte >> 4;
-                }
-                unsigned char *p = B + 64 + 64 * (j / 8) + 4 * i + j % 4;
-                *p = (j % 8) < 4 ? (unsigned char)((*p & 0xF0) | nib) : (unsigned char)((*p & 0x0F) | (nib << 4));
-            }
-        }
-    return o;
-}
 
 static int passed, failed, has_avx2;
 static void expect(const char *what, long rows, long cols, const float *a, const float *b, double tol) {
