@@ -7,38 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static uint64_t rng = 88172645463325252ull;
-static float frand(void) {
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
-}
 
-/* Encodes a row-major f32 matrix: q8 (dtype 2) or q4 (3), as in Kernels/Quantized.swift. */
-static unsigned char *encode(const float *v, long rows, long cols, int dtype) {
-    long nb = (cols + 31) / 32, rb = dtype == 2 ? 36 * nb : 20 * nb;
-    unsigned char *o = calloc((size_t)(rows * rb), 1);
-    for (long r = 0; r < rows; r++)
-        for (long b = 0; b < nb; b++) {
-            float amax = 0, sgn = 0;
-            for (long c = b * 32; c < cols && c < b * 32 + 32; c++)
-                if (fabsf(v[r * cols + c]) > amax) { amax = fabsf(v[r * cols + c]); sgn = v[r * cols + c]; }
-            float sc = dtype == 2 ? amax / 127 : sgn / -8;
-            float inv = sc != 0 ? 1 / sc : 0;
-            memcpy(o + r * rb + 4 * b, &sc, 4);
-            for (int j = 0; j < 32; j++) {
-                long c = b * 32 + j;
-                float e = c < cols ? v[r * cols + c] : 0;
-                if (dtype == 2) {
-                    o[r * rb + 4 * nb + c] = (unsigned char)(int8_t)fmaxf(-127, fminf(127, nearbyintf(e * inv)));
-                } else {
-                    int q = (int)fmaxf(0, fminf(15, nearbyintf(e * inv) + 8));
-                    unsigned char *p = o + r * rb + 4 * nb + b * 16 + (j & 15);
-                    *p = j < 16 ? (unsigned char)((*p & 0xF0) | q) : (unsigned char)((*p & 0x0F) | (q << 4));
-                }
-            }
-        }
-    return o;
-}
 
 
 
