@@ -851,18 +851,17 @@ class State(_Handle):
                 return out.copy() if copy else out
         else:
             step_copy, harg, bptr, narg, buf, vocab = self._step_copy, self._h_arg, self._buf_ptr, self._n_arg, self._buf, self._vocab_size
+            duplicate = buf.copy
 
             def step(token, copy=True):
                 if not alive[0]:
                     raise _closed(what)
-                if type(token) is int and 0 <= token < vocab:
-                    t = token
-                else:
-                    t = _token(token, vocab)
-                status = step_copy(harg, t, bptr, narg)
+                if type(token) is not int or not 0 <= token < vocab:
+                    token = _token(token, vocab)
+                status = step_copy(harg, token, bptr, narg)
                 if status:
                     check(status)
-                return buf.copy() if copy else buf
+                return duplicate() if copy else buf
         step.__doc__ = State.step.__doc__
         step.__name__ = step.__qualname__ = "step"
         return step
