@@ -4,7 +4,8 @@
 #      --sanitize=address (Swift) and -fsanitize=undefined (the C kernels) into .build-asan (the same
 #      configuration scripts/sanitize.sh uses for the Swift tests, so one build serves both), the test
 #      programs with clang -fsanitize=address,undefined; leak detection on.
-#   2. ThreadSanitizer: test_threads.c against the library built with --sanitize=thread (.build-tsan).
+#   2. ThreadSanitizer: test_threads.c and test_batch.c against the library built with --sanitize=thread
+#      (.build-tsan).
 #   3. Valgrind memcheck on the normal release library (make build SCRATCH=$RECUR_RELEASE_SCRATCH, by
 #      default .build-robust; scripts/test.sh passes the .build it has just built): both
 #      programs with --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1, i.e. no
@@ -108,6 +109,12 @@ for stage in "${STAGES[@]}"; do
             || { bad "test_threads does not compile with TSan"; continue; }
         TSAN_OPTIONS=halt_on_error=1 run_test "test_threads under TSan" "$LOGS/tsan-test_threads.log" \
             "$WORK/test_threads-tsan" "${THREAD_MODELS[@]}"
+        # test_batch runs two batched calls on disjoint states on two threads at once.
+        "$CLANG" -fuse-ld=lld -std=c99 -g -O1 -fsanitize=thread -Iinclude "$HERE/test_batch.c" -o "$WORK/test_batch-tsan" \
+            -L"$L" -lrecur -L"$SWIFTLIB" -ldispatch -lBlocksRuntime -Wl,-rpath,"$L" -Wl,-rpath,"$SWIFTLIB" -pthread \
+            || { bad "test_batch does not compile with TSan"; continue; }
+        TSAN_OPTIONS=halt_on_error=1 run_test "test_batch under TSan" "$LOGS/tsan-test_batch.log" \
+            "$WORK/test_batch-tsan" "${BATCH_MODELS[@]}"
         ;;
     valgrind)
         echo "== valgrind memcheck (release library)"
