@@ -25,7 +25,7 @@ for tool in aarch64-linux-gnu-gcc qemu-aarch64 "$clang"; do
 done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-files=("$src/kernels.c" "$src/neon.c" bench/kernels/neon_check.c)
+files=("$src/kernels.c" "$src/scalar.c" "$src/elementwise.c" "$src/check.c" "$src/neon.c" bench/kernels/neon_check.c)
 flags=(-O2 -std=gnu11 -static -Wall -Wextra -Werror -I"$src/include" -I"$src")
 aarch64-linux-gnu-gcc "${flags[@]}" -march=armv8-a -ffp-contract=off "${files[@]}" -lm -o "$out/gcc-armv8"
 aarch64-linux-gnu-gcc "${flags[@]}" -march=armv8.2-a+dotprod+fp16 "${files[@]}" -lm -o "$out/gcc-dotprod"

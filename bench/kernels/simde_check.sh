@@ -7,5 +7,5 @@ src=Sources/CRecurKernels
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cc -O1 -std=gnu11 -DRK_SIMDE_CHECK -I"$src/include" -I"$src" \
-    "$src/avx512.c" "$src/kernels.c" "$src/avx2.c" bench/kernels/simde_check.c -lm -o "$out/check"
+    "$src/avx512.c" "$src/kernels.c" "$src/scalar.c" "$src/elementwise.c" "$src/check.c" "$src/avx2.c" bench/kernels/simde_check.c -lm -o "$out/check"
 "$out/check"
