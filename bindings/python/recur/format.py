@@ -106,6 +106,16 @@ class DType(enum.IntEnum):
         return 32 if self in (DType.Q8, DType.Q4, DType.Q8R, DType.Q8RI, DType.Q4I) else 1
 
     @property
+    def quantizes_activations(self) -> bool:
+        """Whether products with a matrix of this type quantize the vector (recur_kernels.h)."""
+        return self.block_size > 1
+
+    @property
+    def per_vector(self) -> bool:
+        """Whether that quantization is one scale for the whole vector (q8r, q8ri) rather than per block."""
+        return self in (DType.Q8R, DType.Q8RI)
+
+    @property
     def row_group(self) -> int:
         """Rows stored together: 16 for q8ri and q4i (interleaved), else 1 (row-major)."""
         return 16 if self in (DType.Q8RI, DType.Q4I) else 1
@@ -574,7 +584,7 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
             raise FormatError(f"{name}: tensor {i} has name length {nlen} (must be 1...{MAX_KEY_BYTES})")
         tname = d.utf8(nlen, f"name of tensor {i}")
         code = d.u8(f"dtype of '{tname}'")
-        if code not in (0, 1, 2, 3, 4, 5, 6):
+        if code not in DType._value2member_map_:
             raise FormatError(f"{name}: tensor '{tname}' has unknown dtype code {code}")
         dtype = DType(code)
         if dtype is DType.Q8R and major < 2:

@@ -903,26 +903,8 @@ class State(_Handle):
         returns the output after it (float32, a copy). With ``copy=False`` it returns the state's own output
         array instead, without allocating: valid until the next step (which overwrites it) and while the
         state is open — the fastest way to step from Python."""
-        if not self._handle:
-            raise _closed(self._what)
-        if self._frame_size:
-            f = token
-            if type(f) is np.ndarray and f.shape == self._fbuf.shape and f.dtype.kind == "f":
-                self._fbuf[:] = f
-            else:
-                self._fbuf[:] = _frames(token, self._frame_size, "frame", one=True)
-            status = self._step_frame(self._h_arg, self._fbuf_arg, self._f_arg, None)
-            if status:
-                _capi.check(status)
-            return self._out_view.copy() if copy else self._out_view
-        if type(token) is int and 0 <= token < self._vocab_size:
-            t = token
-        else:
-            t = _token(token, self._vocab_size)
-        status = self._step_copy(self._h_arg, t, self._buf_ptr, self._n_arg)
-        if status:
-            _capi.check(status)
-        return self._buf.copy() if copy else self._buf
+        # (An instance's `step` attribute is this state's closure from _fast_step; this is the same call.)
+        return self.__dict__["step"](token, copy)
 
     def feed(self, tokens: Union[Sequence[int], np.ndarray], copy: bool = True) -> Optional[np.ndarray]:
         """Feeds a sequence of token ids at once (faster than stepping each) — or, for a frame model, frames

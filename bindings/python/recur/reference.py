@@ -191,7 +191,7 @@ class ReferenceModel:
         if quantized_inputs:
             if file_data is None or not hasattr(file_data, "info"):
                 raise ValueError("quantized_inputs needs a parsed file (its tensor dtypes)")
-            blocked = {n: int(t.dtype) in (4, 5) for n, t in file_data.info.items() if int(t.dtype) in (2, 3, 4, 5, 6)}
+            blocked = {n: t.dtype.per_vector for n, t in file_data.info.items() if t.dtype.quantizes_activations}
         self._blocked = blocked
         self.layers = self._read_layers(self.metadata, tensors, "", blocked)
         self._exact_first = bool(blocked) and input_table and self.layers[0]["kind"] == "embedding"
