@@ -468,6 +468,49 @@ RECUR_API recur_status recur_generate(recur_state *state, recur_sampler *sampler
                                       int32_t max_tokens, recur_piece_callback callback, void *user,
                                       int32_t *generated);
 
+/* Beam-search parameters of recur_generate_beam. Initialize with recur_beam_params_init, then change fields,
+ * so that fields added in later versions get their defaults; pass by pointer. */
+typedef struct recur_beam_params {
+    int32_t beam;           /* hypotheses kept at each step, 1 ... 256; 1 is greedy decoding (default 4) */
+    int32_t best;           /* continuations handed to the result callback, 1 ... beam (default 1) */
+    float length_penalty;   /* continuations are ranked by log p / length^penalty, >= 0 (default 1; 0 ranks
+                               by log p alone); the length counts EOS when it was emitted */
+    int32_t unknown;        /* prompt text outside the vocabulary: a recur_unknown value (default
+                               RECUR_UNKNOWN_ERROR, as recur_generate) */
+} recur_beam_params;
+
+/* Fills *params with the defaults. NULL is ignored. */
+RECUR_API void recur_beam_params_init(recur_beam_params *params);
+
+/* Receives one continuation found by recur_generate_beam: `rank` 0 is the best; `text` is NUL-terminated
+ * UTF-8 of `length` bytes (the text recur_generate would deliver for these tokens), `tokens` its `count`
+ * token ids (EOS not included); `log_probability` is the sum of the natural-log probabilities of the
+ * tokens (and of EOS when it was emitted), `score` the figure continuations are ranked by. Everything is
+ * valid only during the call. Return 0 to receive the next continuation, non-zero to receive no more. */
+typedef int (*recur_continuation_callback)(size_t rank, const char *text, size_t length, const int32_t *tokens,
+                                           size_t count, double log_probability, double score, void *user);
+
+/* Continues `prompt` by beam search instead of sampling. The prompt is fed as recur_generate feeds it.
+ * Then each step extends every live hypothesis by its `beam` most likely next tokens and keeps the `beam`
+ * best extensions by total log-probability (ties: the earlier hypothesis, then the lower token id); a
+ * hypothesis that emits the model's EOS token or reaches `max_tokens` tokens is finished, and the search
+ * ends when `beam` hypotheses are finished or none is live. The live hypotheses are stepped together
+ * (one batched step per search step, which reads the weights once). With beam 1 the text is that of
+ * recur_generate with a temperature-0 sampler.
+ *
+ * `callback` (may be NULL) receives the best continuation's text as it becomes certain: tokens that every
+ * hypothesis still in the running shares are delivered as soon as they are shared, the rest when the
+ * search ends; a non-zero return stops the search, and the delivered prefix is then the only result.
+ * `results` (may be NULL) then receives the params->best finished continuations with the highest score,
+ * best first (ties: the one finished first; fewer when fewer finished). `user` is passed to both. The
+ * state ends holding the prompt and the best continuation, as if its tokens had been stepped (EOS is not
+ * fed), so a later call continues the stream. *generated (when not NULL) receives the best continuation's
+ * token count. params NULL means the defaults. Errors as for recur_generate, and
+ * RECUR_ERR_INVALID_ARGUMENT for parameters out of range (checked before the prompt is fed). */
+RECUR_API recur_status recur_generate_beam(recur_state *state, const char *prompt, int32_t max_tokens,
+                                           const recur_beam_params *params, recur_piece_callback callback,
+                                           recur_continuation_callback results, void *user, int32_t *generated);
+
 /* Receives each piece of a batched generation: `index` is the prompt's index in the caller's list,
  * `piece` NUL-terminated UTF-8 of `length` bytes, valid only during the call. Return 0 to continue, a
  * positive value to end that prompt's stream (its slot takes the next prompt), a negative value to end the

@@ -101,3 +101,66 @@ public func recur_generate(_ state: OpaquePointer?, _ sampler: OpaquePointer?, _
         generated?.pointee = Int32(clamping: result.tokens.count)
     }
 }
+
+@c @implementation
+public func recur_beam_params_init(_ p: UnsafeMutablePointer<recur_beam_params>?) {
+    guard let p else { return }
+    let d = BeamParams()
+    p.pointee = recur_beam_params(beam: Int32(d.beam), best: Int32(d.best), length_penalty: Float(d.lengthPenalty),
+                                  unknown: Int32(RECUR_UNKNOWN_ERROR.rawValue))
+}
+
+@c @implementation
+public func recur_generate_beam(_ state: OpaquePointer?, _ prompt: UnsafePointer<CChar>?, _ maxTokens: Int32,
+                                _ params: UnsafePointer<recur_beam_params>?, _ callback: recur_piece_callback?,
+                                _ results: recur_continuation_callback?, _ user: UnsafeMutableRawPointer?,
+                                _ generated: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded {
+        generated?.pointee = 0
+        let st = try object(state, as: StateHandle.self, "state")
+        let p = prompt == nil ? "" : try text(prompt, "prompt")
+        var bp = BeamParams()
+        var policy = Vocabulary.UnknownPolicy.error
+        if let c = params?.pointee {
+            bp = BeamParams(beam: Int(c.beam), best: Int(c.best), lengthPenalty: Double(c.length_penalty))
+            guard let u = unknownPolicy(c.unknown) else {
+                throw invalid("unknown must be RECUR_UNKNOWN_ERROR, _SKIP or _REPLACE (got \(c.unknown))")
+            }
+            policy = u
+        }
+        try bp.validate()
+        // The state is marked busy for the duration (see BusyHandle), so that no Swift access to it spans
+        // a callback.
+        guard st.acquire() else {
+            throw invalid("state is in use by a recur_generate call that has not returned (from its callback or another thread); a state serves one call at a time")
+        }
+        defer { if st.relinquish() { Unmanaged.passUnretained(st).release() } }
+        let found = try st.owner.model.generateBeam(prompt: p, state: st.state, maxTokens: Int(maxTokens), params: bp,
+                                                        unknown: policy) { piece in
+            guard let callback else { return true }
+            return withCString(piece) { callback($0, $1, user) } == 0
+        }
+        generated?.pointee = Int32(clamping: found[0].tokens.count)
+        guard let results else { return }
+        for (rank, c) in found.enumerated() {
+            let ids = c.tokens.map { Int32(truncatingIfNeeded: $0) }
+            let stop = ids.withUnsafeBufferPointer { tp in
+                withCString(c.text) { results(rank, $0, $1, tp.baseAddress, tp.count, c.logProbability, c.score, user) }
+            }
+            if stop != 0 { break }
+        }
+    }
+}
+
+/// Calls `body` with a NUL-terminated copy of `s` and its length in bytes (the callbacks may treat the
+/// text as a C string).
+private func withCString(_ s: String, _ body: (UnsafePointer<CChar>, Int) -> Int32) -> Int32 {
+    var copy = s
+    return copy.withUTF8 { utf8 in
+        let buf = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)
+        defer { buf.deallocate() }
+        for (k, b) in utf8.enumerated() { buf[k] = CChar(bitPattern: b) }
+        buf[utf8.count] = 0
+        return body(UnsafePointer(buf), utf8.count)
+    }
+}

@@ -882,6 +882,161 @@ typedef struct {
     recur_status status;
 } worker;
 
+/* The continuations handed to a recur_continuation_callback. */
+typedef struct {
+    int count;
+    int stop_after; /* stop (return 1) after this many; 0: never */
+    char texts[8][1024];
+    int32_t tokens[8][256];
+    size_t token_counts[8];
+    double log_p[8], score[8];
+    int bad; /* a rank out of order, an unterminated text, or too many tokens */
+} continuations;
+
+static int collect_continuation(size_t rank, const char *text, size_t length, const int32_t *tokens, size_t count,
+                                double log_p, double score, void *user) {
+    continuations *r = (continuations *)user;
+    if (rank != (size_t)r->count || strlen(text) != length || length >= 1024 || count > 256 || rank >= 8) {
+        r->bad = 1;
+        return 1;
+    }
+    memcpy(r->texts[rank], text, length + 1);
+    memcpy(r->tokens[rank], tokens, count * sizeof *tokens);
+    r->token_counts[rank] = count;
+    r->log_p[rank] = log_p;
+    r->score[rank] = score;
+    r->count++;
+    return r->stop_after > 0 && r->count >= r->stop_after;
+}
+
+/* Both callbacks of recur_generate_beam get the same user pointer. */
+typedef struct {
+    collector pieces;
+    continuations results;
+} beam_run;
+
+static int beam_piece(const char *piece, size_t length, void *user) { return collect(piece, length, &((beam_run *)user)->pieces); }
+static int beam_result(size_t rank, const char *text, size_t length, const int32_t *tokens, size_t count, double log_p,
+                       double score, void *user) {
+    return collect_continuation(rank, text, length, tokens, count, log_p, score, &((beam_run *)user)->results);
+}
+
+static recur_status run_beam(recur_state *st, const char *prompt, int32_t tokens, const recur_beam_params *bp,
+                             beam_run *run, int32_t *generated) {
+    memset(run, 0, sizeof *run);
+    return recur_generate_beam(st, prompt, tokens, bp, beam_piece, beam_result, run, generated);
+}
+
+/* log softmax(output)[token], in double. */
+static double log_probability(const float *out, size_t n, int32_t token) {
+    double m = out[0], sum = 0;
+    for (size_t k = 1; k < n; k++) m = out[k] > m ? out[k] : m;
+    for (size_t k = 0; k < n; k++) sum += exp((double)out[k] - m);
+    return (double)out[token] - m - log(sum);
+}
+
+static void test_beam(recur_model *a) {
+    collector greedy;
+    beam_run run;
+    recur_beam_params bp;
+    recur_state *st = NULL, *manual = NULL;
+    const float *out = NULL;
+    int32_t generated = -1, prompt_ids[16];
+    size_t n_prompt = 0, V = 0;
+    uint64_t pos = 0, pos2 = 0;
+
+    recur_beam_params_init(&bp);
+    CHECK(bp.beam == 4 && bp.best == 1 && bp.length_penalty == 1.0f && bp.unknown == RECUR_UNKNOWN_ERROR);
+    REQUIRE(recur_model_output_size(a, &V));
+    REQUIRE(recur_model_encode(a, "Alice", prompt_ids, 16, &n_prompt));
+
+    /* Beam 1 is greedy decoding: the text of recur_generate at temperature 0. */
+    OK(generate(a, "Alice", 80, 0.0f, 7, &greedy, NULL));
+    bp.beam = 1;
+    REQUIRE(recur_state_new(a, &st));
+    OK(run_beam(st, "Alice", 80, &bp, &run, &generated));
+    CHECK(strcmp(run.pieces.text, greedy.text) == 0);
+    CHECK(run.results.count == 1 && !run.results.bad && strcmp(run.results.texts[0], greedy.text) == 0);
+    CHECK(generated == 80 && run.results.token_counts[0] == 80);
+    OK(recur_state_position(st, &pos));
+    CHECK(pos == n_prompt + 80);
+
+    /* A wider beam: ranks by falling score; the pieces add up to the best text; each log-probability is
+     * the sum computed here along its tokens; the state ends as if the best tokens had been stepped. */
+    bp.beam = 6;
+    bp.best = 3;
+    OK(recur_state_reset(st));
+    OK(run_beam(st, "Alice", 40, &bp, &run, &generated));
+    CHECK(run.results.count == 3 && !run.results.bad);
+    CHECK(run.results.score[0] >= run.results.score[1] && run.results.score[1] >= run.results.score[2]);
+    CHECK(strcmp(run.pieces.text, run.results.texts[0]) == 0);
+    CHECK(generated == (int32_t)run.results.token_counts[0]);
+    REQUIRE(recur_state_new(a, &manual));
+    for (int r = 0; r < 3; r++) {
+        double lp = 0;
+        OK(recur_state_reset(manual));
+        OK(recur_state_prefill(manual, prompt_ids, n_prompt, &out));
+        for (size_t k = 0; k < run.results.token_counts[r]; k++) {
+            lp += log_probability(out, V, run.results.tokens[r][k]);
+            OK(recur_state_step(manual, run.results.tokens[r][k], &out));
+        }
+        CHECK(fabs(lp - run.results.log_p[r]) < 1e-4 * (1 + fabs(lp)));
+        /* The length penalty 1 divides by the token count (no EOS in this model). */
+        CHECK(fabs(run.results.score[r] - lp / (double)run.results.token_counts[r]) < 1e-4);
+        if (r == 0) {
+            const float *got = NULL;
+            OK(recur_state_output(st, &got));
+            CHECK(memcmp(got, out, V * sizeof *out) == 0);
+            OK(recur_state_position(manual, &pos2));
+            OK(recur_state_position(st, &pos));
+            CHECK(pos == pos2);
+        }
+    }
+    /* NULL callbacks are allowed, and the result does not depend on them. */
+    OK(recur_state_reset(manual));
+    OK(recur_generate_beam(manual, "Alice", 40, &bp, NULL, NULL, NULL, &generated));
+    CHECK(generated == (int32_t)run.results.token_counts[0]);
+    /* A stop from the piece callback ends the search: the state holds the delivered prefix only. */
+    OK(recur_state_reset(st));
+    memset(&run, 0, sizeof run);
+    run.pieces.stop_after = 2;
+    OK(recur_generate_beam(st, "Alice", 200, &bp, beam_piece, beam_result, &run, &generated));
+    CHECK(run.pieces.pieces == 2 && run.results.count == 1 && strcmp(run.results.texts[0], run.pieces.text) == 0);
+    OK(recur_state_position(st, &pos));
+    CHECK(pos == n_prompt + (uint64_t)generated && generated == (int32_t)run.results.token_counts[0] && generated < 200);
+    /* The result callback may stop early. */
+    OK(recur_state_reset(st));
+    memset(&run, 0, sizeof run);
+    run.results.stop_after = 1;
+    OK(recur_generate_beam(st, "Alice", 20, &bp, NULL, beam_result, &run, NULL));
+    CHECK(run.results.count == 1);
+
+    /* Bad parameters are refused before anything is fed. */
+    OK(recur_state_reset(st));
+    OK(recur_state_step(st, prompt_ids[0], NULL));
+    recur_beam_params bad;
+    recur_beam_params_init(&bad); bad.beam = 0;
+    EXPECT(recur_generate_beam(st, "Alice", 5, &bad, NULL, NULL, NULL, &generated), RECUR_ERR_INVALID_ARGUMENT);
+    CHECK(generated == 0);
+    recur_beam_params_init(&bad); bad.beam = 257;
+    EXPECT(recur_generate_beam(st, "Alice", 5, &bad, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    recur_beam_params_init(&bad); bad.best = 5;
+    EXPECT(recur_generate_beam(st, "Alice", 5, &bad, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    recur_beam_params_init(&bad); bad.length_penalty = -1;
+    EXPECT(recur_generate_beam(st, "Alice", 5, &bad, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    recur_beam_params_init(&bad); bad.length_penalty = NAN;
+    EXPECT(recur_generate_beam(st, "Alice", 5, &bad, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    recur_beam_params_init(&bad); bad.unknown = 9;
+    EXPECT(recur_generate_beam(st, "Alice", 5, &bad, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    EXPECT(recur_generate_beam(st, "Alice", -1, NULL, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    EXPECT(recur_generate_beam(NULL, "Alice", 5, NULL, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    EXPECT(recur_generate_beam(st, "Alice\xff", 5, NULL, NULL, NULL, NULL, NULL), RECUR_ERR_INVALID_ARGUMENT);
+    OK(recur_state_position(st, &pos));
+    CHECK(pos == 1);
+    recur_state_free(manual);
+    recur_state_free(st);
+}
+
 static void *run_worker(void *arg) {
     worker *w = (worker *)arg;
     int32_t generated = 0;
@@ -1000,6 +1155,7 @@ int main(int argc, char **argv) {
     test_states(a, b);
     test_sampler(a);
     test_generate(a);
+    test_beam(a);
     test_callback_reentry(a);
     test_threads(a);
     test_hardening(a);

@@ -38,13 +38,15 @@ extension Model {
         return state
     }
 
-    /// log-probabilities of the decoder's output (log-softmax of logits, or log of a softmax head).
+    /// log-probabilities of a decoder's or generator's output (log-softmax of logits, or log of a softmax head).
     func logProbabilities(_ out: UnsafeBufferPointer<Float>) throws -> [Double] {
-        for v in out where !v.isFinite {
-            throw RecurError(.numerical, "the decoder produced a non-finite value (\(v))")
+        // As the sampler: −∞ is a token that cannot follow; NaN, +∞ or nothing but −∞ is an error.
+        for v in out where v.isNaN || v == .infinity || outputIsProbability && !v.isFinite {
+            throw RecurError(.numerical, "the model's output holds a non-finite value (\(v))")
         }
         if outputIsProbability { return out.map { log(max(Double($0), 1e-45)) } }
         let m = Double(out.max()!)
+        guard m > -.infinity else { throw RecurError(.numerical, "the model's output is −∞ for every token") }
         let lse = m + log(out.reduce(0.0) { $0 + exp(Double($1) - m) })
         return out.map { Double($0) - lse }
     }

@@ -149,6 +149,17 @@ recur_piece_callback = C.CFUNCTYPE(C.c_int, C.POINTER(C.c_char), C.c_size_t, C.c
 # typedef int (*recur_batch_callback)(size_t index, const char *piece, size_t length, void *user);
 recur_batch_callback = C.CFUNCTYPE(C.c_int, C.c_size_t, C.POINTER(C.c_char), C.c_size_t, C.c_void_p)
 
+# typedef int (*recur_continuation_callback)(size_t rank, const char *text, size_t length, const int32_t *tokens,
+#                                            size_t count, double log_probability, double score, void *user);
+recur_continuation_callback = C.CFUNCTYPE(C.c_int, C.c_size_t, C.POINTER(C.c_char), C.c_size_t,
+                                          C.POINTER(C.c_int32), C.c_size_t, C.c_double, C.c_double, C.c_void_p)
+
+
+class BeamParams(C.Structure):
+    """recur_beam_params."""
+    _fields_ = [("beam", C.c_int32), ("best", C.c_int32), ("length_penalty", C.c_float), ("unknown", C.c_int32)]
+
+
 _P = C.POINTER
 _size_p = _P(C.c_size_t)
 _float_pp = _P(_P(C.c_float))
@@ -263,6 +274,13 @@ def _declare(L: C.CDLL) -> C.CDLL:
     #                                   const int32_t *max_tokens, const recur_sampler_params *params,
     #                                   const char *const *stop, size_t stop_count, size_t slots,
     #                                   recur_batch_callback callback, void *user, int32_t *generated);
+    # void recur_beam_params_init(recur_beam_params *params);
+    fn("recur_beam_params_init", None, _P(BeamParams))
+    # recur_status recur_generate_beam(recur_state *state, const char *prompt, int32_t max_tokens,
+    #                                  const recur_beam_params *params, recur_piece_callback callback,
+    #                                  recur_continuation_callback results, void *user, int32_t *generated);
+    fn("recur_generate_beam", recur_status, state_p, C.c_char_p, C.c_int32, _P(BeamParams), recur_piece_callback,
+       recur_continuation_callback, C.c_void_p, _P(C.c_int32))
     fn("recur_generate_batch", recur_status, model_p, _P(C.c_char_p), C.c_size_t, _P(C.c_int32),
        _P(recur_sampler_params), _P(C.c_char_p), C.c_size_t, C.c_size_t, recur_batch_callback, C.c_void_p,
        _P(C.c_int32))
@@ -305,7 +323,8 @@ FUNCTIONS = (
     "recur_state_prefill_frames", "recur_state_step_batch", "recur_state_step_frames_batch", "recur_state_size", "recur_state_save",
     "recur_state_restore", "recur_state_copy",
     "recur_sampler_params_init", "recur_sampler_new", "recur_sampler_free", "recur_sampler_sample",
-    "recur_sampler_sample_state", "recur_sampler_sample_batch", "recur_generate", "recur_generate_batch",
+    "recur_sampler_sample_state", "recur_sampler_sample_batch", "recur_generate", "recur_beam_params_init",
+    "recur_generate_beam", "recur_generate_batch",
     "recur_model_label", "recur_classify", "recur_tag", "recur_classify_batch", "recur_tag_batch", "recur_predict", "recur_translate_params_init",
     "recur_translate",
 )

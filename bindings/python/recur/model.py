@@ -21,7 +21,7 @@ import numbers
 import os
 import queue
 import threading
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -180,6 +180,76 @@ class _Done:
 
     def __init__(self, error):
         self.error = error
+
+
+def _pumped(call, name: str) -> Iterator:
+    """Runs a library call that delivers items through a callback on a thread of its own, and yields the
+    items as they come. ``call(put, failure)`` makes the callback, which hands each item to ``put`` and
+    returns what ``put`` returns (0: go on; -1: the consumer has gone, stop), appending an exception it
+    catches to ``failure``; ``call`` returns the call's status. Leaving the loop early (``break``, an
+    exception, closing the generator) stops the call; an error of the call is raised at the end."""
+    items: "queue.Queue" = queue.Queue(maxsize=4096)
+    cancel = threading.Event()
+    failure: list = []
+
+    def put(item) -> int:
+        while not cancel.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return 0
+            except queue.Full:
+                pass
+        return -1
+
+    def run():
+        error = None
+        try:
+            status = call(put, failure)
+            if status != Status.OK:
+                error = RecurError(status, _capi.last_error())
+        except BaseException as e:
+            error = e
+        if failure and error is None:
+            error = failure[0]
+        while True:
+            try:
+                items.put(_Done(error), timeout=0.05)
+                return
+            except queue.Full:
+                if cancel.is_set():
+                    return
+
+    def stream():
+        worker = threading.Thread(target=run, name=name, daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = items.get()
+                if type(item) is _Done:
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            cancel.set()
+            while worker.is_alive():
+                try:
+                    items.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()
+
+    return stream()
+
+
+class Continuation(NamedTuple):
+    """One continuation found by :meth:`Model.beam_search`."""
+    text: str
+    tokens: list
+    #: natural-log probability of the tokens (and of EOS when it was emitted)
+    log_probability: float
+    #: log_probability / length**length_penalty, what continuations are ranked by
+    score: float
 
 
 def _unchecked(L: C.CDLL, name: str):
@@ -553,68 +623,23 @@ class Model(_Handle):
     def _stream_batch(self, prompts: list, maxes: list, params, stops: list, slots: int) -> Iterator[tuple]:
         n = len(prompts)
         if n == 0:
-            return
+            return iter(())
         L, model = self._lib, self._h()
         parr = (C.c_char_p * n)(*prompts)
         marr = (C.c_int32 * n)(*maxes)
         sarr = (C.c_char_p * max(len(stops), 1))(*stops)
-        pieces: "queue.Queue" = queue.Queue(maxsize=4096)
-        cancel = threading.Event()
-        failure: list = []
 
-        def on_piece(index, piece, length, user):
-            try:
-                item = (index, C.string_at(piece, length).decode("utf-8", "replace"))
-                while not cancel.is_set():
-                    try:
-                        pieces.put(item, timeout=0.05)
-                        return 0
-                    except queue.Full:
-                        pass
-                return -1
-            except BaseException as e:      # never let an exception unwind through C
-                failure.append(e)
-                return -1
-
-        callback = _capi.recur_batch_callback(on_piece)
-
-        def run():
-            error = None
-            try:
-                status = L.recur_generate_batch(model, parr, n, marr, params, sarr, len(stops), slots, callback,
-                                                None, None)
-                if status != Status.OK:
-                    error = RecurError(status, _capi.last_error())
-            except BaseException as e:
-                error = e
-            if failure and error is None:
-                error = failure[0]
-            while True:
+        def call(put, failure):
+            def on_piece(index, piece, length, user):
                 try:
-                    pieces.put(_Done(error), timeout=0.05)
-                    return
-                except queue.Full:
-                    if cancel.is_set():
-                        return
+                    return put((index, C.string_at(piece, length).decode("utf-8", "replace")))
+                except BaseException as e:      # never let an exception unwind through C
+                    failure.append(e)
+                    return -1
+            callback = _capi.recur_batch_callback(on_piece)
+            return L.recur_generate_batch(model, parr, n, marr, params, sarr, len(stops), slots, callback, None, None)
 
-        worker = threading.Thread(target=run, name="recur-generate-batch", daemon=True)
-        worker.start()
-        try:
-            while True:
-                item = pieces.get()
-                if type(item) is _Done:
-                    if item.error is not None:
-                        raise item.error
-                    return
-                yield item
-        finally:
-            cancel.set()
-            while worker.is_alive():
-                try:
-                    pieces.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            worker.join()
+        return _pumped(call, "recur-generate-batch")
 
     # -- frame models ---------------------------------------------------------------------------------
 
@@ -719,44 +744,151 @@ class Model(_Handle):
         """A new, zeroed stream state."""
         return State(self)
 
-    def generate(self, prompt: str, max_tokens: int = 400, temperature: float = 0.8, top_k: int = 0,
-                 top_p: float = 1.0, seed: int = 42, state: Optional["State"] = None,
-                 unknown: str = "error") -> Iterator[str]:
+    def generate(self, prompt: str, max_tokens: int = 400, temperature: Optional[float] = None,
+                 top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Optional[int] = None,
+                 state: Optional["State"] = None, unknown: str = "error", beam: Optional[int] = None,
+                 length_penalty: Optional[float] = None) -> Iterator[str]:
         """Streams text continuing ``prompt``: an iterator yielding each piece as soon as it is sampled.
 
         Only generators (``task == "generate"``) run here; ``unknown`` is as in :meth:`encode`.
 
         Feeds the prompt (after the model's BOS token, if any), then samples up to ``max_tokens`` tokens,
-        stopping early at the model's EOS token. The defaults are those of ``recur generate``, and the same
-        arguments give the same text as the command and the C function ``recur_generate``. With a
-        ``state`` the stream continues from it (an empty prompt continues its current output) and the
-        state keeps what was consumed; otherwise a fresh state is used. Arguments are checked here, before
-        iteration starts; nothing runs until the first piece is asked for.
+        stopping early at the model's EOS token, with ``temperature`` (default 0.8), ``top_k`` (default
+        0: all), ``top_p`` (default 1) and ``seed`` (default 42): the defaults of ``recur generate``, and
+        the same arguments give the same text as the command and the C function ``recur_generate``. With
+        ``beam=N`` the continuation is found by beam search instead (as :meth:`beam_search`, ranked with
+        ``length_penalty``, default 1) and its pieces come as they become certain; the sampling arguments
+        are then refused. With a ``state`` the stream continues from it (an empty prompt continues its
+        current output) and the state keeps what was consumed; otherwise a fresh state is used. Arguments
+        are checked here, before iteration starts; nothing runs until the first piece is asked for.
         """
         b = _text(prompt, "prompt")
+        self._require_generator()
+        max_tokens = _int_in(0, _INT32_MAX)(max_tokens, "max_tokens")
+        self._check_state(state)
+        if beam is not None:
+            given = [n for n, v in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("seed", seed))
+                     if v is not None]
+            if given:
+                raise ValueError(f"{given[0]} applies to sampling, not to beam search (beam=)")
+            params = self._beam_params(beam, 1, 1.0 if length_penalty is None else length_penalty, unknown)
+            self.encode(prompt, unknown)        # text outside the vocabulary fails here, not in the loop
+            self._check_start(b, state)
+            return self._stream_beam(b, max_tokens, params, state)
+        if length_penalty is not None:
+            raise ValueError("length_penalty applies to beam search; pass beam=N")
+        ids = self.encode(prompt, unknown) if b else []
+        if self._special["bos"] is not None:
+            ids.insert(0, self._special["bos"])
+        self._check_start(ids, state)
+        sampler = Sampler(temperature=0.8 if temperature is None else temperature, top_k=0 if top_k is None else top_k,
+                          top_p=1.0 if top_p is None else top_p, seed=42 if seed is None else seed)
+        self._token_texts()
+        return self._stream(ids, max_tokens, sampler, state)
+
+    def beam_search(self, prompt: str, beam: int = 4, best: int = 1, max_tokens: int = 400,
+                    length_penalty: float = 1.0, state: Optional["State"] = None,
+                    unknown: str = "error") -> list:
+        """The ``best`` most likely continuations of ``prompt`` found by beam search of width ``beam``,
+        best first, as :class:`Continuation` ``(text, tokens, log_probability, score)``.
+
+        The prompt is fed as :meth:`generate` feeds it. Each step extends every live hypothesis by its
+        ``beam`` most likely next tokens and keeps the ``beam`` best by total log-probability; a
+        hypothesis ends at EOS or after ``max_tokens`` tokens; they are ranked by ``log_probability /
+        length**length_penalty`` (the length counting EOS when emitted). ``beam=1`` is greedy decoding
+        (``generate`` at temperature 0). Runs ``recur_generate_beam``: the same arguments give the same
+        continuations as ``recur generate --beam N --best K``. With a ``state`` the search continues it,
+        and the state ends holding the prompt and the best continuation.
+        """
+        b = _text(prompt, "prompt")
+        self._require_generator()
+        max_tokens = _int_in(0, _INT32_MAX)(max_tokens, "max_tokens")
+        self._check_state(state)
+        params = self._beam_params(beam, best, length_penalty, unknown)
+        self._check_start(b, state)
+        found: list = []
+        failure: list = []
+
+        def on_result(rank, text, length, tokens, count, log_p, score, user):
+            try:
+                found.append(Continuation(C.string_at(text, length).decode("utf-8", "replace"),
+                                          [int(tokens[k]) for k in range(count)], float(log_p), float(score)))
+                return 0
+            except BaseException as e:      # never let an exception unwind through C
+                failure.append(e)
+                return 1
+
+        results = _capi.recur_continuation_callback(on_result)
+        own = state is None
+        st = self.new_state() if own else state
+        try:
+            _capi.check(self._lib.recur_generate_beam(st._h(), b, max_tokens, C.byref(params),
+                                                      _capi.recur_piece_callback(), results, None, None))
+        finally:
+            if own:
+                st.close()
+        if failure:
+            raise failure[0]
+        return found
+
+    def _stream_beam(self, prompt: bytes, max_tokens: int, params, state: Optional["State"]) -> Iterator[str]:
+        own = state is None
+        st = self.new_state() if own else state
+        L, sh = self._lib, st._h()
+
+        def call(put, failure):
+            def on_piece(piece, length, user):
+                try:
+                    return put(C.string_at(piece, length).decode("utf-8", "replace"))
+                except BaseException as e:      # never let an exception unwind through C
+                    failure.append(e)
+                    return -1
+            callback = _capi.recur_piece_callback(on_piece)
+            return L.recur_generate_beam(sh, prompt, max_tokens, C.byref(params), callback,
+                                         _capi.recur_continuation_callback(), None, None)
+
+        def stream():
+            try:
+                yield from _pumped(call, "recur-generate-beam")
+            finally:
+                if own:
+                    st.close()
+
+        return stream()
+
+    def _beam_params(self, beam, best, length_penalty, unknown: str):
+        if unknown not in _capi.UNKNOWN:
+            raise ValueError(f"unknown must be one of {', '.join(_capi.UNKNOWN)}, not {unknown!r}")
+        beam = _int_in(1, 256)(beam, "beam")
+        best = _int_in(1, beam)(best, "best")
+        penalty = _real(length_penalty, "length_penalty")
+        if not (math.isfinite(penalty) and penalty >= 0):
+            raise RecurError(Status.INVALID_ARGUMENT, f"length_penalty must be a finite number ≥ 0 (got {penalty})")
+        params = _capi.BeamParams()
+        self._lib.recur_beam_params_init(C.byref(params))
+        params.beam, params.best, params.length_penalty, params.unknown = beam, best, penalty, _capi.UNKNOWN.index(unknown)
+        return params
+
+    def _require_generator(self):
         task = self.task
         if task != "generate":
             call = {"classify": "classify", "tag": "tag", "seq2seq": "translate"}.get(task, task)
             raise RecurError(Status.UNSUPPORTED, f"this is a {task} model, not a text generator; run it with {call}")
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral):
-            raise TypeError(f"max_tokens must be an int (got {type(max_tokens).__name__})")
-        if max_tokens < 0 or max_tokens > _INT32_MAX:
-            raise RecurError(Status.INVALID_ARGUMENT, f"max tokens must be in 0...{_INT32_MAX} (got {max_tokens})")
+
+    def _check_state(self, state):
         if state is not None:
             if not isinstance(state, State):
                 raise TypeError(f"state must be a recur.State (got {type(state).__name__})")
             if state._model is not self:
                 raise RecurError(Status.MISMATCH, "the state belongs to another model")
             state._h()
-        ids = self.encode(prompt, unknown) if b else []
-        if self._special["bos"] is not None:
-            ids.insert(0, self._special["bos"])
-        if not ids and (state is None or state.position == 0):
+
+    def _check_start(self, start, state):
+        """An empty prompt (``start``: the prompt's bytes or ids) needs a BOS token or a state that has
+        consumed tokens."""
+        if not start and self._special["bos"] is None and (state is None or state.position == 0):
             raise RecurError(Status.INVALID_ARGUMENT,
                              "the prompt is empty and the model has no BOS token to start from")
-        sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        self._token_texts()
-        return self._stream(ids, int(max_tokens), sampler, state)
 
     def _stream(self, ids: list, max_tokens: int, sampler: "Sampler", state: Optional["State"]) -> Iterator[str]:
         own = state is None
