@@ -623,6 +623,96 @@ RECUR_API recur_status recur_translate(const recur_model *model, const char *tex
                                        const recur_translate_params *params, char *buffer, size_t capacity,
                                        size_t *length);
 
+/* ---------------------------------------------------------------------------------------------------- */
+/* Layers                                                                                               */
+/* ---------------------------------------------------------------------------------------------------- */
+
+/* The values of a model's layers, as Keras's K.function([model.input], [model.layers[i].output]) reads
+ * them: the recurrent vectors of a stream after a step or a prefill, and the outputs of one layer at every
+ * step of a whole sequence. Layers are numbered 0 ..< RECUR_MODEL_LAYERS as in the file (layer.i.*) and in
+ * Keras's model.layers: the embedding, if any, is layer 0, then the recurrent layers, then the dense layers
+ * (a seq2seq model's layers are its decoder's). A layer index out of range gives RECUR_ERR_OUT_OF_RANGE. */
+
+/* Properties of recur_model_layer_get. */
+typedef enum recur_layer_property {
+    RECUR_LAYER_KIND = 0,               /* a recur_layer_kind value */
+    RECUR_LAYER_INPUT_SIZE = 1,         /* floats a step reads; for an embedding, the vocabulary size */
+    RECUR_LAYER_UNITS = 2,              /* units of one direction (H); an embedding's dimension; a dense layer's outputs */
+    RECUR_LAYER_OUTPUT_SIZE = 3,        /* floats of one step's output as the next layer reads it (2H for a
+                                           bidirectional layer merged by concatenation) */
+    RECUR_LAYER_DIRECTIONS = 4,         /* 2 for a bidirectional layer, 1 for other recurrent layers, 0 otherwise */
+    RECUR_LAYER_STATE_VECTORS = 5,      /* vectors of state per direction: 2 (h and c) for LSTM, 1 (h) for GRU
+                                           and SimpleRNN, 0 for embedding and dense layers */
+    RECUR_LAYER_RETURN_SEQUENCES = 6    /* 1 when a recurrent layer outputs every step, 0 when only its last;
+                                           1 for embedding and dense layers */
+} recur_layer_property;
+
+/* Values of RECUR_LAYER_KIND (the file's layer.i.kind). */
+typedef enum recur_layer_kind {
+    RECUR_LAYER_EMBEDDING = 0,
+    RECUR_LAYER_RNN = 1,                /* SimpleRNN */
+    RECUR_LAYER_GRU = 2,
+    RECUR_LAYER_LSTM = 3,
+    RECUR_LAYER_DENSE = 4
+} recur_layer_kind;
+
+/* What recur_state_layer and recur_model_layer_outputs read of a layer. */
+typedef enum recur_layer_values {
+    RECUR_VALUES_OUTPUT = 0,            /* the layer's output as the next layer reads it: an embedding's vectors,
+                                           a recurrent layer's output (a bidirectional layer's directions merged
+                                           by its merge mode), a dense layer's activations */
+    RECUR_VALUES_HIDDEN = 1,            /* h of a recurrent layer; a bidirectional layer's directions side by
+                                           side, [forward, backward] (2H floats), whatever its merge mode */
+    RECUR_VALUES_CELL = 2               /* c of an LSTM layer; directions as for RECUR_VALUES_HIDDEN */
+} recur_layer_values;
+
+/* Reads one integer property of layer `layer` into *value. An unknown property gives
+ * RECUR_ERR_INVALID_ARGUMENT, a layer out of range RECUR_ERR_OUT_OF_RANGE. */
+RECUR_API recur_status recur_model_layer_get(const recur_model *model, size_t layer, int property, int64_t *value);
+
+/* Copies `values` (RECUR_VALUES_HIDDEN, or RECUR_VALUES_CELL for an LSTM layer) of recurrent layer `layer`
+ * of the state, as its last step or prefill left it (zeros after a reset), into out[0 .. *count): H
+ * floats, 2H for a bidirectional layer (whose vectors stay zero: such a model is not stepped). For a
+ * stepped model, layer L's h is what layer L + 1 read at the last step, and the last recurrent layer's h is
+ * what the dense head read to give recur_state_output. RECUR_VALUES_OUTPUT reads h too. *count always
+ * receives the number of floats when the layer and values are valid; when it exceeds `capacity` nothing
+ * is written and the call returns RECUR_ERR_BUFFER_TOO_SMALL. `out` may be NULL when capacity is 0.
+ * Returns RECUR_ERR_OUT_OF_RANGE (a layer out of range); RECUR_ERR_INVALID_ARGUMENT (an embedding or dense
+ * layer, which have no state; RECUR_VALUES_CELL of a GRU or SimpleRNN layer; an unknown `values`). The
+ * state is never changed. */
+RECUR_API recur_status recur_state_layer(const recur_state *state, size_t layer, int values, float *out,
+                                         size_t capacity, size_t *count);
+
+/* Runs n >= 1 tokens through the model from a zero state, as the whole-sequence calls do, and writes the
+ * per-step `values` of layer `layer` into out, row-major: *rows rows of *width floats. There are n rows
+ * (one per token), except where the model reduces the sequence to one vector: a recurrent layer that
+ * returns only its last step (RECUR_VALUES_OUTPUT) and every layer after it, and a classifier's dense
+ * layers (which read the last step, or the mean of the steps). RECUR_VALUES_HIDDEN and RECUR_VALUES_CELL
+ * give every step of a recurrent layer: for a bidirectional layer the forward direction's final vector is
+ * the first half of the last row and the backward direction's the second half of row 0. The width is
+ * RECUR_LAYER_OUTPUT_SIZE for RECUR_VALUES_OUTPUT (the embedding's dimension, a dense layer's units), and
+ * H × RECUR_LAYER_DIRECTIONS for the state vectors. The last layer's outputs are those the model's task
+ * call computes from the same tokens (recur_tag's scores; recur_classify's probabilities, before a single
+ * sigmoid output becomes two classes; a generator's logits after each token, which stepping gives too, not bit for bit:
+ * the products are summed in another order). The tokens run as they are: no cutting or padding to the length the file
+ * records (RECUR_OPEN_NO_PADDING); PAD tokens of a masked model carry the state. *rows and *width (both
+ * required) always receive the size when the arguments are valid; when rows × width exceeds `capacity`
+ * (floats) nothing is written and the call returns RECUR_ERR_BUFFER_TOO_SMALL; `out` may be NULL when
+ * capacity is 0. Returns RECUR_ERR_INVALID_ARGUMENT (NULL tokens, n = 0, values the layer does not have,
+ * as for recur_state_layer), RECUR_ERR_OUT_OF_RANGE (a layer out of range, a token id outside the
+ * vocabulary), RECUR_ERR_UNSUPPORTED (a frame model, a seq2seq model), RECUR_ERR_NUMERICAL. Like the other
+ * calls taking only a model, it may run on any number of threads at once. */
+RECUR_API recur_status recur_model_layer_outputs(const recur_model *model, const int32_t *tokens, size_t n,
+                                                 size_t layer, int values, float *out, size_t capacity,
+                                                 size_t *rows, size_t *width);
+
+/* recur_model_layer_outputs for a frame model over `count` >= 1 frames of `frame_size` floats (count ×
+ * frame_size, row-major; frame_size = RECUR_MODEL_FRAME_SIZE), as recur_predict runs them: padding frames
+ * carry the state. Errors as for recur_predict, and as above for the layer and values. */
+RECUR_API recur_status recur_model_layer_outputs_frames(const recur_model *model, const float *frames, size_t count,
+                                                        size_t frame_size, size_t layer, int values, float *out,
+                                                        size_t capacity, size_t *rows, size_t *width);
+
 #ifdef __cplusplus
 }
 #endif

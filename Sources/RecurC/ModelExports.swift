@@ -212,3 +212,48 @@ public func recur_model_decode(_ model: OpaquePointer?, _ ids: UnsafePointer<Int
         try copyText(try m.model.vocabulary.decode(list), buffer, capacity, length)
     }
 }
+
+@c @implementation
+public func recur_model_layer_get(_ model: OpaquePointer?, _ layer: Int, _ property: Int32,
+                                  _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model").model
+        let out = try required(out, "value (out)")
+        let spec = try m.layer(size(layer))
+        var recurrentSpec: RecurrentSpec? = nil
+        if case .recurrent(let r) = spec { recurrentSpec = r }
+        switch recur_layer_property(rawValue: UInt32(bitPattern: property)) {
+        case RECUR_LAYER_KIND:
+            let kind: recur_layer_kind
+            switch spec {
+            case .embedding: kind = RECUR_LAYER_EMBEDDING
+            case .dense: kind = RECUR_LAYER_DENSE
+            case .recurrent(let r):
+                switch r.cell {
+                case .rnn: kind = RECUR_LAYER_RNN
+                case .gru: kind = RECUR_LAYER_GRU
+                case .lstm: kind = RECUR_LAYER_LSTM
+                }
+            }
+            out.pointee = Int64(kind.rawValue)
+        case RECUR_LAYER_INPUT_SIZE:
+            switch spec {
+            case .embedding(let v, _): out.pointee = Int64(v)
+            case .dense(let n, _, _): out.pointee = Int64(n)
+            case .recurrent(let r): out.pointee = Int64(r.inputSize)
+            }
+        case RECUR_LAYER_UNITS:
+            switch spec {
+            case .embedding(_, let d): out.pointee = Int64(d)
+            case .dense(_, let u, _): out.pointee = Int64(u)
+            case .recurrent(let r): out.pointee = Int64(r.units)
+            }
+        case RECUR_LAYER_OUTPUT_SIZE: out.pointee = Int64(try m.layerWidth(size(layer), .output))
+        case RECUR_LAYER_DIRECTIONS: out.pointee = Int64(recurrentSpec.map { $0.bidirectional ? 2 : 1 } ?? 0)
+        case RECUR_LAYER_STATE_VECTORS: out.pointee = Int64(recurrentSpec.map { $0.stateWidth / $0.units } ?? 0)
+        case RECUR_LAYER_RETURN_SEQUENCES: out.pointee = (recurrentSpec?.returnSequences ?? true) ? 1 : 0
+        default:
+            throw invalid("unknown layer property \(property)")
+        }
+    }
+}

@@ -41,6 +41,26 @@ public func recur_state_output(_ state: OpaquePointer?, _ out: UnsafeMutablePoin
     }
 }
 
+/// A recur_layer_values argument as the runtime's LayerValues.
+func layerValues(_ values: Int32) throws -> LayerValues {
+    guard let v = LayerValues(rawValue: Int(values)) else {
+        throw invalid("unknown layer values \(values) (RECUR_VALUES_OUTPUT, RECUR_VALUES_HIDDEN or RECUR_VALUES_CELL)")
+    }
+    return v
+}
+
+@c @implementation
+public func recur_state_layer(_ state: OpaquePointer?, _ layer: Int, _ values: Int32, _ out: UnsafeMutablePointer<Float>?,
+                              _ capacity: Int, _ count: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let s = try object(state, as: StateHandle.self, "state")
+        let count = try required(count, "count (out)")
+        if out == nil && capacity > 0 { throw invalid("out is NULL but capacity is \(capacity)") }
+        let v = try s.state.layerState(size(layer), try layerValues(values))
+        try copyOut(v, out, capacity, count) { "layer \(layer)'s \(LayerValues(rawValue: Int(values))!.name) has \($0) floats" }
+    }
+}
+
 @c @implementation
 public func recur_state_step(_ state: OpaquePointer?, _ token: Int32,
                              _ logits: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {

@@ -125,3 +125,53 @@ public func recur_predict(_ model: OpaquePointer?, _ frames: UnsafePointer<Float
         for (r, row) in result.enumerated() { (out + r * width).update(from: row, count: width) }
     }
 }
+
+/// The checks and the copy shared by the layer-output calls: a model, rows and width (zeroed first), an
+/// output pointer that is not NULL when a capacity is given; then `run` gives the rows, copied when they fit.
+func layerOutputs(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int,
+                  _ rows: UnsafeMutablePointer<Int>?, _ width: UnsafeMutablePointer<Int>?,
+                  _ run: (Model) throws -> (rows: [[Float]], width: Int)) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let rows = try required(rows, "rows (out)")
+        let width = try required(width, "width (out)")
+        rows.pointee = 0
+        width.pointee = 0
+        if out == nil && capacity > 0 { throw invalid("out is NULL but capacity is \(capacity)") }
+        let (result, w) = try run(m.model)
+        rows.pointee = result.count
+        width.pointee = w
+        guard let out, size(capacity) >= result.count * w else {
+            throw RecurError(.bufferTooSmall, "the layer's values are \(result.count) × \(w) floats; the buffer holds \(capacity)")
+        }
+        for (r, row) in result.enumerated() { (out + r * w).update(from: row, count: w) }
+    }
+}
+
+@c @implementation
+public func recur_model_layer_outputs(_ model: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int, _ layer: Int,
+                                      _ values: Int32, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int,
+                                      _ rows: UnsafeMutablePointer<Int>?, _ width: UnsafeMutablePointer<Int>?) -> Int32 {
+    layerOutputs(model, out, capacity, rows, width) { m in
+        let v = try layerValues(values)
+        if let f = m.frameSize { throw RecurError(.unsupported, "this model reads frames of \(f) floats, not tokens; use recur_model_layer_outputs_frames") }
+        guard let tokens else { throw invalid("tokens is NULL") }
+        guard n > 0 else { throw invalid("the sequence needs at least one token (n is 0)") }
+        let w = try m.layerWidth(size(layer), v)
+        let list = UnsafeBufferPointer(start: tokens, count: size(n)).map { Int($0) }
+        return (try m.layerOutputs(list, layer: size(layer), values: v), w)
+    }
+}
+
+@c @implementation
+public func recur_model_layer_outputs_frames(_ model: OpaquePointer?, _ frames: UnsafePointer<Float>?, _ count: Int,
+                                             _ frameSize: Int, _ layer: Int, _ values: Int32,
+                                             _ out: UnsafeMutablePointer<Float>?, _ capacity: Int,
+                                             _ rows: UnsafeMutablePointer<Int>?, _ width: UnsafeMutablePointer<Int>?) -> Int32 {
+    layerOutputs(model, out, capacity, rows, width) { m in
+        let v = try layerValues(values)
+        let list = try frameMatrix(m, frames, count, frameSize)
+        let w = try m.layerWidth(size(layer), v)
+        return (try m.layerOutputs(frames: list, layer: size(layer), values: v), w)
+    }
+}

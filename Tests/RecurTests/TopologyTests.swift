@@ -3,6 +3,12 @@ import XCTest
 
 /// Whole-sequence reference: runs every layer over the sequence in Double precision.
 func referenceSequence(_ b: ModelBuilder, _ tokens: [Int], pad: Int? = nil) -> [[Double]] {
+    referenceLayers(b, tokens, pad: pad).last!
+}
+
+/// `referenceSequence`, giving the rows of every layer in order.
+func referenceLayers(_ b: ModelBuilder, _ tokens: [Int], pad: Int? = nil) -> [[[Double]]] {
+    var all: [[[Double]]] = []
     var xs: [[Double]] = []
     let mask = tokens.map { $0 != pad }
     for (i, layer) in b.architecture.layers.enumerated() {
@@ -40,8 +46,9 @@ func referenceSequence(_ b: ModelBuilder, _ tokens: [Int], pad: Int? = nil) -> [
         case .dense(_, let u, let a):
             xs = xs.map { ReferenceGenerator.dense(b, prefix: p, units: u, activation: a, $0) }
         }
+        all.append(xs)
     }
-    return xs
+    return all
 }
 
 func wordVocabulary(_ n: Int) throws -> Vocabulary {

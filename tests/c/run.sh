@@ -6,6 +6,8 @@
 #   - the installed program and library carry no debug information (make install strips them; with
 #     RECUR_STRIPPED=0, for `make install STRIP=0`, they must carry it);
 #   - test_recur.c (every function, error paths, numerics) built with pkg-config and run;
+#   - test_tasks.c, test_frames.c, test_batch.c (once per kernel level) and test_layers.c (the layer
+#     calls, on the shipped models and made ones) likewise;
 #   - examples/c/generate.c built with pkg-config: same text as `recur generate`, errors exit non-zero.
 # Usage: tests/c/run.sh PREFIX        Last line: "c-tests: N passed, M failed"; exit 1 when M > 0.
 set -uo pipefail
@@ -146,6 +148,12 @@ batch_args=("$WORK/b.recur" "$WORK/regress.recur" "$WORK/classify.recur" "$WORK/
 run_program test_batch "${batch_args[@]}"
 RECUR_KERNELS=scalar run_program test_batch "${batch_args[@]}"
 [ "$(uname -m)" = x86_64 ] && RECUR_KERNELS=avx2 run_program test_batch "${batch_args[@]}"
+
+# --- the layer calls: the shipped generator, BiLSTM classifier and BiGRU tagger, a stacked peephole LSTM,
+# a frame model -------------------------------------------------------------------------------------
+layer_args=("$ROOT/models/alice.recur" "$ROOT/models/sentiment.recur" "$ROOT/models/pos.recur"
+            "$WORK/batch-lstm.recur" "$WORK/regress.recur")
+run_program test_layers "${layer_args[@]}"
 
 # --- the example -----------------------------------------------------------------------------------
 if "$CC" -std=c99 "${STRICT[@]}" "$ROOT/examples/c/generate.c" -o "$WORK/generate" \

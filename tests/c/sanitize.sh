@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The C tests (test_recur.c, test_threads.c, test_batch.c) under dynamic checkers:
+# The C tests (test_recur.c, test_threads.c, test_batch.c, test_layers.c) under dynamic checkers:
 #   1. AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer: the library built with
 #      --sanitize=address (Swift) and -fsanitize=undefined (the C kernels) into .build-asan (the same
 #      configuration scripts/sanitize.sh uses for the Swift tests, so one build serves both), the test
@@ -69,6 +69,7 @@ RECUR=$RELEASE/release/recur
     && "$RECUR" create --task regress --frame-size 12 --outputs 3 --cell lstm --hidden 8 --out "$WORK/frames.recur" --seed 9 >/dev/null \
     && "$RECUR" quantize "$WORK/a.recur" "$WORK/a-int8.recur" --type int8 >/dev/null \
     && "$RECUR" quantize "$WORK/c.recur" "$WORK/c-int4.recur" --type int4 >/dev/null \
+    && "$RECUR" create --out "$WORK/lstm2.recur" --cell peephole-lstm --layers 2 --hidden 12 --embedding 6 --seed 10 >/dev/null \
     || { echo "c-sanitize: recur create failed"; exit 1; }
 # test_batch's models: another model, a frame model, a classifier, a tagger, then generators (f32, int8, int4).
 BATCH_MODELS=("$WORK/b.recur" "$WORK/frames.recur" "$WORK/cls.recur" "$WORK/tag.recur" "$WORK/a.recur"
@@ -76,6 +77,9 @@ BATCH_MODELS=("$WORK/b.recur" "$WORK/frames.recur" "$WORK/cls.recur" "$WORK/tag.
 # test_threads' models: generators (f32, q4) and whole-sequence models with texts of their vocabularies.
 THREAD_MODELS=("$WORK/a.recur" "$WORK/c-q4.recur" --text "w2 w3 w5 w7 w11" "$WORK/cls.recur" "$WORK/tag.recur"
                --text "s3 s5 s4 s7" "$WORK/s2s.recur")
+# test_layers' models: the shipped generator, BiLSTM classifier and BiGRU tagger, a stacked LSTM, a frame model.
+LAYER_MODELS=("$ROOT/models/alice.recur" "$ROOT/models/sentiment.recur" "$ROOT/models/pos.recur" "$WORK/lstm2.recur"
+              "$WORK/frames.recur")
 
 for stage in "${STAGES[@]}"; do
     case $stage in
@@ -86,7 +90,7 @@ for stage in "${STAGES[@]}"; do
         swift build --scratch-path .build-asan --product RecurC --sanitize=address \
             -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined 2>&1 | grep -E "error:" && { bad "asan library build"; continue; }
         L=$(libdir asan .build-asan/debug/libRecurC.so)
-        for t in test_recur test_threads test_batch; do
+        for t in test_recur test_threads test_batch test_layers; do
             "$CLANG" -fuse-ld=lld -std=c99 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
                 -Iinclude "$HERE/$t.c" -o "$WORK/$t-asan" -L"$L" -lrecur -Wl,-rpath,"$L" -Wl,-rpath,"$SWIFTLIB" -lm -pthread \
                 || { bad "$t does not compile with ASan"; continue; }
@@ -96,6 +100,7 @@ for stage in "${STAGES[@]}"; do
         run_test "test_recur under ASan+UBSan+LSan" "$LOGS/asan-test_recur.log" "$WORK/test_recur-asan" "$WORK/a.recur" "$WORK/b.recur"
         run_test "test_threads under ASan+UBSan+LSan" "$LOGS/asan-test_threads.log" "$WORK/test_threads-asan" "${THREAD_MODELS[@]}"
         run_test "test_batch under ASan+UBSan+LSan" "$LOGS/asan-test_batch.log" "$WORK/test_batch-asan" "${BATCH_MODELS[@]}"
+        run_test "test_layers under ASan+UBSan+LSan" "$LOGS/asan-test_layers.log" "$WORK/test_layers-asan" "${LAYER_MODELS[@]}"
         unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
         ;;
     tsan)
@@ -124,7 +129,7 @@ for stage in "${STAGES[@]}"; do
         L="$WORK/release"
         mkdir -p "$L"
         objcopy --strip-debug "$RELEASE/release/libRecurC.so" "$L/librecur.so"
-        for t in test_recur test_threads test_batch; do
+        for t in test_recur test_threads test_batch test_layers; do
             cc -std=c99 -g -O1 -Iinclude "$HERE/$t.c" -o "$WORK/$t" -L"$L" -lrecur -Wl,-rpath,"$L" -lm -pthread \
                 || { bad "$t does not compile"; continue; }
         done
@@ -136,7 +141,9 @@ for stage in "${STAGES[@]}"; do
             "${VG[@]}" "$WORK/test_threads" "$WORK/a.recur" --text "w2 w3 w5 w7 w11" "$WORK/cls.recur" --text "s3 s5 s4 s7" "$WORK/s2s.recur"
         RECUR_THREADS=1 run_test "test_batch under valgrind" "$LOGS/valgrind-test_batch.log" \
             "${VG[@]}" "$WORK/test_batch" "${BATCH_MODELS[@]}"
-        for t in test_recur test_threads test_batch; do
+        RECUR_THREADS=1 run_test "test_layers under valgrind" "$LOGS/valgrind-test_layers.log" \
+            "${VG[@]}" "$WORK/test_layers" "${LAYER_MODELS[@]}"
+        for t in test_recur test_threads test_batch test_layers; do
             grep -E "definitely lost|ERROR SUMMARY" "$LOGS/valgrind-$t.log" | sed 's/^==[0-9]*==/   /'
         done
         ;;

@@ -12,6 +12,11 @@ extension Model {
     /// Per-step outputs of the final layer (one row when the last recurrent layer returns only its last
     /// step, or when a classifier pools by mean).
     public func forwardSequence(_ tokens: [Int]) throws -> [[Float]] {
+        try forwardSequence(tokens, probe: nil)
+    }
+
+    /// `forwardSequence(_:)`, or with a probe the rows of the probed layer.
+    func forwardSequence(_ tokens: [Int], probe: LayerProbe?) throws -> [[Float]] {
         guard !tokens.isEmpty else { throw RecurError(.invalidArgument, "the sequence is empty") }
         if let f = frameSize { throw RecurError(.unsupported, "this model reads frames of \(f) floats, not tokens") }
         guard let emb = embedding else { throw RecurError(.unsupported, "this model has no embedding layer") }
@@ -26,13 +31,18 @@ extension Model {
         x.withUnsafeMutableBufferPointer { xp in
             for t in 0..<T { emb.lookup(tokens[t], into: xp.baseAddress! + t * width) }
         }
-        return try forwardLayers(x, T: T, width: width, mask: tokens.map { $0 != pad })
+        return try forwardLayers(x, T: T, width: width, mask: tokens.map { $0 != pad }, probe: probe)
     }
 
     /// The outputs of a frame model over T frames (T × frame size floats, row-major) from a zero state:
     /// one row per frame (tag, regress), or one row (classify). Frames are checked (count, finite) first;
     /// with a mask value, padding frames are skipped as in `forwardSequence(_:)`.
     public func forwardSequence(frames: UnsafeBufferPointer<Float>) throws -> [[Float]] {
+        try forwardSequence(frames: frames, probe: nil)
+    }
+
+    /// `forwardSequence(frames:)`, or with a probe the rows of the probed layer.
+    func forwardSequence(frames: UnsafeBufferPointer<Float>, probe: LayerProbe?) throws -> [[Float]] {
         guard let f = frameSize else { throw RecurError(.unsupported, "this model reads tokens, not frames") }
         guard !frames.isEmpty else { throw RecurError(.invalidArgument, "the sequence is empty") }
         try checkFrames(frames)
@@ -43,7 +53,7 @@ extension Model {
             if src != UnsafePointer(xp.baseAddress!) { xp.baseAddress!.update(from: src, count: T * f) }
             return (0..<T).map { !isMasked(frames.baseAddress! + $0 * f) }
         }
-        return try forwardLayers(x, T: T, width: f, mask: mask)
+        return try forwardLayers(x, T: T, width: f, mask: mask, probe: probe)
     }
 
     public func forwardSequence(frames: [Float]) throws -> [[Float]] {
@@ -51,15 +61,28 @@ extension Model {
     }
 
     /// The recurrent layers over x (T × width), then the head. Steps where `mask` is false carry the state.
-    func forwardLayers(_ input: [Float], T: Int, width inputWidth: Int, mask: [Bool]) throws -> [[Float]] {
+    /// With a probe, the run stops at the probed layer and returns its rows (`layerOutputs`).
+    func forwardLayers(_ input: [Float], T: Int, width inputWidth: Int, mask: [Bool],
+                       probe: LayerProbe? = nil) throws -> [[Float]] {
         var x = input, width = inputWidth
-        for layer in recurrent {
+        if let p = probe, p.layer < firstRecurrentLayer {
+            return Self.rows(x, count: T, width: width)          // the embedding's lookups
+        }
+        for (k, layer) in recurrent.enumerated() {
             let spec = layer.forward.spec
             let H = spec.units
-            let fwd = runDirection(layer.forward, x, T: T, mask: mask, reverse: false)
+            let probed = probe.map { $0.layer == firstRecurrentLayer + k } ?? false
+            let states = probed && probe!.values != .output
+            // c of every step of each direction, recorded only when the probe reads it.
+            var fwdCells: [Float]? = states && probe!.values == .cell ? [] : nil, bwdCells = fwdCells
+            var lastH: [Float] = [], lastC: [Float] = []
+            let fwd = runDirection(layer.forward, x, T: T, mask: mask, reverse: false,
+                                   finalH: &lastH, finalC: &lastC, cells: &fwdCells)
+            var bwd: [Float] = []
             var y: [Float]
             if let bw = layer.backward {
-                let bwd = runDirection(bw, x, T: T, mask: mask, reverse: true)
+                bwd = runDirection(bw, x, T: T, mask: mask, reverse: true,
+                                   finalH: &lastH, finalC: &lastC, cells: &bwdCells)
                 let ow = spec.outputSize
                 if spec.returnSequences {
                     y = [Float](repeating: 0, count: T * ow)
@@ -73,20 +96,37 @@ extension Model {
                 y = spec.returnSequences ? fwd : Array(fwd[((T - 1) * H)..<(T * H)])
                 width = H
             }
+            if states {
+                // h or c of every step, the directions side by side: [forward, backward].
+                let (f, b) = probe!.values == .cell ? (fwdCells!, bwdCells ?? []) : (fwd, bwd)
+                if layer.backward == nil { return Self.rows(f, count: T, width: H) }
+                var both = [Float](repeating: 0, count: T * 2 * H)
+                for t in 0..<T { merge(.concat, f, t, b, t, H, into: &both, row: t, width: 2 * H) }
+                return Self.rows(both, count: T, width: 2 * H)
+            }
+            if probed { return Self.rows(y, count: spec.returnSequences ? T : 1, width: width) }
             x = y
             if !spec.returnSequences {
                 // Later layers see a single step.
-                return try applyHead(x, rows: 1, width: width)
+                return try applyHead(x, rows: 1, width: width, probe: probe)
             }
         }
         if architecture.pooling == .mean {
-            return try applyHead(Self.meanPool(x, T: T, width: width, mask: mask), rows: 1, width: width)
+            return try applyHead(Self.meanPool(x, T: T, width: width, mask: mask), rows: 1, width: width, probe: probe)
         }
         if architecture.task == .classify {
             // A classifier whose last recurrent layer returns every step reads the last one.
-            return try applyHead(Array(x[((T - 1) * width)..<(T * width)]), rows: 1, width: width)
+            return try applyHead(Array(x[((T - 1) * width)..<(T * width)]), rows: 1, width: width, probe: probe)
         }
-        return try applyHead(x, rows: T, width: width)
+        return try applyHead(x, rows: T, width: width, probe: probe)
+    }
+
+    /// The index in `architecture.layers` of the first recurrent layer (the embedding, if any, comes before).
+    var firstRecurrentLayer: Int { architecture.layers.count - head.count - recurrent.count }
+
+    /// x (count × width, row-major) as rows.
+    static func rows(_ x: [Float], count: Int, width: Int) -> [[Float]] {
+        (0..<count).map { Array(x[($0 * width)..<(($0 + 1) * width)]) }
     }
 
     /// The mean of the rows of x (T × width) where `mask` is true (all rows when none is).
@@ -97,15 +137,18 @@ extension Model {
         return sum.map { Float($0 / Double(rows.count)) }
     }
 
-    func applyHead(_ x: [Float], rows: Int, width: Int) throws -> [[Float]] {
+    /// The dense layers over each of the `rows` rows of x (rows × width); with a probe of a dense layer, the
+    /// layers up to it.
+    func applyHead(_ x: [Float], rows: Int, width: Int, probe: LayerProbe? = nil) throws -> [[Float]] {
         var out: [[Float]] = []
         var a = [Float](repeating: 0, count: maxWidth), b = [Float](repeating: 0, count: maxWidth)
+        let layers = probe.map { head.prefix(max(0, $0.layer - (firstRecurrentLayer + recurrent.count) + 1)) } ?? head[...]
         for r in 0..<rows {
             var w = width
             a.withUnsafeMutableBufferPointer { ap in
                 x.withUnsafeBufferPointer { xp in ap.baseAddress!.update(from: xp.baseAddress! + r * width, count: width) }
             }
-            for d in head {
+            for d in layers {
                 a.withUnsafeBufferPointer { ap in b.withUnsafeMutableBufferPointer { bp in d.apply(bp.baseAddress!, ap.baseAddress!) } }
                 w = d.kernel.rows
                 swap(&a, &b)
@@ -128,11 +171,19 @@ extension Model {
     /// As above, also giving the final h and c (c stays zero for cells without one).
     func runDirection(_ l: RecurrentWeights, _ x: [Float], T: Int, mask: [Bool], reverse: Bool,
                       finalH: inout [Float], finalC: inout [Float]) -> [Float] {
+        var cells: [Float]? = nil
+        return runDirection(l, x, T: T, mask: mask, reverse: reverse, finalH: &finalH, finalC: &finalC, cells: &cells)
+    }
+
+    /// As above; when `cells` is not nil, it receives c of every step too (T × H, in time order).
+    func runDirection(_ l: RecurrentWeights, _ x: [Float], T: Int, mask: [Bool], reverse: Bool,
+                      finalH: inout [Float], finalC: inout [Float], cells: inout [Float]?) -> [Float] {
         let H = l.spec.units, G = l.gateRows, In = l.spec.inputSize
         var proj = [Float](repeating: 0, count: T * G)
         var out = [Float](repeating: 0, count: T * H)
         var h = [Float](repeating: 0, count: H), c = [Float](repeating: 0, count: H)
         var scratch = [Float](repeating: 0, count: 4 * H + G)
+        var cs = [Float](repeating: 0, count: cells == nil ? 0 : T * H)
         x.withUnsafeBufferPointer { xp in
             proj.withUnsafeMutableBufferPointer { pp in
                 if l.kernel.dtype == .f32 && T > 1 {
@@ -147,12 +198,15 @@ extension Model {
                 c.withUnsafeMutableBufferPointer { cp in
                     scratch.withUnsafeMutableBufferPointer { sp in
                         out.withUnsafeMutableBufferPointer { op in
-                            for k in 0..<T {
-                                let t = reverse ? T - 1 - k : k
-                                if mask[t] {
-                                    l.step(gx: pp.baseAddress! + t * G, h: hp.baseAddress!, c: cp.baseAddress!, scratch: sp.baseAddress!)
+                            cs.withUnsafeMutableBufferPointer { csp in
+                                for k in 0..<T {
+                                    let t = reverse ? T - 1 - k : k
+                                    if mask[t] {
+                                        l.step(gx: pp.baseAddress! + t * G, h: hp.baseAddress!, c: cp.baseAddress!, scratch: sp.baseAddress!)
+                                    }
+                                    (op.baseAddress! + t * H).update(from: hp.baseAddress!, count: H)
+                                    if !csp.isEmpty { (csp.baseAddress! + t * H).update(from: cp.baseAddress!, count: H) }
                                 }
-                                (op.baseAddress! + t * H).update(from: hp.baseAddress!, count: H)
                             }
                         }
                     }
@@ -161,6 +215,7 @@ extension Model {
         }
         finalH = h
         finalC = c
+        if cells != nil { cells = cs }
         return out
     }
 

@@ -97,6 +97,28 @@ UNKNOWN = ("error", "skip", "replace")              # by recur_unknown value
 RECUR_TOKENIZER_CHAR = 0
 RECUR_TOKENIZER_WORD = 1
 
+# recur_layer_property
+RECUR_LAYER_KIND = 0
+RECUR_LAYER_INPUT_SIZE = 1
+RECUR_LAYER_UNITS = 2
+RECUR_LAYER_OUTPUT_SIZE = 3
+RECUR_LAYER_DIRECTIONS = 4
+RECUR_LAYER_STATE_VECTORS = 5
+RECUR_LAYER_RETURN_SEQUENCES = 6
+
+# recur_layer_kind
+RECUR_LAYER_EMBEDDING = 0
+RECUR_LAYER_RNN = 1
+RECUR_LAYER_GRU = 2
+RECUR_LAYER_LSTM = 3
+RECUR_LAYER_DENSE = 4
+LAYER_KINDS = ("embedding", "rnn", "gru", "lstm", "dense")   # by recur_layer_kind value (the file's layer.i.kind)
+
+# recur_layer_values
+RECUR_VALUES_OUTPUT = 0
+RECUR_VALUES_HIDDEN = 1
+RECUR_VALUES_CELL = 2
+
 
 class RecurError(Exception):
     """An error reported by the Recur library (or found before calling it).
@@ -309,6 +331,21 @@ def _declare(L: C.CDLL) -> C.CDLL:
     #                              const recur_translate_params *params, char *buffer, size_t capacity,
     #                              size_t *length);
     fn("recur_translate", recur_status, model_p, C.c_char_p, _P(TranslateParams), C.c_char_p, C.c_size_t, _size_p)
+    # recur_status recur_model_layer_get(const recur_model *model, size_t layer, int property, int64_t *value);
+    fn("recur_model_layer_get", recur_status, model_p, C.c_size_t, C.c_int, _P(C.c_int64))
+    # recur_status recur_state_layer(const recur_state *state, size_t layer, int values, float *out,
+    #                                size_t capacity, size_t *count);
+    fn("recur_state_layer", recur_status, state_p, C.c_size_t, C.c_int, _P(C.c_float), C.c_size_t, _size_p)
+    # recur_status recur_model_layer_outputs(const recur_model *model, const int32_t *tokens, size_t n,
+    #                                        size_t layer, int values, float *out, size_t capacity,
+    #                                        size_t *rows, size_t *width);
+    fn("recur_model_layer_outputs", recur_status, model_p, _P(C.c_int32), C.c_size_t, C.c_size_t, C.c_int,
+       _P(C.c_float), C.c_size_t, _size_p, _size_p)
+    # recur_status recur_model_layer_outputs_frames(const recur_model *model, const float *frames, size_t count,
+    #                                               size_t frame_size, size_t layer, int values, float *out,
+    #                                               size_t capacity, size_t *rows, size_t *width);
+    fn("recur_model_layer_outputs_frames", recur_status, model_p, _P(C.c_float), C.c_size_t, C.c_size_t, C.c_size_t,
+       C.c_int, _P(C.c_float), C.c_size_t, _size_p, _size_p)
     return L
 
 
@@ -326,7 +363,8 @@ FUNCTIONS = (
     "recur_sampler_sample_state", "recur_sampler_sample_batch", "recur_generate", "recur_beam_params_init",
     "recur_generate_beam", "recur_generate_batch",
     "recur_model_label", "recur_classify", "recur_tag", "recur_classify_batch", "recur_tag_batch", "recur_predict", "recur_translate_params_init",
-    "recur_translate",
+    "recur_translate", "recur_model_layer_get", "recur_state_layer", "recur_model_layer_outputs",
+    "recur_model_layer_outputs_frames",
 )
 
 _lock = threading.Lock()

@@ -119,6 +119,32 @@ def _frames(frames, frame_size: int, what: str = "frames", one: bool = False) ->
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+_LAYER_VALUES = {"output": _capi.RECUR_VALUES_OUTPUT, "hidden": _capi.RECUR_VALUES_HIDDEN,
+                 "cell": _capi.RECUR_VALUES_CELL}
+
+
+def _layer_index(model: "Model", layer, values: str) -> int:
+    """Checks a layer index and what is read of it as the library does (same codes and messages)."""
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise TypeError(f"layer must be an int (got {type(layer).__name__})")
+    if values not in _LAYER_VALUES:
+        raise ValueError(f"values must be one of {', '.join(_LAYER_VALUES)} (got {values!r})")
+    layers = model._layers
+    i = int(layer)
+    if not 0 <= i < len(layers):
+        raise RecurError(Status.OUT_OF_RANGE, f"layer {i} is outside the model's layers (0..<{len(layers)})")
+    info = layers[i]
+    if values != "output" and not info["directions"]:
+        name = {"hidden": "hidden state", "cell": "cell state"}[values]
+        article = "an" if info["kind"] == "embedding" else "a"
+        raise RecurError(Status.INVALID_ARGUMENT, f"layer {i} is {article} {info['kind']} layer; it has no {name} "
+                                                  "(only recurrent layers have state)")
+    if values == "cell" and info["state_vectors"] < 2:
+        raise RecurError(Status.INVALID_ARGUMENT,
+                         f"layer {i} is a {info['kind']} layer; it has no cell state (only lstm layers do)")
+    return i
+
+
 def _per_prompt(value, n: int, what: str, check) -> list:
     """A per-prompt argument: one value for every prompt, or a sequence of n values; each passed through
     ``check(value, what)``."""
@@ -381,6 +407,7 @@ class Model(_Handle):
         self._special = ids
         self._word = self._get(_capi.RECUR_MODEL_TOKENIZER) == _capi.RECUR_TOKENIZER_WORD
         self._frame_size = self._get(_capi.RECUR_MODEL_FRAME_SIZE)
+        self._layers = self._read_layers()
 
     # -- lifetime -------------------------------------------------------------------------------------
 
@@ -675,6 +702,73 @@ class Model(_Handle):
         _capi.check(self._lib.recur_predict(self._h(), arr.ctypes.data_as(C.POINTER(C.c_float)), arr.shape[0],
                                             self._frame_size, out.ctypes.data_as(C.POINTER(C.c_float)), out.size,
                                             C.byref(rows)))
+        return out
+
+    # -- layers ---------------------------------------------------------------------------------------
+
+    @property
+    def layers(self) -> list:
+        """The model's layers in order, as the file and Keras's ``model.layers`` number them (the embedding,
+        if any, is layer 0, then the recurrent layers, then the dense ones): one dict per layer with
+        ``kind`` ("embedding", "rnn", "gru", "lstm", "dense"), ``input_size``, ``units`` (of one
+        direction), ``output_size`` (floats of one step's output as the next layer reads it),
+        ``directions`` (2 bidirectional, 1 other recurrent layers, 0 embedding and dense), ``state_vectors``
+        (2 for LSTM: h and c; 1 for GRU and SimpleRNN; 0 otherwise) and ``return_sequences``."""
+        return [dict(d) for d in self._layers]
+
+    def _read_layers(self) -> tuple:
+        h = self._h()
+        v = C.c_int64()
+
+        def get(i, prop):
+            _capi.check(self._lib.recur_model_layer_get(h, i, prop, C.byref(v)))
+            return v.value
+
+        return tuple({
+            "kind": _capi.LAYER_KINDS[get(i, _capi.RECUR_LAYER_KIND)],
+            "input_size": get(i, _capi.RECUR_LAYER_INPUT_SIZE),
+            "units": get(i, _capi.RECUR_LAYER_UNITS),
+            "output_size": get(i, _capi.RECUR_LAYER_OUTPUT_SIZE),
+            "directions": get(i, _capi.RECUR_LAYER_DIRECTIONS),
+            "state_vectors": get(i, _capi.RECUR_LAYER_STATE_VECTORS),
+            "return_sequences": bool(get(i, _capi.RECUR_LAYER_RETURN_SEQUENCES)),
+        } for i in range(self._get(_capi.RECUR_MODEL_LAYERS)))
+
+    def layer_outputs(self, inputs, layer: int, values: str = "output") -> np.ndarray:
+        """The values of layer ``layer`` at every step of a whole sequence run from a zero state — token ids,
+        or for a frame model frames of shape (T, frame_size) — as a float32 array (rows, width), like
+        Keras's ``K.function([model.input], [model.layers[layer].output])``.
+
+        ``values="output"``: the layer's output as the next layer reads it (a bidirectional layer's
+        directions merged; width ``layers[layer]["output_size"]``); T rows, or one where the model reduces
+        the sequence (a layer returning only its last step and those after it; a classifier's dense
+        layers). ``"hidden"`` / ``"cell"`` (LSTM): h / c of a recurrent layer at every step (T rows), a
+        bidirectional layer's directions side by side, [forward, backward]. The tokens run as they are (no
+        cutting or padding to a trained length). Arguments are checked before they reach the library."""
+        i = _layer_index(self, layer, values)
+        v = _LAYER_VALUES[values]
+        rows, width = C.c_size_t(), C.c_size_t()
+        if self._frame_size:
+            arr = _frames(inputs, self._frame_size)
+
+            def call(out, cap):
+                return self._lib.recur_model_layer_outputs_frames(
+                    self._h(), arr.ctypes.data_as(C.POINTER(C.c_float)), arr.shape[0], self._frame_size, i, v,
+                    out, cap, C.byref(rows), C.byref(width))
+        else:
+            arr = _token_array(inputs, self._vocab_size)
+            if arr.size == 0:
+                raise RecurError(Status.INVALID_ARGUMENT, "the sequence needs at least one token")
+
+            def call(out, cap):
+                return self._lib.recur_model_layer_outputs(
+                    self._h(), arr.ctypes.data_as(C.POINTER(C.c_int32)), arr.size, i, v, out, cap,
+                    C.byref(rows), C.byref(width))
+        status = call(None, 0)
+        if status != Status.BUFFER_TOO_SMALL:
+            _capi.check(status)
+        out = np.zeros((rows.value, width.value), dtype=np.float32)
+        _capi.check(call(out.ctypes.data_as(C.POINTER(C.c_float)), out.size))
         return out
 
     def translate(self, text: str, beam: int = 4, max_length: int = 100, length_penalty: float = 1.0) -> str:
@@ -1055,6 +1149,22 @@ class State(_Handle):
         _capi.check(self._lib.recur_state_prefill(self._h(), arr.ctypes.data_as(C.POINTER(C.c_int32)), arr.size,
                                                   C.byref(ptr)))
         return self._copy(ptr) if copy else None
+
+    def layer_state(self, layer: int, cell: bool = False) -> np.ndarray:
+        """h (or with ``cell=True`` c, LSTM layers only) of recurrent layer ``layer`` — numbered as in
+        ``Model.layers`` — after the last step or feed, as a float32 copy: units floats, 2 × units for a
+        bidirectional layer ([forward, backward]). The last recurrent layer's h is what the dense head read
+        to give ``output``. A bad index, a layer without state or the cell of a GRU raise RecurError
+        before the library is called."""
+        if not isinstance(cell, (bool, np.bool_)):
+            raise TypeError(f"cell must be a bool (got {type(cell).__name__})")
+        i = _layer_index(self._model, layer, "cell" if cell else "hidden")
+        info = self._model._layers[i]
+        out = np.zeros(info["units"] * info["directions"], dtype=np.float32)
+        count = C.c_size_t()
+        _capi.check(self._lib.recur_state_layer(self._h(), i, _capi.RECUR_VALUES_CELL if cell else _capi.RECUR_VALUES_HIDDEN,
+                                                out.ctypes.data_as(C.POINTER(C.c_float)), out.size, C.byref(count)))
+        return out[:count.value]
 
     def reset(self) -> None:
         """Zeroes the state (position 0)."""
