@@ -14,7 +14,7 @@ struct TrainTask: ParsableCommand {
         --task tag: Embedding → Bidirectional GRU (every step) → Dense(softmax over tags), cross-entropy over
           the real tokens; data: word/TAG lines (default data/pos/en_ewt-ud-{dev,test}.upos.txt).
         --task seq2seq: GRU encoder → GRU decoder → Dense(softmax), teacher forcing (--sampling for scheduled
-          sampling); data: source<TAB>target lines (default data/pairs/bible_nt_en_es.tsv), pairs with at most
+          sampling, step by step); data: source<TAB>target lines (default data/pairs/bible_nt_en_es.tsv), pairs with at most
           --max-length words on each side. --reverse-source: the encoder reads each source last word first
           (recorded in the model as encoder.reverse_source; translation reverses the same way).
         Example i (files concatenated in order) is validation when i mod 10 = 8, test when i mod 10 = 9,
@@ -63,7 +63,10 @@ struct TrainTask: ParsableCommand {
     @Option(name: .long) var lr: Float = 0.002
     @Option(name: .customLong("clip-norm"), help: "Global gradient norm clip (0: off).") var clipNorm: Float = 5
     @Option(name: .long) var seed: UInt64 = 1
-    @Option(name: .long, help: "seq2seq: scheduled sampling rate.") var sampling: Double = 0
+    @Option(name: .long, help: "seq2seq: scheduled sampling, the probability (0 ... 1) of feeding the model's own prediction of the step before instead of the target token (its final value under --sampling-schedule).") var sampling: Double = 0
+    @Option(name: .customLong("sampling-schedule"), help: "seq2seq: constant, linear (0 to --sampling over --sampling-ramp updates) or inverse-sigmoid (k = --sampling-ramp). (default: constant)") var samplingSchedule: String?
+    @Option(name: .customLong("sampling-ramp"), help: "seq2seq: updates over which the sampling rate rises. (default: 1000)") var samplingRamp: Int?
+    @Option(name: .customLong("sampling-draw"), help: "seq2seq: the prediction fed, argmax or sample (drawn from the model's distribution). (default: argmax)") var samplingDraw: String?
     @Option(name: .long, help: "seq2seq: dropout on the embeddings and the decoder output while training.") var dropout: Float = 0
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
@@ -108,6 +111,28 @@ struct TrainTask: ParsableCommand {
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
         c.reverseSource = reverseSource
+        guard sampling >= 0, sampling <= 1 else { throw ValidationError("--sampling must be in [0, 1] (got \(sampling))") }
+        let samplingOptions = [("--sampling", sampling != 0), ("--sampling-schedule", samplingSchedule != nil),
+                               ("--sampling-ramp", samplingRamp != nil), ("--sampling-draw", samplingDraw != nil)]
+        if kind != .seq2seq, let given = samplingOptions.first(where: \.1) {
+            throw ValidationError("\(given.0) is a seq2seq option (scheduled sampling of the decoder's inputs)")
+        }
+        if let samplingSchedule {
+            guard let v = SamplingSchedule(rawValue: samplingSchedule) else {
+                throw ValidationError("--sampling-schedule must be \(SamplingSchedule.allCases.map(\.rawValue).joined(separator: ", ")) (got \(samplingSchedule))")
+            }
+            c.samplingSchedule = v
+        }
+        if let samplingDraw {
+            guard let v = SamplingDraw(rawValue: samplingDraw) else {
+                throw ValidationError("--sampling-draw must be argmax or sample (got \(samplingDraw))")
+            }
+            c.samplingDraw = v
+        }
+        if let samplingRamp {
+            guard samplingRamp >= 1 else { throw ValidationError("--sampling-ramp must be ≥ 1 (got \(samplingRamp))") }
+            c.samplingRamp = samplingRamp
+        }
         c.dropout = dropout
         c.patience = patience; c.maxSeconds = maxSeconds
         guard batch >= 1, epochs >= 1, hidden >= 1, embedding >= 1, maxLength >= 1, vocab >= 8 else {

@@ -143,8 +143,11 @@ final class RecurrentPass {
     }
 
     /// Forward pass over `T` steps of `X` [T·B, In], from the carried state, which it then replaces by the
-    /// state after the window. `P` is the flat buffer that holds the weights.
-    func forward(_ P: UnsafePointer<Float>, steps T: Int, input X: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil) {
+    /// state after the window. `P` is the flat buffer that holds the weights. `beforeStep(t)`, when given, is
+    /// called before step t (h(t) holds the step before's output) and may rewrite X's rows of step t; it
+    /// returns true when it did, and the step's input projections are then computed again.
+    func forward(_ P: UnsafePointer<Float>, steps T: Int, input X: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil,
+                 beforeStep: ((Int) -> Bool)? = nil) {
         let TB = T * B
         let W = P + tensors.w, bias = P + tensors.b
         let gx = self.gx.p, hs = self.hs.p
@@ -155,6 +158,11 @@ final class RecurrentPass {
         if let c = cs { c.p.update(from: carryC!.p, count: B * H) }
 
         for t in 0..<T {
+            if let beforeStep, beforeStep(t) {
+                let g = gx + t * B * G
+                for i in 0..<B { (g + i * G).update(from: bias, count: G) }
+                sgemm(false, true, m: B, n: G, k: In, X + t * B * In, lda: In, W, ldb: In, beta: 1, g, ldc: G)
+            }
             cell.forwardStep(self, P, t)
             if let m = mask {
                 let hp = hs + t * B * H, hn = hs + (t + 1) * B * H

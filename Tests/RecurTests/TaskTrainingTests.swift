@@ -386,4 +386,137 @@ final class TaskTrainingTests: XCTestCase {
         let tagged = try TaskData.tagged("A/b/NOUN x/PUNCT\n")
         XCTAssertEqual(tagged[0].words, ["a/b", "x"]); XCTAssertEqual(tagged[0].tags, ["NOUN", "PUNCT"])
     }
+
+    // MARK: Scheduled sampling
+
+    /// Random pairs for the seq2seq network of `seq2seqNetwork` (sources end with EOS 2; targets 1...5 tokens).
+    func randomPairs(_ n: Int, seed: UInt64) -> [(source: [Int], target: [Int])] {
+        var rng = SplitMix64(seed: seed)
+        func int(_ r: Range<Int>) -> Int { r.lowerBound + Int(rng.next() % UInt64(r.count)) }
+        return (0..<n).map { _ in
+            ((0..<int(1..<6)).map { _ in int(3..<9) } + [2], (0..<int(1..<6)).map { _ in int(4..<10) })
+        }
+    }
+
+    func pairBatch(_ net: Seq2SeqNetwork, _ items: [(source: [Int], target: [Int])]) -> PairBatch {
+        net.batch(items, rows: items.count)
+    }
+
+    /// Rate 0 is teacher forcing exactly: the same inputs, loss and gradients, and no draw from the generator.
+    func testScheduledSamplingAtRateZeroIsTeacherForcing() throws {
+        let net = try seq2seqNetwork(batch: 3)
+        let batch = pairBatch(net, pairs)
+        let tf = net.forward(batch, train: true)
+        let g = net.gradients
+        var rng = SplitMix64(seed: 9)
+        let r = net.forward(batch, train: true, samplingRate: 0, rng: &rng)
+        XCTAssertEqual(r.loss, tf.loss)
+        XCTAssertEqual(net.gradients, g)
+        XCTAssertEqual(net.lastInputs, batch.input)
+        XCTAssertFalse(net.lastFed.contains(true))
+        var fresh = SplitMix64(seed: 9)
+        XCTAssertEqual(rng.next(), fresh.next())
+    }
+
+    /// p > 0 feeds the model's prediction at about the rate p of the real target positions after BOS,
+    /// never at BOS or padding.
+    func testScheduledSamplingFeedsPredictionsAtTheRate() throws {
+        let B = 16
+        let net = try seq2seqNetwork(batch: B)
+        for p in [0.3, 0.8] {
+            var rng = SplitMix64(seed: 5)
+            var fedCount = 0, eligible = 0
+            for k in 0..<30 {
+                let batch = pairBatch(net, randomPairs(B, seed: UInt64(100 + k)))
+                net.forward(batch, train: false, samplingRate: p, rng: &rng)
+                for t in 0..<batch.T {
+                    for b in 0..<B {
+                        let i = t * B + b
+                        if t == 0 || batch.targetMask[i] == 0 {
+                            XCTAssertFalse(net.lastFed[i])
+                            XCTAssertEqual(net.lastInputs[i], batch.input[i])
+                        } else {
+                            eligible += 1
+                            if net.lastFed[i] { fedCount += 1 } else { XCTAssertEqual(net.lastInputs[i], batch.input[i]) }
+                        }
+                    }
+                }
+            }
+            let rate = Double(fedCount) / Double(eligible)
+            let sigma = (p * (1 - p) / Double(eligible)).squareRoot()
+            XCTAssertGreaterThan(eligible, 1000)
+            XCTAssertEqual(rate, p, accuracy: 4 * sigma, "p = \(p): fed \(fedCount) of \(eligible)")
+        }
+    }
+
+    /// The prediction fed at step t is the model's most likely token after the inputs actually fed before
+    /// it (step by step, not a prediction from a teacher-forced pass), and the pass — loss and gradients,
+    /// with dropout — is the teacher-forced pass on those inputs (the choices are constants).
+    func testScheduledSamplingIsStepByStep() throws {
+        let B = 8
+        let net = try seq2seqNetwork(batch: B)
+        for dropout: Float in [0, 0.2] {
+            net.dropout = dropout
+            let batch = pairBatch(net, randomPairs(B, seed: 77))
+            var rng = SplitMix64(seed: 11)
+            var replay = rng
+            let r = net.forward(batch, train: true, samplingRate: 0.6, rng: &rng)
+            let g = net.gradients
+            let used = net.lastInputs, fed = net.lastFed
+            XCTAssertGreaterThan(fed.filter { $0 }.count, 5)
+            var b2 = batch
+            b2.input = used
+            let seed: UInt64? = dropout > 0 ? replay.next() : nil
+            let r2 = net.forward(b2, train: true, dropoutSeed: seed)
+            XCTAssertEqual(r.loss, r2.loss, accuracy: 1e-5 * max(1, abs(r2.loss)))
+            XCTAssertEqual(r.count, r2.count)
+            XCTAssertLessThan(zip(g, net.gradients).map { abs($0 - $1) }.max()!, 1e-5)
+            let V = net.vocabulary.count
+            let d = net.distributions(b2)
+            var chained = 0
+            for t in 1..<batch.T {
+                for b in 0..<B where fed[t * B + b] {
+                    let row = Array(d[((t - 1) * B + b) * V..<((t - 1) * B + b + 1) * V])
+                    XCTAssertEqual(Int(used[t * B + b]), row.indices.max { row[$0] < row[$1] || row[$0] == row[$1] && $0 > $1 }!)
+                    if t >= 2 && fed[(t - 1) * B + b] { chained += 1 }
+                }
+            }
+            XCTAssertGreaterThan(chained, 0, "some prediction must follow a fed prediction")
+        }
+        net.dropout = 0
+    }
+
+    func testSampledDrawsFollowTheDistribution() {
+        let p: [Float] = [0.1, 0, 0.6, 0.3]
+        var rng = SplitMix64(seed: 3)
+        var counts = [0, 0, 0, 0]
+        let n = 40000
+        p.withUnsafeBufferPointer { pp in
+            for _ in 0..<n { counts[SamplingDraw.sample.pick(pp.baseAddress!, 4, &rng)] += 1 }
+            XCTAssertEqual(SamplingDraw.argmax.pick(pp.baseAddress!, 4, &rng), 2)
+        }
+        XCTAssertEqual(counts[1], 0)
+        for k in [0, 2, 3] {
+            let q = Double(p[k]), sigma = (q * (1 - q) / Double(n)).squareRoot()
+            XCTAssertEqual(Double(counts[k]) / Double(n), q, accuracy: 4 * sigma)
+        }
+    }
+
+    func testSamplingSchedules() {
+        let r = 0.4, ramp = 100
+        XCTAssertEqual(SamplingSchedule.constant.rate(r, update: 0, ramp: ramp), r)
+        XCTAssertEqual(SamplingSchedule.linear.rate(r, update: 0, ramp: ramp), 0)
+        XCTAssertEqual(SamplingSchedule.linear.rate(r, update: 50, ramp: ramp), 0.2, accuracy: 1e-12)
+        XCTAssertEqual(SamplingSchedule.linear.rate(r, update: 100, ramp: ramp), r)
+        XCTAssertEqual(SamplingSchedule.linear.rate(r, update: 500, ramp: ramp), r)
+        let k = Double(ramp)
+        XCTAssertEqual(SamplingSchedule.inverseSigmoid.rate(r, update: 0, ramp: ramp), r * (1 - k / (k + 1)), accuracy: 1e-12)
+        XCTAssertEqual(SamplingSchedule.inverseSigmoid.rate(r, update: Int((k * log(k)).rounded()), ramp: ramp), r / 2, accuracy: 0.01)
+        XCTAssertEqual(SamplingSchedule.inverseSigmoid.rate(r, update: 5000, ramp: ramp), r, accuracy: 1e-6)
+        var last = -1.0
+        for i in stride(from: 0, to: 2000, by: 25) {
+            let v = SamplingSchedule.inverseSigmoid.rate(r, update: i, ramp: ramp)
+            XCTAssertGreaterThan(v, last); last = v
+        }
+    }
 }

@@ -33,9 +33,11 @@ public struct PairBatch: Sendable {
 
 /// An encoder-decoder being trained: encoder Embedding → GRU; decoder Embedding → GRU (started from the
 /// encoder's final state) → Dense(softmax over the target vocabulary); softmax cross-entropy over the real
-/// target tokens (teacher forcing). Scheduled sampling, when asked for, is the two-pass (parallel) kind:
-/// a first teacher-forced pass predicts every step, and each decoder input after BOS is replaced by the
-/// previous step's prediction with probability `samplingRate` before the pass that is trained.
+/// target tokens (teacher forcing). Scheduled sampling (Bengio et al. 2015), when asked for, runs the
+/// decoder step by step: before step t ≥ 1 of each real target position, with probability `samplingRate`,
+/// the input is the model's own prediction from step t − 1 of the same pass (its most likely token, or
+/// one drawn from its distribution) instead of the target token; the choice is a constant for the
+/// backward pass (no gradient flows through it). `SamplingSchedule` raises the rate over training.
 /// With `dropout` p > 0, training passes zero each element of the source and target embeddings and of the
 /// decoder's output (the head's input) with probability p and scale the others by 1/(1 − p) (inverted
 /// dropout on the non-recurrent connections, as in Zaremba et al. 2014); the written model has none.
@@ -54,6 +56,10 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     let maskS: FloatBuffer, maskT: FloatBuffer, maskO: FloatBuffer, xo: FloatBuffer
     /// Dropout probability of training passes (0: none).
     public var dropout: Float = 0
+    /// The decoder inputs of the last pass [T·B] (the batch's, where scheduled sampling fed none).
+    public private(set) var lastInputs: [Int32] = []
+    /// Where the last pass fed the model's own prediction [T·B].
+    public private(set) var lastFed: [Bool] = []
 
     public init(architecture: Architecture, vocabulary: Vocabulary, sourceVocabulary: Vocabulary,
                 maxBatch: Int, maxSource: Int, maxTarget: Int) throws {
@@ -115,20 +121,13 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
 
     /// Forward pass (teacher forcing); with `train`, the backward pass too (gradient of the mean loss per
     /// real target token in `grads`), with dropout when `dropout` > 0 (masks drawn from `rng`).
-    /// `samplingRate` > 0 mixes in the model's own predictions (see above).
+    /// `samplingRate` > 0 feeds the model's own predictions (see above), picked by `draw`.
     @discardableResult
-    public func forward(_ batch: PairBatch, train: Bool = false, samplingRate: Double = 0, rng: inout SplitMix64) -> BatchResult {
-        var b = batch
-        if samplingRate > 0 {
-            _ = run(batch, train: false, dropoutSeed: nil)
-            for t in 1..<batch.T {
-                for s in 0..<batch.B where batch.targetMask[t * batch.B + s] != 0 && rng.nextUnit() < samplingRate {
-                    let row = probs.p + ((t - 1) * batch.B + s) * V
-                    b.input[t * batch.B + s] = Int32(argmax(row, V))
-                }
-            }
-        }
-        return run(b, train: train, dropoutSeed: train && dropout > 0 ? rng.next() : nil)
+    public func forward(_ batch: PairBatch, train: Bool = false, samplingRate: Double = 0, draw: SamplingDraw = .argmax,
+                        rng: inout SplitMix64) -> BatchResult {
+        let dropoutSeed = train && dropout > 0 ? rng.next() : nil
+        guard samplingRate > 0 else { return run(batch, train: train, dropoutSeed: dropoutSeed) }
+        return run(batch, train: train, dropoutSeed: dropoutSeed, sampling: (min(samplingRate, 1), draw, rng.next()))
     }
 
     /// A pass without dropout (the weights as the runtime uses them).
@@ -145,20 +144,26 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
 
     /// Fills `mask` with 0 (probability `dropout`) or 1/(1 − dropout) and multiplies `x` by it.
     private func drop(_ x: UnsafeMutablePointer<Float>, _ mask: UnsafeMutablePointer<Float>, _ n: Int, _ rng: inout SplitMix64) {
-        let keep = 1 / (1 - dropout), p = Double(dropout)
-        for i in 0..<n {
-            mask[i] = rng.nextUnit() < p ? 0 : keep
-            x[i] *= mask[i]
-        }
+        drawMask(mask, n, &rng)
+        for i in 0..<n { x[i] *= mask[i] }
     }
 
-    private func run(_ batch: PairBatch, train: Bool, dropoutSeed: UInt64?) -> BatchResult {
+    /// Fills `mask` with 0 (probability `dropout`) or 1/(1 − dropout).
+    private func drawMask(_ mask: UnsafeMutablePointer<Float>, _ n: Int, _ rng: inout SplitMix64) {
+        let keep = 1 / (1 - dropout), p = Double(dropout)
+        for i in 0..<n { mask[i] = rng.nextUnit() < p ? 0 : keep }
+    }
+
+    private func run(_ batch: PairBatch, train: Bool, dropoutSeed: UInt64?,
+                     sampling: (rate: Double, draw: SamplingDraw, seed: UInt64)? = nil) -> BatchResult {
         let B = batch.B, S = batch.S, T = batch.T
         precondition(B == maxB && S <= maxS && T <= maxT)
         precondition(dropout >= 0 && dropout < 1)
         let P = UnsafePointer(params.p)
         let dropping = dropoutSeed != nil && dropout > 0
         var drng = SplitMix64(seed: dropoutSeed ?? 0)
+        var input = batch.input
+        var fed = [Bool](repeating: false, count: T * B)
         lookUpEmbeddings(P + srcEmb, Es, batch.source, count: S * B, into: xs.p)
         lookUpEmbeddings(P + tgtEmb, Et, batch.input, count: T * B, into: xt.p)
         if dropping {
@@ -168,12 +173,51 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         enc.start(from: nil)
         batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!) }
         dec.start(from: enc.h(S))
-        batch.targetMask.withUnsafeBufferPointer { m in dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) }
         let N = T * B
+        if let sampling {
+            // The head reads each step's output as it is made, so its dropout mask is drawn first.
+            if dropping { drawMask(maskO.p, N * H, &drng) }
+            var srng = SplitMix64(seed: sampling.seed)
+            let table = P + tgtEmb
+            batch.targetMask.withUnsafeBufferPointer { m in
+                dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) { [self] t in
+                    guard t > 0 else { return false }
+                    // The prediction of step t − 1: the head on its output h(t).
+                    var hin = UnsafePointer(dec.h(t))
+                    if dropping {
+                        let o = xo.p + (t - 1) * B * H, mo = maskO.p + (t - 1) * B * H
+                        for i in 0..<(B * H) { o[i] = hin[i] * mo[i] }
+                        hin = UnsafePointer(o)
+                    }
+                    let rows = probs.p + (t - 1) * B * V
+                    head.forward(P, hin, rows: B, rows)
+                    var changed = false
+                    for b in 0..<B where m[t * B + b] != 0 && srng.nextUnit() < sampling.rate {
+                        let tok = sampling.draw.pick(rows + b * V, V, &srng)
+                        let i = t * B + b
+                        input[i] = Int32(tok)
+                        fed[i] = true
+                        let x = xt.p + i * Et
+                        x.update(from: table + tok * Et, count: Et)
+                        if dropping { for k in 0..<Et { x[k] *= maskT.p[i * Et + k] } }
+                        changed = true
+                    }
+                    return changed
+                }
+            }
+        } else {
+            batch.targetMask.withUnsafeBufferPointer { m in dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) }
+        }
+        lastInputs = input
+        lastFed = fed
         var headInput = UnsafePointer(dec.output)
         if dropping {
             xo.p.update(from: dec.output, count: N * H)
-            drop(xo.p, maskO.p, N * H, &drng)
+            if sampling == nil {
+                drop(xo.p, maskO.p, N * H, &drng)
+            } else {
+                for i in 0..<(N * H) { xo.p[i] *= maskO.p[i] }
+            }
             headInput = UnsafePointer(xo.p)
         }
         head.forward(P, headInput, rows: N, probs.p)
@@ -211,7 +255,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
                 for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
                 for i in 0..<(S * B * Es) { dxs.p[i] *= maskS.p[i] }
             }
-            addEmbeddingGradients(dxt.p, Et, batch.input, count: T * B, mask: batch.targetMask, into: G + tgtEmb)
+            addEmbeddingGradients(dxt.p, Et, input, count: T * B, mask: batch.targetMask, into: G + tgtEmb)
             addEmbeddingGradients(dxs.p, Es, batch.source, count: S * B, mask: batch.sourceMask, into: G + srcEmb)
         }
         return BatchResult(loss: loss, correct: correct, count: count)
@@ -220,5 +264,51 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     /// A model builder holding the current weights (both vocabularies).
     public func modelBuilder(metadata: [(String, MetaValue)] = []) -> ModelBuilder {
         layout.modelBuilder(architecture, vocabulary, sourceVocabulary: sourceVocabulary, weights: params.p, metadata: metadata)
+    }
+}
+
+/// Which of the model's tokens scheduled sampling feeds.
+public enum SamplingDraw: String, Sendable, CaseIterable {
+    /// The most likely one (the lowest id among equals).
+    case argmax
+    /// One drawn from the model's distribution.
+    case sample
+
+    /// A token of the distribution p[0..<n].
+    func pick(_ p: UnsafePointer<Float>, _ n: Int, _ rng: inout SplitMix64) -> Int {
+        switch self {
+        case .argmax:
+            return RecurTraining.argmax(p, n)
+        case .sample:
+            let u = rng.nextUnit()
+            var total = 0.0
+            for k in 0..<n { total += Double(p[k]) }
+            var acc = 0.0, last = 0
+            for k in 0..<n where p[k] > 0 {
+                acc += Double(p[k])
+                last = k
+                if u * total < acc { return k }
+            }
+            return last
+        }
+    }
+}
+
+/// How the scheduled-sampling rate rises over training, as a function of the update count i (0 first),
+/// to the final rate r: `constant` r; `linear` r · min(1, i / ramp); `inverseSigmoid` r · (1 − k / (k +
+/// exp(i / k))) with k = ramp (the teacher-forcing decay of Bengio et al. 2015: half of r at i = k·ln k).
+public enum SamplingSchedule: String, Sendable, CaseIterable {
+    case constant
+    case linear
+    case inverseSigmoid = "inverse-sigmoid"
+
+    public func rate(_ r: Double, update i: Int, ramp: Int) -> Double {
+        switch self {
+        case .constant: return r
+        case .linear: return r * min(1, Double(i) / Double(max(ramp, 1)))
+        case .inverseSigmoid:
+            let k = Double(max(ramp, 1))
+            return r * (1 - k / (k + exp(Double(i) / k)))
+        }
     }
 }

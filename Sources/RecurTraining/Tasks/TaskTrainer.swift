@@ -20,8 +20,14 @@ public struct TaskConfig: Sendable {
     public var learningRate: Float = 0.002
     public var clipNorm: Float? = 5
     public var seed: UInt64 = 1
-    /// seq2seq: probability of feeding the model's own previous prediction (two-pass scheduled sampling).
+    /// seq2seq: scheduled sampling, the probability of feeding the model's own prediction of the step
+    /// before instead of the target token (its final value under `samplingSchedule`; 0: teacher forcing).
     public var samplingRate = 0.0
+    /// seq2seq: how the sampling rate rises over the updates of training, and over how many (`samplingRamp`).
+    public var samplingSchedule = SamplingSchedule.constant
+    public var samplingRamp = 1000
+    /// seq2seq: the prediction fed: the most likely token or one drawn from the distribution.
+    public var samplingDraw = SamplingDraw.argmax
     /// seq2seq: the encoder reads each source last word first (its EOS last); recorded in the model as
     /// `encoder.reverse_source`, which the runtime honours.
     public var reverseSource = false
@@ -199,8 +205,11 @@ public enum TaskTrainer {
         func batch(_ items: [(source: [Int], target: [Int])]) -> PairBatch { net.batch(items, rows: c.batch) }
         net.initialize(seed: c.seed)
         net.dropout = c.dropout
+        var updates = 0
         let r = try loop(c, count: train.count, params: net.params, grads: net.grads, step: { idx, rng in
-            net.forward(batch(idx.map { train[$0] }), train: true, samplingRate: c.samplingRate, rng: &rng)
+            let rate = c.samplingSchedule.rate(c.samplingRate, update: updates, ramp: c.samplingRamp)
+            updates += 1
+            return net.forward(batch(idx.map { train[$0] }), train: true, samplingRate: rate, draw: c.samplingDraw, rng: &rng)
         }, validate: {
             var loss = 0.0, n = 0
             var i = 0

@@ -40,6 +40,19 @@ def test_generate_invalid_values_are_one_line(cli, args, contains):
     assert p.stdout == "", "nothing is generated or echoed before the error"
 
 
+@pytest.mark.parametrize("args, contains", [
+    (["--task", "classify", "--sampling", "0.2"], "--sampling is a seq2seq option"),
+    (["--task", "tag", "--sampling-draw", "sample"], "--sampling-draw is a seq2seq option"),
+    (["--task", "seq2seq", "--sampling", "1.5"], "--sampling must be in [0, 1]"),
+    (["--task", "seq2seq", "--sampling-schedule", "cubic"], "--sampling-schedule must be constant, linear, inverse-sigmoid"),
+    (["--task", "seq2seq", "--sampling-draw", "best"], "--sampling-draw must be argmax or sample"),
+    (["--task", "seq2seq", "--sampling-ramp", "0"], "--sampling-ramp must be ≥ 1"),
+])
+def test_scheduled_sampling_options_are_checked(cli, tmp_path, args, contains):
+    fails_with_one_line(cli, "train", *args, "--out", tmp_path / "m.recur", contains=contains)
+    assert not (tmp_path / "m.recur").exists()
+
+
 def test_bench_threads_out_of_range_is_refused(cli):
     for n in ["-1", "65", "1000"]:
         fails_with_one_line(cli, "bench", MODELS / "alice.recur", "--threads", n, contains="--threads must be 0 (automatic) or 1...64")
