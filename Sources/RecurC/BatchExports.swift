@@ -172,16 +172,7 @@ public func recur_generate_batch(_ model: OpaquePointer?, _ prompts: UnsafePoint
         let results = try withExtendedLifetime(m) {
             try m.model.generateBatch(list, slots: size(slots), stop: stops) { k, piece -> BatchReply in
                 guard let callback else { return .proceed }
-                var reply: Int32 = 0
-                var copy = piece
-                copy.withUTF8 { utf8 in
-                    // A NUL-terminated copy: the callback may treat the piece as a C string.
-                    let buf = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)
-                    defer { buf.deallocate() }
-                    for (j, b) in utf8.enumerated() { buf[j] = CChar(bitPattern: b) }
-                    buf[utf8.count] = 0
-                    reply = callback(k, UnsafePointer(buf), Int(utf8.count), user)
-                }
+                let reply = withCString(piece) { callback(k, $0, $1, user) }
                 return reply == 0 ? .proceed : reply > 0 ? .stopStream : .stopAll
             }
         }

@@ -86,17 +86,7 @@ public func recur_generate(_ state: OpaquePointer?, _ sampler: OpaquePointer?, _
         let result = try st.owner.model.generate(prompt: p, state: st.state, maxTokens: Int(maxTokens),
                                                  sampler: &sampler) { piece in
             guard let callback else { return true }
-            var stop: Int32 = 0
-            var copy = piece
-            copy.withUTF8 { utf8 in
-                // A NUL-terminated copy: the callback may treat the piece as a C string.
-                let buf = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)
-                defer { buf.deallocate() }
-                for (k, b) in utf8.enumerated() { buf[k] = CChar(bitPattern: b) }
-                buf[utf8.count] = 0
-                stop = callback(UnsafePointer(buf), Int(utf8.count), user)
-            }
-            return stop == 0
+            return withCString(piece) { callback($0, $1, user) } == 0
         }
         generated?.pointee = Int32(clamping: result.tokens.count)
     }
@@ -154,7 +144,7 @@ public func recur_generate_beam(_ state: OpaquePointer?, _ prompt: UnsafePointer
 
 /// Calls `body` with a NUL-terminated copy of `s` and its length in bytes (the callbacks may treat the
 /// text as a C string).
-private func withCString(_ s: String, _ body: (UnsafePointer<CChar>, Int) -> Int32) -> Int32 {
+func withCString(_ s: String, _ body: (UnsafePointer<CChar>, Int) -> Int32) -> Int32 {
     var copy = s
     return copy.withUTF8 { utf8 in
         let buf = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)

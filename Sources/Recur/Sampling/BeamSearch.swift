@@ -69,18 +69,7 @@ extension Model {
                              onPiece: (String) throws -> Bool = { _ in true }) throws -> [BeamContinuation] {
         guard maxTokens >= 0 else { throw RecurError(.invalidArgument, "max tokens must be ≥ 0 (got \(maxTokens))") }
         try params.validate()
-        let st = state ?? makeState()
-        guard st.model === self else { throw RecurError(.mismatch, "the state belongs to another model") }
-        try requireGenerator()
-        var ids = try encode(prompt, unknown: unknown)
-        if let bos = vocabulary.bos { ids.insert(bos, at: 0) }
-        if ids.isEmpty {
-            if st.position == 0 {
-                throw RecurError(.invalidArgument, "the prompt is empty and the model has no BOS token to start from")
-            }
-        } else {
-            try st.prefill(ids)
-        }
+        let st = try feedPrompt(prompt, state: state, unknown: unknown)
         var search = BeamSearch(model: self, root: st, params: params, maxTokens: maxTokens)
         var stream = TextStream(stop: [], vocabulary: vocabulary)
         var delivered = 0

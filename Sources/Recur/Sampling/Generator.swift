@@ -23,18 +23,7 @@ extension Model {
                          stop: [String] = [], unknown: Vocabulary.UnknownPolicy = .error,
                          onPiece: (String) throws -> Bool) throws -> GenerationResult {
         guard maxTokens >= 0 else { throw RecurError(.invalidArgument, "max tokens must be ≥ 0 (got \(maxTokens))") }
-        let st = state ?? makeState()
-        guard st.model === self else { throw RecurError(.mismatch, "the state belongs to another model") }
-        try requireGenerator()
-        var ids = try encode(prompt, unknown: unknown)
-        if let bos = vocabulary.bos { ids.insert(bos, at: 0) }
-        if ids.isEmpty {
-            if st.position == 0 {
-                throw RecurError(.invalidArgument, "the prompt is empty and the model has no BOS token to start from")
-            }
-        } else {
-            try st.prefill(ids)
-        }
+        let st = try feedPrompt(prompt, state: state, unknown: unknown)
         var stream = TextStream(stop: stop, vocabulary: vocabulary)
         var out: [Int] = []
         var reason = StopReason.maxTokens
@@ -109,6 +98,24 @@ struct TextStream {
 }
 
 extension Model {
+    /// The state a generation continues (`state`, or a new one) after feeding it `prompt`, with BOS first
+    /// when the model has one; an empty prompt without BOS needs a state that has consumed tokens.
+    func feedPrompt(_ prompt: String, state: State?, unknown: Vocabulary.UnknownPolicy) throws -> State {
+        let st = state ?? makeState()
+        guard st.model === self else { throw RecurError(.mismatch, "the state belongs to another model") }
+        try requireGenerator()
+        var ids = try encode(prompt, unknown: unknown)
+        if let bos = vocabulary.bos { ids.insert(bos, at: 0) }
+        if ids.isEmpty {
+            if st.position == 0 {
+                throw RecurError(.invalidArgument, "the prompt is empty and the model has no BOS token to start from")
+            }
+        } else {
+            try st.prefill(ids)
+        }
+        return st
+    }
+
     /// Refuses models that are not generators: a seq2seq model's decoder can be stepped, but without its
     /// encoder it produces text unrelated to any input, and whole-sequence models cannot be stepped.
     public func requireGenerator() throws {

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _format_support import ref, rf  # noqa: E402
-from test_reference import build_model, max_abs, tokens_for  # noqa: E402
+from test_reference import QUANTIZED_MATRICES, QUANTIZED_STACK, build_model, max_abs, tokens_for  # noqa: E402
 
 import recur  # noqa: E402
 from recur import RecurError, Status  # noqa: E402
@@ -238,10 +238,7 @@ def test_a_classifier_s_head_reads_the_last_step_and_padding_carries_the_state(t
 
 @pytest.mark.parametrize("dtype", ["q8", "f16"])
 def test_quantized_layers_match_the_reference_of_their_decoded_values(tmp_path, dtype):
-    layers = [{"kind": "embedding", "dim": 40}, {"kind": "lstm", "units": 20, "peephole": True},
-              {"kind": "gru", "units": 33}, {"kind": "dense", "units": 11}]
-    matrices = ["layer.0.embeddings", "layer.1.kernel", "layer.1.recurrent_kernel", "layer.2.kernel",
-                "layer.2.recurrent_kernel", "layer.3.kernel"]
+    layers, matrices = QUANTIZED_STACK, QUANTIZED_MATRICES
     path = tmp_path / "m.recur"
     d = build_model(path, layers, seed=9, scale=0.4, dtypes={m: dtype for m in matrices})
     model = recur.Model(path)

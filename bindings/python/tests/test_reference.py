@@ -235,12 +235,16 @@ def test_tagger_without_dense_head_outputs_the_hidden_state(tmp_path):
     assert compare_steps(path, tokens_for(11, 30)) < TOL
 
 
+# A stack with every matrix kind, for the quantized types (vocabulary 11).
+QUANTIZED_STACK = [{"kind": "embedding", "dim": 40}, {"kind": "lstm", "units": 20, "peephole": True},
+                   {"kind": "gru", "units": 33}, {"kind": "dense", "units": 11}]
+QUANTIZED_MATRICES = ["layer.0.embeddings", "layer.1.kernel", "layer.1.recurrent_kernel", "layer.2.kernel",
+                      "layer.2.recurrent_kernel", "layer.3.kernel"]
+
+
 @pytest.mark.parametrize("dtype", ["f16", "q8", "q4", "q8r", "q8ri", "q4i"])
 def test_quantized_weights_match_the_reference_of_their_decoded_values(tmp_path, dtype):
-    layers = [{"kind": "embedding", "dim": 40}, {"kind": "lstm", "units": 20, "peephole": True},
-              {"kind": "gru", "units": 33}, {"kind": "dense", "units": 11}]
-    matrices = ["layer.0.embeddings", "layer.1.kernel", "layer.1.recurrent_kernel", "layer.2.kernel",
-                "layer.2.recurrent_kernel", "layer.3.kernel"]
+    layers, matrices = QUANTIZED_STACK, QUANTIZED_MATRICES
     path = tmp_path / "m.recur"
     d = build_model(path, layers, seed=9, scale=0.4, dtypes={m: dtype for m in matrices})
     assert {d.info[m].dtype.label for m in matrices} == {dtype}
