@@ -193,3 +193,29 @@ def test_bad_arguments_are_refused(library, cli):
         r = run_cli("generate", ALICE, "--tokens", 5, *args, check=False)
         assert r.returncode != 0 and r.stdout == ""
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_word_models_with_bos_and_eos(word_model, library, cli):
+    # Word pieces are joined with spaces, BOS is fed before the prompt, and EOS ends a hypothesis: the
+    # streamed pieces still add up to the best continuation, and the CLI prints the same text.
+    m = recur.Model(word_model)
+    got = m.beam_search("w3 w7", beam=5, best=5, max_tokens=12)
+    assert [g.score for g in got] == sorted((g.score for g in got), reverse=True)
+    for g in got:
+        assert g.text == m.decode(g.tokens)
+        assert 2 not in g.tokens
+    assert "".join(m.generate("w3 w7", max_tokens=12, beam=5)) == got[0].text
+    out = run_cli("generate", word_model, "--prompt", "w3 w7", "--tokens", 12, "--beam", 5, "--no-prompt").stdout
+    assert out == got[0].text + "\n"
+    # Scores follow the rule: log p / length, the length counting EOS when it ended the continuation.
+    st = m.new_state()
+    logits = st.feed([1] + m.encode("w3 w7"))
+    lp = 0.0
+    for t in got[0].tokens:
+        lp += log_softmax(logits)[t]
+        logits = st.step(t)
+    ended = len(got[0].tokens) < 12
+    if ended:
+        lp += log_softmax(logits)[2]
+    assert got[0].log_probability == pytest.approx(lp, abs=1e-4)
+    assert got[0].score == pytest.approx(lp / (len(got[0].tokens) + ended), abs=1e-4)
