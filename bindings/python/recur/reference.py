@@ -394,11 +394,13 @@ class ReferenceModel:
         backward cell over x_T..x_1; output t merges forward output t with the backward output computed
         at input t, and the "last" output merges the forward output at T with the backward output at 1
         (the backward cell's final step). When the vocabulary has a PAD token, PAD steps leave each
-        cell's state unchanged and output the state carried over.
+        cell's state unchanged and output the state carried over (unless ``tokenizer.pad_mask`` is false).
         """
         if self.layers[0]["kind"] == "embedding":
             xs = np.stack([self._input(t) for t in inputs]) if len(inputs) else np.zeros((0, 0))
             pad = self.metadata.get("tokenizer.pad_id")
+            if not self.metadata.get("tokenizer.pad_mask", True):
+                pad = None          # an unmasked model: PAD steps are ordinary steps
             keep = [pad is None or int(t) != pad for t in inputs]
         else:
             frames = _f64(inputs).reshape(len(inputs), -1)

@@ -325,6 +325,23 @@ def test_padding_steps_are_skipped_in_whole_sequences(tmp_path):
     assert max_abs(expected, m.forward_sequence([3, 4, 5, 6])) < 1e-12
 
 
+def test_padding_steps_run_in_an_unmasked_model(tmp_path):
+    # tokenizer.pad_mask = false (Keras' mask_zero=False): PAD steps are ordinary steps, in the runtime
+    # and in the reference, and they change the result.
+    layers = [{"kind": "embedding", "dim": 5}, {"kind": "gru", "units": 6, "bidirectional": True},
+              {"kind": "rnn", "units": 4, "return_sequences": False}, {"kind": "dense", "units": 2}]
+    path = tmp_path / "m.recur"
+    d = build_model(path, layers, task="classify", seed=8, pad_id=0)
+    meta = dict(d.metadata)
+    meta["tokenizer.pad_mask"] = False
+    rf.write(path, meta, {k: np.asarray(v, np.float32) for k, v in d.tensors.items()})
+    toks = [0, 0, 3, 4, 0, 5, 6, 0]
+    m = ref.ReferenceModel(rf.read(path))
+    expected = m.forward_sequence(toks)
+    assert max_abs(runtime_sequence(path, toks)[0], expected) < TOL
+    assert max_abs(expected, m.forward_sequence([3, 4, 5, 6])) > 1e-3
+
+
 def test_forward_sequence_equals_stepping_for_one_directional_stacks(tmp_path):
     path = tmp_path / "m.recur"
     d = build_model(path, [{"kind": "embedding", "dim": 4}, {"kind": "lstm", "units": 5},
