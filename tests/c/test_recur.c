@@ -951,6 +951,7 @@ static void test_beam(recur_model *a) {
     REQUIRE(recur_model_encode(a, "Alice", prompt_ids, 16, &n_prompt));
 
     /* Beam 1 is greedy decoding: the text of recur_generate at temperature 0. */
+    memset(&greedy, 0, sizeof greedy);
     OK(generate(a, "Alice", 80, 0.0f, 7, &greedy, NULL));
     bp.beam = 1;
     REQUIRE(recur_state_new(a, &st));
