@@ -14,7 +14,7 @@ struct TrainTask: ParsableCommand {
         --task tag: Embedding → Bidirectional GRU (every step) → Dense(softmax over tags), cross-entropy over
           the real tokens; data: word/TAG lines (default data/pos/en_ewt-ud-{dev,test}.upos.txt).
         classify and tag, regularisation while training (the written model has none; docs/TRAINING.md):
-          --spatial-dropout p (whole embedding channels per sequence), --input-dropout p (the cell's inputs),
+          --word-dropout p (tokens read as UNK), --spatial-dropout p (whole embedding channels per sequence), --input-dropout p (the cell's inputs),
           --recurrent-dropout p (variational, on h_prev into the recurrent kernel), --dropout p (the recurrent
           layer's outputs), --l2 λ (on the kernels); --init keras for Keras' default initialisers.
         --task seq2seq: GRU encoder → GRU decoder → Dense(softmax), teacher forcing (--sampling for scheduled
@@ -69,6 +69,7 @@ struct TrainTask: ParsableCommand {
     @Option(name: .long) var seed: UInt64 = 1
     @Option(name: .long, help: "seq2seq: scheduled sampling rate.") var sampling: Double = 0
     @Option(name: .long, help: "seq2seq: dropout on the embeddings and the decoder output while training; classify/tag: dropout on the recurrent layer's outputs (a Dropout layer after it).") var dropout: Float = 0
+    @Option(name: .customLong("word-dropout"), help: "classify/tag: read each training token as UNK with this probability (trains the UNK embedding). (default: 0)") var wordDropout: Float = 0
     @Option(name: .customLong("spatial-dropout"), help: "classify/tag: drop whole embedding channels per sequence (SpatialDropout1D). (default: 0)") var spatialDropout: Float = 0
     @Option(name: .customLong("input-dropout"), help: "classify/tag: dropout on the recurrent cell's inputs, one mask per sequence and direction (Keras dropout=). (default: 0)") var inputDropout: Float = 0
     @Option(name: .customLong("recurrent-dropout"), help: "classify/tag: variational dropout on h_prev into the recurrent kernel, one mask per sequence, direction and gate (Keras recurrent_dropout=). (default: 0)") var recurrentDropout: Float = 0
@@ -104,7 +105,7 @@ struct TrainTask: ParsableCommand {
         guard let kind = Task(rawValue: task), kind != .generate else {
             throw ValidationError("--task must be classify, tag, seq2seq or regress (the character generator is 'recur train')")
         }
-        let tokenOnly: [(String, Bool)] = [("--spatial-dropout", spatialDropout != 0), ("--input-dropout", inputDropout != 0),
+        let tokenOnly: [(String, Bool)] = [("--word-dropout", wordDropout != 0), ("--spatial-dropout", spatialDropout != 0), ("--input-dropout", inputDropout != 0),
             ("--recurrent-dropout", recurrentDropout != 0), ("--init", initOption != nil), ("--l2", l2 != 0)]
         if let given = tokenOnly.first(where: \.1), frames != nil || series != nil || kind == .regress || kind == .seq2seq {
             throw ValidationError("\(given.0) is an option of --task classify and --task tag (token models)")
@@ -123,7 +124,7 @@ struct TrainTask: ParsableCommand {
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
         c.reverseSource = reverseSource
         c.dropout = dropout
-        c.spatialDropout = spatialDropout; c.inputDropout = inputDropout; c.recurrentDropout = recurrentDropout; c.l2 = l2
+        c.wordDropout = wordDropout; c.spatialDropout = spatialDropout; c.inputDropout = inputDropout; c.recurrentDropout = recurrentDropout; c.l2 = l2
         if let i = initOption {
             guard let scheme = TaskInitializer(rawValue: i) else { throw ValidationError("--init must be uniform or keras") }
             c.initializer = scheme
@@ -133,7 +134,7 @@ struct TrainTask: ParsableCommand {
             throw ValidationError("sizes must be positive (vocab ≥ 8)")
         }
         guard evalPart == "test" || evalPart == "validation" else { throw ValidationError("--eval-part must be test or validation") }
-        for (name, p) in [("--dropout", dropout), ("--spatial-dropout", spatialDropout), ("--input-dropout", inputDropout),
+        for (name, p) in [("--dropout", dropout), ("--word-dropout", wordDropout), ("--spatial-dropout", spatialDropout), ("--input-dropout", inputDropout),
                           ("--recurrent-dropout", recurrentDropout)] where !(p >= 0 && p < 1) {
             throw ValidationError("\(name) must be in [0, 1)")
         }

@@ -39,6 +39,8 @@ final class TaskDropoutTests: XCTestCase {
     struct Masks {
         var B: Int, E: Int, H: Int, W: Int, gates: Int
         var spatial: [Float], input: [[Float]], recurrent: [[Float]], output: [Float]
+        /// The token ids read [T·B] (word dropout: some replaced by UNK).
+        var tokens: [Int32]
         func s(_ b: Int, _ k: Int) -> Double { spatial.isEmpty ? 1 : Double(spatial[b * E + k]) }
         func i(_ d: Int, _ b: Int, _ k: Int) -> Double { input[d].isEmpty ? 1 : Double(input[d][b * E + k]) }
         func r(_ d: Int, _ g: Int, _ b: Int, _ j: Int) -> Double { recurrent[d].isEmpty ? 1 : Double(recurrent[d][(g * B + b) * H + j]) }
@@ -48,7 +50,7 @@ final class TaskDropoutTests: XCTestCase {
     func masks(_ net: SequenceNetwork) -> Masks {
         Masks(B: net.maxB, E: net.E, H: net.spec.units, W: net.spec.outputSize, gates: net.spec.gates,
               spatial: net.spatialMask, input: net.inputMasks, recurrent: net.dirs.map { $0.recurrentMask?.array ?? [] },
-              output: net.outputMask)
+              output: net.outputMask, tokens: net.tokensRead)
     }
 
     static func sig(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
@@ -91,7 +93,8 @@ final class TaskDropoutTests: XCTestCase {
         let B = m.B
         var total = 0.0, n = 0
         for (b, (tokens, labels)) in data.enumerated() {
-            let xs = tokens.map { tok in (0..<E).map { emb[tok * E + $0] * m.s(b, $0) } }
+            let read = (0..<tokens.count).map { Int(m.tokens[$0 * B + b]) }
+            let xs = read.map { tok in (0..<E).map { emb[tok * E + $0] * m.s(b, $0) } }
             var outs: [[[Double]]] = []
             for (d, prefix) in ["layer.1.forward.", "layer.1.backward."].enumerated() {
                 let W = tensorValues(bld, prefix + "kernel"), U = tensorValues(bld, prefix + "recurrent_kernel")
@@ -148,9 +151,9 @@ final class TaskDropoutTests: XCTestCase {
     }
 
     let kinds: [(String, SequenceDropout)] = [
-        ("spatial", SequenceDropout(spatial: 0.4)), ("input", SequenceDropout(input: 0.4)),
+        ("word", SequenceDropout(word: 0.4)), ("spatial", SequenceDropout(spatial: 0.4)), ("input", SequenceDropout(input: 0.4)),
         ("recurrent", SequenceDropout(recurrent: 0.4)), ("output", SequenceDropout(output: 0.4)),
-        ("all", SequenceDropout(spatial: 0.3, input: 0.3, recurrent: 0.3, output: 0.3)),
+        ("all", SequenceDropout(word: 0.2, spatial: 0.3, input: 0.3, recurrent: 0.3, output: 0.3)),
     ]
 
     /// Each dropout kind, LSTM and GRU, classifier and tagger (bidirectional, padded): the masked pass's loss
@@ -236,9 +239,9 @@ final class TaskDropoutTests: XCTestCase {
         let B = 64, E = 32, H = 24, T = 5
         let net = try network(task: "tag", cell: "lstm", hidden: H, embedding: E, batch: B, steps: T, vocabulary: 40)
         let p: Float = 0.3
-        net.dropout = SequenceDropout(spatial: p, input: p, recurrent: p, output: p)
+        net.dropout = SequenceDropout(word: p, spatial: p, input: p, recurrent: p, output: p)
         var rng = SplitMix64(seed: 3)
-        let seqs = (0..<B).map { _ in (0..<T).map { _ in 1 + Int(rng.next() % 39) } }
+        let seqs = (0..<B).map { _ in (0..<T).map { _ in 2 + Int(rng.next() % 38) } }
         let batch = SequenceBatch(seqs, labels: seqs.map { $0.map { $0 % 3 } }, rows: B, pad: 0, perStep: true)
         net.forward(batch, train: true, rng: &rng)
         let m = masks(net)
@@ -253,13 +256,17 @@ final class TaskDropoutTests: XCTestCase {
             XCTAssertTrue(v.allSatisfy { $0 == 0 || $0 == 1 / (1 - p) }, name)
         }
         XCTAssertNotEqual(m.input[0], m.input[1], "each direction draws its own mask")
+        // Word dropout: about p of the (all real) tokens read as UNK (id 1), the others as they are.
+        let flat = (0..<(T * B)).map { batch.tokens[$0] }
+        XCTAssertEqual(Double(zip(m.tokens, flat).filter { $0.0 != $0.1 }.count) / Double(T * B), Double(p), accuracy: 0.06)
+        XCTAssertTrue(zip(m.tokens, flat).allSatisfy { $0.0 == $0.1 || $0.0 == 1 })
         // Spatial: the embeddings the recurrent layer read are zero in a dropped channel at every step.
         let emb = net.parameters[net.embeddings..<(net.embeddings + 40 * E)].map { $0 }
         for b in 0..<B {
             for k in 0..<E {
                 let dropped = m.spatial[b * E + k] == 0
                 for t in 0..<T {
-                    let x = net.x0.p[(t * B + b) * E + k], e = emb[seqs[b][t] * E + k]
+                    let x = net.x0.p[(t * B + b) * E + k], e = emb[Int(m.tokens[t * B + b]) * E + k]
                     XCTAssertEqual(x, dropped ? 0 : e / (1 - p), accuracy: 1e-6)
                 }
             }

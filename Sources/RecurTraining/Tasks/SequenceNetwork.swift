@@ -75,6 +75,9 @@ public enum RegressionLoss: String, Sendable, CaseIterable {
 /// inverted dropout (kept values scaled by 1/(1 − p)) and drawn afresh for each batch; the written model has
 /// no dropout.
 public struct SequenceDropout: Sendable, Equatable {
+    /// Word dropout (token models): each real token is read as UNK with this probability, so the UNK
+    /// embedding the runtime uses for words outside the vocabulary is trained.
+    public var word: Float = 0
     /// Spatial dropout of the embeddings (Keras `SpatialDropout1D`): whole embedding channels, one mask
     /// [B, E] per sequence, shared by every step and both directions.
     public var spatial: Float = 0
@@ -89,15 +92,15 @@ public struct SequenceDropout: Sendable, Equatable {
     /// of the rows that feed the Dense layers.
     public var output: Float = 0
 
-    public init(spatial: Float = 0, input: Float = 0, recurrent: Float = 0, output: Float = 0) {
-        self.spatial = spatial; self.input = input; self.recurrent = recurrent; self.output = output
+    public init(word: Float = 0, spatial: Float = 0, input: Float = 0, recurrent: Float = 0, output: Float = 0) {
+        self.word = word; self.spatial = spatial; self.input = input; self.recurrent = recurrent; self.output = output
     }
 
     /// Whether any mask is drawn.
-    public var active: Bool { spatial > 0 || input > 0 || recurrent > 0 || output > 0 }
+    public var active: Bool { word > 0 || spatial > 0 || input > 0 || recurrent > 0 || output > 0 }
 
     func validate() throws {
-        for (name, p) in [("spatial", spatial), ("input", input), ("recurrent", recurrent), ("output", output)] where !(p >= 0 && p < 1) {
+        for (name, p) in [("word", word), ("spatial", spatial), ("input", input), ("recurrent", recurrent), ("output", output)] where !(p >= 0 && p < 1) {
             throw RecurError(.invalidArgument, "the \(name) dropout rate must be in [0, 1) (got \(p))")
         }
     }
@@ -152,6 +155,8 @@ public final class SequenceNetwork: @unchecked Sendable {
     /// The masks of the last pass with dropout (0 or 1/(1 − p)): spatial [B·E], input per direction [B·In],
     /// output [rows·W]; empty when that dropout is off. The recurrent masks are in the passes.
     var spatialMask: [Float] = [], inputMasks: [[Float]] = [], outputMask: [Float] = []
+    /// The token ids the last pass read [T·B]: the batch's, with word dropout some replaced by UNK.
+    var tokensRead: [Int32] = []
     /// The forward direction's masked input when input dropout applies. [T·B, E]
     let xm: FloatBuffer
     // Activations, allocated once.
@@ -296,6 +301,11 @@ public final class SequenceNetwork: @unchecked Sendable {
         // Dropout masks, in a fixed order from the pass's seed.
         let d = dropoutSeed == nil ? SequenceDropout() : dropout
         var drng = SplitMix64(seed: dropoutSeed ?? 0)
+        tokensRead = batch.tokens
+        if d.word > 0, frameSize == nil, let unk = vocabulary.unk {
+            let q = Double(d.word)
+            for i in 0..<TB where batch.mask[i] != 0 && drng.nextUnit() < q { tokensRead[i] = Int32(unk) }
+        }
         spatialMask = Self.mask(B * E, d.spatial, &drng)
         inputMasks = dirs.map { _ in Self.mask(B * E, d.input, &drng) }
         for dir in dirs {
@@ -308,7 +318,7 @@ public final class SequenceNetwork: @unchecked Sendable {
             precondition(batch.frames.count == TB * f)
             x0.p.update(from: batch.frames, count: TB * f)
         } else {
-            lookUpEmbeddings(P + embeddings, E, batch.tokens, count: TB, into: x0.p)
+            lookUpEmbeddings(P + embeddings, E, tokensRead, count: TB, into: x0.p)
         }
         if !spatialMask.isEmpty { Self.multiplyPerSequence(x0.p, spatialMask, steps: T, rows: B, width: E) }
         let in0: UnsafeMutablePointer<Float>
@@ -497,7 +507,7 @@ public final class SequenceNetwork: @unchecked Sendable {
         let gE = G + embeddings
         for t in 0..<T {
             for b in 0..<B where batch.mask[t * B + b] != 0 {
-                let dst = gE + Int(batch.tokens[t * B + b]) * E
+                let dst = gE + Int(tokensRead[t * B + b]) * E
                 let f = dxf.p + (t * B + b) * E
                 for k in 0..<E { dst[k] += f[k] }
                 if dirs.count == 2 {

@@ -31,6 +31,8 @@ public struct TaskConfig: Sendable {
     /// classify and tag: spatial dropout of the embeddings, dropout of the recurrent layer's inputs and
     /// recurrent (variational) dropout (see `SequenceDropout`; 0: none).
     public var spatialDropout: Float = 0
+    /// classify and tag: word dropout (real tokens read as UNK while training; 0: none).
+    public var wordDropout: Float = 0
     public var inputDropout: Float = 0
     public var recurrentDropout: Float = 0
     /// classify and tag: how the weights start.
@@ -165,11 +167,12 @@ public enum TaskTrainer {
                                       log: (String) -> Void) throws -> TaskResult {
         let pad = net.vocabulary.pad!
         let perStep = net.architecture.task == .tag
-        let d = SequenceDropout(spatial: c.spatialDropout, input: c.inputDropout, recurrent: c.recurrentDropout, output: c.dropout)
+        let d = SequenceDropout(word: c.wordDropout, spatial: c.spatialDropout, input: c.inputDropout, recurrent: c.recurrentDropout, output: c.dropout)
         try d.validate()
         if d.recurrent > 0, case .recurrent(let r) = net.architecture.layers[1], r.cell == .gru, !r.resetAfter {
             throw RecurError(.unsupported, "recurrent dropout is trained for the reset-after GRU, LSTM and SimpleRNN (not gru-reset-before)")
         }
+        if d.word > 0 && net.vocabulary.unk == nil { throw RecurError(.unsupported, "word dropout needs an UNK token in the vocabulary") }
         guard c.l2 >= 0 else { throw RecurError(.invalidArgument, "the L2 factor must be ≥ 0") }
         net.dropout = d
         net.l2 = c.l2
