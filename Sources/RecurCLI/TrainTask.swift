@@ -69,12 +69,12 @@ struct TrainTask: ParsableCommand {
     @Option(name: .long) var seed: UInt64 = 1
     @Option(name: .long, help: "seq2seq: scheduled sampling rate.") var sampling: Double = 0
     @Option(name: .long, help: "seq2seq: dropout on the embeddings and the decoder output while training; classify/tag: dropout on the recurrent layer's outputs (a Dropout layer after it).") var dropout: Float = 0
-    @Option(name: .customLong("word-dropout"), help: "classify/tag: read each training token as UNK with this probability (trains the UNK embedding). (default: 0)") var wordDropout: Float = 0
-    @Option(name: .customLong("spatial-dropout"), help: "classify/tag: drop whole embedding channels per sequence (SpatialDropout1D). (default: 0)") var spatialDropout: Float = 0
-    @Option(name: .customLong("input-dropout"), help: "classify/tag: dropout on the recurrent cell's inputs, one mask per sequence and direction (Keras dropout=). (default: 0)") var inputDropout: Float = 0
-    @Option(name: .customLong("recurrent-dropout"), help: "classify/tag: variational dropout on h_prev into the recurrent kernel, one mask per sequence, direction and gate (Keras recurrent_dropout=). (default: 0)") var recurrentDropout: Float = 0
+    @Option(name: .customLong("word-dropout"), help: "classify/tag: read each training token as UNK with this probability (trains the UNK embedding).") var wordDropout: Float = 0
+    @Option(name: .customLong("spatial-dropout"), help: "classify/tag: drop whole embedding channels per sequence (SpatialDropout1D).") var spatialDropout: Float = 0
+    @Option(name: .customLong("input-dropout"), help: "classify/tag: dropout on the recurrent cell's inputs, one mask per sequence and direction (Keras dropout=).") var inputDropout: Float = 0
+    @Option(name: .customLong("recurrent-dropout"), help: "classify/tag: variational dropout on h_prev into the recurrent kernel, one mask per sequence, direction and gate (Keras recurrent_dropout=).") var recurrentDropout: Float = 0
     @Option(name: .customLong("init"), help: "classify/tag: uniform (U(±1/√units) recurrent weights) or keras (Glorot-uniform kernels, orthogonal recurrent kernels, zero biases). (default: uniform)") var initOption: String?
-    @Option(name: .customLong("l2"), help: "classify/tag: L2 weight decay λ on the kernels (Keras kernel_regularizer=l2(λ)). (default: 0)") var l2: Float = 0
+    @Option(name: .customLong("l2"), help: "classify/tag: L2 weight decay λ on the kernels (Keras kernel_regularizer=l2(λ)).") var l2: Float = 0
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
