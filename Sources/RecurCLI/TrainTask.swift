@@ -13,6 +13,10 @@ struct TrainTask: ParsableCommand {
           binary cross-entropy; data: sentence<TAB>0|1 files (default data/sentiment/vader_*.tsv).
         --task tag: Embedding → Bidirectional GRU (every step) → Dense(softmax over tags), cross-entropy over
           the real tokens; data: word/TAG lines (default data/pos/en_ewt-ud-{dev,test}.upos.txt).
+        classify and tag, regularisation while training (the written model has none; docs/TRAINING.md):
+          --word-dropout p (tokens read as UNK), --spatial-dropout p (whole embedding channels per sequence), --input-dropout p (the cell's inputs),
+          --recurrent-dropout p (variational, on h_prev into the recurrent kernel), --dropout p (the recurrent
+          layer's outputs), --l2 λ (on the kernels); --init keras for Keras' default initialisers.
         --task seq2seq: GRU encoder → GRU decoder → Dense(softmax), teacher forcing (--sampling for scheduled
           sampling, step by step); data: source<TAB>target lines (default data/pairs/bible_nt_en_es.tsv), pairs with at most
           --max-length words on each side. --reverse-source: the encoder reads each source last word first
@@ -67,7 +71,13 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("sampling-schedule"), help: "seq2seq: constant, linear (0 to --sampling over --sampling-ramp updates) or inverse-sigmoid (k = --sampling-ramp). (default: constant)") var samplingSchedule: String?
     @Option(name: .customLong("sampling-ramp"), help: "seq2seq: updates over which the sampling rate rises. (default: 1000)") var samplingRamp: Int?
     @Option(name: .customLong("sampling-draw"), help: "seq2seq: the prediction fed, argmax or sample (drawn from the model's distribution). (default: argmax)") var samplingDraw: String?
-    @Option(name: .long, help: "seq2seq: dropout on the embeddings and the decoder output while training.") var dropout: Float = 0
+    @Option(name: .long, help: "seq2seq: dropout on the embeddings and the decoder output while training; classify/tag: dropout on the recurrent layer's outputs (a Dropout layer after it).") var dropout: Float = 0
+    @Option(name: .customLong("word-dropout"), help: "classify/tag: read each training token as UNK with this probability (trains the UNK embedding).") var wordDropout: Float = 0
+    @Option(name: .customLong("spatial-dropout"), help: "classify/tag: drop whole embedding channels per sequence (SpatialDropout1D).") var spatialDropout: Float = 0
+    @Option(name: .customLong("input-dropout"), help: "classify/tag: dropout on the recurrent cell's inputs, one mask per sequence and direction (Keras dropout=).") var inputDropout: Float = 0
+    @Option(name: .customLong("recurrent-dropout"), help: "classify/tag: variational dropout on h_prev into the recurrent kernel, one mask per sequence, direction and gate (Keras recurrent_dropout=).") var recurrentDropout: Float = 0
+    @Option(name: .customLong("init"), help: "classify/tag: uniform (U(±1/√units) recurrent weights) or keras (Glorot-uniform kernels, orthogonal recurrent kernels, zero biases). (default: uniform)") var initOption: String?
+    @Option(name: .customLong("l2"), help: "classify/tag: L2 weight decay λ on the kernels (Keras kernel_regularizer=l2(λ)).") var l2: Float = 0
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
@@ -97,6 +107,11 @@ struct TrainTask: ParsableCommand {
     func run() throws {
         guard let kind = Task(rawValue: task), kind != .generate else {
             throw ValidationError("--task must be classify, tag, seq2seq or regress (the character generator is 'recur train')")
+        }
+        let tokenOnly: [(String, Bool)] = [("--word-dropout", wordDropout != 0), ("--spatial-dropout", spatialDropout != 0), ("--input-dropout", inputDropout != 0),
+            ("--recurrent-dropout", recurrentDropout != 0), ("--init", initOption != nil), ("--l2", l2 != 0)]
+        if let given = tokenOnly.first(where: \.1), frames != nil || series != nil || kind == .regress || kind == .seq2seq {
+            throw ValidationError("\(given.0) is an option of --task classify and --task tag (token models)")
         }
         if frames != nil || series != nil || kind == .regress { return try runFrames(kind) }
         let frameOnly: [(String, Bool)] = [("--test", test != nil), ("--sequence-column", sequenceColumn != nil), ("--label-column", labelColumn != nil),
@@ -134,14 +149,24 @@ struct TrainTask: ParsableCommand {
             c.samplingRamp = samplingRamp
         }
         c.dropout = dropout
+        c.wordDropout = wordDropout; c.spatialDropout = spatialDropout; c.inputDropout = inputDropout; c.recurrentDropout = recurrentDropout; c.l2 = l2
+        if let i = initOption {
+            guard let scheme = TaskInitializer(rawValue: i) else { throw ValidationError("--init must be uniform or keras") }
+            c.initializer = scheme
+        }
         c.patience = patience; c.maxSeconds = maxSeconds
         guard batch >= 1, epochs >= 1, hidden >= 1, embedding >= 1, maxLength >= 1, vocab >= 8 else {
             throw ValidationError("sizes must be positive (vocab ≥ 8)")
         }
         guard evalPart == "test" || evalPart == "validation" else { throw ValidationError("--eval-part must be test or validation") }
-        guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
-        guard kind == .seq2seq || (dropout == 0 && !reverseSource) else {
-            throw ValidationError("--dropout and --reverse-source are seq2seq options")
+        for (name, p) in [("--dropout", dropout), ("--word-dropout", wordDropout), ("--spatial-dropout", spatialDropout), ("--input-dropout", inputDropout),
+                          ("--recurrent-dropout", recurrentDropout)] where !(p >= 0 && p < 1) {
+            throw ValidationError("\(name) must be in [0, 1)")
+        }
+        guard l2 >= 0 else { throw ValidationError("--l2 must be ≥ 0") }
+        guard kind == .seq2seq || !reverseSource else { throw ValidationError("--reverse-source is a seq2seq option") }
+        if recurrentDropout > 0, (cell ?? "") == "gru-reset-before" {
+            throw ValidationError("--recurrent-dropout is trained for gru (reset-after), lstm and rnn cells, not gru-reset-before")
         }
         try requireWritable(out, "--out")
         if let log { try requireWritable(log, "--log") }

@@ -73,6 +73,12 @@ final class RecurrentPass {
     let dout: FloatBuffer
     /// The running ∂loss/∂h (and ∂loss/∂c) of the step being differentiated. [B, H]
     let dh: FloatBuffer, dc: FloatBuffer?
+    /// Recurrent (variational) dropout: one mask [B, H] per gate block (values 0 or 1/(1 − p)), the same at
+    /// every step of the window, on h_prev where it enters the recurrent kernel (Keras' `recurrent_dropout`,
+    /// its per-gate masks); nil: none. The masked states of each step, per gate block [gates][T·B, H], and a
+    /// scratch row block [B, H], allocated on first use.
+    private(set) var recurrentMask: FloatBuffer?
+    private var maskedStates: FloatBuffer?, scratch: FloatBuffer?
 
     init(_ tensors: RecurrentTensors, streams B: Int, steps T: Int, withGradients g: Bool) {
         self.tensors = tensors
@@ -108,16 +114,65 @@ final class RecurrentPass {
                  dout: dout.p + t * B * H, dh: dh.p)
     }
 
-    /// gh of step `t` [B, G] (its first `n` columns) = h_prev · U[0..<n]ᵀ.
+    /// Sets the recurrent dropout masks, `gates` blocks of [B, H] (0 or 1/(1 − p)), for the following
+    /// passes; nil removes them.
+    func setRecurrentMask(_ masks: [Float]?) {
+        guard let masks else { recurrentMask = nil; return }
+        let gates = G / H
+        precondition(masks.count == gates * B * H)
+        if maskedStates == nil { maskedStates = FloatBuffer(gates * T * B * H); scratch = FloatBuffer(B * H) }
+        let m = recurrentMask ?? FloatBuffer(gates * B * H)
+        m.load(masks)
+        recurrentMask = m
+    }
+
+    /// The states gate block `g` multiplied at steps 0, 1, … (h_prev ⊙ mask_g), [T·B, H]; with recurrent
+    /// dropout only.
+    private func masked(_ g: Int) -> UnsafeMutablePointer<Float> { maskedStates!.p + g * T * B * H }
+
+    /// h_prev ⊙ mask_g as gate block `g` multiplied it at step `t` of the last forward pass [B, H] (with
+    /// recurrent dropout only).
+    func maskedState(_ g: Int, step t: Int) -> [Float] { Array(UnsafeBufferPointer(start: masked(g) + t * B * H, count: B * H)) }
+
+    /// gh of step `t` [B, G] (its first `n` columns) = h_prev · U[0..<n]ᵀ (with recurrent dropout, gate
+    /// block g multiplies h_prev ⊙ mask_g).
     func recurrentProduct(_ P: UnsafePointer<Float>, _ t: Int, columns n: Int) {
-        sgemm(false, true, m: B, n: n, k: H, h(t), lda: H, P + tensors.u, ldb: H, beta: 0, rows(gh, t), ldc: G)
+        guard let m = recurrentMask else {
+            sgemm(false, true, m: B, n: n, k: H, h(t), lda: H, P + tensors.u, ldb: H, beta: 0, rows(gh, t), ldc: G)
+            return
+        }
+        let BH = B * H, hp = h(t)
+        for g in 0..<(n / H) {
+            let s = masked(g) + t * BH, mg = m.p + g * BH
+            for i in 0..<BH { s[i] = hp[i] * mg[i] }
+            sgemm(false, true, m: B, n: H, k: H, s, lda: H, P + tensors.u + g * H * H, ldb: H, beta: 0, rows(gh, t) + g * H, ldc: G)
+        }
     }
 
     /// dh = D · U[0..<k] (+ dh with `beta` 1), for D [B, k] with rows G apart: the gradient into h_prev
-    /// through U.
+    /// through U (with recurrent dropout, each gate block's part times its mask).
     func gradientThroughU(_ P: UnsafePointer<Float>, _ D: UnsafePointer<Float>, gates k: Int, beta: Float,
                           into dh: UnsafeMutablePointer<Float>) {
-        sgemm(false, false, m: B, n: H, k: k, D, lda: G, P + tensors.u, ldb: H, beta: beta, dh, ldc: H)
+        guard let m = recurrentMask else {
+            sgemm(false, false, m: B, n: H, k: k, D, lda: G, P + tensors.u, ldb: H, beta: beta, dh, ldc: H)
+            return
+        }
+        let BH = B * H, tmp = scratch!.p
+        if beta == 0 { dh.update(repeating: 0, count: BH) }
+        for g in 0..<(k / H) {
+            sgemm(false, false, m: B, n: H, k: H, D + g * H, lda: G, P + tensors.u + g * H * H, ldb: H, beta: 0, tmp, ldc: H)
+            let mg = m.p + g * BH
+            for i in 0..<BH { dh[i] += tmp[i] * mg[i] }
+        }
+    }
+
+    /// grad[m rows] += Dᵀ · H_prev over `T` steps, for D [T·B, m] with rows G apart: the recurrent weight
+    /// gradient of the rows that multiply h_prev (with recurrent dropout, block g's masked states).
+    func addStateWeightGradient(_ D: UnsafePointer<Float>, rows m: Int, steps T: Int, into grad: UnsafeMutablePointer<Float>) {
+        guard recurrentMask != nil else { addWeightGradient(D, rows: m, states: hs.p, steps: T, into: grad); return }
+        for g in 0..<(m / H) {
+            sgemm(true, false, m: H, n: H, k: T * B, D + g * H, lda: G, masked(g), ldb: H, beta: 1, grad + g * H * H, ldc: H)
+        }
     }
 
     /// grad[m rows] += Dᵀ · S over `T` steps, for D [T·B, m] with rows G apart and S [T·B, H] (the states
@@ -282,7 +337,7 @@ extension TrainingCell {
 
     /// dU += dgxᵀ · H_prev over the window.
     func addRecurrentWeightGradients(_ pass: RecurrentPass, _ grad: UnsafeMutablePointer<Float>, steps T: Int) {
-        pass.addWeightGradient(pass.dgx.p, rows: pass.G, states: pass.hs.p, steps: T, into: grad + pass.tensors.u)
+        pass.addStateWeightGradient(pass.dgx.p, rows: pass.G, steps: T, into: grad + pass.tensors.u)
     }
 }
 

@@ -62,7 +62,7 @@ final class TrainingGRU: TrainingCell {
 
     /// dU += dghᵀ · H_prev, db_h += Σ dgh.
     func addRecurrentWeightGradients(_ pass: RecurrentPass, _ grad: UnsafeMutablePointer<Float>, steps T: Int) {
-        pass.addWeightGradient(dgh.p, rows: pass.G, states: pass.hs.p, steps: T, into: grad + pass.tensors.u)
+        pass.addStateWeightGradient(dgh.p, rows: pass.G, steps: T, into: grad + pass.tensors.u)
         columnSums(dgh.p, rows: T * pass.B, cols: pass.G, into: grad + pass.tensors.bh!)
     }
 }
@@ -81,6 +81,7 @@ final class TrainingGRUResetBefore: TrainingCell {
     }
 
     func forwardStep(_ pass: RecurrentPass, _ P: UnsafePointer<Float>, _ t: Int) {
+        precondition(pass.recurrentMask == nil, "recurrent dropout is not trained for the reset-before GRU")
         let s = pass.step(t), B = s.B, H = s.H, G = s.G
         let Un = P + pass.tensors.u + 2 * H * H
         let rh = self.rh.p + t * B * H

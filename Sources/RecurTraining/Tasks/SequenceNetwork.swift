@@ -71,6 +71,41 @@ public enum RegressionLoss: String, Sendable, CaseIterable {
     case mse, mae
 }
 
+/// Dropout rates of a classifier's or tagger's training passes (each in [0, 1); 0: none). Every mask is
+/// inverted dropout (kept values scaled by 1/(1 − p)) and drawn afresh for each batch; the written model has
+/// no dropout.
+public struct SequenceDropout: Sendable, Equatable {
+    /// Word dropout (token models): each real token is read as UNK with this probability, so the UNK
+    /// embedding the runtime uses for words outside the vocabulary is trained.
+    public var word: Float = 0
+    /// Spatial dropout of the embeddings (Keras `SpatialDropout1D`): whole embedding channels, one mask
+    /// [B, E] per sequence, shared by every step and both directions.
+    public var spatial: Float = 0
+    /// Dropout of the recurrent layer's inputs (Keras `dropout=` of the cell): one mask [B, In] per sequence
+    /// and direction, the same at every step.
+    public var input: Float = 0
+    /// Recurrent (variational) dropout (Keras `recurrent_dropout=`): per direction one mask [B, H] per gate
+    /// block on h_prev where it enters the recurrent kernel, the same at every step; the carried state
+    /// itself is not dropped.
+    public var recurrent: Float = 0
+    /// Dropout of the recurrent layer's (merged) outputs (a Keras `Dropout` layer after it): every element
+    /// of the rows that feed the Dense layers.
+    public var output: Float = 0
+
+    public init(word: Float = 0, spatial: Float = 0, input: Float = 0, recurrent: Float = 0, output: Float = 0) {
+        self.word = word; self.spatial = spatial; self.input = input; self.recurrent = recurrent; self.output = output
+    }
+
+    /// Whether any mask is drawn.
+    public var active: Bool { word > 0 || spatial > 0 || input > 0 || recurrent > 0 || output > 0 }
+
+    func validate() throws {
+        for (name, p) in [("word", word), ("spatial", spatial), ("input", input), ("recurrent", recurrent), ("output", output)] where !(p >= 0 && p < 1) {
+            throw RecurError(.invalidArgument, "the \(name) dropout rate must be in [0, 1) (got \(p))")
+        }
+    }
+}
+
 /// What a forward pass over a batch found.
 public struct BatchResult: Sendable {
     /// Summed loss (nats) over the counted items (sequences or real tokens).
@@ -111,6 +146,19 @@ public final class SequenceNetwork: @unchecked Sendable {
     let regress: Bool, pooled: Bool
     /// regress: the loss.
     public var regressionLoss = RegressionLoss.mse
+    /// Dropout of training passes (`forward(_:train:rng:)` and `forward(_:train:dropoutSeed:)`).
+    public var dropout = SequenceDropout()
+    /// L2 weight decay λ: training passes add λ·Σ w² over every kernel (the recurrent layer's input kernels
+    /// and the Dense kernels, not the recurrent kernels, biases or embeddings) to the mean loss, as Keras'
+    /// `kernel_regularizer=l2(λ)` on those layers, and 2λ·w to the kernels' gradients.
+    public var l2: Float = 0
+    /// The masks of the last pass with dropout (0 or 1/(1 − p)): spatial [B·E], input per direction [B·In],
+    /// output [rows·W]; empty when that dropout is off. The recurrent masks are in the passes.
+    var spatialMask: [Float] = [], inputMasks: [[Float]] = [], outputMask: [Float] = []
+    /// The token ids the last pass read [T·B]: the batch's, with word dropout some replaced by UNK.
+    var tokensRead: [Int32] = []
+    /// The forward direction's masked input when input dropout applies. [T·B, E]
+    let xm: FloatBuffer
     // Activations, allocated once.
     let x0: FloatBuffer, xr: FloatBuffer, maskR: FloatBuffer, dxf: FloatBuffer, dxb: FloatBuffer
     let y: FloatBuffer, acts: [FloatBuffer], dA: FloatBuffer, dB: FloatBuffer
@@ -183,7 +231,7 @@ public final class SequenceNetwork: @unchecked Sendable {
         self.dense = dense
         let TB = maxB * maxT, rows = tagging || regress ? TB : maxB
         ys = FloatBuffer(pooled ? TB * r.outputSize : 0); dys = FloatBuffer(pooled ? TB * r.outputSize : 0)
-        x0 = FloatBuffer(TB * e); xr = FloatBuffer(TB * e); maskR = FloatBuffer(TB)
+        x0 = FloatBuffer(TB * e); xr = FloatBuffer(TB * e); maskR = FloatBuffer(TB); xm = FloatBuffer(TB * e)
         dxf = FloatBuffer(TB * e); dxb = FloatBuffer(TB * e)
         y = FloatBuffer(rows * r.outputSize)
         acts = dense.map { FloatBuffer(rows * $0.units) }
@@ -197,7 +245,9 @@ public final class SequenceNetwork: @unchecked Sendable {
         set { params.load(newValue) }
     }
 
-    public func initialize(seed: UInt64) { initializeTaskWeights(layout, architecture, params.p, seed: seed) }
+    public func initialize(seed: UInt64, scheme: TaskInitializer = .uniform) {
+        initializeTaskWeights(layout, architecture, params.p, seed: seed, scheme: scheme)
+    }
 
     /// Number of output rows of a batch: one per sequence (classify) or per step (tag).
     func rows(_ batch: SequenceBatch) -> Int { perStep ? batch.T * batch.B : batch.B }
@@ -208,27 +258,84 @@ public final class SequenceNetwork: @unchecked Sendable {
         Array(UnsafeBufferPointer(start: acts.last!.p, count: rows(batch) * dense.last!.units))
     }
 
-    /// Forward pass; with `train`, also the backward pass, the gradient of the mean loss left in `grads`.
+    /// Forward pass without dropout; with `train`, also the backward pass, the gradient of the mean loss
+    /// left in `grads`.
     @discardableResult
     public func forward(_ batch: SequenceBatch, train: Bool = false) -> BatchResult {
+        run(batch, train: train, dropoutSeed: nil)
+    }
+
+    /// A training pass: with dropout (`dropout.active`), its masks come from a seed drawn from `rng` (which
+    /// is left untouched otherwise, so a run without dropout draws what it always drew).
+    @discardableResult
+    public func forward(_ batch: SequenceBatch, train: Bool, rng: inout SplitMix64) -> BatchResult {
+        run(batch, train: train, dropoutSeed: train && dropout.active ? rng.next() : nil)
+    }
+
+    /// A pass with the dropout masks of `dropoutSeed` (none when nil), whether or not it trains.
+    @discardableResult
+    func forward(_ batch: SequenceBatch, train: Bool, dropoutSeed: UInt64?) -> BatchResult {
+        run(batch, train: train, dropoutSeed: dropoutSeed)
+    }
+
+    /// `count` values 0 (probability p) or 1/(1 − p); empty when p is 0.
+    private static func mask(_ count: Int, _ p: Float, _ rng: inout SplitMix64) -> [Float] {
+        guard p > 0 else { return [] }
+        let keep = 1 / (1 - p), q = Double(p)
+        return (0..<count).map { _ in rng.nextUnit() < q ? 0 : keep }
+    }
+
+    /// x[t·B + b][k] *= m[b][k] for every step: a per-sequence mask [B, width] over rows [T·B, width].
+    private static func multiplyPerSequence(_ x: UnsafeMutablePointer<Float>, _ m: [Float], steps T: Int, rows B: Int, width: Int) {
+        for t in 0..<T {
+            let r = x + t * B * width
+            for i in 0..<(B * width) { r[i] *= m[i] }
+        }
+    }
+
+    private func run(_ batch: SequenceBatch, train: Bool, dropoutSeed: UInt64?) -> BatchResult {
         let B = batch.B, T = batch.T, TB = T * B
         precondition(B == maxB && T <= maxT)
         let P = UnsafePointer(params.p)
         let H = spec.units, W = spec.outputSize
+        // Dropout masks, in a fixed order from the pass's seed.
+        let d = dropoutSeed == nil ? SequenceDropout() : dropout
+        var drng = SplitMix64(seed: dropoutSeed ?? 0)
+        tokensRead = batch.tokens
+        if d.word > 0, frameSize == nil, let unk = vocabulary.unk {
+            let q = Double(d.word)
+            for i in 0..<TB where batch.mask[i] != 0 && drng.nextUnit() < q { tokensRead[i] = Int32(unk) }
+        }
+        spatialMask = Self.mask(B * E, d.spatial, &drng)
+        inputMasks = dirs.map { _ in Self.mask(B * E, d.input, &drng) }
+        for dir in dirs {
+            precondition(d.recurrent == 0 || spec.cell != .gru || spec.resetAfter, "recurrent dropout needs a reset-after GRU")
+            let m = Self.mask(dir.G * B, d.recurrent, &drng)
+            dir.setRecurrentMask(m.isEmpty ? nil : m)
+        }
+        outputMask = Self.mask(rows(batch) * W, d.output, &drng)
         if let f = frameSize {
             precondition(batch.frames.count == TB * f)
             x0.p.update(from: batch.frames, count: TB * f)
         } else {
-            lookUpEmbeddings(P + embeddings, E, batch.tokens, count: TB, into: x0.p)
+            lookUpEmbeddings(P + embeddings, E, tokensRead, count: TB, into: x0.p)
+        }
+        if !spatialMask.isEmpty { Self.multiplyPerSequence(x0.p, spatialMask, steps: T, rows: B, width: E) }
+        let in0: UnsafeMutablePointer<Float>
+        if inputMasks[0].isEmpty { in0 = x0.p } else {
+            in0 = xm.p
+            xm.p.update(from: x0.p, count: TB * E)
+            Self.multiplyPerSequence(xm.p, inputMasks[0], steps: T, rows: B, width: E)
         }
         batch.mask.withUnsafeBufferPointer { m in
             dirs[0].start(from: nil)
-            dirs[0].forward(P, steps: T, input: x0.p, mask: m.baseAddress!)
+            dirs[0].forward(P, steps: T, input: in0, mask: m.baseAddress!)
             if dirs.count == 2 {
                 for t in 0..<T {
                     (xr.p + t * B * E).update(from: x0.p + (T - 1 - t) * B * E, count: B * E)
                     (maskR.p + t * B).update(from: m.baseAddress! + (T - 1 - t) * B, count: B)
                 }
+                if !inputMasks[1].isEmpty { Self.multiplyPerSequence(xr.p, inputMasks[1], steps: T, rows: B, width: E) }
                 dirs[1].start(from: nil)
                 dirs[1].forward(P, steps: T, input: xr.p, mask: maskR.p)
             }
@@ -265,6 +372,7 @@ public final class SequenceNetwork: @unchecked Sendable {
             }
         }
         let N = rows(batch)
+        if !outputMask.isEmpty { for i in 0..<(N * W) { y.p[i] *= outputMask[i] } }
         var input = UnsafePointer(y.p)
         for (k, d) in dense.enumerated() {
             d.forward(P, input, rows: N, acts[k].p)
@@ -312,12 +420,24 @@ public final class SequenceNetwork: @unchecked Sendable {
         if train && count > 0 {
             let scale = 1 / Float(count)
             for i in 0..<(N * U) { dz[i] *= scale }
-            backward(batch, rows: N)
+            backward(batch, rows: N, input: in0)
+            if l2 > 0 {
+                // λ Σ w² on the mean loss (the summed loss gets it once per counted item) and 2λ w on the gradient.
+                var sum = 0.0
+                for e in layout.entries where e.name.hasSuffix(".kernel") {
+                    for i in e.offset..<(e.offset + e.count) {
+                        let w = params.p[i]
+                        sum += Double(w) * Double(w)
+                        grads.p[i] += 2 * l2 * w
+                    }
+                }
+                loss += Double(count) * Double(l2) * sum
+            }
         }
         return BatchResult(loss: loss, correct: correct, count: count)
     }
 
-    private func backward(_ batch: SequenceBatch, rows N: Int) {
+    private func backward(_ batch: SequenceBatch, rows N: Int, input in0: UnsafeMutablePointer<Float>) {
         let B = batch.B, T = batch.T, TB = T * B
         let P = UnsafePointer(params.p), G = grads.p
         let H = spec.units, W = spec.outputSize
@@ -333,7 +453,9 @@ public final class SequenceNetwork: @unchecked Sendable {
             }
             swap(&dz, &other)
         }
-        // dz now holds ∂loss/∂Y [N, W]: split it into the directions' output gradients.
+        // dz now holds ∂loss/∂Y [N, W] (after output dropout): back through its mask, then split it into
+        // the directions' output gradients.
+        if !outputMask.isEmpty { for i in 0..<(N * W) { dz[i] *= outputMask[i] } }
         let df = dirs[0].dout.p
         df.update(repeating: 0, count: TB * H)
         let db = dirs.count == 2 ? dirs[1].dout.p : nil
@@ -369,16 +491,23 @@ public final class SequenceNetwork: @unchecked Sendable {
             }
         }
         batch.mask.withUnsafeBufferPointer { m in
-            dirs[0].backward(P, G, steps: T, input: x0.p, dx: dxf.p, mask: m.baseAddress!)
+            dirs[0].backward(P, G, steps: T, input: in0, dx: dxf.p, mask: m.baseAddress!)
             if dirs.count == 2 {
                 dirs[1].backward(P, G, steps: T, input: xr.p, dx: dxb.p, mask: maskR.p)
             }
         }
         guard frameSize == nil else { return }   // frames: nothing below the recurrent layer is trained
+        // Back through the input and spatial dropout masks to the embeddings' gradient.
+        if !inputMasks[0].isEmpty { Self.multiplyPerSequence(dxf.p, inputMasks[0], steps: T, rows: B, width: E) }
+        if dirs.count == 2 && !inputMasks[1].isEmpty { Self.multiplyPerSequence(dxb.p, inputMasks[1], steps: T, rows: B, width: E) }
+        if !spatialMask.isEmpty {
+            Self.multiplyPerSequence(dxf.p, spatialMask, steps: T, rows: B, width: E)
+            if dirs.count == 2 { Self.multiplyPerSequence(dxb.p, spatialMask, steps: T, rows: B, width: E) }
+        }
         let gE = G + embeddings
         for t in 0..<T {
             for b in 0..<B where batch.mask[t * B + b] != 0 {
-                let dst = gE + Int(batch.tokens[t * B + b]) * E
+                let dst = gE + Int(tokensRead[t * B + b]) * E
                 let f = dxf.p + (t * B + b) * E
                 for k in 0..<E { dst[k] += f[k] }
                 if dirs.count == 2 {

@@ -47,13 +47,59 @@ func argmax(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
     return best
 }
 
-/// Fills a task model's weights: embeddings U(±0.05); recurrent weights and biases U(±1/√units), LSTM
-/// forget-gate biases +1, peepholes 0; dense weights Glorot-uniform, biases 0.
-func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P: UnsafeMutablePointer<Float>, seed: UInt64) {
+/// How a task model's weights start.
+public enum TaskInitializer: String, Sendable, CaseIterable {
+    /// Recurrent input kernels, recurrent kernels and biases U(±1/√units) (LSTM forget-gate biases +1).
+    case uniform
+    /// Keras' defaults: recurrent input kernels Glorot-uniform, recurrent kernels orthogonal (one matrix
+    /// [gates·units, units] with orthonormal columns, as Keras' `Orthogonal` makes its (units, gates·units)
+    /// kernel), biases 0 (LSTM forget-gate biases 1, Keras' `unit_forget_bias`).
+    case keras
+}
+
+/// A [rows, cols] matrix (rows ≥ cols), row-major, with orthonormal columns: the Q of the QR factorization
+/// of a standard Gaussian matrix with R's diagonal made positive (Keras' `Orthogonal`), by modified
+/// Gram–Schmidt in double precision with one re-orthogonalization pass.
+func orthogonalColumns(rows m: Int, cols n: Int, _ rng: inout SplitMix64) -> [Float] {
+    precondition(m >= n && n >= 1)
+    var a = [[Double]](repeating: [Double](repeating: 0, count: m), count: n)   // columns
+    for i in 0..<m {
+        for j in 0..<n {
+            // Box–Muller: one standard normal from two uniforms.
+            let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
+            a[j][i] = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+        }
+    }
+    for j in 0..<n {
+        for _ in 0..<2 {
+            for k in 0..<j {
+                var dot = 0.0
+                for i in 0..<m { dot += a[k][i] * a[j][i] }
+                for i in 0..<m { a[j][i] -= dot * a[k][i] }
+            }
+        }
+        var norm = 0.0
+        for i in 0..<m { norm += a[j][i] * a[j][i] }
+        norm = norm.squareRoot()
+        for i in 0..<m { a[j][i] /= norm }
+    }
+    var q = [Float](repeating: 0, count: m * n)
+    for i in 0..<m { for j in 0..<n { q[i * n + j] = Float(a[j][i]) } }
+    return q
+}
+
+/// Fills a task model's weights: embeddings U(±0.05); with the uniform scheme recurrent weights and biases
+/// U(±1/√units), with the Keras scheme input kernels Glorot-uniform, recurrent kernels orthogonal and
+/// biases 0; LSTM forget-gate biases +1, peepholes 0; dense weights Glorot-uniform, biases 0.
+func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P: UnsafeMutablePointer<Float>, seed: UInt64,
+                           scheme: TaskInitializer = .uniform) {
     var rng = SplitMix64(seed: seed)
     func fill(_ name: String, _ bound: Float) {
         guard let e = layout.entry(name) else { return }
         for i in 0..<e.count { P[e.offset + i] = Float(rng.nextUnit() * 2 - 1) * bound }
+    }
+    func zero(_ name: String) {
+        if let e = layout.entry(name) { (P + e.offset).update(repeating: 0, count: e.count) }
     }
     for (prefix, layers) in [("encoder.", arch.encoder), ("", arch.layers)] {
         for (i, layer) in layers.enumerated() {
@@ -63,8 +109,18 @@ func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P:
                 fill(p + "embeddings", 0.05)
             case .recurrent(let r):
                 for q in r.bidirectional ? [p + "forward.", p + "backward."] : [p] {
-                    let k = 1 / Float(r.units).squareRoot()
-                    for n in ["kernel", "recurrent_kernel", "bias", "recurrent_bias"] { fill(q + n, k) }
+                    switch scheme {
+                    case .uniform:
+                        let k = 1 / Float(r.units).squareRoot()
+                        for n in ["kernel", "recurrent_kernel", "bias", "recurrent_bias"] { fill(q + n, k) }
+                    case .keras:
+                        let G = r.gates * r.units
+                        fill(q + "kernel", (6 / Float(r.inputSize + G)).squareRoot())
+                        if let e = layout.entry(q + "recurrent_kernel") {
+                            (P + e.offset).update(from: orthogonalColumns(rows: G, cols: r.units, &rng), count: e.count)
+                        }
+                        zero(q + "bias"); zero(q + "recurrent_bias")
+                    }
                     if let e = layout.entry(q + "peephole") { (P + e.offset).update(repeating: 0, count: e.count) }
                     if let e = layout.entry(q + "bias") { r.trainingCell.initializeBias(P + e.offset, units: r.units) }
                 }

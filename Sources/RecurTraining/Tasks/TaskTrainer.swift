@@ -31,8 +31,20 @@ public struct TaskConfig: Sendable {
     /// seq2seq: the encoder reads each source last word first (its EOS last); recorded in the model as
     /// `encoder.reverse_source`, which the runtime honours.
     public var reverseSource = false
-    /// seq2seq: dropout on the embeddings and on the decoder's output while training (0: none).
+    /// seq2seq: dropout on the embeddings and on the decoder's output while training; classify and tag:
+    /// dropout on the recurrent layer's outputs (0: none).
     public var dropout: Float = 0
+    /// classify and tag: spatial dropout of the embeddings, dropout of the recurrent layer's inputs and
+    /// recurrent (variational) dropout (see `SequenceDropout`; 0: none).
+    public var spatialDropout: Float = 0
+    /// classify and tag: word dropout (real tokens read as UNK while training; 0: none).
+    public var wordDropout: Float = 0
+    public var inputDropout: Float = 0
+    public var recurrentDropout: Float = 0
+    /// classify and tag: how the weights start.
+    public var initializer = TaskInitializer.uniform
+    /// classify and tag: L2 weight decay on the kernels (0: none; see `SequenceNetwork.l2`).
+    public var l2: Float = 0
     /// Stop starting epochs after this many seconds (0: no limit).
     public var maxSeconds = 0.0
     /// Stop after this many epochs without a better validation figure (0: never).
@@ -161,14 +173,23 @@ public enum TaskTrainer {
                                       log: (String) -> Void) throws -> TaskResult {
         let pad = net.vocabulary.pad!
         let perStep = net.architecture.task == .tag
+        let d = SequenceDropout(word: c.wordDropout, spatial: c.spatialDropout, input: c.inputDropout, recurrent: c.recurrentDropout, output: c.dropout)
+        try d.validate()
+        if d.recurrent > 0, case .recurrent(let r) = net.architecture.layers[1], r.cell == .gru, !r.resetAfter {
+            throw RecurError(.unsupported, "recurrent dropout is trained for the reset-after GRU, LSTM and SimpleRNN (not gru-reset-before)")
+        }
+        if d.word > 0 && net.vocabulary.unk == nil { throw RecurError(.unsupported, "word dropout needs an UNK token in the vocabulary") }
+        guard c.l2 >= 0 else { throw RecurError(.invalidArgument, "the L2 factor must be ≥ 0") }
+        net.dropout = d
+        net.l2 = c.l2
         func batch(_ items: ArraySlice<(tokens: [Int], labels: [Int])>) -> SequenceBatch {
             SequenceBatch(items.map { Array($0.tokens.prefix(c.maxLength)) },
                           labels: items.map { perStep ? Array($0.labels.prefix(c.maxLength)) : $0.labels },
                           rows: c.batch, pad: pad, perStep: perStep)
         }
-        net.initialize(seed: c.seed)
-        let r = try loop(c, count: train.count, params: net.params, grads: net.grads, step: { idx, _ in
-            net.forward(batch(idx.map { train[$0] }[...]), train: true)
+        net.initialize(seed: c.seed, scheme: c.initializer)
+        let r = try loop(c, count: train.count, params: net.params, grads: net.grads, step: { idx, rng in
+            net.forward(batch(idx.map { train[$0] }[...]), train: true, rng: &rng)
         }, validate: {
             var ok = 0, n = 0
             var i = 0

@@ -126,6 +126,43 @@ def test_train_task_is_train_with_task(library, cli, tmp_path):
         assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "e.recur").exists()
 
 
+def test_classify_tag_regularisers(library, cli, tmp_path):
+    """The dropout, L2 and initialiser options of classify/tag: a run with them is reproducible (same
+    weights twice), differs from one without, and writes a model the runtime reads like any other; they
+    are refused, with one line and a non-zero exit, where they do not apply."""
+    from recur import format as rf
+    data = tmp_path / "tagged.txt"
+    data.write_text(_lines(ROOT / "data" / "pos" / "en_ewt-ud-dev.upos.txt", 60), encoding="utf-8")
+    common = ["--task", "tag", "--data", data, "--epochs", "2", "--hidden", "5", "--embedding", "4", "--batch", "8"]
+    reg = ["--init", "keras", "--word-dropout", "0.1", "--spatial-dropout", "0.2", "--input-dropout", "0.1",
+           "--recurrent-dropout", "0.2", "--dropout", "0.3", "--l2", "0.0001"]
+    for name, extra in [("a", reg), ("b", reg), ("c", [])]:
+        run_cli(cli, "train", *common, *extra, "--out", tmp_path / f"{name}.recur")
+    a, b, c = (rf.read(str(tmp_path / f"{n}.recur")) for n in "abc")
+    assert sorted(a.info) == sorted(c.info)
+    assert all(bytes(a.raw(n)) == bytes(b.raw(n)) for n in a.info)
+    assert any(bytes(a.raw(n)) != bytes(c.raw(n)) for n in a.info)
+    assert "--recurrent-dropout 0.2" in a.metadata["training.command"]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(_lines(ROOT / "data" / "pairs" / "bible_nt_en_es.tsv", 40), encoding="utf-8")
+    refused = [
+        (["--task", "seq2seq", "--data", pairs, "--recurrent-dropout", "0.2"], "--recurrent-dropout is an option of --task classify"),
+        (["--task", "seq2seq", "--data", pairs, "--init", "keras"], "--init is an option of --task classify"),
+        (["--task", "classify", "--frames", ROOT / "data" / "frames" / "JapaneseVowels_TRAIN.ts", "--spatial-dropout", "0.1"],
+         "--spatial-dropout is an option of --task classify"),
+        (["--task", "regress", "--series", ROOT / "data" / "frames" / "sunspots_monthly.csv", "--l2", "0.01"], "--l2 is an option of --task classify"),
+        ([*common, "--recurrent-dropout", "1"], "--recurrent-dropout must be in [0, 1)"),
+        ([*common, "--l2", "-1"], "--l2 must be"),
+        ([*common, "--init", "glorot"], "--init must be uniform or keras"),
+        ([*common, "--cell", "gru-reset-before", "--recurrent-dropout", "0.1"], "not gru-reset-before"),
+    ]
+    for args, message in refused:
+        out = tmp_path / "refused.recur"
+        p = run_cli(cli, "train", *args, "--epochs", "1", "--out", out, check=False)
+        assert p.returncode != 0 and message in p.stderr, (args, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_reversed_source_translator(library, cli, tmp_path):
     """A translator trained with --reverse-source records encoder.reverse_source and reports it."""
     import json
