@@ -66,6 +66,7 @@ extension Model {
         switch try layer(index) {
         case .embedding(_, let d): return d
         case .dense(_, let u, _): return u
+        case .attention(let a): return a.outputSize
         case .recurrent(let r):
             return values == .output ? r.outputSize : (r.bidirectional ? 2 : 1) * r.units
         }
