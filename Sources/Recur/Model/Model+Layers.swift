@@ -49,7 +49,7 @@ extension Model {
         let spec = try layer(index)
         guard case .recurrent(let r) = spec else {
             guard values == .output else {
-                throw RecurError(.invalidArgument, "layer \(index) is \(spec.kindName == "embedding" ? "an" : "a") \(spec.kindName) layer; it has no \(values.name) (only recurrent layers have state)")
+                throw RecurError(.invalidArgument, "layer \(index) is \("ae".contains(spec.kindName.first!) ? "an" : "a") \(spec.kindName) layer; it has no \(values.name) (only recurrent layers have state)")
             }
             return nil
         }

@@ -136,7 +136,7 @@ def _layer_index(model: "Model", layer, values: str) -> int:
     info = layers[i]
     if values != "output" and not info["directions"]:
         name = {"hidden": "hidden state", "cell": "cell state"}[values]
-        article = "an" if info["kind"] == "embedding" else "a"
+        article = "an" if info["kind"][0] in "ae" else "a"
         raise RecurError(Status.INVALID_ARGUMENT, f"layer {i} is {article} {info['kind']} layer; it has no {name} "
                                                   "(only recurrent layers have state)")
     if values == "cell" and info["state_vectors"] < 2:
