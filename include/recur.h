@@ -85,14 +85,15 @@ extern "C" {
 #define RECUR_VERSION_PATCH 0
 #define RECUR_VERSION_STRING "0.1.0"
 
-/* The newest .recur format version this library writes; it reads every minor version of majors 1 to 4.
- * A file is written with the lowest version that describes it: 4.0 for files holding q8ri tensors (int8
- * with one scale per row, rows interleaved for the kernels); 3.0 for models that read frames, pool
+/* The newest .recur format version this library writes; it reads every minor version of majors 1 to 5.
+ * A file is written with the lowest version that describes it: 5.0 for translators whose decoder has an
+ * attention layer (layer.N.kind = attention, over the encoder's outputs); 4.0 for files holding q8ri or
+ * q4i tensors (8- and 4-bit weights with the rows interleaved for the kernels); 3.0 for models that read frames, pool
  * by mean or regress, and for files whose text preprocessing or padding is recorded (tokenizer.splitter,
  * tokenizer.pad_mask, tokenizer.pad_length); 2.0 for files holding q8r (int8 with one scale per row)
  * tensors or a translator reading its source reversed (encoder.reverse_source); 1.0 otherwise, so that
  * older readers open every file they can read. */
-#define RECUR_FORMAT_VERSION_MAJOR 4
+#define RECUR_FORMAT_VERSION_MAJOR 5
 #define RECUR_FORMAT_VERSION_MINOR 0
 
 /* The library's version at run time. Each pointer may be NULL (that part is not written). */
@@ -211,7 +212,8 @@ typedef enum recur_model_property {
     RECUR_MODEL_PARAMETERS = 12,        /* number of weights */
     RECUR_MODEL_LAYERS = 13,            /* number of layers (embedding, recurrent and dense) */
     RECUR_MODEL_FILE_BYTES = 14,        /* size of the file */
-    RECUR_MODEL_CAN_STEP = 15,          /* 1 when the model can be stepped (a recurrent layer, none bidirectional) */
+    RECUR_MODEL_CAN_STEP = 15,          /* 1 when the model can be stepped (a recurrent layer, none bidirectional,
+                                           no attention layer: that decoder steps only inside recur_translate*) */
     RECUR_MODEL_TASK = 16,              /* what the model does: a recur_task value */
     RECUR_MODEL_INPUT = 17,             /* what a step reads: a recur_input value */
     RECUR_MODEL_FRAME_SIZE = 18,        /* floats of one frame for frame models, 0 for token models */
@@ -255,6 +257,11 @@ RECUR_API recur_status recur_model_get(const recur_model *model, int property, i
  * NUL (a piece may itself contain a NUL byte). Special tokens (BOS, EOS, PAD, UNK) give their name as
  * stored in the file. Returns RECUR_ERR_OUT_OF_RANGE when id is not in 0 ..< vocabulary size. */
 RECUR_API recur_status recur_model_token_text(const recur_model *model, int32_t id, const char **text, size_t *length);
+
+/* recur_model_token_text for the source vocabulary of a "seq2seq" model (source_tokenizer.*): the text
+ * of the source ids recur_translate_attention gives. RECUR_ERR_UNSUPPORTED for other models. */
+RECUR_API recur_status recur_model_source_token_text(const recur_model *model, int32_t id, const char **text,
+                                                     size_t *length);
 
 /* The id of the token whose text is exactly `piece` (special tokens included). Returns
  * RECUR_ERR_OUT_OF_RANGE when no token has this text. */
@@ -395,7 +402,8 @@ RECUR_API recur_status recur_state_save(const recur_state *state, void *buffer, 
 /* Restores a state saved by recur_state_save. `data` is only read during the call. On failure the state
  * is unchanged. Returns RECUR_ERR_FORMAT (not a saved state, truncated or trailing bytes),
  * RECUR_ERR_UNSUPPORTED_VERSION, RECUR_ERR_MISMATCH (saved for another model), RECUR_ERR_CHECKSUM
- * (corrupt values). */
+ * (corrupt values). A translator with attention (RECUR_LAYER_ATTENTION) has states that only
+ * recur_translate* steps; a saved one restores its vectors but holds no encoded source. */
 RECUR_API recur_status recur_state_restore(recur_state *state, const void *data, size_t size);
 
 /* Makes `destination` equal to `source` (a fork of the stream): vectors, output and position. Both must
@@ -623,6 +631,31 @@ RECUR_API recur_status recur_translate(const recur_model *model, const char *tex
                                        const recur_translate_params *params, char *buffer, size_t capacity,
                                        size_t *length);
 
+/* recur_translate for a translator whose decoder has an attention layer (RECUR_LAYER_ATTENTION), giving
+ * instead of the text the translation's target token ids, the source positions it attended over and,
+ * for each target token, the attention weights of the decoder step that produced it:
+ *
+ *   tokens[0 .. n_out)          target token ids (EOS not included; recur_model_token gives their text)
+ *   source[0 .. n_src)          source token ids the encoder read, in its reading order (the text's ids,
+ *                               EOS appended when the source vocabulary has one; PAD tokens dropped unless
+ *                               the source vocabulary is unmasked; reversed with encoder.reverse_source;
+ *                               cut and padded to source_tokenizer.pad_length unless RECUR_OPEN_NO_PADDING)
+ *   weights[0 .. n_out·n_src)   row-major: weights[i·n_src + s] is the weight of source position s when
+ *                               target token i was produced; each row sums to 1, PAD positions are 0
+ *
+ * *n_out and *n_src always receive the sizes. When tokens_capacity < n_out, source_capacity < n_src or
+ * weights_capacity < n_out·n_src, nothing is written and the call returns RECUR_ERR_BUFFER_TOO_SMALL
+ * (translating again with larger buffers gives the same result; all NULL with capacities 0 asks for the
+ * sizes). The translation is the one recur_translate gives with the same params. Returns
+ * RECUR_ERR_UNSUPPORTED for a model without attention (or not a translator), and the errors of
+ * recur_translate. */
+RECUR_API recur_status recur_translate_attention(const recur_model *model, const char *text,
+                                                 const recur_translate_params *params,
+                                                 int32_t *tokens, size_t tokens_capacity,
+                                                 int32_t *source, size_t source_capacity,
+                                                 float *weights, size_t weights_capacity,
+                                                 size_t *n_out, size_t *n_src);
+
 /* ---------------------------------------------------------------------------------------------------- */
 /* Layers                                                                                               */
 /* ---------------------------------------------------------------------------------------------------- */
@@ -653,7 +686,9 @@ typedef enum recur_layer_kind {
     RECUR_LAYER_RNN = 1,                /* SimpleRNN */
     RECUR_LAYER_GRU = 2,
     RECUR_LAYER_LSTM = 3,
-    RECUR_LAYER_DENSE = 4
+    RECUR_LAYER_DENSE = 4,
+    RECUR_LAYER_ATTENTION = 5           /* a translator's attention over the encoder's outputs (format 5):
+                                           input size = the decoder state's width, units = output size */
 } recur_layer_kind;
 
 /* What recur_state_layer and recur_model_layer_outputs read of a layer. */

@@ -23,25 +23,34 @@ final class ModelHandle {
     /// How classify, tag and translate pad a text (RECUR_OPEN_NO_PADDING at open).
     let padding: Model.PaddingMode
 
+    /// seq2seq: the source vocabulary's texts, laid out as `texts` and `starts` (empty otherwise).
+    let sourceTexts: UnsafeMutablePointer<CChar>
+    let sourceStarts: [Int]
+
     init(_ model: Model, padding: Model.PaddingMode = .trained) {
         self.model = model
         self.padding = padding
+        (texts, starts) = Self.pack(model.vocabulary.pieces)
+        (sourceTexts, sourceStarts) = Self.pack(model.sourceVocabulary?.pieces ?? [])
+        self.labelTexts = model.architecture.labels.map { strdup($0)! }
+    }
+
+    /// Every piece followed by a NUL, back to back, and where each starts (the end last).
+    static func pack(_ pieces: [String]) -> (UnsafeMutablePointer<CChar>, [Int]) {
         var starts: [Int] = [0]
-        starts.reserveCapacity(model.vocabulary.count + 1)
+        starts.reserveCapacity(pieces.count + 1)
         var total = 0
-        for p in model.vocabulary.pieces {
+        for p in pieces {
             total += p.utf8.count + 1
             starts.append(total)
         }
         let buf = UnsafeMutablePointer<CChar>.allocate(capacity: max(total, 1))
         var at = 0
-        for p in model.vocabulary.pieces {
+        for p in pieces {
             for b in p.utf8 { buf[at] = CChar(bitPattern: b); at += 1 }
             buf[at] = 0; at += 1
         }
-        self.texts = buf
-        self.starts = starts
-        self.labelTexts = model.architecture.labels.map { strdup($0)! }
+        return (buf, starts)
     }
 
     /// NUL-terminated copies of the model's label names (classify and tag models), lent to C callers.
@@ -49,6 +58,7 @@ final class ModelHandle {
 
     deinit {
         texts.deallocate()
+        sourceTexts.deallocate()
         for p in labelTexts { free(p) }
     }
 }

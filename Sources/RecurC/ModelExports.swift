@@ -143,6 +143,25 @@ public func recur_model_token_text(_ model: OpaquePointer?, _ id: Int32,
 }
 
 @c @implementation
+public func recur_model_source_token_text(_ model: OpaquePointer?, _ id: Int32,
+                                          _ text: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+                                          _ length: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let text = try required(text, "text (out)")
+        guard let src = m.model.sourceVocabulary else {
+            throw RecurError(.unsupported, "this model has no source vocabulary (model.task is '\(m.model.architecture.task.rawValue)', not 'seq2seq')")
+        }
+        guard id >= 0, Int(id) < src.count else {
+            throw RecurError(.outOfRange, "token id \(id) is outside the source vocabulary (0..<\(src.count))")
+        }
+        let start = m.sourceStarts[Int(id)]
+        text.pointee = UnsafePointer(m.sourceTexts + start)
+        length?.pointee = Int(m.sourceStarts[Int(id) + 1] - start - 1)
+    }
+}
+
+@c @implementation
 public func recur_model_token_id(_ model: OpaquePointer?, _ piece: UnsafePointer<CChar>?,
                                  _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
@@ -228,6 +247,7 @@ public func recur_model_layer_get(_ model: OpaquePointer?, _ layer: Int, _ prope
             switch spec {
             case .embedding: kind = RECUR_LAYER_EMBEDDING
             case .dense: kind = RECUR_LAYER_DENSE
+            case .attention: kind = RECUR_LAYER_ATTENTION
             case .recurrent(let r):
                 switch r.cell {
                 case .rnn: kind = RECUR_LAYER_RNN
@@ -240,12 +260,14 @@ public func recur_model_layer_get(_ model: OpaquePointer?, _ layer: Int, _ prope
             switch spec {
             case .embedding(let v, _): out.pointee = Int64(v)
             case .dense(let n, _, _): out.pointee = Int64(n)
+            case .attention(let a): out.pointee = Int64(a.inputSize)
             case .recurrent(let r): out.pointee = Int64(r.inputSize)
             }
         case RECUR_LAYER_UNITS:
             switch spec {
             case .embedding(_, let d): out.pointee = Int64(d)
             case .dense(_, let u, _): out.pointee = Int64(u)
+            case .attention(let a): out.pointee = Int64(a.outputSize)
             case .recurrent(let r): out.pointee = Int64(r.units)
             }
         case RECUR_LAYER_OUTPUT_SIZE: out.pointee = Int64(try m.layerWidth(size(layer), .output))

@@ -107,6 +107,48 @@ public func recur_translate(_ model: OpaquePointer?, _ input: UnsafePointer<CCha
     }
 }
 
+/// The decoding parameters of recur_translate (defaults for NULL), the length penalty checked.
+func translateParams(_ params: UnsafePointer<recur_translate_params>?) throws -> (beam: Int, maxLength: Int, penalty: Double) {
+    var p = recur_translate_params(beam: 4, max_length: 100, length_penalty: 1)
+    if let given = params?.pointee { p = given }
+    guard p.length_penalty.isFinite, p.length_penalty >= 0 else {
+        throw invalid("length_penalty must be a finite number ≥ 0 (got \(p.length_penalty))")
+    }
+    return (Int(p.beam), Int(p.max_length), Double(p.length_penalty))
+}
+
+@c @implementation
+public func recur_translate_attention(_ model: OpaquePointer?, _ input: UnsafePointer<CChar>?,
+                                      _ params: UnsafePointer<recur_translate_params>?,
+                                      _ tokens: UnsafeMutablePointer<Int32>?, _ tokensCapacity: Int,
+                                      _ source: UnsafeMutablePointer<Int32>?, _ sourceCapacity: Int,
+                                      _ weights: UnsafeMutablePointer<Float>?, _ weightsCapacity: Int,
+                                      _ nOut: UnsafeMutablePointer<Int>?, _ nSrc: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded {
+        let m = try object(model, as: ModelHandle.self, "model")
+        let nOut = try required(nOut, "n_out (out)"), nSrc = try required(nSrc, "n_src (out)")
+        nOut.pointee = 0
+        nSrc.pointee = 0
+        let s = try text(input, "text")
+        for (name, p, cap) in [("tokens", tokens == nil, tokensCapacity), ("source", source == nil, sourceCapacity),
+                               ("weights", weights == nil, weightsCapacity)] where p && cap > 0 {
+            throw invalid("\(name) is NULL but its capacity is \(cap)")
+        }
+        let (beam, maxLength, penalty) = try translateParams(params)
+        let t = try m.model.translate(s, beam: beam, maxLength: maxLength, lengthPenalty: penalty, padding: m.padding,
+                                      attention: true)
+        let n = t.tokens.count, T = t.source.count
+        nOut.pointee = n
+        nSrc.pointee = T
+        guard n <= size(tokensCapacity), T <= size(sourceCapacity), n * T <= size(weightsCapacity) else {
+            throw RecurError(.bufferTooSmall, "the translation has \(n) tokens over \(T) source positions: tokens, source and weights need \(n), \(T) and \(n * T) elements; the buffers hold \(tokensCapacity), \(sourceCapacity) and \(weightsCapacity)")
+        }
+        for (i, tok) in t.tokens.enumerated() { tokens![i] = Int32(tok) }
+        for (j, tok) in t.source.enumerated() { source![j] = Int32(tok) }
+        for (i, row) in t.attention.enumerated() { (weights! + i * T).update(from: row, count: T) }
+    }
+}
+
 @c @implementation
 public func recur_predict(_ model: OpaquePointer?, _ frames: UnsafePointer<Float>?, _ count: Int, _ frameSize: Int,
                           _ out: UnsafeMutablePointer<Float>?, _ capacity: Int, _ rows: UnsafeMutablePointer<Int>?) -> Int32 {

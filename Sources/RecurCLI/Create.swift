@@ -11,7 +11,8 @@ struct Create: ParsableCommand {
               Dense(relu) → Dense(sigmoid); labels negative, positive.
             --task tag: word vocabulary → bidirectional recurrent layer (every step) → Dense(softmax over 5 tags).
             --task seq2seq: word vocabularies (source s3 …, target t3 …) → encoder and decoder stacks of --layers
-              recurrent layers each.
+              recurrent layers each; --attention dot|general|additive adds an attention layer before the head
+              (--combine tanh|none, --input-feeding; --bidirectional: a bidirectional encoder, the decoder 2 × hidden).
             With --frame-size F the model reads frames of F floats (no vocabulary, no embedding): --task classify
               (last step → Dense(softmax over 3 classes)), tag (every step → Dense(softmax over 3 labels)) or
               regress (every step → Dense(linear, --outputs values)); the recurrent layers are forward-only unless
@@ -27,8 +28,17 @@ struct Create: ParsableCommand {
     @Option(name: .long, help: "Frame models, --task regress: values per step.")
     var outputs: Int = 1
 
-    @Flag(name: .long, help: "Frame models: a bidirectional first layer (runs whole sequences only).")
+    @Flag(name: .long, help: "Frame models: a bidirectional first layer (runs whole sequences only). --task seq2seq with --attention: bidirectional encoder layers.")
     var bidirectional = false
+
+    @Option(name: .long, help: "--task seq2seq: an attention layer scoring dot, general or additive.")
+    var attention: String?
+
+    @Option(name: .long, help: "With --attention: tanh (h̃ = tanh(W_c [c; h] + b_c), --hidden units) or none ([c; h]).")
+    var combine: String = "tanh"
+
+    @Flag(name: .customLong("input-feeding"), help: "With --attention: the first decoder layer also reads the attention's last output.")
+    var inputFeeding = false
 
     @Flag(name: .long, help: "Frame models: random input.mean and input.scale.")
     var normalized = false
@@ -65,11 +75,15 @@ struct Create: ParsableCommand {
         guard let kind = Task(rawValue: task) else {
             throw CLIError("unknown task '\(task)' (known: \(Task.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
+        if attention == nil && (combine != "tanh" || inputFeeding) {
+            throw CLIError("--combine and --input-feeding are options of --attention")
+        }
+        if attention != nil && kind != .seq2seq { throw CLIError("--attention is for --task seq2seq") }
         if let f = frameSize {
             try createFrameModel(t, kind, frameSize: f)
             return
         }
-        if kind == .regress || bidirectional || normalized {
+        if kind == .regress || bidirectional && attention == nil || normalized {
             throw CLIError("--task regress, --bidirectional and --normalized are for frame models (--frame-size)")
         }
         if kind != .generate {
@@ -127,6 +141,20 @@ struct Create: ParsableCommand {
         case .seq2seq:
             source = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<eos>"] + (3..<40).map { "s\($0)" }, pad: 0, unk: 1, eos: 2, lowercase: true)
             vocab = try Vocabulary(kind: .word, pieces: ["<pad>", "<bos>", "<eos>", "<unk>"] + (4..<40).map { "t\($0)" }, pad: 0, unk: 3, bos: 1, eos: 2, lowercase: true)
+            if let name = attention {
+                guard let score = AttentionScore(rawValue: name) else {
+                    throw CLIError("unknown attention score '\(name)' (known: \(AttentionScore.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                guard let comb = AttentionCombine(rawValue: combine) else {
+                    throw CLIError("unknown --combine '\(combine)' (known: tanh, none)")
+                }
+                let a = AttentionSpec(score: score, inputSize: 0, memorySize: 0, attentionUnits: score == .additive ? hidden : 0,
+                                      useBias: score == .additive, combine: comb, units: hidden, inputFeeding: inputFeeding)
+                arch = try Architecture.translator(source: source!.count, target: vocab.count, embedding: embedding,
+                                                   cells: Array(repeating: t, count: layers_), hidden: hidden,
+                                                   bidirectionalEncoder: bidirectional, attention: a)
+                break
+            }
             var enc: [LayerSpec] = [.embedding(vocabulary: source!.count, dimension: embedding)]
             var dec: [LayerSpec] = [.embedding(vocabulary: vocab.count, dimension: embedding)]
             var width = embedding

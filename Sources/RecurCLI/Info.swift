@@ -30,6 +30,10 @@ struct Info: ParsableCommand {
                 d["bidirectional"] = r.bidirectional
                 if r.bidirectional { d["merge_mode"] = r.mergeMode.rawValue }
             case .dense(let n, let u, let a): d["input_size"] = n; d["units"] = u; d["activation"] = a.rawValue
+            case .attention(let a):
+                d["score"] = a.score.rawValue; d["input_size"] = a.inputSize; d["memory_size"] = a.memorySize
+                if a.score == .additive { d["attention_units"] = a.attentionUnits; d["use_bias"] = a.useBias }
+                d["combine"] = a.combine.rawValue; d["units"] = a.outputSize; d["input_feeding"] = a.inputFeeding
             }
             return d
         } }
@@ -129,6 +133,11 @@ struct Info: ParsableCommand {
                 if !r.returnSequences { extra.append("last step only") }
                 print("  \(i)  \(r.cell.rawValue)  \(r.inputSize) → \(r.units)\(extra.isEmpty ? "" : "  " + extra.joined(separator: ", "))")
             case .dense(let n, let u, let a): print("  \(i)  dense  \(n) → \(u)  \(a.rawValue)")
+            case .attention(let a):
+                var extra = ["\(a.score.rawValue) score" + (a.score == .additive ? " (\(a.attentionUnits) units\(a.useBias ? ", bias" : ""))" : "")]
+                extra.append(a.combine == .tanh ? "tanh(W_c [c; h])" : "[c; h]")
+                if a.inputFeeding { extra.append("input feeding") }
+                print("  \(i)  attention  \(a.inputSize) over memory \(a.memorySize) → \(a.outputSize)  \(extra.joined(separator: ", "))")
             }
         }
     }

@@ -105,15 +105,29 @@ struct Translate: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
+    @Flag(name: .long, help: "Models with attention: also the attention weights of every target token over the source tokens (JSON: \"source\", \"attention\").")
+    var attention = false
+
     func run() throws {
         let m = try loadModel(model, task: .seq2seq, load: load)
         let t = try m.translate(text, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty,
-                                unknown: try unknown.policy(), padding: try paddingMode(padding))
+                                unknown: try unknown.policy(), padding: try paddingMode(padding), attention: attention)
         if json {
-            let obj: [String: Any] = ["text": t.text, "tokens": t.tokens, "log_probability": t.logProbability, "score": t.score]
+            var obj: [String: Any] = ["text": t.text, "tokens": t.tokens, "log_probability": t.logProbability, "score": t.score]
+            if attention {
+                obj["source"] = t.source
+                obj["attention"] = t.attention.map { $0.map(Double.init) }
+            }
             print(String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!)
         } else {
             print(t.text)
+            if attention, let src = m.sourceVocabulary {
+                // One line per target token: the token, then its weight over each source token.
+                print("\t" + t.source.map { src.pieces[$0] }.joined(separator: "\t"))
+                for (tok, row) in zip(t.tokens, t.attention) {
+                    print(m.vocabulary.pieces[tok] + "\t" + row.map { String(format: "%.3f", $0) }.joined(separator: "\t"))
+                }
+            }
         }
     }
 }

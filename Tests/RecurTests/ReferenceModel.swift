@@ -132,6 +132,8 @@ struct ReferenceGenerator {
                     y = y.map { Self.act(a, $0) }
                 }
                 x = y
+            case .attention:
+                preconditionFailure("the Double reference has no attention (AttentionTests computes it)")
             }
         }
         return x

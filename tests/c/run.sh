@@ -6,7 +6,7 @@
 #   - the installed program and library carry no debug information (make install strips them; with
 #     RECUR_STRIPPED=0, for `make install STRIP=0`, they must carry it);
 #   - test_recur.c (every function, error paths, numerics) built with pkg-config and run;
-#   - test_tasks.c, test_frames.c, test_batch.c (once per kernel level) and test_layers.c (the layer
+#   - test_tasks.c, test_attention.c, test_frames.c, test_batch.c (once per kernel level) and test_layers.c (the layer
 #     calls, on the shipped models and made ones) likewise;
 #   - examples/c/generate.c built with pkg-config: same text as `recur generate`, errors exit non-zero.
 # Usage: tests/c/run.sh PREFIX        Last line: "c-tests: N passed, M failed"; exit 1 when M > 0.
@@ -122,6 +122,12 @@ run_program() {
 
 run_program test_recur "$WORK/a.recur" "$WORK/b.recur"
 run_program test_tasks "$WORK/classify.recur" "$WORK/tag.recur" "$WORK/seq2seq.recur" "$WORK/a.recur"
+"$RECUR" create --task seq2seq --attention general --input-feeding --out "$WORK/attention.recur" --cell gru \
+        --hidden 10 --embedding 6 --seed 12 >/dev/null \
+    && "$RECUR" create --task seq2seq --attention additive --combine none --bidirectional --cell lstm \
+        --out "$WORK/attention-bidi.recur" --hidden 6 --embedding 5 --seed 13 >/dev/null \
+    || { echo "c-tests: recur create --attention failed" >&2; exit 1; }
+run_program test_attention "$WORK/attention.recur" "$WORK/attention-bidi.recur" "$WORK/seq2seq.recur" "$WORK/a.recur"
 "$RECUR" create --task regress --frame-size 12 --outputs 3 --normalized --cell lstm --layers 2 --hidden 16 \
         --out "$WORK/regress.recur" --seed 8 >/dev/null \
     && "$RECUR" create --task classify --frame-size 5 --bidirectional --cell gru --hidden 8 \

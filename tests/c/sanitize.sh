@@ -66,6 +66,8 @@ RECUR=$RELEASE/release/recur
     && "$RECUR" create --task classify --out "$WORK/cls.recur" --cell lstm --hidden 8 --embedding 4 --seed 6 >/dev/null \
     && "$RECUR" create --task tag --out "$WORK/tag.recur" --cell gru --hidden 8 --embedding 4 --seed 7 >/dev/null \
     && "$RECUR" create --task seq2seq --out "$WORK/s2s.recur" --cell gru --layers 2 --hidden 8 --embedding 4 --seed 8 >/dev/null \
+    && "$RECUR" create --task seq2seq --attention general --input-feeding --out "$WORK/att.recur" --cell gru --hidden 8 --embedding 4 --seed 14 >/dev/null \
+    && "$RECUR" create --task seq2seq --attention additive --combine none --bidirectional --out "$WORK/att-bidi.recur" --cell lstm --hidden 6 --embedding 4 --seed 15 >/dev/null \
     && "$RECUR" create --task regress --frame-size 12 --outputs 3 --cell lstm --hidden 8 --out "$WORK/frames.recur" --seed 9 >/dev/null \
     && "$RECUR" quantize "$WORK/a.recur" "$WORK/a-int8.recur" --type int8 >/dev/null \
     && "$RECUR" quantize "$WORK/c.recur" "$WORK/c-int4.recur" --type int4 >/dev/null \
@@ -77,6 +79,8 @@ BATCH_MODELS=("$WORK/b.recur" "$WORK/frames.recur" "$WORK/cls.recur" "$WORK/tag.
 # test_threads' models: generators (f32, q4) and whole-sequence models with texts of their vocabularies.
 THREAD_MODELS=("$WORK/a.recur" "$WORK/c-q4.recur" --text "w2 w3 w5 w7 w11" "$WORK/cls.recur" "$WORK/tag.recur"
                --text "s3 s5 s4 s7" "$WORK/s2s.recur")
+# test_attention's models: attention translators (unidirectional GRU; bidirectional LSTM), one without, a generator.
+ATTENTION_MODELS=("$WORK/att.recur" "$WORK/att-bidi.recur" "$WORK/s2s.recur" "$WORK/a.recur")
 # test_layers' models: the shipped generator, BiLSTM classifier and BiGRU tagger, a stacked LSTM, a frame model.
 LAYER_MODELS=("$ROOT/models/alice.recur" "$ROOT/models/sentiment.recur" "$ROOT/models/pos.recur" "$WORK/lstm2.recur"
               "$WORK/frames.recur")
@@ -90,7 +94,7 @@ for stage in "${STAGES[@]}"; do
         swift build --scratch-path .build-asan --product RecurC --sanitize=address \
             -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined 2>&1 | grep -E "error:" && { bad "asan library build"; continue; }
         L=$(libdir asan .build-asan/debug/libRecurC.so)
-        for t in test_recur test_threads test_batch test_layers; do
+        for t in test_recur test_threads test_batch test_layers test_attention; do
             "$CLANG" -fuse-ld=lld -std=c99 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
                 -Iinclude "$HERE/$t.c" -o "$WORK/$t-asan" -L"$L" -lrecur -Wl,-rpath,"$L" -Wl,-rpath,"$SWIFTLIB" -lm -pthread \
                 || { bad "$t does not compile with ASan"; continue; }
@@ -101,6 +105,7 @@ for stage in "${STAGES[@]}"; do
         run_test "test_threads under ASan+UBSan+LSan" "$LOGS/asan-test_threads.log" "$WORK/test_threads-asan" "${THREAD_MODELS[@]}"
         run_test "test_batch under ASan+UBSan+LSan" "$LOGS/asan-test_batch.log" "$WORK/test_batch-asan" "${BATCH_MODELS[@]}"
         run_test "test_layers under ASan+UBSan+LSan" "$LOGS/asan-test_layers.log" "$WORK/test_layers-asan" "${LAYER_MODELS[@]}"
+        run_test "test_attention under ASan+UBSan+LSan" "$LOGS/asan-test_attention.log" "$WORK/test_attention-asan" "${ATTENTION_MODELS[@]}"
         unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
         ;;
     tsan)
@@ -129,7 +134,7 @@ for stage in "${STAGES[@]}"; do
         L="$WORK/release"
         mkdir -p "$L"
         objcopy --strip-debug "$RELEASE/release/libRecurC.so" "$L/librecur.so"
-        for t in test_recur test_threads test_batch test_layers; do
+        for t in test_recur test_threads test_batch test_layers test_attention; do
             cc -std=c99 -g -O1 -Iinclude "$HERE/$t.c" -o "$WORK/$t" -L"$L" -lrecur -Wl,-rpath,"$L" -lm -pthread \
                 || { bad "$t does not compile"; continue; }
         done
@@ -143,7 +148,9 @@ for stage in "${STAGES[@]}"; do
             "${VG[@]}" "$WORK/test_batch" "${BATCH_MODELS[@]}"
         RECUR_THREADS=1 run_test "test_layers under valgrind" "$LOGS/valgrind-test_layers.log" \
             "${VG[@]}" "$WORK/test_layers" "${LAYER_MODELS[@]}"
-        for t in test_recur test_threads test_batch test_layers; do
+        RECUR_THREADS=1 run_test "test_attention under valgrind" "$LOGS/valgrind-test_attention.log" \
+            "${VG[@]}" "$WORK/test_attention" "${ATTENTION_MODELS[@]}"
+        for t in test_recur test_threads test_batch test_layers test_attention; do
             grep -E "definitely lost|ERROR SUMMARY" "$LOGS/valgrind-$t.log" | sed 's/^==[0-9]*==/   /'
         done
         ;;

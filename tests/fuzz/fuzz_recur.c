@@ -200,6 +200,22 @@ static void run_tasks(recur_model *m, const char *text, size_t outputs, bytes_so
         free(big);
     }
     CALL(recur_translate(m, text, NULL, NULL, 0, &count));
+
+    /* The attention weights (a model with attention; others refuse with a status). */
+    int32_t toks[8], srcs[TASK_TEXT + 1];
+    static float weights[8 * (TASK_TEXT + 1)];
+    size_t n_out = 0, n_src = 0;
+    params.max_length = 1 + (int32_t)(next_byte(src) % 8);
+    s = CALL(recur_translate_attention(m, text, &params, toks, 8, srcs, TASK_TEXT + 1, weights, 8 * (TASK_TEXT + 1),
+                                       &n_out, &n_src));
+    if (s == RECUR_OK) {
+        if (n_out > 8 || n_src > TASK_TEXT + 1) contract_violation("attention sizes past the buffers", s);
+        for (size_t i = 0; i < n_out; i++) {
+            double sum = 0;
+            for (size_t j = 0; j < n_src; j++) sum += weights[i * n_src + j];
+            if (!(sum > 0.999 && sum < 1.001)) contract_violation("attention weights that do not sum to 1", s);
+        }
+    }
 }
 
 /* Frame models: frames read from the trailer as little-endian floats (NaN and infinity among them), stepped,

@@ -50,6 +50,11 @@ def main() -> None:
             "--embedding", "3", "--seed", str(30 + k), *extra)
     run("quantize", path("classify-gru-0.recur"), path("classify-gru-0-q4.recur"), "--type", "q4")
     run("quantize", path("seq2seq-gru-4.recur"), path("seq2seq-gru-4-int8.recur"), "--type", "int8")
+    # Translators with attention (format 5): additive with input feeding, general over a bidirectional encoder.
+    run("create", "--task", "seq2seq", "--attention", "additive", "--input-feeding", "--out", path("attention-additive.recur"),
+        "--cell", "gru", "--hidden", "4", "--embedding", "3", "--seed", "36")
+    run("create", "--task", "seq2seq", "--attention", "general", "--combine", "none", "--bidirectional",
+        "--out", path("attention-general-bidi.recur"), "--cell", "lstm", "--hidden", "3", "--embedding", "3", "--seed", "37")
     # Frame models (format 3): per-frame regress and tag, normalised, and a bidirectional classifier.
     for k, (task, cell, extra) in enumerate([
         ("regress", "lstm", ["--normalized", "--outputs", "2"]), ("tag", "gru", []),

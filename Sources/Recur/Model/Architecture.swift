@@ -62,17 +62,98 @@ public struct RecurrentSpec: Sendable, Equatable {
     }
 }
 
+/// How an attention layer scores an encoder position s against the decoder's state h_t (metadata
+/// `layer.N.score`, FORMAT.md §13.9).
+public enum AttentionScore: String, Sendable, CaseIterable {
+    /// h_tᵀ h̄_s (Luong "dot"; the state and the memory have the same width).
+    case dot
+    /// h_tᵀ W_a h̄_s (Luong "general").
+    case general
+    /// v_aᵀ tanh(W_q h_t + W_k h̄_s [+ b]) (Bahdanau; Luong "concat").
+    case additive
+}
+
+/// What an attention layer outputs (metadata `layer.N.combine`).
+public enum AttentionCombine: String, Sendable, CaseIterable {
+    /// The attentional state h̃_t = tanh(W_c [c_t; h_t] + b_c) (Luong et al. 2015).
+    case tanh
+    /// [c_t; h_t] as it is (the Keras examples' `Attention` + `Concatenate`), read by the dense head.
+    case none
+}
+
+/// The hyperparameters of a seq2seq decoder's attention layer over the encoder's per-step outputs.
+public struct AttentionSpec: Sendable, Equatable {
+    public var score: AttentionScore
+    /// Q, the width of the query h_t: the last decoder recurrent layer's units (`layer.N.input_size`).
+    public var inputSize: Int
+    /// M, the width of one memory row h̄_s: the last encoder recurrent layer's output (`layer.N.memory_size`).
+    public var memorySize: Int
+    /// A, additive scoring only: the width of W_q h_t and W_k h̄_s (`layer.N.attention_units`); 0 otherwise.
+    public var attentionUnits: Int
+    /// Additive scoring only: a bias b inside the tanh (`layer.N.use_bias`, tensor `score_bias`).
+    public var useBias: Bool
+    public var combine: AttentionCombine
+    /// combine = tanh: the width of h̃_t (`layer.N.units`). Ignored with `none`, whose output is M + Q wide.
+    public var units: Int
+    /// The decoder's first recurrent layer reads [embedding; h̃_{t−1}] (`layer.N.input_feeding`; h̃_0 = 0).
+    public var inputFeeding: Bool
+
+    public init(score: AttentionScore, inputSize: Int, memorySize: Int, attentionUnits: Int = 0, useBias: Bool = false,
+                combine: AttentionCombine = .tanh, units: Int = 0, inputFeeding: Bool = false) {
+        self.score = score; self.inputSize = inputSize; self.memorySize = memorySize
+        self.attentionUnits = attentionUnits; self.useBias = useBias; self.combine = combine
+        self.units = combine == .none ? memorySize + inputSize : units; self.inputFeeding = inputFeeding
+    }
+
+    /// Width of the layer's output: units (tanh), or M + Q ([c_t; h_t]).
+    public var outputSize: Int { combine == .tanh ? units : memorySize + inputSize }
+
+    /// Width of the precomputed keys (W_a h̄_s: Q; W_k h̄_s + b: A), or 0 for dot scoring (the memory itself).
+    public var keyWidth: Int {
+        switch score {
+        case .dot: return 0
+        case .general: return inputSize
+        case .additive: return attentionUnits
+        }
+    }
+
+    /// The layer's tensors (after `layer.N.`) and their shapes, in file order (FORMAT.md §12).
+    public var tensors: [(name: String, shape: [Int])] {
+        var out: [(String, [Int])] = []
+        switch score {
+        case .dot: break
+        case .general: out.append(("score_kernel", [inputSize, memorySize]))
+        case .additive:
+            out.append(("query_kernel", [attentionUnits, inputSize]))
+            out.append(("key_kernel", [attentionUnits, memorySize]))
+            out.append(("score_vector", [attentionUnits]))
+            if useBias { out.append(("score_bias", [attentionUnits])) }
+        }
+        if combine == .tanh {
+            out.append(("kernel", [units, memorySize + inputSize]))
+            out.append(("bias", [units]))
+        }
+        return out
+    }
+
+    var parameters: Int { tensors.reduce(0) { $0 + $1.shape.reduce(1, *) } }
+}
+
 /// One layer of a model.
 public enum LayerSpec: Sendable, Equatable {
     case embedding(vocabulary: Int, dimension: Int)
     case recurrent(RecurrentSpec)
     case dense(inputSize: Int, units: Int, activation: Activation)
+    /// A seq2seq decoder's attention over the encoder's outputs (format 5), between the decoder's
+    /// recurrent layers and its dense head.
+    case attention(AttentionSpec)
 
     public var kindName: String {
         switch self {
         case .embedding: return "embedding"
         case .recurrent(let r): return r.cell.rawValue
         case .dense: return "dense"
+        case .attention: return "attention"
         }
     }
 }
@@ -224,9 +305,26 @@ public struct Architecture: Sendable, Equatable {
                 out.append((p + "input_size", .int(Int64(n))))
                 out.append((p + "units", .int(Int64(u))))
                 out.append((p + "activation", .string(a.rawValue)))
+            case .attention(let a):
+                out.append((p + "score", .string(a.score.rawValue)))
+                out.append((p + "input_size", .int(Int64(a.inputSize))))
+                out.append((p + "memory_size", .int(Int64(a.memorySize))))
+                if a.score == .additive {
+                    out.append((p + "attention_units", .int(Int64(a.attentionUnits))))
+                    out.append((p + "use_bias", .bool(a.useBias)))
+                }
+                out.append((p + "combine", .string(a.combine.rawValue)))
+                out.append((p + "units", .int(Int64(a.outputSize))))
+                out.append((p + "input_feeding", .bool(a.inputFeeding)))
             }
         }
         return out
+    }
+
+    /// The decoder's attention layer, when it has one.
+    public var attention: AttentionSpec? {
+        for l in layers { if case .attention(let a) = l { return a } }
+        return nil
     }
 
     /// Reads the architecture from a file's metadata, checking every value.
@@ -251,6 +349,9 @@ public struct Architecture: Sendable, Equatable {
             reverseSource = false
         }
         try readInput(file)
+        if attention != nil && file.versionMajor < 5 {
+            throw RecurError(.model, "an attention layer is a format 5 feature, but the file says version \(file.versionMajor).\(file.versionMinor)")
+        }
         try validate()
     }
 
@@ -346,6 +447,8 @@ public struct Architecture: Sendable, Equatable {
             case "dense":
                 layers.append(.dense(inputSize: try int(p + "input_size"), units: try int(p + "units"),
                                      activation: try activation(p + "activation", default: .linear)))
+            case "attention":
+                layers.append(.attention(try readAttention(file, p, i, int: int, string: string, bool: bool)))
             default:
                 throw RecurError(.model, "layer \(i) has unknown kind '\(kind)'")
             }
@@ -353,21 +456,80 @@ public struct Architecture: Sendable, Equatable {
         return layers
     }
 
+    /// An attention layer's keys (FORMAT.md §11): each allowed only where it means something.
+    static func readAttention(_ file: RecurFile, _ p: String, _ i: Int, int: (String, Int) throws -> Int,
+                              string: (String) throws -> String, bool: (String, Bool) throws -> Bool) throws -> AttentionSpec {
+        func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ type: T.Type, default d: T?) throws -> T where T.RawValue == String {
+            guard file.value(p + key) != nil || d == nil else { return d! }
+            let s = try string(p + key)
+            guard let v = T(rawValue: s) else {
+                throw RecurError(.model, "metadata '\(p)\(key)': unknown value '\(s)' (known: \(T.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return v
+        }
+        let score = try choice("score", AttentionScore.self, default: nil)
+        let combine = try choice("combine", AttentionCombine.self, default: .tanh)
+        let q = try int(p + "input_size", RecurFormat.maxDimension), m = try int(p + "memory_size", RecurFormat.maxDimension)
+        var a = AttentionSpec(score: score, inputSize: q, memorySize: m, combine: combine)
+        if score == .additive {
+            a.attentionUnits = try int(p + "attention_units", RecurFormat.maxDimension)
+            a.useBias = try bool(p + "use_bias", false)
+        } else {
+            for key in ["attention_units", "use_bias"] where file.value(p + key) != nil {
+                throw RecurError(.model, "layer \(i): metadata '\(p)\(key)' is only for additive attention (score = \(score.rawValue))")
+            }
+        }
+        if combine == .tanh {
+            a.units = try int(p + "units", RecurFormat.maxDimension)
+        } else if file.value(p + "units") != nil {
+            let u = try int(p + "units", RecurFormat.maxDimension)
+            guard u == m + q else {
+                throw RecurError(.model, "layer \(i): an attention layer with combine = none outputs [c_t; h_t], memory_size + input_size = \(m + q) floats, but units is \(u)")
+            }
+        }
+        a.inputFeeding = try bool(p + "input_feeding", false)
+        if score == .dot && q != m {
+            throw RecurError(.model, "layer \(i): dot attention needs a decoder state as wide as the encoder's outputs (input_size \(q), memory_size \(m)); use general or additive scoring")
+        }
+        return a
+    }
+
     /// Checks that consecutive layers fit together, and that they suit the input and the task.
     public func validate() throws {
-        try Self.validate(layers)
+        let att = attention
+        try Self.validate(layers, fedBack: att.map { $0.inputFeeding ? $0.outputSize : 0 } ?? 0)
         try validateInput()
         if task == .seq2seq {
             try Self.validate(encoder)
+            if encoder.contains(where: { if case .attention = $0 { return true }; return false }) {
+                throw RecurError(.model, "an encoder has no attention layer (attention belongs to the decoder, after its recurrent layers)")
+            }
             let enc = encoder.compactMap { l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }
             let dec = layers.compactMap { l -> RecurrentSpec? in if case .recurrent(let r) = l { return r }; return nil }
+            // Without attention, encoder layer i and decoder layer i are of one kind and size. With attention
+            // an encoder layer may be bidirectional (concat): its decoder layer is twice as wide and starts from
+            // [h_fwd_final; h_bwd_final] (and c likewise).
             guard !enc.isEmpty, enc.count == dec.count,
-                  zip(enc, dec).allSatisfy({ $0.cell == $1.cell && $0.units == $1.units && !$0.bidirectional && !$1.bidirectional })
+                  zip(enc, dec).allSatisfy({ e, d in
+                      e.cell == d.cell && !d.bidirectional
+                          && (e.bidirectional ? att != nil && e.mergeMode == .concat && d.units == 2 * e.units : d.units == e.units) })
             else {
-                throw RecurError(.model, "a seq2seq model needs encoder and decoder recurrent layers of the same kinds and sizes, one for one, none bidirectional (the encoder's final states start the decoder)")
+                throw RecurError(.model, att == nil
+                    ? "a seq2seq model needs encoder and decoder recurrent layers of the same kinds and sizes, one for one, none bidirectional (the encoder's final states start the decoder)"
+                    : "a seq2seq model with attention needs encoder and decoder recurrent layers of the same kinds, one for one, the decoder's forward-only and of the encoder layer's units, or twice them for a bidirectional (concat) encoder layer (its final states [forward; backward] start the decoder)")
+            }
+            if let a = att {
+                guard let last = enc.last, last.returnSequences else {
+                    throw RecurError(.model, "the encoder's last recurrent layer must return every step: attention reads its outputs")
+                }
+                guard a.memorySize == last.outputSize else {
+                    throw RecurError(.model, "the attention layer's memory_size is \(a.memorySize) but the encoder's last recurrent layer outputs \(last.outputSize) floats per step")
+                }
             }
         } else if !encoder.isEmpty || reverseSource {
             throw RecurError(.model, "only seq2seq models have an encoder (and encoder.reverse_source)")
+        } else if att != nil {
+            throw RecurError(.model, "only a seq2seq decoder has an attention layer (it attends over the encoder's outputs)")
         }
     }
 
@@ -394,10 +556,12 @@ public struct Architecture: Sendable, Equatable {
         }
     }
 
-    static func validate(_ layers: [LayerSpec]) throws {
+    /// `fedBack`: floats the first recurrent layer reads after the embedding (an attention layer's input
+    /// feeding), so that it expects the embedding's width plus these.
+    static func validate(_ layers: [LayerSpec], fedBack: Int = 0) throws {
         guard !layers.isEmpty else { throw RecurError(.model, "the model has no layers") }
         var width: Int? = nil
-        var sawDense = false, sawLastStepOnly = false
+        var sawDense = false, sawLastStepOnly = false, sawRecurrent = false, sawAttention = false
         for (i, layer) in layers.enumerated() {
             switch layer {
             case .embedding(let v, let d):
@@ -405,9 +569,16 @@ public struct Architecture: Sendable, Equatable {
                 guard v >= 1, d >= 1 else { throw RecurError(.model, "layer \(i): empty embedding") }
                 width = d
             case .recurrent(let r):
-                if let w = width, w != r.inputSize {
-                    throw RecurError(.model, "layer \(i) (\(r.cell.rawValue)) expects input size \(r.inputSize) but the previous layer gives \(w)")
+                let fed = sawRecurrent ? 0 : fedBack
+                if let w = width, w + fed != r.inputSize {
+                    throw RecurError(.model, fed > 0
+                        ? "layer \(i) (\(r.cell.rawValue)) expects input size \(r.inputSize) but reads the embedding (\(w)) and the attention layer's fed-back output (\(fed)): \(w + fed)"
+                        : "layer \(i) (\(r.cell.rawValue)) expects input size \(r.inputSize) but the previous layer gives \(w)")
                 }
+                if sawAttention {
+                    throw RecurError(.model, "layer \(i) (\(r.cell.rawValue)) follows the attention layer, which comes after the last recurrent layer")
+                }
+                sawRecurrent = true
                 // Dense layers form the output head after the last recurrent layer; a layer that returns only
                 // its last step ends the sequence.
                 if sawDense {
@@ -424,6 +595,16 @@ public struct Architecture: Sendable, Equatable {
                 }
                 sawDense = true
                 width = u
+            case .attention(let a):
+                guard case .recurrent? = i > 0 ? layers[i - 1] : nil else {
+                    throw RecurError(.model, "layer \(i) (attention) must directly follow the decoder's last recurrent layer")
+                }
+                guard !sawAttention else { throw RecurError(.model, "layer \(i): a decoder has at most one attention layer") }
+                if let w = width, w != a.inputSize {
+                    throw RecurError(.model, "layer \(i) (attention) expects input size \(a.inputSize) but the previous layer gives \(w)")
+                }
+                sawAttention = true
+                width = a.outputSize
             }
         }
     }
@@ -437,6 +618,7 @@ public struct Architecture: Sendable, Equatable {
             case .embedding(let v, let d): return acc + v * d
             case .recurrent(let r): return acc + r.directionParameters * (r.bidirectional ? 2 : 1)
             case .dense(let i, let u, _): return acc + i * u + u
+            case .attention(let a): return acc + a.parameters
             }
         }
     }

@@ -129,7 +129,7 @@ extension Model {
         guard let first = states.first else { return }
         try first.requireStepwise(frames: false)
         for (k, (s, t)) in zip(states, tokens).enumerated() {
-            try inStream(k, what: "stream") { try s.checkToken(t); try s.checkAdvance(1) }
+            try inStream(k, what: "stream") { try s.requireStepwise(frames: false); try s.checkToken(t); try s.checkAdvance(1) }
         }
         states.withUnsafeBufferPointer { sp in
             tokens.withUnsafeBufferPointer { tp in State.advance(sp, input: .tokens(tp.baseAddress!)) }
@@ -183,6 +183,7 @@ extension State {
     @inline(__always)
     func advance(_ input: StepInput) {
         let m = model
+        if m.attention != nil { return advanceAttending(input) }
         for (i, layer) in m.recurrent.enumerated() {
             let gx = m.gateInputs(layer: i, rows: 1, input: input, below: i == 0 ? nil : UnsafePointer(h(i - 1)),
                                   work: bufA, proj: bufB, policy: .step)
@@ -210,8 +211,12 @@ extension State {
     /// (`Model.stepBatch`).
     static func advance(_ states: UnsafeBufferPointer<State>, input: StepInput) {
         let n = states.count
-        if n == 1 { return states[0].advance(input) }
         let m = states[0].model
+        if n == 1 || m.attention != nil {   // attention decoders step stream by stream
+            guard case .tokens(let tokens) = input, n > 1 else { return states[0].advance(input) }
+            for (k, s) in states.enumerated() { s.advance(.tokens(tokens + k)) }
+            return
+        }
         let maxG = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.maxWidth, m.recurrent.map { max($0.spec.inputSize, $0.spec.units) }.max()!)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxIn)
@@ -261,7 +266,7 @@ extension State {
     /// Runs the dense layers on the last recurrent layer's h into `output`.
     func applyHead() {
         let m = model
-        var src: UnsafePointer<Float> = UnsafePointer(h(m.recurrent.count - 1))
+        var src: UnsafePointer<Float> = UnsafePointer(attention?.attended ?? h(m.recurrent.count - 1))
         var useA = true
         for (k, d) in m.head.enumerated() {
             let dst = k == m.head.count - 1 ? output : (useA ? bufA : bufB)

@@ -49,7 +49,7 @@ extension Model {
         let spec = try layer(index)
         guard case .recurrent(let r) = spec else {
             guard values == .output else {
-                throw RecurError(.invalidArgument, "layer \(index) is \(spec.kindName == "embedding" ? "an" : "a") \(spec.kindName) layer; it has no \(values.name) (only recurrent layers have state)")
+                throw RecurError(.invalidArgument, "layer \(index) is \("ae".contains(spec.kindName.first!) ? "an" : "a") \(spec.kindName) layer; it has no \(values.name) (only recurrent layers have state)")
             }
             return nil
         }
@@ -66,6 +66,7 @@ extension Model {
         switch try layer(index) {
         case .embedding(_, let d): return d
         case .dense(_, let u, _): return u
+        case .attention(let a): return a.outputSize
         case .recurrent(let r):
             return values == .output ? r.outputSize : (r.bidirectional ? 2 : 1) * r.units
         }

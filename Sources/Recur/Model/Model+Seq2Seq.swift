@@ -23,7 +23,7 @@ extension Model {
         let tokens = encoderTokens(source, src, padding: padding)
         guard !tokens.isEmpty else { throw RecurError(.invalidArgument, "the source holds only padding") }
         let T = tokens.count
-        let width = emb.table.cols
+        var width = emb.table.cols
         var x = [Float](repeating: 0, count: T * width)
         x.withUnsafeMutableBufferPointer { xp in
             for t in 0..<T { emb.lookup(tokens[t], into: xp.baseAddress! + t * width) }
@@ -32,8 +32,34 @@ extension Model {
         let mask = [Bool](repeating: true, count: T)
         for (i, layer) in enc.recurrent.enumerated() {
             var h: [Float] = [], c: [Float] = []
-            x = runDirection(layer.forward, x, T: T, mask: mask, reverse: false, finalH: &h, finalC: &c)
-            state.setLayer(i, h: h, c: c)
+            let H = layer.spec.units
+            let f = runDirection(layer.forward, x, T: T, mask: mask, reverse: false, finalH: &h, finalC: &c)
+            if let back = layer.backward {
+                // A bidirectional (concat) encoder layer: outputs [f_t; b_t]; the decoder layer, twice as
+                // wide, starts from [f_T; b_1] (and [c_fwd; c_bwd]).
+                var hb: [Float] = [], cb: [Float] = []
+                let b = runDirection(back, x, T: T, mask: mask, reverse: true, finalH: &hb, finalC: &cb)
+                x = [Float](repeating: 0, count: T * 2 * H)
+                for t in 0..<T {
+                    for j in 0..<H { x[t * 2 * H + j] = f[t * H + j]; x[t * 2 * H + H + j] = b[t * H + j] }
+                }
+                state.setLayer(i, h: h + hb, c: c + cb)
+                width = 2 * H
+            } else {
+                x = f
+                state.setLayer(i, h: h, c: c)
+                width = H
+            }
+        }
+        if let att = attention, let a = state.attention {
+            let pad = src.pad
+            guard tokens.contains(where: { $0 != pad }) else {
+                throw RecurError(.invalidArgument, "the source holds only padding")
+            }
+            guard width == att.spec.memorySize else {   // Architecture.validate has checked it
+                throw RecurError(.model, "the encoder outputs \(width) floats per step; the attention layer reads \(att.spec.memorySize)")
+            }
+            a.start(AttentionMemory(values: x, steps: T, attention: att, tokens: tokens, pad: pad))
         }
         return state
     }
@@ -58,6 +84,18 @@ extension Model {
         public var logProbability: Double
         /// The score hypotheses are ranked by: logProbability / length^lengthPenalty.
         public var score: Double
+        /// With `attention: true`: the source tokens the decoder attended over, in the encoder's reading
+        /// order (`State.attentionSource`), else empty.
+        public var source: [Int] = []
+        /// With `attention: true`: for each emitted token (EOS not included), the attention weights of the
+        /// decoder step that produced it over `source` (rows sum to 1; PAD positions are 0), else empty.
+        public var attention: [[Float]] = []
+    }
+
+    func checkAttention(_ wanted: Bool) throws {
+        if wanted && attention == nil {
+            throw RecurError(.unsupported, "this model has no attention layer (its decoder starts from the encoder's final state only)")
+        }
     }
 
     func checkSeq2Seq(_ maxLength: Int) throws -> (bos: Int, eos: Int) {
@@ -69,11 +107,16 @@ extension Model {
     }
 
     /// Greedy decoding: the most likely token at every step (lowest id among ties), until EOS or `maxLength`.
-    public func translateGreedy(source: [Int], maxLength: Int = 100, padding: PaddingMode = .trained) throws -> Translation {
+    /// With `attention`, the result holds the attention weights of every step (`Translation.attention`);
+    /// a model without attention refuses it (`unsupported`).
+    public func translateGreedy(source: [Int], maxLength: Int = 100, padding: PaddingMode = .trained,
+                                attention wanted: Bool = false) throws -> Translation {
         let (bos, eos) = try checkSeq2Seq(maxLength)
+        try checkAttention(wanted)
         let st = try encode(source: source, padding: padding)
         try st.step(bos)
         var toks: [Int] = []
+        var rows: [[Float]] = []
         var lp = 0.0
         while toks.count < maxLength {
             let p = try logProbabilities(UnsafeBufferPointer(start: st.output, count: outputSize))
@@ -82,10 +125,12 @@ extension Model {
             lp += p[best]
             if best == eos { break }
             toks.append(best)
+            if wanted { rows.append(st.attentionWeights!) }
             try st.step(best)
         }
         let len = Double(max(toks.count + (toks.count < maxLength ? 1 : 0), 1))
-        return Translation(tokens: toks, text: try vocabulary.decode(toks), logProbability: lp, score: lp / len)
+        return Translation(tokens: toks, text: try vocabulary.decode(toks), logProbability: lp, score: lp / len,
+                           source: wanted ? st.attentionSource! : [], attention: rows)
     }
 
     /// Beam search of width `beam`. Each step expands every live hypothesis by its `beam` most likely next
@@ -93,19 +138,22 @@ extension Model {
     /// A hypothesis that emits EOS is finished; the search stops when `beam` hypotheses are finished or the
     /// longest reaches `maxLength`. The result is the finished hypothesis with the best
     /// log-probability / length^lengthPenalty (length counts EOS). With beam 1 this is greedy decoding.
+    /// With `attention`, the result holds the attention weights of the steps that produced its tokens.
     public func translate(source: [Int], beam: Int = 4, maxLength: Int = 100, lengthPenalty: Double = 1,
-                          padding: PaddingMode = .trained) throws -> Translation {
+                          padding: PaddingMode = .trained, attention wanted: Bool = false) throws -> Translation {
         let (bos, eos) = try checkSeq2Seq(maxLength)
         guard beam >= 1, beam <= 256 else { throw RecurError(.invalidArgument, "the beam width must be 1...256 (got \(beam))") }
+        try checkAttention(wanted)
         let first = try encode(source: source, padding: padding)
         try first.step(bos)
-        struct Hyp { var state: State; var tokens: [Int]; var lp: Double }
-        var live = [Hyp(state: first, tokens: [], lp: 0)]
+        let attended = wanted ? first.attentionSource! : []
+        struct Hyp { var state: State; var tokens: [Int]; var lp: Double; var rows: [[Float]] }
+        var live = [Hyp(state: first, tokens: [], lp: 0, rows: [])]
         var finished: [Translation] = []
-        func finish(_ toks: [Int], _ lp: Double, eosEmitted: Bool) throws {
+        func finish(_ toks: [Int], _ lp: Double, eosEmitted: Bool, _ rows: [[Float]]) throws {
             let len = Double(max(toks.count + (eosEmitted ? 1 : 0), 1))
             finished.append(Translation(tokens: toks, text: try vocabulary.decode(toks), logProbability: lp,
-                                        score: lp / pow(len, lengthPenalty)))
+                                        score: lp / pow(len, lengthPenalty), source: attended, attention: rows))
         }
         while !live.isEmpty && finished.count < beam {
             var cands: [(hyp: Int, tok: Int, lp: Double)] = []
@@ -120,17 +168,18 @@ extension Model {
                 if next.count + finished.count >= beam { break }
                 let parent = live[c.hyp]
                 if c.tok == eos {
-                    try finish(parent.tokens, c.lp, eosEmitted: true)
+                    try finish(parent.tokens, c.lp, eosEmitted: true, parent.rows)
                     continue
                 }
                 let toks = parent.tokens + [c.tok]
+                let rows = wanted ? parent.rows + [parent.state.attentionWeights!] : []
                 if toks.count >= maxLength {
-                    try finish(toks, c.lp, eosEmitted: false)
+                    try finish(toks, c.lp, eosEmitted: false, rows)
                     continue
                 }
                 let s = parent.state.fork()
                 try s.step(c.tok)
-                next.append(Hyp(state: s, tokens: toks, lp: c.lp))
+                next.append(Hyp(state: s, tokens: toks, lp: c.lp, rows: rows))
             }
             live = next
         }
@@ -146,7 +195,8 @@ extension Model {
     /// vocabulary has one; cut and padded when the source vocabulary records a padding length and
     /// `padding` is `.trained`).
     public func translate(_ text: String, beam: Int = 4, maxLength: Int = 100, lengthPenalty: Double = 1,
-                          unknown: Vocabulary.UnknownPolicy = .error, padding: PaddingMode = .trained) throws -> Translation {
+                          unknown: Vocabulary.UnknownPolicy = .error, padding: PaddingMode = .trained,
+                          attention wanted: Bool = false) throws -> Translation {
         guard let src = sourceVocabulary else {
             throw RecurError(.unsupported, "translation needs a seq2seq model (this one is '\(architecture.task)')")
         }
@@ -154,7 +204,8 @@ extension Model {
         guard !ids.isEmpty else { throw RecurError(.invalidArgument, "the text has no tokens") }
         if let e = src.eos { ids.append(e) }
         return beam == 1 && lengthPenalty == 1
-            ? try translateGreedy(source: ids, maxLength: maxLength, padding: padding)
-            : try translate(source: ids, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty, padding: padding)
+            ? try translateGreedy(source: ids, maxLength: maxLength, padding: padding, attention: wanted)
+            : try translate(source: ids, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty, padding: padding,
+                            attention: wanted)
     }
 }

@@ -44,6 +44,8 @@ public final class Model: @unchecked Sendable {
     /// Recurrent layers in order.
     let recurrent: [RecurrentLayer]
     let head: [DenseWeights]
+    /// A seq2seq decoder's attention over the encoder's outputs, or nil.
+    let attention: AttentionWeights?
     /// seq2seq only: the encoder (embedding and recurrent layers).
     let encoderStack: Stack?
     /// seq2seq only: the vocabulary of source texts (`source_tokenizer.*`). The target is `vocabulary`.
@@ -150,6 +152,7 @@ public final class Model: @unchecked Sendable {
         self.embedding = main.embedding
         self.recurrent = pool.map { KernelPool.apply($0, options.threads, to: main.recurrent) } ?? main.recurrent
         self.head = main.head
+        self.attention = main.attention
         self.stateSize = main.recurrent.reduce(0) { $0 + $1.stateFloats }
         let widths = Self.widths(arch.layers + arch.encoder)
         self.scratchSize = widths.scratch + 4 * widths.maxWidth
@@ -186,6 +189,7 @@ public final class Model: @unchecked Sendable {
         var embedding: EmbeddingWeights? = nil
         var recurrent: [RecurrentLayer] = []
         var head: [DenseWeights] = []
+        var attention: AttentionWeights? = nil
     }
 
     static func checkThreads(_ threads: Int) throws {
@@ -250,6 +254,7 @@ public final class Model: @unchecked Sendable {
                 scratch = max(scratch, 4 * spec.units + spec.gates * spec.units)
                 maxWidth = max(maxWidth, spec.gates * spec.units, spec.inputSize, spec.outputSize)
             case .dense(let n, let u, _): maxWidth = max(maxWidth, u, n)
+            case .attention(let a): maxWidth = max(maxWidth, a.outputSize, a.memorySize + a.inputSize, a.attentionUnits)
             }
         }
         return (maxWidth, scratch)
@@ -259,7 +264,8 @@ public final class Model: @unchecked Sendable {
     /// table fits `budget` bytes: table = E · Wᵀ + b, in f32 whatever the weights' types
     /// (docs/QUANTIZATION.md).
     static func inputTable(_ main: Stack, budget: Int) -> UnsafeMutablePointer<Float>? {
-        guard let e = main.embedding, let first = main.recurrent.first, first.backward == nil, budget > 0 else { return nil }
+        guard let e = main.embedding, let first = main.recurrent.first, first.backward == nil, budget > 0,
+              first.forward.kernel.cols == e.table.cols else { return nil }   // not with attention's input feeding
         let v = e.table.rows, g = first.forward.gateRows
         let (bytes, o) = (v * g).multipliedReportingOverflow(by: 4)
         guard !o && bytes <= budget else { return nil }
@@ -296,8 +302,10 @@ public final class Model: @unchecked Sendable {
     }
 
     /// Whether streams of this model can be stepped (token by token, or frame by frame): it has a
-    /// recurrent layer, none bidirectional, and reads frames or an embedding.
+    /// recurrent layer, none bidirectional, and reads frames or an embedding; and it has no attention layer
+    /// (an attention decoder's state comes from `encode(source:)`, not `makeState()`).
     public var canStep: Bool {
         !recurrent.isEmpty && recurrent.allSatisfy { $0.backward == nil } && (embedding != nil || frameSize != nil)
+            && attention == nil
     }
 }

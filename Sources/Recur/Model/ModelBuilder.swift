@@ -43,6 +43,8 @@ public struct ModelBuilder {
             case .dense(let n, let u, _):
                 out.append((p + "kernel", [u, n]))
                 out.append((p + "bias", [u]))
+            case .attention(let a):
+                out += a.tensors.map { (p + $0.name, $0.shape) }
             }
         }
         return out
@@ -106,6 +108,53 @@ extension Architecture {
         }
         layers.append(.dense(inputSize: width, units: vocabulary, activation: .linear))
         return Architecture(task: .generate, layers: layers)
+    }
+}
+
+extension Architecture {
+    /// Encoder [Embedding(source), recurrent layers] → decoder [Embedding(target), recurrent layers,
+    /// optional Attention, Dense(target vocabulary)], the translator's shape. Encoder layer i and decoder
+    /// layer i are of one cell; with `bidirectionalEncoder` (attention only) every encoder layer is
+    /// bidirectional (concat) and the decoder's layers are 2 × `hidden` wide. `attention`'s `inputSize`
+    /// and `memorySize` are set here from the stacks (Q = the decoder's units, M = the encoder's output),
+    /// and with input feeding the first decoder layer reads the embedding and the attention's output.
+    /// Checked by `validate()`.
+    ///
+    ///     let arch = try Architecture.translator(source: 40, target: 40, embedding: 16, cells: [.init(cell: .gru)],
+    ///                                            hidden: 32, attention: AttentionSpec(score: .general, inputSize: 0,
+    ///                                            memorySize: 0, units: 32, inputFeeding: true))
+    public static func translator(source: Int, target: Int, embedding: Int, cells: [RecurrentSpec.Template], hidden: Int,
+                                  bidirectionalEncoder: Bool = false, attention: AttentionSpec? = nil) throws -> Architecture {
+        func spec(_ c: RecurrentSpec.Template, _ input: Int, _ units: Int) -> RecurrentSpec {
+            var r = RecurrentSpec(cell: c.cell, inputSize: input, units: units)
+            r.resetAfter = c.resetAfter; r.peephole = c.peephole; r.activation = c.activation
+            return r
+        }
+        let decoderUnits = bidirectionalEncoder ? 2 * hidden : hidden
+        var att = attention
+        att?.inputSize = decoderUnits
+        att?.memorySize = decoderUnits
+        if att?.combine == AttentionCombine.none { att?.units = 2 * decoderUnits }
+        var enc: [LayerSpec] = [.embedding(vocabulary: source, dimension: embedding)]
+        var dec: [LayerSpec] = [.embedding(vocabulary: target, dimension: embedding)]
+        var (encWidth, decWidth) = (embedding, embedding)
+        for (i, c) in cells.enumerated() {
+            var e = spec(c, encWidth, hidden)
+            e.bidirectional = bidirectionalEncoder
+            enc.append(.recurrent(e))
+            encWidth = e.outputSize
+            let fed = i == 0 && att?.inputFeeding == true ? att!.outputSize : 0
+            dec.append(.recurrent(spec(c, decWidth + fed, decoderUnits)))
+            decWidth = decoderUnits
+        }
+        if let a = att {
+            dec.append(.attention(a))
+            decWidth = a.outputSize
+        }
+        dec.append(.dense(inputSize: decWidth, units: target, activation: .linear))
+        let arch = Architecture(task: .seq2seq, layers: dec, encoder: enc)
+        try arch.validate()
+        return arch
     }
 }
 

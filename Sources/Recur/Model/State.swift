@@ -27,9 +27,14 @@ public final class State: @unchecked Sendable {
         set { counter.pointee = newValue }
     }
     private let counter: UnsafeMutablePointer<Int>
+    /// An attention decoder's memory, last attentional output and weights (nil for other models).
+    let attention: AttentionState?
 
     init(model: Model) {
         self.model = model
+        attention = model.attention.map { a in
+            AttentionState(a, inputWidth: model.recurrent.first?.spec.inputSize ?? 0)
+        }
         vectors = .allocate(capacity: max(model.stateSize, 1))
         vectors.initialize(repeating: 0, count: max(model.stateSize, 1))
         scratch = .allocate(capacity: model.scratchSize)
@@ -51,6 +56,7 @@ public final class State: @unchecked Sendable {
 
     /// Zeroes the recurrent state.
     public func reset() {
+        attention?.reset()
         vectors.update(repeating: 0, count: max(model.stateSize, 1))
         output.update(repeating: 0, count: model.outputSize)
         position = 0
@@ -96,6 +102,9 @@ public final class State: @unchecked Sendable {
         if let why = frames ? model.stepRefusals.frames : model.stepRefusals.tokens {
             throw RecurError(.unsupported, why)
         }
+        if let a = attention, a.memory == nil {
+            throw RecurError(.unsupported, "this decoder attends over an encoded source; its state must come from encoding one (Model.encode(source:), or translate)")
+        }
     }
 
     /// Feeds one frame (the model's frame size in floats) and returns the output, borrowed like `step`'s.
@@ -138,6 +147,10 @@ public final class State: @unchecked Sendable {
         }
         for t in tokens { try checkToken(t) }
         try checkAdvance(tokens.count)
+        if attention != nil {   // attention reads each step's state: stepped one by one
+            for t in tokens { withUnsafePointer(to: t) { advance(token: $0) } }
+            return UnsafeBufferPointer(start: output, count: model.outputSize)
+        }
         tokens.withUnsafeBufferPointer { tp in run(count: tokens.count) { .tokens(tp.baseAddress! + $0) } }
         return UnsafeBufferPointer(start: output, count: model.outputSize)
     }
@@ -214,6 +227,7 @@ public final class State: @unchecked Sendable {
         }
         vectors.update(from: other.vectors, count: max(model.stateSize, 1))
         output.update(from: other.output, count: model.outputSize)
+        if let a = attention, let b = other.attention { a.copy(from: b) }   // the memory is shared, not copied
         position = other.position
     }
 
@@ -297,6 +311,9 @@ public final class State: @unchecked Sendable {
         UnsafeMutableRawBufferPointer(start: output, count: 4 * model.outputSize)
             .copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[(4 * model.stateSize)...]))
         self.position = Int(position)
+        // A saved state holds no encoder outputs: an attention decoder's restored state has none, and
+        // refuses to step until a source is encoded again.
+        attention?.reset()
     }
 
     public func restore(_ bytes: [UInt8]) throws {

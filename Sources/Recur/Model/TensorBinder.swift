@@ -82,9 +82,26 @@ struct TensorBinder {
                 stateOffset += l.stateFloats
             case .dense(let n, let u, let a):
                 stack.head.append(DenseWeights(kernel: try matrix(p + "kernel", u, n), bias: try floats(p + "bias", [u]), activation: a))
+            case .attention(let a):
+                stack.attention = try attention(a, prefix: p)
             }
         }
         return stack
+    }
+
+    /// An attention layer's tensors (FORMAT.md §12): those its scoring and its combination need.
+    mutating func attention(_ a: AttentionSpec, prefix p: String) throws -> AttentionWeights {
+        let Q = a.inputSize, M = a.memorySize, A = a.attentionUnits
+        let additive = a.score == .additive, tanh = a.combine == .tanh
+        return AttentionWeights(
+            spec: a,
+            scoreKernel: a.score == .general ? try matrix(p + "score_kernel", Q, M) : nil,
+            queryKernel: additive ? try matrix(p + "query_kernel", A, Q) : nil,
+            keyKernel: additive ? try matrix(p + "key_kernel", A, M) : nil,
+            scoreVector: additive ? try floats(p + "score_vector", [A]) : nil,
+            scoreBias: additive && a.useBias ? try floats(p + "score_bias", [A]) : nil,
+            combineKernel: tanh ? try matrix(p + "kernel", a.units, M + Q) : nil,
+            combineBias: tanh ? try floats(p + "bias", [a.units]) : nil)
     }
 
     /// A frame model's `input.mean` and `input.scale` ([F] each, both or neither), or nil.

@@ -127,6 +127,8 @@ func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P:
             case .dense(let n, let u, _):
                 fill(p + "kernel", (6 / Float(n + u)).squareRoot())
                 if let e = layout.entry(p + "bias") { (P + e.offset).update(repeating: 0, count: e.count) }
+            case .attention:
+                break   // not trained here: Seq2SeqNetwork refuses decoders with attention
             }
         }
     }

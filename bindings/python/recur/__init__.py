@@ -27,10 +27,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "State", "Sampler", "Continuation", "RecurError", "Status", "library_path", "library_version",
+__all__ = ["Model", "State", "Sampler", "Continuation", "Attention", "RecurError", "Status", "library_path", "library_version",
            "format_version", "default_model_path", "__version__"]
 
-_LAZY = {"Model": "model", "State": "model", "Sampler": "model", "Continuation": "model", "RecurError": "_capi", "Status": "_capi"}
+_LAZY = {"Model": "model", "State": "model", "Sampler": "model", "Continuation": "model", "Attention": "model", "RecurError": "_capi", "Status": "_capi"}
 
 
 def __getattr__(name):

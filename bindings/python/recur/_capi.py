@@ -20,7 +20,7 @@ RECUR_VERSION_MAJOR = 0
 RECUR_VERSION_MINOR = 1
 RECUR_VERSION_PATCH = 0
 RECUR_VERSION_STRING = "0.1.0"
-RECUR_FORMAT_VERSION_MAJOR = 4
+RECUR_FORMAT_VERSION_MAJOR = 5
 RECUR_FORMAT_VERSION_MINOR = 0
 
 
@@ -112,7 +112,8 @@ RECUR_LAYER_RNN = 1
 RECUR_LAYER_GRU = 2
 RECUR_LAYER_LSTM = 3
 RECUR_LAYER_DENSE = 4
-LAYER_KINDS = ("embedding", "rnn", "gru", "lstm", "dense")   # by recur_layer_kind value (the file's layer.i.kind)
+RECUR_LAYER_ATTENTION = 5
+LAYER_KINDS = ("embedding", "rnn", "gru", "lstm", "dense", "attention")   # by recur_layer_kind value (the file's layer.i.kind)
 
 # recur_layer_values
 RECUR_VALUES_OUTPUT = 0
@@ -223,6 +224,8 @@ def _declare(L: C.CDLL) -> C.CDLL:
     fn("recur_model_get", recur_status, model_p, C.c_int, _P(C.c_int64))
     # recur_status recur_model_token_text(const recur_model *model, int32_t id, const char **text, size_t *length);
     fn("recur_model_token_text", recur_status, model_p, C.c_int32, _P(_P(C.c_char)), _size_p)
+    # recur_status recur_model_source_token_text(const recur_model *model, int32_t id, const char **text, size_t *length);
+    fn("recur_model_source_token_text", recur_status, model_p, C.c_int32, _P(_P(C.c_char)), _size_p)
     # recur_status recur_model_token_id(const recur_model *model, const char *piece, int32_t *id);
     fn("recur_model_token_id", recur_status, model_p, C.c_char_p, _P(C.c_int32))
     # recur_status recur_model_encode(const recur_model *model, const char *text, int32_t *ids,
@@ -331,6 +334,14 @@ def _declare(L: C.CDLL) -> C.CDLL:
     #                              const recur_translate_params *params, char *buffer, size_t capacity,
     #                              size_t *length);
     fn("recur_translate", recur_status, model_p, C.c_char_p, _P(TranslateParams), C.c_char_p, C.c_size_t, _size_p)
+    # recur_status recur_translate_attention(const recur_model *model, const char *text,
+    #                                        const recur_translate_params *params,
+    #                                        int32_t *tokens, size_t tokens_capacity,
+    #                                        int32_t *source, size_t source_capacity,
+    #                                        float *weights, size_t weights_capacity,
+    #                                        size_t *n_out, size_t *n_src);
+    fn("recur_translate_attention", recur_status, model_p, C.c_char_p, _P(TranslateParams), _P(C.c_int32), C.c_size_t,
+       _P(C.c_int32), C.c_size_t, _P(C.c_float), C.c_size_t, _size_p, _size_p)
     # recur_status recur_model_layer_get(const recur_model *model, size_t layer, int property, int64_t *value);
     fn("recur_model_layer_get", recur_status, model_p, C.c_size_t, C.c_int, _P(C.c_int64))
     # recur_status recur_state_layer(const recur_state *state, size_t layer, int values, float *out,
@@ -363,7 +374,7 @@ FUNCTIONS = (
     "recur_sampler_sample_state", "recur_sampler_sample_batch", "recur_generate", "recur_beam_params_init",
     "recur_generate_beam", "recur_generate_batch",
     "recur_model_label", "recur_classify", "recur_tag", "recur_classify_batch", "recur_tag_batch", "recur_predict", "recur_translate_params_init",
-    "recur_translate", "recur_model_layer_get", "recur_state_layer", "recur_model_layer_outputs",
+    "recur_translate", "recur_translate_attention", "recur_model_source_token_text", "recur_model_layer_get", "recur_state_layer", "recur_model_layer_outputs",
     "recur_model_layer_outputs_frames",
 )
 

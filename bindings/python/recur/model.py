@@ -136,7 +136,7 @@ def _layer_index(model: "Model", layer, values: str) -> int:
     info = layers[i]
     if values != "output" and not info["directions"]:
         name = {"hidden": "hidden state", "cell": "cell state"}[values]
-        article = "an" if info["kind"] == "embedding" else "a"
+        article = "an" if info["kind"][0] in "ae" else "a"
         raise RecurError(Status.INVALID_ARGUMENT, f"layer {i} is {article} {info['kind']} layer; it has no {name} "
                                                   "(only recurrent layers have state)")
     if values == "cell" and info["state_vectors"] < 2:
@@ -276,6 +276,19 @@ class Continuation(NamedTuple):
     log_probability: float
     #: log_probability / length**length_penalty, what continuations are ranked by
     score: float
+
+
+class Attention(NamedTuple):
+    """A translation with its attention weights (:meth:`Model.attention`)."""
+    text: str
+    #: the target pieces, one per emitted token (EOS not included)
+    target: list
+    #: the source pieces the decoder attended over, in the encoder's reading order
+    source: list
+    #: float32 (len(target), len(source)): row i is the weights of the step that produced target token i
+    weights: np.ndarray
+    target_ids: list
+    source_ids: list
 
 
 def _unchecked(L: C.CDLL, name: str):
@@ -495,6 +508,50 @@ class Model(_Handle):
                 continue
             _capi.check(status)
             return buf.raw[:length.value].decode("utf-8")
+
+    @staticmethod
+    def _translate_params(beam, max_length, length_penalty):
+        for name, v in (("beam", beam), ("max_length", max_length)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+        if not 1 <= beam <= 256:
+            raise ValueError(f"beam must be in 1 ... 256 (got {beam})")
+        if not 1 <= max_length <= 1 << 20:
+            raise ValueError(f"max_length must be in 1 ... 2**20 (got {max_length})")
+        return _capi.TranslateParams(int(beam), int(max_length), float(length_penalty))
+
+    def attention(self, text: str, beam: int = 1, max_length: int = 100, length_penalty: float = 1.0) -> Attention:
+        """Translates ``text`` as :meth:`translate` does (greedy by default) with a model whose decoder
+        attends over the encoder's outputs, and gives for every target token the attention weights of the
+        step that produced it over the source tokens the encoder read (``recur_translate_attention``): an
+        :class:`Attention` whose ``weights`` rows sum to 1 (PAD positions get 0). A model without attention
+        raises RecurError(Status.UNSUPPORTED)."""
+        params = self._translate_params(beam, max_length, length_penalty)
+        b = _text(text)
+        L, h = self._lib, self._h()
+        n_out, n_src = C.c_size_t(), C.c_size_t()
+        status = L.recur_translate_attention(h, b, C.byref(params), None, 0, None, 0, None, 0,
+                                             C.byref(n_out), C.byref(n_src))
+        if status != Status.BUFFER_TOO_SMALL:
+            _capi.check(status)
+        n, T = n_out.value, n_src.value
+        toks = (C.c_int32 * max(n, 1))()
+        src = (C.c_int32 * max(T, 1))()
+        w = np.zeros((n, T), dtype=np.float32)
+        _capi.check(L.recur_translate_attention(h, b, C.byref(params), toks, n, src, T,
+                                                w.ctypes.data_as(C.POINTER(C.c_float)), n * T,
+                                                C.byref(n_out), C.byref(n_src)))
+        target_ids, source_ids = list(toks[:n]), list(src[:T])
+
+        def piece(fn, i):
+            ptr, length = C.POINTER(C.c_char)(), C.c_size_t()
+            _capi.check(fn(h, i, C.byref(ptr), C.byref(length)))
+            return C.string_at(ptr, length.value).decode("utf-8", "replace")
+
+        target = [piece(L.recur_model_token_text, i) for i in target_ids]
+        source = [piece(L.recur_model_source_token_text, i) for i in source_ids]
+        text_out = self.translate(text, beam=beam, max_length=max_length, length_penalty=length_penalty)
+        return Attention(text_out, target, source, w, target_ids, source_ids)
 
     # -- whole-sequence and encoder-decoder models ----------------------------------------------------
 
@@ -771,16 +828,13 @@ class Model(_Handle):
         _capi.check(call(out.ctypes.data_as(C.POINTER(C.c_float)), out.size))
         return out
 
-    def translate(self, text: str, beam: int = 4, max_length: int = 100, length_penalty: float = 1.0) -> str:
-        """Translates ``text`` with a "seq2seq" model by beam search (``beam=1`` is greedy)."""
-        for name, v in (("beam", beam), ("max_length", max_length)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, not {type(v).__name__}")
-        if not 1 <= beam <= 256:
-            raise ValueError(f"beam must be in 1 ... 256 (got {beam})")
-        if not 1 <= max_length <= 1 << 20:
-            raise ValueError(f"max_length must be in 1 ... 2**20 (got {max_length})")
-        params = _capi.TranslateParams(int(beam), int(max_length), float(length_penalty))
+    def translate(self, text: str, beam: int = 4, max_length: int = 100, length_penalty: float = 1.0,
+                  return_attention: bool = False):
+        """Translates ``text`` with a "seq2seq" model by beam search (``beam=1`` is greedy). With
+        ``return_attention`` the result is :meth:`attention`'s (a model with attention only)."""
+        if return_attention:
+            return self.attention(text, beam=beam, max_length=max_length, length_penalty=length_penalty)
+        params = self._translate_params(beam, max_length, length_penalty)
         b = _text(text)
         cap = 256
         while True:

@@ -25,8 +25,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "activate", "quantize_activations", "gru_step", "lstm_step", "rnn_step", "dense", "ReferenceModel", "SplitMix64", "pick",
-    "ReferenceSampler",
+    "activate", "quantize_activations", "gru_step", "lstm_step", "rnn_step", "dense", "attend", "ReferenceModel",
+    "ReferenceTranslator", "SplitMix64", "pick", "ReferenceSampler",
 ]
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softmax")
@@ -160,6 +160,35 @@ def dense(p: dict, x: np.ndarray) -> np.ndarray:
     return activate(p["activation"], p["W"] @ x + p["b"])
 
 
+def attend(p: dict, h: np.ndarray, memory: np.ndarray, attends: np.ndarray):
+    """One attention step (FORMAT.md §13.9) for the decoder state h over the memory (T × M rows h̄_s).
+
+    score_s = h·h̄_s (dot), h·(W_a h̄_s) (general) or v·tanh(W_q h + W_k h̄_s [+ b]) (additive); the weights
+    a are the softmax of the scores over the positions where ``attends`` is true (0 elsewhere);
+    c = Σ_s a_s h̄_s; the output is tanh(W_c [c; h] + b_c), or [c; h] with combine = none.
+    Returns (output, a)."""
+    score = p["score"]
+    if score == "dot":
+        e = memory @ h
+    elif score == "general":
+        e = (memory @ p["W_a"].T) @ h
+    elif score == "additive":
+        e = np.tanh((p["W_q"] @ h)[None, :] + memory @ p["W_k"].T + p["b_a"][None, :]) @ p["v_a"]
+    else:
+        raise ValueError(f"unknown attention score '{score}'")
+    attends = np.asarray(attends, dtype=bool)
+    if not attends.any():
+        raise ValueError("attention needs at least one position that is not PAD")
+    e = np.where(attends, e, -np.inf)
+    w = np.exp(e - e[attends].max())
+    a = w / w.sum()
+    c = a @ memory
+    cat = np.concatenate([c, h])
+    if p["combine"] == "none":
+        return cat, a
+    return np.tanh(p["W_c"] @ cat + p["b_c"]), a
+
+
 # --- Model ---------------------------------------------------------------------------------------
 
 def _f64(a) -> np.ndarray:
@@ -251,6 +280,26 @@ class ReferenceModel:
                     "W": matrix(q + "kernel"),
                     "b": _f64(tensors[q + "bias"]),
                 })
+            elif kind == "attention":
+                Q, M = int(meta[q + "input_size"]), int(meta[q + "memory_size"])
+                L = {"kind": "attention", "score": meta[q + "score"], "input_size": Q, "memory_size": M,
+                     "combine": meta.get(q + "combine", "tanh"), "input_feeding": bool(meta.get(q + "input_feeding", False))}
+                if L["score"] == "general":
+                    L["W_a"] = _f64(tensors[q + "score_kernel"]).reshape(Q, M)
+                if L["score"] == "additive":
+                    A = int(meta[q + "attention_units"])
+                    L["W_q"] = _f64(tensors[q + "query_kernel"]).reshape(A, Q)
+                    L["W_k"] = _f64(tensors[q + "key_kernel"]).reshape(A, M)
+                    L["v_a"] = _f64(tensors[q + "score_vector"]).reshape(A)
+                    L["b_a"] = (_f64(tensors[q + "score_bias"]).reshape(A) if meta.get(q + "use_bias", False)
+                                else np.zeros(A))
+                if L["combine"] == "tanh":
+                    L["units"] = int(meta[q + "units"])
+                    L["W_c"] = _f64(tensors[q + "kernel"]).reshape(L["units"], M + Q)
+                    L["b_c"] = _f64(tensors[q + "bias"]).reshape(L["units"])
+                else:
+                    L["units"] = M + Q
+                layers.append(L)
             else:
                 raise ValueError(f"layer {i} has unknown kind '{kind}'")
         return layers
@@ -440,6 +489,160 @@ class ReferenceModel:
                 xs = xs[rows].mean(axis=0)
                 seq = False
         return xs
+
+
+# --- seq2seq ---------------------------------------------------------------------------------------
+
+def _cell(kind: str, p: dict, x, h, c):
+    if kind == "lstm":
+        return lstm_step(p, x, h, c)
+    if kind == "gru":
+        return gru_step(p, x, h), c
+    return rnn_step(p, x, h), c
+
+
+class ReferenceTranslator:
+    """A ``seq2seq`` model (FORMAT.md §13.9) in float64: the encoder runs over the source, its final states
+    start the decoder, and the decoder is stepped from BOS; with an attention layer every step attends over
+    the encoder's outputs.
+
+        >>> t = ReferenceTranslator(format.read("translator.recur"))
+        >>> tokens, rows = t.greedy(source_ids, max_length=20)     # rows: attention weights per token
+    """
+
+    def __init__(self, file_data=None, *, metadata: Mapping | None = None, tensors: Mapping | None = None):
+        if file_data is not None:
+            metadata, tensors = file_data.metadata, file_data.tensors
+        self.metadata = dict(metadata)
+        if self.metadata.get("model.task") != "seq2seq":
+            raise ValueError("not a seq2seq model")
+        self.encoder = ReferenceModel._read_layers(self.metadata, tensors, "encoder.")
+        self.decoder = ReferenceModel._read_layers(self.metadata, tensors, "")
+        self.attention = next((l for l in self.decoder if l["kind"] == "attention"), None)
+        m = self.metadata
+        self.bos, self.eos = m["tokenizer.bos_id"], m["tokenizer.eos_id"]
+
+    def encoder_input(self, source: Sequence[int], padding: str = "trained") -> list:
+        """The tokens the encoder reads: PAD dropped (unless source_tokenizer.pad_mask is false), reversed
+        but a final EOS with encoder.reverse_source, then cut and padded to source_tokenizer.pad_length."""
+        m = self.metadata
+        pad, eos = m.get("source_tokenizer.pad_id"), m.get("source_tokenizer.eos_id")
+        toks = [int(t) for t in source]
+        if pad is not None and m.get("source_tokenizer.pad_mask", True):
+            toks = [t for t in toks if t != pad]
+        if m.get("encoder.reverse_source", False) and toks:
+            end = len(toks) - 1 if toks[-1] == eos else len(toks)
+            toks[:end] = toks[:end][::-1]
+        L = m.get("source_tokenizer.pad_length")
+        if padding == "trained" and L is not None and pad is not None:
+            if len(toks) > L:
+                toks = toks[len(toks) - L:] if m.get("source_tokenizer.truncating", "pre") == "pre" else toks[:L]
+            fill = [pad] * (L - len(toks))
+            toks = fill + toks if m.get("source_tokenizer.padding", "pre") == "pre" else toks + fill
+        return toks
+
+    def start(self, source: Sequence[int], padding: str = "trained") -> None:
+        """Encodes ``source``: the decoder's states become the encoder's final states (for a bidirectional
+        encoder layer [h_fwd_final; h_bwd_final], c likewise), the memory its last layer's outputs."""
+        toks = self.encoder_input(source, padding)
+        if not toks:
+            raise ValueError("the source holds only padding")
+        xs = np.stack([self.encoder[0]["table"][t] for t in toks])
+        finals = []
+        for layer in self.encoder[1:]:
+            kind, H = layer["kind"], layer["units"]
+            outs, fin = [], []
+            for d, order in zip(layer["directions"], [range(len(toks)), range(len(toks) - 1, -1, -1)]):
+                h, c = np.zeros(H), np.zeros(H)
+                out = np.zeros((len(toks), H))
+                for t in order:
+                    h, c = _cell(kind, d, xs[t], h, c)
+                    out[t] = h
+                outs.append(out)
+                fin.append((h, c))
+            xs = np.concatenate(outs, axis=1)
+            finals.append((np.concatenate([f[0] for f in fin]), np.concatenate([f[1] for f in fin])))
+        self.source = toks
+        self.memory = xs
+        pad = self.metadata.get("source_tokenizer.pad_id")
+        self.attends = np.array([t != pad for t in toks])
+        self.h = [f[0].copy() for f in finals]
+        self.c = [f[1].copy() for f in finals]
+        self.attended = np.zeros(self.attention["units"]) if self.attention else None
+        self.weights = None
+
+    def step(self, token: int) -> np.ndarray:
+        """One decoder step; returns the output (logits, or probabilities after a softmax head)."""
+        x = self.decoder[0]["table"][int(token)]
+        if self.attention is not None and self.attention["input_feeding"]:
+            x = np.concatenate([x, self.attended])
+        k = 0
+        for layer in self.decoder[1:]:
+            if layer["kind"] == "attention":
+                x, self.weights = attend(layer, x, self.memory, self.attends)
+                self.attended = x
+            elif layer["kind"] == "dense":
+                x = dense(layer, x)
+            else:
+                self.h[k], self.c[k] = _cell(layer["kind"], layer["directions"][0], x, self.h[k], self.c[k])
+                x = self.h[k]
+                k += 1
+        return x
+
+    def log_probabilities(self, out: np.ndarray) -> np.ndarray:
+        last = self.decoder[-1]
+        if last["kind"] == "dense" and last["activation"] == "softmax":
+            return np.log(np.maximum(out, 1e-45))
+        m = out.max()
+        return out - (m + np.log(np.exp(out - m).sum()))
+
+    def fork(self) -> "ReferenceTranslator":
+        other = object.__new__(ReferenceTranslator)
+        other.__dict__.update(self.__dict__)
+        other.h = [h.copy() for h in self.h]
+        other.c = [c.copy() for c in self.c]
+        return other
+
+    def greedy(self, source: Sequence[int], max_length: int = 100, padding: str = "trained"):
+        """Greedy decoding: (tokens, log-probability, per-step outputs, attention weights per token)."""
+        self.start(source, padding)
+        out = self.step(self.bos)
+        toks, rows, outs, lp = [], [], [out], 0.0
+        while len(toks) < max_length:
+            p = self.log_probabilities(out)
+            best = int(np.argmax(p))
+            lp += float(p[best])
+            if best == self.eos:
+                break
+            toks.append(best)
+            rows.append(None if self.weights is None else self.weights.copy())
+            out = self.step(best)
+            outs.append(out)
+        return toks, lp, outs, rows
+
+    def exhaustive(self, source: Sequence[int], max_length: int, length_penalty: float = 1.0):
+        """The best of every hypothesis (finished by EOS, or at max_length tokens) by
+        log p / length^penalty, length counting EOS: (tokens, log p, score). For tiny vocabularies only."""
+        self.start(source)
+        best = None
+
+        def visit(state, out, toks, lp):
+            nonlocal best
+            p = state.log_probabilities(out)
+            for tok in range(len(p)):
+                total = lp + float(p[tok])
+                if tok == self.eos or len(toks) + 1 >= max_length:
+                    done = toks if tok == self.eos else toks + [tok]
+                    length = max(len(done) + (1 if tok == self.eos else 0), 1)
+                    score = total / length ** length_penalty
+                    if best is None or score > best[2]:
+                        best = (done, total, score)
+                    continue
+                s = state.fork()
+                visit(s, s.step(tok), toks + [tok], total)
+
+        visit(self, self.step(self.bos), [], 0.0)
+        return best
 
 
 # --- Sampling ------------------------------------------------------------------------------------

@@ -522,3 +522,161 @@ def test_training_checkpoint_killed_midway_is_complete(cli, tmp_path):
     assert ck.exists(), "no checkpoint was written"
     hits = kill_while_writing(args, ck, [None, None, None, 0.5, 1.0], may_change=True)
     assert hits >= 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Translators with attention (format 5): every inconsistency is a model error naming what is wrong
+# ---------------------------------------------------------------------------------------------------------
+
+def _attention_file(tmp_path, name="att.recur", edit=None, **kw):
+    """A valid attention translator (test_attention.build_translator), then `edit(meta, tensors)` applied
+    to its metadata and tensors and the file written again."""
+    import recur.format as rf
+    from test_attention import build_translator
+    path = tmp_path / name
+    build_translator(path, **kw)
+    if edit is not None:
+        data = rf.read(str(path))
+        meta, tensors = dict(data.metadata), {k: np.array(v) for k, v in data.tensors.items()}
+        edit(meta, tensors)
+        rf.write(path, meta, tensors)
+    return path
+
+
+def _set(**values):
+    def edit(meta, tensors):
+        for k, v in values.items():
+            k = k.replace("__", ".")
+            if v is None:
+                meta.pop(k, None)
+            else:
+                meta[k] = v
+    return edit
+
+
+def _tensor(name, value=None, drop=False):
+    def edit(meta, tensors):
+        if drop:
+            del tensors[name]
+        else:
+            tensors[name] = value(tensors.get(name)) if callable(value) else value
+    return edit
+
+
+ATTENTION_FAULTS = [
+    # (builder arguments, edit, phrase of the message)
+    (dict(score="general"), _tensor("layer.2.score_kernel", lambda w: np.zeros((w.shape[0], w.shape[1] + 1), np.float32)),
+     "tensor 'layer.2.score_kernel' has shape"),
+    (dict(score="additive"), _tensor("layer.2.key_kernel", drop=True), "missing tensor 'layer.2.key_kernel'"),
+    (dict(score="additive"), _tensor("layer.2.score_vector", lambda v: v[:-1]), "tensor 'layer.2.score_vector' has shape"),
+    (dict(score="additive", use_bias=True), _tensor("layer.2.score_bias", drop=True), "missing tensor 'layer.2.score_bias'"),
+    (dict(score="additive"), _tensor("layer.2.score_bias", np.zeros(6, np.float32)), "tensor 'layer.2.score_bias' is not used"),
+    (dict(score="dot"), _tensor("layer.2.score_kernel", np.zeros((5, 5), np.float32)), "tensor 'layer.2.score_kernel' is not used"),
+    (dict(score="dot", combine="none"), _tensor("layer.2.kernel", np.zeros((7, 10), np.float32)), "tensor 'layer.2.kernel' is not used"),
+    (dict(score="general"), _tensor("layer.2.kernel", lambda w: w[:, :-1]), "tensor 'layer.2.kernel' has shape"),
+    (dict(score="general"), _tensor("layer.2.bias", drop=True), "missing tensor 'layer.2.bias'"),
+    (dict(score="general"), _set(layer__2__memory_size=6), "memory_size is 6 but the encoder's last recurrent layer outputs 5"),
+    (dict(score="general"), _set(layer__2__input_size=6), "layer 2 (attention) expects input size 6 but the previous layer gives 5"),
+    (dict(score="dot"), _set(layer__2__memory_size=4), "dot attention needs a decoder state as wide as the encoder's outputs"),
+    (dict(score="general"), _set(layer__2__score="cosine"), "unknown value 'cosine'"),
+    (dict(score="general"), _set(layer__2__score=None), "missing metadata key 'layer.2.score'"),
+    (dict(score="general"), _set(layer__2__combine="sum"), "unknown value 'sum'"),
+    (dict(score="general"), _set(layer__2__units=None), "missing metadata key 'layer.2.units'"),
+    (dict(score="general", combine="none"), _set(layer__2__units=9), "combine = none outputs [c_t; h_t], memory_size + input_size = 10"),
+    (dict(score="general"), _set(layer__2__attention_units=4), "only for additive attention"),
+    (dict(score="additive"), _set(layer__2__attention_units=None), "missing metadata key 'layer.2.attention_units'"),
+    (dict(score="general"), _set(layer__2__input_feeding=True), "reads the embedding (4) and the attention layer's fed-back output (7)"),
+    (dict(score="general", input_feeding=True), _set(layer__2__input_feeding=False), "layer 1 (gru) expects input size 11 but the previous layer gives 4"),
+    (dict(score="general"), _set(layer__3__input_size=8), "layer 3 (dense) expects input size 8 but the previous layer gives 7"),
+    (dict(score="general", bidirectional=True), _set(layer__1__kind="rnn"), "the decoder's forward-only and of the encoder layer's units, or twice them"),
+    (dict(score="general", bidirectional=True), _set(**{"encoder__layer__1__merge_mode": "sum"}), "twice them for a bidirectional (concat) encoder layer"),
+    (dict(score="general"), _set(**{"encoder__layer__1__return_sequences": False}), "the encoder's last recurrent layer must return every step"),
+    (dict(attention=False, bidirectional=True), None, "none bidirectional"),
+]
+
+
+@pytest.mark.parametrize("kw,edit,phrase", ATTENTION_FAULTS, ids=[f[2][:40] for f in ATTENTION_FAULTS])
+def test_inconsistent_attention_models_are_model_errors(library, tmp_path, kw, edit, phrase):
+    if not kw.get("attention", True) and kw.get("bidirectional"):
+        # A bidirectional encoder without attention: the decoder would need 2 × units and there is no rule.
+        from test_attention import build_translator
+        path = tmp_path / "bidi-plain.recur"
+        try:
+            build_translator(path, **kw)
+        except Exception:
+            pytest.skip("the fixture cannot write this one")
+    else:
+        path = _attention_file(tmp_path, edit=edit, **kw)
+    status, msg = open_status(path)
+    assert status == 6, msg            # RECUR_ERR_MODEL
+    assert phrase in msg, msg
+
+
+def test_attention_in_other_places_is_refused(library, tmp_path):
+    import recur.format as rf
+    path = _attention_file(tmp_path)
+    data = rf.read(str(path))
+    meta, tensors = dict(data.metadata), dict(data.tensors)
+    # An attention layer in the encoder, and in a generator.
+    enc = dict(meta)
+    enc.update({"encoder.layer_count": 3, "encoder.layer.2.kind": "attention", "encoder.layer.2.score": "dot",
+                "encoder.layer.2.input_size": 5, "encoder.layer.2.memory_size": 5, "encoder.layer.2.combine": "none"})
+    rf.write(tmp_path / "enc.recur", enc, tensors)
+    status, msg = open_status(tmp_path / "enc.recur")
+    assert status == 6 and "an encoder has no attention layer" in msg, msg
+    gen = {k: v for k, v in meta.items() if not k.startswith(("encoder.", "source_tokenizer."))}
+    gen["model.task"] = "generate"
+    rf.write(tmp_path / "gen.recur", gen, {k: v for k, v in tensors.items() if not k.startswith("encoder.")})
+    status, msg = open_status(tmp_path / "gen.recur")
+    assert status == 6 and "only a seq2seq decoder has an attention layer" in msg, msg
+    # Two attention layers.
+    two = dict(meta)
+    two.update({"model.layer_count": 5, "layer.3.kind": "attention", "layer.3.score": "dot", "layer.3.input_size": 7,
+                "layer.3.memory_size": 7, "layer.3.combine": "none", "layer.4.kind": "dense",
+                "layer.4.input_size": 7, "layer.4.units": len(meta["tokenizer.tokens"]), "layer.4.activation": "linear"})
+    two.pop("layer.3.units")
+    t2 = dict(tensors)
+    t2["layer.4.kernel"], t2["layer.4.bias"] = t2.pop("layer.3.kernel"), t2.pop("layer.3.bias")
+    rf.write(tmp_path / "two.recur", two, t2)
+    status, msg = open_status(tmp_path / "two.recur")
+    assert status == 6 and "must directly follow the decoder's last recurrent layer" in msg, msg
+
+
+def test_attention_file_faults_of_the_format_and_numbers(library, tmp_path):
+    import recur.format as rf
+    path = _attention_file(tmp_path, score="additive")
+    blob = path.read_bytes()
+    # Truncated inside the attention tensors' bytes (the last tensors of the file: the head's, the attention's).
+    (tmp_path / "cut.recur").write_bytes(blob[:len(blob) - 100])
+    status, msg = open_status(tmp_path / "cut.recur")
+    assert status == 3 and "truncated" in msg, msg      # RECUR_ERR_FORMAT
+    # A non-finite attention weight.
+    bad = _attention_file(tmp_path, "nan.recur", edit=_tensor("layer.2.query_kernel", lambda w: np.where(
+        np.arange(w.size).reshape(w.shape) == 3, np.nan, w).astype(np.float32)), score="additive")
+    status, msg = open_status(bad)
+    assert status == 10 and "layer.2.query_kernel" in msg, msg    # RECUR_ERR_NUMERICAL
+    # A vector of the attention stored as f16.
+    data = rf.read(str(path))
+    f16 = tmp_path / "f16.recur"
+    rf.write(f16, data.metadata, data.tensors, {"layer.2.score_vector": "f16"})
+    status, msg = open_status(f16)
+    assert status == 6 and "vectors must be f32" in msg, msg
+    # Matrices may be quantized: the model opens.
+    q = tmp_path / "q8.recur"
+    rf.write(q, data.metadata, data.tensors, {"layer.2.key_kernel": "q8", "layer.2.query_kernel": "q4"})
+    assert open_status(q)[0] == 0
+    # A file with attention that claims version 4.
+    raw = bytearray(blob)
+    struct.pack_into("<H", raw, 8, 4)
+    raw[56:60] = b"\0\0\0\0"
+    struct.pack_into("<I", raw, 56, zlib.crc32(bytes(raw)) & 0xFFFFFFFF)
+    (tmp_path / "v4.recur").write_bytes(bytes(raw))
+    status, msg = open_status(tmp_path / "v4.recur")
+    assert status == 6 and "format 5 feature" in msg, msg
+    # And one from a newer major: refused by its version.
+    struct.pack_into("<H", raw, 8, 6)
+    raw[56:60] = b"\0\0\0\0"
+    struct.pack_into("<I", raw, 56, zlib.crc32(bytes(raw)) & 0xFFFFFFFF)
+    (tmp_path / "v6.recur").write_bytes(bytes(raw))
+    status, msg = open_status(tmp_path / "v6.recur")
+    assert status == 4 and "5.x" in msg, msg      # RECUR_ERR_UNSUPPORTED_VERSION
