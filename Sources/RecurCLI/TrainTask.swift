@@ -13,7 +13,7 @@ struct TrainTask: ParsableCommand {
           binary cross-entropy; data: sentence<TAB>0|1 files (default data/sentiment/vader_*.tsv).
         --task tag: Embedding → Bidirectional GRU (every step) → Dense(softmax over tags), cross-entropy over
           the real tokens; data: word/TAG lines (default data/pos/en_ewt-ud-{dev,test}.upos.txt).
-        --task seq2seq: GRU encoder → GRU decoder → Dense(softmax), teacher forcing (--sampling for scheduled
+        --task seq2seq: GRU encoder → GRU decoder (→ Luong attention with --attention) → Dense(softmax), teacher forcing (--sampling for scheduled
           sampling, step by step); data: source<TAB>target lines (default data/pairs/bible_nt_en_es.tsv), pairs with at most
           --max-length words on each side. --reverse-source: the encoder reads each source last word first
           (recorded in the model as encoder.reverse_source; translation reverses the same way).
@@ -68,6 +68,7 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("sampling-ramp"), help: "seq2seq: updates over which the sampling rate rises. (default: 1000)") var samplingRamp: Int?
     @Option(name: .customLong("sampling-draw"), help: "seq2seq: the prediction fed, argmax or sample (drawn from the model's distribution). (default: argmax)") var samplingDraw: String?
     @Option(name: .long, help: "seq2seq: dropout on the embeddings and the decoder output while training.") var dropout: Float = 0
+    @Option(name: .long, help: "seq2seq: a Luong attention layer in the decoder: luong (general scoring, h·W_a h̄) or luong-dot (h·h̄).") var attention: String?
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
@@ -111,6 +112,15 @@ struct TrainTask: ParsableCommand {
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
         c.reverseSource = reverseSource
+        if let attention {
+            guard kind == .seq2seq else { throw ValidationError("--attention is a seq2seq option") }
+            switch attention {
+            case "luong": c.attention = .general
+            case "luong-dot": c.attention = .dot
+            case "bahdanau": throw ValidationError("--attention bahdanau (additive scoring) is not trained yet; use luong or luong-dot")
+            default: throw ValidationError("--attention must be luong or luong-dot (got \(attention))")
+            }
+        }
         guard sampling >= 0, sampling <= 1 else { throw ValidationError("--sampling must be in [0, 1] (got \(sampling))") }
         let samplingOptions = [("--sampling", sampling != 0), ("--sampling-schedule", samplingSchedule != nil),
                                ("--sampling-ramp", samplingRamp != nil), ("--sampling-draw", samplingDraw != nil)]
