@@ -17,7 +17,7 @@ struct TrainTask: ParsableCommand {
           --word-dropout p (tokens read as UNK), --spatial-dropout p (whole embedding channels per sequence), --input-dropout p (the cell's inputs),
           --recurrent-dropout p (variational, on h_prev into the recurrent kernel), --dropout p (the recurrent
           layer's outputs), --l2 λ (on the kernels); --init keras for Keras' default initialisers.
-        --task seq2seq: GRU encoder → GRU decoder → Dense(softmax), teacher forcing (--sampling for scheduled
+        --task seq2seq: GRU encoder → GRU decoder (→ Luong attention with --attention) → Dense(softmax), teacher forcing (--sampling for scheduled
           sampling, step by step); data: source<TAB>target lines (default data/pairs/bible_nt_en_es.tsv), pairs with at most
           --max-length words on each side. --reverse-source: the encoder reads each source last word first
           (recorded in the model as encoder.reverse_source; translation reverses the same way).
@@ -78,6 +78,7 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("recurrent-dropout"), help: "classify/tag: variational dropout on h_prev into the recurrent kernel, one mask per sequence, direction and gate (Keras recurrent_dropout=).") var recurrentDropout: Float = 0
     @Option(name: .customLong("init"), help: "classify/tag: uniform (U(±1/√units) recurrent weights) or keras (Glorot-uniform kernels, orthogonal recurrent kernels, zero biases). (default: uniform)") var initOption: String?
     @Option(name: .customLong("l2"), help: "classify/tag: L2 weight decay λ on the kernels (Keras kernel_regularizer=l2(λ)).") var l2: Float = 0
+    @Option(name: .long, help: "seq2seq: a Luong attention layer in the decoder: luong (general scoring, h·W_a h̄) or luong-dot (h·h̄).") var attention: String?
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
@@ -126,6 +127,15 @@ struct TrainTask: ParsableCommand {
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
         c.reverseSource = reverseSource
+        if let attention {
+            guard kind == .seq2seq else { throw ValidationError("--attention is a seq2seq option") }
+            switch attention {
+            case "luong": c.attention = .general
+            case "luong-dot": c.attention = .dot
+            case "bahdanau": throw ValidationError("--attention bahdanau (additive scoring) is not trained yet; use luong or luong-dot")
+            default: throw ValidationError("--attention must be luong or luong-dot (got \(attention))")
+            }
+        }
         guard sampling >= 0, sampling <= 1 else { throw ValidationError("--sampling must be in [0, 1] (got \(sampling))") }
         let samplingOptions = [("--sampling", sampling != 0), ("--sampling-schedule", samplingSchedule != nil),
                                ("--sampling-ramp", samplingRamp != nil), ("--sampling-draw", samplingDraw != nil)]

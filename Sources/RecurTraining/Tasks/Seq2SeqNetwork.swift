@@ -39,8 +39,12 @@ public struct PairBatch: Sendable {
 /// one drawn from its distribution) instead of the target token; the choice is a constant for the
 /// backward pass (no gradient flows through it). `SamplingSchedule` raises the rate over training.
 /// With `dropout` p > 0, training passes zero each element of the source and target embeddings and of the
-/// decoder's output (the head's input) with probability p and scale the others by 1/(1 − p) (inverted
-/// dropout on the non-recurrent connections, as in Zaremba et al. 2014); the written model has none.
+/// head's input with probability p and scale the others by 1/(1 − p) (inverted dropout on the
+/// non-recurrent connections, as in Zaremba et al. 2014); the written model has none.
+///
+/// A decoder may have a Luong attention layer between its GRU and the head (`dot` or `general` scoring,
+/// the attentional state h̃_t = tanh(W_c [c_t; h_t] + b_c) of FORMAT.md §13.9, no input feeding): each step
+/// attends over the encoder's outputs at the source's real (non-PAD) positions, and the head reads h̃_t.
 public final class Seq2SeqNetwork: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -54,6 +58,10 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     let head: DenseLayer
     let xs: FloatBuffer, xt: FloatBuffer, dxs: FloatBuffer, dxt: FloatBuffer, probs: FloatBuffer, dzs: FloatBuffer, dh0: FloatBuffer
     let maskS: FloatBuffer, maskT: FloatBuffer, maskO: FloatBuffer, xo: FloatBuffer
+    /// The attention layer, when the decoder has one, and its buffers.
+    let attention: AttentionPass?
+    /// Width of the head's input: the attention's units, or the decoder's.
+    let headWidth: Int
     /// Dropout probability of training passes (0: none).
     public var dropout: Float = 0
     /// The decoder inputs of the last pass [T·B] (the batch's, where scheduled sampling fed none).
@@ -64,12 +72,20 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     public init(architecture: Architecture, vocabulary: Vocabulary, sourceVocabulary: Vocabulary,
                 maxBatch: Int, maxSource: Int, maxTarget: Int) throws {
         try architecture.validate()
-        guard architecture.task == .seq2seq, architecture.encoder.count == 2, architecture.layers.count == 3,
+        let L = architecture.layers
+        var spec: AttentionSpec?
+        if L.count == 4, case .attention(let a) = L[2] { spec = a }
+        guard architecture.task == .seq2seq, architecture.encoder.count == 2, L.count == (spec == nil ? 3 : 4),
               case .embedding(let vs, let es) = architecture.encoder[0], case .recurrent(let re) = architecture.encoder[1],
-              case .embedding(let vt, let et) = architecture.layers[0], case .recurrent(let rd) = architecture.layers[1],
-              case .dense(let n, let u, .softmax) = architecture.layers[2]
+              case .embedding(let vt, let et) = L[0], case .recurrent(let rd) = L[1],
+              case .dense(let n, let u, .softmax) = L[L.count - 1]
         else {
-            throw RecurError(.unsupported, "the seq2seq trainer needs encoder [Embedding, GRU] and decoder [Embedding, GRU, Dense(softmax)]")
+            throw RecurError(.unsupported, "the seq2seq trainer needs encoder [Embedding, GRU] and decoder [Embedding, GRU, (Attention,) Dense(softmax)]")
+        }
+        if let a = spec {
+            guard a.score == .dot || a.score == .general, a.combine == .tanh, !a.inputFeeding, !re.bidirectional else {
+                throw RecurError(.unsupported, "the seq2seq trainer trains Luong attention (dot or general scoring, tanh(W_c [c; h])) without input feeding over a one-directional encoder")
+            }
         }
         guard re.cell == .gru, re.resetAfter, rd.cell == .gru, rd.resetAfter else {
             throw RecurError(.unsupported, "the seq2seq trainer handles GRU layers with the reset gate after the product")
@@ -89,14 +105,18 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         tgtEmb = layout.entry("layer.0.embeddings")!.offset
         enc = RecurrentPass(try RecurrentTensors(spec: re, prefix: "encoder.layer.1.", layout: layout), streams: maxBatch, steps: maxSource, withGradients: true)
         dec = RecurrentPass(try RecurrentTensors(spec: rd, prefix: "layer.1.", layout: layout), streams: maxBatch, steps: maxTarget, withGradients: true)
-        head = DenseLayer(w: layout.entry("layer.2.kernel")!.offset, b: layout.entry("layer.2.bias")!.offset,
+        let hp = "layer.\(L.count - 1)."
+        head = DenseLayer(w: layout.entry(hp + "kernel")!.offset, b: layout.entry(hp + "bias")!.offset,
                           inputs: n, units: u, activation: .softmax)
+        headWidth = n
+        let lay = layout
+        attention = spec.map { AttentionPass($0, layout: lay, prefix: "layer.2.", streams: maxBatch, source: maxSource, target: maxTarget) }
         xs = FloatBuffer(maxB * maxS * es); dxs = FloatBuffer(maxB * maxS * es)
         xt = FloatBuffer(maxB * maxT * et); dxt = FloatBuffer(maxB * maxT * et)
         probs = FloatBuffer(maxB * maxT * vt); dzs = FloatBuffer(maxB * maxT * vt)
         dh0 = FloatBuffer(maxB * rd.units)
         maskS = FloatBuffer(maxB * maxS * es); maskT = FloatBuffer(maxB * maxT * et)
-        maskO = FloatBuffer(maxB * maxT * rd.units); xo = FloatBuffer(maxB * maxT * rd.units)
+        maskO = FloatBuffer(maxB * maxT * n); xo = FloatBuffer(maxB * maxT * n)
     }
 
     public var parameters: [Float] {
@@ -173,20 +193,25 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         enc.start(from: nil)
         batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!) }
         dec.start(from: enc.h(S))
-        let N = T * B
+        let N = T * B, W = headWidth
+        attention?.start(P, memory: UnsafePointer(enc.output), mask: batch.sourceMask, steps: S, streams: B)
         if let sampling {
             // The head reads each step's output as it is made, so its dropout mask is drawn first.
-            if dropping { drawMask(maskO.p, N * H, &drng) }
+            if dropping { drawMask(maskO.p, N * W, &drng) }
             var srng = SplitMix64(seed: sampling.seed)
             let table = P + tgtEmb
             batch.targetMask.withUnsafeBufferPointer { m in
                 dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) { [self] t in
                     guard t > 0 else { return false }
-                    // The prediction of step t − 1: the head on its output h(t).
+                    // The prediction of step t − 1: the head on its output h(t) (through the attention).
                     var hin = UnsafePointer(dec.h(t))
+                    if let att = attention {
+                        att.forward(P, UnsafePointer(dec.h(t)), step: t - 1, streams: B)
+                        hin = UnsafePointer(att.output + (t - 1) * B * W)
+                    }
                     if dropping {
-                        let o = xo.p + (t - 1) * B * H, mo = maskO.p + (t - 1) * B * H
-                        for i in 0..<(B * H) { o[i] = hin[i] * mo[i] }
+                        let o = xo.p + (t - 1) * B * W, mo = maskO.p + (t - 1) * B * W
+                        for i in 0..<(B * W) { o[i] = hin[i] * mo[i] }
                         hin = UnsafePointer(o)
                     }
                     let rows = probs.p + (t - 1) * B * V
@@ -211,12 +236,16 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         lastInputs = input
         lastFed = fed
         var headInput = UnsafePointer(dec.output)
+        if let att = attention {
+            for t in 0..<T { att.forward(P, UnsafePointer(dec.h(t + 1)), step: t, streams: B) }
+            headInput = UnsafePointer(att.output)
+        }
         if dropping {
-            xo.p.update(from: dec.output, count: N * H)
+            xo.p.update(from: headInput, count: N * W)
             if sampling == nil {
-                drop(xo.p, maskO.p, N * H, &drng)
+                drop(xo.p, maskO.p, N * W, &drng)
             } else {
-                for i in 0..<(N * H) { xo.p[i] *= maskO.p[i] }
+                for i in 0..<(N * W) { xo.p[i] *= maskO.p[i] }
             }
             headInput = UnsafePointer(xo.p)
         }
@@ -242,14 +271,23 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
                 for k in 0..<V { d[k] = row[k] * scale }
                 d[Int(batch.target[i])] -= scale
             }
-            head.backward(P, G, headInput, rows: N, dz.p, dec.dout.p)
-            if dropping { for i in 0..<(N * H) { dec.dout.p[i] *= maskO.p[i] } }
+            if let att = attention {
+                head.backward(P, G, headInput, rows: N, dz.p, att.doutput)
+                if dropping { for i in 0..<(N * W) { att.doutput[i] *= maskO.p[i] } }
+                att.backward(P, G, decoder: UnsafePointer(dec.output), dDecoder: dec.dout.p, mask: batch.targetMask,
+                             steps: T, streams: B)
+            } else {
+                head.backward(P, G, headInput, rows: N, dz.p, dec.dout.p)
+                if dropping { for i in 0..<(N * H) { dec.dout.p[i] *= maskO.p[i] } }
+            }
             batch.targetMask.withUnsafeBufferPointer { m in dec.backward(P, G, steps: T, input: xt.p, dx: dxt.p, mask: m.baseAddress!) }
             dec.initialStateGradient(P, into: dh0.p)
             // The encoder's final state is its output at the last step (carried through the padding).
+            // With attention, every encoder step also gets the gradient of the memory.
             let de = enc.dout.p
-            de.update(repeating: 0, count: S * B * H)
-            (de + (S - 1) * B * H).update(from: dh0.p, count: B * H)
+            if let att = attention { de.update(from: att.dmemory, count: S * B * H) } else { de.update(repeating: 0, count: S * B * H) }
+            let last = de + (S - 1) * B * H
+            for i in 0..<(B * H) { last[i] += dh0.p[i] }
             batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!) }
             if dropping {
                 for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
@@ -309,6 +347,130 @@ public enum SamplingSchedule: String, Sendable, CaseIterable {
         case .inverseSigmoid:
             let k = Double(max(ramp, 1))
             return r * (1 - k / (k + exp(Double(i) / k)))
+        }
+    }
+}
+
+/// Luong attention being trained (FORMAT.md §13.9): for decoder output h_t and the encoder's outputs h̄_s at
+/// the real source positions, scores h_t · k_s with keys k_s = h̄_s (dot) or W_a h̄_s (general), weights
+/// a_t = softmax(scores), context c_t = Σ a_ts h̄_s, output h̃_t = tanh(W_c [c_t; h_t] + b_c). Rows are
+/// time-major like the recurrent passes (row t·B + b); the memory and keys are [S·B, H].
+final class AttentionPass {
+    let spec: AttentionSpec
+    let H: Int, units: Int, maxS: Int
+    let wa: Int?, wc: Int, bc: Int
+    let keys: FloatBuffer, weights: FloatBuffer, joined: FloatBuffer, out: FloatBuffer
+    let dout: FloatBuffer, djoined: FloatBuffer, dkeys: FloatBuffer, dmem: FloatBuffer
+    private var memory: UnsafePointer<Float>?
+    private var sourceMask: [Float] = []
+    private var S = 0
+
+    init(_ spec: AttentionSpec, layout: ParameterLayout, prefix p: String, streams B: Int, source S: Int, target T: Int) {
+        self.spec = spec
+        H = spec.memorySize; units = spec.units; maxS = S
+        wa = spec.score == .general ? layout.entry(p + "score_kernel")!.offset : nil
+        wc = layout.entry(p + "kernel")!.offset; bc = layout.entry(p + "bias")!.offset
+        keys = FloatBuffer(S * B * H); dkeys = FloatBuffer(S * B * H); dmem = FloatBuffer(S * B * H)
+        weights = FloatBuffer(T * B * S)
+        joined = FloatBuffer(T * B * 2 * H); djoined = FloatBuffer(T * B * 2 * H)
+        out = FloatBuffer(T * B * spec.units); dout = FloatBuffer(T * B * spec.units)
+    }
+
+    /// h̃ of every row [T·B, units], after `forward`.
+    var output: UnsafeMutablePointer<Float> { out.p }
+    /// Where the caller puts ∂loss/∂h̃ [T·B, units] before `backward`.
+    var doutput: UnsafeMutablePointer<Float> { dout.p }
+    /// ∂loss/∂(encoder outputs) [S·B, H] after `backward`.
+    var dmemory: UnsafePointer<Float> { UnsafePointer(dmem.p) }
+
+    /// Takes the encoder's outputs [S·B, H] of this batch (valid until the next `start`) and computes the keys.
+    func start(_ P: UnsafePointer<Float>, memory M: UnsafePointer<Float>, mask: [Float], steps S: Int, streams B: Int) {
+        memory = M; sourceMask = mask; self.S = S
+        if let wa {
+            // K [S·B, Q] = M [S·B, M] · W_aᵀ (W_a [Q, M])
+            sgemm(false, true, m: S * B, n: H, k: H, M, lda: H, P + wa, ldb: H, beta: 0, keys.p, ldc: H)
+        } else {
+            keys.p.update(from: M, count: S * B * H)
+        }
+    }
+
+    /// The rows of step t, from the decoder's outputs h of that step [B, H].
+    func forward(_ P: UnsafePointer<Float>, _ h: UnsafePointer<Float>, step t: Int, streams B: Int) {
+        let M = memory!
+        for b in 0..<B {
+            let row = t * B + b, q = h + b * H, a = weights.p + row * maxS
+            var best = -Float.infinity
+            for s in 0..<S {
+                guard sourceMask[s * B + b] != 0 else { a[s] = -.infinity; continue }
+                let k = keys.p + (s * B + b) * H
+                var d: Float = 0
+                for i in 0..<H { d += q[i] * k[i] }
+                a[s] = d
+                best = max(best, d)
+            }
+            var total: Float = 0
+            for s in 0..<S { a[s] = a[s] == -.infinity ? 0 : expf(a[s] - best); total += a[s] }
+            let u = joined.p + row * 2 * H
+            u.update(repeating: 0, count: H)
+            if total > 0 {
+                for s in 0..<S where a[s] != 0 {
+                    a[s] /= total
+                    let m = M + (s * B + b) * H
+                    for i in 0..<H { u[i] += a[s] * m[i] }
+                }
+            }
+            (u + H).update(from: q, count: H)
+        }
+        // h̃ [B, units] = tanh([c; h] · W_cᵀ + b_c)
+        let o = out.p + t * B * units
+        for b in 0..<B { (o + b * units).update(from: P + bc, count: units) }
+        sgemm(false, true, m: B, n: units, k: 2 * H, joined.p + t * B * 2 * H, lda: 2 * H, P + wc, ldb: 2 * H, beta: 1, o, ldc: units)
+        for i in 0..<(B * units) { o[i] = tanhf(o[i]) }
+    }
+
+    /// From ∂loss/∂h̃ in `dout` (rows whose mask is 0 hold zeros): adds the gradients of W_c, b_c (and
+    /// W_a) to `G`, writes ∂loss/∂h of each step into `dDecoder` [T·B, H] and ∂loss/∂(memory) into `dmem`.
+    func backward(_ P: UnsafePointer<Float>, _ G: UnsafeMutablePointer<Float>, decoder hs: UnsafePointer<Float>,
+                  dDecoder dh: UnsafeMutablePointer<Float>, mask: [Float], steps T: Int, streams B: Int) {
+        let N = T * B, M = memory!
+        // dZ = dh̃ ⊙ (1 − h̃²), in place
+        for i in 0..<(N * units) { dout.p[i] *= 1 - out.p[i] * out.p[i] }
+        sgemm(true, false, m: units, n: 2 * H, k: N, dout.p, lda: units, joined.p, ldb: 2 * H, beta: 1, G + wc, ldc: 2 * H)
+        columnSums(dout.p, rows: N, cols: units, into: G + bc)
+        // d[c; h] = dZ · W_c
+        sgemm(false, false, m: N, n: 2 * H, k: units, dout.p, lda: units, P + wc, ldb: 2 * H, beta: 0, djoined.p, ldc: 2 * H)
+        dkeys.zero(); dmem.zero()
+        for row in 0..<N {
+            let du = djoined.p + row * 2 * H, d = dh + row * H
+            d.update(from: du + H, count: H)
+            guard mask[row] != 0 else { continue }
+            let b = row % B, a = weights.p + row * maxS, q = hs + row * H
+            // da_s = dc · h̄_s; dscore_s = a_s (da_s − Σ a da)
+            var da = [Float](repeating: 0, count: S)
+            var mean: Float = 0
+            for s in 0..<S where a[s] != 0 {
+                let m = M + (s * B + b) * H
+                var v: Float = 0
+                for i in 0..<H { v += du[i] * m[i] }
+                da[s] = v
+                mean += a[s] * v
+            }
+            for s in 0..<S where a[s] != 0 {
+                let ds = a[s] * (da[s] - mean)
+                let k = keys.p + (s * B + b) * H, dk = dkeys.p + (s * B + b) * H, dm = dmem.p + (s * B + b) * H
+                for i in 0..<H {
+                    d[i] += ds * k[i]
+                    dk[i] += ds * q[i]
+                    dm[i] += a[s] * du[i]
+                }
+            }
+        }
+        if let wa {
+            // K = M · W_aᵀ: dW_a += dKᵀ · M, dM += dK · W_a
+            sgemm(true, false, m: H, n: H, k: S * B, dkeys.p, lda: H, M, ldb: H, beta: 1, G + wa, ldc: H)
+            sgemm(false, false, m: S * B, n: H, k: H, dkeys.p, lda: H, P + wa, ldb: H, beta: 1, dmem.p, ldc: H)
+        } else {
+            for i in 0..<(S * B * H) { dmem.p[i] += dkeys.p[i] }
         }
     }
 }

@@ -128,7 +128,13 @@ func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P:
                 fill(p + "kernel", (6 / Float(n + u)).squareRoot())
                 if let e = layout.entry(p + "bias") { (P + e.offset).update(repeating: 0, count: e.count) }
             case .attention:
-                break   // not trained here: Seq2SeqNetwork refuses decoders with attention
+                // Glorot-uniform kernels, zero biases.
+                for e in layout.entries where e.name.hasPrefix(p) && e.shape.count == 2 {
+                    fill(e.name, (6 / Float(e.shape[0] + e.shape[1])).squareRoot())
+                }
+                for e in layout.entries where e.name.hasPrefix(p) && e.shape.count == 1 {
+                    (P + e.offset).update(repeating: 0, count: e.count)
+                }
             }
         }
     }

@@ -45,6 +45,8 @@ public struct TaskConfig: Sendable {
     public var initializer = TaskInitializer.uniform
     /// classify and tag: L2 weight decay on the kernels (0: none; see `SequenceNetwork.l2`).
     public var l2: Float = 0
+    /// seq2seq: Luong attention in the decoder with this scoring (nil: none).
+    public var attention: AttentionScore?
     /// Stop starting epochs after this many seconds (0: no limit).
     public var maxSeconds = 0.0
     /// Stop after this many epochs without a better validation figure (0: never).
@@ -212,10 +214,16 @@ public enum TaskTrainer {
             throw RecurError(.unsupported, "--task seq2seq trains GRU encoder-decoders; --cell \(cell) is not supported for it (use --cell gru, or leave it out)")
         }
         let r = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
-        return Architecture(task: .seq2seq, layers: [
-            .embedding(vocabulary: target, dimension: c.embedding), .recurrent(r),
-            .dense(inputSize: c.hidden, units: target, activation: .softmax),
-        ], encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(r)], reverseSource: c.reverseSource)
+        var decoder: [LayerSpec] = [.embedding(vocabulary: target, dimension: c.embedding), .recurrent(r)]
+        if let score = c.attention {
+            guard score == .dot || score == .general else {
+                throw RecurError(.unsupported, "--task seq2seq trains Luong attention (--attention luong or luong-dot); \(score.rawValue) scoring is not trained yet")
+            }
+            decoder.append(.attention(AttentionSpec(score: score, inputSize: c.hidden, memorySize: c.hidden, units: c.hidden)))
+        }
+        decoder.append(.dense(inputSize: c.hidden, units: target, activation: .softmax))
+        return Architecture(task: .seq2seq, layers: decoder,
+                            encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(r)], reverseSource: c.reverseSource)
     }
 
     /// Trains a translator on id pairs (sources end with EOS, in reading order; the network reverses them

@@ -47,6 +47,9 @@ def test_generate_invalid_values_are_one_line(cli, args, contains):
     (["--task", "seq2seq", "--sampling-schedule", "cubic"], "--sampling-schedule must be constant, linear, inverse-sigmoid"),
     (["--task", "seq2seq", "--sampling-draw", "best"], "--sampling-draw must be argmax or sample"),
     (["--task", "seq2seq", "--sampling-ramp", "0"], "--sampling-ramp must be ≥ 1"),
+    (["--task", "classify", "--attention", "luong"], "--attention is a seq2seq option"),
+    (["--task", "seq2seq", "--attention", "bahdanau"], "--attention bahdanau (additive scoring) is not trained yet"),
+    (["--task", "seq2seq", "--attention", "cosine"], "--attention must be luong or luong-dot"),
 ])
 def test_scheduled_sampling_options_are_checked(cli, tmp_path, args, contains):
     fails_with_one_line(cli, "train", *args, "--out", tmp_path / "m.recur", contains=contains)
