@@ -247,9 +247,11 @@ final class TaskTrainingTests: XCTestCase {
         XCTAssertLessThan(zip(ga, net.gradients).map { abs($0 - $1) }.max()!, 1e-6)
     }
 
-    func testTrainedTranslatorMatchesRuntime() throws {
-        let net = try seq2seqNetwork(batch: 3)
-        var c = TaskConfig(); c.batch = 3; c.epochs = 3; c.patience = 0; c.samplingRate = 0.3
+    /// Trains `net` for 3 epochs (scheduled sampling 0.3) on `pairs` and checks that the written model's
+    /// decoder outputs, stepped by the runtime from each encoded source, equal the trainer's distributions.
+    func trainAndCompareWithRuntime(_ net: Seq2SeqNetwork, attention: AttentionScore? = nil,
+                                    file: StaticString = #filePath, line: UInt = #line) throws -> (ModelBuilder, Model, [Float]) {
+        var c = TaskConfig(); c.batch = 3; c.epochs = 3; c.patience = 0; c.samplingRate = 0.3; c.attention = attention
         let r = try TaskTrainer.trainPairs(net, c, train: pairs, validation: pairs, log: { _ in })
         let m = try runtime(r.builder)
         let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
@@ -261,11 +263,20 @@ final class TaskTrainingTests: XCTestCase {
             for (t, inp) in ([2] + y).enumerated() {
                 try st.step(inp)
                 let out = Array(UnsafeBufferPointer(start: st.output, count: Vt))
-                for k in 0..<Vt { XCTAssertEqual(out[k], d[(t * 3 + b) * Vt + k], accuracy: 1e-5) }
+                for k in 0..<Vt {
+                    XCTAssertEqual(out[k], d[(t * 3 + b) * Vt + k], accuracy: 1e-5, "pair \(b) step \(t)", file: file, line: line)
+                }
             }
         }
+        return (r.builder, m, d)
+    }
+
+    func testTrainedTranslatorMatchesRuntime() throws {
+        let net = try seq2seqNetwork(batch: 3)
+        let (builder, m, d) = try trainAndCompareWithRuntime(net)
+        let Vt = net.vocabulary.count
         // The reference agrees too.
-        let ref = referencePairLoss(r.builder, pairs).1
+        let ref = referencePairLoss(builder, pairs).1
         for (b, rows) in ref.enumerated() {
             for (t, row) in rows.enumerated() {
                 for k in 0..<Vt { XCTAssertEqual(Double(d[(t * 3 + b) * Vt + k]), row[k], accuracy: 1e-5) }
@@ -563,22 +574,8 @@ final class TaskTrainingTests: XCTestCase {
     func testTrainedAttentionTranslatorMatchesRuntime() throws {
         for score in [AttentionScore.dot, .general] {
             let net = try seq2seqNetwork(batch: 3, attention: score)
-            var c = TaskConfig(); c.batch = 3; c.epochs = 3; c.patience = 0; c.attention = score; c.samplingRate = 0.3
-            let r = try TaskTrainer.trainPairs(net, c, train: pairs, validation: pairs, log: { _ in })
-            let m = try runtime(r.builder)
+            let (_, m, _) = try trainAndCompareWithRuntime(net, attention: score)
             XCTAssertNotNil(m.architecture.attention)
-            let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
-            net.forward(batch)
-            let d = net.distributions(batch)
-            let Vt = net.vocabulary.count
-            for (b, (s, y)) in pairs.enumerated() {
-                let st = try m.encode(source: s)
-                for (t, inp) in ([2] + y).enumerated() {
-                    try st.step(inp)
-                    let out = Array(UnsafeBufferPointer(start: st.output, count: Vt))
-                    for k in 0..<Vt { XCTAssertEqual(out[k], d[(t * 3 + b) * Vt + k], accuracy: 1e-5, "\(score) pair \(b) step \(t)") }
-                }
-            }
             let tr = try m.translate(source: pairs[0].source, beam: 4, maxLength: 8, attention: true)
             XCTAssertEqual(tr.attention.count, tr.tokens.count)
             for row in tr.attention { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-5) }
