@@ -132,14 +132,18 @@ public func recur_model_token_text(_ model: OpaquePointer?, _ id: Int32,
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let text = try required(text, "text (out)")
-        let n = m.model.vocabulary.count
-        guard id >= 0, Int(id) < n else {
-            throw RecurError(.outOfRange, "token id \(id) is outside the vocabulary (0..<\(n))")
-        }
-        let start = m.starts[Int(id)]
-        text.pointee = UnsafePointer(m.texts + start)
-        length?.pointee = Int(m.starts[Int(id) + 1] - start - 1)
+        try lend(m.texts, m.starts, id, "vocabulary", text, length)
     }
+}
+
+/// Lends token `id`'s NUL-terminated text from a packed table (ModelHandle.pack) and its length in bytes.
+private func lend(_ texts: UnsafeMutablePointer<CChar>, _ starts: [Int], _ id: Int32, _ what: String,
+                  _ text: UnsafeMutablePointer<UnsafePointer<CChar>?>, _ length: UnsafeMutablePointer<Int>?) throws {
+    let n = starts.count - 1
+    guard id >= 0, Int(id) < n else { throw RecurError(.outOfRange, "token id \(id) is outside the \(what) (0..<\(n))") }
+    let start = starts[Int(id)]
+    text.pointee = UnsafePointer(texts + start)
+    length?.pointee = starts[Int(id) + 1] - start - 1
 }
 
 @c @implementation
@@ -149,15 +153,10 @@ public func recur_model_source_token_text(_ model: OpaquePointer?, _ id: Int32,
     guarded {
         let m = try object(model, as: ModelHandle.self, "model")
         let text = try required(text, "text (out)")
-        guard let src = m.model.sourceVocabulary else {
+        guard m.model.sourceVocabulary != nil else {
             throw RecurError(.unsupported, "this model has no source vocabulary (model.task is '\(m.model.architecture.task.rawValue)', not 'seq2seq')")
         }
-        guard id >= 0, Int(id) < src.count else {
-            throw RecurError(.outOfRange, "token id \(id) is outside the source vocabulary (0..<\(src.count))")
-        }
-        let start = m.sourceStarts[Int(id)]
-        text.pointee = UnsafePointer(m.sourceTexts + start)
-        length?.pointee = Int(m.sourceStarts[Int(id) + 1] - start - 1)
+        try lend(m.sourceTexts, m.sourceStarts, id, "source vocabulary", text, length)
     }
 }
 

@@ -128,8 +128,8 @@ extension Model {
             if wanted { rows.append(st.attentionWeights!) }
             try st.step(best)
         }
-        let len = Double(max(toks.count + (toks.count < maxLength ? 1 : 0), 1))
-        return Translation(tokens: toks, text: try vocabulary.decode(toks), logProbability: lp, score: lp / len,
+        let score = lengthNormalizedScore(lp, tokens: toks.count, eos: toks.count < maxLength, penalty: 1)
+        return Translation(tokens: toks, text: try vocabulary.decode(toks), logProbability: lp, score: score,
                            source: wanted ? st.attentionSource! : [], attention: rows)
     }
 
@@ -151,9 +151,9 @@ extension Model {
         var live = [Hyp(state: first, tokens: [], lp: 0, rows: [])]
         var finished: [Translation] = []
         func finish(_ toks: [Int], _ lp: Double, eosEmitted: Bool, _ rows: [[Float]]) throws {
-            let len = Double(max(toks.count + (eosEmitted ? 1 : 0), 1))
             finished.append(Translation(tokens: toks, text: try vocabulary.decode(toks), logProbability: lp,
-                                        score: lp / pow(len, lengthPenalty), source: attended, attention: rows))
+                                        score: lengthNormalizedScore(lp, tokens: toks.count, eos: eosEmitted, penalty: lengthPenalty),
+                                        source: attended, attention: rows))
         }
         while !live.isEmpty && finished.count < beam {
             var cands: [(hyp: Int, tok: Int, lp: Double)] = []

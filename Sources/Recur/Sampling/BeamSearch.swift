@@ -32,6 +32,13 @@ public struct BeamParams: Sendable, Equatable {
     }
 }
 
+/// The figure beam search ranks finished hypotheses by (generation and translation alike): log-probability
+/// / length^penalty, the length counting EOS when it was emitted (at least 1). Penalty 0 is the
+/// log-probability itself.
+func lengthNormalizedScore(_ logProbability: Double, tokens: Int, eos: Bool, penalty: Double) -> Double {
+    logProbability / pow(Double(max(tokens + (eos ? 1 : 0), 1)), penalty)
+}
+
 /// One continuation found by beam search.
 public struct BeamContinuation: Sendable, Equatable {
     /// The generated tokens (EOS not included).
@@ -88,8 +95,8 @@ extension Model {
         }
         var results: [BeamContinuation] = []
         if !stopped {
-            results = try search.ranked().map { continuation($0.tokens, $0.lp, eosEmitted: $0.eos,
-                                                             reason: $0.eos ? .endOfSequence : .maxTokens, params.lengthPenalty) }
+            results = try search.ranked().map { continuation($0.tokens, $0.lp, score: $0.score,
+                                                             reason: $0.eos ? .endOfSequence : .maxTokens) }
             let first = results[0].tokens
             if first.count > delivered { try deliver(first[delivered...]) }
         }
@@ -97,7 +104,8 @@ extension Model {
             // The callback ended the search: the result is what it was given.
             let toks = Array((results.first?.tokens ?? search.settledPrefix()).prefix(delivered))
             let lp = try replay(toks, into: st)
-            results = [continuation(toks, lp, eosEmitted: false, reason: .callback, params.lengthPenalty)]
+            results = [continuation(toks, lp, score: lengthNormalizedScore(lp, tokens: toks.count, eos: false, penalty: params.lengthPenalty),
+                                    reason: .callback)]
         } else {
             let rest = stream.flush()
             if !rest.isEmpty { _ = try onPiece(rest) }
@@ -116,13 +124,10 @@ extension Model {
         return lp
     }
 
-    private func continuation(_ tokens: [Int], _ lp: Double, eosEmitted: Bool, reason: StopReason,
-                              _ lengthPenalty: Double) -> BeamContinuation {
+    private func continuation(_ tokens: [Int], _ lp: Double, score: Double, reason: StopReason) -> BeamContinuation {
         var stream = TextStream(stop: [], vocabulary: vocabulary)
         for tok in tokens { _ = stream.push(tok) }
         _ = stream.flush()
-        let len = Double(max(tokens.count + (eosEmitted ? 1 : 0), 1))
-        let score = lengthPenalty == 0 ? lp : lp / pow(len, lengthPenalty)
         return BeamContinuation(tokens: tokens, text: stream.text, logProbability: lp, score: score, reason: reason)
     }
 }
@@ -156,9 +161,8 @@ struct BeamSearch {
     }
 
     private mutating func finish(_ tokens: [Int], _ lp: Double, eos: Bool) {
-        let len = Double(max(tokens.count + (eos ? 1 : 0), 1))
-        let a = params.lengthPenalty
-        finished.append(Finished(tokens: tokens, lp: lp, eos: eos, score: a == 0 ? lp : lp / pow(len, a)))
+        finished.append(Finished(tokens: tokens, lp: lp, eos: eos,
+                                 score: lengthNormalizedScore(lp, tokens: tokens.count, eos: eos, penalty: params.lengthPenalty)))
     }
 
     /// One step of the search; false when it has ended (nothing was done).
