@@ -13,7 +13,8 @@ measurements, and keeps the documents in step with them:
 
 The command is $RECUR_CLI, else .build/release/recur. Kernel levels (scalar, AVX2, AVX-512) sum in other
 orders, so figures measured on another CPU can differ in the last digits: --check allows 0.0001 bits/char,
-5% of the mean KL and 0.15 points of top-1 agreement.
+5% of the mean KL and 0.15 points of top-1 agreement. OpenBLAS is pinned to its Haswell kernels
+(OPENBLAS_CORETYPE), whose sums are the same on every x86-64 CPU with AVX2.
 """
 import argparse
 import json
@@ -48,7 +49,10 @@ def cli() -> str:
 
 
 def run(*args) -> str:
-    p = subprocess.run([cli(), *map(str, args)], capture_output=True, text=True)
+    # OpenBLAS (the prefill's input projection) is pinned to one kernel family, as in golden_outputs.py:
+    # left to choose by CPU, its sums differ between x86-64 CPUs by more than the tolerance below.
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    p = subprocess.run([cli(), *map(str, args)], capture_output=True, text=True, env=env)
     if p.returncode != 0:
         sys.exit(f"quantization_figures: recur {' '.join(map(str, args))} failed: {p.stderr.strip()}")
     return p.stdout
