@@ -85,15 +85,16 @@ extern "C" {
 #define RECUR_VERSION_PATCH 0
 #define RECUR_VERSION_STRING "0.1.0"
 
-/* The newest .recur format version this library writes; it reads every minor version of majors 1 to 5.
- * A file is written with the lowest version that describes it: 5.0 for translators whose decoder has an
+/* The newest .recur format version this library writes; it reads every minor version of majors 1 to 6.
+ * A file is written with the lowest version that describes it: 6.0 for word models that read unknown
+ * words as their signatures (tokenizer.unk_signatures); 5.0 for translators whose decoder has an
  * attention layer (layer.N.kind = attention, over the encoder's outputs); 4.0 for files holding q8ri or
  * q4i tensors (8- and 4-bit weights with the rows interleaved for the kernels); 3.0 for models that read frames, pool
  * by mean or regress, and for files whose text preprocessing or padding is recorded (tokenizer.splitter,
  * tokenizer.pad_mask, tokenizer.pad_length); 2.0 for files holding q8r (int8 with one scale per row)
  * tensors or a translator reading its source reversed (encoder.reverse_source); 1.0 otherwise, so that
  * older readers open every file they can read. */
-#define RECUR_FORMAT_VERSION_MAJOR 5
+#define RECUR_FORMAT_VERSION_MAJOR 6
 #define RECUR_FORMAT_VERSION_MINOR 0
 
 /* The library's version at run time. Each pointer may be NULL (that part is not written). */

@@ -64,7 +64,7 @@ extension Eval {
                 guard let y = Self.classIndex(l.text[l.text.index(after: tab)...], labels) else {
                     throw CLIError("\(l.file) line \(l.line): label '\(l.text[l.text.index(after: tab)...])' is not one of the model's labels (\(labels.joined(separator: ", ")); or an index 0…\(labels.count - 1))")
                 }
-                let w = TaskData.words(String(l.text[..<tab]))
+                let w = TaskData.words(String(l.text[..<tab]), keepCase: m.vocabulary.unkSignatures)
                 if !w.isEmpty { rows.append((w, y)) }   // as `recur train --task classify`, before the split
             }
             for r in try selectPart(rows) {

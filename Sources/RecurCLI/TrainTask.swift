@@ -56,11 +56,11 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("embedding"), help: "Embedding width. (default: 64)") var embeddingOption: Int?
     @Option(name: .customLong("dense"), help: "classify: units of the relu layer.") var dense: Int = 32
     @Option(name: .customLong("vocab"), help: "Vocabulary cap (specials included), each side. (default: 8000)") var vocabOption: Int?
-    @Option(name: .customLong("min-count"), help: "Least occurrences of a word in the training part. (default: 1)") var minCountOption: Int?
+    @Option(name: .customLong("min-count"), help: "Least occurrences of a word in the training part. (default: 1; 2 with --unk-signatures)") var minCountOption: Int?
     @Option(name: .customLong("max-length"), help: "classify/tag: cut sequences for training; seq2seq: keep pairs with at most this many words each side. (default: 60)") var maxLengthOption: Int?
     var embedding: Int { embeddingOption ?? 64 }
     var vocab: Int { vocabOption ?? 8000 }
-    var minCount: Int { minCountOption ?? 1 }
+    var minCount: Int { minCountOption ?? (unkSignatures ? 2 : 1) }
     var maxLength: Int { maxLengthOption ?? 60 }
     @Option(name: .long) var batch: Int = 32
     @Option(name: .long) var epochs: Int = 10
@@ -79,6 +79,7 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("init"), help: "classify/tag: uniform (U(±1/√units) recurrent weights) or keras (Glorot-uniform kernels, orthogonal recurrent kernels, zero biases). (default: uniform)") var initOption: String?
     @Option(name: .customLong("l2"), help: "classify/tag: L2 weight decay λ on the kernels (Keras kernel_regularizer=l2(λ)).") var l2: Float = 0
     @Option(name: .long, help: "seq2seq: a Luong attention layer in the decoder: luong (general scoring, h·W_a h̄) or luong-dot (h·h̄).") var attention: String?
+    @Flag(name: .customLong("unk-signatures"), help: "classify/tag: read a word outside the vocabulary as its signature (e.g. <unk-cap-ing>: its digits, case and suffix; FORMAT.md §11) when the vocabulary has it, instead of UNK; the training words seen fewer than --min-count times are read so, and train the signatures.") var unkSignatures = false
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
@@ -110,7 +111,7 @@ struct TrainTask: ParsableCommand {
             throw ValidationError("--task must be classify, tag, seq2seq or regress (the character generator is 'recur train')")
         }
         let tokenOnly: [(String, Bool)] = [("--word-dropout", wordDropout != 0), ("--spatial-dropout", spatialDropout != 0), ("--input-dropout", inputDropout != 0),
-            ("--recurrent-dropout", recurrentDropout != 0), ("--init", initOption != nil), ("--l2", l2 != 0)]
+            ("--recurrent-dropout", recurrentDropout != 0), ("--init", initOption != nil), ("--l2", l2 != 0), ("--unk-signatures", unkSignatures)]
         if let given = tokenOnly.first(where: \.1), frames != nil || series != nil || kind == .regress || kind == .seq2seq {
             throw ValidationError("\(given.0) is an option of --task classify and --task tag (token models)")
         }
@@ -194,21 +195,22 @@ struct TrainTask: ParsableCommand {
         switch kind {
         case .classify:
             let rows = try TaskData.labelled(read(["vader_movie", "vader_amazon", "vader_nyt", "vader_tweets"].map { "data/sentiment/\($0).tsv" }))
-                .map { (TaskData.words($0.0), $0.1) }.filter { !$0.0.isEmpty }
+                .filter { !TaskData.words($0.0).isEmpty }
             let (tr, va, test) = TaskData.split(rows)
             let te = evalPart == "validation" ? va : test
             if !evalOnly {
-                let v = try TaskData.vocabulary(tr.map(\.0), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>"], pad: 0, unk: 1)
+                let v = try TaskData.vocabulary(tr.map { TaskData.words($0.0, keepCase: unkSignatures) }, cap: vocab, minCount: minCount,
+                                                specials: ["<pad>", "<unk>"], pad: 0, unk: 1, signatures: unkSignatures ? TaskData.signatureSuffixes : nil)
                 let arch = try TaskTrainer.classifierArchitecture(c, vocabulary: v.count)
                 let net = try SequenceNetwork(architecture: arch, vocabulary: v, maxBatch: batch, maxSteps: maxLength)
                 say("{\"type\":\"start\",\"task\":\"classify\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(test.count),\"vocabulary\":\(v.count),\"parameters\":\(arch.parameterCount)}")
-                let r = try TaskTrainer.trainSequences(net, c, train: tr.map { (TaskData.ids($0.0, v), [$0.1]) },
-                                                       validation: va.map { (TaskData.ids($0.0, v), [$0.1]) }, log: say)
+                let r = try TaskTrainer.trainSequences(net, c, train: tr.map { (TaskData.ids(ofText: $0.0, v), [$0.1]) },
+                                                       validation: va.map { (TaskData.ids(ofText: $0.0, v), [$0.1]) }, log: say)
                 try write(r, meta)
             }
             let m = try loadModel(out)
             let e = ClassificationMetrics(labels: m.labels, truth: te.map(\.1),
-                                          predicted: try te.map { ClassificationMetrics.argmax(try m.classify(tokens: TaskData.ids($0.0, m.vocabulary))) })
+                                          predicted: try te.map { ClassificationMetrics.argmax(try m.classify(tokens: TaskData.ids(ofText: $0.0, m.vocabulary))) })
             emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"classify\",\"sentences\":\(te.count),\"accuracy\":\(e.accuracy),\"macro_f1\":\(e.macro.f1)}\n")
         case .tag:
             let rows = try TaskData.tagged(read(["dev", "test"].map { "data/pos/en_ewt-ud-\($0).upos.txt" }))
@@ -216,7 +218,8 @@ struct TrainTask: ParsableCommand {
             let te = evalPart == "validation" ? va : test
             if !evalOnly {
                 let tags = Set(rows.flatMap(\.tags)).sorted()
-                let v = try TaskData.vocabulary(tr.map(\.words), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>"], pad: 0, unk: 1)
+                let v = try TaskData.vocabulary(tr.map(\.words), cap: vocab, minCount: minCount, specials: ["<pad>", "<unk>"], pad: 0, unk: 1,
+                                                signatures: unkSignatures ? TaskData.signatureSuffixes : nil)
                 let arch = try TaskTrainer.taggerArchitecture(c, vocabulary: v.count, tags: tags)
                 let net = try SequenceNetwork(architecture: arch, vocabulary: v, maxBatch: batch, maxSteps: maxLength)
                 let index = Dictionary(uniqueKeysWithValues: tags.enumerated().map { ($1, $0) })

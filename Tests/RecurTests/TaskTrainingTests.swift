@@ -396,7 +396,25 @@ final class TaskTrainingTests: XCTestCase {
         XCTAssertEqual(v.pieces, ["<pad>", "<unk>", "b", "a"])
         XCTAssertEqual(TaskData.ids(["a", "c"], v), [3, 1])
         let tagged = try TaskData.tagged("A/b/NOUN x/PUNCT\n")
-        XCTAssertEqual(tagged[0].words, ["a/b", "x"]); XCTAssertEqual(tagged[0].tags, ["NOUN", "PUNCT"])
+        XCTAssertEqual(tagged[0].words, ["A/b", "x"]); XCTAssertEqual(tagged[0].tags, ["NOUN", "PUNCT"])
+        XCTAssertEqual(TaskData.ids(["A", "C"], v), [3, 1], "the lookup lowercases")
+    }
+
+    /// With signatures, the words left out of the vocabulary (fewer than minCount occurrences) give the
+    /// signature pieces, which follow the specials; training and the runtime read every word the same way.
+    func testVocabularyWithSignatures() throws {
+        let sentences = [["The", "dog", "Barked", "loudly"], ["the", "dog", "ran", "quickly"], ["A", "Cat", "ran", "1984"]]
+        let v = try TaskData.vocabulary(sentences, cap: 100, minCount: 2, specials: ["<pad>", "<unk>"], pad: 0, unk: 1,
+                                        signatures: ["ly", "ed"])
+        // Left out: barked (1), loudly, quickly, a, cat, 1984 → <unk-cap-ed>, <unk-ly> ×2, <unk-cap> ×2, <unk-num>.
+        XCTAssertEqual(v.pieces, ["<pad>", "<unk>", "<unk-cap>", "<unk-ly>", "<unk-cap-ed>", "<unk-num>", "dog", "ran", "the"])
+        XCTAssertTrue(v.unkSignatures); XCTAssertEqual(v.unkSuffixes, ["ly", "ed"])
+        XCTAssertEqual(TaskData.ids(["The", "Hopped", "madly", "Zed", "2001", "x-ray"], v), [8, 4, 3, 2, 5, 1])
+        XCTAssertEqual(try v.encode("The Hopped madly, Zed 2001"), [8, 4, 3, 1, 2, 5], "',' has no signature piece: UNK")
+        XCTAssertEqual(TaskData.ids(ofText: "The DOG ran", v), [8, 6, 7])
+        let plain = try TaskData.vocabulary(sentences, cap: 100, minCount: 2, specials: ["<pad>", "<unk>"], pad: 0, unk: 1)
+        XCTAssertEqual(plain.pieces, ["<pad>", "<unk>", "dog", "ran", "the"])
+        XCTAssertFalse(plain.unkSignatures)
     }
 
     // MARK: Scheduled sampling

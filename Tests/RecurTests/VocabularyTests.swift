@@ -30,6 +30,41 @@ final class VocabularyTests: XCTestCase {
         XCTAssertEqual(try v.decode([2, 3, 4]), "alice ran .")
     }
 
+    /// Signatures computed by hand from FORMAT.md §11's rule.
+    func testUnknownWordSignatures() throws {
+        let sx = ["ing", "ly", "ed", "s"]
+        let cases: [(String, String)] = [
+            ("running", "<unk-ing>"), ("Running", "<unk-cap-ing>"), ("sing", "<unk>"), ("bus", "<unk>"),
+            ("buses", "<unk-s>"), ("USA", "<unk-allcap>"), ("U", "<unk-cap>"), ("iPhone", "<unk-midcap>"),
+            ("1984", "<unk-num>"), ("4th", "<unk-dig>"), ("F16s", "<unk-dig-cap-s>"), ("e-mail", "<unk-dash>"),
+            (",", "<unk-sym>"), ("--", "<unk-dash-sym>"), ("ÉCOLES", "<unk-allcap-s>"), ("Ωmegas", "<unk-cap-s>"),
+            ("naïvely", "<unk-ly>"), ("Ed", "<unk-cap>"), ("fled", "<unk>"), ("speed", "<unk-ed>"), ("٣٤٥", "<unk-num>"),
+        ]
+        for (w, want) in cases { XCTAssertEqual(Vocabulary.signature(of: w, suffixes: sx), want, w) }
+        XCTAssertEqual(Vocabulary.signature(of: "talking", suffixes: ["s", "ing"]), "<unk-ing>", "the first suffix that matches")
+        XCTAssertEqual(Vocabulary.signature(of: "talks", suffixes: []), "<unk>")
+    }
+
+    func testEncodingWithSignatures() throws {
+        let v = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<unk-cap>", "<unk-ing>", "<unk-num>", "the", "dog", "."],
+                               pad: 0, unk: 1, lowercase: true, unkSignatures: true, unkSuffixes: ["ing"])
+        XCTAssertEqual(try v.encode("The dog, Rex, was barking in 1984."), [5, 6, 1, 2, 1, 1, 3, 1, 4, 7])
+        XCTAssertEqual(v.pieces(of: "The Dog"), ["the", "dog"])
+        XCTAssertEqual(v.id(ofWord: "DOG"), 6)
+        XCTAssertEqual(v.id(ofWord: "Zed"), 2)
+        XCTAssertEqual(v.id(ofWord: "zed"), 1, "no plain <unk> signature piece: UNK")
+        assertThrowsRecur(.model, "need an UNK token") {
+            _ = try Vocabulary(kind: .word, pieces: ["a"], lowercase: true, unkSignatures: true, unkSuffixes: [])
+        }
+        assertThrowsRecur(.model, "need a word vocabulary") {
+            _ = try Vocabulary(kind: .char, pieces: ["<unk>", "a"], unk: 0, unkSignatures: true)
+        }
+        assertThrowsRecur(.model, "signatures are off") { _ = try Vocabulary(kind: .word, pieces: ["a"], unkSuffixes: ["s"]) }
+        assertThrowsRecur(.model, "must be 1…32") {
+            _ = try Vocabulary(kind: .word, pieces: ["<unk>"], unk: 0, unkSignatures: true, unkSuffixes: [""])
+        }
+    }
+
     func testInvalidVocabularies() {
         assertThrowsRecur(.model, "appears twice") { _ = try Vocabulary(kind: .char, pieces: ["a", "a"]) }
         assertThrowsRecur(.model, "exactly one") { _ = try Vocabulary(kind: .char, pieces: ["ab"]) }
@@ -132,6 +167,12 @@ final class PreprocessingTests: XCTestCase {
         XCTAssertEqual(m.vocabulary.truncating, .post)
         let plain = try Vocabulary(kind: .word, pieces: ["<pad>", "a", "b"], pad: 0)
         XCTAssertEqual(try buildModel(arch, vocab: plain).0.file.versionMajor, 1)
+        let signed = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<unk-s>"], pad: 0, unk: 1, lowercase: true,
+                                    unkSignatures: true, unkSuffixes: ["s"])
+        let s = try buildModel(arch, vocab: signed).0
+        XCTAssertEqual(s.file.versionMajor, 6, "unknown-word signatures are a format 6 feature")
+        XCTAssertTrue(s.vocabulary.unkSignatures); XCTAssertEqual(s.vocabulary.unkSuffixes, ["s"])
+        XCTAssertEqual(try s.vocabulary.encode("Cats"), [2])
         assertThrowsRecur(.model, "needs a PAD token") { _ = try Vocabulary(kind: .word, pieces: ["a"], padLength: 3) }
     }
 

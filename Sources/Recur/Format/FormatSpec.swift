@@ -7,14 +7,15 @@ public enum RecurFormat {
     /// The 8 bytes every file starts with: 0x89 'R' 'C' 'R' '\r' '\n' 0x1A '\n'.
     public static let magic: [UInt8] = [0x89, 0x52, 0x43, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
     /// The newest major version this library writes (RECUR_FORMAT_VERSION_MAJOR of include/recur.h). It
-    /// reads majors 1 to 5 (`readableMajors`). A file is written with the lowest version that describes it
+    /// reads majors 1 to 6 (`readableMajors`). A file is written with the lowest version that describes it
     /// (`lowestMajor`), so that older readers open every file they can.
     public static let versionMajor = UInt16(RECUR_FORMAT_VERSION_MAJOR)
     /// The minor version this library writes. Readers accept any minor version of a known major.
     public static let versionMinor = UInt16(RECUR_FORMAT_VERSION_MINOR)
     /// The major versions this library reads.
-    public static let readableMajors: ClosedRange<UInt16> = 1...5
-    /// The lowest major version that describes a file: 5 when a layer is an attention layer (`layer.N.kind =
+    public static let readableMajors: ClosedRange<UInt16> = 1...6
+    /// The lowest major version that describes a file: 6 when a tokenizer reads unknown words as their
+    /// signatures (`tokenizer.unk_signatures`, which a 5.x reader would ignore and so misread the text); 5 when a layer is an attention layer (`layer.N.kind =
     /// attention`: a 4.x reader knows no such kind, nor a bidirectional encoder); 4 when it holds a q8ri or q4i tensor (a 3.x reader
     /// knows no dtype 5 or 6); 3 for a frame model, mean pooling or the regress
     /// task (a 2.x reader would find no tokenizer or ignore the pooling), and for a file that records its
@@ -31,6 +32,7 @@ public enum RecurFormat {
         }
         if metadata.contains(where: { Self.isVersion3Key($0.key, $0.value) }) { major = max(major, 3) }
         if metadata.contains(where: { $0.key.hasSuffix(".kind") && $0.value == .string("attention") }) { major = max(major, 5) }
+        if metadata.contains(where: { $0.key.hasSuffix("tokenizer.unk_signatures") && $0.value == .bool(true) }) { major = max(major, 6) }
         return max(major, 1)
     }
 
@@ -48,7 +50,7 @@ public enum RecurFormat {
     }
 
     /// The text of "which versions" in version errors.
-    public static let versionsText = "this library reads version 1.x, 2.x, 3.x, 4.x and 5.x (it writes 1.0, or 2.0, 3.0, 4.0 or 5.0 for files that need them)"
+    public static let versionsText = "this library reads version 1.x, 2.x, 3.x, 4.x, 5.x and 6.x (it writes 1.0, or 2.0, 3.0, 4.0, 5.0 or 6.0 for files that need them)"
     /// The fixed header size in bytes.
     public static let headerSize = 64
     /// The alignment of the data section and of every tensor inside it, in bytes.

@@ -7,6 +7,11 @@
 ///
 /// Special tokens (PAD, UNK, BOS, EOS) are ordinary ids whose pieces are never produced by encoding text.
 ///
+/// With `unkSignatures` (FORMAT.md §11, "Unknown-word signatures", version 6) a `word` outside the
+/// vocabulary is read as its signature — `<unk` plus its digit, case and suffix features and `>` — when
+/// that piece is in the vocabulary, and as UNK otherwise; the text is then cut before lowercasing, so that
+/// the features see the word as written.
+///
 /// `splitter` reproduces the preprocessing the model was trained with (`tokenizer.splitter`, FORMAT.md §11):
 /// Recur's own word splitter, a Keras `Tokenizer` (`filters` become `split`, the text is cut at `split`;
 /// a piece that is not in the vocabulary is dropped when there is no UNK, as Keras drops it), Python's
@@ -50,6 +55,9 @@ public struct Vocabulary: Sendable {
     public let padLength: Int?
     public let padding: PadSide
     public let truncating: PadSide
+    /// Unknown-word signatures (version 6): whether they are on, and the suffixes tried, in order.
+    public let unkSignatures: Bool
+    public let unkSuffixes: [String]
     private let index: [String: Int]
 
     /// The side `pad_sequences` pads or truncates: before the tokens (`pre`, Keras' default) or after.
@@ -64,12 +72,16 @@ public struct Vocabulary: Sendable {
         kind = .char; pieces = []; pad = nil; unk = nil; bos = nil; eos = nil; lowercase = false; index = [:]
         splitter = .recur; filters = Vocabulary.kerasDefaultFilters; split = " "
         padMask = true; padLength = nil; padding = .pre; truncating = .pre
+        unkSignatures = false; unkSuffixes = []
     }
+
+    /// Most suffixes `tokenizer.unk_suffixes` may hold, and the longest one, in Unicode scalars.
+    public static let maxUnkSuffixes = 256, maxUnkSuffixLength = 32
 
     public init(kind: Kind, pieces: [String], pad: Int? = nil, unk: Int? = nil, bos: Int? = nil, eos: Int? = nil,
                 lowercase: Bool = false, splitter: Splitter = .recur, filters: String = Vocabulary.kerasDefaultFilters,
                 split: String = " ", padMask: Bool = true, padLength: Int? = nil, padding: PadSide = .pre,
-                truncating: PadSide = .pre) throws {
+                truncating: PadSide = .pre, unkSignatures: Bool = false, unkSuffixes: [String] = []) throws {
         self.kind = kind
         self.pieces = pieces
         self.pad = pad; self.unk = unk; self.bos = bos; self.eos = eos
@@ -84,6 +96,20 @@ public struct Vocabulary: Sendable {
         self.padLength = padLength
         self.padding = padding
         self.truncating = truncating
+        self.unkSignatures = unkSignatures
+        self.unkSuffixes = unkSuffixes
+        if unkSignatures {
+            guard kind == .word else { throw RecurError(.model, "unknown-word signatures need a word vocabulary") }
+            guard unk != nil else { throw RecurError(.model, "unknown-word signatures need an UNK token (unk_id)") }
+        } else if !unkSuffixes.isEmpty {
+            throw RecurError(.model, "unknown-word suffixes are given but unknown-word signatures are off")
+        }
+        guard unkSuffixes.count <= Vocabulary.maxUnkSuffixes else {
+            throw RecurError(.model, "\(unkSuffixes.count) unknown-word suffixes; at most \(Vocabulary.maxUnkSuffixes) are allowed")
+        }
+        for (i, x) in unkSuffixes.enumerated() where x.unicodeScalars.isEmpty || x.unicodeScalars.count > Vocabulary.maxUnkSuffixLength {
+            throw RecurError(.model, "unknown-word suffix \(i) is \(x.unicodeScalars.count) characters long; it must be 1…\(Vocabulary.maxUnkSuffixLength)")
+        }
         if let n = padLength {
             guard pad != nil else { throw RecurError(.model, "a padding length needs a PAD token (pad_id)") }
             guard n >= 1, n <= 1 << 24 else { throw RecurError(.model, "the padding length \(n) is outside 1…2^24") }
@@ -152,12 +178,25 @@ public struct Vocabulary: Sendable {
         guard let splitter = Splitter(rawValue: splitterName) else {
             throw RecurError(.model, "metadata '\(prefix).splitter': unknown splitter '\(splitterName)' (known: \(Splitter.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
+        var unkSignatures = false
+        if let v = file.value("\(prefix).unk_signatures") {
+            guard let b = v.boolValue else { throw RecurError(.model, "metadata '\(prefix).unk_signatures' must be a boolean") }
+            unkSignatures = b
+            if b && file.versionMajor < 6 {
+                throw RecurError(.model, "unknown-word signatures ('\(prefix).unk_signatures') are a format 6 feature, but the file says version \(file.versionMajor).\(file.versionMinor)")
+            }
+        }
+        var unkSuffixes: [String] = []
+        if let v = file.value("\(prefix).unk_suffixes") {
+            guard let a = v.stringsValue else { throw RecurError(.model, "metadata '\(prefix).unk_suffixes' must be an array of strings") }
+            unkSuffixes = a
+        }
         try self.init(kind: kind, pieces: pieces, pad: try special("pad"), unk: try special("unk"),
                       bos: try special("bos"), eos: try special("eos"),
                       lowercase: file.value("\(prefix).lowercase")?.boolValue ?? false, splitter: splitter,
                       filters: try string("filters", Vocabulary.kerasDefaultFilters), split: try string("split", " "),
                       padMask: padMask, padLength: padLength, padding: try side("padding"),
-                      truncating: try side("truncating"))
+                      truncating: try side("truncating"), unkSignatures: unkSignatures, unkSuffixes: unkSuffixes)
     }
 
     public var metadata: [(String, MetaValue)] { metadata(prefix: "tokenizer") }
@@ -180,21 +219,32 @@ public struct Vocabulary: Sendable {
             out.append(("\(prefix).padding", .string(padding.rawValue)))
             out.append(("\(prefix).truncating", .string(truncating.rawValue)))
         }
+        if unkSignatures {
+            out.append(("\(prefix).unk_signatures", .bool(true)))
+            out.append(("\(prefix).unk_suffixes", .strings(unkSuffixes)))
+        }
         return out
     }
 
-    /// The pieces of `text` as the model's preprocessing cuts it (before the vocabulary lookup).
+    /// The pieces of `text` as the model's preprocessing cuts it (before the vocabulary lookup). With
+    /// unknown-word signatures the text is cut as written and each piece lowercased afterwards.
     public func pieces(of text: String) -> [String] {
+        if unkSignatures { return cut(text, lowercasing: false).map { lowercase ? $0.lowercased() : $0 } }
+        return cut(text, lowercasing: lowercase)
+    }
+
+    /// The splitter's pieces of `text`, lowercased first when `lowercasing` (basic_english always is).
+    private func cut(_ text: String, lowercasing: Bool) -> [String] {
         switch splitter {
         case .recur:
             if kind == .char { return text.unicodeScalars.map { String($0) } }
-            return Vocabulary.words(lowercase ? text.lowercased() : text)
+            return Vocabulary.words(lowercasing ? text.lowercased() : text)
         case .keras:
-            let t = lowercase ? text.lowercased() : text
+            let t = lowercasing ? text.lowercased() : text
             if kind == .char { return t.unicodeScalars.map { String($0) } }
             return Vocabulary.kerasWords(t, filters: filters, split: split)
         case .whitespace:
-            let t = lowercase ? text.lowercased() : text
+            let t = lowercasing ? text.lowercased() : text
             if kind == .char { return t.unicodeScalars.filter { !$0.properties.isWhitespace }.map { String($0) } }
             return Vocabulary.whitespaceWords(t)
         case .basicEnglish:
@@ -265,6 +315,42 @@ public struct Vocabulary: Sendable {
     /// The id of one text piece, or nil.
     public func id(of piece: String) -> Int? { index[piece] }
 
+    /// The id of a word as cut from a text (before lowercasing): its own (lowercased when `lowercase`), else
+    /// its signature's when signatures are on and the signature is in the vocabulary, else UNK, else nil.
+    public func id(ofWord word: String) -> Int? {
+        if let i = index[lowercase ? word.lowercased() : word] { return i }
+        if unkSignatures, let i = index[Vocabulary.signature(of: word, suffixes: unkSuffixes)] { return i }
+        return unk
+    }
+
+    /// The signature of a word outside the vocabulary (FORMAT.md §11, "Unknown-word signatures"): `<unk`,
+    /// then `-num` (every scalar a digit) or `-dig` (some), then `-allcap` (the first scalar uppercase, no
+    /// lowercase scalar, at least two uppercase ones), `-cap` (the first scalar uppercase) or `-midcap` (a
+    /// later one), then `-dash` (a `-` inside), then `-sym` (no letter or digit), then `-` and the first of `suffixes` that the lowercased
+    /// word ends with while being at least three scalars longer, then `>`. Digits are scalars with a Unicode
+    /// numeric type, letters the alphabetic ones; comparisons are by Unicode scalars.
+    public static func signature(of word: String, suffixes: [String]) -> String {
+        var s = "<unk"
+        let scalars = Array(word.unicodeScalars)
+        let digits = scalars.filter { $0.properties.numericType != nil }.count
+        if digits > 0 { s += digits == scalars.count ? "-num" : "-dig" }
+        let upper = scalars.filter { $0.properties.isUppercase }.count
+        let lower = scalars.filter { $0.properties.isLowercase }.count
+        if let first = scalars.first, first.properties.isUppercase {
+            s += lower == 0 && upper >= 2 ? "-allcap" : "-cap"
+        } else if upper > 0 {
+            s += "-midcap"
+        }
+        if scalars.contains("-") { s += "-dash" }
+        if !scalars.contains(where: { $0.properties.isAlphabetic || $0.properties.numericType != nil }) { s += "-sym" }
+        let folded = Array(word.lowercased().unicodeScalars)
+        for x in suffixes {
+            let sx = Array(x.unicodeScalars)
+            if folded.count >= sx.count + 3 && Array(folded.suffix(sx.count)) == sx { s += "-" + x; break }
+        }
+        return s + ">"
+    }
+
     /// The text of one id.
     public func piece(_ id: Int) throws -> String {
         guard id >= 0, id < pieces.count else {
@@ -321,6 +407,10 @@ public struct Vocabulary: Sendable {
                 let piece = String(s)
                 if let i = index[piece] { out.append(i) } else { out += try unknownPiece(piece, at: n + 1) }
             }
+            return out
+        }
+        if unkSignatures {
+            for w in cut(text, lowercasing: false) { out.append(id(ofWord: w) ?? unk ?? 0) }
             return out
         }
         for (n, w) in pieces(of: text).enumerated() {

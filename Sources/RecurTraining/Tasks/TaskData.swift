@@ -34,24 +34,61 @@ public enum TaskData {
         return (a, b, c)
     }
 
-    /// Lowercased words of a text, as the runtime's word vocabularies split it.
-    public static func words(_ text: String) -> [String] { Vocabulary.words(text.lowercased()) }
-
-    /// A lowercasing word vocabulary: the `specials` first (PAD at 0), then the words seen at least
-    /// `minCount` times, most frequent first (ties alphabetical), until `cap` entries in all.
-    public static func vocabulary(_ sentences: [[String]], cap: Int, minCount: Int = 1, specials: [String],
-                                  pad: Int?, unk: Int?, bos: Int? = nil, eos: Int? = nil) throws -> Vocabulary {
-        var counts: [String: Int] = [:]
-        for s in sentences { for w in s { counts[w, default: 0] += 1 } }
-        let ranked = counts.filter { $0.value >= minCount && !specials.contains($0.key) }
-            .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            .prefix(max(cap - specials.count, 0)).map(\.key)
-        return try Vocabulary(kind: .word, pieces: specials + ranked, pad: pad, unk: unk, bos: bos, eos: eos, lowercase: true)
+    /// Lowercased words of a text, as the runtime's word vocabularies split it; with `keepCase`, cut
+    /// as written (as a vocabulary with unknown-word signatures cuts it, lowercasing at the lookup).
+    public static func words(_ text: String, keepCase: Bool = false) -> [String] {
+        Vocabulary.words(keepCase ? text : text.lowercased())
     }
 
-    /// Ids of already split words (UNK for unknown ones).
+    /// The suffixes `--unk-signatures` records (`tokenizer.unk_suffixes`), longest first: English
+    /// inflections and derivations that tell a part of speech.
+    public static let signatureSuffixes = [
+        "ance", "ence", "ment", "ness", "able", "ible", "less", "ions", "ing", "ion", "ers", "est", "ive",
+        "ous", "ful", "ity", "ize", "ise", "ist", "ism", "ian", "ant", "ent", "ary", "ory", "ial", "ed", "ly",
+        "es", "er", "al", "ic", "an", "en", "'s", "s", "y",
+    ]
+
+    /// A lowercasing word vocabulary: the `specials` first (PAD at 0), then the words seen at least
+    /// `minCount` times, most frequent first (ties alphabetical), until `cap` entries in all. Words are
+    /// counted lowercased. With `signatures` (the suffixes of `tokenizer.unk_suffixes`), the signatures of
+    /// the training words that are left out (seen fewer than `minCount` times, or cut by `cap`) follow the
+    /// specials, most frequent first, so that those words train the pieces unknown words are read as.
+    public static func vocabulary(_ sentences: [[String]], cap: Int, minCount: Int = 1, specials: [String],
+                                  pad: Int?, unk: Int?, bos: Int? = nil, eos: Int? = nil,
+                                  signatures: [String]? = nil) throws -> Vocabulary {
+        var counts: [String: Int] = [:]
+        for s in sentences { for w in s { counts[w.lowercased(), default: 0] += 1 } }
+        func ranked(_ c: [String: Int], least: Int, excluding: Set<String>) -> [String] {
+            c.filter { $0.value >= least && !excluding.contains($0.key) }
+                .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
+        }
+        let room = max(cap - specials.count, 0)
+        guard let suffixes = signatures else {
+            let words = ranked(counts, least: minCount, excluding: Set(specials)).prefix(room)
+            return try Vocabulary(kind: .word, pieces: specials + words, pad: pad, unk: unk, bos: bos, eos: eos, lowercase: true)
+        }
+        // The signatures of the words left out when the words alone fill the room (a word dropped to make
+        // room for the signatures is read as its signature, which is then usually among them).
+        let first = Set(ranked(counts, least: minCount, excluding: Set(specials)).prefix(room))
+        var signatureCounts: [String: Int] = [:]
+        for s in sentences { for w in s where !first.contains(w.lowercased()) {
+            signatureCounts[Vocabulary.signature(of: w, suffixes: suffixes), default: 0] += 1
+        } }
+        let sigs = Array(ranked(signatureCounts, least: 1, excluding: Set(specials)).prefix(room))
+        let words = ranked(counts, least: minCount, excluding: Set(specials).union(sigs)).prefix(room - sigs.count)
+        return try Vocabulary(kind: .word, pieces: specials + sigs + words, pad: pad, unk: unk, bos: bos, eos: eos,
+                              lowercase: true, unkSignatures: true, unkSuffixes: suffixes)
+    }
+
+    /// Ids of already split words, as the runtime reads them (`Vocabulary.id(ofWord:)`: lowercased, an
+    /// unknown word as its signature when the vocabulary has them, else UNK).
     public static func ids(_ words: [String], _ v: Vocabulary) -> [Int] {
-        words.map { v.id(of: $0) ?? v.unk ?? 0 }
+        words.map { v.id(ofWord: $0) ?? v.unk ?? 0 }
+    }
+
+    /// Ids of a sentence, cut as `v` cuts text (as written when it has unknown-word signatures).
+    public static func ids(ofText text: String, _ v: Vocabulary) -> [Int] {
+        ids(words(text, keepCase: v.unkSignatures), v)
     }
 
     /// `sentence<TAB>label` lines (label 0 or 1).
@@ -67,7 +104,8 @@ public enum TaskData {
         return out
     }
 
-    /// `word/TAG word/TAG …` lines, each token split at its last '/'. Words are lowercased.
+    /// `word/TAG word/TAG …` lines, each token split at its last '/'. Words keep their case (the
+    /// vocabulary lowercases them at the lookup).
     public static func tagged(_ text: String) throws -> [(words: [String], tags: [String])] {
         var out: [(words: [String], tags: [String])] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
@@ -77,7 +115,7 @@ public enum TaskData {
                 guard let slash = tok.lastIndex(of: "/"), slash != tok.startIndex, tok.index(after: slash) != tok.endIndex else {
                     throw RecurError(.invalidArgument, "line \(n + 1): token '\(tok)' is not word/TAG")
                 }
-                w.append(String(tok[..<slash]).lowercased()); t.append(String(tok[tok.index(after: slash)...]))
+                w.append(String(tok[..<slash])); t.append(String(tok[tok.index(after: slash)...]))
             }
             if !w.isEmpty { out.append((w, t)) }
         }

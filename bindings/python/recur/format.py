@@ -39,8 +39,8 @@ __all__ = [
 # --- Constants (docs/FORMAT.md, "Header" and "Validation") ----------------------------------------
 
 MAGIC = b"\x89RCR\r\n\x1a\n"
-VERSION_MAJOR = 5   # the newest major version written (the lowest that describes each file: see write)
-READABLE_MAJORS = (1, 2, 3, 4, 5)
+VERSION_MAJOR = 6   # the newest major version written (the lowest that describes each file: see write)
+READABLE_MAJORS = (1, 2, 3, 4, 5, 6)
 VERSION_MINOR = 0
 HEADER_SIZE = 64
 ALIGNMENT = 64
@@ -530,7 +530,7 @@ def _parse(data: bytes, name: str, verify_checksum: bool) -> RecurFileData:
     if major not in READABLE_MAJORS:
         raise UnsupportedVersionError(
             f"{name}: format version {major}.{minor} is not supported; this library reads version 1.x, 2.x, "
-            f"3.x, 4.x and 5.x (it writes 1.0, or 2.0, 3.0, 4.0 or 5.0 for files that need them)")
+            f"3.x, 4.x, 5.x and 6.x (it writes 1.0, or 2.0, 3.0, 4.0, 5.0 or 6.0 for files that need them)")
     if flags != 0 or reserved != 0:
         raise FormatError(f"{name}: reserved header fields are not zero (flags {flags}, reserved {reserved})")
     if file_size != size:
@@ -867,7 +867,8 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
     # preprocessing or padding (tokenizer.splitter other than recur, pad_mask false, pad_length: a 2.x reader
     # would ignore them); 2.0 for q8r tensors or encoder.reverse_source = true (a 1.x reader would ignore
     # that key and misread the model); else 1.0. 4.0 for a q8ri tensor (a 3.x reader knows no dtype 5).
-    # 5.0 for a decoder with an attention layer (a 4.x reader knows no layer kind "attention").
+    # 5.0 for a decoder with an attention layer (a 4.x reader knows no layer kind "attention"). 6.0 for a
+    # tokenizer with unknown-word signatures (a 5.x reader would ignore tokenizer.unk_signatures).
     def has(k, typed):
         return any(key == k and _infer(key, value) == typed for key, value in meta)
     reverse = has("encoder.reverse_source", Typed(MetaType.BOOL, True))
@@ -880,6 +881,9 @@ def _serialize(metadata, tensors, dtypes) -> bytearray:
         major = 4
     if any(key.endswith(".kind") and _infer(key, value) == Typed(MetaType.STRING, "attention") for key, value in meta):
         major = 5
+    if any(key.endswith("tokenizer.unk_signatures") and _infer(key, value) == Typed(MetaType.BOOL, True)
+           for key, value in meta):
+        major = 6
     struct.pack_into("<8sHHIQIIQQQII", out, 0, MAGIC, major, VERSION_MINOR, 0, len(out), len(meta),
                      len(encoded), HEADER_SIZE, dir_offset, data_offset, 0, 0)
     struct.pack_into("<I", out, CHECKSUM_OFFSET, zlib.crc32(out) & 0xFFFFFFFF)

@@ -409,7 +409,7 @@ def corruptions(base: bytes) -> list:
         ("short-bad-magic", b"GIF89a", "bad magic"),
         ("short-truncated-header", base[:30], "smaller than the 64-byte header"),
         ("bad-magic", b"\x89PNG\r\n\x1a\n" + base[8:], "not a .recur file (bad magic)"),
-        ("major-version", patch(base, 8, "<HH", 6, 0), "format version 6.0 is not supported"),
+        ("major-version", patch(base, 8, "<HH", 7, 0), "format version 7.0 is not supported"),
         ("major-version-0", patch(base, 8, "<HH", 0, 3), "format version 0.3 is not supported"),
         ("flags", patch(base, 12, "<I", 1), "reserved header fields are not zero"),
         ("reserved", patch(base, 60, "<I", 7), "reserved header fields are not zero"),

@@ -674,9 +674,9 @@ def test_attention_file_faults_of_the_format_and_numbers(library, tmp_path):
     status, msg = open_status(tmp_path / "v4.recur")
     assert status == 6 and "format 5 feature" in msg, msg
     # And one from a newer major: refused by its version.
-    struct.pack_into("<H", raw, 8, 6)
+    struct.pack_into("<H", raw, 8, 7)
     raw[56:60] = b"\0\0\0\0"
     struct.pack_into("<I", raw, 56, zlib.crc32(bytes(raw)) & 0xFFFFFFFF)
-    (tmp_path / "v6.recur").write_bytes(bytes(raw))
-    status, msg = open_status(tmp_path / "v6.recur")
-    assert status == 4 and "5.x" in msg, msg      # RECUR_ERR_UNSUPPORTED_VERSION
+    (tmp_path / "v7.recur").write_bytes(bytes(raw))
+    status, msg = open_status(tmp_path / "v7.recur")
+    assert status == 4 and "6.x" in msg, msg      # RECUR_ERR_UNSUPPORTED_VERSION
