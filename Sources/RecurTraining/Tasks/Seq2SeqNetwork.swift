@@ -42,9 +42,12 @@ public struct PairBatch: Sendable {
 /// head's input with probability p and scale the others by 1/(1 − p) (inverted dropout on the
 /// non-recurrent connections, as in Zaremba et al. 2014); the written model has none.
 ///
-/// A decoder may have a Luong attention layer between its GRU and the head (`dot` or `general` scoring,
-/// the attentional state h̃_t = tanh(W_c [c_t; h_t] + b_c) of FORMAT.md §13.9, no input feeding): each step
-/// attends over the encoder's outputs at the source's real (non-PAD) positions, and the head reads h̃_t.
+/// A decoder may have an attention layer between its GRU and the head (`dot`, `general` or `additive`
+/// scoring, the attentional state h̃_t = tanh(W_c [c_t; h_t] + b_c) of FORMAT.md §13.9; `AttentionPass`):
+/// each step attends over the encoder's outputs at the source's real (non-PAD) positions, and the head
+/// reads h̃_t. With attention the encoder's GRU may be bidirectional (concat; `BidirectionalPass`): the
+/// memory is then [f_s; b_s], and the decoder, of twice the encoder's units, starts from [f_S; b_1] (the
+/// backward direction starts at each source's last real token).
 public final class Seq2SeqNetwork: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -52,9 +55,15 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     public let layout: ParameterLayout
     let params: FloatBuffer, grads: FloatBuffer
     let maxB: Int, maxS: Int, maxT: Int
-    let Es: Int, Et: Int, H: Int, V: Int
+    /// Embedding widths, the decoder's units, the encoder's units (per direction), the target vocabulary.
+    let Es: Int, Et: Int, H: Int, He: Int, V: Int
     let srcEmb: Int, tgtEmb: Int
-    let enc: RecurrentPass, dec: RecurrentPass
+    /// The encoder: one direction (`enc`), or both (`encBi`, whose forward direction `enc` then is).
+    let enc: RecurrentPass, encBi: BidirectionalPass?
+    let dec: RecurrentPass
+    /// A bidirectional encoder's merged outputs [S·B, 2He] (the memory), its final states [B, 2He] and the
+    /// memory's gradient.
+    let encOut: FloatBuffer, encFinal: FloatBuffer, dEncOut: FloatBuffer
     let head: DenseLayer
     let xs: FloatBuffer, xt: FloatBuffer, dxs: FloatBuffer, dxt: FloatBuffer, probs: FloatBuffer, dzs: FloatBuffer, dh0: FloatBuffer
     let maskS: FloatBuffer, maskT: FloatBuffer, maskO: FloatBuffer, xo: FloatBuffer
@@ -83,9 +92,12 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             throw RecurError(.unsupported, "the seq2seq trainer needs encoder [Embedding, GRU] and decoder [Embedding, GRU, (Attention,) Dense(softmax)]")
         }
         if let a = spec {
-            guard a.score == .dot || a.score == .general, a.combine == .tanh, !a.inputFeeding, !re.bidirectional else {
-                throw RecurError(.unsupported, "the seq2seq trainer trains Luong attention (dot or general scoring, tanh(W_c [c; h])) without input feeding over a one-directional encoder")
+            guard a.combine == .tanh, !a.inputFeeding else {
+                throw RecurError(.unsupported, "the seq2seq trainer trains attention with the combination tanh(W_c [c; h] + b_c), without input feeding")
             }
+        }
+        guard !re.bidirectional || (spec != nil && re.mergeMode == .concat) else {
+            throw RecurError(.unsupported, "the seq2seq trainer trains a bidirectional encoder (concat) only with attention")
         }
         guard re.cell == .gru, re.resetAfter, rd.cell == .gru, rd.resetAfter else {
             throw RecurError(.unsupported, "the seq2seq trainer handles GRU layers with the reset gate after the product")
@@ -100,10 +112,19 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         layout = ParameterLayout(architecture)
         params = FloatBuffer(layout.count); grads = FloatBuffer(layout.count)
         maxB = maxBatch; maxS = maxSource; maxT = maxTarget
-        Es = es; Et = et; H = rd.units; V = vt
+        Es = es; Et = et; H = rd.units; He = re.units; V = vt
         srcEmb = layout.entry("encoder.layer.0.embeddings")!.offset
         tgtEmb = layout.entry("layer.0.embeddings")!.offset
-        enc = RecurrentPass(try RecurrentTensors(spec: re, prefix: "encoder.layer.1.", layout: layout), streams: maxBatch, steps: maxSource, withGradients: true)
+        if re.bidirectional {
+            let pair = try BidirectionalPass(spec: re, prefix: "encoder.layer.1.", layout: layout, streams: maxBatch, steps: maxSource, withGradients: true)
+            encBi = pair; enc = pair.forward
+            encOut = FloatBuffer(maxBatch * maxSource * 2 * re.units); dEncOut = FloatBuffer(maxBatch * maxSource * 2 * re.units)
+            encFinal = FloatBuffer(maxBatch * 2 * re.units)
+        } else {
+            encBi = nil
+            enc = RecurrentPass(try RecurrentTensors(spec: re, prefix: "encoder.layer.1.", layout: layout), streams: maxBatch, steps: maxSource, withGradients: true)
+            encOut = FloatBuffer(0); dEncOut = FloatBuffer(0); encFinal = FloatBuffer(0)
+        }
         dec = RecurrentPass(try RecurrentTensors(spec: rd, prefix: "layer.1.", layout: layout), streams: maxBatch, steps: maxTarget, withGradients: true)
         let hp = "layer.\(L.count - 1)."
         head = DenseLayer(w: layout.entry(hp + "kernel")!.offset, b: layout.entry(hp + "bias")!.offset,
@@ -190,11 +211,23 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             drop(xs.p, maskS.p, S * B * Es, &drng)
             drop(xt.p, maskT.p, T * B * Et, &drng)
         }
-        enc.start(from: nil)
-        batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!) }
-        dec.start(from: enc.h(S))
+        // The encoder; its outputs are the memory, its final state starts the decoder.
+        var memory = UnsafePointer(enc.output)
+        batch.sourceMask.withUnsafeBufferPointer { m in
+            if let encBi {
+                encBi.reverseInput(xs.p, mask: m.baseAddress!, steps: S)
+                encBi.run(P, steps: S, input: xs.p, mask: m.baseAddress!)
+                encBi.mergedSequence(into: encOut.p, steps: S)
+                encBi.finalStates(into: encFinal.p, steps: S)
+                memory = UnsafePointer(encOut.p)
+            } else {
+                enc.start(from: nil)
+                enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!)
+            }
+        }
+        dec.start(from: encBi == nil ? enc.h(S) : encFinal.p)
         let N = T * B, W = headWidth
-        attention?.start(P, memory: UnsafePointer(enc.output), mask: batch.sourceMask, steps: S, streams: B)
+        attention?.start(P, memory: memory, mask: batch.sourceMask, steps: S, streams: B)
         if let sampling {
             // The head reads each step's output as it is made, so its dropout mask is drawn first.
             if dropping { drawMask(maskO.p, N * W, &drng) }
@@ -274,8 +307,7 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             if let att = attention {
                 head.backward(P, G, headInput, rows: N, dz.p, att.doutput)
                 if dropping { for i in 0..<(N * W) { att.doutput[i] *= maskO.p[i] } }
-                att.backward(P, G, decoder: UnsafePointer(dec.output), dDecoder: dec.dout.p, mask: batch.targetMask,
-                             steps: T, streams: B)
+                att.backward(P, G, decoder: UnsafePointer(dec.output), dDecoder: dec.dout.p, mask: batch.targetMask, steps: T)
             } else {
                 head.backward(P, G, headInput, rows: N, dz.p, dec.dout.p)
                 if dropping { for i in 0..<(N * H) { dec.dout.p[i] *= maskO.p[i] } }
@@ -284,11 +316,20 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             dec.initialStateGradient(P, into: dh0.p)
             // The encoder's final state is its output at the last step (carried through the padding).
             // With attention, every encoder step also gets the gradient of the memory.
-            let de = enc.dout.p
-            if let att = attention { de.update(from: att.dmemory, count: S * B * H) } else { de.update(repeating: 0, count: S * B * H) }
-            let last = de + (S - 1) * B * H
-            for i in 0..<(B * H) { last[i] += dh0.p[i] }
-            batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!) }
+            batch.sourceMask.withUnsafeBufferPointer { m in
+                if let encBi {
+                    encBi.setSequenceGradient(attention!.dmemory, steps: S)
+                    encBi.addFinalStateGradient(dh0.p, steps: S)
+                    encBi.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!)
+                    encBi.addReversedInputGradient(into: dxs.p, steps: S)
+                } else {
+                    let de = enc.dout.p
+                    if let att = attention { de.update(from: att.dmemory, count: S * B * He) } else { de.update(repeating: 0, count: S * B * He) }
+                    let last = de + (S - 1) * B * He
+                    for i in 0..<(B * He) { last[i] += dh0.p[i] }
+                    enc.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!)
+                }
+            }
             if dropping {
                 for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
                 for i in 0..<(S * B * Es) { dxs.p[i] *= maskS.p[i] }
@@ -347,130 +388,6 @@ public enum SamplingSchedule: String, Sendable, CaseIterable {
         case .inverseSigmoid:
             let k = Double(max(ramp, 1))
             return r * (1 - k / (k + exp(Double(i) / k)))
-        }
-    }
-}
-
-/// Luong attention being trained (FORMAT.md §13.9): for decoder output h_t and the encoder's outputs h̄_s at
-/// the real source positions, scores h_t · k_s with keys k_s = h̄_s (dot) or W_a h̄_s (general), weights
-/// a_t = softmax(scores), context c_t = Σ a_ts h̄_s, output h̃_t = tanh(W_c [c_t; h_t] + b_c). Rows are
-/// time-major like the recurrent passes (row t·B + b); the memory and keys are [S·B, H].
-final class AttentionPass {
-    let spec: AttentionSpec
-    let H: Int, units: Int, maxS: Int
-    let wa: Int?, wc: Int, bc: Int
-    let keys: FloatBuffer, weights: FloatBuffer, joined: FloatBuffer, out: FloatBuffer
-    let dout: FloatBuffer, djoined: FloatBuffer, dkeys: FloatBuffer, dmem: FloatBuffer
-    private var memory: UnsafePointer<Float>?
-    private var sourceMask: [Float] = []
-    private var S = 0
-
-    init(_ spec: AttentionSpec, layout: ParameterLayout, prefix p: String, streams B: Int, source S: Int, target T: Int) {
-        self.spec = spec
-        H = spec.memorySize; units = spec.units; maxS = S
-        wa = spec.score == .general ? layout.entry(p + "score_kernel")!.offset : nil
-        wc = layout.entry(p + "kernel")!.offset; bc = layout.entry(p + "bias")!.offset
-        keys = FloatBuffer(S * B * H); dkeys = FloatBuffer(S * B * H); dmem = FloatBuffer(S * B * H)
-        weights = FloatBuffer(T * B * S)
-        joined = FloatBuffer(T * B * 2 * H); djoined = FloatBuffer(T * B * 2 * H)
-        out = FloatBuffer(T * B * spec.units); dout = FloatBuffer(T * B * spec.units)
-    }
-
-    /// h̃ of every row [T·B, units], after `forward`.
-    var output: UnsafeMutablePointer<Float> { out.p }
-    /// Where the caller puts ∂loss/∂h̃ [T·B, units] before `backward`.
-    var doutput: UnsafeMutablePointer<Float> { dout.p }
-    /// ∂loss/∂(encoder outputs) [S·B, H] after `backward`.
-    var dmemory: UnsafePointer<Float> { UnsafePointer(dmem.p) }
-
-    /// Takes the encoder's outputs [S·B, H] of this batch (valid until the next `start`) and computes the keys.
-    func start(_ P: UnsafePointer<Float>, memory M: UnsafePointer<Float>, mask: [Float], steps S: Int, streams B: Int) {
-        memory = M; sourceMask = mask; self.S = S
-        if let wa {
-            // K [S·B, Q] = M [S·B, M] · W_aᵀ (W_a [Q, M])
-            sgemm(false, true, m: S * B, n: H, k: H, M, lda: H, P + wa, ldb: H, beta: 0, keys.p, ldc: H)
-        } else {
-            keys.p.update(from: M, count: S * B * H)
-        }
-    }
-
-    /// The rows of step t, from the decoder's outputs h of that step [B, H].
-    func forward(_ P: UnsafePointer<Float>, _ h: UnsafePointer<Float>, step t: Int, streams B: Int) {
-        let M = memory!
-        for b in 0..<B {
-            let row = t * B + b, q = h + b * H, a = weights.p + row * maxS
-            var best = -Float.infinity
-            for s in 0..<S {
-                guard sourceMask[s * B + b] != 0 else { a[s] = -.infinity; continue }
-                let k = keys.p + (s * B + b) * H
-                var d: Float = 0
-                for i in 0..<H { d += q[i] * k[i] }
-                a[s] = d
-                best = max(best, d)
-            }
-            var total: Float = 0
-            for s in 0..<S { a[s] = a[s] == -.infinity ? 0 : expf(a[s] - best); total += a[s] }
-            let u = joined.p + row * 2 * H
-            u.update(repeating: 0, count: H)
-            if total > 0 {
-                for s in 0..<S where a[s] != 0 {
-                    a[s] /= total
-                    let m = M + (s * B + b) * H
-                    for i in 0..<H { u[i] += a[s] * m[i] }
-                }
-            }
-            (u + H).update(from: q, count: H)
-        }
-        // h̃ [B, units] = tanh([c; h] · W_cᵀ + b_c)
-        let o = out.p + t * B * units
-        for b in 0..<B { (o + b * units).update(from: P + bc, count: units) }
-        sgemm(false, true, m: B, n: units, k: 2 * H, joined.p + t * B * 2 * H, lda: 2 * H, P + wc, ldb: 2 * H, beta: 1, o, ldc: units)
-        for i in 0..<(B * units) { o[i] = tanhf(o[i]) }
-    }
-
-    /// From ∂loss/∂h̃ in `dout` (rows whose mask is 0 hold zeros): adds the gradients of W_c, b_c (and
-    /// W_a) to `G`, writes ∂loss/∂h of each step into `dDecoder` [T·B, H] and ∂loss/∂(memory) into `dmem`.
-    func backward(_ P: UnsafePointer<Float>, _ G: UnsafeMutablePointer<Float>, decoder hs: UnsafePointer<Float>,
-                  dDecoder dh: UnsafeMutablePointer<Float>, mask: [Float], steps T: Int, streams B: Int) {
-        let N = T * B, M = memory!
-        // dZ = dh̃ ⊙ (1 − h̃²), in place
-        for i in 0..<(N * units) { dout.p[i] *= 1 - out.p[i] * out.p[i] }
-        sgemm(true, false, m: units, n: 2 * H, k: N, dout.p, lda: units, joined.p, ldb: 2 * H, beta: 1, G + wc, ldc: 2 * H)
-        columnSums(dout.p, rows: N, cols: units, into: G + bc)
-        // d[c; h] = dZ · W_c
-        sgemm(false, false, m: N, n: 2 * H, k: units, dout.p, lda: units, P + wc, ldb: 2 * H, beta: 0, djoined.p, ldc: 2 * H)
-        dkeys.zero(); dmem.zero()
-        for row in 0..<N {
-            let du = djoined.p + row * 2 * H, d = dh + row * H
-            d.update(from: du + H, count: H)
-            guard mask[row] != 0 else { continue }
-            let b = row % B, a = weights.p + row * maxS, q = hs + row * H
-            // da_s = dc · h̄_s; dscore_s = a_s (da_s − Σ a da)
-            var da = [Float](repeating: 0, count: S)
-            var mean: Float = 0
-            for s in 0..<S where a[s] != 0 {
-                let m = M + (s * B + b) * H
-                var v: Float = 0
-                for i in 0..<H { v += du[i] * m[i] }
-                da[s] = v
-                mean += a[s] * v
-            }
-            for s in 0..<S where a[s] != 0 {
-                let ds = a[s] * (da[s] - mean)
-                let k = keys.p + (s * B + b) * H, dk = dkeys.p + (s * B + b) * H, dm = dmem.p + (s * B + b) * H
-                for i in 0..<H {
-                    d[i] += ds * k[i]
-                    dk[i] += ds * q[i]
-                    dm[i] += a[s] * du[i]
-                }
-            }
-        }
-        if let wa {
-            // K = M · W_aᵀ: dW_a += dKᵀ · M, dM += dK · W_a
-            sgemm(true, false, m: H, n: H, k: S * B, dkeys.p, lda: H, M, ldb: H, beta: 1, G + wa, ldc: H)
-            sgemm(false, false, m: S * B, n: H, k: H, dkeys.p, lda: H, P + wa, ldb: H, beta: 1, dmem.p, ldc: H)
-        } else {
-            for i in 0..<(S * B * H) { dmem.p[i] += dkeys.p[i] }
         }
     }
 }
