@@ -25,6 +25,7 @@ struct TrainTask: ParsableCommand {
           --attention-units wide, default --hidden) scoring of the decoder's new state against the encoder's outputs,
           the head reading h̃ = tanh(W_c [c; h] + b_c). --bidirectional-encoder (with --attention): the encoder's GRU
           is bidirectional (concat), the decoder's has 2 × --hidden units and starts from both directions' final states.
+          --input-feeding (with --attention): the decoder's GRU reads [embedding; h̃ of the step before] (Luong et al. 2015).
         Example i (files concatenated in order) is validation when i mod 10 = 8, test when i mod 10 = 9,
         training otherwise. The weights with the best validation figure are written to --out; the test part
         is then evaluated through the runtime (accuracy; per-token accuracy; corpus BLEU-4, with BLEU-1 and
@@ -85,6 +86,7 @@ struct TrainTask: ParsableCommand {
     @Option(name: .long, help: "seq2seq: an attention layer in the decoder: luong (general scoring, h·W_a h̄), luong-dot (h·h̄) or bahdanau (additive, v·tanh(W_q h + W_k h̄ + b)); the head reads h̃ = tanh(W_c [c; h] + b_c).") var attention: String?
     @Option(name: .customLong("attention-units"), help: "seq2seq, --attention bahdanau: the width of W_q h and W_k h̄. (default: --hidden)") var attentionUnits: Int?
     @Flag(name: .customLong("bidirectional-encoder"), help: "seq2seq, with --attention: a bidirectional (concat) encoder; the decoder has 2 × --hidden units.") var bidirectionalEncoder = false
+    @Flag(name: .customLong("input-feeding"), help: "seq2seq, with --attention: the decoder reads [embedding; h̃ of the step before].") var inputFeeding = false
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
@@ -133,9 +135,9 @@ struct TrainTask: ParsableCommand {
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
         c.reverseSource = reverseSource
-        guard kind == .seq2seq || (attentionUnits == nil && !bidirectionalEncoder) else {
-            throw ValidationError("\(attentionUnits != nil ? "--attention-units" : "--bidirectional-encoder") is a seq2seq option")
-        }
+        let seq2seqOnly: [(String, Bool)] = [("--attention-units", attentionUnits != nil), ("--bidirectional-encoder", bidirectionalEncoder),
+                                             ("--input-feeding", inputFeeding)]
+        if kind != .seq2seq, let given = seq2seqOnly.first(where: \.1) { throw ValidationError("\(given.0) is a seq2seq option") }
         if let attentionUnits {
             guard attention == "bahdanau" else { throw ValidationError("--attention-units is the width of additive scoring: it needs --attention bahdanau") }
             guard attentionUnits >= 1 else { throw ValidationError("--attention-units must be ≥ 1 (got \(attentionUnits))") }
@@ -146,6 +148,10 @@ struct TrainTask: ParsableCommand {
                 throw ValidationError("--bidirectional-encoder needs --attention (the format allows a bidirectional encoder only in a translator with attention)")
             }
             c.bidirectionalEncoder = true
+        }
+        if inputFeeding {
+            guard attention != nil else { throw ValidationError("--input-feeding needs --attention (the decoder reads the attention's output of the step before)") }
+            c.inputFeeding = true
         }
         if let attention {
             guard kind == .seq2seq else { throw ValidationError("--attention is a seq2seq option") }

@@ -47,7 +47,10 @@ public struct PairBatch: Sendable {
 /// each step attends over the encoder's outputs at the source's real (non-PAD) positions, and the head
 /// reads h̃_t. With attention the encoder's GRU may be bidirectional (concat; `BidirectionalPass`): the
 /// memory is then [f_s; b_s], and the decoder, of twice the encoder's units, starts from [f_S; b_1] (the
-/// backward direction starts at each source's last real token).
+/// backward direction starts at each source's last real token). With input feeding the decoder's GRU reads
+/// [E[y_t]; h̃_{t−1}] (h̃_0 = 0), so the decoder runs step by step, forward and backward (the gradient of
+/// h̃_{t−1} through step t's input joins the head's before the attention's step t − 1 is differentiated);
+/// dropout does not touch the h̃ fed back.
 public final class Seq2SeqNetwork: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -71,6 +74,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     let attention: AttentionPass?
     /// Width of the head's input: the attention's units, or the decoder's.
     let headWidth: Int
+    /// Input feeding: the decoder's inputs [E[y_t]; h̃_{t−1}] [T·B, Et + headWidth] and their gradient.
+    let feeding: Bool, xf: FloatBuffer, dxf: FloatBuffer
     /// Dropout probability of training passes (0: none).
     public var dropout: Float = 0
     /// The decoder inputs of the last pass [T·B] (the batch's, where scheduled sampling fed none).
@@ -92,8 +97,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             throw RecurError(.unsupported, "the seq2seq trainer needs encoder [Embedding, GRU] and decoder [Embedding, GRU, (Attention,) Dense(softmax)]")
         }
         if let a = spec {
-            guard a.combine == .tanh, !a.inputFeeding else {
-                throw RecurError(.unsupported, "the seq2seq trainer trains attention with the combination tanh(W_c [c; h] + b_c), without input feeding")
+            guard a.combine == .tanh else {
+                throw RecurError(.unsupported, "the seq2seq trainer trains attention with the combination tanh(W_c [c; h] + b_c)")
             }
         }
         guard !re.bidirectional || (spec != nil && re.mergeMode == .concat) else {
@@ -130,6 +135,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         head = DenseLayer(w: layout.entry(hp + "kernel")!.offset, b: layout.entry(hp + "bias")!.offset,
                           inputs: n, units: u, activation: .softmax)
         headWidth = n
+        feeding = spec?.inputFeeding ?? false
+        xf = FloatBuffer(feeding ? maxBatch * maxTarget * rd.inputSize : 0); dxf = FloatBuffer(feeding ? maxBatch * maxTarget * rd.inputSize : 0)
         let lay = layout
         attention = spec.map { AttentionPass($0, layout: lay, prefix: "layer.2.", streams: maxBatch, source: maxSource, target: maxTarget) }
         xs = FloatBuffer(maxB * maxS * es); dxs = FloatBuffer(maxB * maxS * es)
@@ -195,6 +202,37 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         for i in 0..<n { mask[i] = rng.nextUnit() < p ? 0 : keep }
     }
 
+    /// Scheduled sampling before decoder step t ≥ 1: the head's prediction of step t − 1 (from h(t), through
+    /// the attention's row of step t − 1, which must be computed, and the head's dropout mask) replaces the
+    /// target input of each real row with probability `rate`; returns whether any did.
+    private func feedPredictions(_ t: Int, _ sampling: (rate: Double, draw: SamplingDraw, seed: UInt64), _ m: UnsafePointer<Float>,
+                                 _ srng: inout SplitMix64, _ input: inout [Int32], _ fed: inout [Bool], dropping: Bool,
+                                 table: UnsafePointer<Float>) -> Bool {
+        let B = maxB, W = headWidth
+        let P = UnsafePointer(params.p)
+        var hin = UnsafePointer(dec.h(t))
+        if let att = attention { hin = UnsafePointer(att.output + (t - 1) * B * W) }
+        if dropping {
+            let o = xo.p + (t - 1) * B * W, mo = maskO.p + (t - 1) * B * W
+            for i in 0..<(B * W) { o[i] = hin[i] * mo[i] }
+            hin = UnsafePointer(o)
+        }
+        let rows = probs.p + (t - 1) * B * V
+        head.forward(P, hin, rows: B, rows)
+        var changed = false
+        for b in 0..<B where m[t * B + b] != 0 && srng.nextUnit() < sampling.rate {
+            let tok = sampling.draw.pick(rows + b * V, V, &srng)
+            let i = t * B + b
+            input[i] = Int32(tok)
+            fed[i] = true
+            let x = xt.p + i * Et
+            x.update(from: table + tok * Et, count: Et)
+            if dropping { for k in 0..<Et { x[k] *= maskT.p[i * Et + k] } }
+            changed = true
+        }
+        return changed
+    }
+
     private func run(_ batch: PairBatch, train: Bool, dropoutSeed: UInt64?,
                      sampling: (rate: Double, draw: SamplingDraw, seed: UInt64)? = nil) -> BatchResult {
         let B = batch.B, S = batch.S, T = batch.T
@@ -226,38 +264,33 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             }
         }
         dec.start(from: encBi == nil ? enc.h(S) : encFinal.p)
-        let N = T * B, W = headWidth
+        let N = T * B, W = headWidth, Din = dec.In
         attention?.start(P, memory: memory, mask: batch.sourceMask, steps: S, streams: B)
-        if let sampling {
+        // Input feeding: the decoder reads [E[y_t]; h̃_{t−1}], h̃_{−1} = 0 (rows of t ≥ 1 are set before their step).
+        let decoderInput = feeding ? xf.p : xt.p
+        if feeding {
+            xf.p.update(repeating: 0, count: N * Din)
+            for i in 0..<B { (xf.p + i * Din).update(from: xt.p + i * Et, count: Et) }
+        }
+        if sampling != nil || feeding {
             // The head reads each step's output as it is made, so its dropout mask is drawn first.
-            if dropping { drawMask(maskO.p, N * W, &drng) }
-            var srng = SplitMix64(seed: sampling.seed)
+            if dropping && sampling != nil { drawMask(maskO.p, N * W, &drng) }
+            var srng = SplitMix64(seed: sampling?.seed ?? 0)
             let table = P + tgtEmb
             batch.targetMask.withUnsafeBufferPointer { m in
-                dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) { [self] t in
+                dec.forward(P, steps: T, input: decoderInput, mask: m.baseAddress!) { [self] t in
                     guard t > 0 else { return false }
-                    // The prediction of step t − 1: the head on its output h(t) (through the attention).
-                    var hin = UnsafePointer(dec.h(t))
-                    if let att = attention {
-                        att.forward(P, UnsafePointer(dec.h(t)), step: t - 1, streams: B)
-                        hin = UnsafePointer(att.output + (t - 1) * B * W)
-                    }
-                    if dropping {
-                        let o = xo.p + (t - 1) * B * W, mo = maskO.p + (t - 1) * B * W
-                        for i in 0..<(B * W) { o[i] = hin[i] * mo[i] }
-                        hin = UnsafePointer(o)
-                    }
-                    let rows = probs.p + (t - 1) * B * V
-                    head.forward(P, hin, rows: B, rows)
+                    // Step t − 1's h̃, from its output h(t).
+                    attention?.forward(P, UnsafePointer(dec.h(t)), step: t - 1, streams: B)
                     var changed = false
-                    for b in 0..<B where m[t * B + b] != 0 && srng.nextUnit() < sampling.rate {
-                        let tok = sampling.draw.pick(rows + b * V, V, &srng)
-                        let i = t * B + b
-                        input[i] = Int32(tok)
-                        fed[i] = true
-                        let x = xt.p + i * Et
-                        x.update(from: table + tok * Et, count: Et)
-                        if dropping { for k in 0..<Et { x[k] *= maskT.p[i * Et + k] } }
+                    if let sampling { changed = feedPredictions(t, sampling, m.baseAddress!, &srng, &input, &fed, dropping: dropping, table: table) }
+                    if feeding {
+                        let a = attention!.output + (t - 1) * B * W
+                        for b in 0..<B {
+                            let row = xf.p + (t * B + b) * Din
+                            row.update(from: xt.p + (t * B + b) * Et, count: Et)
+                            (row + Et).update(from: a + b * W, count: W)
+                        }
                         changed = true
                     }
                     return changed
@@ -307,12 +340,30 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             if let att = attention {
                 head.backward(P, G, headInput, rows: N, dz.p, att.doutput)
                 if dropping { for i in 0..<(N * W) { att.doutput[i] *= maskO.p[i] } }
-                att.backward(P, G, decoder: UnsafePointer(dec.output), dDecoder: dec.dout.p, mask: batch.targetMask, steps: T)
             } else {
                 head.backward(P, G, headInput, rows: N, dz.p, dec.dout.p)
                 if dropping { for i in 0..<(N * H) { dec.dout.p[i] *= maskO.p[i] } }
             }
-            batch.targetMask.withUnsafeBufferPointer { m in dec.backward(P, G, steps: T, input: xt.p, dx: dxt.p, mask: m.baseAddress!) }
+            if let att = attention, feeding {
+                // Step by step: once decoder step t is differentiated, ∂loss/∂h̃_{t−1} through its input
+                // (dgx_t · W[:, Et...]) joins the head's, then the attention's step t − 1 gives ∂loss/∂h of step t − 1.
+                att.beginBackward()
+                let hs = UnsafePointer(dec.output), dh = dec.dout.p, Gd = dec.G
+                att.backwardStep(P, G, decoder: hs + (T - 1) * B * H, dDecoder: dh + (T - 1) * B * H, mask: batch.targetMask, step: T - 1)
+                batch.targetMask.withUnsafeBufferPointer { m in
+                    dec.backward(P, G, steps: T, input: xf.p, dx: dxf.p, mask: m.baseAddress!) { [self] t in
+                        guard t > 0 else { return }
+                        sgemm(false, false, m: B, n: W, k: Gd, dec.rows(dec.dgx, t), lda: Gd, P + dec.tensors.w + Et, ldb: Din,
+                              beta: 1, att.doutput + (t - 1) * B * W, ldc: W)
+                        att.backwardStep(P, G, decoder: hs + (t - 1) * B * H, dDecoder: dh + (t - 1) * B * H, mask: batch.targetMask, step: t - 1)
+                    }
+                }
+                att.finishBackward(P, G, decoder: hs, steps: T)
+                for i in 0..<N { (dxt.p + i * Et).update(from: dxf.p + i * Din, count: Et) }
+            } else {
+                attention?.backward(P, G, decoder: UnsafePointer(dec.output), dDecoder: dec.dout.p, mask: batch.targetMask, steps: T)
+                batch.targetMask.withUnsafeBufferPointer { m in dec.backward(P, G, steps: T, input: xt.p, dx: dxt.p, mask: m.baseAddress!) }
+            }
             dec.initialStateGradient(P, into: dh0.p)
             // The encoder's final state is its output at the last step (carried through the padding).
             // With attention, every encoder step also gets the gradient of the memory.

@@ -53,6 +53,8 @@ public struct TaskConfig: Sendable {
     /// seq2seq, with attention: a bidirectional (concat) encoder, the decoder of 2 × `hidden` units started
     /// from [forward final; backward final].
     public var bidirectionalEncoder = false
+    /// seq2seq, with attention: input feeding, the decoder's GRU reads [E[y_t]; h̃_{t−1}] (h̃_0 = 0).
+    public var inputFeeding = false
     /// Stop starting epochs after this many seconds (0: no limit).
     public var maxSeconds = 0.0
     /// Stop after this many epochs without a better validation figure (0: never).
@@ -217,7 +219,8 @@ public enum TaskTrainer {
     /// trains GRU (reset-after) encoder-decoders only: another `cell` is refused, never replaced. With
     /// `bidirectionalEncoder` (only with attention) the encoder's GRU is bidirectional (concat) of `hidden`
     /// units per direction and the decoder's GRU has 2 × `hidden`; the attention layer's output has the
-    /// decoder's units, and additive scoring has `attentionUnits` (default `hidden`) and the bias b.
+    /// decoder's units, and additive scoring has `attentionUnits` (default `hidden`) and the bias b. With
+    /// `inputFeeding` (only with attention) the decoder's GRU reads [E[y_t]; h̃_{t−1}].
     public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) throws -> Architecture {
         if let cell = c.cell, cell != "gru" {
             throw RecurError(.unsupported, "--task seq2seq trains GRU encoder-decoders; --cell \(cell) is not supported for it (use --cell gru, or leave it out)")
@@ -228,17 +231,20 @@ public enum TaskTrainer {
         guard c.attention == .additive || c.attentionUnits == nil else {
             throw RecurError(.unsupported, "--attention-units is the width of additive scoring (--attention bahdanau)")
         }
+        guard c.attention != nil || !c.inputFeeding else {
+            throw RecurError(.unsupported, "--input-feeding needs --attention (the decoder reads the attention's output of the step before)")
+        }
         if let a = c.attentionUnits, a < 1 { throw RecurError(.invalidArgument, "--attention-units must be ≥ 1 (got \(a))") }
         var re = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
         re.bidirectional = c.bidirectionalEncoder
         let units = c.bidirectionalEncoder ? 2 * c.hidden : c.hidden
-        let rd = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: units)
+        let rd = RecurrentSpec(cell: .gru, inputSize: c.embedding + (c.inputFeeding ? units : 0), units: units)
         var decoder: [LayerSpec] = [.embedding(vocabulary: target, dimension: c.embedding), .recurrent(rd)]
         if let score = c.attention {
             let additive = score == .additive
             decoder.append(.attention(AttentionSpec(score: score, inputSize: units, memorySize: re.outputSize,
                                                     attentionUnits: additive ? c.attentionUnits ?? c.hidden : 0, useBias: additive,
-                                                    units: units)))
+                                                    units: units, inputFeeding: c.inputFeeding)))
         }
         decoder.append(.dense(inputSize: units, units: target, activation: .softmax))
         return Architecture(task: .seq2seq, layers: decoder,

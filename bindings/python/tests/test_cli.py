@@ -53,6 +53,8 @@ def test_generate_invalid_values_are_one_line(cli, args, contains):
     (["--task", "seq2seq", "--attention", "luong", "--attention-units", "8"], "--attention-units is the width of additive scoring"),
     (["--task", "seq2seq", "--attention", "bahdanau", "--attention-units", "0"], "--attention-units must be ≥ 1"),
     (["--task", "tag", "--bidirectional-encoder"], "--bidirectional-encoder is a seq2seq option"),
+    (["--task", "seq2seq", "--input-feeding"], "--input-feeding needs --attention"),
+    (["--task", "classify", "--input-feeding"], "--input-feeding is a seq2seq option"),
     (["--task", "classify", "--frames", "x.ts", "--attention-units", "4"], "--attention-units is not an option of frame models"),
 ])
 def test_scheduled_sampling_options_are_checked(cli, tmp_path, args, contains):
