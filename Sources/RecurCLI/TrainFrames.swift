@@ -58,7 +58,9 @@ extension TrainTask {
         let textOnly: [(String, Bool)] = [("--data", !data.isEmpty), ("--embedding", embeddingOption != nil), ("--vocab", vocabOption != nil),
             ("--min-count", minCountOption != nil), ("--max-length", maxLengthOption != nil), ("--sampling", sampling != 0),
             ("--sampling-schedule", samplingSchedule != nil), ("--sampling-ramp", samplingRamp != nil), ("--sampling-draw", samplingDraw != nil),
-            ("--dropout", dropout != 0), ("--reverse-source", reverseSource), ("--attention", attention != nil)]
+            ("--dropout", dropout != 0), ("--reverse-source", reverseSource), ("--attention", attention != nil),
+            ("--attention-units", attentionUnits != nil), ("--bidirectional-encoder", bidirectionalEncoder),
+            ("--input-feeding", inputFeeding)]
         if let given = textOnly.first(where: \.1) { throw ValidationError("\(given.0) is not an option of frame models") }
         guard batch >= 1, epochs >= 1, hidden >= 1, dense >= 0 else { throw ValidationError("sizes must be positive (--dense may be 0: no relu layer)") }
         guard evalPart == "test" || evalPart == "validation" else { throw ValidationError("--eval-part must be test or validation") }

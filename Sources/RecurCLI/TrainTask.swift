@@ -17,10 +17,15 @@ struct TrainTask: ParsableCommand {
           --word-dropout p (tokens read as UNK), --spatial-dropout p (whole embedding channels per sequence), --input-dropout p (the cell's inputs),
           --recurrent-dropout p (variational, on h_prev into the recurrent kernel), --dropout p (the recurrent
           layer's outputs), --l2 λ (on the kernels); --init keras for Keras' default initialisers.
-        --task seq2seq: GRU encoder → GRU decoder (→ Luong attention with --attention) → Dense(softmax), teacher forcing (--sampling for scheduled
+        --task seq2seq: GRU encoder → GRU decoder (→ attention with --attention) → Dense(softmax), teacher forcing (--sampling for scheduled
           sampling, step by step); data: source<TAB>target lines (default data/pairs/bible_nt_en_es.tsv), pairs with at most
           --max-length words on each side. --reverse-source: the encoder reads each source last word first
           (recorded in the model as encoder.reverse_source; translation reverses the same way).
+          --attention luong|luong-dot|bahdanau: general (h·W_a h̄), dot (h·h̄) or additive (v·tanh(W_q h + W_k h̄ + b),
+          --attention-units wide, default --hidden) scoring of the decoder's new state against the encoder's outputs,
+          the head reading h̃ = tanh(W_c [c; h] + b_c). --bidirectional-encoder (with --attention): the encoder's GRU
+          is bidirectional (concat), the decoder's has 2 × --hidden units and starts from both directions' final states.
+          --input-feeding (with --attention): the decoder's GRU reads [embedding; h̃ of the step before] (Luong et al. 2015).
         Example i (files concatenated in order) is validation when i mod 10 = 8, test when i mod 10 = 9,
         training otherwise. The weights with the best validation figure are written to --out; the test part
         is then evaluated through the runtime (accuracy; per-token accuracy; corpus BLEU-4, with BLEU-1 and
@@ -78,7 +83,10 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("recurrent-dropout"), help: "classify/tag: variational dropout on h_prev into the recurrent kernel, one mask per sequence, direction and gate (Keras recurrent_dropout=).") var recurrentDropout: Float = 0
     @Option(name: .customLong("init"), help: "classify/tag: uniform (U(±1/√units) recurrent weights) or keras (Glorot-uniform kernels, orthogonal recurrent kernels, zero biases). (default: uniform)") var initOption: String?
     @Option(name: .customLong("l2"), help: "classify/tag: L2 weight decay λ on the kernels (Keras kernel_regularizer=l2(λ)).") var l2: Float = 0
-    @Option(name: .long, help: "seq2seq: a Luong attention layer in the decoder: luong (general scoring, h·W_a h̄) or luong-dot (h·h̄).") var attention: String?
+    @Option(name: .long, help: "seq2seq: an attention layer in the decoder: luong (general scoring, h·W_a h̄), luong-dot (h·h̄) or bahdanau (additive, v·tanh(W_q h + W_k h̄ + b)); the head reads h̃ = tanh(W_c [c; h] + b_c).") var attention: String?
+    @Option(name: .customLong("attention-units"), help: "seq2seq, --attention bahdanau: the width of W_q h and W_k h̄. (default: --hidden)") var attentionUnits: Int?
+    @Flag(name: .customLong("bidirectional-encoder"), help: "seq2seq, with --attention: a bidirectional (concat) encoder; the decoder has 2 × --hidden units.") var bidirectionalEncoder = false
+    @Flag(name: .customLong("input-feeding"), help: "seq2seq, with --attention: the decoder reads [embedding; h̃ of the step before].") var inputFeeding = false
     @Flag(name: .customLong("unk-signatures"), help: "classify/tag: read a word outside the vocabulary as its signature (e.g. <unk-cap-ing>: its digits, case and suffix; FORMAT.md §11) when the vocabulary has it, instead of UNK; the training words seen fewer than --min-count times are read so, and train the signatures.") var unkSignatures = false
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
@@ -128,13 +136,31 @@ struct TrainTask: ParsableCommand {
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling
         c.reverseSource = reverseSource
+        let seq2seqOnly: [(String, Bool)] = [("--attention-units", attentionUnits != nil), ("--bidirectional-encoder", bidirectionalEncoder),
+                                             ("--input-feeding", inputFeeding)]
+        if kind != .seq2seq, let given = seq2seqOnly.first(where: \.1) { throw ValidationError("\(given.0) is a seq2seq option") }
+        if let attentionUnits {
+            guard attention == "bahdanau" else { throw ValidationError("--attention-units is the width of additive scoring: it needs --attention bahdanau") }
+            guard attentionUnits >= 1 else { throw ValidationError("--attention-units must be ≥ 1 (got \(attentionUnits))") }
+            c.attentionUnits = attentionUnits
+        }
+        if bidirectionalEncoder {
+            guard attention != nil else {
+                throw ValidationError("--bidirectional-encoder needs --attention (the format allows a bidirectional encoder only in a translator with attention)")
+            }
+            c.bidirectionalEncoder = true
+        }
+        if inputFeeding {
+            guard attention != nil else { throw ValidationError("--input-feeding needs --attention (the decoder reads the attention's output of the step before)") }
+            c.inputFeeding = true
+        }
         if let attention {
             guard kind == .seq2seq else { throw ValidationError("--attention is a seq2seq option") }
             switch attention {
             case "luong": c.attention = .general
             case "luong-dot": c.attention = .dot
-            case "bahdanau": throw ValidationError("--attention bahdanau (additive scoring) is not trained yet; use luong or luong-dot")
-            default: throw ValidationError("--attention must be luong or luong-dot (got \(attention))")
+            case "bahdanau": c.attention = .additive
+            default: throw ValidationError("--attention must be luong, luong-dot or bahdanau (got \(attention))")
             }
         }
         guard sampling >= 0, sampling <= 1 else { throw ValidationError("--sampling must be in [0, 1] (got \(sampling))") }

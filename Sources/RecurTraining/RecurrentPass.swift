@@ -234,9 +234,10 @@ final class RecurrentPass {
     /// Backward pass (after `forward` on the same window and mask). Reads ∂loss/∂outputs from `dout`, adds
     /// the weight gradients to `grad` (a flat buffer laid out as `P`) and writes ∂loss/∂X into `dx` [T·B, In].
     /// Gradients stop at the window's initial state (truncated backpropagation through time); see
-    /// `initialStateGradient`.
+    /// `initialStateGradient`. `afterStep(t)`, when given, is called once step t is differentiated (its
+    /// rows of `dgx` are final) and before step t − 1 is, so it may still add to `dout` of the earlier steps.
     func backward(_ P: UnsafePointer<Float>, _ grad: UnsafeMutablePointer<Float>, steps T: Int, input X: UnsafePointer<Float>,
-                  dx: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
+                  dx: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil, afterStep: ((Int) -> Void)? = nil) {
         let TB = T * B
         let W = P + tensors.w
         let dgx = self.dgx.p, dout = self.dout.p
@@ -266,6 +267,7 @@ final class RecurrentPass {
                     }
                 }
             }
+            afterStep?(t)
         }
 
         // Weight gradients of the window.

@@ -101,9 +101,11 @@ final class TaskTrainingTests: XCTestCase {
     }
 
     func seq2seqNetwork(seed: UInt64 = 7, batch: Int = 3, reverseSource: Bool = false,
-                        attention: AttentionScore? = nil) throws -> Seq2SeqNetwork {
+                        attention: AttentionScore? = nil, attentionUnits: Int? = nil, bidirectional: Bool = false,
+                        inputFeeding: Bool = false) throws -> Seq2SeqNetwork {
         var c = TaskConfig()
         c.hidden = 4; c.embedding = 3; c.reverseSource = reverseSource; c.attention = attention
+        c.attentionUnits = attentionUnits; c.bidirectionalEncoder = bidirectional; c.inputFeeding = inputFeeding
         let src = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<eos>"] + (3..<9).map { "s\($0)" }, pad: 0, unk: 1, eos: 2, lowercase: true)
         let tgt = try Vocabulary(kind: .word, pieces: ["<pad>", "<unk>", "<bos>", "<eos>"] + (4..<10).map { "t\($0)" }, pad: 0, unk: 1, bos: 2, eos: 3, lowercase: true)
         let arch = try TaskTrainer.seq2seqArchitecture(c, source: src.count, target: tgt.count)
@@ -248,13 +250,14 @@ final class TaskTrainingTests: XCTestCase {
     }
 
     /// Trains `net` for 3 epochs (scheduled sampling 0.3) on `pairs` and checks that the written model's
-    /// decoder outputs, stepped by the runtime from each encoded source, equal the trainer's distributions.
+    /// decoder outputs, stepped by the runtime from each encoded source (given in reading order), equal the
+    /// trainer's distributions.
     func trainAndCompareWithRuntime(_ net: Seq2SeqNetwork, attention: AttentionScore? = nil,
                                     file: StaticString = #filePath, line: UInt = #line) throws -> (ModelBuilder, Model, [Float]) {
         var c = TaskConfig(); c.batch = 3; c.epochs = 3; c.patience = 0; c.samplingRate = 0.3; c.attention = attention
         let r = try TaskTrainer.trainPairs(net, c, train: pairs, validation: pairs, log: { _ in })
         let m = try runtime(r.builder)
-        let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
+        let batch = net.batch(pairs, rows: 3)   // each source in the order the encoder reads it
         net.forward(batch)
         let d = net.distributions(batch)
         let Vt = net.vocabulary.count
@@ -484,7 +487,8 @@ final class TaskTrainingTests: XCTestCase {
     /// with dropout — is the teacher-forced pass on those inputs (the choices are constants).
     func testScheduledSamplingIsStepByStep() throws {
         let B = 8
-        let net = try seq2seqNetwork(batch: B)
+        // Also with input feeding (the decoder is stepped for it anyway) over a bidirectional encoder.
+        for net in [try seq2seqNetwork(batch: B), try seq2seqNetwork(batch: B, attention: .additive, bidirectional: true, inputFeeding: true)] {
         for dropout: Float in [0, 0.2] {
             net.dropout = dropout
             let batch = pairBatch(net, randomPairs(B, seed: 77))
@@ -514,6 +518,7 @@ final class TaskTrainingTests: XCTestCase {
             XCTAssertGreaterThan(chained, 0, "some prediction must follow a fed prediction")
         }
         net.dropout = 0
+        }
     }
 
     func testSampledDrawsFollowTheDistribution() {
@@ -552,6 +557,52 @@ final class TaskTrainingTests: XCTestCase {
 
     // MARK: Attention
 
+    /// The worst relative error of each tensor's analytic gradient against central differences of the
+    /// network's own loss over `batch`, with the dropout masks of `seed` (none when nil), and the largest
+    /// analytic gradient component of each tensor. The numeric figure is the Richardson extrapolation
+    /// (4 D(h/2) − D(h)) / 3 of the central differences D at h = 0.01 and 0.005, which removes their h² term
+    /// (large where the larger weights of these tests saturate units, e.g. with dropout's 1/(1 − p)).
+    func seq2seqGradientErrors(_ net: Seq2SeqNetwork, _ batch: PairBatch, dropoutSeed seed: UInt64?) -> [String: (error: Double, largest: Float)] {
+        let r = net.forward(batch, train: true, dropoutSeed: seed)
+        let analytic = net.gradients, p0 = net.parameters
+        let n = Double(r.count), h: Float = 1e-2
+        var out: [String: (error: Double, largest: Float)] = [:]
+        for e in net.layout.entries {
+            var worst = 0.0, largest: Float = 0
+            for j in e.offset..<(e.offset + e.count) {
+                func central(_ h: Float) -> Double {
+                    var p = p0
+                    p[j] = p0[j] + h; net.parameters = p
+                    let lp = net.forward(batch, train: false, dropoutSeed: seed).loss
+                    p[j] = p0[j] - h; net.parameters = p
+                    let lm = net.forward(batch, train: false, dropoutSeed: seed).loss
+                    return (lp - lm) / (Double(p0[j] + h) - Double(p0[j] - h)) / n
+                }
+                let numeric = (4 * central(h / 2) - central(h)) / 3
+                worst = max(worst, abs(Double(analytic[j]) - numeric) / (1e-2 + abs(numeric)))
+                largest = max(largest, abs(analytic[j]))
+            }
+            out[e.name] = (worst, largest)
+        }
+        net.parameters = p0
+        return out
+    }
+
+    /// Checks every tensor's gradient (`seq2seqGradientErrors`) without and with dropout masks, over sources
+    /// of different lengths (PAD positions excluded from the attention), and that each tensor gets one.
+    func checkSeq2SeqGradients(_ net: Seq2SeqNetwork, _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
+        for dropout: Float in [0, 0.3] {
+            net.dropout = dropout
+            let errors = seq2seqGradientErrors(net, batch, dropoutSeed: dropout > 0 ? 99 : nil)
+            for (name, e) in errors.sorted(by: { $0.key < $1.key }) {
+                XCTAssertLessThan(e.error, 2e-2, "\(label) dropout \(dropout): \(name)", file: file, line: line)
+                XCTAssertGreaterThan(e.largest, 0, "\(label) dropout \(dropout): \(name) gets no gradient", file: file, line: line)
+            }
+        }
+        net.dropout = 0
+    }
+
     /// Luong attention (dot, general): the analytic gradient of every weight against central differences of
     /// the network's own loss, without and with dropout masks, over sources of different lengths (PAD
     /// positions excluded from the attention).
@@ -559,49 +610,136 @@ final class TaskTrainingTests: XCTestCase {
         for score in [AttentionScore.dot, .general] {
             let net = try seq2seqNetwork(attention: score)
             XCTAssertNotNil(net.attention)
-            let batch = PairBatch(sources: pairs.map(\.source), targets: pairs.map(\.target), rows: 3, pad: 0, bos: 2, eos: 3)
-            for dropout: Float in [0, 0.3] {
-                net.dropout = dropout
-                let seed: UInt64? = dropout > 0 ? 99 : nil
-                let r = net.forward(batch, train: true, dropoutSeed: seed)
-                let analytic = net.gradients, p0 = net.parameters
-                let n = Double(r.count), h: Float = 1e-2
-                var worst = 0.0, worstIndex = 0
-                for j in 0..<p0.count {
-                    var p = p0
-                    p[j] = p0[j] + h; net.parameters = p
-                    let lp = net.forward(batch, train: false, dropoutSeed: seed).loss
-                    p[j] = p0[j] - h; net.parameters = p
-                    let lm = net.forward(batch, train: false, dropoutSeed: seed).loss
-                    let numeric = (lp - lm) / (2 * Double(h)) / n
-                    let err = abs(Double(analytic[j]) - numeric) / (1e-2 + abs(numeric))
-                    if err > worst { worst = err; worstIndex = j }
-                }
-                net.parameters = p0
-                let name = net.layout.entries.last { $0.offset <= worstIndex }!.name
-                XCTAssertLessThan(worst, 2e-2, "\(score) dropout \(dropout): worst at \(name)")
-            }
+            checkSeq2SeqGradients(net, "\(score)")
             // The attention's own weights get gradients (the test above covers them).
             let att = net.layout.entries.filter { $0.name.hasPrefix("layer.2.") }.map(\.name)
             XCTAssertEqual(att, score == .dot ? ["layer.2.kernel", "layer.2.bias"] : ["layer.2.score_kernel", "layer.2.kernel", "layer.2.bias"])
         }
     }
 
+    /// Bahdanau (additive) scoring: the gradients of W_q, W_k, v_a and b (A = 5, not the hidden size) and of
+    /// every other weight against central differences; the tensors are the format's.
+    func testSeq2SeqAdditiveAttentionGradient() throws {
+        let net = try seq2seqNetwork(attention: .additive, attentionUnits: 5)
+        guard case .attention(let a) = net.architecture.layers[2] else { return XCTFail("no attention layer") }
+        XCTAssertEqual(a.attentionUnits, 5); XCTAssertTrue(a.useBias); XCTAssertEqual(a.combine, .tanh)
+        XCTAssertEqual(net.layout.entries.filter { $0.name.hasPrefix("layer.2.") }.map { "\($0.name)\($0.shape)" },
+                       ["layer.2.query_kernel[5, 4]", "layer.2.key_kernel[5, 4]", "layer.2.score_vector[5]", "layer.2.score_bias[5]",
+                        "layer.2.kernel[4, 8]", "layer.2.bias[4]"])
+        checkSeq2SeqGradients(net, "additive")
+    }
+
+    /// A bidirectional encoder (GRU, concat) under each scoring: the gradients of both directions' weights
+    /// (and everything else) against central differences. The decoder has twice the encoder's units.
+    func testSeq2SeqBidirectionalEncoderGradient() throws {
+        for score in [AttentionScore.dot, .general, .additive] {
+            let net = try seq2seqNetwork(attention: score, bidirectional: true)
+            XCTAssertNotNil(net.encBi)
+            guard case .recurrent(let re) = net.architecture.encoder[1], case .recurrent(let rd) = net.architecture.layers[1] else { return XCTFail() }
+            XCTAssertTrue(re.bidirectional); XCTAssertEqual(re.units, 4); XCTAssertEqual(rd.units, 8); XCTAssertFalse(rd.bidirectional)
+            let names = Set(net.layout.entries.map(\.name))
+            for d in ["forward", "backward"] { XCTAssertTrue(names.contains("encoder.layer.1.\(d).recurrent_kernel")) }
+            checkSeq2SeqGradients(net, "bidirectional \(score)")
+        }
+    }
+
+    /// Input feeding under each scoring (and over a bidirectional encoder): the gradients of every weight,
+    /// through h̃_{t−1} into step t's input, against central differences.
+    func testSeq2SeqInputFeedingGradient() throws {
+        for (score, bidirectional) in [(AttentionScore.dot, false), (.general, false), (.additive, false), (.additive, true)] {
+            let net = try seq2seqNetwork(attention: score, bidirectional: bidirectional, inputFeeding: true)
+            guard case .recurrent(let rd) = net.architecture.layers[1], case .attention(let a) = net.architecture.layers[2] else { return XCTFail() }
+            XCTAssertTrue(a.inputFeeding)
+            XCTAssertEqual(rd.inputSize, 3 + a.outputSize)
+            checkSeq2SeqGradients(net, "input feeding \(score)\(bidirectional ? " bidirectional" : "")")
+        }
+    }
+
+    /// Trained translators with input feeding: the runtime (which feeds h̃ back itself) gives the trainer's
+    /// distributions at every step.
+    func testTrainedInputFeedingTranslatorMatchesRuntime() throws {
+        for (score, bidirectional) in [(AttentionScore.dot, false), (.general, true), (.additive, false), (.additive, true)] {
+            let net = try seq2seqNetwork(batch: 3, attention: score, bidirectional: bidirectional, inputFeeding: true)
+            let (_, m, _) = try trainAndCompareWithRuntime(net, attention: score)
+            XCTAssertEqual(m.architecture.attention?.inputFeeding, true)
+            _ = try m.translate(source: pairs[0].source, beam: 4, maxLength: 8)
+        }
+    }
+
     /// A trained attention translator written as a model: the runtime's decoder outputs (its own attention
     /// over the encoded source) equal the trainer's distributions at every step, and it translates.
     func testTrainedAttentionTranslatorMatchesRuntime() throws {
-        for score in [AttentionScore.dot, .general] {
+        for score in [AttentionScore.dot, .general, .additive] {
             let net = try seq2seqNetwork(batch: 3, attention: score)
             let (_, m, _) = try trainAndCompareWithRuntime(net, attention: score)
-            XCTAssertNotNil(m.architecture.attention)
+            XCTAssertEqual(m.architecture.attention?.score, score)
             let tr = try m.translate(source: pairs[0].source, beam: 4, maxLength: 8, attention: true)
             XCTAssertEqual(tr.attention.count, tr.tokens.count)
             for row in tr.attention { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-5) }
         }
     }
 
+    /// A trained translator with a bidirectional encoder, under each scoring (and with reversed sources):
+    /// the runtime — which encodes each source unpadded, its backward direction starting at the last token —
+    /// gives the trainer's distributions at every step, over sources of different lengths.
+    func testTrainedBidirectionalTranslatorMatchesRuntime() throws {
+        for (score, reverse) in [(AttentionScore.dot, false), (.general, false), (.additive, false), (.additive, true)] {
+            let net = try seq2seqNetwork(batch: 3, reverseSource: reverse, attention: score, bidirectional: true)
+            let (_, m, _) = try trainAndCompareWithRuntime(net, attention: score)
+            guard case .recurrent(let re) = m.architecture.encoder[1] else { return XCTFail() }
+            XCTAssertTrue(re.bidirectional)
+            XCTAssertEqual(m.architecture.reverseSource, reverse)
+            let tr = try m.translate(source: pairs[0].source, beam: 4, maxLength: 8, attention: true)
+            for row in tr.attention { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-5) }
+        }
+    }
+
+    /// A row's outputs do not depend on how much padding the batch gives its source (the backward direction
+    /// starts at the row's last real token): the same pair alone, and in a batch with a longer source.
+    func testBidirectionalEncoderIgnoresSourcePadding() throws {
+        let net = try seq2seqNetwork(batch: 3, attention: .additive, bidirectional: true)
+        let short = pairs[1], long = pairs[0]
+        let a = net.batch([short, short, short], rows: 3)
+        net.forward(a)
+        let da = net.distributions(a)
+        let b = net.batch([long, short, long], rows: 3)
+        XCTAssertGreaterThan(b.S, a.S)
+        net.forward(b)
+        let db = net.distributions(b), Vt = net.vocabulary.count
+        for t in 0...short.target.count {
+            for k in 0..<Vt { XCTAssertEqual(da[(t * 3 + 1) * Vt + k], db[(t * 3 + 1) * Vt + k], accuracy: 1e-6) }
+        }
+    }
+
     func testSeq2SeqAttentionRefusesWhatItDoesNotTrain() throws {
-        var c = TaskConfig(); c.attention = .additive
-        assertThrowsRecur(.unsupported, "not trained yet") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        var c = TaskConfig(); c.bidirectionalEncoder = true
+        assertThrowsRecur(.unsupported, "--bidirectional-encoder needs --attention") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        c = TaskConfig(); c.attention = .general; c.attentionUnits = 8
+        assertThrowsRecur(.unsupported, "--attention-units is the width of additive scoring") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        c = TaskConfig(); c.attentionUnits = 8
+        assertThrowsRecur(.unsupported, "--attention-units") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        c = TaskConfig(); c.attention = .additive; c.attentionUnits = 0
+        assertThrowsRecur(.invalidArgument, "--attention-units must be ≥ 1") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        c = TaskConfig(); c.inputFeeding = true
+        assertThrowsRecur(.unsupported, "--input-feeding needs --attention") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        c = TaskConfig(); c.attention = .additive; c.bidirectionalEncoder = true; c.cell = "lstm"
+        assertThrowsRecur(.unsupported, "--cell lstm is not supported") { _ = try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9) }
+        // Architectures the trainer does not train are refused by the network, not trained as something else.
+        let base = try seq2seqNetwork(attention: .additive)
+        func network(_ change: (inout Architecture) -> Void) throws {
+            var arch = base.architecture
+            change(&arch)
+            _ = try Seq2SeqNetwork(architecture: arch, vocabulary: base.vocabulary, sourceVocabulary: base.sourceVocabulary,
+                                   maxBatch: 3, maxSource: 6, maxTarget: 6)
+        }
+        assertThrowsRecur(.unsupported, "combination tanh") {
+            try network { a in
+                guard case .attention(var s) = a.layers[2] else { return }
+                s = AttentionSpec(score: s.score, inputSize: s.inputSize, memorySize: s.memorySize, attentionUnits: s.attentionUnits,
+                                  useBias: s.useBias, combine: .none)
+                a.layers[2] = .attention(s)
+                a.layers[3] = .dense(inputSize: s.outputSize, units: base.vocabulary.count, activation: .softmax)
+            }
+        }
     }
 }

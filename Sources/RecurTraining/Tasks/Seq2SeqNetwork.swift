@@ -42,9 +42,15 @@ public struct PairBatch: Sendable {
 /// head's input with probability p and scale the others by 1/(1 − p) (inverted dropout on the
 /// non-recurrent connections, as in Zaremba et al. 2014); the written model has none.
 ///
-/// A decoder may have a Luong attention layer between its GRU and the head (`dot` or `general` scoring,
-/// the attentional state h̃_t = tanh(W_c [c_t; h_t] + b_c) of FORMAT.md §13.9, no input feeding): each step
-/// attends over the encoder's outputs at the source's real (non-PAD) positions, and the head reads h̃_t.
+/// A decoder may have an attention layer between its GRU and the head (`dot`, `general` or `additive`
+/// scoring, the attentional state h̃_t = tanh(W_c [c_t; h_t] + b_c) of FORMAT.md §13.9; `AttentionPass`):
+/// each step attends over the encoder's outputs at the source's real (non-PAD) positions, and the head
+/// reads h̃_t. With attention the encoder's GRU may be bidirectional (concat; `BidirectionalPass`): the
+/// memory is then [f_s; b_s], and the decoder, of twice the encoder's units, starts from [f_S; b_1] (the
+/// backward direction starts at each source's last real token). With input feeding the decoder's GRU reads
+/// [E[y_t]; h̃_{t−1}] (h̃_0 = 0), so the decoder runs step by step, forward and backward (the gradient of
+/// h̃_{t−1} through step t's input joins the head's before the attention's step t − 1 is differentiated);
+/// dropout does not touch the h̃ fed back.
 public final class Seq2SeqNetwork: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -52,9 +58,15 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     public let layout: ParameterLayout
     let params: FloatBuffer, grads: FloatBuffer
     let maxB: Int, maxS: Int, maxT: Int
-    let Es: Int, Et: Int, H: Int, V: Int
+    /// Embedding widths, the decoder's units, the encoder's units (per direction), the target vocabulary.
+    let Es: Int, Et: Int, H: Int, He: Int, V: Int
     let srcEmb: Int, tgtEmb: Int
-    let enc: RecurrentPass, dec: RecurrentPass
+    /// The encoder: one direction (`enc`), or both (`encBi`, whose forward direction `enc` then is).
+    let enc: RecurrentPass, encBi: BidirectionalPass?
+    let dec: RecurrentPass
+    /// A bidirectional encoder's merged outputs [S·B, 2He] (the memory), its final states [B, 2He] and the
+    /// memory's gradient.
+    let encOut: FloatBuffer, encFinal: FloatBuffer, dEncOut: FloatBuffer
     let head: DenseLayer
     let xs: FloatBuffer, xt: FloatBuffer, dxs: FloatBuffer, dxt: FloatBuffer, probs: FloatBuffer, dzs: FloatBuffer, dh0: FloatBuffer
     let maskS: FloatBuffer, maskT: FloatBuffer, maskO: FloatBuffer, xo: FloatBuffer
@@ -62,6 +74,8 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
     let attention: AttentionPass?
     /// Width of the head's input: the attention's units, or the decoder's.
     let headWidth: Int
+    /// Input feeding: the decoder's inputs [E[y_t]; h̃_{t−1}] [T·B, Et + headWidth] and their gradient.
+    let feeding: Bool, xf: FloatBuffer, dxf: FloatBuffer
     /// Dropout probability of training passes (0: none).
     public var dropout: Float = 0
     /// The decoder inputs of the last pass [T·B] (the batch's, where scheduled sampling fed none).
@@ -83,9 +97,12 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             throw RecurError(.unsupported, "the seq2seq trainer needs encoder [Embedding, GRU] and decoder [Embedding, GRU, (Attention,) Dense(softmax)]")
         }
         if let a = spec {
-            guard a.score == .dot || a.score == .general, a.combine == .tanh, !a.inputFeeding, !re.bidirectional else {
-                throw RecurError(.unsupported, "the seq2seq trainer trains Luong attention (dot or general scoring, tanh(W_c [c; h])) without input feeding over a one-directional encoder")
+            guard a.combine == .tanh else {
+                throw RecurError(.unsupported, "the seq2seq trainer trains attention with the combination tanh(W_c [c; h] + b_c)")
             }
+        }
+        guard !re.bidirectional || (spec != nil && re.mergeMode == .concat) else {
+            throw RecurError(.unsupported, "the seq2seq trainer trains a bidirectional encoder (concat) only with attention")
         }
         guard re.cell == .gru, re.resetAfter, rd.cell == .gru, rd.resetAfter else {
             throw RecurError(.unsupported, "the seq2seq trainer handles GRU layers with the reset gate after the product")
@@ -100,15 +117,26 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         layout = ParameterLayout(architecture)
         params = FloatBuffer(layout.count); grads = FloatBuffer(layout.count)
         maxB = maxBatch; maxS = maxSource; maxT = maxTarget
-        Es = es; Et = et; H = rd.units; V = vt
+        Es = es; Et = et; H = rd.units; He = re.units; V = vt
         srcEmb = layout.entry("encoder.layer.0.embeddings")!.offset
         tgtEmb = layout.entry("layer.0.embeddings")!.offset
-        enc = RecurrentPass(try RecurrentTensors(spec: re, prefix: "encoder.layer.1.", layout: layout), streams: maxBatch, steps: maxSource, withGradients: true)
+        if re.bidirectional {
+            let pair = try BidirectionalPass(spec: re, prefix: "encoder.layer.1.", layout: layout, streams: maxBatch, steps: maxSource, withGradients: true)
+            encBi = pair; enc = pair.forward
+            encOut = FloatBuffer(maxBatch * maxSource * 2 * re.units); dEncOut = FloatBuffer(maxBatch * maxSource * 2 * re.units)
+            encFinal = FloatBuffer(maxBatch * 2 * re.units)
+        } else {
+            encBi = nil
+            enc = RecurrentPass(try RecurrentTensors(spec: re, prefix: "encoder.layer.1.", layout: layout), streams: maxBatch, steps: maxSource, withGradients: true)
+            encOut = FloatBuffer(0); dEncOut = FloatBuffer(0); encFinal = FloatBuffer(0)
+        }
         dec = RecurrentPass(try RecurrentTensors(spec: rd, prefix: "layer.1.", layout: layout), streams: maxBatch, steps: maxTarget, withGradients: true)
         let hp = "layer.\(L.count - 1)."
         head = DenseLayer(w: layout.entry(hp + "kernel")!.offset, b: layout.entry(hp + "bias")!.offset,
                           inputs: n, units: u, activation: .softmax)
         headWidth = n
+        feeding = spec?.inputFeeding ?? false
+        xf = FloatBuffer(feeding ? maxBatch * maxTarget * rd.inputSize : 0); dxf = FloatBuffer(feeding ? maxBatch * maxTarget * rd.inputSize : 0)
         let lay = layout
         attention = spec.map { AttentionPass($0, layout: lay, prefix: "layer.2.", streams: maxBatch, source: maxSource, target: maxTarget) }
         xs = FloatBuffer(maxB * maxS * es); dxs = FloatBuffer(maxB * maxS * es)
@@ -174,6 +202,37 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
         for i in 0..<n { mask[i] = rng.nextUnit() < p ? 0 : keep }
     }
 
+    /// Scheduled sampling before decoder step t ≥ 1: the head's prediction of step t − 1 (from h(t), through
+    /// the attention's row of step t − 1, which must be computed, and the head's dropout mask) replaces the
+    /// target input of each real row with probability `rate`; returns whether any did.
+    private func feedPredictions(_ t: Int, _ sampling: (rate: Double, draw: SamplingDraw, seed: UInt64), _ m: UnsafePointer<Float>,
+                                 _ srng: inout SplitMix64, _ input: inout [Int32], _ fed: inout [Bool], dropping: Bool,
+                                 table: UnsafePointer<Float>) -> Bool {
+        let B = maxB, W = headWidth
+        let P = UnsafePointer(params.p)
+        var hin = UnsafePointer(dec.h(t))
+        if let att = attention { hin = UnsafePointer(att.output + (t - 1) * B * W) }
+        if dropping {
+            let o = xo.p + (t - 1) * B * W, mo = maskO.p + (t - 1) * B * W
+            for i in 0..<(B * W) { o[i] = hin[i] * mo[i] }
+            hin = UnsafePointer(o)
+        }
+        let rows = probs.p + (t - 1) * B * V
+        head.forward(P, hin, rows: B, rows)
+        var changed = false
+        for b in 0..<B where m[t * B + b] != 0 && srng.nextUnit() < sampling.rate {
+            let tok = sampling.draw.pick(rows + b * V, V, &srng)
+            let i = t * B + b
+            input[i] = Int32(tok)
+            fed[i] = true
+            let x = xt.p + i * Et
+            x.update(from: table + tok * Et, count: Et)
+            if dropping { for k in 0..<Et { x[k] *= maskT.p[i * Et + k] } }
+            changed = true
+        }
+        return changed
+    }
+
     private func run(_ batch: PairBatch, train: Bool, dropoutSeed: UInt64?,
                      sampling: (rate: Double, draw: SamplingDraw, seed: UInt64)? = nil) -> BatchResult {
         let B = batch.B, S = batch.S, T = batch.T
@@ -190,41 +249,48 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             drop(xs.p, maskS.p, S * B * Es, &drng)
             drop(xt.p, maskT.p, T * B * Et, &drng)
         }
-        enc.start(from: nil)
-        batch.sourceMask.withUnsafeBufferPointer { m in enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!) }
-        dec.start(from: enc.h(S))
-        let N = T * B, W = headWidth
-        attention?.start(P, memory: UnsafePointer(enc.output), mask: batch.sourceMask, steps: S, streams: B)
-        if let sampling {
+        // The encoder; its outputs are the memory, its final state starts the decoder.
+        var memory = UnsafePointer(enc.output)
+        batch.sourceMask.withUnsafeBufferPointer { m in
+            if let encBi {
+                encBi.reverseInput(xs.p, mask: m.baseAddress!, steps: S)
+                encBi.run(P, steps: S, input: xs.p, mask: m.baseAddress!)
+                encBi.mergedSequence(into: encOut.p, steps: S)
+                encBi.finalStates(into: encFinal.p, steps: S)
+                memory = UnsafePointer(encOut.p)
+            } else {
+                enc.start(from: nil)
+                enc.forward(P, steps: S, input: xs.p, mask: m.baseAddress!)
+            }
+        }
+        dec.start(from: encBi == nil ? enc.h(S) : encFinal.p)
+        let N = T * B, W = headWidth, Din = dec.In
+        attention?.start(P, memory: memory, mask: batch.sourceMask, steps: S, streams: B)
+        // Input feeding: the decoder reads [E[y_t]; h̃_{t−1}], h̃_{−1} = 0 (rows of t ≥ 1 are set before their step).
+        let decoderInput = feeding ? xf.p : xt.p
+        if feeding {
+            xf.p.update(repeating: 0, count: N * Din)
+            for i in 0..<B { (xf.p + i * Din).update(from: xt.p + i * Et, count: Et) }
+        }
+        if sampling != nil || feeding {
             // The head reads each step's output as it is made, so its dropout mask is drawn first.
-            if dropping { drawMask(maskO.p, N * W, &drng) }
-            var srng = SplitMix64(seed: sampling.seed)
+            if dropping && sampling != nil { drawMask(maskO.p, N * W, &drng) }
+            var srng = SplitMix64(seed: sampling?.seed ?? 0)
             let table = P + tgtEmb
             batch.targetMask.withUnsafeBufferPointer { m in
-                dec.forward(P, steps: T, input: xt.p, mask: m.baseAddress!) { [self] t in
+                dec.forward(P, steps: T, input: decoderInput, mask: m.baseAddress!) { [self] t in
                     guard t > 0 else { return false }
-                    // The prediction of step t − 1: the head on its output h(t) (through the attention).
-                    var hin = UnsafePointer(dec.h(t))
-                    if let att = attention {
-                        att.forward(P, UnsafePointer(dec.h(t)), step: t - 1, streams: B)
-                        hin = UnsafePointer(att.output + (t - 1) * B * W)
-                    }
-                    if dropping {
-                        let o = xo.p + (t - 1) * B * W, mo = maskO.p + (t - 1) * B * W
-                        for i in 0..<(B * W) { o[i] = hin[i] * mo[i] }
-                        hin = UnsafePointer(o)
-                    }
-                    let rows = probs.p + (t - 1) * B * V
-                    head.forward(P, hin, rows: B, rows)
+                    // Step t − 1's h̃, from its output h(t).
+                    attention?.forward(P, UnsafePointer(dec.h(t)), step: t - 1, streams: B)
                     var changed = false
-                    for b in 0..<B where m[t * B + b] != 0 && srng.nextUnit() < sampling.rate {
-                        let tok = sampling.draw.pick(rows + b * V, V, &srng)
-                        let i = t * B + b
-                        input[i] = Int32(tok)
-                        fed[i] = true
-                        let x = xt.p + i * Et
-                        x.update(from: table + tok * Et, count: Et)
-                        if dropping { for k in 0..<Et { x[k] *= maskT.p[i * Et + k] } }
+                    if let sampling { changed = feedPredictions(t, sampling, m.baseAddress!, &srng, &input, &fed, dropping: dropping, table: table) }
+                    if feeding {
+                        let a = attention!.output + (t - 1) * B * W
+                        for b in 0..<B {
+                            let row = xf.p + (t * B + b) * Din
+                            row.update(from: xt.p + (t * B + b) * Et, count: Et)
+                            (row + Et).update(from: a + b * W, count: W)
+                        }
                         changed = true
                     }
                     return changed
@@ -274,21 +340,47 @@ public final class Seq2SeqNetwork: @unchecked Sendable {
             if let att = attention {
                 head.backward(P, G, headInput, rows: N, dz.p, att.doutput)
                 if dropping { for i in 0..<(N * W) { att.doutput[i] *= maskO.p[i] } }
-                att.backward(P, G, decoder: UnsafePointer(dec.output), dDecoder: dec.dout.p, mask: batch.targetMask,
-                             steps: T, streams: B)
             } else {
                 head.backward(P, G, headInput, rows: N, dz.p, dec.dout.p)
                 if dropping { for i in 0..<(N * H) { dec.dout.p[i] *= maskO.p[i] } }
             }
-            batch.targetMask.withUnsafeBufferPointer { m in dec.backward(P, G, steps: T, input: xt.p, dx: dxt.p, mask: m.baseAddress!) }
+            if let att = attention, feeding {
+                // Step by step: once decoder step t is differentiated, ∂loss/∂h̃_{t−1} through its input
+                // (dgx_t · W[:, Et...]) joins the head's, then the attention's step t − 1 gives ∂loss/∂h of step t − 1.
+                att.beginBackward()
+                let hs = UnsafePointer(dec.output), dh = dec.dout.p, Gd = dec.G
+                att.backwardStep(P, G, decoder: hs + (T - 1) * B * H, dDecoder: dh + (T - 1) * B * H, mask: batch.targetMask, step: T - 1)
+                batch.targetMask.withUnsafeBufferPointer { m in
+                    dec.backward(P, G, steps: T, input: xf.p, dx: dxf.p, mask: m.baseAddress!) { [self] t in
+                        guard t > 0 else { return }
+                        sgemm(false, false, m: B, n: W, k: Gd, dec.rows(dec.dgx, t), lda: Gd, P + dec.tensors.w + Et, ldb: Din,
+                              beta: 1, att.doutput + (t - 1) * B * W, ldc: W)
+                        att.backwardStep(P, G, decoder: hs + (t - 1) * B * H, dDecoder: dh + (t - 1) * B * H, mask: batch.targetMask, step: t - 1)
+                    }
+                }
+                att.finishBackward(P, G, decoder: hs, steps: T)
+                for i in 0..<N { (dxt.p + i * Et).update(from: dxf.p + i * Din, count: Et) }
+            } else {
+                attention?.backward(P, G, decoder: UnsafePointer(dec.output), dDecoder: dec.dout.p, mask: batch.targetMask, steps: T)
+                batch.targetMask.withUnsafeBufferPointer { m in dec.backward(P, G, steps: T, input: xt.p, dx: dxt.p, mask: m.baseAddress!) }
+            }
             dec.initialStateGradient(P, into: dh0.p)
             // The encoder's final state is its output at the last step (carried through the padding).
             // With attention, every encoder step also gets the gradient of the memory.
-            let de = enc.dout.p
-            if let att = attention { de.update(from: att.dmemory, count: S * B * H) } else { de.update(repeating: 0, count: S * B * H) }
-            let last = de + (S - 1) * B * H
-            for i in 0..<(B * H) { last[i] += dh0.p[i] }
-            batch.sourceMask.withUnsafeBufferPointer { m in enc.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!) }
+            batch.sourceMask.withUnsafeBufferPointer { m in
+                if let encBi {
+                    encBi.setSequenceGradient(attention!.dmemory, steps: S)
+                    encBi.addFinalStateGradient(dh0.p, steps: S)
+                    encBi.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!)
+                    encBi.addReversedInputGradient(into: dxs.p, steps: S)
+                } else {
+                    let de = enc.dout.p
+                    if let att = attention { de.update(from: att.dmemory, count: S * B * He) } else { de.update(repeating: 0, count: S * B * He) }
+                    let last = de + (S - 1) * B * He
+                    for i in 0..<(B * He) { last[i] += dh0.p[i] }
+                    enc.backward(P, G, steps: S, input: xs.p, dx: dxs.p, mask: m.baseAddress!)
+                }
+            }
             if dropping {
                 for i in 0..<(T * B * Et) { dxt.p[i] *= maskT.p[i] }
                 for i in 0..<(S * B * Es) { dxs.p[i] *= maskS.p[i] }
@@ -347,130 +439,6 @@ public enum SamplingSchedule: String, Sendable, CaseIterable {
         case .inverseSigmoid:
             let k = Double(max(ramp, 1))
             return r * (1 - k / (k + exp(Double(i) / k)))
-        }
-    }
-}
-
-/// Luong attention being trained (FORMAT.md §13.9): for decoder output h_t and the encoder's outputs h̄_s at
-/// the real source positions, scores h_t · k_s with keys k_s = h̄_s (dot) or W_a h̄_s (general), weights
-/// a_t = softmax(scores), context c_t = Σ a_ts h̄_s, output h̃_t = tanh(W_c [c_t; h_t] + b_c). Rows are
-/// time-major like the recurrent passes (row t·B + b); the memory and keys are [S·B, H].
-final class AttentionPass {
-    let spec: AttentionSpec
-    let H: Int, units: Int, maxS: Int
-    let wa: Int?, wc: Int, bc: Int
-    let keys: FloatBuffer, weights: FloatBuffer, joined: FloatBuffer, out: FloatBuffer
-    let dout: FloatBuffer, djoined: FloatBuffer, dkeys: FloatBuffer, dmem: FloatBuffer
-    private var memory: UnsafePointer<Float>?
-    private var sourceMask: [Float] = []
-    private var S = 0
-
-    init(_ spec: AttentionSpec, layout: ParameterLayout, prefix p: String, streams B: Int, source S: Int, target T: Int) {
-        self.spec = spec
-        H = spec.memorySize; units = spec.units; maxS = S
-        wa = spec.score == .general ? layout.entry(p + "score_kernel")!.offset : nil
-        wc = layout.entry(p + "kernel")!.offset; bc = layout.entry(p + "bias")!.offset
-        keys = FloatBuffer(S * B * H); dkeys = FloatBuffer(S * B * H); dmem = FloatBuffer(S * B * H)
-        weights = FloatBuffer(T * B * S)
-        joined = FloatBuffer(T * B * 2 * H); djoined = FloatBuffer(T * B * 2 * H)
-        out = FloatBuffer(T * B * spec.units); dout = FloatBuffer(T * B * spec.units)
-    }
-
-    /// h̃ of every row [T·B, units], after `forward`.
-    var output: UnsafeMutablePointer<Float> { out.p }
-    /// Where the caller puts ∂loss/∂h̃ [T·B, units] before `backward`.
-    var doutput: UnsafeMutablePointer<Float> { dout.p }
-    /// ∂loss/∂(encoder outputs) [S·B, H] after `backward`.
-    var dmemory: UnsafePointer<Float> { UnsafePointer(dmem.p) }
-
-    /// Takes the encoder's outputs [S·B, H] of this batch (valid until the next `start`) and computes the keys.
-    func start(_ P: UnsafePointer<Float>, memory M: UnsafePointer<Float>, mask: [Float], steps S: Int, streams B: Int) {
-        memory = M; sourceMask = mask; self.S = S
-        if let wa {
-            // K [S·B, Q] = M [S·B, M] · W_aᵀ (W_a [Q, M])
-            sgemm(false, true, m: S * B, n: H, k: H, M, lda: H, P + wa, ldb: H, beta: 0, keys.p, ldc: H)
-        } else {
-            keys.p.update(from: M, count: S * B * H)
-        }
-    }
-
-    /// The rows of step t, from the decoder's outputs h of that step [B, H].
-    func forward(_ P: UnsafePointer<Float>, _ h: UnsafePointer<Float>, step t: Int, streams B: Int) {
-        let M = memory!
-        for b in 0..<B {
-            let row = t * B + b, q = h + b * H, a = weights.p + row * maxS
-            var best = -Float.infinity
-            for s in 0..<S {
-                guard sourceMask[s * B + b] != 0 else { a[s] = -.infinity; continue }
-                let k = keys.p + (s * B + b) * H
-                var d: Float = 0
-                for i in 0..<H { d += q[i] * k[i] }
-                a[s] = d
-                best = max(best, d)
-            }
-            var total: Float = 0
-            for s in 0..<S { a[s] = a[s] == -.infinity ? 0 : expf(a[s] - best); total += a[s] }
-            let u = joined.p + row * 2 * H
-            u.update(repeating: 0, count: H)
-            if total > 0 {
-                for s in 0..<S where a[s] != 0 {
-                    a[s] /= total
-                    let m = M + (s * B + b) * H
-                    for i in 0..<H { u[i] += a[s] * m[i] }
-                }
-            }
-            (u + H).update(from: q, count: H)
-        }
-        // h̃ [B, units] = tanh([c; h] · W_cᵀ + b_c)
-        let o = out.p + t * B * units
-        for b in 0..<B { (o + b * units).update(from: P + bc, count: units) }
-        sgemm(false, true, m: B, n: units, k: 2 * H, joined.p + t * B * 2 * H, lda: 2 * H, P + wc, ldb: 2 * H, beta: 1, o, ldc: units)
-        for i in 0..<(B * units) { o[i] = tanhf(o[i]) }
-    }
-
-    /// From ∂loss/∂h̃ in `dout` (rows whose mask is 0 hold zeros): adds the gradients of W_c, b_c (and
-    /// W_a) to `G`, writes ∂loss/∂h of each step into `dDecoder` [T·B, H] and ∂loss/∂(memory) into `dmem`.
-    func backward(_ P: UnsafePointer<Float>, _ G: UnsafeMutablePointer<Float>, decoder hs: UnsafePointer<Float>,
-                  dDecoder dh: UnsafeMutablePointer<Float>, mask: [Float], steps T: Int, streams B: Int) {
-        let N = T * B, M = memory!
-        // dZ = dh̃ ⊙ (1 − h̃²), in place
-        for i in 0..<(N * units) { dout.p[i] *= 1 - out.p[i] * out.p[i] }
-        sgemm(true, false, m: units, n: 2 * H, k: N, dout.p, lda: units, joined.p, ldb: 2 * H, beta: 1, G + wc, ldc: 2 * H)
-        columnSums(dout.p, rows: N, cols: units, into: G + bc)
-        // d[c; h] = dZ · W_c
-        sgemm(false, false, m: N, n: 2 * H, k: units, dout.p, lda: units, P + wc, ldb: 2 * H, beta: 0, djoined.p, ldc: 2 * H)
-        dkeys.zero(); dmem.zero()
-        for row in 0..<N {
-            let du = djoined.p + row * 2 * H, d = dh + row * H
-            d.update(from: du + H, count: H)
-            guard mask[row] != 0 else { continue }
-            let b = row % B, a = weights.p + row * maxS, q = hs + row * H
-            // da_s = dc · h̄_s; dscore_s = a_s (da_s − Σ a da)
-            var da = [Float](repeating: 0, count: S)
-            var mean: Float = 0
-            for s in 0..<S where a[s] != 0 {
-                let m = M + (s * B + b) * H
-                var v: Float = 0
-                for i in 0..<H { v += du[i] * m[i] }
-                da[s] = v
-                mean += a[s] * v
-            }
-            for s in 0..<S where a[s] != 0 {
-                let ds = a[s] * (da[s] - mean)
-                let k = keys.p + (s * B + b) * H, dk = dkeys.p + (s * B + b) * H, dm = dmem.p + (s * B + b) * H
-                for i in 0..<H {
-                    d[i] += ds * k[i]
-                    dk[i] += ds * q[i]
-                    dm[i] += a[s] * du[i]
-                }
-            }
-        }
-        if let wa {
-            // K = M · W_aᵀ: dW_a += dKᵀ · M, dM += dK · W_a
-            sgemm(true, false, m: H, n: H, k: S * B, dkeys.p, lda: H, M, ldb: H, beta: 1, G + wa, ldc: H)
-            sgemm(false, false, m: S * B, n: H, k: H, dkeys.p, lda: H, P + wa, ldb: H, beta: 1, dmem.p, ldc: H)
-        } else {
-            for i in 0..<(S * B * H) { dmem.p[i] += dkeys.p[i] }
         }
     }
 }

@@ -126,8 +126,8 @@ public struct BatchResult: Sendable {
 ///
 /// The weights live in one flat buffer in `ParameterLayout` order (the runtime's tensors), so writing
 /// the model is a copy. Each direction is a `RecurrentPass` on that buffer; the backward direction runs over
-/// the time-reversed rows (inputs, mask and outputs reversed here), so right padding becomes left padding,
-/// skipped from a zero state — the runtime's backward direction.
+/// the time-reversed rows (`BidirectionalPass`), so right padding becomes left padding, skipped from a zero
+/// state — the runtime's backward direction.
 public final class SequenceNetwork: @unchecked Sendable {
     public let architecture: Architecture
     public let vocabulary: Vocabulary
@@ -138,6 +138,8 @@ public final class SequenceNetwork: @unchecked Sendable {
     let E: Int, embeddings: Int
     let spec: RecurrentSpec
     let dirs: [RecurrentPass]
+    /// The two directions of a bidirectional layer (`dirs` is then [forward, backward]).
+    let bidi: BidirectionalPass?
     let dense: [DenseLayer]
     let tagging: Bool
     /// Frame models: the floats of a frame (the network's input width); nil for token models.
@@ -160,7 +162,7 @@ public final class SequenceNetwork: @unchecked Sendable {
     /// The forward direction's masked input when input dropout applies. [T·B, E]
     let xm: FloatBuffer
     // Activations, allocated once.
-    let x0: FloatBuffer, xr: FloatBuffer, maskR: FloatBuffer, dxf: FloatBuffer, dxb: FloatBuffer
+    let x0: FloatBuffer, dxf: FloatBuffer
     let y: FloatBuffer, acts: [FloatBuffer], dA: FloatBuffer, dB: FloatBuffer
     /// Mean pooling: the merged per-step outputs [T·B, W] before pooling, and their gradient.
     let ys: FloatBuffer, dys: FloatBuffer
@@ -210,8 +212,12 @@ public final class SequenceNetwork: @unchecked Sendable {
         embeddings = frameSize == nil ? layout.entry("layer.0.embeddings")!.offset : -1
         spec = r
         let p = "layer.\(first)."
-        dirs = try (r.bidirectional ? [p + "forward.", p + "backward."] : [p]).map {
-            RecurrentPass(try RecurrentTensors(spec: r, prefix: $0, layout: layout), streams: maxBatch, steps: maxSteps, withGradients: true)
+        if r.bidirectional {
+            let pair = try BidirectionalPass(spec: r, prefix: p, layout: layout, streams: maxBatch, steps: maxSteps, withGradients: true)
+            bidi = pair; dirs = pair.directions
+        } else {
+            bidi = nil
+            dirs = [RecurrentPass(try RecurrentTensors(spec: r, prefix: p, layout: layout), streams: maxBatch, steps: maxSteps, withGradients: true)]
         }
         var dense: [DenseLayer] = []
         for i in (first + 1)..<L.count {
@@ -231,8 +237,8 @@ public final class SequenceNetwork: @unchecked Sendable {
         self.dense = dense
         let TB = maxB * maxT, rows = tagging || regress ? TB : maxB
         ys = FloatBuffer(pooled ? TB * r.outputSize : 0); dys = FloatBuffer(pooled ? TB * r.outputSize : 0)
-        x0 = FloatBuffer(TB * e); xr = FloatBuffer(TB * e); maskR = FloatBuffer(TB); xm = FloatBuffer(TB * e)
-        dxf = FloatBuffer(TB * e); dxb = FloatBuffer(TB * e)
+        x0 = FloatBuffer(TB * e); xm = FloatBuffer(TB * e)
+        dxf = FloatBuffer(TB * e)
         y = FloatBuffer(rows * r.outputSize)
         acts = dense.map { FloatBuffer(rows * $0.units) }
         let widest = max(r.outputSize, dense.map(\.units).max()!)
@@ -328,30 +334,20 @@ public final class SequenceNetwork: @unchecked Sendable {
             Self.multiplyPerSequence(xm.p, inputMasks[0], steps: T, rows: B, width: E)
         }
         batch.mask.withUnsafeBufferPointer { m in
-            dirs[0].start(from: nil)
-            dirs[0].forward(P, steps: T, input: in0, mask: m.baseAddress!)
-            if dirs.count == 2 {
-                for t in 0..<T {
-                    (xr.p + t * B * E).update(from: x0.p + (T - 1 - t) * B * E, count: B * E)
-                    (maskR.p + t * B).update(from: m.baseAddress! + (T - 1 - t) * B, count: B)
-                }
-                if !inputMasks[1].isEmpty { Self.multiplyPerSequence(xr.p, inputMasks[1], steps: T, rows: B, width: E) }
-                dirs[1].start(from: nil)
-                dirs[1].forward(P, steps: T, input: xr.p, mask: maskR.p)
+            if let bidi {
+                bidi.reverseInput(x0.p, mask: m.baseAddress!, steps: T)
+                if !inputMasks[1].isEmpty { Self.multiplyPerSequence(bidi.xr.p, inputMasks[1], steps: T, rows: B, width: E) }
+                bidi.run(P, steps: T, input: in0, mask: m.baseAddress!)
+            } else {
+                dirs[0].start(from: nil)
+                dirs[0].forward(P, steps: T, input: in0, mask: m.baseAddress!)
             }
         }
         // Merge (concat): Y [rows, W]
         let fo = dirs[0].output
-        let bo = dirs.count == 2 ? dirs[1].output : nil
         if perStep || pooled {
             let Y = pooled ? ys.p : y.p
-            for t in 0..<T {
-                for b in 0..<B {
-                    let row = Y + (t * B + b) * W
-                    row.update(from: fo + (t * B + b) * H, count: H)
-                    if let bo { (row + H).update(from: bo + ((T - 1 - t) * B + b) * H, count: H) }
-                }
-            }
+            if let bidi { bidi.mergedSequence(into: Y, steps: T) } else { Y.update(from: fo, count: T * B * H) }
             if pooled {
                 // The mean over each sequence's real steps (a filler row with none gets zeros).
                 for b in 0..<B {
@@ -364,12 +360,10 @@ public final class SequenceNetwork: @unchecked Sendable {
                     for j in 0..<W { y.p[b * W + j] = n == 0 ? 0 : Float(sum[j] / Double(n)) }
                 }
             }
+        } else if let bidi {
+            bidi.finalStates(into: y.p, steps: T)
         } else {
-            for b in 0..<B {
-                let row = y.p + b * W
-                row.update(from: fo + ((T - 1) * B + b) * H, count: H)
-                if let bo { (row + H).update(from: bo + ((T - 1) * B + b) * H, count: H) }
-            }
+            y.p.update(from: fo + (T - 1) * B * H, count: B * H)
         }
         let N = rows(batch)
         if !outputMask.isEmpty { for i in 0..<(N * W) { y.p[i] *= outputMask[i] } }
@@ -457,9 +451,6 @@ public final class SequenceNetwork: @unchecked Sendable {
         // the directions' output gradients.
         if !outputMask.isEmpty { for i in 0..<(N * W) { dz[i] *= outputMask[i] } }
         let df = dirs[0].dout.p
-        df.update(repeating: 0, count: TB * H)
-        let db = dirs.count == 2 ? dirs[1].dout.p : nil
-        db?.update(repeating: 0, count: TB * H)
         if pooled {
             // Each real step of sequence b received 1/n_b of the pooled vector's gradient.
             for b in 0..<B {
@@ -477,32 +468,28 @@ public final class SequenceNetwork: @unchecked Sendable {
         }
         if perStep || pooled {
             let dY = pooled ? dys.p : dz
-            for t in 0..<T {
-                for b in 0..<B {
-                    let row = dY + (t * B + b) * W
-                    (df + (t * B + b) * H).update(from: row, count: H)
-                    if let db { (db + ((T - 1 - t) * B + b) * H).update(from: row + H, count: H) }
-                }
-            }
+            if let bidi { bidi.setSequenceGradient(dY, steps: T) } else { df.update(from: dY, count: TB * H) }
+        } else if let bidi {
+            bidi.setSequenceGradient(nil, steps: T)
+            bidi.addFinalStateGradient(dz, steps: T)
         } else {
-            for b in 0..<B {
-                (df + ((T - 1) * B + b) * H).update(from: dz + b * W, count: H)
-                if let db { (db + ((T - 1) * B + b) * H).update(from: dz + b * W + H, count: H) }
-            }
+            df.update(repeating: 0, count: TB * H)
+            (df + (T - 1) * B * H).update(from: dz, count: B * H)
         }
         batch.mask.withUnsafeBufferPointer { m in
-            dirs[0].backward(P, G, steps: T, input: in0, dx: dxf.p, mask: m.baseAddress!)
-            if dirs.count == 2 {
-                dirs[1].backward(P, G, steps: T, input: xr.p, dx: dxb.p, mask: maskR.p)
+            if let bidi {
+                bidi.backward(P, G, steps: T, input: in0, dx: dxf.p, mask: m.baseAddress!)
+            } else {
+                dirs[0].backward(P, G, steps: T, input: in0, dx: dxf.p, mask: m.baseAddress!)
             }
         }
         guard frameSize == nil else { return }   // frames: nothing below the recurrent layer is trained
         // Back through the input and spatial dropout masks to the embeddings' gradient.
         if !inputMasks[0].isEmpty { Self.multiplyPerSequence(dxf.p, inputMasks[0], steps: T, rows: B, width: E) }
-        if dirs.count == 2 && !inputMasks[1].isEmpty { Self.multiplyPerSequence(dxb.p, inputMasks[1], steps: T, rows: B, width: E) }
+        if let bidi, !inputMasks[1].isEmpty { Self.multiplyPerSequence(bidi.dxr.p, inputMasks[1], steps: T, rows: B, width: E) }
         if !spatialMask.isEmpty {
             Self.multiplyPerSequence(dxf.p, spatialMask, steps: T, rows: B, width: E)
-            if dirs.count == 2 { Self.multiplyPerSequence(dxb.p, spatialMask, steps: T, rows: B, width: E) }
+            if let bidi { Self.multiplyPerSequence(bidi.dxr.p, spatialMask, steps: T, rows: B, width: E) }
         }
         let gE = G + embeddings
         for t in 0..<T {
@@ -510,8 +497,8 @@ public final class SequenceNetwork: @unchecked Sendable {
                 let dst = gE + Int(tokensRead[t * B + b]) * E
                 let f = dxf.p + (t * B + b) * E
                 for k in 0..<E { dst[k] += f[k] }
-                if dirs.count == 2 {
-                    let r = dxb.p + ((T - 1 - t) * B + b) * E
+                if let bidi {
+                    let r = bidi.dxr.p + ((T - 1 - t) * B + b) * E
                     for k in 0..<E { dst[k] += r[k] }
                 }
             }

@@ -128,11 +128,13 @@ func initializeTaskWeights(_ layout: ParameterLayout, _ arch: Architecture, _ P:
                 fill(p + "kernel", (6 / Float(n + u)).squareRoot())
                 if let e = layout.entry(p + "bias") { (P + e.offset).update(repeating: 0, count: e.count) }
             case .attention:
-                // Glorot-uniform kernels, zero biases.
+                // Glorot-uniform kernels and additive scoring's v_a (fans A and A, as Keras' AdditiveAttention
+                // scale), zero biases.
                 for e in layout.entries where e.name.hasPrefix(p) && e.shape.count == 2 {
                     fill(e.name, (6 / Float(e.shape[0] + e.shape[1])).squareRoot())
                 }
-                for e in layout.entries where e.name.hasPrefix(p) && e.shape.count == 1 {
+                fill(p + "score_vector", (3 / Float(max(layout.entry(p + "score_vector")?.count ?? 1, 1))).squareRoot())
+                for e in layout.entries where e.name.hasPrefix(p) && e.shape.count == 1 && e.name != p + "score_vector" {
                     (P + e.offset).update(repeating: 0, count: e.count)
                 }
             }

@@ -45,8 +45,16 @@ public struct TaskConfig: Sendable {
     public var initializer = TaskInitializer.uniform
     /// classify and tag: L2 weight decay on the kernels (0: none; see `SequenceNetwork.l2`).
     public var l2: Float = 0
-    /// seq2seq: Luong attention in the decoder with this scoring (nil: none).
+    /// seq2seq: attention in the decoder with this scoring (nil: none): dot or general (Luong), additive
+    /// (Bahdanau), each with h̃ = tanh(W_c [c; h] + b_c) read by the head.
     public var attention: AttentionScore?
+    /// seq2seq, additive attention: A, the width of W_q h and W_k h̄ (nil: `hidden`).
+    public var attentionUnits: Int?
+    /// seq2seq, with attention: a bidirectional (concat) encoder, the decoder of 2 × `hidden` units started
+    /// from [forward final; backward final].
+    public var bidirectionalEncoder = false
+    /// seq2seq, with attention: input feeding, the decoder's GRU reads [E[y_t]; h̃_{t−1}] (h̃_0 = 0).
+    public var inputFeeding = false
     /// Stop starting epochs after this many seconds (0: no limit).
     public var maxSeconds = 0.0
     /// Stop after this many epochs without a better validation figure (0: never).
@@ -207,23 +215,40 @@ public enum TaskTrainer {
 
     // MARK: seq2seq
 
-    /// Encoder [Embedding, GRU], decoder [Embedding, GRU, Dense(softmax)]. The seq2seq trainer trains GRU
-    /// (reset-after) encoder-decoders only: another `cell` is refused, never replaced.
+    /// Encoder [Embedding, GRU], decoder [Embedding, GRU, (Attention,) Dense(softmax)]. The seq2seq trainer
+    /// trains GRU (reset-after) encoder-decoders only: another `cell` is refused, never replaced. With
+    /// `bidirectionalEncoder` (only with attention) the encoder's GRU is bidirectional (concat) of `hidden`
+    /// units per direction and the decoder's GRU has 2 × `hidden`; the attention layer's output has the
+    /// decoder's units, and additive scoring has `attentionUnits` (default `hidden`) and the bias b. With
+    /// `inputFeeding` (only with attention) the decoder's GRU reads [E[y_t]; h̃_{t−1}].
     public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) throws -> Architecture {
         if let cell = c.cell, cell != "gru" {
             throw RecurError(.unsupported, "--task seq2seq trains GRU encoder-decoders; --cell \(cell) is not supported for it (use --cell gru, or leave it out)")
         }
-        let r = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
-        var decoder: [LayerSpec] = [.embedding(vocabulary: target, dimension: c.embedding), .recurrent(r)]
-        if let score = c.attention {
-            guard score == .dot || score == .general else {
-                throw RecurError(.unsupported, "--task seq2seq trains Luong attention (--attention luong or luong-dot); \(score.rawValue) scoring is not trained yet")
-            }
-            decoder.append(.attention(AttentionSpec(score: score, inputSize: c.hidden, memorySize: c.hidden, units: c.hidden)))
+        guard c.attention != nil || !c.bidirectionalEncoder else {
+            throw RecurError(.unsupported, "--bidirectional-encoder needs --attention (the format allows a bidirectional encoder only in a translator with attention)")
         }
-        decoder.append(.dense(inputSize: c.hidden, units: target, activation: .softmax))
+        guard c.attention == .additive || c.attentionUnits == nil else {
+            throw RecurError(.unsupported, "--attention-units is the width of additive scoring (--attention bahdanau)")
+        }
+        guard c.attention != nil || !c.inputFeeding else {
+            throw RecurError(.unsupported, "--input-feeding needs --attention (the decoder reads the attention's output of the step before)")
+        }
+        if let a = c.attentionUnits, a < 1 { throw RecurError(.invalidArgument, "--attention-units must be ≥ 1 (got \(a))") }
+        var re = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
+        re.bidirectional = c.bidirectionalEncoder
+        let units = c.bidirectionalEncoder ? 2 * c.hidden : c.hidden
+        let rd = RecurrentSpec(cell: .gru, inputSize: c.embedding + (c.inputFeeding ? units : 0), units: units)
+        var decoder: [LayerSpec] = [.embedding(vocabulary: target, dimension: c.embedding), .recurrent(rd)]
+        if let score = c.attention {
+            let additive = score == .additive
+            decoder.append(.attention(AttentionSpec(score: score, inputSize: units, memorySize: re.outputSize,
+                                                    attentionUnits: additive ? c.attentionUnits ?? c.hidden : 0, useBias: additive,
+                                                    units: units, inputFeeding: c.inputFeeding)))
+        }
+        decoder.append(.dense(inputSize: units, units: target, activation: .softmax))
         return Architecture(task: .seq2seq, layers: decoder,
-                            encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(r)], reverseSource: c.reverseSource)
+                            encoder: [.embedding(vocabulary: source, dimension: c.embedding), .recurrent(re)], reverseSource: c.reverseSource)
     }
 
     /// Trains a translator on id pairs (sources end with EOS, in reading order; the network reverses them

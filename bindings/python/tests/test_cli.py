@@ -48,8 +48,14 @@ def test_generate_invalid_values_are_one_line(cli, args, contains):
     (["--task", "seq2seq", "--sampling-draw", "best"], "--sampling-draw must be argmax or sample"),
     (["--task", "seq2seq", "--sampling-ramp", "0"], "--sampling-ramp must be ≥ 1"),
     (["--task", "classify", "--attention", "luong"], "--attention is a seq2seq option"),
-    (["--task", "seq2seq", "--attention", "bahdanau"], "--attention bahdanau (additive scoring) is not trained yet"),
-    (["--task", "seq2seq", "--attention", "cosine"], "--attention must be luong or luong-dot"),
+    (["--task", "seq2seq", "--attention", "cosine"], "--attention must be luong, luong-dot or bahdanau"),
+    (["--task", "seq2seq", "--bidirectional-encoder"], "--bidirectional-encoder needs --attention"),
+    (["--task", "seq2seq", "--attention", "luong", "--attention-units", "8"], "--attention-units is the width of additive scoring"),
+    (["--task", "seq2seq", "--attention", "bahdanau", "--attention-units", "0"], "--attention-units must be ≥ 1"),
+    (["--task", "tag", "--bidirectional-encoder"], "--bidirectional-encoder is a seq2seq option"),
+    (["--task", "seq2seq", "--input-feeding"], "--input-feeding needs --attention"),
+    (["--task", "classify", "--input-feeding"], "--input-feeding is a seq2seq option"),
+    (["--task", "classify", "--frames", "x.ts", "--attention-units", "4"], "--attention-units is not an option of frame models"),
 ])
 def test_scheduled_sampling_options_are_checked(cli, tmp_path, args, contains):
     fails_with_one_line(cli, "train", *args, "--out", tmp_path / "m.recur", contains=contains)
