@@ -136,7 +136,8 @@ def variants(entry: dict) -> list:
         kw = dict(entry.get("options", {}))
         if isinstance(spec, list):
             src = spec[0]
-            kw["decoder" if entry["task"] == "seq2seq" else "config"] = spec[1]
+            # [weights, config]; an encoder-decoder in two files: [encoder, decoder]
+            kw["decoder" if entry["task"] == "seq2seq" and not entry.get("functional") else "config"] = spec[1]
         else:
             src = spec
         out.append((f"{entry['name']}[{fmt}]", src, kw))
@@ -159,11 +160,67 @@ def convert_case(folder: str, src: str, kw: dict, out: str) -> dict:
 MAX_ABS: dict = {}          # variant → max-abs difference found (printed by the report test)
 
 
+def check_seq2seq_attention(folder: str, entry: dict, src: str, out: str) -> None:
+    """A translator with attention (Keras functional, keras_seq2seq.py) against Keras: the numpy reference
+    of the converted file, teacher-forced, gives Keras' probabilities and attention scores at every step;
+    the runtime's greedy translation (Model.attention) gives the ids of a greedy decode run with Keras'
+    outputs, with Keras' attention scores at each of its steps, and `recur translate --json` Keras'
+    log-probability of it."""
+    from recur.reference import ReferenceTranslator
+    parsed = rf.read(out)
+    meta = parsed.metadata
+    assert any(meta.get(f"layer.{i}.kind") == "attention" for i in range(meta["model.layer_count"]))
+    assert meta.get("source_tokenizer.pad_id") == 0, "mask_zero=True: id 0 is the source's PAD, dropped"
+    ref = ReferenceTranslator(parsed)
+    data = np.load(os.path.join(folder, entry["name"] + ".npz"))
+    diff = sdiff = 0.0
+    for k, target in enumerate(data["target_in"]):
+        source = [int(t) for t in data["sources"][k] if t >= 0]
+        ref.start(source)
+        for step, tok in enumerate(target):
+            out_k = ref.step(int(tok))
+            diff = max(diff, float(np.max(np.abs(out_k - data["outputs"][k, step]))))
+            keras_scores = data["scores"][k, step].astype(np.float64)
+            sdiff = max(sdiff, float(np.max(np.abs(ref.weights - keras_scores[:len(source)]))))
+            assert keras_scores[len(source):].sum() < 1e-6, "Keras masked the PAD positions"
+    MAX_ABS[src] = max(diff, sdiff)
+    assert diff <= TOL, f"{src}: teacher-forced decoder outputs differ from Keras by {diff:.3g}"
+    assert sdiff <= TOL, f"{src}: teacher-forced attention weights differ from Keras' scores by {sdiff:.3g}"
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available for the runtime's translations")
+    src_words = meta["source_tokenizer.tokens"]
+    lengths = set()
+    with RUNTIME.binding.Model(out) as m:
+        for k, (ids, want) in enumerate(zip(data["sources"], data["greedy"])):
+            source = [int(i) for i in ids if i >= 0]
+            want = [int(t) for t in want if t >= 0]
+            text = " ".join(src_words[i] for i in source)
+            got = m.attention(text, beam=1, max_length=20)
+            assert got.target_ids == want, f"{src}: greedy translation of {text!r}"
+            assert got.source_ids == source
+            assert got.text == m.translate(text, beam=1, max_length=20)
+            if want:
+                wd = float(np.max(np.abs(got.weights - data["greedy_scores"][k, :len(want), :len(source)])))
+                MAX_ABS[src] = max(MAX_ABS[src], wd)
+                assert wd <= TOL, f"{src}: the runtime's attention weights differ from Keras' scores by {wd:.3g}"
+            lengths.add(len(want))
+            if RUNTIME.has_command("translate"):
+                j = json.loads(RUNTIME._run("translate", out, "--text", text, "--beam", "1", "--max-length", "20",
+                                            "--json", "--attention"))
+                assert j["tokens"] == want and j["source"] == source
+                lp = float(data["greedy_log_probability"][k])
+                assert abs(j["log_probability"] - lp) <= TOL * max(1.0, abs(lp)), \
+                    f"{src}: log-probability {j['log_probability']} of the greedy translation, Keras {lp}"
+    assert len(lengths) > 1, "the fixture's translations should differ in length"
+
+
 def check_seq2seq(folder: str, entry: dict, src: str, out: str) -> None:
     """Teacher-forced decoder outputs of the converted file (numpy reference: the encoder's final state
     starts the decoder) against the framework's, then the runtime's greedy translations against the
     framework's greedy ids."""
     from recur.reference import ReferenceModel
+    if entry.get("functional"):
+        return check_seq2seq_attention(folder, entry, src, out)
     parsed = rf.read(out)
     meta, tensors = parsed.metadata, parsed.tensors
     enc_meta = {k[len("encoder."):]: v for k, v in meta.items() if k.startswith("encoder.")}

@@ -131,6 +131,16 @@ class Node:
 
 # --- The walk -----------------------------------------------------------------------------------------
 
+class _Nodes(dict):
+    def __init__(self, layers: dict):
+        super().__init__()
+        self.layers = layers
+
+    def __missing__(self, name: str) -> Node:
+        node = self[name] = Node(self.layers[name])
+        return node
+
+
 class Graph:
     def __init__(self, cfg: dict, origin: str):
         from .keras import NO_OPS, RNN_CLASSES
@@ -147,7 +157,7 @@ class Graph:
                 raise ConvertError(f"layer {i} of the config has no name, or a name used twice ({name!r})")
             self.by_name[name] = l
             self.order.append(name)
-        self.nodes = {n: Node(l) for n, l in self.by_name.items()}
+        self.nodes = _Nodes(self.by_name)     # made when visited: the mask ops are never read
         inner = cfg["config"]
         outs = inner.get("output_layers")
         if isinstance(outs, list) and len(outs) == 3 and isinstance(outs[0], str):
