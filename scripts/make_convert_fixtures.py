@@ -3,7 +3,7 @@
 weights, saved in every supported format, together with the frameworks' own outputs.
 
     pip install tensorflow-cpu tf_keras torch safetensors h5py   # once, ideally in a virtualenv
-    python scripts/make_convert_fixtures.py [--out tests/fixtures/convert] [--only keras3,keras2,torch,chapter,subclassed]
+    python scripts/make_convert_fixtures.py [--out tests/fixtures/convert] [--only keras3,keras2,torch,chapter,subclassed,attention]
 
 (``--only`` rebuilds the named groups and keeps the other cases of the manifest.)
 
@@ -822,6 +822,212 @@ def build_subclassed(out: str, seed: int = 4) -> list:
     return entries
 
 
+# --- Keras functional encoder-decoders with attention (the Keras NMT examples' models) ---------------
+#
+# Two inputs; the encoder's final states start the decoder; Attention / AdditiveAttention over the
+# encoder's outputs with the decoder's outputs as the query; Concatenate; Dense layers. Sources are
+# post-padded with 0 (mask_zero=True) as the examples feed them. Every expected value comes from Keras:
+# teacher-forced probabilities and attention scores (return_attention_scores=True) for a few
+# source/target pairs, and a greedy decode run with the model itself (its probabilities at the last
+# position of the growing target prefix), with the scores and the log-probability along it.
+
+ATT_SRC = ["<pad>"] + [f"s{i}" for i in range(1, 14)]
+ATT_TGT = ["<pad>", "<bos>", "<eos>"] + [f"t{i}" for i in range(3, 15)]
+ATT_E, ATT_H, ATT_U = 6, 8, 10
+ATT_SOURCE_LEN = 10               # the Keras input: sources post-padded to this length
+ATT_MAX = 20                      # greedy decoding length limit
+ATT_TARGET_LEN = ATT_MAX + 1      # decoder input width of the greedy runs (BOS + 20)
+EOS_SHIFTS = (1.0, 2.0, 0.5, 3.0, 1.5, 0.0)   # the head's EOS bias, tried in turn
+
+
+def _attention_cases(keras, tf_keras_mode: bool):
+    """(name, build(keras) → (model, attention layer, (dec_out, enc_out)), formats)."""
+    L = keras.layers
+    Vs, Vt, E, H, U = len(ATT_SRC), len(ATT_TGT), ATT_E, ATT_H, ATT_U
+
+    def make(cell, attention, order, tanh, bidirectional=False, time_distributed=False, softmax=True):
+        def build():
+            enc_in = keras.Input((None,), dtype="int32", name="source")
+            x = L.Embedding(Vs, E, mask_zero=True, name="source_embedding")(enc_in)
+            rnn = L.LSTM if cell == "lstm" else L.GRU
+            if bidirectional:
+                outs = L.Bidirectional(rnn(H, return_sequences=True, return_state=True), merge_mode="concat",
+                                       name="encoder")(x)
+                enc_out, states = outs[0], outs[1:]
+                n = len(states) // 2
+                init = [L.Concatenate(name=f"state_{k}")([states[k], states[n + k]]) for k in range(n)]
+                units = 2 * H
+            else:
+                outs = rnn(H, return_sequences=True, return_state=True, name="encoder")(x)
+                enc_out, init = outs[0], list(outs[1:])
+                units = H
+            dec_in = keras.Input((None,), dtype="int32", name="target")
+            y = L.Embedding(Vt, E, mask_zero=True, name="target_embedding")(dec_in)
+            dec_out = rnn(units, return_sequences=True, name="decoder")(y, initial_state=init if len(init) > 1 else init[0])
+            att = attention()
+            ctx = att([dec_out, enc_out])
+            z = L.Concatenate(name="joined")([ctx, dec_out] if order == "ch" else [dec_out, ctx])
+            if tanh:
+                z = L.Dense(U, activation="tanh", name="attentional")(z)
+            head = L.Dense(Vt, activation="softmax" if softmax else None, name="probabilities")
+            out = (L.TimeDistributed(head, name="per_step") if time_distributed else head)(z)
+            return keras.Model([enc_in, dec_in], out), att, (dec_out, enc_out), (enc_in, dec_in)
+        build.softmax = softmax
+        return build
+
+    if not tf_keras_mode:
+        return [
+            ("k3_attn_gru_dot", make("gru", lambda: L.Attention(name="attention"), "hc", True),
+             ["keras", "weights_h5"]),
+            ("k3_attn_lstm_additive", make("lstm", lambda: L.AdditiveAttention(use_scale=True, name="attention"),
+                                           "ch", False, time_distributed=True), ["keras"]),
+            ("k3_attn_gru_scaled", make("gru", lambda: L.Attention(use_scale=True, name="attention"), "ch", False,
+                                        softmax=False), ["keras"]),
+            ("k3_attn_lstm_concat", make("lstm", lambda: L.Attention(use_scale=True, score_mode="concat",
+                                                                     name="attention"), "hc", True), ["keras"]),
+            ("k3_attn_bigru_additive", make("gru", lambda: L.AdditiveAttention(use_scale=False, name="attention"),
+                                            "hc", False, bidirectional=True), ["keras"]),
+        ]
+    return [
+        ("k2_attn_lstm_dot", make("lstm", lambda: L.Attention(name="attention"), "ch", True),
+         ["h5", "h5_weights", "checkpoint"]),
+        ("k2_attn_bilstm_concat", make("lstm", lambda: L.Attention(score_mode="concat", name="attention"), "hc",
+                                       False, bidirectional=True, time_distributed=True), ["h5", "checkpoint"]),
+    ]
+
+
+def _attention_weights(model, seed: int, scale: float, eos_shift: float):
+    """Random weights: ±scale (the output layer ±2.5 scale), embeddings ±1, attention scales larger (peaked attention), the head's BOS and
+    PAD biases −8 (never emitted) and its EOS bias moved by eos_shift (translations of several tokens that
+    end with EOS)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        new = []
+        for w in ws:
+            w = np.asarray(w)
+            if layer.name.endswith("embedding"):
+                new.append(rng.uniform(-1, 1, size=w.shape).astype(np.float32))
+            elif layer.name == "attention":
+                new.append(np.asarray(rng.uniform(1.0, 2.5, size=w.shape) * rng.choice([-1, 1], size=w.shape)
+                                      if w.ndim else rng.uniform(1.0, 2.5), dtype=np.float32).reshape(w.shape))
+            else:                   # the head wider, so that the tokens depend on the context
+                k = 2.5 if layer.name in ("probabilities", "per_step") else 1.0
+                new.append(rng.uniform(-k * scale, k * scale, size=w.shape).astype(np.float32))
+        if layer.name in ("probabilities", "per_step"):
+            b = new[-1]
+            b[ATT_TGT.index("<pad>")] -= 8
+            b[ATT_TGT.index("<bos>")] -= 8
+            b[ATT_TGT.index("<eos>")] += eos_shift
+        layer.set_weights(new)
+
+
+def _attention_sources(seed: int, n: int = 10) -> list:
+    rng = np.random.default_rng(seed)
+    return [[int(t) for t in rng.integers(1, len(ATT_SRC), size=int(rng.integers(3, 9)))] for _ in range(n)]
+
+
+def build_attention(out: str, seed: int = 5) -> list:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    entries = []
+    for fn, words in (("attn.source.json", ATT_SRC), ("attn.target.json", ATT_TGT)):
+        with open(os.path.join(out, fn), "w") as f:
+            json.dump(words, f)
+    bos, eos = ATT_TGT.index("<bos>"), ATT_TGT.index("<eos>")
+    for tf_keras_mode in (False, True):
+        if tf_keras_mode:
+            import tf_keras as keras
+        else:
+            import keras
+        for i, (name, build, formats) in enumerate(_attention_cases(keras, tf_keras_mode)):
+            best = None
+            for attempt in range(12):
+                s = seed * 1000 + (100 if tf_keras_mode else 0) + i * 20 + attempt
+                keras.utils.set_random_seed(s)
+                model, att, (dec_out, enc_out), (enc_in, dec_in) = build()
+                _attention_weights(model, s, 0.7 * (1 + 0.25 * (attempt % 3)), EOS_SHIFTS[attempt % len(EOS_SHIFTS)])
+                # The scores, from a twin of the attention layer (same class, config and weights): Keras 3
+                # cannot take a second output from the saved model's own attention node.
+                twin = type(att).from_config({**att.get_config(), "name": "attention_scores"})
+                scores = twin([dec_out, enc_out], return_attention_scores=True)[1]
+                twin.set_weights(att.get_weights())
+                probe = keras.Model([enc_in, dec_in], [model.output, scores])
+                fn_ = tf.function(lambda a, b, probe=probe: probe([a, b], training=False), reduce_retracing=True)
+
+                def run(src_rows, tgt_rows, fn_=fn_):
+                    p, sc = fn_(tf.constant(np.array(src_rows, np.int32)), tf.constant(np.array(tgt_rows, np.int32)))
+                    return p.numpy().astype(np.float64), sc.numpy().astype(np.float64)
+
+                sources = _attention_sources(s)
+                padded = [x + [0] * (ATT_SOURCE_LEN - len(x)) for x in sources]
+                # Greedy decoding, all sources at once: the decoder input is the prefix padded with 0 to one
+                # width (masked, and later steps never change earlier outputs), so the graph is traced once.
+                prefixes = [[bos] for _ in padded]
+                done = [False] * len(padded)
+                rows = [[] for _ in padded]
+                g_logp, margin = [0.0] * len(padded), np.inf
+                while not all(done):
+                    tgt = [x + [0] * (ATT_TARGET_LEN - len(x)) for x in prefixes]
+                    p, sc = run(padded, tgt)
+                    for k, prefix in enumerate(prefixes):
+                        if done[k]:
+                            continue
+                        o = p[k, len(prefix) - 1]
+                        logp = np.log(o) if build.softmax else o - o.max() - np.log(np.exp(o - o.max()).sum())
+                        top = np.argsort(logp)[::-1]
+                        margin = min(margin, logp[top[0]] - logp[top[1]])
+                        tok = int(top[0])
+                        g_logp[k] += float(logp[tok])
+                        if tok == eos:
+                            done[k] = True
+                            continue
+                        rows[k].append(sc[k, len(prefix) - 1])
+                        prefix.append(tok)
+                        done[k] = len(prefix) > ATT_MAX
+                greedy = [x[1:] for x in prefixes]
+                g_scores = rows
+                distinct = len({t for g in greedy for t in g})
+                ended = sum(2 <= len(g) < ATT_MAX for g in greedy)       # several tokens, then EOS
+                score = -1 if margin <= 1e-4 else distinct + 2 * ended
+                print(f"  {name} seed {s}: lengths {[len(g) for g in greedy]}, margin {margin:.2g}", file=sys.stderr)
+                if best is None or score > best[0]:
+                    best = (score, s, model, probe, sources, padded, greedy, g_scores, g_logp)
+                if distinct >= GOOD and ended >= 8:
+                    break
+            _, s, model, probe, sources, padded, greedy, g_scores, g_logp = best
+            files = save_keras(model, name, formats, out)
+            # Teacher forcing: three pairs, targets BOS + 6 tokens (one eager call: Keras 3's TimeDistributed
+            # does not retrace the graph above for another batch shape correctly).
+            rng = np.random.default_rng(s + 1)
+            tf_targets = [[bos] + [int(t) for t in rng.integers(3, len(ATT_TGT), size=6)] for _ in range(3)]
+            p, sc = [t.numpy().astype(np.float64) for t in probe([np.array(padded[:3], np.int32),
+                                                                   np.array(tf_targets, np.int32)], training=False)]
+            S = ATT_SOURCE_LEN
+            arrays = {
+                "sources": np.array([x + [-1] * (S - len(x)) for x in sources], np.int64),
+                "target_in": np.array(tf_targets, np.int64),
+                "outputs": p.astype(np.float32),                        # [3, 7, Vt]
+                "scores": sc.astype(np.float32),                        # [3, 7, S] (PAD columns ≈ 0)
+                "greedy": np.array([g + [-1] * (ATT_MAX - len(g)) for g in greedy], np.int64),
+                "greedy_scores": np.array([np.concatenate([np.array(r).reshape(-1, S),
+                                                           np.zeros((ATT_MAX - len(r), S))]) for r in g_scores],
+                                          np.float32),                  # [10, 20, S]
+                "greedy_log_probability": np.array(g_logp, np.float64),
+            }
+            np.savez_compressed(os.path.join(out, f"{name}.npz"), **arrays)
+            print(f"{name}: {', '.join(files)}; greedy lengths {[len(g) for g in greedy]}, "
+                  f"{len({t for g in greedy for t in g})} distinct tokens (seed {s})", file=sys.stderr)
+            entries.append({"name": name, "framework": "tf_keras" if tf_keras_mode else "keras",
+                            "version": keras.__version__, "task": "seq2seq", "files": files,
+                            "options": {"task": "seq2seq", "vocab": "attn.target.json",
+                                        "source_vocab": "attn.source.json", "specials": {"bos": bos, "eos": eos}},
+                            "chars": False, "group": "attention", "functional": True})
+    return entries
+
+
 # --- Keras Tokenizers: what texts_to_sequences gives for raw text, for the runtime's encode to match ----
 
 TOKENIZER_TEXTS = [
@@ -856,7 +1062,7 @@ def build_tokenizers(out: str) -> list:
     return []
 
 
-GROUPS = ("keras3", "keras2", "torch", "chapter", "subclassed", "tokenizers")
+GROUPS = ("keras3", "keras2", "torch", "chapter", "subclassed", "tokenizers", "attention")
 
 
 def _group(entry: dict) -> str:
@@ -885,6 +1091,8 @@ def build(out: str, only=GROUPS, merge: bool = False) -> list:
         entries += build_subclassed(out)
     if "tokenizers" in only:
         entries += build_tokenizers(out)
+    if "attention" in only:
+        entries += build_attention(out)
     manifest = os.path.join(out, "manifest.json")
     if merge and os.path.exists(manifest):          # keep the cases of the groups not rebuilt
         with open(manifest) as f:

@@ -136,7 +136,8 @@ def variants(entry: dict) -> list:
         kw = dict(entry.get("options", {}))
         if isinstance(spec, list):
             src = spec[0]
-            kw["decoder" if entry["task"] == "seq2seq" else "config"] = spec[1]
+            # [weights, config]; an encoder-decoder in two files: [encoder, decoder]
+            kw["decoder" if entry["task"] == "seq2seq" and not entry.get("functional") else "config"] = spec[1]
         else:
             src = spec
         out.append((f"{entry['name']}[{fmt}]", src, kw))
@@ -159,11 +160,67 @@ def convert_case(folder: str, src: str, kw: dict, out: str) -> dict:
 MAX_ABS: dict = {}          # variant → max-abs difference found (printed by the report test)
 
 
+def check_seq2seq_attention(folder: str, entry: dict, src: str, out: str) -> None:
+    """A translator with attention (Keras functional, keras_seq2seq.py) against Keras: the numpy reference
+    of the converted file, teacher-forced, gives Keras' probabilities and attention scores at every step;
+    the runtime's greedy translation (Model.attention) gives the ids of a greedy decode run with Keras'
+    outputs, with Keras' attention scores at each of its steps, and `recur translate --json` Keras'
+    log-probability of it."""
+    from recur.reference import ReferenceTranslator
+    parsed = rf.read(out)
+    meta = parsed.metadata
+    assert any(meta.get(f"layer.{i}.kind") == "attention" for i in range(meta["model.layer_count"]))
+    assert meta.get("source_tokenizer.pad_id") == 0, "mask_zero=True: id 0 is the source's PAD, dropped"
+    ref = ReferenceTranslator(parsed)
+    data = np.load(os.path.join(folder, entry["name"] + ".npz"))
+    diff = sdiff = 0.0
+    for k, target in enumerate(data["target_in"]):
+        source = [int(t) for t in data["sources"][k] if t >= 0]
+        ref.start(source)
+        for step, tok in enumerate(target):
+            out_k = ref.step(int(tok))
+            diff = max(diff, float(np.max(np.abs(out_k - data["outputs"][k, step]))))
+            keras_scores = data["scores"][k, step].astype(np.float64)
+            sdiff = max(sdiff, float(np.max(np.abs(ref.weights - keras_scores[:len(source)]))))
+            assert keras_scores[len(source):].sum() < 1e-6, "Keras masked the PAD positions"
+    MAX_ABS[src] = max(diff, sdiff)
+    assert diff <= TOL, f"{src}: teacher-forced decoder outputs differ from Keras by {diff:.3g}"
+    assert sdiff <= TOL, f"{src}: teacher-forced attention weights differ from Keras' scores by {sdiff:.3g}"
+    if RUNTIME.binding is None:
+        pytest.skip("the recur Python binding is not available for the runtime's translations")
+    src_words = meta["source_tokenizer.tokens"]
+    lengths = set()
+    with RUNTIME.binding.Model(out) as m:
+        for k, (ids, want) in enumerate(zip(data["sources"], data["greedy"])):
+            source = [int(i) for i in ids if i >= 0]
+            want = [int(t) for t in want if t >= 0]
+            text = " ".join(src_words[i] for i in source)
+            got = m.attention(text, beam=1, max_length=20)
+            assert got.target_ids == want, f"{src}: greedy translation of {text!r}"
+            assert got.source_ids == source
+            assert got.text == m.translate(text, beam=1, max_length=20)
+            if want:
+                wd = float(np.max(np.abs(got.weights - data["greedy_scores"][k, :len(want), :len(source)])))
+                MAX_ABS[src] = max(MAX_ABS[src], wd)
+                assert wd <= TOL, f"{src}: the runtime's attention weights differ from Keras' scores by {wd:.3g}"
+            lengths.add(len(want))
+            if RUNTIME.has_command("translate"):
+                j = json.loads(RUNTIME._run("translate", out, "--text", text, "--beam", "1", "--max-length", "20",
+                                            "--json", "--attention"))
+                assert j["tokens"] == want and j["source"] == source
+                lp = float(data["greedy_log_probability"][k])
+                assert abs(j["log_probability"] - lp) <= TOL * max(1.0, abs(lp)), \
+                    f"{src}: log-probability {j['log_probability']} of the greedy translation, Keras {lp}"
+    assert len(lengths) > 1, "the fixture's translations should differ in length"
+
+
 def check_seq2seq(folder: str, entry: dict, src: str, out: str) -> None:
     """Teacher-forced decoder outputs of the converted file (numpy reference: the encoder's final state
     starts the decoder) against the framework's, then the runtime's greedy translations against the
     framework's greedy ids."""
     from recur.reference import ReferenceModel
+    if entry.get("functional"):
+        return check_seq2seq_attention(folder, entry, src, out)
     parsed = rf.read(out)
     meta, tensors = parsed.metadata, parsed.tensors
     enc_meta = {k[len("encoder."):]: v for k, v in meta.items() if k.startswith("encoder.")}
@@ -599,6 +656,117 @@ def test_non_chain_functional_model_is_refused(tmp_path):
     p = tmp_path / "cfg.json"
     p.write_text(json.dumps(cfg))
     _expect_error(tmp_path, "linear stacks", _fixture("k3_gru_char.weights.h5"), config=str(p))
+
+
+# --- Keras encoder-decoders with attention the runtime cannot run: refused, one line ------------------
+
+def _attention_kw(**extra):
+    kw = {"task": "seq2seq", "vocab": _fixture("attn.target.json"), "source_vocab": _fixture("attn.source.json"),
+          "specials": {"bos": 1, "eos": 2}, "chars": None}
+    kw.update(extra)
+    return kw
+
+
+def _k3_tensor(layer, index=0):
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": [layer, 0, index]}}
+
+
+def _edited_attention_config(tmp_path, name, edit):
+    """The committed Keras 3 (k3_attn_gru_dot) or tf.keras (k2_attn_lstm_dot) config with ``edit`` applied to
+    its layers by name; returns the config path."""
+    cfg = json.load(open(_fixture(f"{name}.json")))
+    edit({l["config"]["name"]: l for l in cfg["config"]["layers"]})
+    p = tmp_path / f"{name}.edited.json"
+    p.write_text(json.dumps(cfg))
+    return str(p)
+
+
+def _k3_refused(tmp_path, match, edit, **extra):
+    cfg = _edited_attention_config(tmp_path, "k3_attn_gru_dot", edit)
+    return _expect_error(tmp_path, match, _fixture("k3_attn_gru_dot.weights.h5"), **_attention_kw(config=cfg, **extra))
+
+
+def test_attention_key_other_than_value_is_refused(tmp_path):
+    def edit(ls):
+        ls["attention"]["inbound_nodes"][0]["args"][0].append(_k3_tensor("decoder"))
+    msg = _k3_refused(tmp_path, r"its key \('decoder'\) is not its value \('encoder'\)", edit)
+    assert msg.startswith("layer 'attention' (Attention)")
+
+    def edit2(ls):                          # tf.keras: [query, value, key] in the node list
+        ls["attention"]["inbound_nodes"][0].append(["target_embedding", 0, 0, {}])
+    cfg = _edited_attention_config(tmp_path, "k2_attn_lstm_dot", edit2)
+    _expect_error(tmp_path, r"its key \('target_embedding'\) is not its value", _fixture("k2_attn_lstm_dot.weights-only.h5"),
+                  **_attention_kw(config=cfg))
+
+
+def test_attention_causal_mask_is_refused(tmp_path):
+    def edit(ls):
+        ls["attention"]["inbound_nodes"][0]["kwargs"]["use_causal_mask"] = True
+    _k3_refused(tmp_path, r"a causal mask .* is not supported", edit)
+
+
+def test_attention_query_must_be_the_decoder_output(tmp_path):
+    def edit(ls):
+        ls["attention"]["inbound_nodes"][0]["args"][0][0] = _k3_tensor("target_embedding")
+    _k3_refused(tmp_path, r"its query is 'target_embedding', not the decoder output 'decoder'", edit)
+
+
+def test_attention_context_alone_is_refused(tmp_path):
+    def edit(ls):
+        ls["attentional"]["inbound_nodes"][0]["args"][0] = _k3_tensor("attention")
+    _k3_refused(tmp_path, r"reads the context of 'attention' \(Attention\) alone", edit)
+
+
+def test_attention_decoder_must_start_from_the_encoder_states(tmp_path):
+    def edit(ls):
+        del ls["decoder"]["inbound_nodes"][0]["kwargs"]["initial_state"]
+    _k3_refused(tmp_path, r"the decoder layer 'decoder' has no initial_state", edit)
+
+    def edit2(ls):                          # the decoder starts from the encoder's outputs, not its state
+        ls["decoder"]["inbound_nodes"][0]["kwargs"]["initial_state"] = _k3_tensor("encoder", 0)
+    _k3_refused(tmp_path, r"starts from \[encoder\[0\]\], not from the final states of encoder layer 'encoder' "
+                          r"\[encoder\[1\]\]", edit2)
+
+
+def test_attention_model_needs_task_seq2seq(tmp_path):
+    msg = _expect_error(tmp_path, r"is an encoder-decoder with attention .*--task seq2seq",
+                        _fixture("k3_attn_gru_dot.keras"), vocab=_fixture("attn.target.json"), chars=None)
+    assert "'source', 'target'" in msg
+
+
+def test_attention_unmasked_encoder_with_a_pad_token_is_refused(tmp_path):
+    def edit(ls):
+        ls["source_embedding"]["config"]["mask_zero"] = False
+    _k3_refused(tmp_path, r"mask_zero=False, so the framework's attention weighs PAD positions", edit,
+                source_specials={"pad": 0})
+
+
+def test_attention_conversion_records_the_mapping(tmp_path):
+    """Attention() is dot; Attention(use_scale=True) general with W_a = scale·I; AdditiveAttention additive
+    with identity W_q, W_k and v = scale; [dec, ctx] concatenation swaps the next kernel's column blocks."""
+    import h5py
+    out = tmp_path / "a.recur"
+    summary = rc.convert(_fixture("k3_attn_gru_dot.keras"), str(out), **_attention_kw())
+    assert "Attention(dot, tanh 10)" in summary["architecture"]
+    meta, tensors = rf.read(str(out)).metadata, rf.read(str(out)).tensors
+    att = next(i for i in range(meta["model.layer_count"]) if meta.get(f"layer.{i}.kind") == "attention")
+    assert meta[f"layer.{att}.score"] == "dot" and meta[f"layer.{att}.combine"] == "tanh"
+    with zipfile.ZipFile(_fixture("k3_attn_gru_dot.keras")) as z:
+        f = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
+        group = next(g for g in f["layers"].values() if g["vars"].attrs.get("name") == "attentional")
+        keras_kernel = np.asarray(group["vars/0"])          # [In, U], rows [h; c]: the decoder's outputs first
+    H = meta[f"layer.{att}.input_size"]
+    np.testing.assert_array_equal(tensors[f"layer.{att}.kernel"], np.concatenate([keras_kernel[H:], keras_kernel[:H]]).T)
+    summary = rc.convert(_fixture("k3_attn_gru_scaled.keras"), str(out), **_attention_kw())
+    meta, tensors = rf.read(str(out)).metadata, rf.read(str(out)).tensors
+    W = tensors[f"layer.{att}.score_kernel"]
+    assert meta[f"layer.{att}.score"] == "general" and meta[f"layer.{att}.combine"] == "none"
+    np.testing.assert_array_equal(W, W[0, 0] * np.eye(W.shape[0]))
+    rc.convert(_fixture("k3_attn_lstm_additive.keras"), str(out), **_attention_kw())
+    meta, tensors = rf.read(str(out)).metadata, rf.read(str(out)).tensors
+    assert meta[f"layer.{att}.score"] == "additive" and meta[f"layer.{att}.use_bias"] is False
+    np.testing.assert_array_equal(tensors[f"layer.{att}.query_kernel"], np.eye(H))
+    np.testing.assert_array_equal(tensors[f"layer.{att}.key_kernel"], np.eye(H))
 
 
 # --- PyTorch state_dicts the fixtures do not cover ----------------------------------------------------

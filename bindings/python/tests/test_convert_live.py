@@ -111,3 +111,14 @@ def test_live_tokenizers(tmp_path):
         with tc.RUNTIME.binding.Model(out) as m:
             for text, want in zip(case["texts"], case["sequences"]):
                 assert m.encode(text) == want, f"{case['name']}: {text!r}"
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not _have("keras", "tf_keras", "tensorflow", "h5py"), reason="Keras 3 / tf_keras not installed")
+def test_live_attention(tmp_path):
+    """Functional encoder-decoders with Attention / AdditiveAttention (Keras 3 and tf.keras): teacher-forced
+    probabilities and attention scores, greedy decodes."""
+    import keras
+    if int(keras.__version__.split(".")[0]) < 3:
+        pytest.skip(f"keras {keras.__version__} is not Keras 3")
+    _run("attention", tmp_path)

@@ -299,6 +299,9 @@ def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, cha
         raise ConvertError("a seq2seq model needs the source vocabulary too: give --source-vocab or --source-chars")
     sv = _make_vocab(Source(layers=encoder, format=""), source_vocab, source_chars, None, False)
     v = _make_vocab(dec, vocab, chars, vocab_kind, False)
+    for voc, layers in ((sv, encoder), (v, dec.layers)):
+        if layers and getattr(layers[0], "mask_zero", False) and "pad" not in voc.specials:
+            voc.specials["pad"] = 0     # Keras mask_zero=True: id 0 is padding (dropped from a source)
     _apply_specials(v, specials)
     _special_tokens(v, special_tokens, "target")
     _apply_specials(sv, source_specials)
@@ -308,6 +311,12 @@ def _convert_seq2seq(src, out, opts, format, decoder, decoder_format, vocab, cha
     if splitter is not None:
         v.splitter = sv.splitter = splitter
     assumptions = []
+    from .common import Attention
+    attention = next((l for l in dec.layers if isinstance(l, Attention)), None)
+    if attention is not None and encoder and not getattr(encoder[0], "mask_zero", False) and "pad" in sv.specials:
+        raise ConvertError(f"the encoder's Embedding '{encoder[0].name}' has mask_zero=False, so the framework's "
+                           f"attention weighs PAD positions too, which the runtime never attends to; train with "
+                           f"mask_zero=True, or give a source vocabulary without a PAD token")
     if "mask_zero" in enc_notes and not enc_notes["mask_zero"] and "pad" in sv.specials:
         sv.pad_mask = False             # an unmasked encoder: PAD steps of a padded source run through it
         assumptions.append("unmasked source")

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from .common import ACTIVATIONS, GATES, MERGE_MODES, ConvertError, Dense, Embedding, Recurrent, Source
+from .common import ACTIVATIONS, GATES, MERGE_MODES, Attention, ConvertError, Dense, Embedding, Recurrent, Source
 from .vocab import Vocab
 
 TASKS = ("generate", "classify", "tag")
@@ -31,6 +31,10 @@ def describe_layer(l) -> str:
         bits.append("sequences" if l.return_sequences else "last step")
         inner = f"{CELL_CLASS[l.cell]}({', '.join(bits)})"
         return f"{l.name} Bidirectional({inner}, {l.merge_mode})" if l.bidirectional else f"{l.name} {inner}"
+    if isinstance(l, Attention):
+        score = l.score + (f" {l.attention_units}" if l.score == "additive" else "")
+        combine = f"tanh {l.units}" if l.combine == "tanh" else "[c; h]"
+        return f"{l.name} Attention({score}, {combine})"
     return f"{l.name} {'TimeDistributed(Dense' if l.per_step else 'Dense'}({l.units}, {l.activation}){')' if l.per_step else ''}"
 
 
@@ -54,6 +58,8 @@ def check_stack(layers: list) -> None:
                 raise ConvertError(f"layer '{l.name}': embeddings have shape {list(l.table.shape)}")
             width = l.dimension
         elif isinstance(l, Recurrent):
+            if any(isinstance(x, Attention) for x in layers[:i]):
+                raise ConvertError(f"layer '{l.name}' ({l.cell}) follows the attention layer")
             if not seq:
                 raise ConvertError(f"layer '{l.name}' ({l.cell}) follows a layer that returns only its last step")
             if width != l.input_size:
@@ -81,6 +87,9 @@ def check_stack(layers: list) -> None:
                     raise ConvertError(f"{where}: a recurrent bias exists only for GRU layers with reset_after")
             width = l.output_size
             seq = l.return_sequences
+        elif isinstance(l, Attention):
+            check_attention(l, width, i, layers)
+            width = l.output_size
         elif isinstance(l, Dense):
             if width != l.input_size:
                 raise ConvertError(f"layer '{l.name}' (dense) expects input size {l.input_size} but the previous "
@@ -94,6 +103,48 @@ def check_stack(layers: list) -> None:
             raise ConvertError(f"internal: unknown layer object {type(l).__name__}")
     if isinstance(layers[-1], Embedding):
         raise ConvertError("the model has no recurrent or dense layer after its embedding")
+
+
+ATTENTION_SCORES = ("dot", "general", "additive")
+
+
+def check_attention(l: Attention, width, index: int, layers: list) -> None:
+    """An attention layer: right after the last recurrent layer, reading its state; tensors of their shapes."""
+    if width != l.input_size:
+        raise ConvertError(f"layer '{l.name}' (attention) expects a decoder state of {l.input_size} floats but the "
+                           f"previous layer gives {width}")
+    if index == 0 or not isinstance(layers[index - 1], Recurrent):
+        raise ConvertError(f"layer '{l.name}' (attention) must follow the decoder's last recurrent layer")
+    if any(isinstance(x, Attention) for x in layers[:index]):
+        raise ConvertError(f"layer '{l.name}': a decoder has at most one attention layer")
+    if l.score not in ATTENTION_SCORES:
+        raise ConvertError(f"layer '{l.name}': attention score '{l.score}' is not supported "
+                           f"(supported: {', '.join(ATTENTION_SCORES)})")
+    Q, M = l.input_size, l.memory_size
+    need = []
+    if l.score == "dot" and Q != M:
+        raise ConvertError(f"layer '{l.name}': dot attention needs a decoder state as wide as the encoder's outputs "
+                           f"({Q} vs {M})")
+    if l.score == "general":
+        need.append(("score_kernel", (Q, M)))
+    if l.score == "additive":
+        if l.query_kernel is None:
+            raise ConvertError(f"layer '{l.name}': additive attention needs a query kernel")
+        A = l.attention_units
+        need += [("query_kernel", (A, Q)), ("key_kernel", (A, M)), ("score_vector", (A,))]
+        if l.score_bias is not None:
+            need.append(("score_bias", (A,)))
+    if l.combine == "tanh":
+        if l.kernel is None or l.kernel.ndim != 2:
+            raise ConvertError(f"layer '{l.name}': combine tanh needs a kernel [units, {M + Q}]")
+        need += [("kernel", (l.units, M + Q)), ("bias", (l.units,))]
+    elif l.combine != "none":
+        raise ConvertError(f"layer '{l.name}': combine '{l.combine}' is not supported (tanh, none)")
+    for t, shape in need:
+        a = getattr(l, t)
+        if a is None or tuple(a.shape) != shape:
+            got = "none" if a is None else list(a.shape)
+            raise ConvertError(f"layer '{l.name}' (attention) {t} has shape {got}, expected {list(shape)}")
 
 
 def infer_task(layers: list) -> str:
@@ -155,6 +206,9 @@ def assemble_seq2seq(encoder: list, decoder: list, source_vocab: Vocab, vocab: V
     check_stack(decoder)
     enc_rec = [l for l in encoder if isinstance(l, Recurrent)]
     dec_rec = [l for l in decoder if isinstance(l, Recurrent)]
+    attention = next((l for l in decoder if isinstance(l, Attention)), None)
+    if any(isinstance(l, Attention) for l in encoder):
+        raise ConvertError("the encoder has an attention layer; attention belongs to the decoder")
     if any(isinstance(l, Dense) for l in encoder):
         d = next(l for l in encoder if isinstance(l, Dense))
         raise ConvertError(f"the encoder has a Dense layer '{d.name}'; an encoder is an Embedding and recurrent "
@@ -164,13 +218,24 @@ def assemble_seq2seq(encoder: list, decoder: list, source_vocab: Vocab, vocab: V
     for l in enc_rec:
         l.return_sequences = True           # the encoder's final state is what the decoder reads
     check_task("generate", decoder)
-    if len(enc_rec) != len(dec_rec) or any(a.cell != b.cell or a.units != b.units or a.bidirectional
-                                           for a, b in zip(enc_rec, dec_rec)):
+    def pairs(a, b) -> bool:           # encoder layer a starts decoder layer b
+        if a.cell != b.cell or b.bidirectional:
+            return False
+        if a.bidirectional:             # [h_fwd; h_bwd] starts a decoder of 2 × units (attention models only)
+            return attention is not None and a.merge_mode == "concat" and b.units == 2 * a.units
+        return a.units == b.units
+
+    if len(enc_rec) != len(dec_rec) or not all(pairs(a, b) for a, b in zip(enc_rec, dec_rec)):
         desc = lambda ls: ", ".join(f"{l.cell.upper()}({l.units}{', bidirectional' if l.bidirectional else ''})"  # noqa: E731
                                     for l in ls)
+        extra = (" (or, with attention, a bidirectional concat encoder layer starting a decoder layer of twice "
+                 "its units)") if attention is not None else ""
         raise ConvertError(f"the encoder's recurrent layers ({desc(enc_rec)}) must match the decoder's "
-                           f"({desc(dec_rec)}) one for one in kind and size, none bidirectional: the encoder's "
-                           f"final states start the decoder")
+                           f"({desc(dec_rec)}) one for one in kind and size, none bidirectional{extra}: the "
+                           f"encoder's final states start the decoder")
+    if attention is not None and attention.memory_size != enc_rec[-1].output_size:
+        raise ConvertError(f"the attention layer '{attention.name}' reads encoder outputs of {attention.memory_size} "
+                           f"floats but the encoder's last recurrent layer gives {enc_rec[-1].output_size}")
     for name, v, emb in (("source", source_vocab, encoder[0]), ("target", vocab, decoder[0])):
         v.check()
         if len(v.pieces) != emb.vocabulary:
@@ -204,6 +269,10 @@ def assemble(source: Source, vocab: Vocab, task: Optional[str] = None, labels: O
     if len(vocab.pieces) != emb.vocabulary:
         raise ConvertError(f"the vocabulary has {len(vocab.pieces)} tokens but the embedding '{emb.name}' has "
                            f"{emb.vocabulary} rows")
+    att = next((l for l in layers if isinstance(l, Attention)), None)
+    if att is not None:
+        raise ConvertError(f"layer '{att.name}' (attention) belongs to an encoder-decoder; convert it with "
+                           f"--task seq2seq")
     if task is None:
         task = infer_task(layers)
     check_task(task, layers)
@@ -244,6 +313,16 @@ def add_layer(p: str, l, meta: list, tensors: dict) -> None:
             tensors[q + "bias"] = d.bias
             if d.recurrent_bias is not None:
                 tensors[q + "recurrent_bias"] = d.recurrent_bias
+    elif isinstance(l, Attention):
+        meta += [(p + "kind", "attention"), (p + "score", l.score), (p + "input_size", l.input_size),
+                 (p + "memory_size", l.memory_size)]
+        if l.score == "additive":
+            meta += [(p + "attention_units", l.attention_units), (p + "use_bias", l.score_bias is not None)]
+        meta += [(p + "combine", l.combine), (p + "units", l.units), (p + "input_feeding", False)]
+        for t in ("score_kernel", "query_kernel", "key_kernel", "score_vector", "score_bias", "kernel", "bias"):
+            a = getattr(l, t)
+            if a is not None and (t not in ("kernel", "bias") or l.combine == "tanh"):
+                tensors[p + t] = a
     else:
         meta += [(p + "kind", "dense"), (p + "input_size", l.input_size), (p + "units", l.units),
                  (p + "activation", l.activation)]

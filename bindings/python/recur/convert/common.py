@@ -105,6 +105,38 @@ class Dense:
 
 
 @dataclass
+class Attention:
+    """A seq2seq decoder's attention over the encoder's outputs (docs/FORMAT.md §11, §13.9): ``score``
+    "dot", "general" (``score_kernel`` W_a [Q, M]) or "additive" (``query_kernel`` W_q [A, Q], ``key_kernel``
+    W_k [A, M], ``score_vector`` v_a [A], optional ``score_bias`` [A]); ``combine`` "tanh" (``kernel`` W_c
+    [units, M + Q], columns of c_t first, and ``bias`` [units]) or "none" (the layer outputs [c_t; h_t])."""
+    score: str
+    input_size: int                 # Q: the decoder's last recurrent layer's units
+    memory_size: int                # M: the width of one encoder output
+    combine: str = "none"
+    name: str = "attention"
+    score_kernel: Optional[np.ndarray] = None
+    query_kernel: Optional[np.ndarray] = None
+    key_kernel: Optional[np.ndarray] = None
+    score_vector: Optional[np.ndarray] = None
+    score_bias: Optional[np.ndarray] = None
+    kernel: Optional[np.ndarray] = None
+    bias: Optional[np.ndarray] = None
+
+    @property
+    def attention_units(self) -> int:
+        return int(self.query_kernel.shape[0]) if self.query_kernel is not None else 0
+
+    @property
+    def units(self) -> int:
+        return int(self.kernel.shape[0]) if self.combine == "tanh" else self.memory_size + self.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+
+@dataclass
 class Source:
     """What a reader found: the layers, plus facts for the file's provenance metadata."""
     layers: list

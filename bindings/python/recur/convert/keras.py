@@ -166,6 +166,11 @@ def _positional_names(cls: str, cfg: dict, sub: str) -> list:
         return ["kernel", "bias"]
     if cls == "TimeDistributed" and sub == "layer":
         return ["kernel", "bias"]
+    if cls == "Attention" and sub == "":              # encoder-decoders (keras_seq2seq.py)
+        return (["scale"] if cfg.get("use_scale") else []) + (["concat_score_weight"]
+                                                              if cfg.get("score_mode") == "concat" else [])
+    if cls == "AdditiveAttention" and sub == "":
+        return ["scale"] if cfg.get("use_scale", True) else []
     if cls == "Normalization" and sub == "":          # frame models (keras_frames.py)
         return ["mean", "variance", "count"]
     return []
@@ -471,6 +476,18 @@ def _source(layer_cfgs, make_weights, version, fmt, origin) -> Source:
     return Source(layers=layers, format=fmt, framework_version=str(version or ""), notes=notes)
 
 
+def _from_config(cfg, make_weights, version, fmt, origin, opts) -> Source:
+    """A Sequential or functional model's config with its weights: an encoder-decoder graph (two inputs,
+    attention) by keras_seq2seq.py, a linear stack by :func:`build_layers`."""
+    from . import keras_seq2seq
+    if keras_seq2seq.is_graph(cfg):
+        try:
+            return keras_seq2seq.read(cfg, make_weights, version, fmt, origin, opts)
+        except _MALFORMED as e:
+            raise ConvertError(f"{origin}: malformed model config ({type(e).__name__}: {e})") from None
+    return _source(model_layers(cfg), make_weights, version, fmt, origin)
+
+
 # --- Entry points --------------------------------------------------------------------------------
 
 def read_archive(path: str, opts: Options, budget: Optional[Budget] = None) -> Source:
@@ -495,7 +512,7 @@ def read_archive(path: str, opts: Options, budget: Optional[Budget] = None) -> S
     del blob
     if not is_layer_list(cfg):              # a subclassed model: its config is its own get_config()
         return _inferred(keras3_modules(f, origin), opts, version, "keras", origin, ordered=False)
-    return _source(model_layers(cfg), lambda: Keras3Weights(f, origin), version, "keras", origin)
+    return _from_config(cfg, lambda: Keras3Weights(f, origin), version, "keras", origin, opts)
 
 
 def _config_from_opts(opts: Options, origin: str, budget: Optional[Budget] = None) -> Optional[dict]:
@@ -522,7 +539,7 @@ def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source
             raise ConvertError(f"{origin}: the weights are grouped by attribute ({', '.join(by_attribute) or 'no layers group'}), "
                                f"as a subclassed model saves them, not by the layers of the --config model; "
                                f"leave out --config to infer the architecture from the variables")
-        return _source(model_layers(cfg), lambda: Keras3Weights(f, origin), version, "keras-weights-h5", origin)
+        return _from_config(cfg, lambda: Keras3Weights(f, origin), version, "keras-weights-h5", origin, opts)
     version = opts.keras_version or f.attrs.get("keras_version")
     if isinstance(version, bytes):
         version = version.decode("utf-8", "replace")
@@ -531,7 +548,7 @@ def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source
         root = f["model_weights"] if "model_weights" in f else None
         if root is None:
             raise ConvertError(f"{origin}: the file has a model config but no 'model_weights' group")
-        return _source(model_layers(cfg), lambda: LegacyWeights(root, origin), version, "keras-h5", origin)
+        return _from_config(cfg, lambda: LegacyWeights(root, origin), version, "keras-h5", origin, opts)
     root = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in root.attrs:
         raise ConvertError(f"{origin}: not a Keras HDF5 file (no 'layer_names' attribute and no 'layers' group)")
@@ -539,7 +556,7 @@ def read_h5(path: str, opts: Options, budget: Optional[Budget] = None) -> Source
     version = version or (config_version(cfg) if cfg else None)
     if not is_layer_list(cfg):
         return _inferred(legacy_modules(root, origin), opts, version, "keras-h5", origin, ordered=True)
-    return _source(model_layers(cfg), lambda: LegacyWeights(root, origin), version, "keras-h5", origin)
+    return _from_config(cfg, lambda: LegacyWeights(root, origin), version, "keras-h5", origin, opts)
 
 
 def read_checkpoint(path: str, opts: Options, budget: Optional[Budget] = None) -> Source:
@@ -555,7 +572,7 @@ def read_checkpoint(path: str, opts: Options, budget: Optional[Budget] = None) -
                                f"a TF1 name-based checkpoint is not supported")
         return _inferred(checkpoint_modules(tensors, nodes, origin), opts, version, "tf-checkpoint", origin,
                          ordered=True)
-    return _source(model_layers(cfg), lambda: CheckpointWeights(tensors, origin), version, "tf-checkpoint", origin)
+    return _from_config(cfg, lambda: CheckpointWeights(tensors, origin), version, "tf-checkpoint", origin, opts)
 
 
 # --- Models without a layer list: architecture inferred from the variables (infer.py) -------------
