@@ -85,7 +85,7 @@ extension Eval {
                     guard let k = index[tag] else {
                         throw CLIError("\(l.file) line \(l.line): tag '\(tag)' is not one of the model's \(labels.count) tags (\(labels.joined(separator: " ")))")
                     }
-                    w.append(String(tok[..<slash]).lowercased()); t.append(k)
+                    w.append(String(tok[..<slash])); t.append(k)   // as written: the lookup lowercases
                 }
                 if !w.isEmpty { rows.append((w, t)) }
             }

@@ -79,8 +79,8 @@ def test_tagger_metrics_match_numpy(cli, library, tmp_path):
             toks = [t.rsplit("/", 1) for t in l.split()]
             if not toks:
                 continue
-            tagged = m.tag(" ".join(w.lower() for w, _ in toks))
-            if [w for w, _ in tagged] != [w.lower() for w, _ in toks]:
+            tagged = m.tag(" ".join(w for w, _ in toks))      # as written: the capitals are features
+            if [w.lower() for w, _ in tagged] != [w.lower() for w, _ in toks]:
                 continue
             lines.append(l)
             truth += [labels.index(t) for _, t in toks]
