@@ -6,6 +6,7 @@ of the option where it does not apply."""
 
 from __future__ import annotations
 
+import re
 import struct
 import unicodedata
 import zlib
@@ -24,20 +25,9 @@ def is_letter(c: str) -> bool:
 
 
 def split(text: str) -> list:
-    """The recur word splitter: runs of letters, digits, ' and _; every other non-space character alone."""
-    out, cur = [], ""
-    for c in text:
-        if is_letter(c) or is_digit(c) or c in "'_":
-            cur += c
-        else:
-            if cur:
-                out.append(cur)
-                cur = ""
-            if not c.isspace():
-                out.append(c)
-    if cur:
-        out.append(cur)
-    return out
+    """The recur word splitter: runs of letters, digits, ' and _; every other non-space character alone
+    (as a regular expression: \\w is letters, digits and _ for the sentences used here)."""
+    return re.findall(r"[\w']+|[^\w\s]", text)
 
 
 def signature(w: str, suffixes) -> str:
