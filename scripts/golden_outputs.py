@@ -8,7 +8,9 @@ has (RECUR_KERNELS=scalar, avx2, avx512):
   - generators and the seq2seq decoder: the output after each of 500 steps (`recur logits`), and the
     output after a prefill of all 500 (`recur logits --prefill`);
   - classifiers and taggers: the whole-sequence outputs (`recur logits --sequence`);
-  - the translator: greedy and beam-4 translations of fixed sentences (`recur translate --json`).
+  - the translator: greedy and beam-4 translations of fixed sentences (`recur translate --json`), with
+    their attention weights for a decoder with attention (whose steps need an encoded source, so that it
+    has no per-step or prefill record).
 Frame models get 500 fixed frames (values in [-2, 2) from the same seeded sequence) instead of token ids:
 their per-step outputs, the prefill's output and the whole-sequence rows (`recur logits --frames`; a
 classifier only the latter).
@@ -116,18 +118,22 @@ def outputs() -> dict:
                     continue
                 vocab = info["vocab_size"]
                 ids = ",".join(map(str, tokens(vocab)))
-                if task in ("generate", "seq2seq"):
+                attends = any(l.get("kind") == "attention" for l in info.get("layers", []))
+                if attends:
+                    pass        # a decoder with attention steps only after encoding a source: see the translations
+                elif task in ("generate", "seq2seq"):
                     records[f"{name}/steps/{level}"] = record_of(json.loads(run(["logits", path, "--tokens", ids], level)))
                     records[f"{name}/prefill/{level}"] = record_of(json.loads(run(["logits", path, "--tokens", ids, "--prefill"], level)))
                 else:
                     records[f"{name}/sequence/{level}"] = record_of(json.loads(run(["logits", path, "--tokens", ids, "--sequence"], level)))
                 if task == "seq2seq":
                     for beam in [1, 4]:
-                        texts = [json.loads(run(["translate", path, "--text", s, "--beam", beam, "--json"], level))
-                                 for s in SENTENCES]
+                        texts = [json.loads(run(["translate", path, "--text", s, "--beam", beam, "--json",
+                                                 *(["--attention"] if attends else [])], level)) for s in SENTENCES]
                         records[f"{name}/translate-beam{beam}/{level}"] = {
                             "texts": [t["text"] for t in texts], "tokens": [t["tokens"] for t in texts],
-                            "log_probability": record_of([t["log_probability"] for t in texts])}
+                            "log_probability": record_of([t["log_probability"] for t in texts]),
+                            **({"attention": record_of([t["attention"] for t in texts])} if attends else {})}
     return records
 
 

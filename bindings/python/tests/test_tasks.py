@@ -229,8 +229,19 @@ def test_shipped_tagger(library):
 
 @pytest.mark.skipif(not (SHIPPED / "translate-en-es.recur").exists(), reason="no shipped translator")
 def test_shipped_translator(library):
+    """The shipped translator with attention, against the numpy reference of its file: the greedy
+    translation of test sentences token for token, and every step's attention weights."""
     import recur
-    with recur.Model(str(SHIPPED / "translate-en-es.recur")) as m:
-        assert m.translate("He who has ears to hear, let him hear.", beam=4).startswith("el que tiene oído , oiga")
-        assert m.translate("Jesus answered them,", beam=1) == "respondió jesús :"
-        assert m.translate("I am the light of the world.", beam=4).startswith("yo soy")
+    from recur import format as rf
+    from recur.reference import ReferenceTranslator
+    path = str(SHIPPED / "translate-en-es.recur")
+    ref = ReferenceTranslator(rf.read(path))
+    assert ref.attention is not None
+    with recur.Model(path) as m:
+        for text in ["He who has ears to hear, let him hear.", "Jesus answered them,", "I am the light of the world.",
+                     "Then the disciples came to him and said, why do you speak to them in parables?"]:
+            att = m.attention(text, max_length=40)
+            want, _, _, rows = ref.greedy(att.source_ids, max_length=40)
+            assert att.target_ids == list(want), text
+            assert np.abs(np.asarray(att.weights) - np.asarray(rows)[:len(att.target_ids)]).max() < 1e-4, text
+            assert att.text == m.translate(text, beam=1, max_length=40) and att.text
