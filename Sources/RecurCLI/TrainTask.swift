@@ -139,21 +139,7 @@ struct TrainTask: ParsableCommand {
         let seq2seqOnly: [(String, Bool)] = [("--attention-units", attentionUnits != nil), ("--bidirectional-encoder", bidirectionalEncoder),
                                              ("--input-feeding", inputFeeding)]
         if kind != .seq2seq, let given = seq2seqOnly.first(where: \.1) { throw ValidationError("\(given.0) is a seq2seq option") }
-        if let attentionUnits {
-            guard attention == "bahdanau" else { throw ValidationError("--attention-units is the width of additive scoring: it needs --attention bahdanau") }
-            guard attentionUnits >= 1 else { throw ValidationError("--attention-units must be ≥ 1 (got \(attentionUnits))") }
-            c.attentionUnits = attentionUnits
-        }
-        if bidirectionalEncoder {
-            guard attention != nil else {
-                throw ValidationError("--bidirectional-encoder needs --attention (the format allows a bidirectional encoder only in a translator with attention)")
-            }
-            c.bidirectionalEncoder = true
-        }
-        if inputFeeding {
-            guard attention != nil else { throw ValidationError("--input-feeding needs --attention (the decoder reads the attention's output of the step before)") }
-            c.inputFeeding = true
-        }
+        c.attentionUnits = attentionUnits; c.bidirectionalEncoder = bidirectionalEncoder; c.inputFeeding = inputFeeding
         if let attention {
             guard kind == .seq2seq else { throw ValidationError("--attention is a seq2seq option") }
             switch attention {
@@ -163,6 +149,7 @@ struct TrainTask: ParsableCommand {
             default: throw ValidationError("--attention must be luong, luong-dot or bahdanau (got \(attention))")
             }
         }
+        if kind == .seq2seq { try TaskTrainer.checkSeq2Seq(c) }     // before any data is read
         guard sampling >= 0, sampling <= 1 else { throw ValidationError("--sampling must be in [0, 1] (got \(sampling))") }
         let samplingOptions = [("--sampling", sampling != 0), ("--sampling-schedule", samplingSchedule != nil),
                                ("--sampling-ramp", samplingRamp != nil), ("--sampling-draw", samplingDraw != nil)]
@@ -230,13 +217,13 @@ struct TrainTask: ParsableCommand {
                 let arch = try TaskTrainer.classifierArchitecture(c, vocabulary: v.count)
                 let net = try SequenceNetwork(architecture: arch, vocabulary: v, maxBatch: batch, maxSteps: maxLength)
                 say("{\"type\":\"start\",\"task\":\"classify\",\"train\":\(tr.count),\"validation\":\(va.count),\"test\":\(test.count),\"vocabulary\":\(v.count),\"parameters\":\(arch.parameterCount)}")
-                let r = try TaskTrainer.trainSequences(net, c, train: tr.map { (TaskData.ids(ofText: $0.0, v), [$0.1]) },
-                                                       validation: va.map { (TaskData.ids(ofText: $0.0, v), [$0.1]) }, log: say)
+                let r = try TaskTrainer.trainSequences(net, c, train: try tr.map { (try TaskData.ids(ofText: $0.0, v), [$0.1]) },
+                                                       validation: try va.map { (try TaskData.ids(ofText: $0.0, v), [$0.1]) }, log: say)
                 try write(r, meta)
             }
             let m = try loadModel(out)
             let e = ClassificationMetrics(labels: m.labels, truth: te.map(\.1),
-                                          predicted: try te.map { ClassificationMetrics.argmax(try m.classify(tokens: TaskData.ids(ofText: $0.0, m.vocabulary))) })
+                                          predicted: try te.map { ClassificationMetrics.argmax(try m.classify(tokens: try TaskData.ids(ofText: $0.0, m.vocabulary))) })
             emit("{\"type\":\"test\",\"part\":\"\(evalPart)\",\"task\":\"classify\",\"sentences\":\(te.count),\"accuracy\":\(e.accuracy),\"macro_f1\":\(e.macro.f1)}\n")
         case .tag:
             let rows = try TaskData.tagged(read(["dev", "test"].map { "data/pos/en_ewt-ud-\($0).upos.txt" }))

@@ -86,10 +86,9 @@ public enum TaskData {
         words.map { v.id(ofWord: $0) ?? v.unk ?? 0 }
     }
 
-    /// Ids of a sentence, cut as `v` cuts text (as written when it has unknown-word signatures).
-    public static func ids(ofText text: String, _ v: Vocabulary) -> [Int] {
-        ids(words(text, keepCase: v.unkSignatures), v)
-    }
+    /// Ids of a sentence as the runtime encodes it (`Vocabulary.encode`; a vocabulary of this type always
+    /// has UNK, so no word is refused).
+    public static func ids(ofText text: String, _ v: Vocabulary) throws -> [Int] { try v.encode(text) }
 
     /// `sentence<TAB>label` lines (label 0 or 1).
     public static func labelled(_ text: String) throws -> [(String, Int)] {

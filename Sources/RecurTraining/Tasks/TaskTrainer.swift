@@ -215,13 +215,9 @@ public enum TaskTrainer {
 
     // MARK: seq2seq
 
-    /// Encoder [Embedding, GRU], decoder [Embedding, GRU, (Attention,) Dense(softmax)]. The seq2seq trainer
-    /// trains GRU (reset-after) encoder-decoders only: another `cell` is refused, never replaced. With
-    /// `bidirectionalEncoder` (only with attention) the encoder's GRU is bidirectional (concat) of `hidden`
-    /// units per direction and the decoder's GRU has 2 × `hidden`; the attention layer's output has the
-    /// decoder's units, and additive scoring has `attentionUnits` (default `hidden`) and the bias b. With
-    /// `inputFeeding` (only with attention) the decoder's GRU reads [E[y_t]; h̃_{t−1}].
-    public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) throws -> Architecture {
+    /// The seq2seq options `seq2seqArchitecture` can train, refused with the option's name otherwise (the
+    /// command checks them before it reads any data).
+    public static func checkSeq2Seq(_ c: TaskConfig) throws {
         if let cell = c.cell, cell != "gru" {
             throw RecurError(.unsupported, "--task seq2seq trains GRU encoder-decoders; --cell \(cell) is not supported for it (use --cell gru, or leave it out)")
         }
@@ -235,6 +231,16 @@ public enum TaskTrainer {
             throw RecurError(.unsupported, "--input-feeding needs --attention (the decoder reads the attention's output of the step before)")
         }
         if let a = c.attentionUnits, a < 1 { throw RecurError(.invalidArgument, "--attention-units must be ≥ 1 (got \(a))") }
+    }
+
+    /// Encoder [Embedding, GRU], decoder [Embedding, GRU, (Attention,) Dense(softmax)]. The seq2seq trainer
+    /// trains GRU (reset-after) encoder-decoders only: another `cell` is refused, never replaced. With
+    /// `bidirectionalEncoder` (only with attention) the encoder's GRU is bidirectional (concat) of `hidden`
+    /// units per direction and the decoder's GRU has 2 × `hidden`; the attention layer's output has the
+    /// decoder's units, and additive scoring has `attentionUnits` (default `hidden`) and the bias b. With
+    /// `inputFeeding` (only with attention) the decoder's GRU reads [E[y_t]; h̃_{t−1}].
+    public static func seq2seqArchitecture(_ c: TaskConfig, source: Int, target: Int) throws -> Architecture {
+        try checkSeq2Seq(c)
         var re = RecurrentSpec(cell: .gru, inputSize: c.embedding, units: c.hidden)
         re.bidirectional = c.bidirectionalEncoder
         let units = c.bidirectionalEncoder ? 2 * c.hidden : c.hidden
