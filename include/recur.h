@@ -360,8 +360,9 @@ RECUR_API recur_status recur_state_prefill_frames(recur_state *state, const floa
  * q8r, q8ri) and at every kernel level (RECUR_KERNELS): stepping n states with recur_state_step_batch
  * leaves each state and writes each output exactly as n calls of recur_state_step would; sampling and
  * generating in batches give the tokens and the text of the single calls with the same sampler
- * parameters. (Quantized weights are read once per 4 or 8 streams; f32 and f16 weights are multiplied
- * stream by stream by the single kernel, since a shared read would sum in another order.)
+ * parameters. (int8 weights are read once per 4 streams with AVX2, 8 with AVX-512 and, on CPUs with AMX
+ * tiles, once per batch of 4 or more streams, 16 streams per tile; f32 weights once per 8 streams with
+ * AVX-512, in the single step's order of sums; the other types stream by stream by the single kernel.)
  *
  * Threads. One batched call may use the model's worker pool (RECUR_THREADS), as a single step does. Two
  * batched calls on disjoint sets of states (and samplers) may run at the same time on different threads;

@@ -66,6 +66,9 @@ if [ "$(uname -m)" = x86_64 ]; then
     stage="AVX-512 kernels"
     echo "== AVX-512 kernels (SIMDe emulation) against the scalar kernels"
     bench/kernels/simde_check.sh 2>/dev/null
+    stage="AMX kernel"
+    echo "== AMX batch kernel (a model of the tile instructions, then the real ones where the CPU has them) against the scalar kernels"
+    bench/kernels/amx_check.sh
     stage="NEON kernels"
     echo "== NEON kernels (AArch64, cross-compiled, under qemu-aarch64) against the scalar kernels"
     bench/kernels/neon_check.sh

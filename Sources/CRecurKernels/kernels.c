@@ -500,12 +500,21 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 
 /* n vectors, each quantized into its own rk_x_bytes slot of `buf`, then multiplied: q8ri in groups of
  * vectors that share each load of the weights, the rest one by one. */
-static void matmat_prepared(int level, int dtype, float *y, const void *w, const float *x, unsigned char *buf,
-                            size_t slot, long n, long row0, long rows, long cols) {
+static void matmat_prepared(int level, int amx, int dtype, float *y, const void *w, const float *x,
+                            unsigned char *buf, size_t slot, long n, long row0, long rows, long cols) {
     for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
     long j = 0;
     if (dtype == RK_Q8RI) {
 #ifdef RK_X86
+        if (amx && n >= RK_AMX_MINIMUM) {   /* the vectors' u bytes one slot apart, as the A tiles read them */
+            float dstack[64], *d = n <= 64 ? dstack : (float *)malloc(sizeof(float) * (size_t)n);
+            if (d) {
+                for (long k = 0; k < n; k++) d[k] = rk_xr_view(buf + k * slot, cols).d;
+                rk_q8ri_batch_amx(y, rows, w, rk_xr_view(buf, cols).u, (long)slot, d, n, row0, rows, cols);
+                if (d != dstack) free(d);
+                return;
+            }
+        }
         rk_xr v[8];
         const int group = level >= RK_AVX512 ? 8 : level >= RK_AVX2 ? 4 : 1;
         for (; group > 1 && j + 2 <= n; j += group) {   /* groups of `group` (the last one may be smaller) */
@@ -537,6 +546,9 @@ static void matmat_prepared(int level, int dtype, float *y, const void *w, const
 }
 
 int rk_matmat_rows(int dtype, float *y, const void *w, const float *x, long n, long row0, long rows, long cols) {
+#ifdef RK_X86
+    if (rk_level() == RK_AVX512 && rk_amx_usable()) return rk_matmat_rows_at(RK_AMX, dtype, y, w, x, n, row0, rows, cols);
+#endif
     return rk_matmat_rows_at(rk_level(), dtype, y, w, x, n, row0, rows, cols);
 }
 
@@ -544,6 +556,11 @@ int rk_matmat_rows_at(int level, int dtype, float *y, const void *w, const float
                       long cols) {
     const rk_dtype_info *t = rk_dtype_of(dtype);
     if (!t) return -1;
+#ifdef RK_X86
+    const int amx = level >= RK_AMX && rk_amx_usable();
+#else
+    const int amx = 0;
+#endif
     level = clamp_level(level);
     if (t->x_quantization == RK_X_EXACT || cols <= 0 || n <= 0 || rows <= 0) {
         long j = 0;
@@ -569,7 +586,7 @@ int rk_matmat_rows_at(int level, int dtype, float *y, const void *w, const float
         for (long j = 0; j < n; j++) rk_matvec_rows_at(level, dtype, y + j * rows, w, x + j * cols, row0, rows, cols, 0);
         return 0;
     }
-    matmat_prepared(level, dtype, y, w, x, buf, slot, n, row0, rows, cols);
+    matmat_prepared(level, amx, dtype, y, w, x, buf, slot, n, row0, rows, cols);
     if (buf != stack) free(buf);
     return 0;
 }

@@ -157,7 +157,7 @@ struct Bench: ParsableCommand {
         if json {
             var o: [String: Any] = [
                 "model": model, "file_bytes": size, "threads": mdl.threads, "threads_requested": threads, "batch": batch,
-                "kernels": kernelLevelName, "load_ms": loadMedian * 1e3,
+                "kernels": kernelLevelName, "amx": kernelAMX, "load_ms": loadMedian * 1e3,
                 "load_no_checksum_ms": uncheckedMedian * 1e3, "loads": loads,
                 "load_phases_ms": Dictionary(uniqueKeysWithValues: phaseRows.map { ($0.key, $0.seconds * 1e3) }),
                 "step_us_median": median * 1e6, "step_us_p90": p90 * 1e6,
@@ -170,7 +170,7 @@ struct Bench: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("model          \(model) (\(formatBytes(size)); tensors \(types.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
-            print("kernels        \(kernelLevelName), threads \(mdl.threads)\(mdl.threads != threads ? " (\(threads == 0 ? "automatic" : "\(threads)") requested)" : "")\(batch > 1 ? ", batch \(batch)" : "")")
+            print("kernels        \(kernelLevelName), threads \(mdl.threads)\(mdl.threads != threads ? " (\(threads == 0 ? "automatic" : "\(threads)") requested)" : "")\(batch > 1 ? ", batch \(batch)\(kernelAMX ? " (int8 on AMX tiles)" : "")" : "")")
             print(String(format: "load           %.2f ms, %.2f ms without the checksum (medians of %d warm opens)",
                          loadMedian * 1e3, uncheckedMedian * 1e3, loads))
             print("  fastest open with the checksum:")
@@ -193,7 +193,8 @@ struct Bench: ParsableCommand {
         let x = (0..<cols).map { _ in Float(Double(rng.next() >> 11) / Double(1 << 53)) * 2 - 1 }
         var y = [Float](repeating: 0, count: rows)
         var results: [[String: Any]] = []
-        print("matrix \(rows) × \(cols); kernels: \(kernelLevelName) (detected level \(kernelDetectedLevel))")
+        print("matrix \(rows) × \(cols); kernels: \(kernelLevelName) (detected level \(kernelDetectedLevel))"
+              + (kernelAMX ? "; batches of int8 products on AMX tiles" : ""))
         print("type   kernel        µs/call     GB/s   (cpu µs/call: time on this thread only, robust to other load)")
         for dtype in DType.allCases {
             let bytes = quantizeMatrix(values, rows: rows, cols: cols, to: dtype)

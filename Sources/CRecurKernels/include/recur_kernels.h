@@ -53,8 +53,9 @@
 extern "C" {
 #endif
 
-/* Levels, per architecture: x86-64 0 scalar, 1 AVX2, 2 AVX-512; AArch64 0 scalar, 1 NEON. */
-enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2, RK_NEON = 1 };
+/* Levels, per architecture: x86-64 0 scalar, 1 AVX2, 2 AVX-512; AArch64 0 scalar, 1 NEON. RK_AMX (x86-64,
+ * rk_matmat_rows_at only) is AVX-512 with AMX int8 tiles for batches of q8ri products (rk_amx_usable). */
+enum { RK_SCALAR = 0, RK_AVX2 = 1, RK_AVX512 = 2, RK_NEON = 1, RK_AMX = 3 };
 
 /*
  * Weight types: the dtype codes of the file format (docs/FORMAT.md §7) and the one table of what each type
@@ -99,6 +100,10 @@ int rk_level(void);
 int rk_detected_level(void);
 /* "scalar", "avx2", "avx512"; on AArch64 "scalar", "neon". */
 const char *rk_level_name(int level);
+/* 1 when batches of q8ri products run on AMX tiles (tdpbusd): the CPU has AMX-TILE and AMX-INT8, the OS grants
+ * the tile state to this process (requested here, once) and RECUR_KERNELS is unset; else 0. The same bits as
+ * without (exact integer sums, each converted as the single product converts it). */
+int rk_amx_usable(void);
 
 /*
  * y (+)= W·x for a rows × cols matrix W of any dtype (y = W·x, or y += W·x when `accumulate`), at the
@@ -139,7 +144,7 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 /*
  * Y (n × rows) = X (n × cols) · Wᵀ for rows [row0, row0 + rows) of the matrix at w, any dtype: exactly the n
  * products rk_matvec_rows_at gives (the same bits, each x quantized as there). q8ri weights are read once
- * per group of 8 vectors (AVX-512) or 4 (AVX2), f32 weights once per 8 vectors (AVX-512); the other types
+ * per group of 16 vectors (RK_AMX), 8 (AVX-512) or 4 (AVX2), f32 weights once per 8 vectors (AVX-512); the other types
  * are multiplied vector by vector, x quantized once each. Allocates (x's quantized copies) only past 64 KiB of them; returns -1 (y untouched)
  * for a code that is not a dtype, else 0.
  */

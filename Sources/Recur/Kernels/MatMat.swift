@@ -5,7 +5,7 @@ import CRecurKernels
 ///
 /// The batched step (`exactActivations` false) gives every vector the bits its own matrix-vector product
 /// gives, in every dtype and at every kernel level: quantized weights go to `rk_matmat_rows`, which quantizes
-/// each x as a step does and reads q8ri weights once per 8 vectors (AVX-512) or 4 (AVX2); f32 and f16
+/// each x as a step does and reads q8ri weights once per batch on AMX tiles, per 8 vectors (AVX-512) or 4 (AVX2); f32 and f16
 /// weights are multiplied vector by vector by the single kernel (`rk_matmat_rows` loops `rk_matvec_rows_at`
 /// for them), because a product that reads each weight once for several vectors (`rk_matmat_f32`, sgemm)
 /// sums in another order and is only close to it. A matrix split across the worker pool is multiplied

@@ -22,6 +22,9 @@ package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
 public var kernelLevelName: String { String(cString: rk_level_name(rk_level())) }
 /// The name of kernel level `level` (0 scalar, 1 avx2 or neon, 2 avx512).
 public func kernelLevelName(_ level: Int) -> String { String(cString: rk_level_name(Int32(level))) }
+/// Whether batched int8 (q8ri) products run on AMX tiles (`rk_amx_usable`): the CPU has AMX-INT8, the OS
+/// grants the tiles and RECUR_KERNELS is unset.
+public var kernelAMX: Bool { rk_amx_usable() != 0 }
 /// The best kernel level this CPU supports (0 scalar, 1 avx2, 2 avx512; AArch64: 0 scalar, 1 neon).
 public var kernelDetectedLevel: Int { Int(rk_detected_level()) }
 
