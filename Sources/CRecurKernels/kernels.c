@@ -504,6 +504,7 @@ static void matmat_prepared(int level, int amx, int dtype, float *y, const void 
                             unsigned char *buf, size_t slot, long n, long row0, long rows, long cols) {
     for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
     long j = 0;
+    (void)amx;   /* tiles exist on x86-64 only */
     if (dtype == RK_Q8RI) {
 #ifdef RK_X86
         if (amx && n >= RK_AMX_MINIMUM) {   /* the vectors' u bytes one slot apart, as the A tiles read them */

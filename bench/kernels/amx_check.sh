@@ -3,12 +3,12 @@
 # x86-64 machine), then with the real instructions when this CPU and OS offer them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-src=Sources/CRecurKernels
+. bench/kernels/sources.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-files=("$src/amx.c" "$src/kernels.c" "$src/scalar.c" "$src/elementwise.c" "$src/check.c" "$src/avx2.c" "$src/avx512.c")
+files=("${kernel_sources[@]}")
 cc -O1 -std=gnu11 -Wall -Werror -Wno-unused-function -DRK_AMX_CHECK -I"$src/include" -I"$src" "${files[@]}" \
-    bench/kernels/amx_check.c -lm -o "$out/emulated"
+    bench/kernels/amx_check.c -lm -lpthread -o "$out/emulated"
 echo "emulated tiles: $("$out/emulated")"
-cc -O2 -std=gnu11 -Wall -Werror -Wno-unused-function -I"$src/include" -I"$src" "${files[@]}" bench/kernels/amx_check.c -lm -o "$out/native"
+cc -O2 -std=gnu11 -Wall -Werror -Wno-unused-function -I"$src/include" -I"$src" "${files[@]}" bench/kernels/amx_check.c -lm -lpthread -o "$out/native"
 echo "native: $("$out/native")"

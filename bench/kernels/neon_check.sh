@@ -10,7 +10,7 @@
 # Each prints "N passed, 0 failed"; the script exits non-zero when any check fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-src=Sources/CRecurKernels
+. bench/kernels/sources.sh
 clang=clang
 if command -v swift >/dev/null 2>&1; then
     swift_bin=$(dirname "$(readlink -f "$(command -v swift)")")
@@ -25,11 +25,11 @@ for tool in aarch64-linux-gnu-gcc qemu-aarch64 "$clang"; do
 done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-files=("$src/kernels.c" "$src/scalar.c" "$src/elementwise.c" "$src/check.c" "$src/neon.c" bench/kernels/neon_check.c)
+files=("${kernel_sources[@]}" bench/kernels/neon_check.c)
 flags=(-O2 -std=gnu11 -static -Wall -Wextra -Werror -I"$src/include" -I"$src")
-aarch64-linux-gnu-gcc "${flags[@]}" -march=armv8-a -ffp-contract=off "${files[@]}" -lm -o "$out/gcc-armv8"
-aarch64-linux-gnu-gcc "${flags[@]}" -march=armv8.2-a+dotprod+fp16 "${files[@]}" -lm -o "$out/gcc-dotprod"
-"$clang" --target=aarch64-linux-gnu "${flags[@]}" "${files[@]}" -lm -o "$out/clang"
+aarch64-linux-gnu-gcc "${flags[@]}" -march=armv8-a -ffp-contract=off "${files[@]}" -lm -lpthread -o "$out/gcc-armv8"
+aarch64-linux-gnu-gcc "${flags[@]}" -march=armv8.2-a+dotprod+fp16 "${files[@]}" -lm -lpthread -o "$out/gcc-dotprod"
+"$clang" --target=aarch64-linux-gnu "${flags[@]}" "${files[@]}" -lm -lpthread -o "$out/clang"
 status=0
 run() {   # run LABEL CPU BINARY PATH
     echo "-- $1"

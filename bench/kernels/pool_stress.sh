@@ -2,10 +2,10 @@
 # Builds and runs bench/kernels/pool_stress.c, plainly and under ThreadSanitizer (clang).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-src=Sources/CRecurKernels
+. bench/kernels/sources.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-files=("$src/pool.c" "$src/kernels.c" "$src/scalar.c" "$src/elementwise.c" "$src/check.c" "$src/avx2.c" "$src/avx512.c" bench/kernels/pool_stress.c)
+files=("${kernel_sources[@]}" bench/kernels/pool_stress.c)
 cc=${CC:-clang}
 $cc -O2 -I"$src/include" -I"$src" "${files[@]}" -lm -lpthread -o "$out/stress"
 "$out/stress"
