@@ -14,24 +14,48 @@
 #define RK_EXACT
 #endif
 
-RK_EXACT void rk_add(float *restrict y, const float *restrict x, long n) {
-    for (long i = 0; i < n; i++) y[i] = y[i] + x[i];
-}
-RK_EXACT void rk_add_mul(float *restrict y, const float *restrict a, const float *restrict b, long n) {
-    for (long i = 0; i < n; i++) y[i] = y[i] + a[i] * b[i];
-}
-RK_EXACT void rk_mul(float *restrict y, const float *restrict a, const float *restrict b, long n) {
-    for (long i = 0; i < n; i++) y[i] = a[i] * b[i];
-}
-RK_EXACT void rk_gru_candidate(float *restrict n, const float *restrict gx, const float *restrict r, long count) {
-    for (long i = 0; i < count; i++) n[i] = gx[i] + r[i] * n[i];
-}
-RK_EXACT void rk_gru_update(float *restrict h, const float *restrict z, const float *restrict n, long count) {
-    for (long i = 0; i < count; i++) h[i] = (1.0f - z[i]) * n[i] + z[i] * h[i];
-}
-RK_EXACT void rk_lstm_cell(float *restrict c, const float *restrict in, const float *restrict f, const float *restrict g,
-                           long count) {
-    for (long i = 0; i < count; i++) c[i] = f[i] * c[i] + in[i] * g[i];
+/* The loops, written once and compiled for each instruction set the dispatch below picks from (the
+ * compiler vectorizes them: 4, 8 or 16 lanes). Every lane computes the expression with each product and
+ * sum rounded on its own, so every variant gives the same bits. */
+#define RK_ELEMENTWISE(ATTR, S)                                                                               \
+    ATTR static void add_##S(float *restrict y, const float *restrict x, long n) {                           \
+        for (long i = 0; i < n; i++) y[i] = y[i] + x[i];                                                      \
+    }                                                                                                         \
+    ATTR static void add_mul_##S(float *restrict y, const float *restrict a, const float *restrict b, long n) { \
+        for (long i = 0; i < n; i++) y[i] = y[i] + a[i] * b[i];                                               \
+    }                                                                                                         \
+    ATTR static void mul_##S(float *restrict y, const float *restrict a, const float *restrict b, long n) {  \
+        for (long i = 0; i < n; i++) y[i] = a[i] * b[i];                                                      \
+    }                                                                                                         \
+    ATTR static void gru_candidate_##S(float *restrict n, const float *restrict gx, const float *restrict r,  \
+                                       long count) {                                                          \
+        for (long i = 0; i < count; i++) n[i] = gx[i] + r[i] * n[i];                                          \
+    }                                                                                                         \
+    ATTR static void gru_update_##S(float *restrict h, const float *restrict z, const float *restrict n,      \
+                                    long count) {                                                             \
+        for (long i = 0; i < count; i++) h[i] = (1.0f - z[i]) * n[i] + z[i] * h[i];                           \
+    }                                                                                                         \
+    ATTR static void lstm_cell_##S(float *restrict c, const float *restrict in, const float *restrict f,     \
+                                   const float *restrict g, long count) {                                     \
+        for (long i = 0; i < count; i++) c[i] = f[i] * c[i] + in[i] * g[i];                                   \
+    }
+
+RK_ELEMENTWISE(RK_EXACT, plain)
+#ifdef RK_X86
+RK_ELEMENTWISE(RK_EXACT __attribute__((target("avx2"))), avx2)
+RK_ELEMENTWISE(RK_EXACT __attribute__((target("avx512f"))), avx512)
+#define PICK(f) (rk_level() >= RK_AVX512 ? f##_avx512 : rk_level() >= RK_AVX2 ? f##_avx2 : f##_plain)
+#else
+#define PICK(f) f##_plain
+#endif
+
+void rk_add(float *y, const float *x, long n) { PICK(add)(y, x, n); }
+void rk_add_mul(float *y, const float *a, const float *b, long n) { PICK(add_mul)(y, a, b, n); }
+void rk_mul(float *y, const float *a, const float *b, long n) { PICK(mul)(y, a, b, n); }
+void rk_gru_candidate(float *n, const float *gx, const float *r, long count) { PICK(gru_candidate)(n, gx, r, count); }
+void rk_gru_update(float *h, const float *z, const float *n, long count) { PICK(gru_update)(h, z, n, count); }
+void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, long count) {
+    PICK(lstm_cell)(c, in, f, g, count);
 }
 #if defined(__clang__)
 #pragma clang fp contract(on)

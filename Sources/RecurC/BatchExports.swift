@@ -29,7 +29,6 @@ func handles<T: AnyObject>(_ array: UnsafePointer<OpaquePointer?>?, _ n: Int, as
     guard let array else { throw invalid("\(name) is NULL") }
     var out: [T] = []
     out.reserveCapacity(n)
-    var seen = [ObjectIdentifier: Int]()
     for k in 0..<n {
         guard let p = array[k] else { throw invalid("stream \(k): \(name)[\(k)] is NULL") }
         guard let h = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() as? T else {
@@ -38,10 +37,10 @@ func handles<T: AnyObject>(_ array: UnsafePointer<OpaquePointer?>?, _ n: Int, as
         if let b = h as? BusyHandle, b.busy {
             throw invalid("stream \(k): \(name)[\(k)] is in use by a recur_generate call that has not returned")
         }
-        if distinct, let j = seen.updateValue(k, forKey: ObjectIdentifier(h)) {
-            throw invalid("stream \(k): \(name)[\(k)] is \(name)[\(j)] (a batch takes each at most once)")
-        }
         out.append(h)
+    }
+    if distinct, let (k, j) = firstRepeat(out.map(ObjectIdentifier.init)) {
+        throw invalid("stream \(k): \(name)[\(k)] is \(name)[\(j)] (a batch takes each at most once)")
     }
     return out
 }

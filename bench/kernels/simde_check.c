@@ -189,6 +189,34 @@ int main(void) {
         }
         free(a); free(b);
     }
+    /* The gates' element-wise arithmetic at this CPU's level against the expressions rounded step by step
+     * (each partial result stored in a volatile float, so nothing is fused): the same bits, every length. */
+    {
+        const long lengths[] = {0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 257, 1000};
+        for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
+            const long n = lengths[t];
+            float a[1000], b[1000], c[1000], y[1000], ref[1000];
+            for (long i = 0; i < n; i++) { a[i] = frand(); b[i] = frand(); c[i] = frand(); y[i] = frand(); }
+            int bad = 0;
+            #define SAME(name, call, expr)                                                                  \
+                do {                                                                                        \
+                    for (long i = 0; i < n; i++) { volatile float v; expr; ref[i] = v; }                    \
+                    call;                                                                                   \
+                    for (long i = 0; i < n; i++) bad += memcmp(&y[i], &ref[i], sizeof(float)) != 0;         \
+                    if (bad) { printf("FAIL %s n=%ld: %d lanes differ\n", name, n, bad); failed++; bad = 0; } \
+                    else passed++;                                                                          \
+                } while (0)
+            SAME("rk_add", rk_add(y, a, n), v = y[i] + a[i]);
+            SAME("rk_add_mul", rk_add_mul(y, a, b, n), volatile float p = a[i] * b[i]; v = y[i] + p);
+            SAME("rk_mul", rk_mul(y, a, b, n), v = a[i] * b[i]);
+            SAME("rk_gru_candidate", rk_gru_candidate(y, a, b, n), volatile float p = b[i] * y[i]; v = a[i] + p);
+            SAME("rk_gru_update", rk_gru_update(y, a, b, n),
+                 volatile float o = 1.0f - a[i]; volatile float p = o * b[i]; volatile float q = a[i] * y[i]; v = p + q);
+            SAME("rk_lstm_cell", rk_lstm_cell(y, a, b, c, n),
+                 volatile float p = b[i] * y[i]; volatile float q = a[i] * c[i]; v = p + q);
+            #undef SAME
+        }
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

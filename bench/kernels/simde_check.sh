@@ -6,6 +6,6 @@ cd "$(dirname "$0")/../.."
 . bench/kernels/sources.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-cc -O1 -std=gnu11 -DRK_SIMDE_CHECK -I"$src/include" -I"$src" \
+cc -O2 -std=gnu11 -DRK_SIMDE_CHECK -I"$src/include" -I"$src" \
     "${kernel_sources[@]}" bench/kernels/simde_check.c -lm -lpthread -o "$out/check"
 "$out/check"

@@ -175,7 +175,8 @@ void rk_activate(int kind, float *x, long n);
 
 /*
  * The element-wise arithmetic of the cells' gates, each element computed exactly as written (no fused
- * multiply-add: the same bits as the plain expression in any language), vectorized by the compiler:
+ * multiply-add: the same bits as the plain expression in any language), vectorized by the compiler for
+ * the kernel level (rk_level: 16 lanes with AVX-512, 8 with AVX2), each lane rounded the same way:
  *   rk_add          y[i] = y[i] + x[i]
  *   rk_add_mul      y[i] = y[i] + a[i] · b[i]
  *   rk_mul          y[i] = a[i] · b[i]

@@ -167,14 +167,25 @@ extension Model {
 
     /// The states of a batch belong to this model and are distinct.
     func checkBatch(_ states: [State]) throws {
-        var seen = [ObjectIdentifier: Int]()
-        for (k, s) in states.enumerated() {
-            guard s.model === self else { throw RecurError(.mismatch, "stream \(k): the state belongs to another model") }
-            if let j = seen.updateValue(k, forKey: ObjectIdentifier(s)) {
-                throw RecurError(.invalidArgument, "stream \(k): the same state as stream \(j) (a state appears twice)")
-            }
+        for (k, s) in states.enumerated() where s.model !== self {
+            throw RecurError(.mismatch, "stream \(k): the state belongs to another model")
+        }
+        if let (k, j) = firstRepeat(states.map(ObjectIdentifier.init)) {
+            throw RecurError(.invalidArgument, "stream \(k): the same state as stream \(j) (a state appears twice)")
         }
     }
+}
+
+/// The first position k whose object also sits at an earlier position j, as (k, j), or nil when all differ:
+/// a sort of (object, position) pairs, with no hashing or allocation per element beyond the one array.
+package func firstRepeat(_ ids: [ObjectIdentifier]) -> (Int, Int)? {
+    guard ids.count > 1 else { return nil }
+    let order = ids.indices.sorted { ids[$0] != ids[$1] ? ids[$0] < ids[$1] : $0 < $1 }
+    var found: (Int, Int)? = nil
+    for i in 1..<order.count where ids[order[i]] == ids[order[i - 1]] {
+        if found == nil || order[i] < found!.0 { found = (order[i], order[i - 1]) }
+    }
+    return found
 }
 
 extension State {
