@@ -9,7 +9,7 @@ struct TrainTask: ParsableCommand {
         abstract: "Train a sentiment classifier, a part-of-speech tagger, a translator or a frame model and evaluate it.",
         discussion: """
         `recur train --task classify|tag|seq2seq …` is the same command with the same options.
-        --task classify: Embedding → Bidirectional LSTM (last step, concat) → Dense(relu) → Dense(1, sigmoid),
+        --task classify: Embedding → Bidirectional LSTM (concat; its last step, or --pooling mean of its steps) → Dense(relu) → Dense(1, sigmoid),
           binary cross-entropy; data: sentence<TAB>0|1 files (default data/sentiment/vader_*.tsv).
         --task tag: Embedding → Bidirectional GRU (every step) → Dense(softmax over tags), cross-entropy over
           the real tokens; data: word/TAG lines (default data/pos/en_ewt-ud-{dev,test}.upos.txt).
@@ -101,7 +101,7 @@ struct TrainTask: ParsableCommand {
     @Option(name: .long, help: "classify with --frames: the test sequences (same format).") var test: String?
     @Option(name: .customLong("sequence-column"), help: "CSV frames: the sequence-id column. (default: sequence)") var sequenceColumn: String?
     @Option(name: .customLong("label-column"), help: "CSV frames: the label column. (default: label)") var labelColumn: String?
-    @Option(name: .long, help: "classify with --frames: last or mean. (default: last)") var pooling: String?
+    @Option(name: .long, help: "classify: the last step or the mean of the recurrent layer's steps feeds the head: last or mean. (default: last)") var pooling: String?
     @Flag(name: .customLong("no-bidirectional"), help: "classify with --frames: a one-directional recurrent layer.") var noBidirectional = false
     @Option(name: .long, help: "regress: the series to forecast (.csv).") var series: String?
     @Option(name: .long, help: "regress: the column of the series. (default: the last column)") var column: String?
@@ -125,13 +125,18 @@ struct TrainTask: ParsableCommand {
         }
         if frames != nil || series != nil || kind == .regress { return try runFrames(kind) }
         let frameOnly: [(String, Bool)] = [("--test", test != nil), ("--sequence-column", sequenceColumn != nil), ("--label-column", labelColumn != nil),
-            ("--pooling", pooling != nil), ("--no-bidirectional", noBidirectional), ("--column", column != nil), ("--horizon", horizon != nil),
+            ("--no-bidirectional", noBidirectional), ("--column", column != nil), ("--horizon", horizon != nil),
             ("--loss", loss != nil), ("--window", window != nil), ("--stride", stride != nil), ("--burn-in", burnIn != nil),
             ("--test-fraction", testFraction != nil), ("--val-fraction", valFraction != nil), ("--license", license != nil)]
         if let given = frameOnly.first(where: \.1) {
             throw ValidationError("\(given.0) is an option of frame models (--frames or --series)")
         }
         var c = TaskConfig()
+        if let p = pooling {
+            guard kind == .classify else { throw ValidationError("--pooling is an option of --task classify") }
+            guard let v = Pooling(rawValue: p) else { throw ValidationError("--pooling must be last or mean") }
+            c.pooling = v
+        }
         c.task = kind; c.cell = cell; c.hidden = hidden; c.embedding = embedding; c.denseUnits = dense
         c.vocabulary = vocab; c.minCount = minCount; c.maxLength = maxLength; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.samplingRate = sampling

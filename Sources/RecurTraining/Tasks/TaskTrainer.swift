@@ -63,7 +63,7 @@ public struct TaskConfig: Sendable {
     // Frame models (classify on frame sequences, regress on a series).
     /// Frame classifiers: a bidirectional recurrent layer (forecasters are one-directional: they are stepped).
     public var bidirectional = true
-    /// Frame classifiers: the last step or the mean over the real steps feeds the head.
+    /// Classifiers (of tokens or frames): the last step or the mean over the real steps feeds the head.
     public var pooling = Pooling.last
     /// Forecasters: the values predicted at each step (the next 1…k).
     public var horizon = 12
@@ -147,15 +147,18 @@ public enum TaskTrainer {
 
     // MARK: classify and tag
 
-    /// The classify architecture: Embedding → Bidirectional(cell, last step, concat) → Dense(relu) → Dense(1, sigmoid).
+    /// The classify architecture: Embedding → Bidirectional(cell, concat; its last step, or the mean of its
+    /// steps with `pooling` = mean) → Dense(relu) → Dense(1, sigmoid).
     public static func classifierArchitecture(_ c: TaskConfig, vocabulary: Int) throws -> Architecture {
         var r = try recurrent(c.cell ?? "lstm", inputSize: c.embedding, units: c.hidden)
-        r.bidirectional = true; r.returnSequences = false
-        return Architecture(task: .classify, layers: [
+        r.bidirectional = true; r.returnSequences = c.pooling == .mean
+        var a = Architecture(task: .classify, layers: [
             .embedding(vocabulary: vocabulary, dimension: c.embedding), .recurrent(r),
             .dense(inputSize: r.outputSize, units: c.denseUnits, activation: .relu),
             .dense(inputSize: c.denseUnits, units: 1, activation: .sigmoid),
         ], labels: ["negative", "positive"])
+        a.pooling = c.pooling
+        return a
     }
 
     /// The tag architecture: Embedding → Bidirectional(cell, sequences, concat) → Dense(tags, softmax).

@@ -127,7 +127,8 @@ def test_bad_options_and_series(cli, frame_files, tmp_path):
     bad_series.write_text("date,co2\n1,316.1\n2,\n")
     cases = [
         (["train", "--task", "regress", "--out", out], "--task regress needs --series FILE.csv"),
-        (["train", "--task", "classify", "--out", out, "--pooling", "mean"], "--pooling is an option of frame models"),
+        (["train", "--task", "tag", "--out", out, "--pooling", "mean"], "--pooling is an option of --task classify"),
+        (["train", "--task", "classify", "--out", out, "--pooling", "max"], "--pooling must be last or mean"),
         (["train", "--task", "classify", "--frames", d / "train.ts", "--out", out, "--horizon", "3"], "--horizon is an option of --task regress"),
         (["train", "--task", "classify", "--frames", d / "train.ts", "--out", out, "--pooling", "max"], "--pooling must be last or mean"),
         (["train", "--task", "classify", "--frames", d / "train.ts", "--out", out, "--embedding", "8"], "--embedding is not an option of frame models"),

@@ -163,6 +163,33 @@ def test_classify_tag_regularisers(library, cli, tmp_path):
         assert len(p.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
+def test_mean_pooling_text_classifier(library, cli, tmp_path):
+    """`--task classify --pooling mean`: the head reads the mean of the BiLSTM's steps (model.pooling = mean),
+    and the runtime's probabilities are the numpy reference's for the written weights."""
+    import recur
+    from recur import format as rf
+    from recur.reference import ReferenceModel
+    data = tmp_path / "sentiment.tsv"
+    data.write_text(_lines(ROOT / "data" / "sentiment" / "vader_movie.tsv", 120), encoding="utf-8")
+    common = ["--task", "classify", "--data", data, "--epochs", "2", "--hidden", "5", "--embedding", "4",
+              "--dense", "3", "--vocab", "200", "--batch", "8"]
+    run_cli(cli, "train", *common, "--pooling", "mean", "--out", tmp_path / "mean.recur")
+    run_cli(cli, "train", *common, "--out", tmp_path / "last.recur")
+    f = rf.read(str(tmp_path / "mean.recur"))
+    assert f.metadata["model.pooling"] == "mean" and "--pooling mean" in f.metadata["training.command"]
+    assert "model.pooling" not in rf.read(str(tmp_path / "last.recur")).metadata
+    ref = ReferenceModel(f)
+    sentences = [l.rsplit("\t", 1)[0] for l in data.read_text(encoding="utf-8").splitlines()[:25]]
+    with recur.Model(str(tmp_path / "mean.recur")) as m, recur.Model(str(tmp_path / "last.recur")) as last:
+        for s in sentences:
+            ids = m.encode(s)
+            want = ref.forward_sequence(ids)
+            got = m.classify(s)
+            assert np.abs(got[-1] - want[-1]).max() < 1e-5, (s, got, want)
+        # The same options but the last step: a different model (pooling changes what is trained).
+        assert any(abs(m.classify(s)[-1] - last.classify(s)[-1]) > 1e-4 for s in sentences)
+
+
 def test_reversed_source_translator(library, cli, tmp_path):
     """A translator trained with --reverse-source records encoder.reverse_source and reports it."""
     import json
