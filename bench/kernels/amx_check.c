@@ -1,7 +1,7 @@
 /* Checks the AMX batch kernel (Sources/CRecurKernels/amx.c) against the scalar q8r kernel, vector by vector and
  * bit for bit: compiled with RK_AMX_CHECK it runs on a portable model of the tile instructions (any x86-64
  * machine); compiled natively it runs the real instructions, when the CPU and the OS offer them. Both also check
- * the library's dispatch (rk_matmat_rows_at at RK_AMX against RK_AVX512, batches of 1 to 40).
+ * the library's dispatch (rk_matmat_rows_at at RK_AMX against RK_AVX512, batches of 1 to 72).
  *   bench/kernels/amx_check.sh                 → "N passed, 0 failed" for each build
  *   amx_check --time ROWS COLS N               → µs per batch of N products, AMX and AVX-512 (native build) */
 #include "internal.h"
@@ -66,28 +66,29 @@ int main(int argc, char **argv) {
         return 0;
     }
 #endif
+    enum { MAXN = 72 };   /* the largest batch checked */
     const long sizes[][2] = {{1, 1}, {16, 32}, {16, 64}, {7, 31}, {33, 96}, {64, 100}, {48, 257}, {100, 40},
                              {80, 1000}, {17, 2049}, {128, 512}, {96, 96}, {70, 2049}};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         const long rows = sizes[t][0], cols = sizes[t][1], n32 = (cols + 31) / 32 * 32;
         unsigned char *enc = q8r_codes(rows, cols), *il = interleave(enc, rows, cols);
         const size_t slot = (rk_xr_bytes(cols) + 63) & ~(size_t)63;
-        unsigned char *bufs = aligned_alloc(64, 40 * slot);
-        float *x = malloc(sizeof(float) * cols), d[40];
-        float *ya = malloc(sizeof(float) * rows), *yb = malloc(sizeof(float) * 40 * rows);
-        for (int j = 0; j < 40; j++) {
+        unsigned char *bufs = aligned_alloc(64, MAXN * slot);
+        float *x = malloc(sizeof(float) * cols), d[MAXN];
+        float *ya = malloc(sizeof(float) * rows), *yb = malloc(sizeof(float) * MAXN * rows);
+        for (int j = 0; j < MAXN; j++) {
             for (long c = 0; c < cols; c++) x[c] = j == 3 ? 0 : frand() * (float)(j % 7 + 1);   /* one vector all zero */
             rk_quantize_xr_scalar(bufs + j * slot, x, cols);
             d[j] = rk_xr_view(bufs + j * slot, cols).d;
         }
         /* batch sizes 1–16 and some above (blocks of 16 and a remainder), on the whole matrix and on views that start and end inside a group of 16 rows */
         const long views[][2] = {{0, rows}, {rows / 3, rows - rows / 3}, {rows / 2, (rows + 1) / 4}, {rows - 1, 1}};
-        const int counts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 31, 32, 33, 40};
+        const int counts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 31, 32, 33, 40, 48, 64, 72};
         for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
             for (int k = 0, n = counts[c]; k < 4; k++) {
                 const long r0 = views[k][0], m = views[k][1];
                 if (m <= 0) continue;
-                for (long i = 0; i < 40 * rows; i++) yb[i] = -1;
+                for (long i = 0; i < MAXN * rows; i++) yb[i] = -1;
                 rk_q8ri_batch_amx(yb, rows, il, rk_xr_view(bufs, cols).u, (long)slot, d, n, r0, m, cols);
                 for (int j = 0; j < n; j++) {
                     rk_xr v = rk_xr_view(bufs + j * slot, cols);
@@ -95,12 +96,12 @@ int main(int argc, char **argv) {
                     expect("q8ri batch amx", m, cols, n, ya, yb + j * rows);
                 }
             }
-        /* the library's dispatch: batches of 1..40 vectors (blocks of 16 and a remainder), AMX against AVX-512 */
+        /* the library's dispatch: batches of 1..MAXN vectors (blocks of 16 and a remainder), AMX against AVX-512 */
         {
-            float *xs = malloc(sizeof(float) * 40 * cols), *y1 = malloc(sizeof(float) * 40 * rows),
-                  *y2 = malloc(sizeof(float) * 40 * rows);
-            for (long i = 0; i < 40 * cols; i++) xs[i] = frand();
-            for (int n = 1; n <= 40; n++) {
+            float *xs = malloc(sizeof(float) * MAXN * cols), *y1 = malloc(sizeof(float) * MAXN * rows),
+                  *y2 = malloc(sizeof(float) * MAXN * rows);
+            for (long i = 0; i < MAXN * cols; i++) xs[i] = frand();
+            for (int n = 1; n <= MAXN; n++) {
                 rk_matmat_rows_at(RK_AVX512, RK_Q8RI, y1, il, xs, n, 0, rows, cols);
                 rk_matmat_rows_at(RK_AMX, RK_Q8RI, y2, il, xs, n, 0, rows, cols);
                 expect("rk_matmat_rows_at amx", rows * n, cols, n, y1, y2);
