@@ -84,16 +84,18 @@ typedef struct {
     uint8_t rows[16];
 } rk_tilecfg;
 
-/* The 16 × 16 sums of group g (stored at `s`, vector m's at s[16m]) converted into y. */
-AMX static inline void put_sums(float *y, long ldy, const int32_t *s, const unsigned char *G, const float *d, int n, long g,
-                     long row0, long end) {
+/* The 16 × 16 sums of group g (stored at `s`, vector m's at s[16m]) converted into y, with each vector's
+ * scale d from its quantized copy (vector m's at xs + m · slot). */
+AMX static inline void put_sums(float *y, long ldy, const int32_t *s, const unsigned char *G, const unsigned char *xs,
+                                long slot, long cols, int n, long g, long row0, long end) {
     const float *scale = (const float *)G;
     const int32_t *rowsum = (const int32_t *)(G + 64);
     const int whole = 16 * g >= row0 && 16 * g + 16 <= end;
     for (int m = 0; m < n; m++) {
+        const float d = rk_xr_view(xs + m * slot, cols).d;
         float v[16], *o = whole ? y + m * ldy + (16 * g - row0) : v;
         for (int i = 0; i < 16; i++)
-            o[i] = ((float)(int32_t)((uint32_t)s[16 * m + i] - ((uint32_t)rowsum[i] << 6)) * d[m]) * scale[i];
+            o[i] = ((float)(int32_t)((uint32_t)s[16 * m + i] - ((uint32_t)rowsum[i] << 6)) * d) * scale[i];
         if (!whole) rk_put_group(y + m * ldy, v, g, row0, end, 0);
     }
 }
@@ -152,37 +154,39 @@ AMX static inline void one_group(int32_t sums[256], const unsigned char *q, cons
 /* Vectors [j0, j1) (j1 − j0 a multiple of m, or less than 16 = m) in blocks of m, for every group of rows:
  * the blocks are the inner loop, so that each group's weights, read once from memory, serve every block
  * from the cache. */
-AMX static void blocks(float *y, long ldy, const unsigned char *w, const uint8_t *u, long ustride, const float *d,
-                       long j0, long j1, int m, long row0, long end, long cols) {
+AMX static void blocks(float *y, long ldy, const unsigned char *w, const unsigned char *xs, long slot, long j0, long j1,
+                       int m, long row0, long end, long cols) {
     const long kp = (cols + 31) & ~31L, full = kp / 64, gb = rk_q8ri_group_bytes(cols), gend = (end + 15) / 16;
+    const uint8_t *u = rk_xr_view(xs, cols).u;   /* vector j's u bytes at u + j · slot, as the A tiles read them */
     const int tail = (kp % 64) != 0;
     _Alignas(64) int32_t sums[4][256];
     long g = row0 / 16;
     for (; g + 4 <= gend; g += 4)   /* four groups of rows share each A tile */
         for (long j = j0; j < j1; j += m) {
-            four_groups(sums, w + g * gb + 128, gb, u + j * ustride, ustride, full, tail);
-            for (int i = 0; i < 4; i++) put_sums(y + j * ldy, ldy, sums[i], w + (g + i) * gb, d + j, m, g + i, row0, end);
+            four_groups(sums, w + g * gb + 128, gb, u + j * slot, slot, full, tail);
+            for (int i = 0; i < 4; i++)
+                put_sums(y + j * ldy, ldy, sums[i], w + (g + i) * gb, xs + j * slot, slot, cols, m, g + i, row0, end);
         }
     for (; g < gend; g++)   /* the last 1–3 groups one at a time */
         for (long j = j0; j < j1; j += m) {
-            one_group(sums[0], w + g * gb + 128, u + j * ustride, ustride, full, tail);
-            put_sums(y + j * ldy, ldy, sums[0], w + g * gb, d + j, m, g, row0, end);
+            one_group(sums[0], w + g * gb + 128, u + j * slot, slot, full, tail);
+            put_sums(y + j * ldy, ldy, sums[0], w + g * gb, xs + j * slot, slot, cols, m, g, row0, end);
         }
 }
 
-/* y[j] (stride ldy) = rows [row0, row0 + rows) of the q8ri matrix w times vector j, for the n vectors whose u
- * bytes start at u + j · ustride, with scales d[j]: the bits rk_q8ri_avx512 gives each. Blocks of 16 vectors,
- * then one block of the n mod 16 left (tiles configured once for each). */
-AMX void rk_q8ri_batch_amx(float *y, long ldy, const void *w, const uint8_t *u, long ustride, const float *d, long n,
-                           long row0, long rows, long cols) {
+/* y[j] (stride ldy) = rows [row0, row0 + rows) of the q8ri matrix w times vector j, for the n vectors quantized
+ * (rk_quantize_xr) one slot apart from xs: the bits rk_q8ri_avx512 gives each. Blocks of 16 vectors, then one
+ * block of the n mod 16 left (tiles configured once for each). */
+AMX void rk_q8ri_batch_amx(float *y, long ldy, const void *w, const unsigned char *xs, long slot, long n, long row0,
+                           long rows, long cols) {
     const long whole = n / 16 * 16;
     if (whole > 0) {
         configure(16);
-        blocks(y, ldy, (const unsigned char *)w, u, ustride, d, 0, whole, 16, row0, row0 + rows, cols);
+        blocks(y, ldy, (const unsigned char *)w, xs, slot, 0, whole, 16, row0, row0 + rows, cols);
     }
     if (n > whole) {
         configure((int)(n - whole));
-        blocks(y, ldy, (const unsigned char *)w, u, ustride, d, whole, n, (int)(n - whole), row0, row0 + rows, cols);
+        blocks(y, ldy, (const unsigned char *)w, xs, slot, whole, n, (int)(n - whole), row0, row0 + rows, cols);
     }
     _tile_release();
 }

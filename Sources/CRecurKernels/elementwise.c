@@ -44,7 +44,7 @@ RK_ELEMENTWISE(RK_EXACT, plain)
 #ifdef RK_X86
 RK_ELEMENTWISE(RK_EXACT __attribute__((target("avx2"))), avx2)
 RK_ELEMENTWISE(RK_EXACT __attribute__((target("avx512f"))), avx512)
-#define PICK(f) (rk_level() >= RK_AVX512 ? f##_avx512 : rk_level() >= RK_AVX2 ? f##_avx2 : f##_plain)
+#define PICK(f) ({ const int l_ = rk_level(); l_ >= RK_AVX512 ? f##_avx512 : l_ >= RK_AVX2 ? f##_avx2 : f##_plain; })
 #else
 #define PICK(f) f##_plain
 #endif

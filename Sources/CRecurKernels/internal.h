@@ -170,8 +170,8 @@ void rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows
 void rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 /* AMX batches (amx.c): from this many vectors on, tiles (16 vectors each) beat AVX-512 groups of 8. */
 #define RK_AMX_MINIMUM 4
-void rk_q8ri_batch_amx(float *y, long ldy, const void *w, const uint8_t *u, long ustride, const float *d, long n,
-                       long row0, long rows, long cols);
+void rk_q8ri_batch_amx(float *y, long ldy, const void *w, const unsigned char *xs, long slot, long n, long row0,
+                       long rows, long cols);
 #endif
 
 #ifdef __aarch64__

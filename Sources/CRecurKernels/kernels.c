@@ -507,14 +507,9 @@ static void matmat_prepared(int level, int amx, int dtype, float *y, const void 
     (void)amx;   /* tiles exist on x86-64 only */
     if (dtype == RK_Q8RI) {
 #ifdef RK_X86
-        if (amx && n >= RK_AMX_MINIMUM) {   /* the vectors' u bytes one slot apart, as the A tiles read them */
-            float dstack[64], *d = n <= 64 ? dstack : (float *)malloc(sizeof(float) * (size_t)n);
-            if (d) {
-                for (long k = 0; k < n; k++) d[k] = rk_xr_view(buf + k * slot, cols).d;
-                rk_q8ri_batch_amx(y, rows, w, rk_xr_view(buf, cols).u, (long)slot, d, n, row0, rows, cols);
-                if (d != dstack) free(d);
-                return;
-            }
+        if (amx && n >= RK_AMX_MINIMUM) {
+            rk_q8ri_batch_amx(y, rows, w, buf, (long)slot, n, row0, rows, cols);
+            return;
         }
         rk_xr v[8];
         const int group = level >= RK_AVX512 ? 8 : level >= RK_AVX2 ? 4 : 1;

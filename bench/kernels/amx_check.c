@@ -74,12 +74,11 @@ int main(int argc, char **argv) {
         unsigned char *enc = q8r_codes(rows, cols), *il = interleave(enc, rows, cols);
         const size_t slot = (rk_xr_bytes(cols) + 63) & ~(size_t)63;
         unsigned char *bufs = aligned_alloc(64, MAXN * slot);
-        float *x = malloc(sizeof(float) * cols), d[MAXN];
+        float *x = malloc(sizeof(float) * cols);
         float *ya = malloc(sizeof(float) * rows), *yb = malloc(sizeof(float) * MAXN * rows);
         for (int j = 0; j < MAXN; j++) {
             for (long c = 0; c < cols; c++) x[c] = j == 3 ? 0 : frand() * (float)(j % 7 + 1);   /* one vector all zero */
             rk_quantize_xr_scalar(bufs + j * slot, x, cols);
-            d[j] = rk_xr_view(bufs + j * slot, cols).d;
         }
         /* batch sizes 1–16 and some above (blocks of 16 and a remainder), on the whole matrix and on views that start and end inside a group of 16 rows */
         const long views[][2] = {{0, rows}, {rows / 3, rows - rows / 3}, {rows / 2, (rows + 1) / 4}, {rows - 1, 1}};
@@ -89,7 +88,7 @@ int main(int argc, char **argv) {
                 const long r0 = views[k][0], m = views[k][1];
                 if (m <= 0) continue;
                 for (long i = 0; i < MAXN * rows; i++) yb[i] = -1;
-                rk_q8ri_batch_amx(yb, rows, il, rk_xr_view(bufs, cols).u, (long)slot, d, n, r0, m, cols);
+                rk_q8ri_batch_amx(yb, rows, il, bufs, (long)slot, n, r0, m, cols);
                 for (int j = 0; j < n; j++) {
                     rk_xr v = rk_xr_view(bufs + j * slot, cols);
                     rk_q8r_scalar(ya, enc + r0 * (4 + n32), &v, m, 0);
