@@ -80,10 +80,7 @@ extension TrainTask {
                 ("--window", window != nil), ("--stride", stride != nil), ("--burn-in", burnIn != nil), ("--test-fraction", testFraction != nil),
                 ("--val-fraction", valFraction != nil)]
             if let given = regressOnly.first(where: \.1) { throw ValidationError("\(given.0) is an option of --task regress") }
-            if let p = pooling {
-                guard let v = Pooling(rawValue: p) else { throw ValidationError("--pooling must be last or mean") }
-                c.pooling = v
-            }
+            if let v = try poolingChoice() { c.pooling = v }
             c.bidirectional = !noBidirectional
             let all = try readFrameSequences(frames, sequenceColumn: sequenceColumn, labelColumn: labelColumn)
             var tr: [(frames: [Float], label: Int)] = [], va: [(frames: [Float], label: Int)] = [], te: [(frames: [Float], label: Int)] = []

@@ -114,6 +114,13 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("val-fraction"), help: "regress: the part before the test part held out for validation. (default: 0.15)") var valFraction: Double?
     @Option(name: .long, help: "general.license of the written model.") var license: String?
 
+    /// --pooling, read the same way for text and frame classifiers.
+    func poolingChoice() throws -> Pooling? {
+        guard let p = pooling else { return nil }
+        guard let v = Pooling(rawValue: p) else { throw ValidationError("--pooling must be last or mean") }
+        return v
+    }
+
     func run() throws {
         guard let kind = Task(rawValue: task), kind != .generate else {
             throw ValidationError("--task must be classify, tag, seq2seq or regress (the character generator is 'recur train')")
@@ -132,9 +139,8 @@ struct TrainTask: ParsableCommand {
             throw ValidationError("\(given.0) is an option of frame models (--frames or --series)")
         }
         var c = TaskConfig()
-        if let p = pooling {
+        if let v = try poolingChoice() {
             guard kind == .classify else { throw ValidationError("--pooling is an option of --task classify") }
-            guard let v = Pooling(rawValue: p) else { throw ValidationError("--pooling must be last or mean") }
             c.pooling = v
         }
         c.task = kind; c.cell = cell; c.hidden = hidden; c.embedding = embedding; c.denseUnits = dense
