@@ -76,6 +76,8 @@ test-c:
 test-python:
 	$(MAKE) install PREFIX=$(SCRATCH)/prefix
 	$(if $(PYTHON),PYTHON=$(PYTHON)) scripts/setup.sh --python
-	RECUR_PREFIX=$(abspath $(SCRATCH)/prefix) RECUR_LIBRARY=$(abspath $(SCRATCH)/prefix)/lib/librecur.so \
+	cd bindings/python && RECUR_INCLUDE=$(abspath $(SCRATCH)/prefix)/include ../../.venv/bin/python -W ignore \
+	    setup.py -q build_ext --inplace --build-temp $(abspath $(SCRATCH))/python-module
+	RECUR_STEP_MODULE=required RECUR_PREFIX=$(abspath $(SCRATCH)/prefix) RECUR_LIBRARY=$(abspath $(SCRATCH)/prefix)/lib/librecur.so \
 	    RECUR_CLI=$(abspath $(SCRATCH)/prefix)/bin/recur PYTHONPATH=$(CURDIR)/bindings/python \
 	    .venv/bin/python -m pytest bindings/python/tests -q

@@ -4,7 +4,9 @@
 # .venv). Safe to run again; does nothing when all is present.
 #   scripts/setup.sh [--python] [--kernels] [--sanitizers] [--ray]
 #     --python: .venv (made from $PYTHON, default python3; Debian's python3-venv is installed through apt
-#     when the interpreter lacks ensurepip) with numpy, pytest, h5py, matplotlib and nltk (BLEU reference). The scripts run Python
+#     when the interpreter lacks ensurepip, and python3-dev when it lacks its C headers, which the Python
+#     package's C module is built with) with numpy, pytest, h5py, matplotlib, nltk (BLEU reference) and
+#     setuptools (that build). The scripts run Python
 #     as .venv/bin/python, so the system interpreter is never changed (PEP 668). An existing .venv is kept;
 #     when PYTHON is set and .venv was made from another interpreter, .venv is made again.
 #     --kernels: SIMDe headers (the AVX-512 kernel check on machines without AVX-512,
@@ -61,7 +63,7 @@ if [ $python -eq 1 ]; then
     ROOT=$(cd "$(dirname "$0")/.." && pwd)
     VENV=$ROOT/.venv
     PY=${PYTHON:-python3}
-    PACKAGES=(numpy pytest h5py matplotlib nltk)   # module names, which are also the pip names here
+    PACKAGES=(numpy pytest h5py matplotlib nltk setuptools)   # module names, which are also the pip names here
     # "base prefix, major.minor" of an interpreter, or nothing when it does not run.
     base_of() { "$1" -c 'import sys; print(sys.base_prefix, "%d.%d" % sys.version_info[:2])' 2>/dev/null || true; }
     apt_install() {
@@ -121,6 +123,20 @@ if [ $python -eq 1 ]; then
         echo "setup: making the virtual environment $VENV from $exe" >&2
         "$exe" -m venv --clear "$VENV" >&2
         echo "$want" >"$VENV/.made-by-setup"
+    fi
+    # The Python package's C module (bindings/python/recur/_step.c) is compiled against the interpreter's
+    # headers, which Debian and Ubuntu ship apart from it (python3-dev).
+    include=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    if [ ! -f "$include/Python.h" ]; then
+        ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+        if command -v dpkg >/dev/null 2>&1 && dpkg -S "$exe" >/dev/null 2>&1; then
+            pkg=python$ver-dev
+            [ "$(base_of /usr/bin/python3)" = "$want" ] && pkg=python3-dev
+            apt_install "$pkg"
+        else
+            echo "setup: $exe has no C headers ($include/Python.h), which the Python package's C module needs" >&2
+            exit 1
+        fi
     fi
     missing=$("$VENV/bin/python" - "${PACKAGES[@]}" <<'PY'
 import importlib.util, sys

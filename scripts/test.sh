@@ -4,7 +4,8 @@
 #   2. the AVX-512 kernels against the scalar ones through SIMDe, and the AArch64 NEON kernels against
 #      them under qemu-aarch64 (both on any x86-64 machine; on AArch64 the Swift tests run NEON natively),
 #      the C tests against an installed layout (make install PREFIX=...),
-#   3. the Python tests (pytest, in the project's virtual environment .venv) against the same library,
+#   3. the Python package's C module (recur._step) built against the installed header, and the Python
+#      tests (pytest, in the project's virtual environment .venv) against the same library,
 #      then the Ray pipelines of examples/ray in local mode on a small slice (their own environment
 #      .venv-ray, made by scripts/setup.sh --ray; skipped with the reason only when Ray cannot be installed),
 #   4. the C tests under valgrind and 60 s of fuzzing (scripts/sanitize.sh --ci),
@@ -79,6 +80,12 @@ echo "== C tests (installed layout)"
 PREFIX=$WORK/prefix
 make install PREFIX="$PREFIX" >/dev/null
 tests/c/run.sh "$PREFIX"
+
+stage="Python module"
+echo "== Python C module (recur._step, against the installed header)"
+(cd bindings/python && RECUR_INCLUDE="$PREFIX/include" "$PY" -W ignore setup.py -q build_ext --inplace \
+    --build-temp "$WORK/python-module")
+export RECUR_STEP_MODULE=required      # tests/test_step.py fails, instead of skipping, without it
 
 stage="Python tests"
 echo "== Python tests"

@@ -13,6 +13,12 @@ default), when there is one. The checkout's path is recorded in recur/_origin.tx
 recur.default_model_path() also looks.
 Set RECUR_BUNDLE=0 to build a package without the library and the model; they are then searched for at
 run time (see recur/_loader.py).
+
+The package has one C module, recur._step (recur/_step.c: State.step without the cost of a ctypes call).
+It is compiled from Python's and numpy's headers and include/recur.h — the checkout's, or $RECUR_INCLUDE's (a folder
+holding recur.h, e.g. PREFIX/include after `make install`) — and links no library (it calls the functions
+of the library the package loads). In a checkout, `python setup.py build_ext --inplace` builds it next to
+the sources, for running the package from this folder.
 """
 
 import os
@@ -20,7 +26,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+import numpy
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
@@ -87,6 +94,18 @@ class BuildWithLibrary(build_py):
             (package / "_origin.txt").write_text(str(ROOT) + "\n", encoding="utf-8")
 
 
+def header_folder() -> str:
+    env = os.environ.get("RECUR_INCLUDE")
+    if env:
+        if not (Path(env) / "recur.h").is_file():
+            raise SystemExit(f"recur: RECUR_INCLUDE={env} holds no recur.h")
+        return env
+    if in_checkout():
+        return str(ROOT / "include")
+    raise SystemExit("recur: cannot find recur.h to build recur._step: this directory is not inside a Recur "
+                     "checkout. Set RECUR_INCLUDE to the folder holding recur.h (PREFIX/include).")
+
+
 class BinaryDistribution(Distribution):
     """The wheel holds a shared library: it is specific to the platform."""
 
@@ -94,4 +113,7 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithLibrary}, distclass=BinaryDistribution)
+step = Extension("recur._step", sources=["recur/_step.c"], include_dirs=[header_folder(), numpy.get_include()],
+                 extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror=incompatible-pointer-types",
+                                     "-Werror=implicit-function-declaration"])
+setup(cmdclass={"build_py": BuildWithLibrary}, distclass=BinaryDistribution, ext_modules=[step])

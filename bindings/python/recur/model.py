@@ -16,6 +16,7 @@ reach the library.
 from __future__ import annotations
 
 import ctypes as C
+import functools
 import math
 import numbers
 import os
@@ -27,6 +28,11 @@ import numpy as np
 
 from . import _capi
 from ._capi import RecurError, Status
+
+try:
+    from . import _step          # State.step in C (recur/_step.c), built with the package
+except ImportError:
+    _step = None
 
 _INT32_MAX = 2**31 - 1
 
@@ -301,6 +307,11 @@ def _unchecked(L: C.CDLL, name: str):
         f.restype = C.c_int
         _unchecked_functions[key] = f
     return f
+
+
+def _address(L: C.CDLL, name: str) -> int:
+    """The address of function ``name`` of library ``L``."""
+    return C.cast(getattr(L, name), C.c_void_p).value
 
 
 class _Handle:
@@ -1107,12 +1118,30 @@ class State(_Handle):
             _capi.check(L.recur_state_output(h, C.byref(out)))
             self._out_view = np.ctypeslib.as_array(out, shape=(self._output_size,))
         self._alive = [True]
-        self.step = self._fast_step()
+        self.step = self._stepper() if _step is not None else self._python_step()
 
-    def _fast_step(self):
-        """``step`` as a closure over this state's prepared arguments (an instance attribute, found before
-        the method): no attribute lookups per call. It refers to the state only through what it captures, so
-        it keeps no reference cycle, and it refuses to run once the state is closed."""
+    def _stepper(self):
+        """``step`` as a ``recur._step.Stepper`` (bindings/python/recur/_step.c): the call in C, with this
+        state's arguments prepared here. It frees the state when closed (``close()`` goes through it), so a
+        step running in another thread finishes first. Like the closure it keeps no reference cycle."""
+        L, h = self._lib, self._h_arg.value
+        if self._frame_size:
+            stepper = _step.Stepper(h, 0, _address(L, "recur_state_step_frame"), _address(L, "recur_state_free"),
+                                    0, self._frame_size, self._out_view, _capi.check,
+                                    functools.partial(_frames, frame_size=self._frame_size, what="frame", one=True),
+                                    RecurError)
+        else:
+            stepper = _step.Stepper(h, _address(L, "recur_state_step_copy"), 0, _address(L, "recur_state_free"),
+                                    self._vocab_size, 0, self._buf, _capi.check,
+                                    functools.partial(_token, vocab=self._vocab_size), RecurError)
+        self._free = None     # the stepper frees the handle
+        return stepper
+
+    def _python_step(self):
+        """``step`` as a Python closure over this state's prepared ctypes arguments (an instance attribute,
+        found before the method): no attribute lookups per call; used when the package's C module is not
+        built. It refers to the state only through what it captures, so it keeps no reference cycle, and it
+        refuses to run once the state is closed."""
         alive, check, what = self._alive, _capi.check, self._what
         if self._frame_size:
             step_frame, harg, fbuf, farg, fargs = self._step_frame, self._h_arg, self._fbuf, self._f_arg, self._fbuf_arg
@@ -1155,7 +1184,12 @@ class State(_Handle):
         alive = getattr(self, "_alive", None)
         if alive:
             alive[0] = False
-        super().close()
+        step = self.__dict__.get("step")
+        if _step is not None and type(step) is _step.Stepper:
+            self._handle = None
+            step.close()
+        else:
+            super().close()
 
     @property
     def model(self) -> Model:
@@ -1183,7 +1217,7 @@ class State(_Handle):
         returns the output after it (float32, a copy). With ``copy=False`` it returns the state's own output
         array instead, without allocating: valid until the next step (which overwrites it) and while the
         state is open — the fastest way to step from Python."""
-        # (An instance's `step` attribute is this state's closure from _fast_step; this is the same call.)
+        # (An instance's `step` attribute is this state's Stepper or closure; this is the same call.)
         return self.__dict__["step"](token, copy)
 
     def feed(self, tokens: Union[Sequence[int], np.ndarray], copy: bool = True) -> Optional[np.ndarray]:

@@ -135,8 +135,8 @@ def readme_example(path: Path) -> str:
 
 def test_pip_install_into_a_fresh_venv_runs_the_readme_examples(tmp_path, library, cli):
     """`pip install ./bindings/python` in a new virtual environment bundles the library (stripped) and the
-    default model: both READMEs' examples then run with no RECUR_* variable, from outside the checkout,
-    and the top-level one prints what `recur generate` prints."""
+    default model, and builds the C module: both READMEs' examples then run with no RECUR_* variable, from
+    outside the checkout, and the top-level one prints what `recur generate` prints."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
@@ -169,13 +169,15 @@ def test_pip_install_into_a_fresh_venv_runs_the_readme_examples(tmp_path, librar
                       "--seed", 42, "--no-prompt").stdout
     assert run.stdout == command and run.stdout.endswith("\n") and len(run.stdout) > 200
 
-    check = "\nimport recur as _r\nprint('LIB', _r.library_path())\nprint('MODEL', _r.default_model_path())\n"
+    check = ("\nimport recur as _r\nprint('LIB', _r.library_path())\nprint('MODEL', _r.default_model_path())\n"
+             "print('STEP', type(_r.Model(_r.default_model_path()).new_state().step).__module__)\n")
     run = run_python(readme_example(PACKAGE_DIR / "README.md") + check, env, tmp_path, py)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "73 tokens"
-    assert lines[-2] == f"LIB {installed / '_lib' / 'librecur.so'}"
-    assert lines[-1] == f"MODEL {installed / '_models' / 'alice.recur'}"
+    assert lines[-3] == f"LIB {installed / '_lib' / 'librecur.so'}"
+    assert lines[-2] == f"MODEL {installed / '_models' / 'alice.recur'}"
+    assert lines[-1] == "STEP recur._step"                  # the package's C module was built and is used
 
 
 # --- the converters' extra -------------------------------------------------------------------------------
