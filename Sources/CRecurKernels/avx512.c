@@ -335,6 +335,43 @@ AVX512 static inline void put_group16(float *y, __m512 v, long g, long row0, lon
     }
 }
 
+/* ---- per-vector quantization for q8r / q8ri ----------------------------------------------------------- */
+
+/* rk_quantize_xr_scalar's arithmetic 16 floats at a time, so the same bytes: D = max|x| / 64 (NaN ignored:
+ * vmaxps keeps its second operand), q = clamp(round-half-even(x · 64 / max|x|), −64, 64) (NaN → −64, the
+ * clamp's second operand again), Σq, and u = q + 64 written in the same pass; the padding columns up to
+ * ncp are q = 0, u = 64. */
+void AVX512 rk_quantize_xr_avx512(void *buf, const float *x, long cols) {
+    const long ncp = rk_ncp(cols);
+    const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512 m = _mm512_setzero_ps();
+    for (long c = 0; c < cols; c += 16)
+        m = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(
+                _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes16(cols - c), x + c)), absmask)), m);
+    float lanes[16], amax = 0;
+    _mm512_storeu_ps(lanes, m);
+    for (int i = 0; i < 16; i++) amax = lanes[i] > amax ? lanes[i] : amax;
+    const float d = amax / 64.0f;
+    memset(buf, 0, 64);
+    memcpy(buf, &d, 4);
+    const __m512 iv = _mm512_set1_ps(amax > 0 ? 64.0f / amax : 0.0f);
+    const __m512 lo = _mm512_set1_ps(-64.0f), hi = _mm512_set1_ps(64.0f);
+    const __m128i sixty4 = _mm_set1_epi8(64);
+    int8_t *q = (int8_t *)buf + 64, *u = q + ncp;
+    __m512i sum = _mm512_setzero_si512();
+    for (long c = 0; c < ncp; c += 16) {
+        const __mmask16 k = c < cols ? lanes16(cols - c) : 0;
+        const __m512 e = _mm512_maskz_loadu_ps(k, x + c);
+        const __m512i n = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(e, iv), lo), hi));
+        sum = _mm512_add_epi32(sum, n);
+        const __m128i b = _mm512_cvtsepi32_epi8(n);
+        _mm_storeu_si128((__m128i *)(q + c), b);
+        _mm_storeu_si128((__m128i *)(u + c), _mm_add_epi8(b, sixty4));
+    }
+    const int32_t S = _mm512_reduce_add_epi32(sum);
+    memcpy((unsigned char *)buf + 4, &S, 4);
+}
+
 /* ---- q8ri: 16 rows × 4 columns per vpdpbusd, x broadcast 4 bytes at a time ------------------------ */
 
 /* Group g: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k (four accumulators, summed at the

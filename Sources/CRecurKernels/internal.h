@@ -166,6 +166,7 @@ void rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
+void rk_quantize_xr_avx512(void *buf, const float *x, long cols);
 void rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc);
 void rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 /* AMX batches (amx.c): from this many vectors on, tiles (16 vectors each) beat AVX-512 groups of 8. */

@@ -307,6 +307,7 @@ size_t rk_xr_bytes(long cols) { return 64 + 2 * (size_t)rk_ncp(cols); }
 
 static void quantize_xr_at(int level, void *buf, const float *x, long cols) {
 #ifdef RK_X86
+    if (level >= RK_AVX512) { rk_quantize_xr_avx512(buf, x, cols); return; }
     if (level >= RK_AVX2) { rk_quantize_xr_avx2(buf, x, cols); return; }
 #endif
 #ifdef __aarch64__

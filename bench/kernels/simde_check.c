@@ -19,11 +19,48 @@ static void expect(const char *what, long rows, long cols, const float *a, const
     else { failed++; printf("FAIL %s %ldx%ld: max-abs %g > %g\n", what, rows, cols, worst, tol); }
 }
 
+/* Per-vector quantization (q8r, q8ri): the AVX-512 and AVX2 versions write the scalar version's bytes —
+ * scale, sum, q and u, padding included — for random vectors, exact ties (x · 64 / max|x| = k + ½), zeros,
+ * and vectors holding NaN or ±∞. */
+static void check_quantize_xr(long cols) {
+    const size_t bytes = rk_xr_bytes(cols);
+    float *x = malloc(sizeof(float) * cols);
+    unsigned char *a = aligned_alloc(64, bytes), *b = aligned_alloc(64, bytes);
+    for (int kind = 0; kind < 6; kind++) {
+        for (long c = 0; c < cols; c++) {
+            x[c] = frand();
+            if (kind == 1) x[c] = c == 0 ? 1.0f : (float)((c % 129) - 64 + 0.5) / 64.0f;
+            if (kind == 2) x[c] = 0;
+            if (kind == 3 && c % 7 == 3) x[c] = NAN;
+            if (kind == 4 && c == cols / 2) x[c] = INFINITY;
+            if (kind == 5 && c == cols - 1) x[c] = -INFINITY;
+        }
+        memset(a, 0xA5, bytes);
+        rk_quantize_xr_scalar(a, x, cols);
+        for (int level = 1; level <= 2; level++) {
+            if (level == 1 && !has_avx2) continue;
+            memset(b, 0x5A, bytes);
+            if (level == 2) rk_quantize_xr_avx512(b, x, cols); else rk_quantize_xr_avx2(b, x, cols);
+            if (memcmp(a, b, bytes) == 0) passed++;
+            else {
+                failed++;
+                long at = 0;
+                while (a[at] == b[at]) at++;
+                printf("FAIL quantize_xr %s cols %ld kind %d: byte %ld is %d, not %d\n", level == 2 ? "avx512" : "avx2",
+                       cols, kind, at, b[at], a[at]);
+            }
+        }
+    }
+    free(x); free(a); free(b);
+}
+
 int main(void) {
     __builtin_cpu_init();
     has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const long sizes[][2] = {{1, 1}, {3, 5}, {7, 31}, {13, 33}, {5, 64}, {9, 100}, {17, 129}, {4, 255},
                              {11, 513}, {6, 1000}, {3, 2049}, {16, 64}, {35, 100}, {48, 257}, {100, 40}};
+    for (long cols = 1; cols <= 300; cols++) check_quantize_xr(cols);
+    for (long cols = 500; cols <= 2100; cols += 97) check_quantize_xr(cols);
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         long rows = sizes[t][0], cols = sizes[t][1];
         float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * cols);
