@@ -17,9 +17,15 @@
  *
  * A token that is an int in range, or a frame that is a one-dimensional C-contiguous float32 numpy array of
  * the frame size, goes to the library as it is (a misaligned one through a buffer of the Stepper's own).
- * The module is built from Python's and numpy's headers and recur.h. The interpreter lock is released during the library call (as
- * ctypes does), so threads stepping different states run at once. One state stepped from two threads at
- * once is refused with RecurError; a state closed while another thread steps it is freed when that step
+ * The module is built from Python's and numpy's headers and recur.h.
+ *
+ * The interpreter lock is released during the library call (as ctypes does) for a model whose step is
+ * long enough for other threads to gain from it (`release`, which recur/model.py sets from the file's
+ * size), so threads stepping different states run at once. A small model keeps the lock: its whole step is
+ * far shorter than the interpreter's switch interval, and giving the lock up and taking it back costs
+ * about 400 instructions, more than the rest of this function (numpy keeps it for small arrays likewise).
+ * One state stepped from two threads at once is refused with RecurError; a state closed while another
+ * thread steps it is freed when that step
  * returns. The Stepper frees the state: State.close() calls its close(). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,6 +54,7 @@ typedef struct {
     PyArrayObject *out;          /* what a step writes (see above) */
     float *frame;                /* frame models: frame_size floats for a misaligned frame */
     PyObject *check, *convert, *error;
+    int release;                 /* give up the interpreter lock during the library call */
     int closed;                  /* close() was called */
     int busy;                    /* a step is running with the interpreter lock released */
 } Stepper;
@@ -85,12 +92,16 @@ static int call(Stepper *s, int32_t token, const float *frame) {
     }
     recur_status status;
     recur_state *state = s->state;
+    float *out = (float *)PyArray_DATA(s->out);
+    if (!s->release)
+        return (int)(frame ? s->step_frame(state, frame, (size_t)s->frame_size, NULL)
+                           : s->step_token(state, token, out, (size_t)s->out_size));
     s->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     if (frame)
         status = s->step_frame(state, frame, (size_t)s->frame_size, NULL);
     else
-        status = s->step_token(state, token, (float *)PyArray_DATA(s->out), (size_t)s->out_size);
+        status = s->step_token(state, token, out, (size_t)s->out_size);
     Py_END_ALLOW_THREADS
     s->busy = 0;
     return (int)status;
@@ -190,13 +201,18 @@ static PyObject *stepper_vectorcall(PyObject *self, PyObject *const *args, size_
         PyErr_SetString(PyExc_SystemError, "recur: check() did not raise for a failed step");
         return NULL;
     }
-    if (copy)
-        return PyArray_NewCopy(s->out, NPY_CORDER);
+    if (copy) {                 /* a new vector and memcpy (PyArray_NewCopy goes through numpy's general assignment) */
+        npy_intp n = s->out_size;
+        PyObject *r = PyArray_SimpleNew(1, &n, NPY_FLOAT32);
+        if (r)
+            memcpy(PyArray_DATA((PyArrayObject *)r), PyArray_DATA(s->out), (size_t)n * sizeof(float));
+        return r;
+    }
     Py_INCREF(s->out);
     return (PyObject *)s->out;
 }
 
-/* Stepper(state, step_token, step_frame, free, vocab, frame_size, out, check, convert, error): addresses
+/* Stepper(state, step_token, step_frame, free, vocab, frame_size, out, check, convert, error, release): addresses
  * as ints (0 for the step function a model does not use); out a C-contiguous float32 vector (writable for
  * a token model). */
 static PyObject *stepper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
@@ -204,12 +220,13 @@ static PyObject *stepper_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     long long vocab;
     Py_ssize_t frame_size;
     PyObject *out, *check, *convert, *error;
+    int release;
     if (kwargs && PyDict_GET_SIZE(kwargs)) {
         PyErr_SetString(PyExc_TypeError, "Stepper takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "KKKKLnOOOO", &state, &step_token, &step_frame, &free_state, &vocab, &frame_size,
-                          &out, &check, &convert, &error))
+    if (!PyArg_ParseTuple(args, "KKKKLnOOOOp", &state, &step_token, &step_frame, &free_state, &vocab, &frame_size,
+                          &out, &check, &convert, &error, &release))
         return NULL;
     if (!state || !free_state || (frame_size ? !step_frame : !step_token) || frame_size < 0 ||
         (!frame_size && (vocab <= 0 || vocab > INT32_MAX)) || !PyCallable_Check(check) ||
@@ -236,6 +253,7 @@ static PyObject *stepper_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     s->step_frame = (step_frame_fn *)(uintptr_t)step_frame;
     s->free_state = (free_fn *)(uintptr_t)free_state;
     s->vocab = vocab;
+    s->release = release;
     s->frame_size = frame_size;
     s->out_size = PyArray_DIM(o, 0);
     Py_INCREF(out);

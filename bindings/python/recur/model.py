@@ -309,6 +309,11 @@ def _unchecked(L: C.CDLL, name: str):
     return f
 
 
+# A Stepper releases the interpreter lock during steps of models of at least this many bytes (a step then
+# reads tens of kilobytes and takes a microsecond or more; recur/_step.c).
+_RELEASE_BYTES = 64 * 1024
+
+
 def _address(L: C.CDLL, name: str) -> int:
     """The address of function ``name`` of library ``L``."""
     return C.cast(getattr(L, name), C.c_void_p).value
@@ -1125,15 +1130,16 @@ class State(_Handle):
         state's arguments prepared here. It frees the state when closed (``close()`` goes through it), so a
         step running in another thread finishes first. Like the closure it keeps no reference cycle."""
         L, h = self._lib, self._h_arg.value
+        release = self._model._get(_capi.RECUR_MODEL_FILE_BYTES) >= _RELEASE_BYTES
         if self._frame_size:
             stepper = _step.Stepper(h, 0, _address(L, "recur_state_step_frame"), _address(L, "recur_state_free"),
                                     0, self._frame_size, self._out_view, _capi.check,
                                     functools.partial(_frames, frame_size=self._frame_size, what="frame", one=True),
-                                    RecurError)
+                                    RecurError, release)
         else:
             stepper = _step.Stepper(h, _address(L, "recur_state_step_copy"), 0, _address(L, "recur_state_free"),
                                     self._vocab_size, 0, self._buf, _capi.check,
-                                    functools.partial(_token, vocab=self._vocab_size), RecurError)
+                                    functools.partial(_token, vocab=self._vocab_size), RecurError, release)
         self._free = None     # the stepper frees the handle
         return stepper
 
