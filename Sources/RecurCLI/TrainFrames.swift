@@ -67,6 +67,7 @@ extension TrainTask {
         var c = TaskConfig()
         c.task = kind; c.cell = cell; c.hidden = hidden; c.denseUnits = dense; c.batch = batch; c.epochs = epochs
         c.learningRate = lr; c.clipNorm = clipNorm > 0 ? clipNorm : nil; c.seed = seed; c.patience = patience; c.maxSeconds = maxSeconds
+        c.weightAverage = try emaDecay()
         try requireWritable(out, "--out")
         if let log { try requireWritable(log, "--log") }
         let say = try taskLog(log)

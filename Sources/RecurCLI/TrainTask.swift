@@ -90,6 +90,7 @@ struct TrainTask: ParsableCommand {
     @Flag(name: .customLong("unk-signatures"), help: "classify/tag: read a word outside the vocabulary as its signature (e.g. <unk-cap-ing>: its digits, case and suffix; FORMAT.md §11) when the vocabulary has it, instead of UNK; the training words seen fewer than --min-count times are read so, and train the signatures.") var unkSignatures = false
     @Flag(name: .customLong("reverse-source"), help: "seq2seq: the encoder reads the source words in reverse order.") var reverseSource = false
     @Option(name: .long, help: "Stop after this many epochs without improvement (0: never).") var patience: Int = 3
+    @Option(name: .long, help: "Validate and keep an exponential moving average of the weights with this decay, in (0, 1) (Keras' optimizer use_ema=True, ema_momentum=; docs/TRAINING.md). (default: none)") var ema: Float?
     @Option(name: .customLong("max-seconds"), help: "Start no epoch after this many seconds (0: no limit).") var maxSeconds: Double = 0
     @Option(name: .long, help: "seq2seq: beam width of the second evaluation.") var beam: Int = 4
     @Option(name: .long, help: "Write the epoch lines (JSON) here.") var log: String?
@@ -113,6 +114,13 @@ struct TrainTask: ParsableCommand {
     @Option(name: .customLong("test-fraction"), help: "regress: the last part of the series held out as test. (default: 0.15)") var testFraction: Double?
     @Option(name: .customLong("val-fraction"), help: "regress: the part before the test part held out for validation. (default: 0.15)") var valFraction: Double?
     @Option(name: .long, help: "general.license of the written model.") var license: String?
+
+    /// --ema, read the same way for every task (0: none).
+    func emaDecay() throws -> Float {
+        guard let d = ema else { return 0 }
+        guard d > 0 && d < 1 else { throw ValidationError("--ema must be in (0, 1) (got \(d))") }
+        return d
+    }
 
     /// --pooling, read the same way for text and frame classifiers.
     func poolingChoice() throws -> Pooling? {
@@ -190,6 +198,7 @@ struct TrainTask: ParsableCommand {
             c.initializer = scheme
         }
         c.patience = patience; c.maxSeconds = maxSeconds
+        c.weightAverage = try emaDecay()
         guard batch >= 1, epochs >= 1, hidden >= 1, embedding >= 1, maxLength >= 1, vocab >= 8 else {
             throw ValidationError("sizes must be positive (vocab ≥ 8)")
         }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Recur
 
 /// Settings of a classify, tag or seq2seq training run.
@@ -59,6 +64,12 @@ public struct TaskConfig: Sendable {
     public var maxSeconds = 0.0
     /// Stop after this many epochs without a better validation figure (0: never).
     public var patience = 3
+    /// An exponential moving average of the weights (Polyak averaging) with this decay, 0 < d < 1 (0:
+    /// none): after update t, a ← d a + (1 − d) θ from a₀ = 0, read as â = a / (1 − dᵗ) (debiased, as Adam's
+    /// moments and optax.ema(debias=True)): a weighted mean of the last ≈ 1 / (1 − d) updates' weights from
+    /// the first update on. Validation, the kept weights and the written model are â; training continues
+    /// from θ.
+    public var weightAverage: Float = 0
 
     // Frame models (classify on frame sequences, regress on a series).
     /// Frame classifiers: a bidirectional recurrent layer (forecasters are one-directional: they are stepped).
@@ -121,6 +132,7 @@ public enum TaskTrainer {
         var rng = SplitMix64(seed: c.seed &+ 0x9E37)
         var best = params.array, bestFigure = higherIsBetter ? -Double.infinity : .infinity, bestEpoch = 0, bestTie = Double.infinity
         var bad = 0
+        let average: FloatBuffer? = c.weightAverage > 0 ? FloatBuffer(params.count) : nil   // a₀ = 0
         let start = monotonicSeconds()
         for epoch in 0..<c.epochs {
             let order = shuffle(count, &rng)
@@ -134,15 +146,36 @@ public enum TaskTrainer {
                 loss += r.loss; n += r.count; correct += r.correct
                 _ = clipGradients(grads.p, grads.count, value: nil, norm: c.clipNorm)
                 opt.update(params.p, UnsafePointer(grads.p), lr: c.learningRate, config: oc)
+                if let a = average { accumulateAverage(a, params, decay: c.weightAverage) }
+            }
+            // With an average, validation reads it in place of the trained weights, which come back after.
+            let trained = average.flatMap { a -> [Float]? in
+                guard opt.t > 0 else { return nil }
+                let t = params.array
+                params.load(debiasedAverage(a, decay: c.weightAverage, updates: opt.t))
+                return t
             }
             let (v, tie) = try validate()
             let better = (higherIsBetter ? v > bestFigure : v < bestFigure) || (v == bestFigure && bestFigure.isFinite && tie < bestTie)
             if better { best = params.array; bestFigure = v; bestTie = tie; bestEpoch = epoch; bad = 0 } else { bad += 1 }
+            if let trained { params.load(trained) }
             log("{\"type\":\"epoch\",\"epoch\":\(epoch + 1),\"train_loss\":\(loss / Double(max(n, 1))),\"train_accuracy\":\(Double(correct) / Double(max(n, 1))),\"validation\":\(v)\(tie != 0 ? ",\"validation_tie_break\":\(tie)" : ""),\"best\":\(better),\"elapsed\":\(monotonicSeconds() - start)}")
             if c.patience > 0 && bad >= c.patience { break }
             if c.maxSeconds > 0 && monotonicSeconds() - start > c.maxSeconds { break }
         }
         return (best, bestEpoch, bestFigure, monotonicSeconds() - start)
+    }
+
+    /// a ← d a + (1 − d) θ (see `TaskConfig.weightAverage`).
+    static func accumulateAverage(_ a: FloatBuffer, _ params: FloatBuffer, decay d: Float) {
+        let e = 1 - d, ap = a.p, pp = params.p
+        for i in 0..<a.count { ap[i] = d * ap[i] + e * pp[i] }
+    }
+
+    /// â = a / (1 − dᵗ) after t ≥ 1 updates.
+    static func debiasedAverage(_ a: FloatBuffer, decay d: Float, updates t: Int) -> [Float] {
+        let c = Float(1 / (1 - pow(Double(d), Double(t))))
+        return a.array.map { $0 * c }
     }
 
     // MARK: classify and tag
