@@ -87,6 +87,17 @@ if [ $python -eq 1 ]; then
     # PATH): the environment links to it.
     exe=$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable))')
 
+    # The Debian package of $exe's part $1 (venv, dev): python3-$1 for the distribution's python3, else
+    # pythonX.Y-$1; fails when dpkg does not own $exe (a pyenv or self-built interpreter).
+    debian_package() {
+        command -v dpkg >/dev/null 2>&1 && dpkg -S "$exe" >/dev/null 2>&1 || return 1
+        if [ "$(base_of /usr/bin/python3)" = "$want" ]; then
+            echo "python3-$1"
+        else
+            echo "python$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-$1"
+        fi
+    }
+
     # Two runs at once (two test commands) must not build the environment over each other.
     mkdir -p "$VENV"
     if command -v flock >/dev/null 2>&1; then
@@ -110,10 +121,7 @@ if [ $python -eq 1 ]; then
     if [ $make_venv -eq 1 ]; then
         # Debian and Ubuntu ship venv's ensurepip (which installs pip into the environment) separately.
         if ! "$PY" -c 'from ensurepip import bootstrap' >/dev/null 2>&1; then
-            ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-            if command -v dpkg >/dev/null 2>&1 && dpkg -S "$exe" >/dev/null 2>&1; then
-                pkg=python$ver-venv
-                [ "$(base_of /usr/bin/python3)" = "$want" ] && pkg=python3-venv
+            if pkg=$(debian_package venv); then
                 apt_install "$pkg"
             else
                 echo "setup: $PY ($exe) cannot make a virtual environment: it has no ensurepip module" >&2
@@ -128,10 +136,7 @@ if [ $python -eq 1 ]; then
     # headers, which Debian and Ubuntu ship apart from it (python3-dev).
     include=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     if [ ! -f "$include/Python.h" ]; then
-        ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-        if command -v dpkg >/dev/null 2>&1 && dpkg -S "$exe" >/dev/null 2>&1; then
-            pkg=python$ver-dev
-            [ "$(base_of /usr/bin/python3)" = "$want" ] && pkg=python3-dev
+        if pkg=$(debian_package dev); then
             apt_install "$pkg"
         else
             echo "setup: $exe has no C headers ($include/Python.h), which the Python package's C module needs" >&2

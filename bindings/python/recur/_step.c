@@ -151,9 +151,7 @@ static PyObject *stepper_vectorcall(PyObject *self, PyObject *const *args, size_
             if (!(held = PyObject_CallOneArg(s->convert, x)))
                 return NULL;                 /* not a frame: the converter's TypeError or ValueError */
             a = (PyArrayObject *)held;
-            if (!is_frame(s, held) && !(PyArray_Check(held) && PyArray_TYPE(a) == NPY_FLOAT32 &&
-                                        PyArray_NDIM(a) == 1 && PyArray_DIM(a, 0) == s->frame_size &&
-                                        PyArray_IS_C_CONTIGUOUS(a))) {
+            if (!is_frame(s, held)) {
                 Py_DECREF(held);
                 PyErr_SetString(PyExc_SystemError, "recur: the frame converter returned no float32 frame");
                 return NULL;
