@@ -555,6 +555,49 @@ final class TaskTrainingTests: XCTestCase {
         }
     }
 
+    // MARK: Weight averaging
+
+    /// `--ema d`: validation and the kept weights are the debiased moving average of the weights after each
+    /// update, a / (1 − dᵗ), computed here in Double from the trajectory of a run without averaging (Adam on
+    /// ½‖θ − c‖², 2 updates per epoch); training itself continues from θ, and without averaging validation
+    /// sees θ.
+    func testWeightAverageIsTheDebiasedMeanOfTheUpdatesWeights() throws {
+        let target: [Float] = [1.5, -2, 0.25], d: Float = 0.9, figures = [0.1, 0.5, 0.3]
+        func run(average: Float) throws -> (seen: [[Float]], validated: [[Float]], best: [Float], epoch: Int) {
+            var c = TaskConfig()
+            c.epochs = 3; c.batch = 2; c.patience = 0; c.learningRate = 0.05; c.clipNorm = nil
+            c.weightAverage = average
+            let params = FloatBuffer(3), grads = FloatBuffer(3)
+            params.load([0.5, 0.5, -1])
+            var seen: [[Float]] = [], validated: [[Float]] = []
+            let r = try TaskTrainer.loop(c, count: 4, params: params, grads: grads, step: { idx, _ in
+                seen.append(params.array)
+                for i in 0..<3 { grads.p[i] = params.p[i] - target[i] }
+                return BatchResult(loss: 1, correct: 0, count: idx.count)
+            }, validate: { validated.append(params.array); return figures[validated.count - 1] },
+               higherIsBetter: true, log: { _ in })
+            seen.append(params.array)   // θ after the last update
+            return (seen, validated, r.best, r.epoch)
+        }
+        let plain = try run(average: 0), averaged = try run(average: d)
+        XCTAssertEqual(plain.seen.count, 7)
+        XCTAssertEqual(averaged.seen, plain.seen, "training continues from the trained weights")
+        for e in 0..<3 { XCTAssertEqual(plain.validated[e], plain.seen[2 * e + 2]) }
+        XCTAssertEqual(plain.best, plain.seen[4]); XCTAssertEqual(plain.epoch, 1)
+        var a = [Double](repeating: 0, count: 3)
+        for t in 1...6 {
+            for i in 0..<3 { a[i] = Double(d) * a[i] + (1 - Double(d)) * Double(plain.seen[t][i]) }
+            guard t % 2 == 0 else { continue }
+            let debias = 1 - pow(Double(d), Double(t))
+            for i in 0..<3 {
+                XCTAssertEqual(Double(averaged.validated[t / 2 - 1][i]), a[i] / debias, accuracy: 1e-5,
+                               "epoch \(t / 2), weight \(i)")
+                XCTAssertNotEqual(averaged.validated[t / 2 - 1][i], plain.seen[t][i])
+            }
+        }
+        XCTAssertEqual(averaged.best, averaged.validated[1]); XCTAssertEqual(averaged.epoch, 1)
+    }
+
     // MARK: Attention
 
     /// The worst relative error of each tensor's analytic gradient against central differences of the
