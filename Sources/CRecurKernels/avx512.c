@@ -23,10 +23,16 @@
 #define AVX512
 typedef simde__mmask16 __mmask16;
 typedef simde__mmask64 __mmask64;
+typedef simde__mmask8 __mmask8;
 static inline __m512 _mm512_maskz_loadu_ps(__mmask16 k, const void *p) {
     float t[16];
     for (int i = 0; i < 16; i++) t[i] = (k >> i) & 1 ? ((const float *)p)[i] : 0.0f;
     return _mm512_loadu_ps(t);
+}
+static inline __m256 _mm256_maskz_loadu_ps(__mmask8 k, const void *p) {
+    float t[8];
+    for (int i = 0; i < 8; i++) t[i] = (k >> i) & 1 ? ((const float *)p)[i] : 0.0f;
+    return _mm256_loadu_ps(t);
 }
 static inline __m512i _mm512_maskz_loadu_epi8(__mmask64 k, const void *p) {
     int8_t t[64];
@@ -52,6 +58,9 @@ static inline __m512 _mm512_cvtph_ps(__m256i v) {
     for (int i = 0; i < 16; i++) f[i] = rk_half_to_float(t[i]);
     return _mm512_loadu_ps(f);
 }
+#ifndef _mm512_shuffle_f32x4   /* SIMDe names it without the native alias */
+#define _mm512_shuffle_f32x4(a, b, imm) simde_mm512_shuffle_f32x4(a, b, imm)
+#endif
 #ifndef _MM_FROUND_NO_EXC
 #define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
 #define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
@@ -93,9 +102,72 @@ static inline float _mm512_reduce_add_ps(__m512 v) {
 
 AVX512 static inline __mmask16 lanes16(long n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
+/* ---- horizontal sums ---------------------------------------------------------------------------- */
+
+/* Σ v in one fixed order, the halving tree: lanes i + (i + 8), then + 4, + 2, + 1 (the order compilers lower
+ * _mm512_reduce_add_ps to, written out so that every build and the SIMDe check add alike). */
+AVX512 static inline float hsum16(__m512 v) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    t = _mm_add_ps(t, _mm_castpd_ps(_mm_permute_pd(_mm_castps_pd(t), 1)));   /* + [t2, t3, t0, t1] */
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+/* (hsum16(a0), hsum16(a1), hsum16(a2), hsum16(a3)): the same additions of the same operands, each step for the
+ * four vectors in one instruction (the halves of two vectors side by side, then the quarters of four). */
+AVX512 static inline __m128 hsum16x4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                     _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(1, 0, 1, 0)),
+                                     _mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 t = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(3, 1, 3, 1)));   /* quarter k: a_k */
+    t = _mm512_add_ps(t, _mm512_shuffle_ps(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
+    t = _mm512_add_ps(t, _mm512_shuffle_ps(t, t, _MM_SHUFFLE(3, 3, 1, 1)));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), t));
+}
+
+/* y[0..3] (+)= s */
+AVX512 static inline void put4(float *y, __m128 s, int acc) { _mm_storeu_ps(y, acc ? _mm_add_ps(_mm_loadu_ps(y), s) : s); }
+
 /* ---- f32 / f16: four rows at a time, the column tail by masked loads ------------------------------- */
 
+/* Rows of at most 8 columns (a small input such as a frame of a few features, or a tiny state), four at a
+ * time in 256-bit halves: the products and hsum16's additions of rk_f32_avx512 with its 16-lane vectors,
+ * whose upper lanes hold +0 here (so its first step, lane i + lane i + 8, is a[i] + 0). The same bits. */
+AVX512 static void f32_narrow(float *y, const float *w, const float *x, long rows, long cols, int acc) {
+    const __mmask8 k = (__mmask8)((1u << cols) - 1);
+    const __m256 xv = _mm256_maskz_loadu_ps(k, x), zero = _mm256_setzero_ps();
+    long r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * cols;
+        const __m256 a0 = _mm256_add_ps(_mm256_fmadd_ps(_mm256_maskz_loadu_ps(k, w0), xv, zero), zero);
+        const __m256 a1 = _mm256_add_ps(_mm256_fmadd_ps(_mm256_maskz_loadu_ps(k, w0 + cols), xv, zero), zero);
+        const __m256 a2 = _mm256_add_ps(_mm256_fmadd_ps(_mm256_maskz_loadu_ps(k, w0 + 2 * cols), xv, zero), zero);
+        const __m256 a3 = _mm256_add_ps(_mm256_fmadd_ps(_mm256_maskz_loadu_ps(k, w0 + 3 * cols), xv, zero), zero);
+        /* lanes i + (i + 4): rows 0 and 1 in s01's halves, 2 and 3 in s23's */
+        const __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(a0, a1, 0x20), _mm256_permute2f128_ps(a0, a1, 0x31));
+        const __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(a2, a3, 0x20), _mm256_permute2f128_ps(a2, a3, 0x31));
+        /* + 2: [r0 r0 r2 r2 | r1 r1 r3 r3], then + 1: [r0 r2 r0 r2 | r1 r3 r1 r3] */
+        __m256 t = _mm256_add_ps(_mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+        t = _mm256_add_ps(_mm256_shuffle_ps(t, t, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(t, t, _MM_SHUFFLE(3, 1, 3, 1)));
+        put4(y + r, _mm_unpacklo_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)), acc);
+    }
+    for (; r < rows; r++) {
+        const __m256 a = _mm256_add_ps(_mm256_fmadd_ps(_mm256_maskz_loadu_ps(k, w + r * cols), xv, zero), zero);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        h = _mm_add_ps(h, _mm_castpd_ps(_mm_permute_pd(_mm_castps_pd(h), 1)));
+        const float v = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+        y[r] = acc ? y[r] + v : v;
+    }
+}
+
 void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc) {
+    if (cols <= 8) {
+        if (cols > 0) f32_narrow(y, w, x, rows, cols, acc);
+        else for (long r = 0; r < rows; r++) y[r] = acc ? y[r] : 0.0f;
+        return;
+    }
     const long c16 = cols & ~15L;
     const __mmask16 tail = lanes16(cols - c16);
     long r = 0;
@@ -117,9 +189,7 @@ void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, l
             a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + c), xv, a2);
             a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + c), xv, a3);
         }
-        float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
-                      _mm512_reduce_add_ps(a3)};
-        for (int i = 0; i < 4; i++) y[r + i] = acc ? y[r + i] + s[i] : s[i];
+        put4(y + r, hsum16x4(a0, a1, a2, a3), acc);
     }
     for (; r < rows; r++) {
         const float *w0 = w + r * cols;
@@ -127,7 +197,7 @@ void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, l
         long c = 0;
         for (; c < c16; c += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + c), _mm512_loadu_ps(x + c), a0);
         if (tail) a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + c), _mm512_maskz_loadu_ps(tail, x + c), a0);
-        float s = _mm512_reduce_add_ps(a0);
+        float s = hsum16(a0);
         y[r] = acc ? y[r] + s : s;
     }
 }
@@ -163,8 +233,8 @@ __attribute__((always_inline)) AVX512 static inline void f32_batch(float *y, lon
             }
         }
         for (int j = 0; j < n; j++) {
-            y[j * ldy + r] = _mm512_reduce_add_ps(a[j]);
-            y[j * ldy + r + 1] = _mm512_reduce_add_ps(b[j]);
+            y[j * ldy + r] = hsum16(a[j]);
+            y[j * ldy + r + 1] = hsum16(b[j]);
         }
     }
     for (; r < rows; r++) {
@@ -180,7 +250,7 @@ __attribute__((always_inline)) AVX512 static inline void f32_batch(float *y, lon
             const __m512 v = _mm512_maskz_loadu_ps(tail, w0 + c);
             for (int j = 0; j < n; j++) a[j] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, x[j] + c), a[j]);
         }
-        for (int j = 0; j < n; j++) y[j * ldy + r] = _mm512_reduce_add_ps(a[j]);
+        for (int j = 0; j < n; j++) y[j * ldy + r] = hsum16(a[j]);
     }
 }
 
@@ -223,9 +293,7 @@ void AVX512 rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows
             a2 = _mm512_fmadd_ps(load_h16(w2 + c, tail), xv, a2);
             a3 = _mm512_fmadd_ps(load_h16(w3 + c, tail), xv, a3);
         }
-        float s[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
-                      _mm512_reduce_add_ps(a3)};
-        for (int i = 0; i < 4; i++) y[r + i] = acc ? y[r + i] + s[i] : s[i];
+        put4(y + r, hsum16x4(a0, a1, a2, a3), acc);
     }
     for (; r < rows; r++) {
         const uint16_t *w0 = w + r * cols;
@@ -233,7 +301,7 @@ void AVX512 rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows
         long c = 0;
         for (; c < c16; c += 16) a0 = _mm512_fmadd_ps(load_h16(w0 + c, all), _mm512_loadu_ps(x + c), a0);
         if (tail) a0 = _mm512_fmadd_ps(load_h16(w0 + c, tail), _mm512_maskz_loadu_ps(tail, x + c), a0);
-        float s = _mm512_reduce_add_ps(a0);
+        float s = hsum16(a0);
         y[r] = acc ? y[r] + s : s;
     }
 }
@@ -348,10 +416,12 @@ void AVX512 rk_quantize_xr_avx512(void *buf, const float *x, long cols) {
     for (long c = 0; c < cols; c += 16)
         m = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(
                 _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes16(cols - c), x + c)), absmask)), m);
-    float lanes[16], amax = 0;
-    _mm512_storeu_ps(lanes, m);
-    for (int i = 0; i < 16; i++) amax = lanes[i] > amax ? lanes[i] : amax;
-    const float d = amax / 64.0f;
+    /* The largest lane by halves (m holds no NaN and no negative value, so the order does not matter). */
+    __m256 h = _mm256_max_ps(_mm512_castps512_ps256(m), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1)));
+    __m128 t = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_max_ss(t, _mm_movehdup_ps(t));
+    const float amax = _mm_cvtss_f32(t), d = amax / 64.0f;
     memset(buf, 0, 64);
     memcpy(buf, &d, 4);
     const __m512 iv = _mm512_set1_ps(amax > 0 ? 64.0f / amax : 0.0f);
