@@ -69,9 +69,10 @@ static inline rk_xq rk_xq_view(const void *buf, long cols) {
 typedef struct {
     long cols, ncp;
     float d;
-    int32_t sum;
     const int8_t *q;
     const uint8_t *u;
+    int32_t sum;   /* apart from d: a view reads them with two loads, and the q8ri kernels, which need d early
+                    * and no sum, do not wait for the sum, written last */
 } rk_xr;
 
 static inline long rk_ncp(long cols) { return (cols + 63) & ~63L; }

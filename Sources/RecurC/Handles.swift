@@ -86,9 +86,12 @@ class BusyHandle {
 final class StateHandle: BusyHandle {
     let owner: ModelHandle
     let state: State
+    /// The model's output size (read on every step without going through the model).
+    let outputSize: Int
     init(_ owner: ModelHandle) {
         self.owner = owner
         self.state = owner.model.makeState()
+        self.outputSize = owner.model.outputSize
     }
 }
 
@@ -115,6 +118,24 @@ func object<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticSt
         throw invalid("\(name) is in use by a recur_generate call that has not returned (from its callback or another thread); a state or sampler serves one call at a time")
     }
     return h
+}
+
+/// `body` on the object behind a handle, checked as `object` checks it and borrowed for the call: no
+/// reference counting on the paths that run every step.
+@inline(__always)
+func withObject<T: AnyObject, R>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticString,
+                                 _ body: (T) throws -> R) throws -> R {
+    guard let p else { throw invalid("\(name) is NULL") }
+    let raw = UnsafeRawPointer(p)
+    guard Unmanaged<AnyObject>.fromOpaque(raw)._withUnsafeGuaranteedRef({ $0 is T }) else {
+        throw invalid("\(name) is not a handle of the expected kind")
+    }
+    return try Unmanaged<T>.fromOpaque(raw)._withUnsafeGuaranteedRef { h in
+        if let b = h as? BusyHandle, b.busy {
+            throw invalid("\(name) is in use by a recur_generate call that has not returned (from its callback or another thread); a state or sampler serves one call at a time")
+        }
+        return try body(h)
+    }
 }
 
 /// Releases a handle of class T; NULL and handles of another kind are ignored.

@@ -75,14 +75,15 @@ public func recur_state_step(_ state: OpaquePointer?, _ token: Int32,
 public func recur_state_step_copy(_ state: OpaquePointer?, _ token: Int32, _ out: UnsafeMutablePointer<Float>?,
                                   _ capacity: Int) -> Int32 {
     guarded {
-        let s = try object(state, as: StateHandle.self, "state")
-        let out = try required(out, "out")
-        let n = s.owner.model.outputSize
-        guard size(capacity) >= n else {
-            throw RecurError(.bufferTooSmall, "the model has \(n) outputs; the buffer holds \(capacity)")
+        try withObject(state, as: StateHandle.self, "state") { s in
+            let out = try required(out, "out")
+            let n = s.outputSize
+            guard size(capacity) >= n else {
+                throw RecurError(.bufferTooSmall, "the model has \(n) outputs; the buffer holds \(capacity)")
+            }
+            let r = try s.state.step(Int(token))
+            out.update(from: r.baseAddress!, count: n)
         }
-        let r = try s.state.step(Int(token))
-        out.update(from: r.baseAddress!, count: n)
     }
 }
 

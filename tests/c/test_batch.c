@@ -174,6 +174,7 @@ static int probe_busy(const char *piece, size_t length, void *user) {
     recur_state *states[2] = {b->free_state, b->free_state};
     if (recur_sampler_sample_batch(samplers, states, 2, got) == RECUR_ERR_INVALID_ARGUMENT && mentions("stream 1"))
         b->refused++;
+    if (recur_state_step_copy(b->busy, 1, out, V * 2) == RECUR_ERR_INVALID_ARGUMENT && mentions("in use")) b->refused++;
     b->calls++;
     free(out);
     return b->calls >= 3;
@@ -191,7 +192,10 @@ static void test_busy_states(recur_model *m) {
     REQUIRE(recur_state_position(b.free_state, &before));
     OK(recur_generate(b.busy, b.busy_sampler, "a", 10, probe_busy, &b, NULL));
     REQUIRE(recur_state_position(b.free_state, &after));
-    CHECK(b.calls == 3 && b.refused == 6);
+    CHECK(b.calls == 3 && b.refused == 9);
+    float out[1];
+    CHECK(recur_state_step_copy((recur_state *)b.busy_sampler, 1, out, 1) == RECUR_ERR_INVALID_ARGUMENT
+          && mentions("expected kind"));   /* a sampler handle given as a state */
     CHECK(before == after);          /* refused before stepping the free state */
     recur_state_free(b.busy);
     recur_state_free(b.free_state);
