@@ -65,9 +65,10 @@ public func recur_state_layer(_ state: OpaquePointer?, _ layer: Int, _ values: I
 public func recur_state_step(_ state: OpaquePointer?, _ token: Int32,
                              _ logits: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
     guarded {
-        let s = try object(state, as: StateHandle.self, "state")
-        let out = try s.state.step(Int(token))
-        logits?.pointee = out.baseAddress
+        try withObject(state, as: StateHandle.self, "state") { s in
+            let out = try s.state.step(Int(token))
+            logits?.pointee = out.baseAddress
+        }
     }
 }
 
@@ -104,10 +105,11 @@ public func recur_state_prefill(_ state: OpaquePointer?, _ tokens: UnsafePointer
 public func recur_state_step_frame(_ state: OpaquePointer?, _ frame: UnsafePointer<Float>?, _ n: Int,
                                    _ output: UnsafeMutablePointer<UnsafePointer<Float>?>?) -> Int32 {
     guarded {
-        let s = try object(state, as: StateHandle.self, "state")
-        guard let frame else { throw invalid("frame is NULL") }
-        let out = try s.state.step(frame: UnsafeBufferPointer(start: frame, count: size(n)))
-        output?.pointee = out.baseAddress
+        try withObject(state, as: StateHandle.self, "state") { s in
+            guard let frame else { throw invalid("frame is NULL") }
+            let out = try s.state.step(frame: UnsafeBufferPointer(start: frame, count: size(n)))
+            output?.pointee = out.baseAddress
+        }
     }
 }
 
