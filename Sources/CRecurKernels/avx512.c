@@ -16,85 +16,7 @@
 #if defined(RK_X86) || defined(RK_SIMDE_CHECK)
 
 #ifdef RK_SIMDE_CHECK
-/* Portable emulation for checking this file's logic on machines without AVX-512 (bench/ only). */
-#define SIMDE_ENABLE_NATIVE_ALIASES
-#include <math.h>
-#include <simde/x86/avx512.h>
-#define AVX512
-typedef simde__mmask16 __mmask16;
-typedef simde__mmask64 __mmask64;
-typedef simde__mmask8 __mmask8;
-static inline __m512 _mm512_maskz_loadu_ps(__mmask16 k, const void *p) {
-    float t[16];
-    for (int i = 0; i < 16; i++) t[i] = (k >> i) & 1 ? ((const float *)p)[i] : 0.0f;
-    return _mm512_loadu_ps(t);
-}
-static inline __m256 _mm256_maskz_loadu_ps(__mmask8 k, const void *p) {
-    float t[8];
-    for (int i = 0; i < 8; i++) t[i] = (k >> i) & 1 ? ((const float *)p)[i] : 0.0f;
-    return _mm256_loadu_ps(t);
-}
-static inline __m512i _mm512_maskz_loadu_epi8(__mmask64 k, const void *p) {
-    int8_t t[64];
-    for (int i = 0; i < 64; i++) t[i] = (k >> i) & 1 ? ((const int8_t *)p)[i] : 0;
-    return _mm512_loadu_si512(t);
-}
-static inline __m256i _mm256_maskz_loadu_epi16(__mmask16 k, const void *p) {
-    int16_t t[16];
-    for (int i = 0; i < 16; i++) t[i] = (k >> i) & 1 ? ((const int16_t *)p)[i] : 0;
-    return _mm256_loadu_si256((const void *)t);
-}
-static inline __m512 _mm512_cvtepi32_ps(__m512i v) {
-    int32_t t[16];
-    float f[16];
-    _mm512_storeu_si512(t, v);
-    for (int i = 0; i < 16; i++) f[i] = (float)t[i];
-    return _mm512_loadu_ps(f);
-}
-static inline __m512 _mm512_cvtph_ps(__m256i v) {
-    uint16_t t[16];
-    float f[16];
-    _mm256_storeu_si256((void *)t, v);
-    for (int i = 0; i < 16; i++) f[i] = rk_half_to_float(t[i]);
-    return _mm512_loadu_ps(f);
-}
-#ifndef _mm512_shuffle_f32x4   /* SIMDe names it without the native alias */
-#define _mm512_shuffle_f32x4(a, b, imm) simde_mm512_shuffle_f32x4(a, b, imm)
-#endif
-#ifndef _MM_FROUND_NO_EXC
-#define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
-#define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
-#endif
-static inline __m512i _mm512_cvtps_epi32(__m512 v) {   /* round to nearest even, as the instruction */
-    float f[16];
-    int32_t t[16];
-    _mm512_storeu_ps(f, v);
-    for (int i = 0; i < 16; i++) t[i] = (int32_t)nearbyintf(f[i]);
-    return _mm512_loadu_si512(t);
-}
-static inline __m512i _mm512_srai_epi32(__m512i v, int k) {
-    int32_t t[16];
-    _mm512_storeu_si512(t, v);
-    for (int i = 0; i < 16; i++) t[i] >>= k;
-    return _mm512_loadu_si512(t);
-}
-static inline void _mm512_mask_storeu_ps(void *p, __mmask16 k, __m512 v) {
-    float t[16];
-    _mm512_storeu_ps(t, v);
-    for (int i = 0; i < 16; i++) if ((k >> i) & 1) ((float *)p)[i] = t[i];
-}
-static inline int32_t _mm512_reduce_add_epi32(__m512i v) {
-    int32_t t[16], s = 0;
-    _mm512_storeu_si512(t, v);
-    for (int i = 0; i < 16; i++) s += t[i];
-    return s;
-}
-static inline float _mm512_reduce_add_ps(__m512 v) {
-    float t[16], s = 0;
-    _mm512_storeu_ps(t, v);
-    for (int i = 0; i < 16; i++) s += t[i];
-    return s;
-}
+#include "avx512_simde.h"
 #else
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
@@ -105,12 +27,15 @@ AVX512 static inline __mmask16 lanes16(long n) { return n >= 16 ? (__mmask16)0xF
 /* ---- horizontal sums ---------------------------------------------------------------------------- */
 
 /* Σ v in one fixed order, the halving tree: lanes i + (i + 8), then + 4, + 2, + 1 (the order compilers lower
- * _mm512_reduce_add_ps to, written out so that every build and the SIMDe check add alike). */
-AVX512 static inline float hsum16(__m512 v) {
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+ * _mm512_reduce_add_ps to, written out so that every build and the SIMDe check add alike). hsum8 is the tree
+ * from its second step on. */
+AVX512 static inline float hsum8(__m256 h) {
     __m128 t = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     t = _mm_add_ps(t, _mm_castpd_ps(_mm_permute_pd(_mm_castps_pd(t), 1)));   /* + [t2, t3, t0, t1] */
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+AVX512 static inline float hsum16(__m512 v) {
+    return hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
 }
 
 /* (hsum16(a0), hsum16(a1), hsum16(a2), hsum16(a3)): the same additions of the same operands, each step for the
@@ -154,18 +79,14 @@ AVX512 static void f32_narrow(float *y, const float *w, const float *x, long row
         put4(y + r, _mm_unpacklo_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)), acc);
     }
     for (; r < rows; r++) {
-        const __m256 a = _mm256_add_ps(_mm256_fmadd_ps(_mm256_maskz_loadu_ps(k, w + r * cols), xv, zero), zero);
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        h = _mm_add_ps(h, _mm_castpd_ps(_mm_permute_pd(_mm_castps_pd(h), 1)));
-        const float v = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+        const float v = hsum8(_mm256_add_ps(_mm256_fmadd_ps(_mm256_maskz_loadu_ps(k, w + r * cols), xv, zero), zero));
         y[r] = acc ? y[r] + v : v;
     }
 }
 
 void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc) {
-    if (cols <= 8) {
-        if (cols > 0) f32_narrow(y, w, x, rows, cols, acc);
-        else for (long r = 0; r < rows; r++) y[r] = acc ? y[r] : 0.0f;
+    if (cols > 0 && cols <= 8) {
+        f32_narrow(y, w, x, rows, cols, acc);
         return;
     }
     const long c16 = cols & ~15L;

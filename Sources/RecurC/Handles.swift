@@ -107,20 +107,13 @@ func export(_ object: AnyObject) -> OpaquePointer {
 }
 
 /// The object behind a handle, checked to be of the expected class (a handle of another kind is an invalid
-/// argument rather than memory corruption). Borrowed: not retained.
+/// argument rather than memory corruption) and not busy in a generation; the caller holds it from here on.
 @inline(__always)
 func object<T: AnyObject>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticString) throws -> T {
-    guard let p else { throw invalid("\(name) is NULL") }
-    guard let h = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() as? T else {
-        throw invalid("\(name) is not a handle of the expected kind")
-    }
-    if let b = h as? BusyHandle, b.busy {
-        throw invalid("\(name) is in use by a recur_generate call that has not returned (from its callback or another thread); a state or sampler serves one call at a time")
-    }
-    return h
+    try withObject(p, as: type, name) { $0 }
 }
 
-/// `body` on the object behind a handle, checked as `object` checks it and borrowed for the call: no
+/// `body` on the object behind a handle, checked as `object` describes and borrowed for the call: no
 /// reference counting on the paths that run every step.
 @inline(__always)
 func withObject<T: AnyObject, R>(_ p: OpaquePointer?, as type: T.Type, _ name: StaticString,
