@@ -572,6 +572,85 @@ void AVX2 rk_activate_avx2(int kind, float *x, long n) {
     }
 }
 
+/* ---- the gates of a step in one pass (rk_gru_gates, rk_lstm_gates): the element-wise kernels' arithmetic
+ * and act8, lane for lane, so the same bits as the separate passes ---------------------------------- */
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+#define LD(p) _mm256_loadu_ps(p)
+
+/* 8 lanes of each: gates S floats apart. */
+RK_EXACT AVX2 static inline void gru8(float *h, const float *gu, const float *bh, const float *gx, long S, int ract,
+                                      int act) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 ur = LD(gu), uz = LD(gu + S), un = LD(gu + 2 * S);
+    if (bh) {
+        ur = _mm256_add_ps(ur, LD(bh));
+        uz = _mm256_add_ps(uz, LD(bh + S));
+        un = _mm256_add_ps(un, LD(bh + 2 * S));
+    }
+    const __m256 r = act8(ract, _mm256_add_ps(ur, LD(gx)));
+    const __m256 z = act8(ract, _mm256_add_ps(uz, LD(gx + S)));
+    const __m256 n = act8(act, _mm256_add_ps(LD(gx + 2 * S), _mm256_mul_ps(r, un)));
+    _mm256_storeu_ps(h, _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(one, z), n), _mm256_mul_ps(z, LD(h))));
+}
+
+RK_EXACT AVX2 static inline void lstm8(float *h, float *c, const float *gu, const float *gx, const float *p, long S,
+                                       int ract, int act) {
+    __m256 gi = _mm256_add_ps(LD(gu), LD(gx)), gf = _mm256_add_ps(LD(gu + S), LD(gx + S));
+    const __m256 gg = _mm256_add_ps(LD(gu + 2 * S), LD(gx + 2 * S));
+    __m256 go = _mm256_add_ps(LD(gu + 3 * S), LD(gx + 3 * S)), cv = LD(c);
+    if (p) {
+        gi = _mm256_add_ps(gi, _mm256_mul_ps(LD(p), cv));
+        gf = _mm256_add_ps(gf, _mm256_mul_ps(LD(p + S), cv));
+    }
+    cv = _mm256_add_ps(_mm256_mul_ps(act8(ract, gf), cv), _mm256_mul_ps(act8(ract, gi), act8(act, gg)));
+    if (p) go = _mm256_add_ps(go, _mm256_mul_ps(LD(p + 2 * S), cv));
+    _mm256_storeu_ps(c, cv);
+    _mm256_storeu_ps(h, _mm256_mul_ps(act8(ract, go), act8(act, cv)));
+}
+
+/* The last t < 8 elements of k gate vectors H apart, copied to k zero-padded vectors 8 apart. */
+static void tail8(float *dst, const float *src, long H, long t, int k) {
+    memset(dst, 0, sizeof(float) * 8 * (size_t)k);
+    for (int g = 0; g < k; g++) memcpy(dst + 8 * g, src + g * H, sizeof(float) * (size_t)t);
+}
+
+void RK_EXACT AVX2 rk_gru_gates_avx2(float *h, const float *gu, const float *bh, const float *gx, long H, int ract,
+                                     int act) {
+    long j = 0;
+    for (; j + 8 <= H; j += 8) gru8(h + j, gu + j, bh ? bh + j : NULL, gx + j, H, ract, act);
+    if (j < H) {
+        const long t = H - j;
+        float u[24], b[24], x[24], hh[8];
+        tail8(u, gu + j, H, t, 3), tail8(x, gx + j, H, t, 3), tail8(hh, h + j, H, t, 1);
+        if (bh) tail8(b, bh + j, H, t, 3);
+        gru8(hh, u, bh ? b : NULL, x, 8, ract, act);
+        memcpy(h + j, hh, sizeof(float) * (size_t)t);
+    }
+}
+
+void RK_EXACT AVX2 rk_lstm_gates_avx2(float *h, float *c, const float *gu, const float *gx, const float *p, long H,
+                                      int ract, int act) {
+    long j = 0;
+    for (; j + 8 <= H; j += 8) lstm8(h + j, c + j, gu + j, gx + j, p ? p + j : NULL, H, ract, act);
+    if (j < H) {
+        const long t = H - j;
+        float u[32], x[32], q[24], hh[8], cc[8];
+        tail8(u, gu + j, H, t, 4), tail8(x, gx + j, H, t, 4), tail8(hh, h + j, H, t, 1), tail8(cc, c + j, H, t, 1);
+        if (p) tail8(q, p + j, H, t, 3);
+        lstm8(hh, cc, u, x, p ? q : NULL, 8, ract, act);
+        memcpy(h + j, hh, sizeof(float) * (size_t)t), memcpy(c + j, cc, sizeof(float) * (size_t)t);
+    }
+}
+
+#undef LD
+#if defined(__clang__)
+#pragma clang fp contract(on)
+#endif
+
 /* ---- several vectors, f32: two rows × four vectors per pass, each weight loaded once -------------- */
 
 void AVX2 rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols) {

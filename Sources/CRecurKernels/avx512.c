@@ -481,11 +481,9 @@ AVX512 static inline __m512 exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i ni = _mm512_cvtps_epi32(n);
-    __m512i h1 = _mm512_srai_epi32(ni, 1), h2 = _mm512_sub_epi32(ni, h1);
-    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(h1, _mm512_set1_epi32(127)), 23));
-    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(h2, _mm512_set1_epi32(127)), 23));
-    return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+    /* p · 2^n rounded once, as rk_activate_avx2's two exact halves 2^⌊n/2⌋ · 2^⌈n/2⌉ round it (checked for
+     * every float x) */
+    return _mm512_scalef_ps(p, n);
 }
 
 AVX512 static inline __m512 act16(int kind, __m512 v) {
@@ -503,6 +501,57 @@ void AVX512 rk_activate_avx512(int kind, float *x, long n) {
         _mm512_mask_storeu_ps(x + i, m, act16(kind, _mm512_maskz_loadu_ps(m, x + i)));
     }
 }
+
+/* ---- the gates of a step in one pass (rk_gru_gates, rk_lstm_gates): the element-wise kernels' arithmetic
+ * and act16, lane for lane, so the same bits as the separate passes ---------------------------------- */
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+#define LD(p) _mm512_maskz_loadu_ps(m, (p))
+
+void RK_EXACT AVX512 rk_gru_gates_avx512(float *h, const float *gu, const float *bh, const float *gx, long H,
+                                         int ract, int act) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (long j = 0; j < H; j += 16) {
+        const __mmask16 m = lanes16(H - j);
+        __m512 ur = LD(gu + j), uz = LD(gu + H + j), un = LD(gu + 2 * H + j);
+        if (bh) {
+            ur = _mm512_add_ps(ur, LD(bh + j));
+            uz = _mm512_add_ps(uz, LD(bh + H + j));
+            un = _mm512_add_ps(un, LD(bh + 2 * H + j));
+        }
+        const __m512 r = act16(ract, _mm512_add_ps(ur, LD(gx + j)));
+        const __m512 z = act16(ract, _mm512_add_ps(uz, LD(gx + H + j)));
+        const __m512 n = act16(act, _mm512_add_ps(LD(gx + 2 * H + j), _mm512_mul_ps(r, un)));
+        const __m512 hv = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, z), n), _mm512_mul_ps(z, LD(h + j)));
+        _mm512_mask_storeu_ps(h + j, m, hv);
+    }
+}
+
+void RK_EXACT AVX512 rk_lstm_gates_avx512(float *h, float *c, const float *gu, const float *gx, const float *p,
+                                          long H, int ract, int act) {
+    for (long j = 0; j < H; j += 16) {
+        const __mmask16 m = lanes16(H - j);
+        __m512 gi = _mm512_add_ps(LD(gu + j), LD(gx + j)), gf = _mm512_add_ps(LD(gu + H + j), LD(gx + H + j));
+        const __m512 gg = _mm512_add_ps(LD(gu + 2 * H + j), LD(gx + 2 * H + j));
+        __m512 go = _mm512_add_ps(LD(gu + 3 * H + j), LD(gx + 3 * H + j)), cv = LD(c + j);
+        if (p) {
+            gi = _mm512_add_ps(gi, _mm512_mul_ps(LD(p + j), cv));
+            gf = _mm512_add_ps(gf, _mm512_mul_ps(LD(p + H + j), cv));
+        }
+        cv = _mm512_add_ps(_mm512_mul_ps(act16(ract, gf), cv), _mm512_mul_ps(act16(ract, gi), act16(act, gg)));
+        if (p) go = _mm512_add_ps(go, _mm512_mul_ps(LD(p + 2 * H + j), cv));
+        _mm512_mask_storeu_ps(c + j, m, cv);
+        _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(act16(ract, go), act16(act, cv)));
+    }
+}
+
+#undef LD
+#if defined(__clang__)
+#pragma clang fp contract(on)
+#endif
 
 /* ---- q4: four blocks (64 bytes of nibbles = 128 weights) per pair of vpdpbusd ----------------------- */
 

@@ -4,14 +4,9 @@
 
 /* ---- element-wise gate arithmetic ------------------------------------------------------------------ */
 
-/* Each expression rounded as written: contraction into fused multiply-adds is off here. */
+/* Each expression rounded as written: contraction into fused multiply-adds is off here (RK_EXACT). */
 #if defined(__clang__)
 #pragma clang fp contract(off)
-#define RK_EXACT
-#elif defined(__GNUC__)
-#define RK_EXACT __attribute__((optimize("fp-contract=off")))
-#else
-#define RK_EXACT
 #endif
 
 /* The loops, written once and compiled for each instruction set the dispatch below picks from (the
@@ -60,6 +55,54 @@ void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, lon
 #if defined(__clang__)
 #pragma clang fp contract(on)
 #endif
+
+/* ---- the gates of a step ----------------------------------------------------------------------------- */
+
+/* One pass with the activations inline where the level has them (sigmoid and tanh with AVX2 and AVX-512),
+ * else the separate passes; both compute each element with the same operations, so the same bits. */
+#ifdef RK_X86
+static int fused(int ract, int act) {
+    return rk_level() >= RK_AVX2 && (ract == 2 || ract == 3) && (act == 2 || act == 3);
+}
+#endif
+
+void rk_gru_gates(float *h, float *gu, const float *bh, const float *gx, long H, int ract, int act) {
+#ifdef RK_X86
+    if (fused(ract, act)) {
+        (rk_level() >= RK_AVX512 ? rk_gru_gates_avx512 : rk_gru_gates_avx2)(h, gu, bh, gx, H, ract, act);
+        return;
+    }
+#endif
+    if (bh) rk_add(gu, bh, 3 * H);
+    rk_add(gu, gx, 2 * H);
+    rk_activate(ract, gu, 2 * H);                       /* r = gu[0, H), z = gu[H, 2H) */
+    rk_gru_candidate(gu + 2 * H, gx + 2 * H, gu, H);    /* n */
+    rk_activate(act, gu + 2 * H, H);
+    rk_gru_update(h, gu + H, gu + 2 * H, H);
+}
+
+void rk_lstm_gates(float *h, float *c, float *gu, const float *gx, const float *p, long H, int ract, int act,
+                   float *tmp) {
+#ifdef RK_X86
+    if (fused(ract, act)) {
+        (rk_level() >= RK_AVX512 ? rk_lstm_gates_avx512 : rk_lstm_gates_avx2)(h, c, gu, gx, p, H, ract, act);
+        return;
+    }
+#endif
+    rk_add(gu, gx, 4 * H);
+    if (p) {
+        rk_add_mul(gu, p, c, H);                        /* i += p_i ⊙ c */
+        rk_add_mul(gu + H, p + H, c, H);                /* f += p_f ⊙ c */
+    }
+    rk_activate(ract, gu, 2 * H);                       /* i, f */
+    rk_activate(act, gu + 2 * H, H);                    /* g */
+    rk_lstm_cell(c, gu, gu + H, gu + 2 * H, H);         /* c = f ⊙ c + i ⊙ g */
+    if (p) rk_add_mul(gu + 3 * H, p + 2 * H, c, H);     /* o += p_o ⊙ c */
+    rk_activate(ract, gu + 3 * H, H);                   /* o */
+    memcpy(tmp, c, sizeof(float) * (size_t)H);
+    rk_activate(act, tmp, H);
+    rk_mul(h, gu + 3 * H, tmp, H);                      /* h = o ⊙ act(c) */
+}
 
 /* ---- activations -------------------------------------------------------------------------------- */
 

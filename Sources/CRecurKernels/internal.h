@@ -5,6 +5,14 @@
 #include "recur_kernels.h"
 #include <string.h>
 
+/* A function whose every expression is rounded as written, nothing contracted into fused multiply-adds: GCC's
+ * attribute; with clang, `#pragma clang fp contract(off)` around the definitions. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define RK_EXACT __attribute__((optimize("fp-contract=off")))
+#else
+#define RK_EXACT
+#endif
+
 /* The typed entry points behind rk_matvec_at, and the two-phase forms behind rk_matvec_prepared: x
  * quantized once per block of 32 (`xq`, rk_xq_bytes(cols)) serves q8 and q4; per vector (`xr`,
  * rk_xr_bytes(cols)) serves q8r. */
@@ -159,6 +167,12 @@ void rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, int n
 void rk_quantize_xr_avx2(void *buf, const float *x, long cols);
 void rk_activate_avx2(int kind, float *x, long n);
 void rk_activate_avx512(int kind, float *x, long n);
+void rk_gru_gates_avx2(float *h, const float *gu, const float *bh, const float *gx, long H, int ract, int act);
+void rk_gru_gates_avx512(float *h, const float *gu, const float *bh, const float *gx, long H, int ract, int act);
+void rk_lstm_gates_avx2(float *h, float *c, const float *gu, const float *gx, const float *p, long H, int ract,
+                        int act);
+void rk_lstm_gates_avx512(float *h, float *c, const float *gu, const float *gx, const float *p, long H, int ract,
+                          int act);
 void rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols);
 void rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc);
 void rk_f32_batch_avx512(float *y, long ldy, const float *w, const float *const *x, int n, long rows, long cols);

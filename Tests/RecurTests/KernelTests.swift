@@ -349,6 +349,73 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// rk_gru_gates and rk_lstm_gates (one pass at this CPU's level where it has one) give the bits of the gates
+    /// computed pass by pass: each sum and product rounded on its own (Swift arithmetic, never contracted) and the
+    /// activations of applyElementwise on whole vectors. Every tail length, with and without the recurrent bias
+    /// and the peepholes, saturating inputs included.
+    func testOnePassGatesEqualThePassByPassGates() {
+        var rng = Rand()
+        let kinds: [(Activation, Activation)] = [(.sigmoid, .tanh), (.tanh, .sigmoid), (.sigmoid, .sigmoid),
+                                                 (.hardSigmoidKeras2, .tanh), (.sigmoid, .relu)]
+        for H in [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100] {
+            for (ga, act) in kinds {
+                for extra in [false, true] {
+                    // GRU, reset after: gu (3H), bh (3H) or none, gx (3H), h (H).
+                    let gu = rng.values(3 * H, scale: 6), bh = rng.values(3 * H), gx = rng.values(3 * H, scale: 6)
+                    var h0 = rng.values(H)
+                    h0[0] = 0.5; if H > 2 { h0[1] = -1; h0[2] = 1 }
+                    var want = h0
+                    var t = gu
+                    for i in 0..<3 * H where extra { t[i] = t[i] + bh[i] }
+                    for i in 0..<2 * H { t[i] = t[i] + gx[i] }
+                    t.withUnsafeMutableBufferPointer { applyElementwise(ga, $0.baseAddress!, 2 * H) }
+                    var n = (0..<H).map { gx[2 * H + $0] + t[$0] * t[2 * H + $0] }
+                    n.withUnsafeMutableBufferPointer { applyElementwise(act, $0.baseAddress!, H) }
+                    for i in 0..<H { want[i] = (1 - t[H + i]) * n[i] + t[H + i] * want[i] }
+                    var got = h0, scratch = gu
+                    got.withUnsafeMutableBufferPointer { hp in
+                        scratch.withUnsafeMutableBufferPointer { up in
+                            bh.withUnsafeBufferPointer { bp in
+                                rk_gru_gates(hp.baseAddress!, up.baseAddress!, extra ? bp.baseAddress! : nil, gx, H,
+                                             ga.kernelKind, act.kernelKind)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "GRU H=\(H) \(ga)/\(act) bias \(extra)")
+
+                    // LSTM: gu (4H), gx (4H), peepholes (3H) or none, h and c (H).
+                    let lu = rng.values(4 * H, scale: 6), lx = rng.values(4 * H, scale: 6), p = rng.values(3 * H)
+                    let c0 = rng.values(H, scale: 3)
+                    var g = (0..<4 * H).map { lu[$0] + lx[$0] }
+                    var c = c0
+                    for i in 0..<H where extra { g[i] = g[i] + p[i] * c[i]; g[H + i] = g[H + i] + p[H + i] * c[i] }
+                    g.withUnsafeMutableBufferPointer {
+                        applyElementwise(ga, $0.baseAddress!, 2 * H); applyElementwise(act, $0.baseAddress! + 2 * H, H)
+                    }
+                    for i in 0..<H { c[i] = g[H + i] * c[i] + g[i] * g[2 * H + i] }
+                    for i in 0..<H where extra { g[3 * H + i] = g[3 * H + i] + p[2 * H + i] * c[i] }
+                    var ac = c
+                    g.withUnsafeMutableBufferPointer { applyElementwise(ga, $0.baseAddress! + 3 * H, H) }
+                    ac.withUnsafeMutableBufferPointer { applyElementwise(act, $0.baseAddress!, H) }
+                    let wantH = (0..<H).map { g[3 * H + $0] * ac[$0] }
+                    var gotH = rng.values(H), gotC = c0, lscratch = lu, tmp = [Float](repeating: 0, count: H)
+                    gotH.withUnsafeMutableBufferPointer { hp in
+                        gotC.withUnsafeMutableBufferPointer { cp in
+                            lscratch.withUnsafeMutableBufferPointer { up in
+                                p.withUnsafeBufferPointer { pp in
+                                    rk_lstm_gates(hp.baseAddress!, cp.baseAddress!, up.baseAddress!, lx,
+                                                  extra ? pp.baseAddress! : nil, H, ga.kernelKind, act.kernelKind, &tmp)
+                                }
+                            }
+                        }
+                    }
+                    XCTAssertEqual(gotH.map(\.bitPattern), wantH.map(\.bitPattern), "LSTM h H=\(H) \(ga)/\(act) peepholes \(extra)")
+                    XCTAssertEqual(gotC.map(\.bitPattern), c.map(\.bitPattern), "LSTM c H=\(H) \(ga)/\(act) peepholes \(extra)")
+                }
+            }
+        }
+    }
+
     /// matmat: by default bit for bit what matvec computes per vector (every dtype); with exactActivations and at least
     /// `decodeMinimum` vectors (f16, q8, q4 decoded, then sgemm) the exact product of the decoded weights,
     /// to f32 rounding.

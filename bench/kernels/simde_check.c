@@ -255,6 +255,60 @@ int main(void) {
             #undef SAME
         }
     }
+    /* The gates in one pass against the passes one by one (the element-wise kernels, the AVX2 activations):
+     * AVX2 bit for bit, AVX-512 (SIMDe) to the activations' tolerance; every tail, bias and peepholes or not. */
+    if (has_avx2) {
+        const long lengths[] = {1, 5, 7, 8, 9, 15, 16, 17, 33, 100};
+        for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
+            const long H = lengths[t];
+            float gu[400], gx[400], e[300], h0[100], c0[100], ref[100], refc[100], u[400], tmp[100];
+            float ha[100], ca[100], hb[100], cb[100];
+            for (long i = 0; i < 4 * H; i++) { gu[i] = 6 * frand(); gx[i] = 6 * frand(); }
+            for (long i = 0; i < 3 * H; i++) e[i] = frand();
+            for (long i = 0; i < H; i++) { h0[i] = frand(); c0[i] = 3 * frand(); }
+            for (int extra = 0; extra < 2; extra++) {
+                const float *bh = extra ? e : NULL;
+                memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref);
+                if (bh) rk_add(u, bh, 3 * H);
+                rk_add(u, gx, 2 * H);
+                rk_activate_avx2(3, u, 2 * H);
+                rk_gru_candidate(u + 2 * H, gx + 2 * H, u, H);
+                rk_activate_avx2(2, u + 2 * H, H);
+                rk_gru_update(ref, u + H, u + 2 * H, H);
+                memcpy(ha, h0, sizeof ha); memcpy(hb, h0, sizeof hb);
+                rk_gru_gates_avx2(ha, gu, bh, gx, H, 3, 2);
+                rk_gru_gates_avx512(hb, gu, bh, gx, H, 3, 2);
+                int bad = 0;
+                for (long i = 0; i < H; i++) bad += memcmp(&ha[i], &ref[i], sizeof(float)) != 0;
+                if (bad) { failed++; printf("FAIL gru gates avx2 H=%ld bias=%d: %d lanes differ\n", H, extra, bad); }
+                else passed++;
+                expect("gru gates avx512", H, 1, ref, hb, 1e-6);
+
+                const float *p = extra ? e : NULL;
+                memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref); memcpy(refc, c0, sizeof refc);
+                rk_add(u, gx, 4 * H);
+                if (p) { rk_add_mul(u, p, refc, H); rk_add_mul(u + H, p + H, refc, H); }
+                rk_activate_avx2(3, u, 2 * H);
+                rk_activate_avx2(2, u + 2 * H, H);
+                rk_lstm_cell(refc, u, u + H, u + 2 * H, H);
+                if (p) rk_add_mul(u + 3 * H, p + 2 * H, refc, H);
+                rk_activate_avx2(3, u + 3 * H, H);
+                memcpy(tmp, refc, sizeof tmp);
+                rk_activate_avx2(2, tmp, H);
+                rk_mul(ref, u + 3 * H, tmp, H);
+                memcpy(ha, h0, sizeof ha); memcpy(hb, h0, sizeof hb); memcpy(ca, c0, sizeof ca); memcpy(cb, c0, sizeof cb);
+                rk_lstm_gates_avx2(ha, ca, gu, gx, p, H, 3, 2);
+                rk_lstm_gates_avx512(hb, cb, gu, gx, p, H, 3, 2);
+                bad = 0;
+                for (long i = 0; i < H; i++) bad += memcmp(&ha[i], &ref[i], sizeof(float)) != 0;
+                for (long i = 0; i < H; i++) bad += memcmp(&ca[i], &refc[i], sizeof(float)) != 0;
+                if (bad) { failed++; printf("FAIL lstm gates avx2 H=%ld peepholes=%d: %d lanes differ\n", H, extra, bad); }
+                else passed++;
+                expect("lstm gates avx512 h", H, 1, ref, hb, 1e-6);
+                expect("lstm gates avx512 c", H, 1, refc, cb, 1e-6);
+            }
+        }
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

@@ -192,6 +192,23 @@ void rk_gru_candidate(float *n, const float *gx, const float *r, long count);
 void rk_gru_update(float *h, const float *z, const float *n, long count);
 void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, long count);
 
+/*
+ * The gates of one step of a cell given gu, its recurrent product (the gates' rows of U·h, stacked by gate,
+ * H floats each), and gx = W·x + b (the same layout); `ract` and `act` are activation kinds as above (the
+ * recurrent activation σ and the activation). Each element is computed as the expressions of rk_add,
+ * rk_gru_candidate, … and rk_activate would compute it pass by pass, so the same bits; with AVX2 or
+ * AVX-512 and σ, act ∈ {tanh, sigmoid}, in one pass. gu is scratch: its contents afterwards are unspecified.
+ *   rk_gru_gates (reset after; bh the recurrent bias or NULL; gates r, z, n):
+ *     r = σ(gu_r + bh_r + gx_r),  z = σ(gu_z + bh_z + gx_z),  n = act(gx_n + r ⊙ (gu_n + bh_n)),
+ *     h = (1 − z) ⊙ n + z ⊙ h
+ *   rk_lstm_gates (p the peepholes, 3 × H rows i, f, o, or NULL; gates i, f, g, o; tmp H floats):
+ *     i = σ(gu_i + gx_i + p_i ⊙ c),  f = σ(gu_f + gx_f + p_f ⊙ c),  g = act(gu_g + gx_g),
+ *     c = f ⊙ c + i ⊙ g,  o = σ(gu_o + gx_o + p_o ⊙ c),  h = o ⊙ act(c)
+ */
+void rk_gru_gates(float *h, float *gu, const float *bh, const float *gx, long H, int ract, int act);
+void rk_lstm_gates(float *h, float *c, float *gu, const float *gx, const float *p, long H, int ract, int act,
+                   float *tmp);
+
 /* Decodes rows [row0, row0 + rows) of the matrix at w into f32 (out: rows × cols), any dtype. */
 void rk_dequantize(float *out, const void *w, int dtype, long row0, long rows, long cols);
 

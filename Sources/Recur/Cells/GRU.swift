@@ -10,8 +10,8 @@ import CRecurKernels
 ///     h' = (1 − z) ⊙ n + z ⊙ h
 /// Reset before it (original paper, Keras reset_after=False; no recurrent bias):
 ///     n = tanh(W_n x + b_n + U_n (r ⊙ h))
-/// σ is the layer's recurrent activation and tanh its activation. The gates are computed on whole
-/// vectors so that the activations run vectorized (applyElementwise).
+/// σ is the layer's recurrent activation and tanh its activation. The reset-after gates are one kernel,
+/// rk_gru_gates; reset before, the gates are computed on whole vectors (applyElementwise).
 enum GRUCell: RecurrentCell {
     static let gates = 3
     static let stateVectors = 1
@@ -34,18 +34,12 @@ enum GRUCell: RecurrentCell {
 
     static func batchesRecurrentProduct(_ spec: RecurrentSpec) -> Bool { spec.resetAfter }
 
-    /// Reset-after gates given gu = U h (3H, without the recurrent bias; gu is overwritten).
+    /// Reset-after gates given gu = U h (3H, without the recurrent bias; used as scratch).
     @inline(__always)
     static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gu gh: UnsafeMutablePointer<Float>,
                       h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
-        let H = l.spec.units
-        if let bh = l.extra.first { rk_add(gh, bh, 3 * H) }
-        rk_add(gh, gx, 2 * H)
-        applyElementwise(l.spec.recurrentActivation, gh, 2 * H)          // r = gh[0..<H], z = gh[H..<2H]
-        let n = gh + 2 * H
-        rk_gru_candidate(n, gx + 2 * H, gh, H)                           // n = gx_n + r ⊙ (U_n h + b_n)
-        applyElementwise(l.spec.activation, n, H)
-        rk_gru_update(h, gh + H, n, H)                                   // h = (1 − z) ⊙ n + z ⊙ h
+        rk_gru_gates(h, gh, l.extra.first, gx, l.spec.units, l.spec.recurrentActivation.kernelKind,
+                     l.spec.activation.kernelKind)
     }
 
     /// `gx` = W x + b for this step (3H, read only). `h` is updated in place. `scratch` holds ≥ 4H floats.

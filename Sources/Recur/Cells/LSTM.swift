@@ -41,25 +41,11 @@ enum LSTMCell: RecurrentCell {
         gates(l, gx: gx, gu: scratch, h: h, c: c, tmp: scratch + 4 * l.spec.units)
     }
 
-    /// The gates given gu = U h (4H, overwritten); `tmp` holds H floats.
+    /// The gates given gu = U h (4H, used as scratch): rk_lstm_gates; `tmp` holds H floats.
     @inline(__always)
     static func gates(_ l: RecurrentWeights, gx: UnsafePointer<Float>, gu g: UnsafeMutablePointer<Float>,
                       h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, tmp: UnsafeMutablePointer<Float>) {
-        let c = c!
-        let H = l.spec.units
-        let ga = l.spec.recurrentActivation, act = l.spec.activation
-        rk_add(g, gx, 4 * H)
-        if let p = l.extra.first {
-            rk_add_mul(g, p, c, H)                     // i += p_i ⊙ c
-            rk_add_mul(g + H, p + H, c, H)             // f += p_f ⊙ c
-        }
-        applyElementwise(ga, g, 2 * H)                 // i, f
-        applyElementwise(act, g + 2 * H, H)            // g (the candidate)
-        rk_lstm_cell(c, g, g + H, g + 2 * H, H)        // c = f ⊙ c + i ⊙ g
-        if let p = l.extra.first { rk_add_mul(g + 3 * H, p + 2 * H, c, H) }   // o += p_o ⊙ c
-        applyElementwise(ga, g + 3 * H, H)             // o
-        tmp.update(from: c, count: H)
-        applyElementwise(act, tmp, H)
-        rk_mul(h, g + 3 * H, tmp, H)                   // h = o ⊙ act(c)
+        rk_lstm_gates(h, c!, g, gx, l.extra.first, l.spec.units, l.spec.recurrentActivation.kernelKind,
+                      l.spec.activation.kernelKind, tmp)
     }
 }

@@ -20,16 +20,22 @@ package func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, 
 /// tanh and sigmoid are vectorized (CRecurKernels' rk_activate: AVX2 exp, else libm).
 @inline(__always)
 package func applyElementwise(_ a: Activation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
-    let kind: Int32
-    switch a {
-    case .linear, .softmax: return
-    case .relu: kind = 1
-    case .tanh: kind = 2
-    case .sigmoid: kind = 3
-    case .hardSigmoidKeras2: kind = 4
-    case .hardSigmoidKeras3: kind = 5
+    if a == .linear || a == .softmax { return }
+    rk_activate(a.kernelKind, x, n)
+}
+
+extension Activation {
+    /// The kind number of CRecurKernels' rk_activate (softmax counting as linear, 0).
+    @inline(__always) var kernelKind: Int32 {
+        switch self {
+        case .linear, .softmax: return 0
+        case .relu: return 1
+        case .tanh: return 2
+        case .sigmoid: return 3
+        case .hardSigmoidKeras2: return 4
+        case .hardSigmoidKeras3: return 5
+        }
     }
-    rk_activate(kind, x, n)
 }
 
 /// Scalar form of `a` (not valid for softmax).
