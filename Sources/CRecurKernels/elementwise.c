@@ -58,11 +58,11 @@ void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, lon
 
 /* ---- the gates of a step ----------------------------------------------------------------------------- */
 
-/* One pass with the activations inline where the level has them (sigmoid and tanh with AVX2 and AVX-512),
+/* One pass with the activations inline where the level has them (sigmoid and tanh with AVX2, AVX-512, NEON),
  * else the separate passes; both compute each element with the same operations, so the same bits. */
-#ifdef RK_X86
+#if defined(RK_X86) || defined(__aarch64__)
 static int fused(int ract, int act) {
-    return rk_level() >= RK_AVX2 && (ract == 2 || ract == 3) && (act == 2 || act == 3);
+    return rk_level() >= RK_AVX2 && (ract == 2 || ract == 3) && (act == 2 || act == 3);   /* RK_NEON is level 1 too */
 }
 #endif
 
@@ -70,6 +70,11 @@ void rk_gru_gates(float *h, float *gu, const float *bh, const float *gx, long H,
 #ifdef RK_X86
     if (fused(ract, act)) {
         (rk_level() >= RK_AVX512 ? rk_gru_gates_avx512 : rk_gru_gates_avx2)(h, gu, bh, gx, H, ract, act);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (fused(ract, act)) {
+        rk_gru_gates_neon(h, gu, bh, gx, H, ract, act);
         return;
     }
 #endif
@@ -86,6 +91,11 @@ void rk_lstm_gates(float *h, float *c, float *gu, const float *gx, const float *
 #ifdef RK_X86
     if (fused(ract, act)) {
         (rk_level() >= RK_AVX512 ? rk_lstm_gates_avx512 : rk_lstm_gates_avx2)(h, c, gu, gx, p, H, ract, act);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (fused(ract, act)) {
+        rk_lstm_gates_neon(h, c, gu, gx, p, H, ract, act);
         return;
     }
 #endif

@@ -201,6 +201,9 @@ void rk_q8r_neon(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_neon(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
 void rk_q4i_neon(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc);
 void rk_quantize_xr_neon(void *buf, const float *x, long cols);
+void rk_gru_gates_neon(float *h, const float *gu, const float *bh, const float *gx, long H, int ract, int act);
+void rk_lstm_gates_neon(float *h, float *c, const float *gu, const float *gx, const float *p, long H, int ract,
+                        int act);
 void rk_activate_neon(int kind, float *x, long n);
 #endif
 

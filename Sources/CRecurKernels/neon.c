@@ -626,4 +626,80 @@ void rk_activate_neon(int kind, float *x, long n) {
     }
 }
 
+/* ---- the gates of a step in one pass (rk_gru_gates, rk_lstm_gates): the element-wise kernels' arithmetic
+ * and act4, lane for lane, so the same bits as the separate passes ---------------------------------- */
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+/* 4 lanes of each: gates S floats apart. */
+RK_EXACT static inline void gru4(float *h, const float *gu, const float *bh, const float *gx, long S, int ract,
+                                 int act) {
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    float32x4_t ur = vld1q_f32(gu), uz = vld1q_f32(gu + S), un = vld1q_f32(gu + 2 * S);
+    if (bh) {
+        ur = vaddq_f32(ur, vld1q_f32(bh));
+        uz = vaddq_f32(uz, vld1q_f32(bh + S));
+        un = vaddq_f32(un, vld1q_f32(bh + 2 * S));
+    }
+    const float32x4_t r = act4(ract, vaddq_f32(ur, vld1q_f32(gx)));
+    const float32x4_t z = act4(ract, vaddq_f32(uz, vld1q_f32(gx + S)));
+    const float32x4_t n = act4(act, vaddq_f32(vld1q_f32(gx + 2 * S), vmulq_f32(r, un)));
+    vst1q_f32(h, vaddq_f32(vmulq_f32(vsubq_f32(one, z), n), vmulq_f32(z, vld1q_f32(h))));
+}
+
+RK_EXACT static inline void lstm4(float *h, float *c, const float *gu, const float *gx, const float *p, long S,
+                                  int ract, int act) {
+    float32x4_t gi = vaddq_f32(vld1q_f32(gu), vld1q_f32(gx)), gf = vaddq_f32(vld1q_f32(gu + S), vld1q_f32(gx + S));
+    const float32x4_t gg = vaddq_f32(vld1q_f32(gu + 2 * S), vld1q_f32(gx + 2 * S));
+    float32x4_t go = vaddq_f32(vld1q_f32(gu + 3 * S), vld1q_f32(gx + 3 * S)), cv = vld1q_f32(c);
+    if (p) {
+        gi = vaddq_f32(gi, vmulq_f32(vld1q_f32(p), cv));
+        gf = vaddq_f32(gf, vmulq_f32(vld1q_f32(p + S), cv));
+    }
+    cv = vaddq_f32(vmulq_f32(act4(ract, gf), cv), vmulq_f32(act4(ract, gi), act4(act, gg)));
+    if (p) go = vaddq_f32(go, vmulq_f32(vld1q_f32(p + 2 * S), cv));
+    vst1q_f32(c, cv);
+    vst1q_f32(h, vmulq_f32(act4(ract, go), act4(act, cv)));
+}
+
+/* The last t < 4 elements of k gate vectors H apart, copied to k zero-padded vectors 4 apart. */
+static void tail4(float *dst, const float *src, long H, long t, int k) {
+    memset(dst, 0, sizeof(float) * 4 * (size_t)k);
+    for (int g = 0; g < k; g++) memcpy(dst + 4 * g, src + g * H, sizeof(float) * (size_t)t);
+}
+
+void RK_EXACT rk_gru_gates_neon(float *h, const float *gu, const float *bh, const float *gx, long H, int ract,
+                                int act) {
+    long j = 0;
+    for (; j + 4 <= H; j += 4) gru4(h + j, gu + j, bh ? bh + j : NULL, gx + j, H, ract, act);
+    if (j < H) {
+        const long t = H - j;
+        float u[12], b[12], x[12], hh[4];
+        tail4(u, gu + j, H, t, 3), tail4(x, gx + j, H, t, 3), tail4(hh, h + j, H, t, 1);
+        if (bh) tail4(b, bh + j, H, t, 3);
+        gru4(hh, u, bh ? b : NULL, x, 4, ract, act);
+        memcpy(h + j, hh, sizeof(float) * (size_t)t);
+    }
+}
+
+void RK_EXACT rk_lstm_gates_neon(float *h, float *c, const float *gu, const float *gx, const float *p, long H,
+                                 int ract, int act) {
+    long j = 0;
+    for (; j + 4 <= H; j += 4) lstm4(h + j, c + j, gu + j, gx + j, p ? p + j : NULL, H, ract, act);
+    if (j < H) {
+        const long t = H - j;
+        float u[16], x[16], q[12], hh[4], cc[4];
+        tail4(u, gu + j, H, t, 4), tail4(x, gx + j, H, t, 4), tail4(hh, h + j, H, t, 1), tail4(cc, c + j, H, t, 1);
+        if (p) tail4(q, p + j, H, t, 3);
+        lstm4(hh, cc, u, x, p ? q : NULL, 4, ract, act);
+        memcpy(h + j, hh, sizeof(float) * (size_t)t), memcpy(c + j, cc, sizeof(float) * (size_t)t);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang fp contract(on)
+#endif
+
 #endif

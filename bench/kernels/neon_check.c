@@ -211,6 +211,50 @@ static void check_activations(void) {
     free(x); free(y);
 }
 
+/* The gates in one pass (rk_gru_gates_neon, rk_lstm_gates_neon) against the element-wise kernels and
+ * rk_activate_neon pass by pass: bit for bit, every tail, with and without bias and peepholes. */
+static void check_gates(void) {
+    const long lengths[] = {1, 3, 4, 5, 8, 13, 64, 100};
+    for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
+        const long H = lengths[t];
+        float gu[400], gx[400], e[300], h0[100], c0[100], ref[100], refc[100], u[400], tmp[100], hv[100], cv[100];
+        for (long i = 0; i < 4 * H; i++) { gu[i] = 6 * frand(); gx[i] = 6 * frand(); }
+        for (long i = 0; i < 3 * H; i++) e[i] = frand();
+        for (long i = 0; i < H; i++) { h0[i] = frand(); c0[i] = 3 * frand(); }
+        for (int extra = 0; extra < 2; extra++) {
+            const float *bh = extra ? e : NULL;
+            memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref);
+            if (bh) rk_add(u, bh, 3 * H);
+            rk_add(u, gx, 2 * H);
+            rk_activate_neon(3, u, 2 * H);
+            rk_gru_candidate(u + 2 * H, gx + 2 * H, u, H);
+            rk_activate_neon(2, u + 2 * H, H);
+            rk_gru_update(ref, u + H, u + 2 * H, H);
+            memcpy(hv, h0, sizeof hv);
+            rk_gru_gates_neon(hv, gu, bh, gx, H, 3, 2);
+            result(!memcmp(hv, ref, sizeof(float) * (size_t)H), extra ? "gru gates, bias" : "gru gates", 1, H, 0,
+                   "bits differ");
+
+            const float *p = extra ? e : NULL;
+            memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref); memcpy(refc, c0, sizeof refc);
+            rk_add(u, gx, 4 * H);
+            if (p) { rk_add_mul(u, p, refc, H); rk_add_mul(u + H, p + H, refc, H); }
+            rk_activate_neon(3, u, 2 * H);
+            rk_activate_neon(2, u + 2 * H, H);
+            rk_lstm_cell(refc, u, u + H, u + 2 * H, H);
+            if (p) rk_add_mul(u + 3 * H, p + 2 * H, refc, H);
+            rk_activate_neon(3, u + 3 * H, H);
+            memcpy(tmp, refc, sizeof tmp);
+            rk_activate_neon(2, tmp, H);
+            rk_mul(ref, u + 3 * H, tmp, H);
+            memcpy(hv, h0, sizeof hv); memcpy(cv, c0, sizeof cv);
+            rk_lstm_gates_neon(hv, cv, gu, gx, p, H, 3, 2);
+            result(!memcmp(hv, ref, sizeof(float) * (size_t)H) && !memcmp(cv, refc, sizeof(float) * (size_t)H),
+                   extra ? "lstm gates, peepholes" : "lstm gates", 1, H, 0, "bits differ");
+        }
+    }
+}
+
 /* rk_matmat_f32 (n vectors) against n scalar products. */
 static void check_matmat(long n, long rows, long cols) {
     float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * n * cols);
@@ -285,6 +329,7 @@ int main(int argc, char **argv) {
     }
 
     check_activations();
+    check_gates();
     check_matmat(1, 33, 65);
     check_matmat(3, 100, 129);
     check_matmat(5, 17, 31);

@@ -196,8 +196,8 @@ void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, lon
  * The gates of one step of a cell given gu, its recurrent product (the gates' rows of U·h, stacked by gate,
  * H floats each), and gx = W·x + b (the same layout); `ract` and `act` are activation kinds as above (the
  * recurrent activation σ and the activation). Each element is computed as the expressions of rk_add,
- * rk_gru_candidate, … and rk_activate would compute it pass by pass, so the same bits; with AVX2 or
- * AVX-512 and σ, act ∈ {tanh, sigmoid}, in one pass. gu is scratch: its contents afterwards are unspecified.
+ * rk_gru_candidate, … and rk_activate would compute it pass by pass, so the same bits; with AVX2, AVX-512
+ * or NEON and σ, act ∈ {tanh, sigmoid}, in one pass. gu is scratch: its contents afterwards are unspecified.
  *   rk_gru_gates (reset after; bh the recurrent bias or NULL; gates r, z, n):
  *     r = σ(gu_r + bh_r + gx_r),  z = σ(gu_z + bh_z + gx_z),  n = act(gx_n + r ⊙ (gu_n + bh_n)),
  *     h = (1 − z) ⊙ n + z ⊙ h
