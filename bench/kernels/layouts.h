@@ -1,6 +1,7 @@
-/* What the kernel checks (simde_check.c, neon_check.c) share: pseudo-random values, and the weight layouts of
+/* What the kernel checks (simde_check.c, neon_check.c) share: pseudo-random values, the weight layouts of
  * recur_kernels.h written from their description (q8, q4 from f32 values; the interleaved q8ri and q4i from
- * q8r and q4), sharing no code with the library's encoders. */
+ * q8r and q4), sharing no code with the library's encoders, and the gates of a step pass by pass. Included
+ * after internal.h. */
 #ifndef RECUR_BENCH_LAYOUTS_H
 #define RECUR_BENCH_LAYOUTS_H
 #include <stdint.h>
@@ -81,6 +82,33 @@ static unsigned char *interleave4(const unsigned char *q4, long rows, long cols)
             }
         }
     return o;
+}
+
+/* The gates of a reset-after GRU step pass by pass (rk_gru_gates' definition): the element-wise kernels and
+ * `activate` on whole vectors (σ sigmoid, act tanh). u: a copy of gu, overwritten. */
+static void gru_gates_by_passes(void (*activate)(int, float *, long), float *h, float *u, const float *bh,
+                                const float *gx, long H) {
+    if (bh) rk_add(u, bh, 3 * H);
+    rk_add(u, gx, 2 * H);
+    activate(3, u, 2 * H);
+    rk_gru_candidate(u + 2 * H, gx + 2 * H, u, H);
+    activate(2, u + 2 * H, H);
+    rk_gru_update(h, u + H, u + 2 * H, H);
+}
+
+/* The same for an LSTM step (rk_lstm_gates' definition); tmp: H floats. */
+static void lstm_gates_by_passes(void (*activate)(int, float *, long), float *h, float *c, float *u, const float *gx,
+                                 const float *p, long H, float *tmp) {
+    rk_add(u, gx, 4 * H);
+    if (p) { rk_add_mul(u, p, c, H); rk_add_mul(u + H, p + H, c, H); }
+    activate(3, u, 2 * H);
+    activate(2, u + 2 * H, H);
+    rk_lstm_cell(c, u, u + H, u + 2 * H, H);
+    if (p) rk_add_mul(u + 3 * H, p + 2 * H, c, H);
+    activate(3, u + 3 * H, H);
+    memcpy(tmp, c, sizeof(float) * (size_t)H);
+    activate(2, tmp, H);
+    rk_mul(h, u + 3 * H, tmp, H);
 }
 
 #endif

@@ -224,12 +224,7 @@ static void check_gates(void) {
         for (int extra = 0; extra < 2; extra++) {
             const float *bh = extra ? e : NULL;
             memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref);
-            if (bh) rk_add(u, bh, 3 * H);
-            rk_add(u, gx, 2 * H);
-            rk_activate_neon(3, u, 2 * H);
-            rk_gru_candidate(u + 2 * H, gx + 2 * H, u, H);
-            rk_activate_neon(2, u + 2 * H, H);
-            rk_gru_update(ref, u + H, u + 2 * H, H);
+            gru_gates_by_passes(rk_activate_neon, ref, u, bh, gx, H);
             memcpy(hv, h0, sizeof hv);
             rk_gru_gates_neon(hv, gu, bh, gx, H, 3, 2);
             result(!memcmp(hv, ref, sizeof(float) * (size_t)H), extra ? "gru gates, bias" : "gru gates", 1, H, 0,
@@ -237,16 +232,7 @@ static void check_gates(void) {
 
             const float *p = extra ? e : NULL;
             memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref); memcpy(refc, c0, sizeof refc);
-            rk_add(u, gx, 4 * H);
-            if (p) { rk_add_mul(u, p, refc, H); rk_add_mul(u + H, p + H, refc, H); }
-            rk_activate_neon(3, u, 2 * H);
-            rk_activate_neon(2, u + 2 * H, H);
-            rk_lstm_cell(refc, u, u + H, u + 2 * H, H);
-            if (p) rk_add_mul(u + 3 * H, p + 2 * H, refc, H);
-            rk_activate_neon(3, u + 3 * H, H);
-            memcpy(tmp, refc, sizeof tmp);
-            rk_activate_neon(2, tmp, H);
-            rk_mul(ref, u + 3 * H, tmp, H);
+            lstm_gates_by_passes(rk_activate_neon, ref, refc, u, gx, p, H, tmp);
             memcpy(hv, h0, sizeof hv); memcpy(cv, c0, sizeof cv);
             rk_lstm_gates_neon(hv, cv, gu, gx, p, H, 3, 2);
             result(!memcmp(hv, ref, sizeof(float) * (size_t)H) && !memcmp(cv, refc, sizeof(float) * (size_t)H),

@@ -269,12 +269,7 @@ int main(void) {
             for (int extra = 0; extra < 2; extra++) {
                 const float *bh = extra ? e : NULL;
                 memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref);
-                if (bh) rk_add(u, bh, 3 * H);
-                rk_add(u, gx, 2 * H);
-                rk_activate_avx2(3, u, 2 * H);
-                rk_gru_candidate(u + 2 * H, gx + 2 * H, u, H);
-                rk_activate_avx2(2, u + 2 * H, H);
-                rk_gru_update(ref, u + H, u + 2 * H, H);
+                gru_gates_by_passes(rk_activate_avx2, ref, u, bh, gx, H);
                 memcpy(ha, h0, sizeof ha); memcpy(hb, h0, sizeof hb);
                 rk_gru_gates_avx2(ha, gu, bh, gx, H, 3, 2);
                 rk_gru_gates_avx512(hb, gu, bh, gx, H, 3, 2);
@@ -286,16 +281,7 @@ int main(void) {
 
                 const float *p = extra ? e : NULL;
                 memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref); memcpy(refc, c0, sizeof refc);
-                rk_add(u, gx, 4 * H);
-                if (p) { rk_add_mul(u, p, refc, H); rk_add_mul(u + H, p + H, refc, H); }
-                rk_activate_avx2(3, u, 2 * H);
-                rk_activate_avx2(2, u + 2 * H, H);
-                rk_lstm_cell(refc, u, u + H, u + 2 * H, H);
-                if (p) rk_add_mul(u + 3 * H, p + 2 * H, refc, H);
-                rk_activate_avx2(3, u + 3 * H, H);
-                memcpy(tmp, refc, sizeof tmp);
-                rk_activate_avx2(2, tmp, H);
-                rk_mul(ref, u + 3 * H, tmp, H);
+                lstm_gates_by_passes(rk_activate_avx2, ref, refc, u, gx, p, H, tmp);
                 memcpy(ha, h0, sizeof ha); memcpy(hb, h0, sizeof hb); memcpy(ca, c0, sizeof ca); memcpy(cb, c0, sizeof cb);
                 rk_lstm_gates_avx2(ha, ca, gu, gx, p, H, 3, 2);
                 rk_lstm_gates_avx512(hb, cb, gu, gx, p, H, 3, 2);
