@@ -362,7 +362,7 @@ final class TaskTrainingTests: XCTestCase {
         XCTAssertNoThrow(try TaskTrainer.seq2seqArchitecture(c, source: 9, target: 9))
     }
 
-        func testEncoderInputOrder() throws {
+    func testEncoderInputOrder() throws {
         let arch = try TaskTrainer.seq2seqArchitecture(TaskConfig(), source: 9, target: 9)
         XCTAssertEqual(arch.encoderInput([3, 5, 0, 8, 2], pad: 0, eos: 2), [3, 5, 8, 2])
         var rev = arch
