@@ -60,24 +60,39 @@ void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, lon
 
 /* One pass with the activations inline where the level has them (sigmoid and tanh with AVX2, AVX-512, NEON),
  * else the separate passes; both compute each element with the same operations, so the same bits. */
-#if defined(RK_X86) || defined(__aarch64__)
-static int fused(int ract, int act) {
-    return rk_level() >= RK_AVX2 && (ract == 2 || ract == 3) && (act == 2 || act == 3);   /* RK_NEON is level 1 too */
-}
+typedef void (*gru_pass)(float *, const float *, const float *, const float *, long, int, int);
+typedef void (*lstm_pass)(float *, float *, const float *, const float *, const float *, long, int, int);
+
+static int inline_activations(int ract, int act) { return (ract == 2 || ract == 3) && (act == 2 || act == 3); }
+
+static gru_pass gru_one_pass(int ract, int act) {
+    if (!inline_activations(ract, act)) return NULL;
+#ifdef RK_X86
+    return rk_level() >= RK_AVX512 ? rk_gru_gates_avx512 : rk_level() >= RK_AVX2 ? rk_gru_gates_avx2 : NULL;
+#elif defined(__aarch64__)
+    return rk_level() >= RK_NEON ? rk_gru_gates_neon : NULL;
+#else
+    return NULL;
 #endif
+}
+
+static lstm_pass lstm_one_pass(int ract, int act) {
+    if (!inline_activations(ract, act)) return NULL;
+#ifdef RK_X86
+    return rk_level() >= RK_AVX512 ? rk_lstm_gates_avx512 : rk_level() >= RK_AVX2 ? rk_lstm_gates_avx2 : NULL;
+#elif defined(__aarch64__)
+    return rk_level() >= RK_NEON ? rk_lstm_gates_neon : NULL;
+#else
+    return NULL;
+#endif
+}
 
 void rk_gru_gates(float *h, float *gu, const float *bh, const float *gx, long H, int ract, int act) {
-#ifdef RK_X86
-    if (fused(ract, act)) {
-        (rk_level() >= RK_AVX512 ? rk_gru_gates_avx512 : rk_gru_gates_avx2)(h, gu, bh, gx, H, ract, act);
+    const gru_pass one = gru_one_pass(ract, act);
+    if (one) {
+        one(h, gu, bh, gx, H, ract, act);
         return;
     }
-#elif defined(__aarch64__)
-    if (fused(ract, act)) {
-        rk_gru_gates_neon(h, gu, bh, gx, H, ract, act);
-        return;
-    }
-#endif
     if (bh) rk_add(gu, bh, 3 * H);
     rk_add(gu, gx, 2 * H);
     rk_activate(ract, gu, 2 * H);                       /* r = gu[0, H), z = gu[H, 2H) */
@@ -88,17 +103,11 @@ void rk_gru_gates(float *h, float *gu, const float *bh, const float *gx, long H,
 
 void rk_lstm_gates(float *h, float *c, float *gu, const float *gx, const float *p, long H, int ract, int act,
                    float *tmp) {
-#ifdef RK_X86
-    if (fused(ract, act)) {
-        (rk_level() >= RK_AVX512 ? rk_lstm_gates_avx512 : rk_lstm_gates_avx2)(h, c, gu, gx, p, H, ract, act);
+    const lstm_pass one = lstm_one_pass(ract, act);
+    if (one) {
+        one(h, c, gu, gx, p, H, ract, act);
         return;
     }
-#elif defined(__aarch64__)
-    if (fused(ract, act)) {
-        rk_lstm_gates_neon(h, c, gu, gx, p, H, ract, act);
-        return;
-    }
-#endif
     rk_add(gu, gx, 4 * H);
     if (p) {
         rk_add_mul(gu, p, c, H);                        /* i += p_i ⊙ c */
