@@ -558,7 +558,7 @@ AVX2 static inline __m256 exp8(__m256 x) {
 /* sigmoid(x) = 1 / (1 + e^−x);  tanh(x) = 1 − 2 / (e^2x + 1) */
 AVX2 static inline __m256 act8(int kind, __m256 v) {
     const __m256 one = _mm256_set1_ps(1.0f);
-    if (kind == 3) return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    if (kind == RK_SIGMOID) return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
     __m256 e = exp8(_mm256_add_ps(v, v));
     return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
 }

@@ -488,7 +488,7 @@ AVX512 static inline __m512 exp16(__m512 x) {
 
 AVX512 static inline __m512 act16(int kind, __m512 v) {
     const __m512 one = _mm512_set1_ps(1.0f);
-    if (kind == 3) return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+    if (kind == RK_SIGMOID) return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
     __m512 e = exp16(_mm512_add_ps(v, v));
     return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
 }

@@ -63,10 +63,10 @@ void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, lon
 typedef void (*gru_pass)(float *, const float *, const float *, const float *, long, int, int);
 typedef void (*lstm_pass)(float *, float *, const float *, const float *, const float *, long, int, int);
 
-static int inline_activations(int ract, int act) { return (ract == 2 || ract == 3) && (act == 2 || act == 3); }
+static int vectorized(int kind) { return kind == RK_TANH || kind == RK_SIGMOID; }
 
 static gru_pass gru_one_pass(int ract, int act) {
-    if (!inline_activations(ract, act)) return NULL;
+    if (!vectorized(ract) || !vectorized(act)) return NULL;
 #ifdef RK_X86
     return rk_level() >= RK_AVX512 ? rk_gru_gates_avx512 : rk_level() >= RK_AVX2 ? rk_gru_gates_avx2 : NULL;
 #elif defined(__aarch64__)
@@ -77,7 +77,7 @@ static gru_pass gru_one_pass(int ract, int act) {
 }
 
 static lstm_pass lstm_one_pass(int ract, int act) {
-    if (!inline_activations(ract, act)) return NULL;
+    if (!vectorized(ract) || !vectorized(act)) return NULL;
 #ifdef RK_X86
     return rk_level() >= RK_AVX512 ? rk_lstm_gates_avx512 : rk_level() >= RK_AVX2 ? rk_lstm_gates_avx2 : NULL;
 #elif defined(__aarch64__)
@@ -127,24 +127,24 @@ void rk_lstm_gates(float *h, float *c, float *gu, const float *gx, const float *
 
 static void activate_scalar(int kind, float *x, long n) {
     switch (kind) {
-    case 1: for (long i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0; break;
-    case 2: for (long i = 0; i < n; i++) x[i] = tanhf(x[i]); break;
-    case 3: for (long i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i])); break;
-    case 4: for (long i = 0; i < n; i++) x[i] = fminf(fmaxf(0.2f * x[i] + 0.5f, 0.0f), 1.0f); break;
-    case 5: for (long i = 0; i < n; i++) x[i] = fminf(fmaxf(x[i] / 6.0f + 0.5f, 0.0f), 1.0f); break;
+    case RK_RELU: for (long i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0; break;
+    case RK_TANH: for (long i = 0; i < n; i++) x[i] = tanhf(x[i]); break;
+    case RK_SIGMOID: for (long i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i])); break;
+    case RK_HARD_SIGMOID_KERAS2: for (long i = 0; i < n; i++) x[i] = fminf(fmaxf(0.2f * x[i] + 0.5f, 0.0f), 1.0f); break;
+    case RK_HARD_SIGMOID_KERAS3: for (long i = 0; i < n; i++) x[i] = fminf(fmaxf(x[i] / 6.0f + 0.5f, 0.0f), 1.0f); break;
     default: break;
     }
 }
 
 void rk_activate(int kind, float *x, long n) {
 #ifdef RK_X86
-    if (rk_level() >= RK_AVX2 && (kind == 2 || kind == 3)) {
+    if (rk_level() >= RK_AVX2 && vectorized(kind)) {
         if (rk_level() >= RK_AVX512) rk_activate_avx512(kind, x, n); else rk_activate_avx2(kind, x, n);
         return;
     }
 #endif
 #ifdef __aarch64__
-    if (rk_level() >= RK_NEON && (kind == 2 || kind == 3)) {
+    if (rk_level() >= RK_NEON && vectorized(kind)) {
         rk_activate_neon(kind, x, n);
         return;
     }

@@ -610,7 +610,7 @@ static inline float32x4_t exp4(float32x4_t x) {
 /* sigmoid(x) = 1 / (1 + e^−x);  tanh(x) = 1 − 2 / (e^2x + 1) */
 static inline float32x4_t act4(int kind, float32x4_t v) {
     const float32x4_t one = vdupq_n_f32(1.0f);
-    if (kind == 3) return vdivq_f32(one, vaddq_f32(one, exp4(vnegq_f32(v))));
+    if (kind == RK_SIGMOID) return vdivq_f32(one, vaddq_f32(one, exp4(vnegq_f32(v))));
     return vsubq_f32(one, vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(exp4(vaddq_f32(v, v)), one)));
 }
 

@@ -90,9 +90,9 @@ static void gru_gates_by_passes(void (*activate)(int, float *, long), float *h, 
                                 const float *gx, long H) {
     if (bh) rk_add(u, bh, 3 * H);
     rk_add(u, gx, 2 * H);
-    activate(3, u, 2 * H);
+    activate(RK_SIGMOID, u, 2 * H);
     rk_gru_candidate(u + 2 * H, gx + 2 * H, u, H);
-    activate(2, u + 2 * H, H);
+    activate(RK_TANH, u + 2 * H, H);
     rk_gru_update(h, u + H, u + 2 * H, H);
 }
 
@@ -101,13 +101,13 @@ static void lstm_gates_by_passes(void (*activate)(int, float *, long), float *h,
                                  const float *p, long H, float *tmp) {
     rk_add(u, gx, 4 * H);
     if (p) { rk_add_mul(u, p, c, H); rk_add_mul(u + H, p + H, c, H); }
-    activate(3, u, 2 * H);
-    activate(2, u + 2 * H, H);
+    activate(RK_SIGMOID, u, 2 * H);
+    activate(RK_TANH, u + 2 * H, H);
     rk_lstm_cell(c, u, u + H, u + 2 * H, H);
     if (p) rk_add_mul(u + 3 * H, p + 2 * H, c, H);
-    activate(3, u + 3 * H, H);
+    activate(RK_SIGMOID, u + 3 * H, H);
     memcpy(tmp, c, sizeof(float) * (size_t)H);
-    activate(2, tmp, H);
+    activate(RK_TANH, tmp, H);
     rk_mul(h, u + 3 * H, tmp, H);
 }
 

@@ -226,7 +226,7 @@ static void check_gates(void) {
             memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref);
             gru_gates_by_passes(rk_activate_neon, ref, u, bh, gx, H);
             memcpy(hv, h0, sizeof hv);
-            rk_gru_gates_neon(hv, gu, bh, gx, H, 3, 2);
+            rk_gru_gates_neon(hv, gu, bh, gx, H, RK_SIGMOID, RK_TANH);
             result(!memcmp(hv, ref, sizeof(float) * (size_t)H), extra ? "gru gates, bias" : "gru gates", 1, H, 0,
                    "bits differ");
 
@@ -234,7 +234,7 @@ static void check_gates(void) {
             memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref); memcpy(refc, c0, sizeof refc);
             lstm_gates_by_passes(rk_activate_neon, ref, refc, u, gx, p, H, tmp);
             memcpy(hv, h0, sizeof hv); memcpy(cv, c0, sizeof cv);
-            rk_lstm_gates_neon(hv, cv, gu, gx, p, H, 3, 2);
+            rk_lstm_gates_neon(hv, cv, gu, gx, p, H, RK_SIGMOID, RK_TANH);
             result(!memcmp(hv, ref, sizeof(float) * (size_t)H) && !memcmp(cv, refc, sizeof(float) * (size_t)H),
                    extra ? "lstm gates, peepholes" : "lstm gates", 1, H, 0, "bits differ");
         }

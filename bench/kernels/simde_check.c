@@ -271,8 +271,8 @@ int main(void) {
                 memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref);
                 gru_gates_by_passes(rk_activate_avx2, ref, u, bh, gx, H);
                 memcpy(ha, h0, sizeof ha); memcpy(hb, h0, sizeof hb);
-                rk_gru_gates_avx2(ha, gu, bh, gx, H, 3, 2);
-                rk_gru_gates_avx512(hb, gu, bh, gx, H, 3, 2);
+                rk_gru_gates_avx2(ha, gu, bh, gx, H, RK_SIGMOID, RK_TANH);
+                rk_gru_gates_avx512(hb, gu, bh, gx, H, RK_SIGMOID, RK_TANH);
                 int bad = 0;
                 for (long i = 0; i < H; i++) bad += memcmp(&ha[i], &ref[i], sizeof(float)) != 0;
                 if (bad) { failed++; printf("FAIL gru gates avx2 H=%ld bias=%d: %d lanes differ\n", H, extra, bad); }
@@ -283,8 +283,8 @@ int main(void) {
                 memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref); memcpy(refc, c0, sizeof refc);
                 lstm_gates_by_passes(rk_activate_avx2, ref, refc, u, gx, p, H, tmp);
                 memcpy(ha, h0, sizeof ha); memcpy(hb, h0, sizeof hb); memcpy(ca, c0, sizeof ca); memcpy(cb, c0, sizeof cb);
-                rk_lstm_gates_avx2(ha, ca, gu, gx, p, H, 3, 2);
-                rk_lstm_gates_avx512(hb, cb, gu, gx, p, H, 3, 2);
+                rk_lstm_gates_avx2(ha, ca, gu, gx, p, H, RK_SIGMOID, RK_TANH);
+                rk_lstm_gates_avx512(hb, cb, gu, gx, p, H, RK_SIGMOID, RK_TANH);
                 bad = 0;
                 for (long i = 0; i < H; i++) bad += memcmp(&ha[i], &ref[i], sizeof(float)) != 0;
                 for (long i = 0; i < H; i++) bad += memcmp(&ca[i], &refc[i], sizeof(float)) != 0;

@@ -166,11 +166,12 @@ void rk_pool_matvec(rk_pool *pool, int dtype, float *y, const void *w, const flo
                     long cols, int accumulate);
 
 /*
- * Activation functions applied in place to x[0..n): kind 0 linear, 1 relu, 2 tanh, 3 sigmoid,
- * 4 hard sigmoid (Keras 2: clip(0.2x + 0.5, 0, 1)), 5 hard sigmoid (Keras 3: clip(x/6 + 0.5, 0, 1)).
+ * Activation functions applied in place to x[0..n), by kind: linear, relu, tanh, sigmoid, hard sigmoid
+ * (Keras 2: clip(0.2x + 0.5, 0, 1)), hard sigmoid (Keras 3: clip(x/6 + 0.5, 0, 1)).
  * With AVX2, tanh and sigmoid use a vectorized exp (Cephes polynomial, |error| ≲ 2e-7 absolute for
  * tanh and sigmoid); otherwise libm's expf/tanhf.
  */
+enum { RK_LINEAR = 0, RK_RELU = 1, RK_TANH = 2, RK_SIGMOID = 3, RK_HARD_SIGMOID_KERAS2 = 4, RK_HARD_SIGMOID_KERAS3 = 5 };
 void rk_activate(int kind, float *x, long n);
 
 /*
@@ -197,7 +198,7 @@ void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, lon
  * H floats each), and gx = W·x + b (the same layout); `ract` and `act` are activation kinds as above (the
  * recurrent activation σ and the activation). Each element is computed as the expressions of rk_add,
  * rk_gru_candidate, … and rk_activate would compute it pass by pass, so the same bits; with AVX2, AVX-512
- * or NEON and σ, act ∈ {tanh, sigmoid}, in one pass. gu is scratch: its contents afterwards are unspecified.
+ * or NEON and σ, act ∈ {RK_TANH, RK_SIGMOID}, in one pass. gu is scratch: its contents afterwards are unspecified.
  *   rk_gru_gates (reset after; bh the recurrent bias or NULL; gates r, z, n):
  *     r = σ(gu_r + bh_r + gx_r),  z = σ(gu_z + bh_z + gx_z),  n = act(gx_n + r ⊙ (gu_n + bh_n)),
  *     h = (1 − z) ⊙ n + z ⊙ h

@@ -25,15 +25,15 @@ package func applyElementwise(_ a: Activation, _ x: UnsafeMutablePointer<Float>,
 }
 
 extension Activation {
-    /// The kind number of CRecurKernels' rk_activate (softmax counting as linear, 0).
+    /// The kind of CRecurKernels' rk_activate (softmax counting as linear).
     @inline(__always) var kernelKind: Int32 {
         switch self {
-        case .linear, .softmax: return 0
-        case .relu: return 1
-        case .tanh: return 2
-        case .sigmoid: return 3
-        case .hardSigmoidKeras2: return 4
-        case .hardSigmoidKeras3: return 5
+        case .linear, .softmax: return Int32(RK_LINEAR)
+        case .relu: return Int32(RK_RELU)
+        case .tanh: return Int32(RK_TANH)
+        case .sigmoid: return Int32(RK_SIGMOID)
+        case .hardSigmoidKeras2: return Int32(RK_HARD_SIGMOID_KERAS2)
+        case .hardSigmoidKeras3: return Int32(RK_HARD_SIGMOID_KERAS3)
         }
     }
 }
