@@ -9,8 +9,8 @@
  * kernels' in the same order and written alike (q8/q4: s += s_b · (d_b · dot) per block, in block order;
  * q8r: (dot · D) · s_r), so that a compiler that fuses a multiply-add in one fuses it in the other.
  * The quantizers give the same bytes. f32 and f16 add in another order (within a small relative
- * tolerance); tanh and sigmoid use the AVX2 kernels' exp polynomial (|error| ≲ 2e-7 absolute against
- * libm; NaN stays NaN). */
+ * tolerance); tanh and sigmoid (neon_elementwise.c) use the AVX2 kernels' exp polynomial (|error| ≲ 2e-7
+ * absolute against libm; NaN stays NaN). */
 #include "internal.h"
 #ifdef __aarch64__
 #include <arm_neon.h>
@@ -582,124 +582,5 @@ void rk_q4i_neon(float *y, const void *w, const rk_xq *x, long row0, long rows, 
 void rk_q8ri_neon(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
     if (rk_neon_dotprod()) q8ri_sdot(y, w, x, row0, rows, acc); else q8ri_widen(y, w, x, row0, rows, acc);
 }
-
-/* ---- tanh and sigmoid: the AVX2 kernels' exp, four lanes ------------------------------------------ */
-
-/* e^x for x in [−88.38, 88.38] (clamped; NaN stays NaN): Cephes' expf, n = round(x·log2 e),
- * r = x − n·ln 2 in two parts, a degree-6 polynomial, then 2^n through the exponent bits. */
-static inline float32x4_t exp4(float32x4_t x) {
-    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-88.3762626647949f)), vdupq_n_f32(88.3762626647949f));
-    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
-    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
-    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
-    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
-    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
-    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
-    /* 2^n: n ∈ [−127, 128]; split it in two halves so that neither exponent overflows */
-    const int32x4_t ni = vcvtq_s32_f32(n), h1 = vshrq_n_s32(ni, 1), h2 = vsubq_s32(ni, h1);
-    const int32x4_t bias = vdupq_n_s32(127);
-    const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(h1, bias), 23));
-    const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(h2, bias), 23));
-    return vmulq_f32(vmulq_f32(p, s1), s2);
-}
-
-/* sigmoid(x) = 1 / (1 + e^−x);  tanh(x) = 1 − 2 / (e^2x + 1) */
-static inline float32x4_t act4(int kind, float32x4_t v) {
-    const float32x4_t one = vdupq_n_f32(1.0f);
-    if (kind == RK_SIGMOID) return vdivq_f32(one, vaddq_f32(one, exp4(vnegq_f32(v))));
-    return vsubq_f32(one, vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(exp4(vaddq_f32(v, v)), one)));
-}
-
-/* kind 2 tanh, 3 sigmoid (rk_activate). */
-void rk_activate_neon(int kind, float *x, long n) {
-    long i = 0;
-    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, act4(kind, vld1q_f32(x + i)));
-    if (i < n) {
-        float t[4] = {0};
-        memcpy(t, x + i, (size_t)(n - i) * 4);
-        vst1q_f32(t, act4(kind, vld1q_f32(t)));
-        memcpy(x + i, t, (size_t)(n - i) * 4);
-    }
-}
-
-/* ---- the gates of a step in one pass (rk_gru_gates, rk_lstm_gates): the element-wise kernels' arithmetic
- * and act4, lane for lane, so the same bits as the separate passes ---------------------------------- */
-
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#endif
-
-/* 4 lanes of each: gates S floats apart. */
-RK_EXACT static inline void gru4(float *h, const float *gu, const float *bh, const float *gx, long S, int ract,
-                                 int act) {
-    const float32x4_t one = vdupq_n_f32(1.0f);
-    float32x4_t ur = vld1q_f32(gu), uz = vld1q_f32(gu + S), un = vld1q_f32(gu + 2 * S);
-    if (bh) {
-        ur = vaddq_f32(ur, vld1q_f32(bh));
-        uz = vaddq_f32(uz, vld1q_f32(bh + S));
-        un = vaddq_f32(un, vld1q_f32(bh + 2 * S));
-    }
-    const float32x4_t r = act4(ract, vaddq_f32(ur, vld1q_f32(gx)));
-    const float32x4_t z = act4(ract, vaddq_f32(uz, vld1q_f32(gx + S)));
-    const float32x4_t n = act4(act, vaddq_f32(vld1q_f32(gx + 2 * S), vmulq_f32(r, un)));
-    vst1q_f32(h, vaddq_f32(vmulq_f32(vsubq_f32(one, z), n), vmulq_f32(z, vld1q_f32(h))));
-}
-
-RK_EXACT static inline void lstm4(float *h, float *c, const float *gu, const float *gx, const float *p, long S,
-                                  int ract, int act) {
-    float32x4_t gi = vaddq_f32(vld1q_f32(gu), vld1q_f32(gx)), gf = vaddq_f32(vld1q_f32(gu + S), vld1q_f32(gx + S));
-    const float32x4_t gg = vaddq_f32(vld1q_f32(gu + 2 * S), vld1q_f32(gx + 2 * S));
-    float32x4_t go = vaddq_f32(vld1q_f32(gu + 3 * S), vld1q_f32(gx + 3 * S)), cv = vld1q_f32(c);
-    if (p) {
-        gi = vaddq_f32(gi, vmulq_f32(vld1q_f32(p), cv));
-        gf = vaddq_f32(gf, vmulq_f32(vld1q_f32(p + S), cv));
-    }
-    cv = vaddq_f32(vmulq_f32(act4(ract, gf), cv), vmulq_f32(act4(ract, gi), act4(act, gg)));
-    if (p) go = vaddq_f32(go, vmulq_f32(vld1q_f32(p + 2 * S), cv));
-    vst1q_f32(c, cv);
-    vst1q_f32(h, vmulq_f32(act4(ract, go), act4(act, cv)));
-}
-
-/* The last t < 4 elements of k gate vectors H apart, copied to k zero-padded vectors 4 apart. */
-static void tail4(float *dst, const float *src, long H, long t, int k) {
-    memset(dst, 0, sizeof(float) * 4 * (size_t)k);
-    for (int g = 0; g < k; g++) memcpy(dst + 4 * g, src + g * H, sizeof(float) * (size_t)t);
-}
-
-void RK_EXACT rk_gru_gates_neon(float *h, const float *gu, const float *bh, const float *gx, long H, int ract,
-                                int act) {
-    long j = 0;
-    for (; j + 4 <= H; j += 4) gru4(h + j, gu + j, bh ? bh + j : NULL, gx + j, H, ract, act);
-    if (j < H) {
-        const long t = H - j;
-        float u[12], b[12], x[12], hh[4];
-        tail4(u, gu + j, H, t, 3), tail4(x, gx + j, H, t, 3), tail4(hh, h + j, H, t, 1);
-        if (bh) tail4(b, bh + j, H, t, 3);
-        gru4(hh, u, bh ? b : NULL, x, 4, ract, act);
-        memcpy(h + j, hh, sizeof(float) * (size_t)t);
-    }
-}
-
-void RK_EXACT rk_lstm_gates_neon(float *h, float *c, const float *gu, const float *gx, const float *p, long H,
-                                 int ract, int act) {
-    long j = 0;
-    for (; j + 4 <= H; j += 4) lstm4(h + j, c + j, gu + j, gx + j, p ? p + j : NULL, H, ract, act);
-    if (j < H) {
-        const long t = H - j;
-        float u[16], x[16], q[12], hh[4], cc[4];
-        tail4(u, gu + j, H, t, 4), tail4(x, gx + j, H, t, 4), tail4(hh, h + j, H, t, 1), tail4(cc, c + j, H, t, 1);
-        if (p) tail4(q, p + j, H, t, 3);
-        lstm4(hh, cc, u, x, p ? q : NULL, 4, ract, act);
-        memcpy(h + j, hh, sizeof(float) * (size_t)t), memcpy(c + j, cc, sizeof(float) * (size_t)t);
-    }
-}
-
-#if defined(__clang__)
-#pragma clang fp contract(on)
-#endif
 
 #endif

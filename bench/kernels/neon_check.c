@@ -1,4 +1,4 @@
-/* Checks the AArch64 NEON kernels (Sources/CRecurKernels/neon.c) against the scalar kernels. Built for
+/* Checks the AArch64 NEON kernels (Sources/CRecurKernels/neon.c, neon_elementwise.c) against the scalar kernels. Built for
  * AArch64 and run under qemu-aarch64 by bench/kernels/neon_check.sh, which prints "N passed, 0 failed".
  *   neon_check sdot|widening     the int8 path the CPU must have (checked: rk_neon_dotprod())
  * Exact (the same bits): q8, q4 and q8r products, against the same quantized x and through rk_matvec_at
@@ -214,7 +214,7 @@ static void check_activations(void) {
 /* The gates in one pass (rk_gru_gates_neon, rk_lstm_gates_neon) against the element-wise kernels and
  * rk_activate_neon pass by pass: bit for bit, every tail, with and without bias and peepholes. */
 static void check_gates(void) {
-    const long lengths[] = {1, 3, 4, 5, 8, 13, 64, 100};
+    const long lengths[] = {1, 3, 4, 5, 8, 13, 16, 21, 64, 100};
     for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
         const long H = lengths[t];
         float gu[400], gx[400], e[300], h0[100], c0[100], ref[100], refc[100], u[400], tmp[100], hv[100], cv[100];

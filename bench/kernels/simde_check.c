@@ -258,7 +258,7 @@ int main(void) {
     /* The gates in one pass against the passes one by one (the element-wise kernels, the AVX2 activations):
      * AVX2 bit for bit, AVX-512 (SIMDe) to the activations' tolerance; every tail, bias and peepholes or not. */
     if (has_avx2) {
-        const long lengths[] = {1, 5, 7, 8, 9, 15, 16, 17, 33, 100};
+        const long lengths[] = {1, 5, 7, 8, 9, 15, 16, 17, 33, 36, 64, 70, 100};
         for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
             const long H = lengths[t];
             float gu[400], gx[400], e[300], h0[100], c0[100], ref[100], refc[100], u[400], tmp[100];
