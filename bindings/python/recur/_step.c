@@ -9,7 +9,8 @@
  *     types are those of include/recur.h;
  *   - the output array (numpy, float32): for a token model a buffer of the state's own, which
  *     recur_state_step_copy fills; for a frame model a view of the state's output, which
- *     recur_state_step_frame updates in place; step() returns it, or with copy=True a copy;
+ *     recur_state_step_frame updates in place; step() returns it, or with copy=True a copy (the array
+ *     the previous step returned, refilled, when nothing else holds it: see reusable());
  *   - Python callables for everything but the common case, so each error is the one the rest of the
  *     package raises: check(status) raises RecurError with the library's message, convert(x) turns any
  *     other token or frame into a Python int or a float32 array (or raises), error(status, message) makes
@@ -52,6 +53,7 @@ typedef struct {
     Py_ssize_t frame_size;       /* frame models: floats per frame; 0 for a token model */
     Py_ssize_t out_size;
     PyArrayObject *out;          /* what a step writes (see above) */
+    PyObject *last;              /* the copy the last step returned (reused when nobody else holds it) */
     float *frame;                /* frame models: frame_size floats for a misaligned frame */
     PyObject *check, *convert, *error;
     int release;                 /* give up the interpreter lock during the library call */
@@ -75,6 +77,26 @@ static int is_frame(const Stepper *s, PyObject *x) {
     PyArrayObject *a = (PyArrayObject *)x;
     return PyArray_CheckExact(x) && PyArray_TYPE(a) == NPY_FLOAT32 && PyArray_NDIM(a) == 1 &&
            PyArray_DIM(a, 0) == s->frame_size && PyArray_IS_C_CONTIGUOUS(a) && PyArray_ISNOTSWAPPED(a);
+}
+
+/* Whether the copy returned by the previous step can be this step's: nothing but the Stepper holds it (no
+ * reference, view, buffer export or weak reference elsewhere), and it is still the vector it was made as
+ * (exact ndarray, float32 in native order, one dimension of out_size, owning its writable data). Nobody can
+ * then tell it from a new array, and the step saves an allocation and a free (CPython's zip and enumerate
+ * reuse their result tuples on the same condition). Never with the interpreter lock disabled, where the
+ * reference count may be in flux. */
+static int reusable(const Stepper *s) {
+#ifdef Py_GIL_DISABLED
+    (void)s;
+    return 0;
+#else
+    PyArrayObject *a = (PyArrayObject *)s->last;
+    const int want = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_OWNDATA | NPY_ARRAY_WRITEABLE | NPY_ARRAY_ALIGNED;
+    return a && Py_REFCNT(s->last) == 1 && Py_IS_TYPE(s->last, &PyArray_Type) && PyArray_NDIM(a) == 1 &&
+           PyArray_DIM(a, 0) == s->out_size && PyArray_TYPE(a) == NPY_FLOAT32 && PyArray_ISNOTSWAPPED(a) &&
+           (PyArray_FLAGS(a) & want) == want && !PyArray_BASE(a) &&
+           ((PyArrayObject_fields *)a)->weakreflist == NULL;
+#endif
 }
 
 /* The library call for one token (frame == NULL) or one frame; -1 (a Python error set) when the state is
@@ -201,9 +223,13 @@ static PyObject *stepper_vectorcall(PyObject *self, PyObject *const *args, size_
     }
     if (copy) {                 /* a new vector and memcpy (PyArray_NewCopy goes through numpy's general assignment) */
         npy_intp n = s->out_size;
-        PyObject *r = PyArray_SimpleNew(1, &n, NPY_FLOAT32);
-        if (r)
-            memcpy(PyArray_DATA((PyArrayObject *)r), PyArray_DATA(s->out), (size_t)n * sizeof(float));
+        PyObject *r = reusable(s) ? s->last : PyArray_SimpleNew(1, &n, NPY_FLOAT32);
+        if (!r)
+            return NULL;
+        memcpy(PyArray_DATA((PyArrayObject *)r), PyArray_DATA(s->out), (size_t)n * sizeof(float));
+        Py_INCREF(r);           /* the caller's reference (a new array's first one is the Stepper's) */
+        if (r != s->last)
+            Py_XSETREF(s->last, r);
         return r;
     }
     Py_INCREF(s->out);
@@ -280,6 +306,7 @@ static void stepper_dealloc(PyObject *self) {
     free_now(s);              /* never busy here: a running step holds a reference */
     free(s->frame);
     Py_XDECREF(s->out);
+    Py_XDECREF(s->last);
     Py_XDECREF(s->check);
     Py_XDECREF(s->convert);
     Py_XDECREF(s->error);

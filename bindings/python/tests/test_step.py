@@ -110,6 +110,60 @@ def test_frame_steps_equal_the_ctypes_closure_bit_for_bit(step_models, name):
 
 
 @needs_module
+@pytest.mark.parametrize("name", ["lstm-int8", "frames-gru"])
+def test_a_copy_nobody_holds_is_reused_and_a_held_one_never_changes(step_models, name):
+    """step(x) may hand back the array of the previous step when nothing else holds it (saving an allocation);
+    an array still referenced in any way — a name, a view, a memoryview, a weak reference — keeps its values,
+    and every array returned is a fresh-looking writable float32 vector of the output size."""
+    import weakref
+    with recur.Model(step_models[name]) as m:
+        fast, slow, keep = both(m)
+        rng = np.random.default_rng(3)
+        xs = ([int(t) for t in rng.integers(0, m.vocab_size, 60)] if not m.frame_size
+              else list(rng.normal(size=(60, m.frame_size)).astype(np.float32)))
+        n, held = m.output_size, []
+        for i, x in enumerate(xs):
+            want = slow(x)
+            if i % 7 == 0:                       # dropped at once: the next step may reuse it
+                got = fast(x).tobytes()
+                assert got == want.tobytes(), i
+                continue
+            r = fast(x)
+            assert r.tobytes() == want.tobytes(), i
+            assert r.dtype == np.float32 and r.shape == (n,) and r.flags.writeable and r.flags.owndata, i
+            kind = i % 7
+            if kind == 1:
+                held.append((r, want.copy()))                                   # a name
+            elif kind == 2:
+                held.append((r[1:], want[1:].copy()))                           # a view
+            elif kind == 3:
+                held.append((memoryview(r), want.copy()))                       # a buffer export
+            elif kind == 4:
+                w, v = weakref.ref(r), want.copy()
+                del r
+                fast(x)                                                         # (not into the weakly held one)
+                assert w() is None or w().tobytes() == v.tobytes(), i
+                slow(x)
+            else:                                                               # changed, then dropped
+                if kind == 5:
+                    r.flags.writeable = False
+                else:
+                    r.shape = (n, 1)
+                del r
+                again = fast(x)
+                slow(x)
+                assert again.shape == (n,) and again.flags.writeable, i
+            r = None
+        for got, want in held:
+            assert np.asarray(got).tobytes() == want.tobytes()
+        # Dropping each copy at once, the same array comes back (no allocation per step); holding it, never.
+        a = id(fast(xs[0]))
+        assert all(id(fast(x)) == a for x in xs[:5])
+        first = fast(xs[0])
+        assert fast(xs[1]) is not first
+
+
+@needs_module
 def test_bad_tokens_raise_what_the_closure_raises_and_change_nothing(step_models):
     with recur.Model(step_models["gru"]) as m:
         fast, slow, (a, b) = both(m)
