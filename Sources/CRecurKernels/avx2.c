@@ -360,9 +360,10 @@ void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
 /* ---- q8ri: 8 rows × 4 columns per 32 bytes, x broadcast 4 bytes at a time --------------------------- */
 
 /* Group g, rows 0–7 and 8–15 in two halves: vpmaddubsw(u, q) adds u·q over column pairs (|·| ≤ 2·128·127,
- * within int16), vpmaddwd with ones the two pairs of each row into its int32 lane; then as AVX-512. */
+ * within int16), vpmaddwd with ones the two pairs of each row into its int32 lane, over the chunks that hold
+ * columns (rk_q8ri_chunks); then as AVX-512. */
 void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
-    const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    const long chunks = rk_q8ri_chunks(x->cols), c2 = chunks & ~1L, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
     const uint8_t *u = x->u;
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256 d = _mm256_set1_ps(x->d);
@@ -370,13 +371,20 @@ void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long 
         const unsigned char *G = (const unsigned char *)w + g * gb;
         const unsigned char *q = G + 128;
         __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
-        for (long k = 0; k < chunks; k += 2) {
+        long k = 0;
+        for (; k < c2; k += 2) {
             const __m256i x0 = _mm256_set1_epi32(rk_load_i32(u + 4 * k)), x1 = _mm256_set1_epi32(rk_load_i32(u + 4 * k + 4));
             const unsigned char *c = q + 64 * k;
             lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)c)), ones));
             hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)(c + 32))), ones));
             lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 64))), ones));
             hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 96))), ones));
+        }
+        if (k < chunks) {
+            const __m256i x0 = _mm256_set1_epi32(rk_load_i32(u + 4 * k));
+            const unsigned char *c = q + 64 * k;
+            lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)c)), ones));
+            hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)(c + 32))), ones));
         }
         const __m256i slo = _mm256_sub_epi32(_mm256_add_epi32(lo0, lo1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 64)), 6));
         const __m256i shi = _mm256_sub_epi32(_mm256_add_epi32(hi0, hi1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 96)), 6));
@@ -438,7 +446,7 @@ void AVX2 rk_q4i_avx2(float *y, const void *w, const rk_xq *x, long row0, long r
  * same integer sums and conversion as rk_q8ri_avx2 (the same bits). y[j] at y + j·ldy. Inlined per n. */
 __attribute__((always_inline)) AVX2 static inline void q8ri_batch(float *y, long ldy, const void *w, const rk_xr *x,
                                                                     const int n, long row0, long rows) {
-    const long chunks = ((x[0].cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x[0].cols), end = row0 + rows;
+    const long chunks = rk_q8ri_chunks(x[0].cols), gb = rk_q8ri_group_bytes(x[0].cols), end = row0 + rows;
     const __m256i ones = _mm256_set1_epi16(1);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;

@@ -356,22 +356,25 @@ void AVX512 rk_quantize_xr_avx512(void *buf, const float *x, long cols) {
 
 /* ---- q8ri: 16 rows × 4 columns per vpdpbusd, x broadcast 4 bytes at a time ------------------------ */
 
-/* Group g: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k (four accumulators, summed at the
- * end: integer sums, so the order does not matter), then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. */
+/* Group g: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k that hold columns (rk_q8ri_chunks;
+ * four accumulators, summed at the end: integer sums, so the order does not matter), then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. */
 void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
-    const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    const long chunks = rk_q8ri_chunks(x->cols), c4 = chunks & ~3L, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
     const uint8_t *u = x->u;
     const __m512 d = _mm512_set1_ps(x->d);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
         const unsigned char *q = G + 128;
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (long k = 0; k < chunks; k += 4) {   /* chunks is a multiple of 8 */
+        long k = 0;
+        for (; k < c4; k += 4) {
             a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
             a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 4)), _mm512_loadu_si512((const void *)(q + 64 * k + 64)));
             a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 8)), _mm512_loadu_si512((const void *)(q + 64 * k + 128)));
             a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 12)), _mm512_loadu_si512((const void *)(q + 64 * k + 192)));
         }
+        for (; k < chunks; k++)
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
         const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
                                              _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6));
         const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), d), _mm512_loadu_ps((const float *)G));
@@ -386,7 +389,7 @@ void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, l
  * registers. */
 __attribute__((always_inline)) AVX512 static inline void q8ri_batch(float *y, long ldy, const void *w, const rk_xr *x,
                                                                       const int n, long row0, long rows) {
-    const long chunks = ((x[0].cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x[0].cols), end = row0 + rows;
+    const long chunks = rk_q8ri_chunks(x[0].cols), gb = rk_q8ri_group_bytes(x[0].cols), end = row0 + rows;
     const uint8_t *u[8];
     for (int j = 0; j < n; j++) u[j] = x[j].u;
     for (long g = row0 / 16; 16 * g < end; g++) {

@@ -107,6 +107,10 @@ static inline void rk_xr_fill_u(void *buf, long cols) {
 /* q8ri: bytes of one group of 16 rows with `cols` columns, and the row sums' correction for u = xq + 64. */
 static inline long rk_q8ri_group_bytes(long cols) { return 128 + 16 * ((cols + 31) & ~31L); }
 
+/* q8ri: the chunks of 4 columns a product reads: those that hold columns. Past them, up to the group's 32-column
+ * padding, the codes are zero (against u = 64, or xq = 0), which adds nothing to a row's integer sum. */
+static inline long rk_q8ri_chunks(long cols) { return (cols + 3) / 4; }
+
 /* Writes the lanes v[i] of group g (rows 16g + i) that fall in [row0, end) to y, whose first element is
  * row row0 (added when acc). */
 static inline void rk_put_group(float *y, const float *v, long g, long row0, long end, int acc) {

@@ -434,11 +434,12 @@ void rk_quantize_xr_neon(void *buf, const float *x, long cols) {
 
 /* ---- q8ri (rows interleaved by 16, x per vector): a 16-byte vector of a chunk is 4 rows × 4 columns, so
  *      one sdot with 4 codes of x broadcast adds into 4 rows' int32 sums; four vectors per chunk cover the
- *      group's 16 rows. Signed × signed: x is xq itself (no u, no row sums). Then, per row, as q8r:
+ *      group's 16 rows, over the chunks that hold columns (rk_q8ri_chunks). Signed × signed: x is xq itself
+ *      (no u, no row sums). Then, per row, as q8r:
  *      ((float)sum · D) · s_i. Without dotprod, widening multiplies (q8ri_widen). ------------------------------------ */
 
 DOTPROD static void q8ri_sdot(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
-    const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    const long chunks = rk_q8ri_chunks(x->cols), gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
     const float32x4_t d = vdupq_n_f32(x->d);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
@@ -467,17 +468,17 @@ DOTPROD static void q8ri_sdot(float *y, const void *w, const rk_xr *x, long row0
  * chunks (≤ 4·64·127 = 32512), then sadalp folds column pairs into int32; at the end of the group,
  * addp of two row pairs' lanes gives 4 rows' sums. */
 static void q8ri_widen(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
-    const long chunks = ((x->cols + 31) & ~31L) / 4, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    const long chunks = rk_q8ri_chunks(x->cols), gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
     const float32x4_t d = vdupq_n_f32(x->d);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
         const int8_t *q = (const int8_t *)(G + 128);
         int32x4_t a[8];
         for (int p = 0; p < 8; p++) a[p] = vdupq_n_s32(0);
-        for (long k = 0; k < chunks; k += 4) {   /* chunks is a multiple of 8 */
+        for (long k = 0; k < chunks; k += 4) {
             int16x8_t s[8];
             for (int p = 0; p < 8; p++) s[p] = vdupq_n_s16(0);
-            for (long kk = k; kk < k + 4; kk++) {
+            for (long kk = k; kk < k + 4 && kk < chunks; kk++) {
                 const int8x16_t xb = vreinterpretq_s8_s32(vdupq_n_s32(rk_load_i32(x->q + 4 * kk)));
                 const int8_t *c = q + 64 * kk;
                 for (int v = 0; v < 4; v++) {
