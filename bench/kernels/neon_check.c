@@ -191,22 +191,22 @@ static void check_quantizers(const char *what, const float *x, long cols) {
 static void check_activations(void) {
     const long n = 20003;   /* not a multiple of 4: the tail */
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
-    for (int kind = 2; kind <= 3; kind++) {
+    for (int kind = RK_TANH; kind <= RK_SIGMOID; kind++) {   /* (the two consecutive kinds) */
         for (long i = 0; i < n; i++) x[i] = (float)(i - n / 2) * (40.0f / n) + frand() * 1e-3f;
         x[0] = INFINITY; x[1] = -INFINITY; x[2] = 0.0f; x[3] = -0.0f; x[4] = 100.0f; x[5] = -100.0f;
         memcpy(y, x, sizeof(float) * n);
         rk_activate_neon(kind, y, n);
         double worst = 0;
         for (long i = 0; i < n; i++) {
-            float want = kind == 2 ? tanhf(x[i]) : 1.0f / (1.0f + expf(-x[i]));
+            float want = kind == RK_TANH ? tanhf(x[i]) : 1.0f / (1.0f + expf(-x[i]));
             worst = fmax(worst, fabs((double)want - y[i]));
         }
         char m[64];
         snprintf(m, sizeof m, "max |error| %g", worst);
-        result(worst <= 1e-6, kind == 2 ? "tanh" : "sigmoid", 1, n, 0, m);
+        result(worst <= 1e-6, kind == RK_TANH ? "tanh" : "sigmoid", 1, n, 0, m);
         float nan = NAN;
         rk_activate_neon(kind, &nan, 1);
-        result(isnan(nan), kind == 2 ? "tanh(NaN)" : "sigmoid(NaN)", 1, 1, 0, "not NaN");
+        result(isnan(nan), kind == RK_TANH ? "tanh(NaN)" : "sigmoid(NaN)", 1, 1, 0, "not NaN");
     }
     free(x); free(y);
 }

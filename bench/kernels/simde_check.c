@@ -217,13 +217,13 @@ int main(void) {
     if (has_avx2) {
         const long n = 1037;
         float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
-        for (int kind = 2; kind <= 3; kind++) {
+        for (int kind = RK_TANH; kind <= RK_SIGMOID; kind++) {   /* (the two consecutive kinds) */
             for (long i = 0; i < n; i++) a[i] = b[i] = (float)(i - n / 2) * 0.05f + frand() * 1e-3f;
             a[0] = b[0] = 200.0f; a[1] = b[1] = -200.0f;
             rk_activate_avx2(kind, a, n);
             rk_activate_avx512(kind, b, n);
             /* (bitwise on real AVX-512: the golden outputs; SIMDe may emulate the fused multiply-adds unfused) */
-            expect(kind == 2 ? "tanh avx512" : "sigmoid avx512", n, 1, a, b, 1e-6);
+            expect(kind == RK_TANH ? "tanh avx512" : "sigmoid avx512", n, 1, a, b, 1e-6);
         }
         free(a); free(b);
     }
