@@ -10,26 +10,25 @@
  * the out-of-order window holds about one such chain when they come one after another). NV is a constant
  * where they are inlined (at most 4: the arrays' size). Lane for lane the operations are those of one
  * vector: the same bits for any NV. */
-#define EACH for (int u = 0; u < NV; u++)
 #define INLINE __attribute__((always_inline)) RK_EXACT AVX2 static inline
 
 /* e^x for x in [−88.38, 88.38] (clamped): Cephes' expf, n = round(x·log2 e), r = x − n·ln 2 in two
  * parts, a degree-6 polynomial, then 2^n through the exponent bits. */
 INLINE void exp8(__m256 *x, const int NV) {
     __m256 n[4], r[4], p[4];
-    EACH x[u] = _mm256_min_ps(_mm256_max_ps(x[u], _mm256_set1_ps(-88.3762626647949f)), _mm256_set1_ps(88.3762626647949f));
-    EACH n[u] = _mm256_round_ps(_mm256_mul_ps(x[u], _mm256_set1_ps(1.44269504088896341f)),
+    RK_EACH x[u] = _mm256_min_ps(_mm256_max_ps(x[u], _mm256_set1_ps(-88.3762626647949f)), _mm256_set1_ps(88.3762626647949f));
+    RK_EACH n[u] = _mm256_round_ps(_mm256_mul_ps(x[u], _mm256_set1_ps(1.44269504088896341f)),
                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    EACH r[u] = _mm256_fnmadd_ps(n[u], _mm256_set1_ps(0.693359375f), x[u]);
-    EACH r[u] = _mm256_fnmadd_ps(n[u], _mm256_set1_ps(-2.12194440e-4f), r[u]);
-    EACH p[u] = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[u], _mm256_set1_ps(1.3981999507e-3f));
-    EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(8.3334519073e-3f));
-    EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(4.1665795894e-2f));
-    EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(1.6666665459e-1f));
-    EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(5.0000001201e-1f));
-    EACH p[u] = _mm256_fmadd_ps(p[u], _mm256_mul_ps(r[u], r[u]), _mm256_add_ps(r[u], _mm256_set1_ps(1.0f)));
+    RK_EACH r[u] = _mm256_fnmadd_ps(n[u], _mm256_set1_ps(0.693359375f), x[u]);
+    RK_EACH r[u] = _mm256_fnmadd_ps(n[u], _mm256_set1_ps(-2.12194440e-4f), r[u]);
+    RK_EACH p[u] = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[u], _mm256_set1_ps(1.3981999507e-3f));
+    RK_EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(8.3334519073e-3f));
+    RK_EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(4.1665795894e-2f));
+    RK_EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(1.6666665459e-1f));
+    RK_EACH p[u] = _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(5.0000001201e-1f));
+    RK_EACH p[u] = _mm256_fmadd_ps(p[u], _mm256_mul_ps(r[u], r[u]), _mm256_add_ps(r[u], _mm256_set1_ps(1.0f)));
     /* 2^n: n ∈ [−127, 128]; split it in two halves so that neither exponent overflows */
-    EACH {
+    RK_EACH {
         const __m256i ni = _mm256_cvtps_epi32(n[u]);
         const __m256i h1 = _mm256_srai_epi32(ni, 1), h2 = _mm256_sub_epi32(ni, h1);
         const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h1, _mm256_set1_epi32(127)), 23));
@@ -42,13 +41,13 @@ INLINE void exp8(__m256 *x, const int NV) {
 INLINE void act8(const int kind, __m256 *v, const int NV) {
     const __m256 one = _mm256_set1_ps(1.0f);
     if (kind == RK_SIGMOID) {
-        EACH v[u] = _mm256_sub_ps(_mm256_setzero_ps(), v[u]);
+        RK_EACH v[u] = _mm256_sub_ps(_mm256_setzero_ps(), v[u]);
         exp8(v, NV);
-        EACH v[u] = _mm256_div_ps(one, _mm256_add_ps(one, v[u]));
+        RK_EACH v[u] = _mm256_div_ps(one, _mm256_add_ps(one, v[u]));
     } else {
-        EACH v[u] = _mm256_add_ps(v[u], v[u]);
+        RK_EACH v[u] = _mm256_add_ps(v[u], v[u]);
         exp8(v, NV);
-        EACH v[u] = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(v[u], one)));
+        RK_EACH v[u] = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(v[u], one)));
     }
 }
 
@@ -81,32 +80,32 @@ INLINE void gru8(float *h, const float *gu, const float *bh, const float *gx, lo
                  const int act) {
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256 r[4], z[4], n[4], un[4];
-    EACH r[u] = LD(gu), z[u] = LD(gu + S), un[u] = LD(gu + 2 * S);
-    if (bh) EACH r[u] = _mm256_add_ps(r[u], LD(bh)), z[u] = _mm256_add_ps(z[u], LD(bh + S)), un[u] = _mm256_add_ps(un[u], LD(bh + 2 * S));
-    EACH r[u] = _mm256_add_ps(r[u], LD(gx)), z[u] = _mm256_add_ps(z[u], LD(gx + S));
+    RK_EACH r[u] = LD(gu), z[u] = LD(gu + S), un[u] = LD(gu + 2 * S);
+    if (bh) RK_EACH r[u] = _mm256_add_ps(r[u], LD(bh)), z[u] = _mm256_add_ps(z[u], LD(bh + S)), un[u] = _mm256_add_ps(un[u], LD(bh + 2 * S));
+    RK_EACH r[u] = _mm256_add_ps(r[u], LD(gx)), z[u] = _mm256_add_ps(z[u], LD(gx + S));
     act8(ract, r, NV);
     act8(ract, z, NV);
-    EACH n[u] = _mm256_add_ps(LD(gx + 2 * S), _mm256_mul_ps(r[u], un[u]));
+    RK_EACH n[u] = _mm256_add_ps(LD(gx + 2 * S), _mm256_mul_ps(r[u], un[u]));
     act8(act, n, NV);
-    EACH _mm256_storeu_ps(h + 8 * u, _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(one, z[u]), n[u]), _mm256_mul_ps(z[u], LD(h))));
+    RK_EACH _mm256_storeu_ps(h + 8 * u, _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(one, z[u]), n[u]), _mm256_mul_ps(z[u], LD(h))));
 }
 
 INLINE void lstm8(float *h, float *c, const float *gu, const float *gx, const float *p, long S, const int NV,
                   const int ract, const int act) {
     __m256 gi[4], gf[4], gg[4], go[4], cv[4];
-    EACH gi[u] = _mm256_add_ps(LD(gu), LD(gx)), gf[u] = _mm256_add_ps(LD(gu + S), LD(gx + S));
-    EACH gg[u] = _mm256_add_ps(LD(gu + 2 * S), LD(gx + 2 * S)), go[u] = _mm256_add_ps(LD(gu + 3 * S), LD(gx + 3 * S));
-    EACH cv[u] = LD(c);
-    if (p) EACH gi[u] = _mm256_add_ps(gi[u], _mm256_mul_ps(LD(p), cv[u])), gf[u] = _mm256_add_ps(gf[u], _mm256_mul_ps(LD(p + S), cv[u]));
+    RK_EACH gi[u] = _mm256_add_ps(LD(gu), LD(gx)), gf[u] = _mm256_add_ps(LD(gu + S), LD(gx + S));
+    RK_EACH gg[u] = _mm256_add_ps(LD(gu + 2 * S), LD(gx + 2 * S)), go[u] = _mm256_add_ps(LD(gu + 3 * S), LD(gx + 3 * S));
+    RK_EACH cv[u] = LD(c);
+    if (p) RK_EACH gi[u] = _mm256_add_ps(gi[u], _mm256_mul_ps(LD(p), cv[u])), gf[u] = _mm256_add_ps(gf[u], _mm256_mul_ps(LD(p + S), cv[u]));
     act8(ract, gf, NV);
     act8(ract, gi, NV);
     act8(act, gg, NV);
-    EACH cv[u] = _mm256_add_ps(_mm256_mul_ps(gf[u], cv[u]), _mm256_mul_ps(gi[u], gg[u]));
-    if (p) EACH go[u] = _mm256_add_ps(go[u], _mm256_mul_ps(LD(p + 2 * S), cv[u]));
-    EACH _mm256_storeu_ps(c + 8 * u, cv[u]);
+    RK_EACH cv[u] = _mm256_add_ps(_mm256_mul_ps(gf[u], cv[u]), _mm256_mul_ps(gi[u], gg[u]));
+    if (p) RK_EACH go[u] = _mm256_add_ps(go[u], _mm256_mul_ps(LD(p + 2 * S), cv[u]));
+    RK_EACH _mm256_storeu_ps(c + 8 * u, cv[u]);
     act8(ract, go, NV);
     act8(act, cv, NV);
-    EACH _mm256_storeu_ps(h + 8 * u, _mm256_mul_ps(go[u], cv[u]));
+    RK_EACH _mm256_storeu_ps(h + 8 * u, _mm256_mul_ps(go[u], cv[u]));
 }
 
 /* The last t < 8 elements of k gate vectors H apart, copied to k zero-padded vectors 8 apart. */
@@ -144,27 +143,18 @@ INLINE void lstm_gates(float *h, float *c, const float *gu, const float *gx, con
     }
 }
 
-/* The four pairs of activations, each a loop with its kinds constant. */
-#define BY_KINDS(f, ...)                                                                                      \
-    do {                                                                                                      \
-        if (ract == RK_SIGMOID) act == RK_TANH ? f(__VA_ARGS__, RK_SIGMOID, RK_TANH) : f(__VA_ARGS__, RK_SIGMOID, RK_SIGMOID); \
-        else act == RK_TANH ? f(__VA_ARGS__, RK_TANH, RK_TANH) : f(__VA_ARGS__, RK_TANH, RK_SIGMOID);       \
-    } while (0)
-
 void RK_EXACT AVX2 rk_gru_gates_avx2(float *h, const float *gu, const float *bh, const float *gx, long H, int ract,
                                      int act) {
-    BY_KINDS(gru_gates, h, gu, bh, gx, H);
+    RK_BY_KINDS(gru_gates, ract, act, h, gu, bh, gx, H);
 }
 
 void RK_EXACT AVX2 rk_lstm_gates_avx2(float *h, float *c, const float *gu, const float *gx, const float *p, long H,
                                       int ract, int act) {
-    BY_KINDS(lstm_gates, h, c, gu, gx, p, H);
+    RK_BY_KINDS(lstm_gates, ract, act, h, c, gu, gx, p, H);
 }
 
-#undef BY_KINDS
 #undef LD
 #undef INLINE
-#undef EACH
 #if defined(__clang__)
 #pragma clang fp contract(on)
 #endif

@@ -13,6 +13,19 @@
 #define RK_EXACT
 #endif
 
+/* The element-wise level files (avx2_elementwise.c, avx512_elementwise.c, neon_elementwise.c) take NV vectors
+ * through each stage before the next: RK_EACH is that loop over the vectors u < NV. RK_BY_KINDS calls
+ * f(args..., σ, act) with the pair of activation kinds (each RK_TANH or RK_SIGMOID) as constants, so that each
+ * of the four pairs is a loop of its own with no test of the kind inside. */
+#define RK_EACH for (int u = 0; u < NV; u++)
+#define RK_BY_KINDS(f, ract, act, ...)                                                                          \
+    do {                                                                                                        \
+        if ((ract) == RK_SIGMOID)                                                                               \
+            (act) == RK_TANH ? f(__VA_ARGS__, RK_SIGMOID, RK_TANH) : f(__VA_ARGS__, RK_SIGMOID, RK_SIGMOID);    \
+        else                                                                                                    \
+            (act) == RK_TANH ? f(__VA_ARGS__, RK_TANH, RK_TANH) : f(__VA_ARGS__, RK_TANH, RK_SIGMOID);          \
+    } while (0)
+
 /* The typed entry points behind rk_matvec_at, and the two-phase forms behind rk_matvec_prepared: x
  * quantized once per block of 32 (`xq`, rk_xq_bytes(cols)) serves q8 and q4; per vector (`xr`,
  * rk_xr_bytes(cols)) serves q8r. */

@@ -10,25 +10,24 @@
  * NV independent dependency chains are in flight (one vector's exp is a chain of ~20 dependent operations).
  * NV is a constant where they are inlined (at most 4: the arrays' size). Lane for lane the operations are
  * those of one vector: the same bits for any NV. */
-#define EACH for (int u = 0; u < NV; u++)
 #define INLINE __attribute__((always_inline)) RK_EXACT static inline
 
 /* e^x for x in [−88.38, 88.38] (clamped; NaN stays NaN): Cephes' expf, n = round(x·log2 e),
  * r = x − n·ln 2 in two parts, a degree-6 polynomial, then 2^n through the exponent bits. */
 INLINE void exp4(float32x4_t *x, const int NV) {
     float32x4_t n[4], r[4], p[4];
-    EACH x[u] = vminq_f32(vmaxq_f32(x[u], vdupq_n_f32(-88.3762626647949f)), vdupq_n_f32(88.3762626647949f));
-    EACH n[u] = vrndnq_f32(vmulq_f32(x[u], vdupq_n_f32(1.44269504088896341f)));
-    EACH r[u] = vfmsq_f32(x[u], n[u], vdupq_n_f32(0.693359375f));
-    EACH r[u] = vfmsq_f32(r[u], n[u], vdupq_n_f32(-2.12194440e-4f));
-    EACH p[u] = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), vdupq_n_f32(1.9875691500e-4f), r[u]);
-    EACH p[u] = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p[u], r[u]);
-    EACH p[u] = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p[u], r[u]);
-    EACH p[u] = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p[u], r[u]);
-    EACH p[u] = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p[u], r[u]);
-    EACH p[u] = vfmaq_f32(vaddq_f32(r[u], vdupq_n_f32(1.0f)), p[u], vmulq_f32(r[u], r[u]));
+    RK_EACH x[u] = vminq_f32(vmaxq_f32(x[u], vdupq_n_f32(-88.3762626647949f)), vdupq_n_f32(88.3762626647949f));
+    RK_EACH n[u] = vrndnq_f32(vmulq_f32(x[u], vdupq_n_f32(1.44269504088896341f)));
+    RK_EACH r[u] = vfmsq_f32(x[u], n[u], vdupq_n_f32(0.693359375f));
+    RK_EACH r[u] = vfmsq_f32(r[u], n[u], vdupq_n_f32(-2.12194440e-4f));
+    RK_EACH p[u] = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), vdupq_n_f32(1.9875691500e-4f), r[u]);
+    RK_EACH p[u] = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p[u], r[u]);
+    RK_EACH p[u] = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p[u], r[u]);
+    RK_EACH p[u] = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p[u], r[u]);
+    RK_EACH p[u] = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p[u], r[u]);
+    RK_EACH p[u] = vfmaq_f32(vaddq_f32(r[u], vdupq_n_f32(1.0f)), p[u], vmulq_f32(r[u], r[u]));
     /* 2^n: n ∈ [−127, 128]; split it in two halves so that neither exponent overflows */
-    EACH {
+    RK_EACH {
         const int32x4_t ni = vcvtq_s32_f32(n[u]), h1 = vshrq_n_s32(ni, 1), h2 = vsubq_s32(ni, h1);
         const int32x4_t bias = vdupq_n_s32(127);
         const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(h1, bias), 23));
@@ -41,13 +40,13 @@ INLINE void exp4(float32x4_t *x, const int NV) {
 INLINE void act4(const int kind, float32x4_t *v, const int NV) {
     const float32x4_t one = vdupq_n_f32(1.0f);
     if (kind == RK_SIGMOID) {
-        EACH v[u] = vnegq_f32(v[u]);
+        RK_EACH v[u] = vnegq_f32(v[u]);
         exp4(v, NV);
-        EACH v[u] = vdivq_f32(one, vaddq_f32(one, v[u]));
+        RK_EACH v[u] = vdivq_f32(one, vaddq_f32(one, v[u]));
     } else {
-        EACH v[u] = vaddq_f32(v[u], v[u]);
+        RK_EACH v[u] = vaddq_f32(v[u], v[u]);
         exp4(v, NV);
-        EACH v[u] = vsubq_f32(one, vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(v[u], one)));
+        RK_EACH v[u] = vsubq_f32(one, vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(v[u], one)));
     }
 }
 
@@ -89,32 +88,32 @@ INLINE void gru4(float *h, const float *gu, const float *bh, const float *gx, lo
                  const int act) {
     const float32x4_t one = vdupq_n_f32(1.0f);
     float32x4_t r[4], z[4], n[4], un[4];
-    EACH r[u] = LD(gu), z[u] = LD(gu + S), un[u] = LD(gu + 2 * S);
-    if (bh) EACH r[u] = vaddq_f32(r[u], LD(bh)), z[u] = vaddq_f32(z[u], LD(bh + S)), un[u] = vaddq_f32(un[u], LD(bh + 2 * S));
-    EACH r[u] = vaddq_f32(r[u], LD(gx)), z[u] = vaddq_f32(z[u], LD(gx + S));
+    RK_EACH r[u] = LD(gu), z[u] = LD(gu + S), un[u] = LD(gu + 2 * S);
+    if (bh) RK_EACH r[u] = vaddq_f32(r[u], LD(bh)), z[u] = vaddq_f32(z[u], LD(bh + S)), un[u] = vaddq_f32(un[u], LD(bh + 2 * S));
+    RK_EACH r[u] = vaddq_f32(r[u], LD(gx)), z[u] = vaddq_f32(z[u], LD(gx + S));
     act4(ract, r, NV);
     act4(ract, z, NV);
-    EACH n[u] = vaddq_f32(LD(gx + 2 * S), vmulq_f32(r[u], un[u]));
+    RK_EACH n[u] = vaddq_f32(LD(gx + 2 * S), vmulq_f32(r[u], un[u]));
     act4(act, n, NV);
-    EACH vst1q_f32(h + 4 * u, vaddq_f32(vmulq_f32(vsubq_f32(one, z[u]), n[u]), vmulq_f32(z[u], LD(h))));
+    RK_EACH vst1q_f32(h + 4 * u, vaddq_f32(vmulq_f32(vsubq_f32(one, z[u]), n[u]), vmulq_f32(z[u], LD(h))));
 }
 
 INLINE void lstm4(float *h, float *c, const float *gu, const float *gx, const float *p, long S, const int NV,
                   const int ract, const int act) {
     float32x4_t gi[4], gf[4], gg[4], go[4], cv[4];
-    EACH gi[u] = vaddq_f32(LD(gu), LD(gx)), gf[u] = vaddq_f32(LD(gu + S), LD(gx + S));
-    EACH gg[u] = vaddq_f32(LD(gu + 2 * S), LD(gx + 2 * S)), go[u] = vaddq_f32(LD(gu + 3 * S), LD(gx + 3 * S));
-    EACH cv[u] = LD(c);
-    if (p) EACH gi[u] = vaddq_f32(gi[u], vmulq_f32(LD(p), cv[u])), gf[u] = vaddq_f32(gf[u], vmulq_f32(LD(p + S), cv[u]));
+    RK_EACH gi[u] = vaddq_f32(LD(gu), LD(gx)), gf[u] = vaddq_f32(LD(gu + S), LD(gx + S));
+    RK_EACH gg[u] = vaddq_f32(LD(gu + 2 * S), LD(gx + 2 * S)), go[u] = vaddq_f32(LD(gu + 3 * S), LD(gx + 3 * S));
+    RK_EACH cv[u] = LD(c);
+    if (p) RK_EACH gi[u] = vaddq_f32(gi[u], vmulq_f32(LD(p), cv[u])), gf[u] = vaddq_f32(gf[u], vmulq_f32(LD(p + S), cv[u]));
     act4(ract, gf, NV);
     act4(ract, gi, NV);
     act4(act, gg, NV);
-    EACH cv[u] = vaddq_f32(vmulq_f32(gf[u], cv[u]), vmulq_f32(gi[u], gg[u]));
-    if (p) EACH go[u] = vaddq_f32(go[u], vmulq_f32(LD(p + 2 * S), cv[u]));
-    EACH vst1q_f32(c + 4 * u, cv[u]);
+    RK_EACH cv[u] = vaddq_f32(vmulq_f32(gf[u], cv[u]), vmulq_f32(gi[u], gg[u]));
+    if (p) RK_EACH go[u] = vaddq_f32(go[u], vmulq_f32(LD(p + 2 * S), cv[u]));
+    RK_EACH vst1q_f32(c + 4 * u, cv[u]);
     act4(ract, go, NV);
     act4(act, cv, NV);
-    EACH vst1q_f32(h + 4 * u, vmulq_f32(go[u], cv[u]));
+    RK_EACH vst1q_f32(h + 4 * u, vmulq_f32(go[u], cv[u]));
 }
 
 /* The last t < 4 elements of k gate vectors H apart, copied to k zero-padded vectors 4 apart. */
@@ -152,27 +151,18 @@ INLINE void lstm_gates(float *h, float *c, const float *gu, const float *gx, con
     }
 }
 
-/* The four pairs of activations, each a loop with its kinds constant. */
-#define BY_KINDS(f, ...)                                                                                      \
-    do {                                                                                                      \
-        if (ract == RK_SIGMOID) act == RK_TANH ? f(__VA_ARGS__, RK_SIGMOID, RK_TANH) : f(__VA_ARGS__, RK_SIGMOID, RK_SIGMOID); \
-        else act == RK_TANH ? f(__VA_ARGS__, RK_TANH, RK_TANH) : f(__VA_ARGS__, RK_TANH, RK_SIGMOID);       \
-    } while (0)
-
 void RK_EXACT rk_gru_gates_neon(float *h, const float *gu, const float *bh, const float *gx, long H, int ract,
                                 int act) {
-    BY_KINDS(gru_gates, h, gu, bh, gx, H);
+    RK_BY_KINDS(gru_gates, ract, act, h, gu, bh, gx, H);
 }
 
 void RK_EXACT rk_lstm_gates_neon(float *h, float *c, const float *gu, const float *gx, const float *p, long H,
                                  int ract, int act) {
-    BY_KINDS(lstm_gates, h, c, gu, gx, p, H);
+    RK_BY_KINDS(lstm_gates, ract, act, h, c, gu, gx, p, H);
 }
 
-#undef BY_KINDS
 #undef LD
 #undef INLINE
-#undef EACH
 #if defined(__clang__)
 #pragma clang fp contract(on)
 #endif
