@@ -12,9 +12,9 @@
  * vector: the same bits for any NV. */
 #define INLINE __attribute__((always_inline)) RK_EXACT AVX512 static inline
 
-/* e^x: n = round(x·log2 e), r = x − n·ln 2 (in two parts), e^r by its degree-7 polynomial, × 2^n rounded
- * once by vscalefps (as rk_activate_avx2's two exact halves 2^⌊n/2⌋ · 2^⌈n/2⌉ round it; checked for every
- * float x). */
+/* e^x: exp8's arithmetic (avx2_elementwise.c): n = round(x·log2 e), r = x − n·ln 2 in two parts, Cephes'
+ * polynomial for e^r, then × 2^n rounded once by vscalefps (as exp8's two exact halves 2^⌊n/2⌋ · 2^⌈n/2⌉ round
+ * it; checked for every float x). */
 INLINE void exp16(__m512 *x, const int NV) {
     __m512 n[4], r[4], p[4];
     RK_EACH x[u] = _mm512_min_ps(_mm512_max_ps(x[u], _mm512_set1_ps(-88.3762626647949f)), _mm512_set1_ps(88.3762626647949f));
