@@ -359,47 +359,70 @@ void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
 
 /* ---- q8ri: 8 rows × 4 columns per 32 bytes, x broadcast 4 bytes at a time --------------------------- */
 
-/* Group g, rows 0–7 and 8–15 in two halves: vpmaddubsw(u, q) adds u·q over column pairs (|·| ≤ 2·128·127,
- * within int16), vpmaddwd with ones the two pairs of each row into its int32 lane, over the chunks that hold
- * columns (rk_q8ri_chunks); then as AVX-512. */
-void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
-    const long chunks = rk_q8ri_chunks(x->cols), c2 = chunks & ~1L, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
-    const uint8_t *u = x->u;
+/* The 16 values of the group at G, rows 0–7 and 8–15 in two halves: vpmaddubsw(u, q) adds u·q over column pairs
+ * (|·| ≤ 2·128·127, within int16), vpmaddwd with ones the two pairs of each row into its int32 lane, over the
+ * chunks that hold columns (rk_q8ri_chunks); then as AVX-512. */
+__attribute__((always_inline)) AVX2 static inline void q8ri_group(__m256 *vlo, __m256 *vhi, const unsigned char *G,
+                                                                    const uint8_t *u, long chunks, __m256 d) {
     const __m256i ones = _mm256_set1_epi16(1);
+    const unsigned char *q = G + 128;
+    const long c2 = chunks & ~1L;
+    __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+    long k = 0;
+    for (; k < c2; k += 2) {
+        const __m256i x0 = _mm256_set1_epi32(rk_load_i32(u + 4 * k)), x1 = _mm256_set1_epi32(rk_load_i32(u + 4 * k + 4));
+        const unsigned char *c = q + 64 * k;
+        lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)c)), ones));
+        hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)(c + 32))), ones));
+        lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 64))), ones));
+        hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 96))), ones));
+    }
+    if (k < chunks) {
+        const __m256i x0 = _mm256_set1_epi32(rk_load_i32(u + 4 * k));
+        const unsigned char *c = q + 64 * k;
+        lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)c)), ones));
+        hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)(c + 32))), ones));
+    }
+    const __m256i slo = _mm256_sub_epi32(_mm256_add_epi32(lo0, lo1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 64)), 6));
+    const __m256i shi = _mm256_sub_epi32(_mm256_add_epi32(hi0, hi1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 96)), 6));
+    *vlo = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(slo), d), _mm256_loadu_ps((const float *)G));
+    *vhi = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(shi), d), _mm256_loadu_ps((const float *)(G + 32)));
+}
+
+/* Group g's values into the rows of [row0, end) it holds. */
+AVX2 static inline void put_part(float *y, __m256 vlo, __m256 vhi, long g, long row0, long end, int acc) {
+    float t[16];
+    _mm256_storeu_ps(t, vlo);
+    _mm256_storeu_ps(t + 8, vhi);
+    rk_put_group(y, t, g, row0, end, acc);
+}
+
+/* Rows [row0, row0 + rows): a group cut by either end through put_part, the whole groups between them in a
+ * loop of their own (as rk_q8ri_avx512). */
+void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
+    if (rows <= 0) return;
+    const long chunks = rk_q8ri_chunks(x->cols), gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows, full = end / 16;
+    const unsigned char *W = (const unsigned char *)w;
+    const uint8_t *u = x->u;
     const __m256 d = _mm256_set1_ps(x->d);
-    for (long g = row0 / 16; 16 * g < end; g++) {
-        const unsigned char *G = (const unsigned char *)w + g * gb;
-        const unsigned char *q = G + 128;
-        __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
-        long k = 0;
-        for (; k < c2; k += 2) {
-            const __m256i x0 = _mm256_set1_epi32(rk_load_i32(u + 4 * k)), x1 = _mm256_set1_epi32(rk_load_i32(u + 4 * k + 4));
-            const unsigned char *c = q + 64 * k;
-            lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)c)), ones));
-            hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)(c + 32))), ones));
-            lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 64))), ones));
-            hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, _mm256_loadu_si256((const __m256i *)(c + 96))), ones));
-        }
-        if (k < chunks) {
-            const __m256i x0 = _mm256_set1_epi32(rk_load_i32(u + 4 * k));
-            const unsigned char *c = q + 64 * k;
-            lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)c)), ones));
-            hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, _mm256_loadu_si256((const __m256i *)(c + 32))), ones));
-        }
-        const __m256i slo = _mm256_sub_epi32(_mm256_add_epi32(lo0, lo1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 64)), 6));
-        const __m256i shi = _mm256_sub_epi32(_mm256_add_epi32(hi0, hi1), _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(G + 96)), 6));
-        const __m256 vlo = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(slo), d), _mm256_loadu_ps((const float *)G));
-        const __m256 vhi = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(shi), d), _mm256_loadu_ps((const float *)(G + 32)));
-        if (16 * g >= row0 && 16 * g + 16 <= end) {
-            float *o = y + (16 * g - row0);
-            _mm256_storeu_ps(o, acc ? _mm256_add_ps(_mm256_loadu_ps(o), vlo) : vlo);
-            _mm256_storeu_ps(o + 8, acc ? _mm256_add_ps(_mm256_loadu_ps(o + 8), vhi) : vhi);
-        } else {
-            float t[16];
-            _mm256_storeu_ps(t, vlo);
-            _mm256_storeu_ps(t + 8, vhi);
-            rk_put_group(y, t, g, row0, end, acc);
-        }
+    __m256 vlo, vhi;
+    long g = row0 / 16;
+    if (16 * g < row0 || g >= full) {   /* the first group starts before row0 or ends after `end` */
+        q8ri_group(&vlo, &vhi, W + g * gb, u, chunks, d);
+        put_part(y, vlo, vhi, g, row0, end, acc);
+        g++;
+    }
+    float *o = y + (16 * g - row0);
+    const unsigned char *G = W + g * gb;
+    for (; g < full; g++, o += 16, G += gb) {
+        q8ri_group(&vlo, &vhi, G, u, chunks, d);
+        if (acc) vlo = _mm256_add_ps(_mm256_loadu_ps(o), vlo), vhi = _mm256_add_ps(_mm256_loadu_ps(o + 8), vhi);
+        _mm256_storeu_ps(o, vlo);
+        _mm256_storeu_ps(o + 8, vhi);
+    }
+    if (16 * g < end) {
+        q8ri_group(&vlo, &vhi, G, u, chunks, d);
+        put_part(y, vlo, vhi, g, row0, end, acc);
     }
 }
 

@@ -356,30 +356,48 @@ void AVX512 rk_quantize_xr_avx512(void *buf, const float *x, long cols) {
 
 /* ---- q8ri: 16 rows × 4 columns per vpdpbusd, x broadcast 4 bytes at a time ------------------------ */
 
-/* Group g: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k that hold columns (rk_q8ri_chunks;
- * four accumulators, summed at the end: integer sums, so the order does not matter), then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. */
+/* The 16 values of the group at G: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k that hold
+ * columns (rk_q8ri_chunks; four accumulators, summed at the end: integer sums, so the order does not matter),
+ * then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. */
+__attribute__((always_inline)) AVX512 static inline __m512 q8ri_group(const unsigned char *G, const uint8_t *u,
+                                                                       long chunks, __m512 d) {
+    const unsigned char *q = G + 128;
+    const long c4 = chunks & ~3L;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    long k = 0;
+    for (; k < c4; k += 4) {
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 4)), _mm512_loadu_si512((const void *)(q + 64 * k + 64)));
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 8)), _mm512_loadu_si512((const void *)(q + 64 * k + 128)));
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 12)), _mm512_loadu_si512((const void *)(q + 64 * k + 192)));
+    }
+    for (; k < chunks; k++)
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
+    const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                         _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), d), _mm512_loadu_ps((const float *)G));
+}
+
+/* Rows [row0, row0 + rows): a group cut by either end through put_group16, the whole groups between them in a
+ * loop of their own (a matrix of few columns is mostly the work around each group). */
 void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
-    const long chunks = rk_q8ri_chunks(x->cols), c4 = chunks & ~3L, gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows;
+    if (rows <= 0) return;
+    const long chunks = rk_q8ri_chunks(x->cols), gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows, full = end / 16;
+    const unsigned char *W = (const unsigned char *)w;
     const uint8_t *u = x->u;
     const __m512 d = _mm512_set1_ps(x->d);
-    for (long g = row0 / 16; 16 * g < end; g++) {
-        const unsigned char *G = (const unsigned char *)w + g * gb;
-        const unsigned char *q = G + 128;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        long k = 0;
-        for (; k < c4; k += 4) {
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
-            a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 4)), _mm512_loadu_si512((const void *)(q + 64 * k + 64)));
-            a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 8)), _mm512_loadu_si512((const void *)(q + 64 * k + 128)));
-            a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 12)), _mm512_loadu_si512((const void *)(q + 64 * k + 192)));
-        }
-        for (; k < chunks; k++)
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
-        const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                                             _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6));
-        const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), d), _mm512_loadu_ps((const float *)G));
-        put_group16(y, v, g, row0, end, acc);
+    long g = row0 / 16;
+    if (16 * g < row0 || g >= full) {   /* the first group starts before row0 or ends after `end` */
+        put_group16(y, q8ri_group(W + g * gb, u, chunks, d), g, row0, end, acc);
+        g++;
     }
+    float *o = y + (16 * g - row0);
+    const unsigned char *G = W + g * gb;
+    if (acc)
+        for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), q8ri_group(G, u, chunks, d)));
+    else
+        for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, q8ri_group(G, u, chunks, d));
+    if (16 * g < end) put_group16(y, q8ri_group(G, u, chunks, d), g, row0, end, acc);
 }
 
 /* Up to 8 vectors against one q8ri matrix: each 64-byte chunk of weights is loaded once and multiplied into
