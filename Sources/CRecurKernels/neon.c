@@ -432,6 +432,19 @@ void rk_quantize_xr_neon(void *buf, const float *x, long cols) {
         vst1q_s8(q + ncp + c, vaddq_s8(vld1q_s8(q + c), sixty4));
 }
 
+/* Group g's 16 values v[0..3] into y (row row0 at y[0]): four stores when the group lies inside [row0, end),
+ * else only its rows there (rk_put_group); added when acc. */
+static inline void put16(float *y, const float32x4_t v[4], long g, long row0, long end, int acc) {
+    if (16 * g >= row0 && 16 * g + 16 <= end) {
+        float *o = y + (16 * g - row0);
+        for (int i = 0; i < 4; i++) vst1q_f32(o + 4 * i, acc ? vaddq_f32(vld1q_f32(o + 4 * i), v[i]) : v[i]);
+        return;
+    }
+    float t[16];
+    for (int i = 0; i < 4; i++) vst1q_f32(t + 4 * i, v[i]);
+    rk_put_group(y, t, g, row0, end, acc);
+}
+
 /* ---- q8ri (rows interleaved by 16, x per vector): a 16-byte vector of a chunk is 4 rows × 4 columns, so
  *      one sdot with 4 codes of x broadcast adds into 4 rows' int32 sums; four vectors per chunk cover the
  *      group's 16 rows, over the chunks that hold columns (rk_q8ri_chunks). Signed × signed: x is xq itself
@@ -454,12 +467,11 @@ DOTPROD static void q8ri_sdot(float *y, const void *w, const rk_xr *x, long row0
             a3 = vdotq_s32(a3, vld1q_s8(c + 48), xb);
         }
         const float *sc = (const float *)G;
-        float t[16];
-        vst1q_f32(t, vmulq_f32(vmulq_f32(vcvtq_f32_s32(a0), d), vld1q_f32(sc)));
-        vst1q_f32(t + 4, vmulq_f32(vmulq_f32(vcvtq_f32_s32(a1), d), vld1q_f32(sc + 4)));
-        vst1q_f32(t + 8, vmulq_f32(vmulq_f32(vcvtq_f32_s32(a2), d), vld1q_f32(sc + 8)));
-        vst1q_f32(t + 12, vmulq_f32(vmulq_f32(vcvtq_f32_s32(a3), d), vld1q_f32(sc + 12)));
-        rk_put_group(y, t, g, row0, end, acc);
+        const float32x4_t v[4] = {vmulq_f32(vmulq_f32(vcvtq_f32_s32(a0), d), vld1q_f32(sc)),
+                                  vmulq_f32(vmulq_f32(vcvtq_f32_s32(a1), d), vld1q_f32(sc + 4)),
+                                  vmulq_f32(vmulq_f32(vcvtq_f32_s32(a2), d), vld1q_f32(sc + 8)),
+                                  vmulq_f32(vmulq_f32(vcvtq_f32_s32(a3), d), vld1q_f32(sc + 12))};
+        put16(y, v, g, row0, end, acc);
     }
 }
 
@@ -490,12 +502,12 @@ static void q8ri_widen(float *y, const void *w, const rk_xr *x, long row0, long 
             for (int p = 0; p < 8; p++) a[p] = vpadalq_s16(a[p], s[p]);
         }
         const float *sc = (const float *)G;
-        float t[16];
+        float32x4_t out[4];
         for (int v = 0; v < 4; v++) {
             const int32x4_t sum = vpaddq_s32(a[2 * v], a[2 * v + 1]);   /* rows 4v .. 4v+3 */
-            vst1q_f32(t + 4 * v, vmulq_f32(vmulq_f32(vcvtq_f32_s32(sum), d), vld1q_f32(sc + 4 * v)));
+            out[v] = vmulq_f32(vmulq_f32(vcvtq_f32_s32(sum), d), vld1q_f32(sc + 4 * v));
         }
-        rk_put_group(y, t, g, row0, end, acc);
+        put16(y, out, g, row0, end, acc);
     }
 }
 
@@ -532,9 +544,9 @@ DOTPROD static void q4i_sdot(float *y, const void *w, const rk_xq *x, long row0,
                 corr[v] = vfmaq_f32(corr[v], s, tb);
             }
         }
-        float t[16];
-        for (int v = 0; v < 4; v++) vst1q_f32(t + 4 * v, vsubq_f32(a[v], corr[v]));
-        rk_put_group(y, t, g, row0, end, acc);
+        float32x4_t out[4];
+        for (int v = 0; v < 4; v++) out[v] = vsubq_f32(a[v], corr[v]);
+        put16(y, out, g, row0, end, acc);
     }
 }
 
@@ -570,9 +582,9 @@ static void q4i_widen(float *y, const void *w, const rk_xq *x, long row0, long r
                 corr[v] = vfmaq_f32(corr[v], sc, tb);
             }
         }
-        float t[16];
-        for (int v = 0; v < 4; v++) vst1q_f32(t + 4 * v, vsubq_f32(a[v], corr[v]));
-        rk_put_group(y, t, g, row0, end, acc);
+        float32x4_t out[4];
+        for (int v = 0; v < 4; v++) out[v] = vsubq_f32(a[v], corr[v]);
+        put16(y, out, g, row0, end, acc);
     }
 }
 
