@@ -60,37 +60,30 @@ void rk_lstm_cell(float *c, const float *in, const float *f, const float *g, lon
 
 /* One pass with the activations inline where the level has them (sigmoid and tanh with AVX2, AVX-512, NEON),
  * else the separate passes; both compute each element with the same operations, so the same bits. */
-typedef void (*gru_pass)(float *, const float *, const float *, const float *, long, int, int);
-typedef void (*lstm_pass)(float *, float *, const float *, const float *, const float *, long, int, int);
+typedef struct {
+    void (*gru)(float *, const float *, const float *, const float *, long, int, int);
+    void (*lstm)(float *, float *, const float *, const float *, const float *, long, int, int);
+} one_pass;
 
 static int vectorized(int kind) { return kind == RK_TANH || kind == RK_SIGMOID; }
 
-static gru_pass gru_one_pass(int ract, int act) {
-    if (!vectorized(ract) || !vectorized(act)) return NULL;
+/* The level's one-pass loops for these activations, or NULLs (the separate passes). */
+static one_pass one_pass_for(int ract, int act) {
+    const one_pass none = {NULL, NULL};
+    if (!vectorized(ract) || !vectorized(act)) return none;
 #ifdef RK_X86
-    return rk_level() >= RK_AVX512 ? rk_gru_gates_avx512 : rk_level() >= RK_AVX2 ? rk_gru_gates_avx2 : NULL;
+    if (rk_level() >= RK_AVX512) return (one_pass){rk_gru_gates_avx512, rk_lstm_gates_avx512};
+    if (rk_level() >= RK_AVX2) return (one_pass){rk_gru_gates_avx2, rk_lstm_gates_avx2};
 #elif defined(__aarch64__)
-    return rk_level() >= RK_NEON ? rk_gru_gates_neon : NULL;
-#else
-    return NULL;
+    if (rk_level() >= RK_NEON) return (one_pass){rk_gru_gates_neon, rk_lstm_gates_neon};
 #endif
-}
-
-static lstm_pass lstm_one_pass(int ract, int act) {
-    if (!vectorized(ract) || !vectorized(act)) return NULL;
-#ifdef RK_X86
-    return rk_level() >= RK_AVX512 ? rk_lstm_gates_avx512 : rk_level() >= RK_AVX2 ? rk_lstm_gates_avx2 : NULL;
-#elif defined(__aarch64__)
-    return rk_level() >= RK_NEON ? rk_lstm_gates_neon : NULL;
-#else
-    return NULL;
-#endif
+    return none;
 }
 
 void rk_gru_gates(float *h, float *gu, const float *bh, const float *gx, long H, int ract, int act) {
-    const gru_pass one = gru_one_pass(ract, act);
-    if (one) {
-        one(h, gu, bh, gx, H, ract, act);
+    const one_pass one = one_pass_for(ract, act);
+    if (one.gru) {
+        one.gru(h, gu, bh, gx, H, ract, act);
         return;
     }
     if (bh) rk_add(gu, bh, 3 * H);
@@ -103,9 +96,9 @@ void rk_gru_gates(float *h, float *gu, const float *bh, const float *gx, long H,
 
 void rk_lstm_gates(float *h, float *c, float *gu, const float *gx, const float *p, long H, int ract, int act,
                    float *tmp) {
-    const lstm_pass one = lstm_one_pass(ract, act);
-    if (one) {
-        one(h, c, gu, gx, p, H, ract, act);
+    const one_pass one = one_pass_for(ract, act);
+    if (one.lstm) {
+        one.lstm(h, c, gu, gx, p, H, ract, act);
         return;
     }
     rk_add(gu, gx, 4 * H);

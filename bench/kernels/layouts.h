@@ -84,6 +84,14 @@ static unsigned char *interleave4(const unsigned char *q4, long rows, long cols)
     return o;
 }
 
+/* Inputs of the gate checks: gu and gx (4H, up to ±6: saturating activations), e (3H: a recurrent bias or
+ * peepholes), h0 and c0 (H each). */
+static void gate_inputs(long H, float *gu, float *gx, float *e, float *h0, float *c0) {
+    for (long i = 0; i < 4 * H; i++) { gu[i] = 6 * frand(); gx[i] = 6 * frand(); }
+    for (long i = 0; i < 3 * H; i++) e[i] = frand();
+    for (long i = 0; i < H; i++) { h0[i] = frand(); c0[i] = 3 * frand(); }
+}
+
 /* The gates of a reset-after GRU step pass by pass (rk_gru_gates' definition): the element-wise kernels and
  * `activate` on whole vectors (σ sigmoid, act tanh). u: a copy of gu, overwritten. */
 static void gru_gates_by_passes(void (*activate)(int, float *, long), float *h, float *u, const float *bh,

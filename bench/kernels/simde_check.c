@@ -263,9 +263,7 @@ int main(void) {
             const long H = lengths[t];
             float gu[400], gx[400], e[300], h0[100], c0[100], ref[100], refc[100], u[400], tmp[100];
             float ha[100], ca[100], hb[100], cb[100];
-            for (long i = 0; i < 4 * H; i++) { gu[i] = 6 * frand(); gx[i] = 6 * frand(); }
-            for (long i = 0; i < 3 * H; i++) e[i] = frand();
-            for (long i = 0; i < H; i++) { h0[i] = frand(); c0[i] = 3 * frand(); }
+            gate_inputs(H, gu, gx, e, h0, c0);
             for (int extra = 0; extra < 2; extra++) {
                 const float *bh = extra ? e : NULL;
                 memcpy(u, gu, sizeof u); memcpy(ref, h0, sizeof ref);
