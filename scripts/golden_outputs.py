@@ -3,7 +3,7 @@
 reproduce bit for bit (a refactor keeps logits bit-equal).
 
 For every shipped model, and for quantized copies of the generator (`recur quantize` to f16, int8, q8,
-q4), over a fixed input of 500 token ids (seeded, so the same everywhere), at each kernel level the CPU
+q4, int4), over a fixed input of 500 token ids (seeded, so the same everywhere), at each kernel level the CPU
 has (RECUR_KERNELS=scalar, avx2, avx512):
   - generators and the seq2seq decoder: the output after each of 500 steps (`recur logits`), and the
     output after a prefill of all 500 (`recur logits --prefill`);
@@ -97,7 +97,7 @@ def outputs() -> dict:
     records = {}
     with tempfile.TemporaryDirectory(prefix="recur-golden.") as tmp:
         models = [("alice", MODELS / "alice.recur")]
-        for t in ["f16", "int8", "q8", "q4"]:
+        for t in ["f16", "int8", "q8", "q4", "int4"]:
             out = Path(tmp) / f"alice-{t}.recur"
             run(["quantize", MODELS / "alice.recur", out, "--type", t])
             models.append((f"alice-{t}", out))

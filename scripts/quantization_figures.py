@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The accuracy figures of the quantized copies of the shipped generator, measured by the `recur` command.
 
-For each type (f16, int8 = q8ri, q8, q4): `recur quantize models/alice.recur` into a temporary folder, then
+For each type (f16, int8 = q8ri, q8, q4, int4 = q4i): `recur quantize models/alice.recur` into a temporary folder, then
 `recur eval COPY --text HOLDOUT --reference models/alice.recur --json` on the held-out last 10% (by bytes)
 of data/alice29.txt. Prints the table of docs/QUANTIZATION.md and the sentence of README.md built from the
 measurements, and keeps the documents in step with them:
@@ -38,6 +38,7 @@ TYPES = [
     ("int8", "int8 (q8ri)", "≤ +0.5%, KL ≤ 0.002, top-1 ≥ 98%"),
     ("q8", "q8 (per block)", "same"),
     ("q4", "q4", "≤ +3%, top-1 ≥ 93%"),
+    ("int4", "int4 (q4i)", "same"),
 ]
 
 

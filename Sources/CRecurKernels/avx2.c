@@ -429,17 +429,17 @@ void AVX2 rk_q8ri_avx2(float *y, const void *w, const rk_xr *x, long row0, long 
 /* ---- q4i: the two halves of a group (rows 0–7, 8–15) per 32 bytes of nibbles ---------------------- */
 
 /* vpmaddubsw(nibbles, xq) (|pair sum| ≤ 2·15·127, within int16) and vpmaddwd with ones give each row's
- * int32 sums of the low and the high nibbles' columns; then rk_q4i_scalar's float operations. */
+ * int32 sums of the low and the high nibbles' columns, added to n8_b; then rk_q4i_scalar's float operations. */
 void AVX2 rk_q4i_avx2(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
     const long nb = x->nb, gb = 320 * nb, end = row0 + rows;
     const __m256i lo = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
         for (long b = 0; b < nb; b++) {
             const unsigned char *B = G + 320 * b;
             const int8_t *xq = x->q + 32 * b;
-            __m256i d0 = _mm256_setzero_si256(), d1 = d0;   /* rows 0–7, 8–15 */
+            __m256i d0 = _mm256_set1_epi32(x->n8[b]), d1 = d0;   /* rows 0–7, 8–15 */
             for (int m = 0; m < 4; m++) {
                 const __m256i xl = _mm256_set1_epi32(rk_load_i32(xq + 8 * m)), xh = _mm256_set1_epi32(rk_load_i32(xq + 8 * m + 4));
                 const __m256i v0 = _mm256_loadu_si256((const __m256i *)(B + 64 + 64 * m));
@@ -451,16 +451,14 @@ void AVX2 rk_q4i_avx2(float *y, const void *w, const rk_xq *x, long row0, long r
                 d0 = _mm256_add_epi32(d0, p0);
                 d1 = _mm256_add_epi32(d1, p1);
             }
-            const __m256 db = _mm256_set1_ps(x->d[b]), tb = _mm256_set1_ps(x->t8[b]);
+            const __m256 db = _mm256_set1_ps(x->d[b]);
             const __m256 s0 = _mm256_loadu_ps((const float *)B), s1 = _mm256_loadu_ps((const float *)(B + 32));
             a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_mul_ps(s0, db), a0);
             a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_mul_ps(s1, db), a1);
-            c0 = _mm256_fmadd_ps(s0, tb, c0);
-            c1 = _mm256_fmadd_ps(s1, tb, c1);
         }
         float t[16];
-        _mm256_storeu_ps(t, _mm256_sub_ps(a0, c0));
-        _mm256_storeu_ps(t + 8, _mm256_sub_ps(a1, c1));
+        _mm256_storeu_ps(t, a0);
+        _mm256_storeu_ps(t + 8, a1);
         rk_put_group(y, t, g, row0, end, acc);
     }
 }
@@ -513,8 +511,9 @@ void AVX2 rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, 
 void AVX2 rk_quantize_avx2(void *buf, const float *x, long cols) {
     rk_xq v = rk_xq_view(buf, cols);
     float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
+    int32_t *n8 = (int32_t *)v.n8;
     int8_t *q = (int8_t *)v.q;
-    memset(d, 0, (size_t)v.nbp * 12);
+    memset(d, 0, (size_t)v.nbp * RK_XQ_SCALE_BYTES);
     memset(q, 0, (size_t)v.nbp * 32);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
@@ -547,7 +546,9 @@ void AVX2 rk_quantize_avx2(void *buf, const float *x, long cols) {
         }
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
         _mm256_store_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(p, order));
-        float S = (float)sum1_epi32(sum);
+        const int32_t Si = sum1_epi32(sum);
+        const float S = (float)Si;
+        n8[b] = -8 * Si;
         t8[b] = 8.0f * d[b] * S;
         t128[b] = 128.0f * d[b] * S;
     }

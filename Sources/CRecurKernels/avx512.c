@@ -445,37 +445,49 @@ void AVX512 rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr 
 /* ---- q4i: a block of 16 rows per 4 vectors of nibbles, x broadcast 4 bytes at a time ------------- */
 
 /* Group g, block b: the low nibbles (v & 15) and the high ones in place (v & 0xF0 = 16 · nibble) are the
- * unsigned operands of vpdpbusd against 4 bytes of xq broadcast; dot = lo + (hi >> 4) exactly. Then
- * acc = fma(dot, s·d_b, acc) and corr = fma(s, t8_b, corr) per block; y = acc − corr (rk_q4i_scalar's
- * operations, the same bits). */
-void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
-    const long nb = x->nb, gb = 320 * nb, end = row0 + rows;
+ * unsigned operands of vpdpbusd against 4 bytes of xq broadcast, in two chains, the low one starting at n8_b;
+ * dot = lo + (hi >> 4) exactly, then acc = fma(dot, s·d_b, acc) per block (rk_q4i_scalar's operations, the
+ * same bits). The 16 rows of a group: q4i_group; the groups cut by row0 or the end through put_group16, the
+ * whole groups between them in a loop of their own, as for q8ri. */
+__attribute__((always_inline)) AVX512 static inline __m512 q4i_group(const unsigned char *G, const rk_xq *x) {
     const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8((char)0xF0);
-    for (long g = row0 / 16; 16 * g < end; g++) {
-        const unsigned char *G = (const unsigned char *)w + g * gb;
-        __m512 a = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
-        for (long b = 0; b < nb; b++) {
-            const unsigned char *B = G + 320 * b;
-            const int8_t *xq = x->q + 32 * b;
-            const __m512i v0 = _mm512_loadu_si512((const void *)(B + 64)), v1 = _mm512_loadu_si512((const void *)(B + 128));
-            const __m512i v2 = _mm512_loadu_si512((const void *)(B + 192)), v3 = _mm512_loadu_si512((const void *)(B + 256));
-            __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
-            l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(v0, lo), _mm512_set1_epi32(rk_load_i32(xq)));
-            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(v0, hi), _mm512_set1_epi32(rk_load_i32(xq + 4)));
-            l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(v1, lo), _mm512_set1_epi32(rk_load_i32(xq + 8)));
-            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(v1, hi), _mm512_set1_epi32(rk_load_i32(xq + 12)));
-            l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(v2, lo), _mm512_set1_epi32(rk_load_i32(xq + 16)));
-            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(v2, hi), _mm512_set1_epi32(rk_load_i32(xq + 20)));
-            l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(v3, lo), _mm512_set1_epi32(rk_load_i32(xq + 24)));
-            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(v3, hi), _mm512_set1_epi32(rk_load_i32(xq + 28)));
-            const __m512i dot = _mm512_add_epi32(_mm512_add_epi32(l0, l1), _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4));
-            const __m512 s = _mm512_loadu_ps((const float *)B);
-            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(s, _mm512_set1_ps(x->d[b])), a);
-            corr = _mm512_fmadd_ps(s, _mm512_set1_ps(x->t8[b]), corr);
-        }
-        const __m512 v = _mm512_sub_ps(a, corr);
-        put_group16(y, v, g, row0, end, acc);
+    __m512 a = _mm512_setzero_ps();
+    for (long b = 0; b < x->nb; b++) {
+        const unsigned char *B = G + 320 * b;
+        const int8_t *xq = x->q + 32 * b;
+        const __m512i v0 = _mm512_loadu_si512((const void *)(B + 64)), v1 = _mm512_loadu_si512((const void *)(B + 128));
+        const __m512i v2 = _mm512_loadu_si512((const void *)(B + 192)), v3 = _mm512_loadu_si512((const void *)(B + 256));
+        __m512i l = _mm512_set1_epi32(x->n8[b]), h = _mm512_setzero_si512();
+        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v0, lo), _mm512_set1_epi32(rk_load_i32(xq)));
+        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v0, hi), _mm512_set1_epi32(rk_load_i32(xq + 4)));
+        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v1, lo), _mm512_set1_epi32(rk_load_i32(xq + 8)));
+        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v1, hi), _mm512_set1_epi32(rk_load_i32(xq + 12)));
+        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v2, lo), _mm512_set1_epi32(rk_load_i32(xq + 16)));
+        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v2, hi), _mm512_set1_epi32(rk_load_i32(xq + 20)));
+        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v3, lo), _mm512_set1_epi32(rk_load_i32(xq + 24)));
+        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v3, hi), _mm512_set1_epi32(rk_load_i32(xq + 28)));
+        const __m512i dot = _mm512_add_epi32(l, _mm512_srai_epi32(h, 4));
+        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(_mm512_loadu_ps((const float *)B), _mm512_set1_ps(x->d[b])), a);
     }
+    return a;
+}
+
+void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
+    if (rows <= 0) return;
+    const long gb = 320 * x->nb, end = row0 + rows, full = end / 16;
+    const unsigned char *W = (const unsigned char *)w;
+    long g = row0 / 16;
+    if (16 * g < row0 || g >= full) {   /* the first group starts before row0 or ends after `end` */
+        put_group16(y, q4i_group(W + g * gb, x), g, row0, end, acc);
+        g++;
+    }
+    float *o = y + (16 * g - row0);
+    const unsigned char *G = W + g * gb;
+    if (acc)
+        for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), q4i_group(G, x)));
+    else
+        for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, q4i_group(G, x));
+    if (16 * g < end) put_group16(y, q4i_group(G, x), g, row0, end, acc);
 }
 
 /* ---- q4: four blocks (64 bytes of nibbles = 128 weights) per pair of vpdpbusd ----------------------- */

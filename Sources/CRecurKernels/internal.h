@@ -52,6 +52,7 @@ void rk_matvec_q4i_xq(float *y, const void *w, const void *xq, long row0, long r
  *   d    [nbp] f32   block scales d_b
  *   t8   [nbp] f32   8·d_b·S_b     (S_b = Σ xq over block b): the "− 8" of q4 nibbles
  *   t128 [nbp] f32   128·d_b·S_b:  the offset of q8 weights read as unsigned (w + 128) by vpdpbusd
+ *   n8   [nbp] i32   −8·S_b: the "− 8" of q4i nibbles, added to each block's exact int32 sum
  *   q    [nbp·32] i8 xq in element order
  *   qp   [nbp·32] i8 xq per group of 4 blocks g: 64 bytes = elements 0..15 of blocks 4g..4g+3, then
  *                  64 bytes = elements 16..31 of the same blocks (the order of AVX-512 q4 nibbles)
@@ -59,8 +60,12 @@ void rk_matvec_q4i_xq(float *y, const void *w, const void *xq, long row0, long r
 typedef struct {
     long cols, nb, nbp;
     const float *d, *t8, *t128;
+    const int32_t *n8;
     const int8_t *q, *qp;
 } rk_xq;
+
+/* Bytes per block before q: d, t8, t128 and n8. */
+#define RK_XQ_SCALE_BYTES 16
 
 static inline long rk_nbp(long cols) { return ((cols + 31) / 32 + 15) & ~15L; }
 
@@ -73,7 +78,8 @@ static inline rk_xq rk_xq_view(const void *buf, long cols) {
     v.d = (const float *)p;
     v.t8 = v.d + v.nbp;
     v.t128 = v.t8 + v.nbp;
-    v.q = (const int8_t *)(v.t128 + v.nbp);
+    v.n8 = (const int32_t *)(v.t128 + v.nbp);
+    v.q = (const int8_t *)(v.n8 + v.nbp);
     v.qp = v.q + v.nbp * 32;
     return v;
 }

@@ -98,7 +98,7 @@ static int clamp_level(int level) {
 
 /* ---- dispatch ----------------------------------------------------------------------------------- */
 
-size_t rk_xq_bytes(long cols) { return (size_t)rk_nbp(cols) * (12 + 64); }
+size_t rk_xq_bytes(long cols) { return (size_t)rk_nbp(cols) * (RK_XQ_SCALE_BYTES + 64); }
 
 static void quantize_at(int level, void *buf, const float *x, long cols) {
 #ifdef RK_X86
@@ -259,8 +259,8 @@ static void q_at(int level, int dtype, float *y, const void *w, const float *x, 
         return;
     }
     level = clamp_level(level);
-    _Alignas(64) unsigned char stack[(RK_STACK_COLS / 32) * (12 + 64)];   /* ≥ rk_xr_bytes(RK_STACK_COLS) too */
-    _Static_assert((RK_STACK_COLS / 32) * (12 + 64) >= 64 + 2 * RK_STACK_COLS, "the stack buffer holds an rk_xr");
+    _Alignas(64) unsigned char stack[(RK_STACK_COLS / 32) * (RK_XQ_SCALE_BYTES + 64)];   /* ≥ rk_xr_bytes(RK_STACK_COLS) too */
+    _Static_assert((RK_STACK_COLS / 32) * (RK_XQ_SCALE_BYTES + 64) >= 64 + 2 * RK_STACK_COLS, "the stack buffer holds an rk_xr");
     unsigned char *buf = stack;
     if (cols > RK_STACK_COLS) {
         const int per_vector = rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR;

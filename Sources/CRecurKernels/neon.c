@@ -374,8 +374,9 @@ static inline int8x16_t narrow16(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_
 void rk_quantize_neon(void *buf, const float *x, long cols) {
     rk_xq v = rk_xq_view(buf, cols);
     float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
+    int32_t *n8 = (int32_t *)v.n8;
     int8_t *q = (int8_t *)v.q;
-    memset(buf, 0, (size_t)v.nbp * (12 + 32));
+    memset(buf, 0, (size_t)v.nbp * (RK_XQ_SCALE_BYTES + 32));
     const float32x4_t lim = vdupq_n_f32(127.0f);
     for (long b = 0; b < v.nb; b++) {
         float32x4_t e[8];
@@ -395,7 +396,9 @@ void rk_quantize_neon(void *buf, const float *x, long cols) {
         }
         vst1q_s8(q + 32 * b, narrow16(n[0], n[1], n[2], n[3]));
         vst1q_s8(q + 32 * b + 16, narrow16(n[4], n[5], n[6], n[7]));
-        const float S = (float)vaddvq_s32(sum);
+        const int32_t Si = vaddvq_s32(sum);
+        const float S = (float)Si;
+        n8[b] = -8 * Si;
         t8[b] = 8.0f * d[b] * S;
         t128[b] = 128.0f * d[b] * S;
     }
@@ -513,7 +516,7 @@ static void q8ri_widen(float *y, const void *w, const rk_xr *x, long row0, long 
 
 /* ---- q4i (rows interleaved by 16, x per block): 16 bytes of a nibble vector are 4 rows × 4 columns in the
  *      low nibbles and 4 more columns in the high ones; sdot of the nibbles (0..15, fine as signed bytes)
- *      with 4 codes of x broadcast, then rk_q4i_scalar's float operations (fused, as vfmaq). Without
+ *      with 4 codes of x broadcast, from n8_b, then rk_q4i_scalar's float operations (fused, as vfmaq). Without
  *      dotprod, widening multiplies (q4i_widen). --------------------------------------------------------------------- */
 
 DOTPROD static void q4i_sdot(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
@@ -521,13 +524,13 @@ DOTPROD static void q4i_sdot(float *y, const void *w, const rk_xq *x, long row0,
     const uint8x16_t low = vdupq_n_u8(15);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
-        float32x4_t a[4], corr[4];
-        for (int v = 0; v < 4; v++) a[v] = corr[v] = vdupq_n_f32(0);
+        float32x4_t a[4];
+        for (int v = 0; v < 4; v++) a[v] = vdupq_n_f32(0);
         for (long b = 0; b < nb; b++) {
             const unsigned char *B = G + 320 * b;
             const int8_t *xq = x->q + 32 * b;
             int32x4_t dot[4];
-            for (int v = 0; v < 4; v++) dot[v] = vdupq_n_s32(0);
+            for (int v = 0; v < 4; v++) dot[v] = vdupq_n_s32(x->n8[b]);
             for (int m = 0; m < 4; m++) {
                 const int8x16_t xl = vreinterpretq_s8_s32(vdupq_n_s32(rk_load_i32(xq + 8 * m)));
                 const int8x16_t xh = vreinterpretq_s8_s32(vdupq_n_s32(rk_load_i32(xq + 8 * m + 4)));
@@ -537,16 +540,13 @@ DOTPROD static void q4i_sdot(float *y, const void *w, const rk_xq *x, long row0,
                     dot[v] = vdotq_s32(dot[v], vreinterpretq_s8_u8(vshrq_n_u8(n, 4)), xh);
                 }
             }
-            const float32x4_t db = vdupq_n_f32(x->d[b]), tb = vdupq_n_f32(x->t8[b]);
+            const float32x4_t db = vdupq_n_f32(x->d[b]);
             for (int v = 0; v < 4; v++) {
                 const float32x4_t s = vld1q_f32((const float *)B + 4 * v);
                 a[v] = vfmaq_f32(a[v], vcvtq_f32_s32(dot[v]), vmulq_f32(s, db));
-                corr[v] = vfmaq_f32(corr[v], s, tb);
             }
         }
-        float32x4_t out[4];
-        for (int v = 0; v < 4; v++) out[v] = vsubq_f32(a[v], corr[v]);
-        put16(y, out, g, row0, end, acc);
+        put16(y, a, g, row0, end, acc);
     }
 }
 
@@ -557,8 +557,8 @@ static void q4i_widen(float *y, const void *w, const rk_xq *x, long row0, long r
     const uint8x16_t low = vdupq_n_u8(15);
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
-        float32x4_t a[4], corr[4];
-        for (int v = 0; v < 4; v++) a[v] = corr[v] = vdupq_n_f32(0);
+        float32x4_t a[4];
+        for (int v = 0; v < 4; v++) a[v] = vdupq_n_f32(0);
         for (long b = 0; b < nb; b++) {
             const unsigned char *B = G + 320 * b;
             const int8_t *xq = x->q + 32 * b;
@@ -574,17 +574,15 @@ static void q4i_widen(float *y, const void *w, const rk_xq *x, long row0, long r
                     s[2 * v + 1] = vmlal_high_s8(vmlal_high_s8(s[2 * v + 1], nl, xl), nh, xh);
                 }
             }
-            const float32x4_t db = vdupq_n_f32(x->d[b]), tb = vdupq_n_f32(x->t8[b]);
+            const float32x4_t db = vdupq_n_f32(x->d[b]);
+            const int32x4_t n8 = vdupq_n_s32(x->n8[b]);
             for (int v = 0; v < 4; v++) {
-                const int32x4_t dot = vpaddq_s32(vpaddlq_s16(s[2 * v]), vpaddlq_s16(s[2 * v + 1]));   /* rows 4v..4v+3 */
+                const int32x4_t dot = vaddq_s32(vpaddq_s32(vpaddlq_s16(s[2 * v]), vpaddlq_s16(s[2 * v + 1])), n8);   /* rows 4v..4v+3 */
                 const float32x4_t sc = vld1q_f32((const float *)B + 4 * v);
                 a[v] = vfmaq_f32(a[v], vcvtq_f32_s32(dot), vmulq_f32(sc, db));
-                corr[v] = vfmaq_f32(corr[v], sc, tb);
             }
         }
-        float32x4_t out[4];
-        for (int v = 0; v < 4; v++) out[v] = vsubq_f32(a[v], corr[v]);
-        put16(y, out, g, row0, end, acc);
+        put16(y, a, g, row0, end, acc);
     }
 }
 

@@ -98,34 +98,28 @@ void rk_q8ri_scalar(float *y, const void *w, const rk_xr *x, long row0, long row
     }
 }
 
-/* q4i: per group of 16 rows and block b, dot_i = Σ_{c∈b} nib_i[c] · xq_c (exact), then
- *   acc_i = fma((float)dot_i, s_{i,b} · d_b, acc_i),  corr_i = fma(s_{i,b}, t8_b, corr_i),  y_i = acc_i − corr_i
- * (Σ (nib − 8) · xq = Σ nib · xq − 8 · Σ xq; t8_b = 8 · d_b · Σ_{c∈b} xq_c), the float operations in the order
- * of the SIMD kernels, so every level gives the same bits. */
+/* q4i: per group of 16 rows and block b, dot_i = Σ_{c∈b} nib_i[c] · xq_c − 8 · Σ_{c∈b} xq_c (exact int32:
+ * Σ (nib − 8) · xq, the "− 8" added as n8_b), then acc_i = fma((float)dot_i, s_{i,b} · d_b, acc_i) in block
+ * order, y_i = acc_i: the float operations of the SIMD kernels, so every level gives the same bits. */
 void rk_q4i_scalar(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
     const long nb = x->nb, gb = 320 * nb, end = row0 + rows;
     for (long g = row0 / 16; 16 * g < end; g++) {
         const unsigned char *G = (const unsigned char *)w + g * gb;
-        float a[16] = {0}, corr[16] = {0};
+        float a[16] = {0};
         for (long b = 0; b < nb; b++) {
             const unsigned char *B = G + 320 * b;
             const int8_t *xq = x->q + 32 * b;
-            int32_t dot[16] = {0};
+            int32_t dot[16];
+            for (int i = 0; i < 16; i++) dot[i] = x->n8[b];
             for (int m = 0; m < 4; m++)
                 for (int i = 0; i < 16; i++)
                     for (int j = 0; j < 4; j++) {
                         const unsigned char byte = B[64 + 64 * m + 4 * i + j];
                         dot[i] += (int32_t)(byte & 15) * xq[8 * m + j] + (int32_t)(byte >> 4) * xq[8 * m + 4 + j];
                     }
-            for (int i = 0; i < 16; i++) {
-                const float s = rk_load_f32(B + 4 * i);
-                a[i] = fmaf((float)dot[i], s * x->d[b], a[i]);
-                corr[i] = fmaf(s, x->t8[b], corr[i]);
-            }
+            for (int i = 0; i < 16; i++) a[i] = fmaf((float)dot[i], rk_load_f32(B + 4 * i) * x->d[b], a[i]);
         }
-        float v[16];
-        for (int i = 0; i < 16; i++) v[i] = a[i] - corr[i];
-        rk_put_group(y, v, g, row0, end, acc);
+        rk_put_group(y, a, g, row0, end, acc);
     }
 }
 
@@ -161,8 +155,9 @@ void rk_permute_xq(unsigned char *buf, long cols) {
 void rk_quantize_scalar(void *buf, const float *x, long cols) {
     rk_xq v = rk_xq_view(buf, cols);
     float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
+    int32_t *n8 = (int32_t *)v.n8;
     int8_t *q = (int8_t *)v.q;
-    memset(buf, 0, (size_t)v.nbp * (12 + 32));
+    memset(buf, 0, (size_t)v.nbp * (RK_XQ_SCALE_BYTES + 32));
     for (long b = 0; b < v.nb; b++) {
         long lo = b * 32, hi = lo + 32 < cols ? lo + 32 : cols;
         float amax = 0;
@@ -175,6 +170,7 @@ void rk_quantize_scalar(void *buf, const float *x, long cols) {
             q[c] = (int8_t)nearbyintf(t);
             sum += q[c];
         }
+        n8[b] = -8 * sum;
         t8[b] = 8.0f * d[b] * (float)sum;
         t128[b] = 128.0f * d[b] * (float)sum;
     }

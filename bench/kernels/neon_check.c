@@ -172,9 +172,9 @@ static void check_shape(long rows, long cols, int pattern) {
     free(xq); free(w); free(x); free(h); free(ya); free(yb); free(bound);
 }
 
-/* The quantizers' bytes for x (cols values): per block (rk_xq: d, t8, t128, q) and per vector (rk_xr). */
+/* The quantizers' bytes for x (cols values): per block (rk_xq: d, t8, t128, n8, q) and per vector (rk_xr). */
 static void check_quantizers(const char *what, const float *x, long cols) {
-    const size_t nq = (size_t)rk_nbp(cols) * (12 + 32), nr = rk_xr_bytes(cols);
+    const size_t nq = (size_t)rk_nbp(cols) * (RK_XQ_SCALE_BYTES + 32), nr = rk_xr_bytes(cols);
     unsigned char *a = aligned_alloc(64, rk_xq_bytes(cols)), *b = aligned_alloc(64, rk_xq_bytes(cols));
     memset(a, 0xAA, nq); memset(b, 0x55, nq);
     rk_quantize_scalar(a, x, cols);
