@@ -52,6 +52,13 @@ static inline __m512 _mm512_cvtph_ps(__m256i v) {
 #define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
 #define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
 #endif
+static inline float _mm512_reduce_max_ps(__m512 v) {   /* SIMDe has none; for lanes without NaN */
+    float f[16];
+    _mm512_storeu_ps(f, v);
+    float m = f[0];
+    for (int i = 1; i < 16; i++) m = f[i] > m ? f[i] : m;
+    return m;
+}
 static inline __m512i _mm512_cvtps_epi32(__m512 v) {   /* round to nearest even, as the instruction */
     float f[16];
     int32_t t[16];

@@ -35,7 +35,6 @@ void rk_matvec_q8_at(int level, float *y, const void *w, const float *x, long ro
 void rk_matvec_q4_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 void rk_matvec_q8r_at(int level, float *y, const void *w, const float *x, long rows, long cols, int accumulate);
 size_t rk_xq_bytes(long cols);
-void rk_quantize_x(void *xq, const float *x, long cols);
 void rk_matvec_q8_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
 void rk_matvec_q4_xq(float *y, const void *w, const void *xq, long rows, long cols, int accumulate);
 size_t rk_xr_bytes(long cols);
@@ -46,7 +45,7 @@ void rk_matvec_q8ri_xr(float *y, const void *w, const void *xr, long row0, long 
 void rk_matvec_q4i_xq(float *y, const void *w, const void *xq, long row0, long rows, long cols, int accumulate);
 
 /*
- * A quantized activation vector (see rk_quantize_x), laid out in one 64-byte-aligned buffer.
+ * A quantized activation vector (rk_prepare_x for a per-block dtype), laid out in one 64-byte-aligned buffer.
  * nbp = nb rounded up to a multiple of 16; every array holds nbp blocks, those past nb all zero,
  * so vector loads of whole groups of 16 blocks never read garbage.
  *   d    [nbp] f32   block scales d_b
@@ -55,7 +54,8 @@ void rk_matvec_q4i_xq(float *y, const void *w, const void *xq, long row0, long r
  *   n8   [nbp] i32   −8·S_b: the "− 8" of q4i nibbles, added to each block's exact int32 sum
  *   q    [nbp·32] i8 xq in element order
  *   qp   [nbp·32] i8 xq per group of 4 blocks g: 64 bytes = elements 0..15 of blocks 4g..4g+3, then
- *                  64 bytes = elements 16..31 of the same blocks (the order of AVX-512 q4 nibbles)
+ *                  64 bytes = elements 16..31 of the same blocks (the order of AVX-512 q4 nibbles);
+ *                  filled only for plain q4 at the AVX2 and AVX-512 levels
  */
 typedef struct {
     long cols, nb, nbp;
@@ -205,6 +205,7 @@ void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, int acc);
 void rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc);
 void rk_quantize_xr_avx512(void *buf, const float *x, long cols);
+void rk_quantize_avx512(void *buf, const float *x, long cols);
 void rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc);
 void rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr *x, int n, long row0, long rows);
 /* AMX batches (amx.c): from this many vectors on, tiles (16 vectors each) beat AVX-512 groups of 8. */

@@ -100,13 +100,18 @@ static int clamp_level(int level) {
 
 size_t rk_xq_bytes(long cols) { return (size_t)rk_nbp(cols) * (RK_XQ_SCALE_BYTES + 64); }
 
-static void quantize_at(int level, void *buf, const float *x, long cols) {
+/* x quantized per block for a product with a matrix of `dtype` (RK_X_PER_BLOCK types); qp is filled only
+ * for the kernels that read it, the AVX2 and AVX-512 ones of plain q4. */
+static void quantize_at(int level, int dtype, void *buf, const float *x, long cols) {
 #ifdef RK_X86
     if (level >= RK_AVX2) {
-        rk_quantize_avx2(buf, x, cols);
-        rk_permute_xq((unsigned char *)buf, cols);   /* qp: used by the AVX2 and AVX-512 q4 kernels */
+        /* The same bytes either way; AVX-512's fixed cost (two passes over 16 blocks) pays from 9 blocks on. */
+        if (level >= RK_AVX512 && cols > 256) rk_quantize_avx512(buf, x, cols); else rk_quantize_avx2(buf, x, cols);
+        if (dtype == RK_Q4) rk_permute_xq((unsigned char *)buf, cols);
         return;
     }
+#else
+    (void)dtype;
 #endif
 #ifdef __aarch64__
     if (level >= RK_NEON) { rk_quantize_neon(buf, x, cols); return; }
@@ -114,7 +119,6 @@ static void quantize_at(int level, void *buf, const float *x, long cols) {
     rk_quantize_scalar(buf, x, cols);
 }
 
-void rk_quantize_x(void *xq, const float *x, long cols) { quantize_at(rk_level(), xq, x, cols); }
 
 void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long rows, long cols, int acc) {
     switch (clamp_level(level)) {
@@ -275,7 +279,7 @@ static void q_at(int level, int dtype, float *y, const void *w, const float *x, 
         rk_xr v = rk_xr_view(buf, cols);
         q8r_xr_at(level, dtype, y, w, &v, row0, rows, acc);
     } else {
-        quantize_at(level, buf, x, cols);
+        quantize_at(level, dtype, buf, x, cols);
         rk_xq v = rk_xq_view(buf, cols);
         q_xq_at(level, dtype, y, w, &v, row0, rows, acc);
     }
@@ -322,7 +326,7 @@ void rk_quantize_xr(void *xr, const float *x, long cols) { quantize_xr_at(rk_lev
 /* x quantized for a product with a matrix of `dtype` (quantized types only). */
 static void quantize_xr_or_x(int level, int dtype, void *buf, const float *x, long cols) {
     if (rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR) quantize_xr_at(level, buf, x, cols);
-    else quantize_at(level, buf, x, cols);
+    else quantize_at(level, dtype, buf, x, cols);
 }
 
 /* q8r (rows from w on) or q8ri (rows from row0 of the matrix at w) times x quantized per vector. */
@@ -407,7 +411,7 @@ size_t rk_x_bytes(int dtype, long cols) {
 void rk_prepare_x(int dtype, void *xq, const float *x, long cols) {
     const rk_dtype_info *t = rk_dtype_of(dtype);
     if (!t || t->x_quantization == RK_X_EXACT) return;
-    if (t->x_quantization == RK_X_PER_VECTOR) rk_quantize_xr(xq, x, cols); else rk_quantize_x(xq, x, cols);
+    if (t->x_quantization == RK_X_PER_VECTOR) rk_quantize_xr(xq, x, cols); else quantize_at(rk_level(), dtype, xq, x, cols);
 }
 
 void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, const void *xq, long row0, long rows,

@@ -54,6 +54,41 @@ static void check_quantize_xr(long cols) {
     free(x); free(a); free(b);
 }
 
+/* Per-block quantization (q8, q4, q4i): the AVX-512 and AVX2 versions write the scalar version's bytes —
+ * d, t8, t128, n8 and q, padding included — for the same kinds of vectors as above (ties at k + ½ of
+ * x · 127 / max|x| included). */
+static void check_quantize_x(long cols) {
+    const size_t bytes = (size_t)rk_nbp(cols) * (RK_XQ_SCALE_BYTES + 32);   /* all but qp */
+    float *x = malloc(sizeof(float) * cols);
+    unsigned char *a = aligned_alloc(64, rk_xq_bytes(cols)), *b = aligned_alloc(64, rk_xq_bytes(cols));
+    for (int kind = 0; kind < 6; kind++) {
+        for (long c = 0; c < cols; c++) {
+            x[c] = frand();
+            if (kind == 1) x[c] = c % 32 == 0 ? 1.0f : (float)((c % 255) - 127 + 0.5) / 127.0f;
+            if (kind == 2) x[c] = 0;
+            if (kind == 3 && c % 7 == 3) x[c] = NAN;
+            if (kind == 4 && c == cols / 2) x[c] = INFINITY;
+            if (kind == 5 && c == cols - 1) x[c] = -INFINITY;
+        }
+        memset(a, 0xA5, bytes);
+        rk_quantize_scalar(a, x, cols);
+        for (int level = 1; level <= 2; level++) {
+            if (level == 1 && !has_avx2) continue;
+            memset(b, 0x5A, bytes);
+            if (level == 2) rk_quantize_avx512(b, x, cols); else rk_quantize_avx2(b, x, cols);
+            if (memcmp(a, b, bytes) == 0) passed++;
+            else {
+                failed++;
+                long at = 0;
+                while (a[at] == b[at]) at++;
+                printf("FAIL quantize_x %s cols %ld kind %d: byte %ld is %d, not %d\n", level == 2 ? "avx512" : "avx2",
+                       cols, kind, at, b[at], a[at]);
+            }
+        }
+    }
+    free(x); free(a); free(b);
+}
+
 int main(void) {
     __builtin_cpu_init();
     has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -62,6 +97,8 @@ int main(void) {
                              {8, 8}, {13, 3}, {96, 8}, {24, 1}, {7, 6}, {21, 7}};
     for (long cols = 1; cols <= 300; cols++) check_quantize_xr(cols);
     for (long cols = 500; cols <= 2100; cols += 97) check_quantize_xr(cols);
+    for (long cols = 1; cols <= 300; cols++) check_quantize_x(cols);
+    for (long cols = 500; cols <= 2100; cols += 97) check_quantize_x(cols);
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         long rows = sizes[t][0], cols = sizes[t][1];
         float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * cols);

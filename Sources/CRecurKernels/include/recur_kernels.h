@@ -83,7 +83,7 @@ typedef struct rk_dtype_info {
     int row_group;             /* rows stored together: 1 (row-major), or the interleave of the rows */
     int block_scale_bytes;     /* blocked types: bytes of scales per block (stored before all values) */
     int block_value_bytes;     /* blocked types: bytes of values per block */
-    int x_quantization;        /* RK_X_EXACT, RK_X_PER_BLOCK (rk_quantize_x) or RK_X_PER_VECTOR (rk_quantize_xr) */
+    int x_quantization;        /* RK_X_EXACT, RK_X_PER_BLOCK (per block of 32) or RK_X_PER_VECTOR (rk_quantize_xr) */
     int format_major;          /* the first major version of the file format that has the type */
 } rk_dtype_info;
 
