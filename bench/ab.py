@@ -4,8 +4,8 @@
     bench/ab.py OLD/recur NEW/recur [--rounds 5] [--cpu 1] [--json out.json]
 
 Models: the shipped ones (models/*.recur, the generator's int8 and q4 copies) and the benchmark sizes of
-bench/compare.py (GRU and LSTM generators at hidden 8, 256, 512, 1024, f32 and int8, made with
-`recur create` and `recur quantize` of the NEW build). Each round runs `recur bench --json` of A then B
+bench/compare.py (GRU and LSTM generators at hidden 8, 256, 512, 1024, f32, int8 and int4, and frame models of
+12 floats at hidden 256, f32 and int8, made with `recur create` and `recur quantize` of the NEW build). Each round runs `recur bench --json` of A then B
 (alternating which goes first) pinned to one core; the figure is the median over rounds, and the ratio
 is A's time ÷ B's time (above 1: B is faster). Rows "×16" step 16 streams together (`--batch 16`; the
 time is per batch step).
@@ -52,9 +52,18 @@ def main():
                 out = os.path.join(tmp, f"{cell}{h}.recur")
                 run([args.b, "create", "--cell", cell, "--hidden", str(h), "--embedding", "64", "--out", out])
                 models.append((f"{cell}-{h}", out))
-                q = os.path.join(tmp, f"{cell}{h}-int8.recur")
-                run([args.b, "quantize", out, q, "--type", "int8"])
-                models.append((f"{cell}-{h}-int8", q))
+                for t in ("int8", "int4"):
+                    q = os.path.join(tmp, f"{cell}{h}-{t}.recur")
+                    run([args.b, "quantize", out, q, "--type", t])
+                    models.append((f"{cell}-{h}-{t}", q))
+            # a frame model (12 floats per step, no input table: the input matrix is multiplied every step)
+            out = os.path.join(tmp, f"{cell}256-f12.recur")
+            run([args.b, "create", "--cell", cell, "--hidden", "256", "--task", "regress", "--frame-size", "12",
+                 "--outputs", "4", "--out", out])
+            models.append((f"{cell}-256-f12", out))
+            q = os.path.join(tmp, f"{cell}256-f12-int8.recur")
+            run([args.b, "quantize", out, q, "--type", "int8"])
+            models.append((f"{cell}-256-f12-int8", q))
         batched = [(name + " ×16", path, 16) for name, path in models if name in ("gru-512", "gru-512-int8", "lstm-512", "lstm-512-int8")]
         models = [(n, p, 1) for n, p in models] + batched
         rows = []

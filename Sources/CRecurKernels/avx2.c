@@ -29,20 +29,17 @@ AVX2 static inline void store4(float *y, __m128 s, int acc) {
     _mm_storeu_ps(y, s);
 }
 
-/* y[i + k·q] (+)= s[k], k < 4: the four rows of a pass taken from the four quarters of the rows (rk_f32_avx2) */
-AVX2 static inline void store_quarters(float *y, __m128 s, long i, long q, int acc) {
+/* y[r[k]] (+)= s[k], k < 4: the four rows of a pass (rk_quarter_rows) */
+AVX2 static inline void store_rows4(float *y, __m128 s, const long r[4], int acc) {
     float v[4];
     _mm_storeu_ps(v, s);
-    for (int k = 0; k < 4; k++) y[i + k * q] = acc ? y[i + k * q] + v[k] : v[k];
+    for (int k = 0; k < 4; k++) y[r[k]] = acc ? y[r[k]] + v[k] : v[k];
 }
 
-
 /* ---- f32: four rows at a time, two accumulators per row. The column tail: one 4-wide step, then at
- *      most 3 scalar columns (masked loads measured slower on the reference machine). The four rows of a
- *      pass are i, i + q, i + 2q, i + 3q (q = rows / 4): four streams of weights far apart, which the
- *      hardware prefetchers follow at the cache's full rate, where four adjacent rows (four streams in one
- *      4 KiB page) are read from L2 markedly slower on Zen 5 (BENCHMARKS.md). The rows that take the
- *      four-row path are the same (the first 4q), each with the same arithmetic, so the same bits. ------ */
+ *      most 3 scalar columns (masked loads measured slower on the reference machine). The rows of a pass
+ *      come in the order of rk_quarter_rows (four streams far apart); the rows that take the four-row path
+ *      are the first 4q, each with the arithmetic of that path, so the same bits in any order. ---------- */
 
 /* Σ_c w[c]·x[c] for c in [c0, cols), c0 a multiple of 8, cols − c0 < 8. */
 AVX2 static inline __m256 tail_f32(__m256 a, const float *w, const float *x, long c0, long cols) {
@@ -63,7 +60,9 @@ AVX2 static inline __m256 tail_f32(__m256 a, const float *w, const float *x, lon
 void AVX2 rk_f32_avx2(float *y, const float *w, const float *x, long rows, long cols, int acc) {
     const long c8 = cols & ~7L, q = rows / 4;
     for (long i = 0; i < q; i++) {
-        const float *w0 = w + i * cols, *w1 = w0 + q * cols, *w2 = w1 + q * cols, *w3 = w2 + q * cols;
+        long r[4];
+        rk_quarter_rows(i, q, r);
+        const float *w0 = w + r[0] * cols, *w1 = w + r[1] * cols, *w2 = w + r[2] * cols, *w3 = w + r[3] * cols;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         long c = 0;
         for (; c + 16 <= c8; c += 16) {
@@ -91,8 +90,8 @@ void AVX2 rk_f32_avx2(float *y, const float *w, const float *x, long rows, long 
             b2 = tail_f32(b2, w2, x, c, cols);
             b3 = tail_f32(b3, w3, x, c, cols);
         }
-        store_quarters(y, sum4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
-                               _mm256_add_ps(a3, b3)), i, q, acc);
+        store_rows4(y, sum4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
+                            _mm256_add_ps(a3, b3)), r, acc);
     }
     for (long r = 4 * q; r < rows; r++) {
         const float *w0 = w + r * cols;
@@ -105,7 +104,7 @@ void AVX2 rk_f32_avx2(float *y, const float *w, const float *x, long rows, long 
     }
 }
 
-/* ---- f16: the same shape (rows from the four quarters), halves widened by vcvtph2ps ------------------ */
+/* ---- f16: the same shape (the rows of rk_quarter_rows), halves widened by vcvtph2ps ----------------- */
 
 AVX2 static inline __m256 load_h8(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -122,7 +121,9 @@ void AVX2 rk_f16_avx2(float *y, const uint16_t *w, const float *x, long rows, lo
     const __m256i tail = first_lanes(rem);
     const long q = rows / 4;
     for (long i = 0; i < q; i++) {
-        const uint16_t *w0 = w + i * cols, *w1 = w0 + q * cols, *w2 = w1 + q * cols, *w3 = w2 + q * cols;
+        long r[4];
+        rk_quarter_rows(i, q, r);
+        const uint16_t *w0 = w + r[0] * cols, *w1 = w + r[1] * cols, *w2 = w + r[2] * cols, *w3 = w + r[3] * cols;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         long c = 0;
         for (; c < c8; c += 8) {
@@ -139,7 +140,7 @@ void AVX2 rk_f16_avx2(float *y, const uint16_t *w, const float *x, long rows, lo
             a2 = _mm256_fmadd_ps(load_h_tail(w2 + c, rem), x0, a2);
             a3 = _mm256_fmadd_ps(load_h_tail(w3 + c, rem), x0, a3);
         }
-        store_quarters(y, sum4(a0, a1, a2, a3), i, q, acc);
+        store_rows4(y, sum4(a0, a1, a2, a3), r, acc);
     }
     for (long r = 4 * q; r < rows; r++) {
         const uint16_t *w0 = w + r * cols;

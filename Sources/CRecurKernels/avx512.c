@@ -46,12 +46,11 @@ AVX512 static inline __m128 hsum16x4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 /* y[0..3] (+)= s */
 AVX512 static inline void put4(float *y, __m128 s, int acc) { _mm_storeu_ps(y, acc ? _mm_add_ps(_mm_loadu_ps(y), s) : s); }
 
-/* y[i + k·q] (+)= s[k], k < 4: the four rows of a pass taken from the four quarters of the rows (see
- * rk_f32_avx512) */
-AVX512 static inline void put_quarters(float *y, __m128 s, long i, long q, int acc) {
+/* y[r[k]] (+)= s[k], k < 4: the four rows of a pass (rk_quarter_rows) */
+AVX512 static inline void put_rows4(float *y, __m128 s, const long r[4], int acc) {
     float v[4];
     _mm_storeu_ps(v, s);
-    for (int k = 0; k < 4; k++) y[i + k * q] = acc ? y[i + k * q] + v[k] : v[k];
+    for (int k = 0; k < 4; k++) y[r[k]] = acc ? y[r[k]] + v[k] : v[k];
 }
 
 /* ---- f32 / f16: four rows at a time, the column tail by masked loads ------------------------------- */
@@ -83,9 +82,7 @@ AVX512 static void f32_narrow(float *y, const float *w, const float *x, long row
     }
 }
 
-/* Four rows at a time, one from each quarter of the rows (i, i + q, i + 2q, i + 3q): four streams of weights
- * far apart, which the hardware prefetchers follow at the cache's full rate, where four adjacent rows (four
- * streams inside one 4 KiB page) are read about 1.5× slower from L2 on Zen 5. Each row's multiply-adds and
+/* Four rows at a time, in the order of rk_quarter_rows (four streams far apart); each row's multiply-adds and
  * horizontal sum are the same whichever rows share a pass (hsum16x4 adds as hsum16 does), so the same bits. */
 void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc) {
     if (cols > 0 && cols <= 8) {
@@ -95,7 +92,9 @@ void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, l
     const long c16 = cols & ~15L, q = rows / 4;
     const __mmask16 tail = lanes16(cols - c16);
     for (long i = 0; i < q; i++) {
-        const float *w0 = w + i * cols, *w1 = w0 + q * cols, *w2 = w1 + q * cols, *w3 = w2 + q * cols;
+        long r[4];
+        rk_quarter_rows(i, q, r);
+        const float *w0 = w + r[0] * cols, *w1 = w + r[1] * cols, *w2 = w + r[2] * cols, *w3 = w + r[3] * cols;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         long c = 0;
         for (; c < c16; c += 16) {
@@ -112,7 +111,7 @@ void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, l
             a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + c), xv, a2);
             a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + c), xv, a3);
         }
-        put_quarters(y, hsum16x4(a0, a1, a2, a3), i, q, acc);
+        put_rows4(y, hsum16x4(a0, a1, a2, a3), r, acc);
     }
     for (long r = 4 * q; r < rows; r++) {
         const float *w0 = w + r * cols;
@@ -197,8 +196,10 @@ AVX512 static inline __m512 load_h16(const uint16_t *p, __mmask16 m) {
 void AVX512 rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
     const long c16 = cols & ~15L, q = rows / 4;
     const __mmask16 tail = lanes16(cols - c16), all = 0xFFFF;
-    for (long i = 0; i < q; i++) {   /* rows i + k·q, as rk_f32_avx512 */
-        const uint16_t *w0 = w + i * cols, *w1 = w0 + q * cols, *w2 = w1 + q * cols, *w3 = w2 + q * cols;
+    for (long i = 0; i < q; i++) {   /* the rows of rk_quarter_rows, as rk_f32_avx512 */
+        long r[4];
+        rk_quarter_rows(i, q, r);
+        const uint16_t *w0 = w + r[0] * cols, *w1 = w + r[1] * cols, *w2 = w + r[2] * cols, *w3 = w + r[3] * cols;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         long c = 0;
         for (; c < c16; c += 16) {
@@ -215,7 +216,7 @@ void AVX512 rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows
             a2 = _mm512_fmadd_ps(load_h16(w2 + c, tail), xv, a2);
             a3 = _mm512_fmadd_ps(load_h16(w3 + c, tail), xv, a3);
         }
-        put_quarters(y, hsum16x4(a0, a1, a2, a3), i, q, acc);
+        put_rows4(y, hsum16x4(a0, a1, a2, a3), r, acc);
     }
     for (long r = 4 * q; r < rows; r++) {
         const uint16_t *w0 = w + r * cols;
@@ -534,7 +535,7 @@ __attribute__((always_inline)) AVX512 static inline __m512 q4i_group(const unsig
     return a;
 }
 
-/* Two groups at once, G0 and G1 (far apart: see rk_q4i_avx512), each block's broadcasts of x shared by both:
+/* Two groups at once, G0 and G1 (far apart: rk_pair_group), each block's broadcasts of x shared by both:
  * for each group exactly q4i_group's operations. */
 __attribute__((always_inline)) AVX512 static inline void q4i_pair(const unsigned char *G0, const unsigned char *G1,
                                                                     const rk_xq *x, __m512 *r0, __m512 *r1) {
@@ -573,17 +574,18 @@ void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, lo
         put_group16(y, q4i_group(W + g * gb, x), g, row0, end, acc);
         g++;
     }
-    /* The whole groups: group i of the first half with group i of the second, two streams of weights far apart
-     * (two adjacent groups, 2.5 KiB apart at 256 columns, are read 19–24 % slower from L2 on Zen 5 than one
-     * group at a time; these pairs 1.3× faster than one at a time), then the odd one out. */
+    /* The whole groups two at a time, far apart (rk_pair_group; two adjacent groups, 2.5 KiB apart at 256 columns,
+     * are read 19–24 % slower from L2 on Zen 5 than one group at a time, these pairs 1.3× faster), then the odd
+     * one out. */
     float *o = y + (16 * g - row0);
     const unsigned char *G = W + g * gb;
     const long half = (full - g) / 2;
     for (long i = 0; i < half; i++) {
+        const long j = rk_pair_group(i, half);
         __m512 a, b;
-        q4i_pair(G + i * gb, G + (i + half) * gb, x, &a, &b);
+        q4i_pair(G + i * gb, G + j * gb, x, &a, &b);
         put16(o + 16 * i, a, acc);
-        put16(o + 16 * (i + half), b, acc);
+        put16(o + 16 * j, b, acc);
     }
     g += 2 * half;
     o += 32 * half;

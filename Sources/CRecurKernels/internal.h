@@ -123,6 +123,20 @@ static inline void rk_xr_fill_u(void *buf, long cols) {
     for (long c = 0; c < ncp; c++) u[c] = (uint8_t)(q[c] + 64);
 }
 
+/* The order in which the SIMD kernels read the rows of a matrix (any order gives the same bits: a row's
+ * arithmetic does not depend on which rows share a pass). Rows read together are far apart, so that each is a
+ * stream the hardware prefetchers follow at the cache's full rate: adjacent rows, several streams inside one
+ * 4 KiB page, are read from L2 about 1.5× slower on Zen 5 (BENCHMARKS.md).
+ * f32 and f16, four rows per pass: pass i (0 ≤ i < q = rows / 4) reads rows i, q + i, 2q + i and 3q + i (the
+ * first 4q rows once each; the rows past them one by one). */
+static inline void rk_quarter_rows(long i, long q, long r[4]) {
+    for (long k = 0; k < 4; k++) r[k] = k * q + i;
+}
+
+/* Interleaved types, two groups per pass: of n whole groups, pass i (0 ≤ i < n / 2) reads groups i and
+ * n / 2 + i. */
+static inline long rk_pair_group(long i, long half) { return half + i; }
+
 /* q8ri: bytes of one group of 16 rows with `cols` columns, and the row sums' correction for u = xq + 64. */
 static inline long rk_q8ri_group_bytes(long cols) { return 128 + 16 * ((cols + 31) & ~31L); }
 
