@@ -576,10 +576,10 @@ void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, lo
     }
     /* The whole groups two at a time, far apart (rk_pair_group; two adjacent groups, 2.5 KiB apart at 256 columns,
      * are read 19–24 % slower from L2 on Zen 5 than one group at a time, these pairs 1.3× faster), then the odd
-     * one out. */
+     * one out, or all one by one past RK_PAIR_MAX_BYTES. */
     float *o = y + (16 * g - row0);
     const unsigned char *G = W + g * gb;
-    const long half = (full - g) / 2;
+    const long half = (full - g) * gb <= RK_PAIR_MAX_BYTES ? (full - g) / 2 : 0;
     for (long i = 0; i < half; i++) {
         const long j = rk_pair_group(i, half);
         __m512 a, b;
@@ -590,10 +590,7 @@ void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, lo
     g += 2 * half;
     o += 32 * half;
     G += 2 * half * gb;
-    if (g < full) {
-        put16(o, q4i_group(G, x), acc);
-        g++, G += gb;
-    }
+    for (; g < full; g++, o += 16, G += gb) put16(o, q4i_group(G, x), acc);
     if (16 * g < end) put_group16(y, q4i_group(G, x), g, row0, end, acc);
 }
 
