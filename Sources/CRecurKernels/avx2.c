@@ -520,12 +520,10 @@ void AVX2 rk_q8ri_batch_avx2(float *y, long ldy, const void *w, const rk_xr *x, 
 /* ---- dynamic quantization of x (same arithmetic as rk_quantize_scalar, so the same bytes) ---------- */
 
 void AVX2 rk_quantize_avx2(void *buf, const float *x, long cols) {
-    rk_xq v = rk_xq_view(buf, cols);
-    float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
-    int32_t *n8 = (int32_t *)v.n8;
-    int8_t *q = (int8_t *)v.q;
-    memset(d, 0, (size_t)v.nbp * RK_XQ_SCALE_BYTES);
-    memset(q, 0, (size_t)v.nbp * 32);
+    const rk_xq_out v = rk_xq_zeroed(buf, cols);
+    float *d = v.d, *t8 = v.t8, *t128 = v.t128;
+    int32_t *n8 = v.n8;
+    int8_t *q = v.q;
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);

@@ -334,14 +334,12 @@ AVX512 static inline __mmask16 lanes_at(long c, long cols) { return c < cols ? l
 /* Pass 1, per block: amax_b = max |x| (NaN ignored, as fmaxf ignores it), kept in d. Pass 2, 16 blocks per
  * vector: d_b = amax_b / 127 and 1/d_b's stand-in 127 / amax_b (0 for amax_b = 0), kept in t8. Pass 3, per
  * block: xq = round-half-even(clamp(x · inv_b, ±127)), the int32 sum S_b kept in n8. Pass 4, 16 blocks per
- * vector: n8 = −8·S, t8 = (8·d)·S, t128 = (128·d)·S. The blocks past nb stay zero (the memsets). */
+ * vector: n8 = −8·S, t8 = (8·d)·S, t128 = (128·d)·S. The blocks past nb stay zero (rk_xq_zeroed). */
 void AVX512 rk_quantize_avx512(void *buf, const float *x, long cols) {
-    rk_xq v = rk_xq_view(buf, cols);
-    float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
-    int32_t *n8 = (int32_t *)v.n8;
-    int8_t *q = (int8_t *)v.q;
-    memset(d, 0, (size_t)v.nbp * RK_XQ_SCALE_BYTES);
-    memset(q, 0, (size_t)v.nbp * 32);
+    const rk_xq_out v = rk_xq_zeroed(buf, cols);
+    float *d = v.d, *t8 = v.t8, *t128 = v.t128;
+    int32_t *n8 = v.n8;
+    int8_t *q = v.q;
     const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
     for (long b = 0; b < v.nb; b++) {
         const long c = 32 * b;

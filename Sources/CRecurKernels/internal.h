@@ -84,6 +84,22 @@ static inline rk_xq rk_xq_view(const void *buf, long cols) {
     return v;
 }
 
+/* What a per-block quantizer writes, zeroed first (padding blocks and their q stay zero): the start of
+ * rk_quantize_scalar and of each level's version. */
+typedef struct {
+    long nb, nbp;
+    float *d, *t8, *t128;
+    int32_t *n8;
+    int8_t *q;
+} rk_xq_out;
+
+static inline rk_xq_out rk_xq_zeroed(void *buf, long cols) {
+    const rk_xq v = rk_xq_view(buf, cols);
+    memset(buf, 0, (size_t)v.nbp * (RK_XQ_SCALE_BYTES + 32));
+    rk_xq_out o = {v.nb, v.nbp, (float *)v.d, (float *)v.t8, (float *)v.t128, (int32_t *)v.n8, (int8_t *)v.q};
+    return o;
+}
+
 /*
  * A vector quantized for q8r and q8ri (per-row) weights (see rk_quantize_xr): one scale for the whole vector,
  *   D = max|x| / 64,  xq_c = clamp(round-half-even(x_c / D), −64, 64),

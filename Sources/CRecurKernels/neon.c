@@ -372,11 +372,10 @@ static inline int8x16_t narrow16(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_
 
 /* d_b = max|x| / 127 over block b; xq = round-half-even(clamp(x · 127 / max|x|, −127, 127)). */
 void rk_quantize_neon(void *buf, const float *x, long cols) {
-    rk_xq v = rk_xq_view(buf, cols);
-    float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
-    int32_t *n8 = (int32_t *)v.n8;
-    int8_t *q = (int8_t *)v.q;
-    memset(buf, 0, (size_t)v.nbp * (RK_XQ_SCALE_BYTES + 32));
+    const rk_xq_out v = rk_xq_zeroed(buf, cols);
+    float *d = v.d, *t8 = v.t8, *t128 = v.t128;
+    int32_t *n8 = v.n8;
+    int8_t *q = v.q;
     const float32x4_t lim = vdupq_n_f32(127.0f);
     for (long b = 0; b < v.nb; b++) {
         float32x4_t e[8];

@@ -153,11 +153,10 @@ void rk_permute_xq(unsigned char *buf, long cols) {
 
 /* d_b = max|x| / 127 over the block; xq = clamp(round-half-even(x · 127 / max|x|), −127, 127). */
 void rk_quantize_scalar(void *buf, const float *x, long cols) {
-    rk_xq v = rk_xq_view(buf, cols);
-    float *d = (float *)v.d, *t8 = (float *)v.t8, *t128 = (float *)v.t128;
-    int32_t *n8 = (int32_t *)v.n8;
-    int8_t *q = (int8_t *)v.q;
-    memset(buf, 0, (size_t)v.nbp * (RK_XQ_SCALE_BYTES + 32));
+    const rk_xq_out v = rk_xq_zeroed(buf, cols);
+    float *d = v.d, *t8 = v.t8, *t128 = v.t128;
+    int32_t *n8 = v.n8;
+    int8_t *q = v.q;
     for (long b = 0; b < v.nb; b++) {
         long lo = b * 32, hi = lo + 32 < cols ? lo + 32 : cols;
         float amax = 0;

@@ -7,10 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-
-
-
-
 static int passed, failed, has_avx2;
 static void expect(const char *what, long rows, long cols, const float *a, const float *b, double tol) {
     double worst = 0;
@@ -19,34 +15,36 @@ static void expect(const char *what, long rows, long cols, const float *a, const
     else { failed++; printf("FAIL %s %ldx%ld: max-abs %g > %g\n", what, rows, cols, worst, tol); }
 }
 
-/* Per-vector quantization (q8r, q8ri): the AVX-512 and AVX2 versions write the scalar version's bytes —
- * scale, sum, q and u, padding included — for random vectors, exact ties (x · 64 / max|x| = k + ½), zeros,
- * and vectors holding NaN or ±∞. */
-static void check_quantize_xr(long cols) {
-    const size_t bytes = rk_xr_bytes(cols);
+typedef void (*quantizer)(void *buf, const float *x, long cols);
+
+/* A quantizer's AVX-512 and AVX2 versions write its scalar version's first `bytes` bytes, padding included, for
+ * random vectors, exact ties (x · m / max|x| = k + ½ in each block of `block` elements), zeros, and vectors
+ * holding NaN or ±∞. */
+static void check_quantizer(const char *name, quantizer scalar, quantizer avx2, quantizer avx512, long cols,
+                            size_t bytes, size_t alloc, long block, int m) {
     float *x = malloc(sizeof(float) * cols);
-    unsigned char *a = aligned_alloc(64, bytes), *b = aligned_alloc(64, bytes);
+    unsigned char *a = aligned_alloc(64, alloc), *b = aligned_alloc(64, alloc);
     for (int kind = 0; kind < 6; kind++) {
         for (long c = 0; c < cols; c++) {
             x[c] = frand();
-            if (kind == 1) x[c] = c == 0 ? 1.0f : (float)((c % 129) - 64 + 0.5) / 64.0f;
+            if (kind == 1) x[c] = c % block == 0 ? 1.0f : (float)((c % (2 * m + 1)) - m + 0.5) / (float)m;
             if (kind == 2) x[c] = 0;
             if (kind == 3 && c % 7 == 3) x[c] = NAN;
             if (kind == 4 && c == cols / 2) x[c] = INFINITY;
             if (kind == 5 && c == cols - 1) x[c] = -INFINITY;
         }
         memset(a, 0xA5, bytes);
-        rk_quantize_xr_scalar(a, x, cols);
+        scalar(a, x, cols);
         for (int level = 1; level <= 2; level++) {
             if (level == 1 && !has_avx2) continue;
             memset(b, 0x5A, bytes);
-            if (level == 2) rk_quantize_xr_avx512(b, x, cols); else rk_quantize_xr_avx2(b, x, cols);
+            (level == 2 ? avx512 : avx2)(b, x, cols);
             if (memcmp(a, b, bytes) == 0) passed++;
             else {
                 failed++;
                 long at = 0;
                 while (a[at] == b[at]) at++;
-                printf("FAIL quantize_xr %s cols %ld kind %d: byte %ld is %d, not %d\n", level == 2 ? "avx512" : "avx2",
+                printf("FAIL %s %s cols %ld kind %d: byte %ld is %d, not %d\n", name, level == 2 ? "avx512" : "avx2",
                        cols, kind, at, b[at], a[at]);
             }
         }
@@ -54,39 +52,17 @@ static void check_quantize_xr(long cols) {
     free(x); free(a); free(b);
 }
 
-/* Per-block quantization (q8, q4, q4i): the AVX-512 and AVX2 versions write the scalar version's bytes —
- * d, t8, t128, n8 and q, padding included — for the same kinds of vectors as above (ties at k + ½ of
- * x · 127 / max|x| included). */
+/* Per-vector quantization (q8r, q8ri): scale, sum, q and u; ties at k + ½ of x · 64 / max|x| over the vector. */
+static void check_quantize_xr(long cols) {
+    check_quantizer("quantize_xr", rk_quantize_xr_scalar, rk_quantize_xr_avx2, rk_quantize_xr_avx512, cols,
+                    rk_xr_bytes(cols), rk_xr_bytes(cols), cols, 64);
+}
+
+/* Per-block quantization (q8, q4, q4i): d, t8, t128, n8 and q (all but qp); ties at k + ½ of x · 127 / max|x| in
+ * each block of 32. */
 static void check_quantize_x(long cols) {
-    const size_t bytes = (size_t)rk_nbp(cols) * (RK_XQ_SCALE_BYTES + 32);   /* all but qp */
-    float *x = malloc(sizeof(float) * cols);
-    unsigned char *a = aligned_alloc(64, rk_xq_bytes(cols)), *b = aligned_alloc(64, rk_xq_bytes(cols));
-    for (int kind = 0; kind < 6; kind++) {
-        for (long c = 0; c < cols; c++) {
-            x[c] = frand();
-            if (kind == 1) x[c] = c % 32 == 0 ? 1.0f : (float)((c % 255) - 127 + 0.5) / 127.0f;
-            if (kind == 2) x[c] = 0;
-            if (kind == 3 && c % 7 == 3) x[c] = NAN;
-            if (kind == 4 && c == cols / 2) x[c] = INFINITY;
-            if (kind == 5 && c == cols - 1) x[c] = -INFINITY;
-        }
-        memset(a, 0xA5, bytes);
-        rk_quantize_scalar(a, x, cols);
-        for (int level = 1; level <= 2; level++) {
-            if (level == 1 && !has_avx2) continue;
-            memset(b, 0x5A, bytes);
-            if (level == 2) rk_quantize_avx512(b, x, cols); else rk_quantize_avx2(b, x, cols);
-            if (memcmp(a, b, bytes) == 0) passed++;
-            else {
-                failed++;
-                long at = 0;
-                while (a[at] == b[at]) at++;
-                printf("FAIL quantize_x %s cols %ld kind %d: byte %ld is %d, not %d\n", level == 2 ? "avx512" : "avx2",
-                       cols, kind, at, b[at], a[at]);
-            }
-        }
-    }
-    free(x); free(a); free(b);
+    check_quantizer("quantize_x", rk_quantize_scalar, rk_quantize_avx2, rk_quantize_avx512, cols,
+                    (size_t)rk_nbp(cols) * (RK_XQ_SCALE_BYTES + 32), rk_xq_bytes(cols), 32, 127);
 }
 
 int main(void) {
