@@ -193,27 +193,41 @@ int main(void) {
                     }
                 }
             }
-            /* The batched kernel: 3 vectors (x, −x/2, x²) in one pass, each equal to its single product. */
+            /* The batched kernels: 1 to 8 vectors (x, −x/2, x², ...) in one pass over three ranges of rows (the
+             * groups taken 1 to 4 at a time, cut by either end), each equal to its single product. */
             {
-                float *xs = malloc(sizeof(float) * 3 * cols), *yb3 = malloc(sizeof(float) * 3 * rows);
-                unsigned char *bufs = aligned_alloc(64, 3 * rk_xr_bytes(cols));
-                rk_xr vs[3];
-                for (int j = 0; j < 3; j++) {
-                    for (long c = 0; c < cols; c++) xs[j * cols + c] = j == 0 ? x[c] : j == 1 ? -x[c] / 2 : x[c] * x[c];
+                float *xs = malloc(sizeof(float) * 8 * cols), *yb8 = malloc(sizeof(float) * 8 * rows);
+                unsigned char *bufs = aligned_alloc(64, 8 * rk_xr_bytes(cols));
+                rk_xr vs[8];
+                for (int j = 0; j < 8; j++) {
+                    for (long c = 0; c < cols; c++) {
+                        const float v = x[c], k = (float)(j + 1);
+                        xs[j * cols + c] = j == 0 ? v : j == 1 ? -v / 2 : j == 2 ? v * v : j % 2 ? v / k - x[(c * 7 + j) % cols] : x[(c * 3 + j) % cols] * k;
+                    }
                     rk_quantize_xr_scalar(bufs + j * rk_xr_bytes(cols), xs + j * cols, cols);
                     vs[j] = rk_xr_view(bufs + j * rk_xr_bytes(cols), cols);
                 }
-                const long r0 = rows / 3, m = rows - rows / 3;
-                rk_q8ri_batch_avx512(yb3, m, il, vs, 3, r0, m);
-                for (int j = 0; j < 3; j++) {
-                    rk_q8r_scalar(ya, enc + r0 * (4 + n), &vs[j], m, 0);
-                    expect("q8ri batch avx512", m, cols, ya, yb3 + j * m, 0);
-                    if (has_avx2) {
-                        rk_q8ri_batch_avx2(yb, m, il, &vs[j], 1, r0, m);
-                        expect("q8ri batch avx2", m, cols, ya, yb, 0);
+                const long r5 = rows > 5 ? 5 : 0, m5 = rows - r5 > 100 ? 50 : (rows - r5 + 1) / 2;
+                const long ranges[3][2] = {{0, rows}, {rows / 3, rows - rows / 3}, {r5, m5}};
+                for (int t = 0; t < 3; t++) {
+                    const long r0 = ranges[t][0], m = ranges[t][1];
+                    if (m <= 0) continue;
+                    for (int nv = 1; nv <= 8; nv++) {
+                        rk_q8ri_batch_avx512(yb8, m, il, vs, nv, r0, m);
+                        for (int j = 0; j < nv; j++) {
+                            rk_q8r_scalar(ya, enc + r0 * (4 + n), &vs[j], m, 0);
+                            expect("q8ri batch avx512", m, cols, ya, yb8 + j * m, 0);
+                        }
+                        if (has_avx2 && nv <= 4) {
+                            rk_q8ri_batch_avx2(yb8, m, il, vs, nv, r0, m);
+                            for (int j = 0; j < nv; j++) {
+                                rk_q8r_scalar(ya, enc + r0 * (4 + n), &vs[j], m, 0);
+                                expect("q8ri batch avx2", m, cols, ya, yb8 + j * m, 0);
+                            }
+                        }
                     }
                 }
-                free(xs); free(yb3); free(bufs);
+                free(xs); free(yb8); free(bufs);
             }
             const char *what;
             if (rk_check_quantized(5, il, rows, cols, &what) != 0) { failed++; printf("FAIL q8ri check: %s\n", what); }
