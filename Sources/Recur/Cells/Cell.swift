@@ -20,9 +20,10 @@ protocol RecurrentCell {
     static func notes(_ spec: RecurrentSpec) -> [String]
     /// Whether the options read from a file are valid for this cell (nil), or why not.
     static func problem(_ spec: RecurrentSpec) -> String?
-    /// One step given gx = W x + b (gates·H, read only): h (and c) updated in place.
+    /// One step given gx = W x + b (gates·H, read only): h (and c) updated in place. `hq`, when not nil, is h
+    /// already prepared for U's dtype (`matvec(_:_:_:prepared:)`), for the product U h.
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>)
+                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>, hq: UnsafeRawPointer?)
     /// Whether a step is `gates` after one product gu = U h, so that the products of many streams can be
     /// one matrix-matrix product (the batched step); otherwise the batched step runs `step` per stream.
     static func batchesRecurrentProduct(_ spec: RecurrentSpec) -> Bool
@@ -44,11 +45,11 @@ extension CellKind {
     /// `type.step`, dispatched without the protocol so that the step can inline into the layer loop.
     @inline(__always)
     func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-              c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
+              c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>, hq: UnsafeRawPointer?) {
         switch self {
-        case .rnn: SimpleRNNCell.step(l, gx: gx, h: h, c: c, scratch: scratch)
-        case .gru: GRUCell.step(l, gx: gx, h: h, c: c, scratch: scratch)
-        case .lstm: LSTMCell.step(l, gx: gx, h: h, c: c, scratch: scratch)
+        case .rnn: SimpleRNNCell.step(l, gx: gx, h: h, c: c, scratch: scratch, hq: hq)
+        case .gru: GRUCell.step(l, gx: gx, h: h, c: c, scratch: scratch, hq: hq)
+        case .lstm: LSTMCell.step(l, gx: gx, h: h, c: c, scratch: scratch, hq: hq)
         }
     }
 }

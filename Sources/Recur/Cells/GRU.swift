@@ -45,14 +45,14 @@ enum GRUCell: RecurrentCell {
     /// `gx` = W x + b for this step (3H, read only). `h` is updated in place. `scratch` holds ≥ 4H floats.
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
+                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>, hq: UnsafeRawPointer?) {
         let H = l.spec.units
         let gh = scratch
         if l.spec.resetAfter {
-            matvec(gh, l.recurrent, h)
+            matvec(gh, l.recurrent, h, prepared: hq)
             gates(l, gx: gx, gu: gh, h: h, c: nil, tmp: scratch + 3 * H)
         } else {
-            matvec(gh, l.recurrent.rows(0, 2 * H), h)
+            matvec(gh, l.recurrent.rows(0, 2 * H), h, prepared: hq)
             rk_add(gh, gx, 2 * H)
             applyElementwise(l.spec.recurrentActivation, gh, 2 * H)      // r = gh[0..<H], z = gh[H..<2H]
             let rh = scratch + 3 * H

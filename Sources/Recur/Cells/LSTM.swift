@@ -36,8 +36,8 @@ enum LSTMCell: RecurrentCell {
     /// `gx` = W x + b (4H). `h` and `c` are updated in place. `scratch` holds ≥ 5H floats.
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
-        matvec(scratch, l.recurrent, h)
+                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>, hq: UnsafeRawPointer?) {
+        matvec(scratch, l.recurrent, h, prepared: hq)
         gates(l, gx: gx, gu: scratch, h: h, c: c, tmp: scratch + 4 * l.spec.units)
     }
 

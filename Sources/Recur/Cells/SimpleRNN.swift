@@ -20,8 +20,8 @@ enum SimpleRNNCell: RecurrentCell {
     /// `gx` = W x + b (H). `h` is updated in place. `scratch` holds ≥ H floats.
     @inline(__always)
     static func step(_ l: RecurrentWeights, gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
-        matvec(scratch, l.recurrent, h)
+                     c: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>, hq: UnsafeRawPointer?) {
+        matvec(scratch, l.recurrent, h, prepared: hq)
         gates(l, gx: gx, gu: scratch, h: h, c: nil, tmp: scratch)
     }
 

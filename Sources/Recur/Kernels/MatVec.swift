@@ -18,6 +18,16 @@ package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
     }
 }
 
+/// `matvec(y, w, x)` with x already prepared for w's dtype (`rk_prepare_x` into `xq`, as `Model.carriedX`):
+/// the same bytes of x and the same kernel, so the same bits. Without `xq`, or for a matrix split across a
+/// pool, the plain product.
+@inline(__always)
+package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, prepared xq: UnsafeRawPointer?,
+                    accumulate: Bool = false) {
+    guard let xq, w.pool == nil else { return matvec(y, w, x, accumulate: accumulate) }
+    rk_matvec_prepared(Int32(w.dtype.rawValue), y, w.data, x, xq, w.row0, w.rows, w.cols, accumulate ? 1 : 0)
+}
+
 /// The kernel level in use: "scalar", "avx2" or "avx512" (AArch64: "scalar" or "neon").
 public var kernelLevelName: String { String(cString: rk_level_name(rk_level())) }
 /// The name of kernel level `level` (0 scalar, 1 avx2 or neon, 2 avx512).

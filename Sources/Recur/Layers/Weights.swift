@@ -19,11 +19,12 @@ struct RecurrentWeights: @unchecked Sendable {
 
     var gateRows: Int { spec.gates * spec.units }
 
-    /// Advances one step given the input projection gx = W x + b.
+    /// Advances one step given the input projection gx = W x + b (and, when not nil, h prepared for U's
+    /// dtype: `hq`).
     @inline(__always)
     func step(gx: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?,
-              scratch: UnsafeMutablePointer<Float>) {
-        spec.cell.step(self, gx: gx, h: h, c: c, scratch: scratch)
+              scratch: UnsafeMutablePointer<Float>, hq: UnsafeRawPointer? = nil) {
+        spec.cell.step(self, gx: gx, h: h, c: c, scratch: scratch, hq: hq)
     }
 
     /// gx = W x + b
@@ -90,10 +91,11 @@ struct DenseWeights: @unchecked Sendable {
     let bias: UnsafePointer<Float>
     let activation: Activation
 
+    /// y = act(W x + b); `xq`, when not nil, is x prepared for W's dtype (`matvec(_:_:_:prepared:)`).
     @inline(__always)
-    func apply(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
+    func apply(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, prepared xq: UnsafeRawPointer? = nil) {
         y.update(from: bias, count: kernel.rows)
-        matvec(y, kernel, x, accumulate: true)
+        matvec(y, kernel, x, prepared: xq, accumulate: true)
         applyActivation(activation, y, kernel.rows)
     }
 }

@@ -1,3 +1,5 @@
+import CRecurKernels
+
 /// The layer loop: how a time step moves through the recurrent layers and the head, for one stream
 /// (`State.step`) or many stepped together (`Model.stepBatch`), and the input rule that `State.prefill`
 /// shares. Only `State`'s own methods write a state's vectors.
@@ -195,10 +197,11 @@ extension State {
     func advance(_ input: StepInput) {
         let m = model
         if m.attention != nil { return advanceAttending(input) }
+        let last = m.recurrent.count - 1
         for (i, layer) in m.recurrent.enumerated() {
             let gx = m.gateInputs(layer: i, rows: 1, input: input, below: i == 0 ? nil : UnsafePointer(h(i - 1)),
                                   work: bufA, proj: bufB, policy: .step)
-            layer.forward.step(gx: gx[0], h: h(i), c: c(i), scratch: scratch)
+            layer.forward.step(gx: gx[0], h: h(i), c: c(i), scratch: scratch, hq: i == last ? carriedX : nil)
         }
         applyHead()
         position += 1
@@ -228,6 +231,7 @@ extension State {
             for (k, s) in states.enumerated() { s.advance(.tokens(tokens + k)) }
             return
         }
+        for s in states { s.setCarried(false) }   // their h change below, and the batched head is not applyHead
         let maxG = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.maxWidth, m.recurrent.map { max($0.spec.inputSize, $0.spec.units) }.max()!)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxIn)
@@ -281,7 +285,13 @@ extension State {
         var useA = true
         for (k, d) in m.head.enumerated() {
             let dst = k == m.head.count - 1 ? output : (useA ? bufA : bufB)
-            d.apply(dst, src)
+            if k == 0, let carried, let x = m.carriedX {   // src is the last recurrent layer's h, new or not: keep its quantization
+                rk_prepare_x(x.dtype, carried, src, d.kernel.cols)
+                d.apply(dst, src, prepared: carried)
+                setCarried(true)
+            } else {
+                d.apply(dst, src)
+            }
             src = UnsafePointer(dst)
             useA.toggle()
         }

@@ -90,6 +90,11 @@ public final class Model: @unchecked Sendable {
     let stepRefusals: (tokens: String?, frames: String?)
     /// Largest scratch needed by a step.
     let scratchSize: Int
+    /// The dtype and buffer size (rk_x_bytes) of x's quantization that a step's head and the next step's
+    /// recurrent product share (`State.carried`): the head's first matrix reads the last recurrent layer's h
+    /// and has its recurrent matrix's dtype, a dtype that quantizes x, and neither is split across the worker
+    /// pool; nil otherwise (and for attention decoders, whose head reads the attentional output).
+    let carriedX: (dtype: Int32, bytes: Int)?
     let maxWidth: Int
 
     public convenience init(path: String, options: Options = Options()) throws {
@@ -161,6 +166,16 @@ public final class Model: @unchecked Sendable {
         self.inputTable = Self.inputTable(main, budget: options.inputTableBudget)
         timings.inputTable = LoadTimings.now() - t1
         self.stepRefusals = (Self.stepRefusal(arch, main, frames: false), Self.stepRefusal(arch, main, frames: true))
+        self.carriedX = Self.carriedX(recurrent: recurrent, head: head, attention: main.attention != nil)
+    }
+
+    /// `carriedX` for these layers.
+    static func carriedX(recurrent: [RecurrentLayer], head: [DenseWeights], attention: Bool) -> (dtype: Int32, bytes: Int)? {
+        guard !attention, let last = recurrent.last, last.backward == nil, let d = head.first else { return nil }
+        let u = last.forward.recurrent, w = d.kernel
+        guard u.dtype == w.dtype, u.dtype.quantizesActivations, u.pool == nil, w.pool == nil, w.cols == u.cols else { return nil }
+        let dtype = Int32(u.dtype.rawValue)
+        return (dtype, rk_x_bytes(dtype, u.cols))
     }
 
     /// Why streams of this model cannot be stepped on tokens (or frames), or nil when they can.

@@ -29,6 +29,12 @@ public final class State: @unchecked Sendable {
     private let counter: UnsafeMutablePointer<Int>
     /// An attention decoder's memory, last attentional output and weights (nil for other models).
     let attention: AttentionState?
+    /// `Model.carriedX`: the last recurrent layer's h as the head's product quantized it (`applyHead`, which ends
+    /// every step and prefill), which the next step's recurrent product reads instead of quantizing the same
+    /// vector again, and whether it is that of the h the state holds now (`carriedFresh`: set by `applyHead`,
+    /// cleared by every other write of the vectors: reset, setLayer, copy, restore, the batched step).
+    let carried: UnsafeMutableRawPointer?
+    private let carriedFresh: UnsafeMutablePointer<Bool>
 
     init(model: Model) {
         self.model = model
@@ -47,15 +53,26 @@ public final class State: @unchecked Sendable {
         output.initialize(repeating: 0, count: model.outputSize)
         counter = .allocate(capacity: 1)
         counter.initialize(to: 0)
+        carried = model.carriedX.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.bytes, 64), alignment: 64) }
+        carriedFresh = .allocate(capacity: 1)
+        carriedFresh.initialize(to: false)
     }
 
     deinit {
         vectors.deallocate(); scratch.deallocate(); bufA.deallocate(); bufB.deallocate(); output.deallocate()
-        counter.deallocate()
+        counter.deallocate(); carried?.deallocate(); carriedFresh.deallocate()
     }
+
+    /// The carried quantization of h (`carried`), when it is that of the h this state holds.
+    @inline(__always) var carriedX: UnsafeRawPointer? { carriedFresh.pointee ? UnsafeRawPointer(carried) : nil }
+
+    /// Marks `carried` as that of the current h (true, after `applyHead` wrote it) or as stale (false:
+    /// before anything else writes the vectors).
+    @inline(__always) func setCarried(_ fresh: Bool) { carriedFresh.pointee = fresh }
 
     /// Zeroes the recurrent state.
     public func reset() {
+        setCarried(false)
         attention?.reset()
         vectors.update(repeating: 0, count: max(model.stateSize, 1))
         output.update(repeating: 0, count: model.outputSize)
@@ -77,6 +94,7 @@ public final class State: @unchecked Sendable {
 
     /// Sets the state of recurrent layer `i` (forward direction): h, and c for cells that have one.
     func setLayer(_ i: Int, h newH: [Float], c newC: [Float]) {
+        setCarried(false)
         h(i).update(from: newH, count: model.recurrent[i].spec.units)
         if let c = c(i) { c.update(from: newC, count: model.recurrent[i].spec.units) }
     }
@@ -225,6 +243,7 @@ public final class State: @unchecked Sendable {
                 && other.model.outputSize == model.outputSize else {
             throw RecurError(.mismatch, "cannot copy a state between different models")
         }
+        setCarried(false)
         vectors.update(from: other.vectors, count: max(model.stateSize, 1))
         output.update(from: other.output, count: model.outputSize)
         if let a = attention, let b = other.attention { a.copy(from: b) }   // the memory is shared, not copied
@@ -306,6 +325,7 @@ public final class State: @unchecked Sendable {
         if position > UInt64(Int.max) {
             throw RecurError(.format, "saved state position \(position) is out of range")
         }
+        setCarried(false)
         let v = UnsafeMutableRawBufferPointer(start: vectors, count: 4 * model.stateSize)
         v.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[0..<(4 * model.stateSize)]))
         UnsafeMutableRawBufferPointer(start: output, count: 4 * model.outputSize)
