@@ -8,16 +8,7 @@ import XCTest
 /// vectors by steps alone.
 final class CarriedQuantizationTests: XCTestCase {
     func model(_ cells: [RecurrentSpec.Template], dtype: DType) throws -> Model {
-        let v = try Vocabulary(kind: .char, pieces: (0..<25).map { String(UnicodeScalar(UInt32(0x41 + $0))!) })
-        var b = ModelBuilder(architecture: Architecture.generator(vocabulary: 25, embedding: 19, cells: cells, hidden: 37), vocabulary: v)
-        b.randomize(seed: 5, scale: 1.5)
-        let f32 = b.writer().serialize()
-        var bytes = f32
-        if dtype != .f32 {
-            let file = try f32.withUnsafeBytes { try RecurFile(storage: try FileStorage(copying: $0)) }
-            bytes = try Quantizer.quantize(file, to: dtype).writer.serialize()
-        }
-        return try bytes.withUnsafeBytes { try Model(bytes: $0) }
+        try makeGenerator(cells, hidden: 37, dtype: dtype)
     }
 
     func testCarriedWhereTheHeadSharesTheQuantization() throws {

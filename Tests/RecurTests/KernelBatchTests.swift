@@ -5,18 +5,7 @@ import XCTest
 /// The batched step and the threaded step compute what single-threaded single steps compute.
 final class KernelBatchTests: XCTestCase {
     func model(_ cells: [RecurrentSpec.Template], hidden: Int, dtype: DType, threads: Int = 1) throws -> Model {
-        let v = try Vocabulary(kind: .char, pieces: (0..<25).map { String(UnicodeScalar(UInt32(0x41 + $0))!) })
-        var b = ModelBuilder(architecture: Architecture.generator(vocabulary: 25, embedding: 19, cells: cells, hidden: hidden), vocabulary: v)
-        b.randomize(seed: 3, scale: 1.5)
-        let f32 = b.writer().serialize()
-        var bytes = f32
-        if dtype != .f32 {
-            let file = try f32.withUnsafeBytes { try RecurFile(storage: try FileStorage(copying: $0)) }
-            bytes = try Quantizer.quantize(file, to: dtype).writer.serialize()
-        }
-        var o = Model.Options()
-        o.threads = threads
-        return try bytes.withUnsafeBytes { try Model(bytes: $0, options: o) }
+        try makeGenerator(cells, hidden: hidden, dtype: dtype, threads: threads)
     }
 
     static let stacks: [[RecurrentSpec.Template]] = [
