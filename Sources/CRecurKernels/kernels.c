@@ -503,31 +503,46 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 
 /* ---- several vectors, any dtype ------------------------------------------------------------------- */
 
-/* n vectors, each quantized into its own rk_x_bytes slot of `buf`, then multiplied: q8ri in groups of
- * vectors that share each load of the weights, the rest one by one. */
-static void matmat_prepared(int level, int amx, int dtype, float *y, const void *w, const float *x,
-                            unsigned char *buf, size_t slot, long n, long row0, long rows, long cols) {
-    for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
+/* Where vector j's quantized copy is: slot j of one buffer, or the j-th of a list of buffers. */
+typedef struct {
+    const unsigned char *base;
+    size_t slot;
+    const void *const *list;
+} xq_set;
+
+static inline const unsigned char *xq_at(xq_set s, long j) {
+    return s.list ? (const unsigned char *)s.list[j] : s.base + (size_t)j * s.slot;
+}
+
+/* n vectors quantized for dtype (rk_prepare_x), multiplied: q8ri in groups of vectors that share each load of the
+ * weights (AMX tiles read the copies from one buffer at a fixed slot: a list is copied into `tiles`, n slots of
+ * `slot` bytes, first), the rest one by one. */
+static void matmat_quantized(int level, int amx, int dtype, float *y, const void *w, xq_set xs, unsigned char *tiles,
+                             size_t slot, long n, long row0, long rows, long cols) {
     long j = 0;
-    (void)amx;   /* tiles exist on x86-64 only */
+    (void)amx; (void)tiles; (void)slot;   /* tiles exist on x86-64 only */
     if (dtype == RK_Q8RI) {
 #ifdef RK_X86
-        if (amx && n >= RK_AMX_MINIMUM) {
-            rk_q8ri_batch_amx(y, rows, w, buf, (long)slot, n, row0, rows, cols);
+        if (amx && n >= RK_AMX_MINIMUM && (tiles || !xs.list)) {
+            if (xs.list) {
+                for (long k = 0; k < n; k++) memcpy(tiles + (size_t)k * slot, xs.list[k], rk_xr_bytes(cols));
+                xs = (xq_set){tiles, slot, NULL};
+            }
+            rk_q8ri_batch_amx(y, rows, w, xs.base, (long)xs.slot, n, row0, rows, cols);
             return;
         }
         rk_xr v[8];
         const int group = level >= RK_AVX512 ? 8 : level >= RK_AVX2 ? 4 : 1;
         for (; group > 1 && j + 2 <= n; j += group) {   /* groups of `group` (the last one may be smaller) */
             const int m = n - j < group ? (int)(n - j) : group;
-            for (int k = 0; k < m; k++) v[k] = rk_xr_view(buf + (j + k) * slot, cols);
+            for (int k = 0; k < m; k++) v[k] = rk_xr_view(xq_at(xs, j + k), cols);
             if (level >= RK_AVX512) rk_q8ri_batch_avx512(y + j * rows, rows, w, v, m, row0, rows);
             else rk_q8ri_batch_avx2(y + j * rows, rows, w, v, m, row0, rows);
             if (m < group) { j += m; break; }
         }
 #endif
         for (; j < n; j++) {
-            rk_xr one = rk_xr_view(buf + j * slot, cols);
+            rk_xr one = rk_xr_view(xq_at(xs, j), cols);
             q8r_xr_at(level, RK_Q8RI, y + j * rows, w, &one, row0, rows, 0);
         }
         return;
@@ -537,13 +552,37 @@ static void matmat_prepared(int level, int amx, int dtype, float *y, const void 
     const long r0 = grouped ? row0 : 0;
     for (; j < n; j++) {
         if (rk_dtype_of(dtype)->x_quantization == RK_X_PER_VECTOR) {
-            rk_xr one = rk_xr_view(buf + j * slot, cols);
+            rk_xr one = rk_xr_view(xq_at(xs, j), cols);
             q8r_xr_at(level, dtype, y + j * rows, start, &one, r0, rows, 0);
         } else {
-            rk_xq one = rk_xq_view(buf + j * slot, cols);
+            rk_xq one = rk_xq_view(xq_at(xs, j), cols);
             q_xq_at(level, dtype, y + j * rows, start, &one, r0, rows, 0);
         }
     }
+}
+
+/* n vectors, each quantized into its own rk_x_bytes slot of `buf`, then multiplied (matmat_quantized). */
+static void matmat_prepared(int level, int amx, int dtype, float *y, const void *w, const float *x,
+                            unsigned char *buf, size_t slot, long n, long row0, long rows, long cols) {
+    for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
+    matmat_quantized(level, amx, dtype, y, w, (xq_set){buf, slot, NULL}, NULL, slot, n, row0, rows, cols);
+}
+
+int rk_matmat_prepared(int dtype, float *y, const void *w, const void *const *xq, long n, long row0, long rows,
+                       long cols) {
+    const rk_dtype_info *t = rk_dtype_of(dtype);
+    if (!t || t->x_quantization == RK_X_EXACT) return -1;
+    if (cols <= 0 || n <= 0 || rows <= 0) return 0;
+    int level = rk_level(), amx = 0;
+#ifdef RK_X86
+    amx = level == RK_AVX512 && rk_amx_usable();
+#endif
+    const size_t slot = (rk_x_bytes(dtype, cols) + 63) & ~(size_t)63;
+    unsigned char *tiles = amx && dtype == RK_Q8RI && n >= RK_AMX_MINIMUM ? (unsigned char *)aligned_alloc(64, (size_t)n * slot) : NULL;
+    /* without the tiles' buffer (no memory) the AVX-512 groups run instead: the same bits */
+    matmat_quantized(level, tiles ? amx : 0, dtype, y, w, (xq_set){NULL, 0, xq}, tiles, slot, n, row0, rows, cols);
+    free(tiles);
+    return 0;
 }
 
 int rk_matmat_rows(int dtype, float *y, const void *w, const float *x, long n, long row0, long rows, long cols) {

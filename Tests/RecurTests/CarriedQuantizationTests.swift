@@ -60,9 +60,13 @@ final class CarriedQuantizationTests: XCTestCase {
                     set.setLayer(i, h: from.hidden(i), c: c)
                 }
                 try expect(set, "setLayer")
-                let x = try stepped([1]), y = try stepped([4])
-                try m.stepBatch(states: [x, y], tokens: [2, 5])
+                // The batched step reads a stream's carried copy, or quantizes h itself when there is none (z,
+                // restored), and leaves each a carried copy of its new h.
+                let x = try stepped([1]), y = try stepped([4]), z = try stepped([7, 7])
+                try z.restore(try stepped([1]).save())
+                try m.stepBatch(states: [x, y, z], tokens: [2, 5, 2])
                 try expect(x, "stepBatch")
+                try expect(z, "restore and stepBatch")
                 if cells.count == 1 {   // one layer: a prefill is the steps' arithmetic, bit for bit
                     let p = try stepped([3, 3, 3])
                     p.reset()

@@ -151,6 +151,11 @@ void rk_matmat_f32(float *y, const float *w, const float *x, long n, long rows, 
 int rk_matmat_rows(int dtype, float *y, const void *w, const float *x, long n, long row0, long rows, long cols);
 int rk_matmat_rows_at(int level, int dtype, float *y, const void *w, const float *x, long n, long row0, long rows,
                       long cols);
+/* The same product for n vectors already prepared for dtype (rk_prepare_x; xq[j] is vector j's copy, 64-byte
+ * aligned, anywhere), at the CPU's level: the bits rk_matmat_rows gives the vectors themselves. -1 (y untouched)
+ * for a code that is not a dtype or a dtype that quantizes nothing, else 0. */
+int rk_matmat_prepared(int dtype, float *y, const void *w, const void *const *xq, long n, long row0, long rows,
+                       long cols);
 
 /*
  * A pool of worker threads for one matrix-vector product at a time, rows split evenly (in groups of 16).

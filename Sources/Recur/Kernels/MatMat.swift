@@ -15,6 +15,12 @@ import CRecurKernels
 /// f32 by sgemm, f16/q8/q4/q8r/q8ri decoded to f32 in chunks and multiplied by sgemm (from
 /// `decodeMinimum` vectors up). More accurate and, for many vectors, faster, but not what a step computes.
 
+/// `matmat(y, w, x, count: n)` for vectors already quantized for w's dtype (`rk_prepare_x`; `xq[k]` is vector
+/// k's copy), w unpooled and of a dtype that quantizes x (`Model.carriedX`): the same bits.
+package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, prepared xq: UnsafePointer<UnsafeRawPointer?>, count n: Int) {
+    rk_matmat_prepared(Int32(w.dtype.rawValue), y, w.data, xq, n, w.row0, w.rows, w.cols)
+}
+
 /// Below this many vectors, decoded products are not worth it: vector by vector.
 let decodeMinimum = 4
 

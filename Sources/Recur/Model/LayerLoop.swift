@@ -91,9 +91,20 @@ extension Model {
     /// y (n × rows) = x (n × cols) · Wᵀ + b, as the batched step computes it.
     func project(_ w: Matrix, _ bias: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, into y: UnsafeMutablePointer<Float>) {
         matmat(y, w, x, count: n)
+        addBias(bias, n, into: y, rows: w.rows)
+    }
+
+    /// `project` for n vectors already prepared for w's dtype (`xq[k]`: vector k's copy): the same bits.
+    func project(_ w: Matrix, _ bias: UnsafePointer<Float>, prepared xq: UnsafePointer<UnsafeRawPointer?>, _ n: Int,
+                 into y: UnsafeMutablePointer<Float>) {
+        matmat(y, w, prepared: xq, count: n)
+        addBias(bias, n, into: y, rows: w.rows)
+    }
+
+    func addBias(_ bias: UnsafePointer<Float>, _ n: Int, into y: UnsafeMutablePointer<Float>, rows: Int) {
         for k in 0..<n {
-            let row = y + k * w.rows
-            for j in 0..<w.rows { row[j] += bias[j] }
+            let row = y + k * rows
+            for j in 0..<rows { row[j] += bias[j] }
         }
     }
 
@@ -231,13 +242,14 @@ extension State {
             for (k, s) in states.enumerated() { s.advance(.tokens(tokens + k)) }
             return
         }
-        for s in states { s.setCarried(false) }   // their h change below, and the batched head is not applyHead
+        let carry = m.carriedX, last = m.recurrent.count - 1
         let maxG = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.maxWidth, m.recurrent.map { max($0.spec.inputSize, $0.spec.units) }.max()!)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxIn)
         let gxs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxG)
         let gh = UnsafeMutablePointer<Float>.allocate(capacity: n * max(maxG, m.maxWidth))
-        defer { xs.deallocate(); gxs.deallocate(); gh.deallocate() }
+        let xq = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: n)   // the streams' carried copies
+        defer { xs.deallocate(); gxs.deallocate(); gh.deallocate(); xq.deallocate() }
 
         for (i, layer) in m.recurrent.enumerated() {
             let l = layer.forward
@@ -249,25 +261,44 @@ extension State {
             let gx = m.gateInputs(layer: i, rows: n, input: input, below: i == 0 ? nil : UnsafePointer(xs),
                                   work: xs, proj: gxs, policy: .step)
             guard l.cell.batchesRecurrentProduct(l.spec) else {
-                for (k, s) in states.enumerated() { l.step(gx: gx[k], h: s.h(i), c: s.c(i), scratch: s.scratch) }
+                for (k, s) in states.enumerated() {
+                    l.step(gx: gx[k], h: s.h(i), c: s.c(i), scratch: s.scratch, hq: i == last ? s.carriedX : nil)
+                }
                 continue
             }
-            // Recurrent products gh (n × G), then the gates of each stream.
-            for (k, s) in states.enumerated() { (xs + k * H).update(from: s.h(i), count: H) }
-            matmat(gh, l.recurrent, xs, count: n)
+            // Recurrent products gh (n × G), then the gates of each stream. The last layer's h comes quantized
+            // as each stream's carried copy: the one its last step kept, else made now.
+            if i == last, let carry {
+                for (k, s) in states.enumerated() {
+                    if s.carriedX == nil { rk_prepare_x(carry.dtype, s.carried, s.h(i), H) }
+                    xq[k] = UnsafeRawPointer(s.carried)
+                }
+                matmat(gh, l.recurrent, prepared: xq, count: n)
+            } else {
+                for (k, s) in states.enumerated() { (xs + k * H).update(from: s.h(i), count: H) }
+                matmat(gh, l.recurrent, xs, count: n)
+            }
             for (k, s) in states.enumerated() {
                 l.cell.gates(l, gx: gx[k], gu: gh + k * G, h: s.h(i), c: s.c(i), tmp: s.scratch)
             }
         }
 
-        // The dense head, batched the same way.
-        let last = m.recurrent.count - 1
+        // The dense head, batched the same way; its first layer quantizes h into each stream's carried copy.
         var width = m.recurrent[last].spec.outputSize
-        for (k, s) in states.enumerated() { (xs + k * width).update(from: s.h(last), count: width) }
+        if carry == nil { for (k, s) in states.enumerated() { (xs + k * width).update(from: s.h(last), count: width) } }
         var src = xs, dst = gh
-        for d in m.head {
+        for (j, d) in m.head.enumerated() {
             let u = d.kernel.rows
-            m.project(d.kernel, d.bias, src, n, into: dst)
+            if j == 0, let carry {
+                for (k, s) in states.enumerated() {
+                    rk_prepare_x(carry.dtype, s.carried, s.h(last), width)
+                    xq[k] = UnsafeRawPointer(s.carried)
+                }
+                m.project(d.kernel, d.bias, prepared: xq, n, into: dst)
+                for s in states { s.setCarried(true) }
+            } else {
+                m.project(d.kernel, d.bias, src, n, into: dst)
+            }
             for k in 0..<n { applyActivation(d.activation, dst + k * u, u) }
             width = u
             swap(&src, &dst)

@@ -31,8 +31,9 @@ public final class State: @unchecked Sendable {
     let attention: AttentionState?
     /// `Model.carriedX`: the last recurrent layer's h as the head's product quantized it (`applyHead`, which ends
     /// every step and prefill), which the next step's recurrent product reads instead of quantizing the same
-    /// vector again, and whether it is that of the h the state holds now (`carriedFresh`: set by `applyHead`,
-    /// cleared by every other write of the vectors: reset, setLayer, copy, restore, the batched step).
+    /// vector again, and whether it is that of the h the state holds now (`carriedFresh`: set by `applyHead` and
+    /// by the batched step's head, which fill it; cleared by every other write of the vectors: reset, setLayer,
+    /// copy, restore).
     let carried: UnsafeMutableRawPointer?
     private let carriedFresh: UnsafeMutablePointer<Bool>
 
