@@ -573,14 +573,17 @@ int rk_matmat_prepared(int dtype, float *y, const void *w, const void *const *xq
     const rk_dtype_info *t = rk_dtype_of(dtype);
     if (!t || t->x_quantization == RK_X_EXACT) return -1;
     if (cols <= 0 || n <= 0 || rows <= 0) return 0;
-    int level = rk_level(), amx = 0;
-#ifdef RK_X86
-    amx = level == RK_AVX512 && rk_amx_usable();
-#endif
+    const int level = rk_level();
     const size_t slot = (rk_x_bytes(dtype, cols) + 63) & ~(size_t)63;
-    unsigned char *tiles = amx && dtype == RK_Q8RI && n >= RK_AMX_MINIMUM ? (unsigned char *)aligned_alloc(64, (size_t)n * slot) : NULL;
-    /* without the tiles' buffer (no memory) the AVX-512 groups run instead: the same bits */
-    matmat_quantized(level, tiles ? amx : 0, dtype, y, w, (xq_set){NULL, 0, xq}, tiles, slot, n, row0, rows, cols);
+    int amx = 0;
+    unsigned char *tiles = NULL;
+#ifdef RK_X86
+    if (level == RK_AVX512 && dtype == RK_Q8RI && n >= RK_AMX_MINIMUM && rk_amx_usable()) {
+        tiles = (unsigned char *)aligned_alloc(64, (size_t)n * slot);
+        amx = tiles != NULL;   /* without the tiles' buffer (no memory) the AVX-512 groups run instead: the same bits */
+    }
+#endif
+    matmat_quantized(level, amx, dtype, y, w, (xq_set){NULL, 0, xq}, tiles, slot, n, row0, rows, cols);
     free(tiles);
     return 0;
 }
