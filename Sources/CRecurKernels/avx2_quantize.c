@@ -14,10 +14,7 @@ void AVX2 rk_quantize_xr_avx2(void *buf, const float *x, long cols) {
     __m128 t = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     t = _mm_max_ps(t, _mm_movehl_ps(t, t));
     t = _mm_max_ss(t, _mm_movehdup_ps(t));
-    const float amax = _mm_cvtss_f32(t), d = amax / 64.0f;
-    memset(buf, 0, 64);
-    memcpy(buf, &d, 4);
-    const __m256 iv = _mm256_set1_ps(amax > 0 ? 64.0f / amax : 0.0f);
+    const __m256 iv = _mm256_set1_ps(rk_xr_begin(buf, _mm_cvtss_f32(t)));
     const __m256 lo = _mm256_set1_ps(-64.0f), hi = _mm256_set1_ps(64.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int8_t *q = (int8_t *)buf + 64;

@@ -71,10 +71,7 @@ void AVX512 rk_quantize_xr_avx512(void *buf, const float *x, long cols) {
     __m128 t = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     t = _mm_max_ps(t, _mm_movehl_ps(t, t));
     t = _mm_max_ss(t, _mm_movehdup_ps(t));
-    const float amax = _mm_cvtss_f32(t), d = amax / 64.0f;
-    memset(buf, 0, 64);
-    memcpy(buf, &d, 4);
-    const __m512 iv = _mm512_set1_ps(amax > 0 ? 64.0f / amax : 0.0f);
+    const __m512 iv = _mm512_set1_ps(rk_xr_begin(buf, _mm_cvtss_f32(t)));
     const __m512 lo = _mm512_set1_ps(-64.0f), hi = _mm512_set1_ps(64.0f);
     const __m128i sixty4 = _mm_set1_epi8(64);
     int8_t *q = (int8_t *)buf + 64, *u = q + ncp;

@@ -131,6 +131,16 @@ static inline rk_xr rk_xr_view(const void *buf, long cols) {
     return v;
 }
 
+/* The first 64 bytes of a vector quantized per vector, given amax = max|x|: D = amax / 64, then zeros (S is
+ * written when the codes are summed); returns 64 / amax, the codes' factor (0 for amax = 0). Every level's
+ * rk_quantize_xr starts here. */
+static inline float rk_xr_begin(void *buf, float amax) {
+    const float d = amax / 64.0f;
+    memset(buf, 0, 64);
+    memcpy(buf, &d, 4);
+    return amax > 0 ? 64.0f / amax : 0.0f;
+}
+
 /* Fills u = xq + 64 of a vector quantized per vector (the last step of rk_quantize_xr_scalar). */
 static inline void rk_xr_fill_u(void *buf, long cols) {
     const long ncp = rk_ncp(cols);

@@ -515,19 +515,15 @@ static inline const unsigned char *xq_at(xq_set s, long j) {
 }
 
 /* n vectors quantized for dtype (rk_prepare_x), multiplied: q8ri in groups of vectors that share each load of the
- * weights (AMX tiles read the copies from one buffer at a fixed slot: a list is copied into `tiles`, n slots of
- * `slot` bytes, first), the rest one by one. */
-static void matmat_quantized(int level, int amx, int dtype, float *y, const void *w, xq_set xs, unsigned char *tiles,
-                             size_t slot, long n, long row0, long rows, long cols) {
+ * weights (`amx`: on the tiles, which read the copies at a fixed slot of one buffer, so only for such a set), the
+ * rest one by one. */
+static void matmat_quantized(int level, int amx, int dtype, float *y, const void *w, xq_set xs, long n, long row0,
+                             long rows, long cols) {
     long j = 0;
-    (void)amx; (void)tiles; (void)slot;   /* tiles exist on x86-64 only */
+    (void)amx;   /* tiles exist on x86-64 only */
     if (dtype == RK_Q8RI) {
 #ifdef RK_X86
-        if (amx && n >= RK_AMX_MINIMUM && (tiles || !xs.list)) {
-            if (xs.list) {
-                for (long k = 0; k < n; k++) memcpy(tiles + (size_t)k * slot, xs.list[k], rk_xr_bytes(cols));
-                xs = (xq_set){tiles, slot, NULL};
-            }
+        if (amx && n >= RK_AMX_MINIMUM && !xs.list) {
             rk_q8ri_batch_amx(y, rows, w, xs.base, (long)xs.slot, n, row0, rows, cols);
             return;
         }
@@ -561,11 +557,12 @@ static void matmat_quantized(int level, int amx, int dtype, float *y, const void
     }
 }
 
-/* n vectors, each quantized into its own rk_x_bytes slot of `buf`, then multiplied (matmat_quantized). */
-static void matmat_prepared(int level, int amx, int dtype, float *y, const void *w, const float *x,
-                            unsigned char *buf, size_t slot, long n, long row0, long rows, long cols) {
-    for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
-    matmat_quantized(level, amx, dtype, y, w, (xq_set){buf, slot, NULL}, NULL, slot, n, row0, rows, cols);
+/* One rk_x_bytes slot (64-byte aligned) per vector, and room for n of them: `stack` when they fit, else the
+ * heap (NULL: no memory). */
+enum { RK_SLOTS_ON_STACK = 64 << 10 };
+static size_t x_slot(int dtype, long cols) { return (rk_x_bytes(dtype, cols) + 63) & ~(size_t)63; }
+static unsigned char *slots(unsigned char *stack, long n, size_t slot) {
+    return (size_t)n * slot <= RK_SLOTS_ON_STACK ? stack : (unsigned char *)aligned_alloc(64, (size_t)n * slot);
 }
 
 int rk_matmat_prepared(int dtype, float *y, const void *w, const void *const *xq, long n, long row0, long rows,
@@ -574,17 +571,22 @@ int rk_matmat_prepared(int dtype, float *y, const void *w, const void *const *xq
     if (!t || t->x_quantization == RK_X_EXACT) return -1;
     if (cols <= 0 || n <= 0 || rows <= 0) return 0;
     const int level = rk_level();
-    const size_t slot = (rk_x_bytes(dtype, cols) + 63) & ~(size_t)63;
-    int amx = 0;
-    unsigned char *tiles = NULL;
 #ifdef RK_X86
     if (level == RK_AVX512 && dtype == RK_Q8RI && n >= RK_AMX_MINIMUM && rk_amx_usable()) {
-        tiles = (unsigned char *)aligned_alloc(64, (size_t)n * slot);
-        amx = tiles != NULL;   /* without the tiles' buffer (no memory) the AVX-512 groups run instead: the same bits */
+        /* the tiles read one buffer: the copies gathered into it (without memory for it, the AVX-512 groups
+         * below: the same bits) */
+        const size_t slot = x_slot(dtype, cols);
+        _Alignas(64) unsigned char stack[RK_SLOTS_ON_STACK];
+        unsigned char *buf = slots(stack, n, slot);
+        if (buf) {
+            for (long k = 0; k < n; k++) memcpy(buf + (size_t)k * slot, xq[k], rk_xr_bytes(cols));
+            matmat_quantized(level, 1, dtype, y, w, (xq_set){buf, slot, NULL}, n, row0, rows, cols);
+            if (buf != stack) free(buf);
+            return 0;
+        }
     }
 #endif
-    matmat_quantized(level, amx, dtype, y, w, (xq_set){NULL, 0, xq}, tiles, slot, n, row0, rows, cols);
-    free(tiles);
+    matmat_quantized(level, 0, dtype, y, w, (xq_set){NULL, 0, xq}, n, row0, rows, cols);
     return 0;
 }
 
@@ -622,14 +624,15 @@ int rk_matmat_rows_at(int level, int dtype, float *y, const void *w, const float
         for (; j < n; j++) rk_matvec_rows_at(level, dtype, y + j * rows, w, x + j * cols, row0, rows, cols, 0);
         return 0;
     }
-    const size_t slot = (rk_x_bytes(dtype, cols) + 63) & ~(size_t)63;
-    _Alignas(64) unsigned char stack[64 << 10];
-    unsigned char *buf = (size_t)n * slot <= sizeof stack ? stack : (unsigned char *)aligned_alloc(64, (size_t)n * slot);
+    const size_t slot = x_slot(dtype, cols);
+    _Alignas(64) unsigned char stack[RK_SLOTS_ON_STACK];
+    unsigned char *buf = slots(stack, n, slot);
     if (!buf) {   /* no memory: one by one (the same bits) */
         for (long j = 0; j < n; j++) rk_matvec_rows_at(level, dtype, y + j * rows, w, x + j * cols, row0, rows, cols, 0);
         return 0;
     }
-    matmat_prepared(level, amx, dtype, y, w, x, buf, slot, n, row0, rows, cols);
+    for (long j = 0; j < n; j++) quantize_xr_or_x(level, dtype, buf + j * slot, x + j * cols, cols);
+    matmat_quantized(level, amx, dtype, y, w, (xq_set){buf, slot, NULL}, n, row0, rows, cols);
     if (buf != stack) free(buf);
     return 0;
 }

@@ -410,10 +410,7 @@ void rk_quantize_xr_neon(void *buf, const float *x, long cols) {
     for (long c = 0; c < c4; c += 4) m = vmaxnmq_f32(m, vabsq_f32(vld1q_f32(x + c)));
     float amax = vmaxnmvq_f32(m);
     for (long c = c4; c < cols; c++) amax = fmaxf(amax, fabsf(x[c]));
-    const float d = amax / 64.0f;
-    memset(buf, 0, 64);
-    memcpy(buf, &d, 4);
-    const float32x4_t inv = vdupq_n_f32(amax > 0 ? 64.0f / amax : 0.0f), lim = vdupq_n_f32(64.0f);
+    const float32x4_t inv = vdupq_n_f32(rk_xr_begin(buf, amax)), lim = vdupq_n_f32(64.0f);
     int8_t *q = (int8_t *)buf + 64;
     int32x4_t sum = vdupq_n_s32(0);
     for (long c = 0; c < ncp; c += 16) {

@@ -125,17 +125,16 @@ void rk_q4i_scalar(float *y, const void *w, const rk_xq *x, long row0, long rows
 
 /* D = max|x| / 64; xq = clamp(round-half-even(x · 64 / max|x|), −64, 64) (NaN maps to −64). */
 void rk_quantize_xr_scalar(void *buf, const float *x, long cols) {
-    memset(buf, 0, 64 + (size_t)rk_ncp(cols));
     float amax = 0;
     for (long c = 0; c < cols; c++) amax = fmaxf(amax, fabsf(x[c]));
-    float inv = amax > 0 ? 64.0f / amax : 0.0f, d = amax / 64.0f;
-    memcpy(buf, &d, 4);
+    const float inv = rk_xr_begin(buf, amax);
     int8_t *q = (int8_t *)buf + 64;
     int32_t sum = 0;
     for (long c = 0; c < cols; c++) {
         q[c] = (int8_t)nearbyintf(fminf(fmaxf(x[c] * inv, -64.0f), 64.0f));
         sum += q[c];
     }
+    for (long c = cols; c < rk_ncp(cols); c++) q[c] = 0;
     memcpy((unsigned char *)buf + 4, &sum, 4);
     rk_xr_fill_u(buf, cols);
 }
