@@ -1,5 +1,3 @@
-import CRecurKernels
-
 /// The layer loop: how a time step moves through the recurrent layers and the head, for one stream
 /// (`State.step`) or many stepped together (`Model.stepBatch`), and the input rule that `State.prefill`
 /// shares. Only `State`'s own methods write a state's vectors.
@@ -242,7 +240,7 @@ extension State {
             for (k, s) in states.enumerated() { s.advance(.tokens(tokens + k)) }
             return
         }
-        let carry = m.carriedX, last = m.recurrent.count - 1
+        let carry = m.carriedX != nil, last = m.recurrent.count - 1
         let maxG = m.recurrent.map { $0.forward.gateRows }.max()!
         let maxIn = max(m.maxWidth, m.recurrent.map { max($0.spec.inputSize, $0.spec.units) }.max()!)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: n * maxIn)
@@ -267,12 +265,10 @@ extension State {
                 continue
             }
             // Recurrent products gh (n × G), then the gates of each stream. The last layer's h comes quantized
-            // as each stream's carried copy: the one its last step kept, else made now.
-            if i == last, let carry {
-                for (k, s) in states.enumerated() {
-                    if s.carriedX == nil { rk_prepare_x(carry.dtype, s.carried, s.h(i), H) }
-                    xq[k] = UnsafeRawPointer(s.carried)
-                }
+            // as each stream's carried copy: the one its last step kept, else made now (and stale once the gates
+            // write h, until the head below makes it anew).
+            if i == last, carry {
+                for (k, s) in states.enumerated() { xq[k] = s.carriedX ?? s.carryH() }
                 matmat(gh, l.recurrent, prepared: xq, count: n)
             } else {
                 for (k, s) in states.enumerated() { (xs + k * H).update(from: s.h(i), count: H) }
@@ -285,17 +281,13 @@ extension State {
 
         // The dense head, batched the same way; its first layer quantizes h into each stream's carried copy.
         var width = m.recurrent[last].spec.outputSize
-        if carry == nil { for (k, s) in states.enumerated() { (xs + k * width).update(from: s.h(last), count: width) } }
+        if !carry { for (k, s) in states.enumerated() { (xs + k * width).update(from: s.h(last), count: width) } }
         var src = xs, dst = gh
         for (j, d) in m.head.enumerated() {
             let u = d.kernel.rows
-            if j == 0, let carry {
-                for (k, s) in states.enumerated() {
-                    rk_prepare_x(carry.dtype, s.carried, s.h(last), width)
-                    xq[k] = UnsafeRawPointer(s.carried)
-                }
+            if j == 0, carry {
+                for (k, s) in states.enumerated() { xq[k] = s.carryH() }
                 m.project(d.kernel, d.bias, prepared: xq, n, into: dst)
-                for s in states { s.setCarried(true) }
             } else {
                 m.project(d.kernel, d.bias, src, n, into: dst)
             }
@@ -316,10 +308,8 @@ extension State {
         var useA = true
         for (k, d) in m.head.enumerated() {
             let dst = k == m.head.count - 1 ? output : (useA ? bufA : bufB)
-            if k == 0, let carried, let x = m.carriedX {   // src is the last recurrent layer's h, new or not: keep its quantization
-                rk_prepare_x(x.dtype, carried, src, d.kernel.cols)
-                d.apply(dst, src, prepared: carried)
-                setCarried(true)
+            if k == 0, m.carriedX != nil {   // src is the last recurrent layer's h, new or not: keep its quantization
+                d.apply(dst, src, prepared: carryH())
             } else {
                 d.apply(dst, src)
             }

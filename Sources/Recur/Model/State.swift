@@ -1,3 +1,4 @@
+import CRecurKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -67,13 +68,21 @@ public final class State: @unchecked Sendable {
     /// The carried quantization of h (`carried`), when it is that of the h this state holds.
     @inline(__always) var carriedX: UnsafeRawPointer? { carriedFresh.pointee ? UnsafeRawPointer(carried) : nil }
 
-    /// Marks `carried` as that of the current h (true, after `applyHead` wrote it) or as stale (false:
-    /// before anything else writes the vectors).
-    @inline(__always) func setCarried(_ fresh: Bool) { carriedFresh.pointee = fresh }
+    /// Quantizes the last recurrent layer's h into `carried` (for `Model.carriedX`, which must exist), marked as
+    /// that of the current h.
+    @inline(__always) func carryH() -> UnsafeRawPointer {
+        let x = model.carriedX!, last = model.recurrent.count - 1
+        rk_prepare_x(x.dtype, carried, h(last), model.recurrent[last].spec.units)
+        carriedFresh.pointee = true
+        return UnsafeRawPointer(carried!)
+    }
+
+    /// Marks `carried` as stale: before anything but a step writes the vectors.
+    @inline(__always) func dropCarried() { carriedFresh.pointee = false }
 
     /// Zeroes the recurrent state.
     public func reset() {
-        setCarried(false)
+        dropCarried()
         attention?.reset()
         vectors.update(repeating: 0, count: max(model.stateSize, 1))
         output.update(repeating: 0, count: model.outputSize)
@@ -95,7 +104,7 @@ public final class State: @unchecked Sendable {
 
     /// Sets the state of recurrent layer `i` (forward direction): h, and c for cells that have one.
     func setLayer(_ i: Int, h newH: [Float], c newC: [Float]) {
-        setCarried(false)
+        dropCarried()
         h(i).update(from: newH, count: model.recurrent[i].spec.units)
         if let c = c(i) { c.update(from: newC, count: model.recurrent[i].spec.units) }
     }
@@ -244,7 +253,7 @@ public final class State: @unchecked Sendable {
                 && other.model.outputSize == model.outputSize else {
             throw RecurError(.mismatch, "cannot copy a state between different models")
         }
-        setCarried(false)
+        dropCarried()
         vectors.update(from: other.vectors, count: max(model.stateSize, 1))
         output.update(from: other.output, count: model.outputSize)
         if let a = attention, let b = other.attention { a.copy(from: b) }   // the memory is shared, not copied
@@ -326,7 +335,7 @@ public final class State: @unchecked Sendable {
         if position > UInt64(Int.max) {
             throw RecurError(.format, "saved state position \(position) is out of range")
         }
-        setCarried(false)
+        dropCarried()
         let v = UnsafeMutableRawBufferPointer(start: vectors, count: 4 * model.stateSize)
         v.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[0..<(4 * model.stateSize)]))
         UnsafeMutableRawBufferPointer(start: output, count: 4 * model.outputSize)
