@@ -446,6 +446,9 @@ def main():
     p.add_argument("--c-bench", help=argparse.SUPPRESS)
     p.add_argument("--frame", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
+    unknown = [f for f in a.frameworks.split(",") if f not in ("recur-c", "recur-python", "torch", "ort", "tflite")]
+    if unknown:
+        p.error(f"unknown framework {unknown[0]!r} (choose from recur-c, recur-python, torch, ort, tflite)")
     if a.worker:
         a.threads = int(a.threads)
         a.hidden = int(a.hidden)

@@ -159,11 +159,11 @@ static inline void rk_quarter_rows(long i, long q, long r[4]) {
     for (long k = 0; k < 4; k++) r[k] = k * q + i;
 }
 
-/* Interleaved types, two groups per pass: of n whole groups, pass i (0 ≤ i < n / 2) reads groups i and
- * n / 2 + i. Only while those groups fit in a core's L2 (1 MiB on the AVX-512 CPUs measured): past it, from
- * L3, q4i's pairs were 0–3 % slower than one group at a time (Zen 5, hidden 1024 and 2048). */
-static inline long rk_pair_group(long i, long half) { return half + i; }
-enum { RK_PAIR_MAX_BYTES = 1 << 20 };
+/* q4i at the AVX-512 level reads four groups of 16 rows per pass in the same order (pass i: groups i, q + i, 2q + i,
+ * 3q + i of 4q whole groups), only while those groups fit in a core's L2 (1 MiB on the AVX-512 CPUs measured):
+ * past it, from L3, reading several groups at once was 0–6 % slower than one at a time (Zen 5, hidden 1024 and
+ * 2048). */
+enum { RK_SPREAD_MAX_BYTES = 1 << 20 };
 
 /* q8ri: bytes of one group of 16 rows with `cols` columns, and the row sums' correction for u = xq + 64. */
 static inline long rk_q8ri_group_bytes(long cols) { return 128 + 16 * ((cols + 31) & ~31L); }

@@ -70,7 +70,7 @@ int main(void) {
     has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const long sizes[][2] = {{1, 1}, {3, 5}, {7, 31}, {13, 33}, {5, 64}, {9, 100}, {17, 129}, {4, 255},
                              {11, 513}, {6, 1000}, {3, 2049}, {16, 64}, {35, 100}, {48, 257}, {100, 40},
-                             {8, 8}, {13, 3}, {96, 8}, {24, 1}, {7, 6}, {21, 7}};
+                             {8, 8}, {13, 3}, {96, 8}, {24, 1}, {7, 6}, {21, 7}, {200, 40}};
     for (long cols = 1; cols <= 300; cols++) check_quantize_xr(cols);
     for (long cols = 500; cols <= 2100; cols += 97) check_quantize_xr(cols);
     for (long cols = 1; cols <= 300; cols++) check_quantize_x(cols);
