@@ -429,12 +429,16 @@ def build_paths():
     return recur, lib
 
 
+# The frameworks compare.py runs, and the types it runs each in.
+VARIANTS = {"recur-c": ["f32", "int8", "q4"], "recur-python": ["f32", "int8", "q4"],
+            "torch": ["f32", "int8"], "ort": ["f32", "int8", "q4"], "tflite": ["f32", "int8"]}
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", default="100,256,512,1024")
     p.add_argument("--cells", default="gru,lstm")
     p.add_argument("--threads", default="1,2")
-    p.add_argument("--frameworks", default="recur-c,recur-python,torch,ort,tflite")
+    p.add_argument("--frameworks", default=",".join(VARIANTS))
     p.add_argument("--quick", action="store_true", help="fewer steps (rough figures)")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--frames", default="", help="frame models of these sizes (F1,F2,...) instead of token models")
@@ -446,9 +450,9 @@ def main():
     p.add_argument("--c-bench", help=argparse.SUPPRESS)
     p.add_argument("--frame", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
-    unknown = [f for f in a.frameworks.split(",") if f not in ("recur-c", "recur-python", "torch", "ort", "tflite")]
+    unknown = [f for f in a.frameworks.split(",") if f not in VARIANTS]
     if unknown:
-        p.error(f"unknown framework {unknown[0]!r} (choose from recur-c, recur-python, torch, ort, tflite)")
+        p.error(f"unknown framework {unknown[0]!r} (choose from {', '.join(VARIANTS)})")
     if a.worker:
         a.threads = int(a.threads)
         a.hidden = int(a.hidden)
@@ -469,8 +473,7 @@ def main():
     frameworks = a.frameworks.split(",")
     # Recur from Python first: the others are compared with it (the same calling overhead).
     frameworks.sort(key=lambda f: (f != "recur-python", f != "recur-c"))
-    variants = {"recur-c": ["f32", "int8", "q4"], "recur-python": ["f32", "int8", "q4"],
-                "torch": ["f32", "int8"], "ort": ["f32", "int8", "q4"], "tflite": ["f32", "int8"]}
+    variants = VARIANTS
     modules = {"torch": "torch", "ort": "onnxruntime", "tflite": "tensorflow"}
     for f, mod in modules.items():
         if f in frameworks and not have(mod):
