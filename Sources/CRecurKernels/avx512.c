@@ -331,13 +331,17 @@ AVX512 static inline void put_group16(float *y, __m512 v, long g, long row0, lon
 /* The 16 values of the group at G: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k that hold
  * columns (rk_q8ri_chunks; four accumulators, summed at the end: integer sums, so the order does not matter),
  * then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. */
-__attribute__((always_inline)) AVX512 static inline __m512 q8ri_group(const unsigned char *G, const uint8_t *u,
-                                                                       long chunks, __m512 d) {
+__attribute__((always_inline)) AVX512 static inline __m512 q8ri_group_pf(const unsigned char *G, const uint8_t *u,
+                                                                          long chunks, __m512 d, const int pf) {
     const unsigned char *q = G + 128;
     const long c4 = chunks & ~3L;
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     long k = 0;
     for (; k < c4; k += 4) {
+        if (pf) {
+            _mm_prefetch((const char *)(q + 64 * k + RK_PREFETCH_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(q + 64 * k + RK_PREFETCH_AHEAD + 128), _MM_HINT_T0);
+        }
         a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(rk_load_i32(u + 4 * k)), _mm512_loadu_si512((const void *)(q + 64 * k)));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 4)), _mm512_loadu_si512((const void *)(q + 64 * k + 64)));
         a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(rk_load_i32(u + 4 * k + 8)), _mm512_loadu_si512((const void *)(q + 64 * k + 128)));
@@ -348,6 +352,10 @@ __attribute__((always_inline)) AVX512 static inline __m512 q8ri_group(const unsi
     const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
                                          _mm512_slli_epi32(_mm512_loadu_si512((const void *)(G + 64)), 6));
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), d), _mm512_loadu_ps((const float *)G));
+}
+__attribute__((always_inline)) AVX512 static inline __m512 q8ri_group(const unsigned char *G, const uint8_t *u,
+                                                                       long chunks, __m512 d) {
+    return q8ri_group_pf(G, u, chunks, d, 0);
 }
 
 /* Rows [row0, row0 + rows): a group cut by either end through put_group16, the whole groups between them in a
@@ -365,7 +373,13 @@ void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, l
     }
     float *o = y + (16 * g - row0);
     const unsigned char *G = W + g * gb;
-    if (acc)
+    const long bytes = (full - g) * gb;
+    if (bytes > RK_SPREAD_MAX_BYTES && bytes <= RK_PREFETCH_MAX_BYTES)
+        for (; g < full; g++, o += 16, G += gb) {
+            const __m512 v = q8ri_group_pf(G, u, chunks, d, 1);
+            _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);
+        }
+    else if (acc)
         for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), q8ri_group(G, u, chunks, d)));
     else
         for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, q8ri_group(G, u, chunks, d));
