@@ -374,7 +374,7 @@ void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, l
     float *o = y + (16 * g - row0);
     const unsigned char *G = W + g * gb;
     const long bytes = (full - g) * gb;
-    if (bytes > RK_SPREAD_MAX_BYTES && bytes <= RK_PREFETCH_MAX_BYTES)
+    if (bytes > RK_PREFETCH_MIN_BYTES && bytes <= RK_PREFETCH_MAX_BYTES)
         for (; g < full; g++, o += 16, G += gb) {
             const __m512 v = q8ri_group_pf(G, u, chunks, d, 1);
             _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);

@@ -177,8 +177,8 @@ final class KernelTests: XCTestCase {
     /// q8r's scalar product of the same rows, and its weights decode (independently) to q8r's.
     func testInterleavedKernelsEqualPerRow() {
         var rng = Rand()
-        // (1100, 1000): more than RK_SPREAD_MAX_BYTES of whole groups, which AVX-512 reads with prefetches
-        for (rows, cols) in Self.shapes + [(16, 64), (35, 100), (48, 257), (3, 16_500), (300, 100), (1100, 1000)] {
+        // (2200, 1000): more than RK_PREFETCH_MIN_BYTES of whole groups, which AVX-512 reads with prefetches
+        for (rows, cols) in Self.shapes + [(16, 64), (35, 100), (48, 257), (3, 16_500), (300, 100), (2200, 1000)] {
             let v = rng.values(rows * cols, scale: 0.5)
             let x = rng.values(cols)
             withMatrix(v, rows, cols, .q8r) { per in
