@@ -330,7 +330,8 @@ AVX512 static inline void put_group16(float *y, __m512 v, long g, long row0, lon
 
 /* The 16 values of the group at G: acc_i = Σ_k Σ_{j<4} u[4k + j] · q[i, 4k + j] over the chunks k that hold
  * columns (rk_q8ri_chunks; four accumulators, summed at the end: integer sums, so the order does not matter),
- * then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. */
+ * then y_i = ((float)(acc_i − 64 · rowsum_i) · D) · s_i. With pf, two of each four lines RK_PREFETCH_AHEAD bytes on
+ * are prefetched (internal.h). */
 __attribute__((always_inline)) AVX512 static inline __m512 q8ri_group_pf(const unsigned char *G, const uint8_t *u,
                                                                           long chunks, __m512 d, const int pf) {
     const unsigned char *q = G + 128;
@@ -359,7 +360,8 @@ __attribute__((always_inline)) AVX512 static inline __m512 q8ri_group(const unsi
 }
 
 /* Rows [row0, row0 + rows): a group cut by either end through put_group16, the whole groups between them in a
- * loop of their own (a matrix of few columns is mostly the work around each group). */
+ * loop of their own (a matrix of few columns is mostly the work around each group), prefetching when they are
+ * read from L3 (RK_PREFETCH_MIN_BYTES < their bytes ≤ RK_PREFETCH_MAX_BYTES). */
 void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, long rows, int acc) {
     if (rows <= 0) return;
     const long chunks = rk_q8ri_chunks(x->cols), gb = rk_q8ri_group_bytes(x->cols), end = row0 + rows, full = end / 16;
