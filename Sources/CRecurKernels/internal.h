@@ -165,6 +165,10 @@ static inline void rk_quarter_rows(long i, long q, long r[4]) {
  * 2048). */
 enum { RK_SPREAD_MAX_BYTES = 1 << 20 };
 
+/* The batched q8ri product with more vectors than one pass of its kernel takes: the rows in blocks of this many
+ * bytes of whole groups, all the passes over one block before the next (kernels.c, matmat_quantized). */
+enum { RK_BATCH_BLOCK_BYTES = 256 << 10 };
+
 /* q8ri at the AVX-512 level, rows of more than RK_PREFETCH_MIN_BYTES and at most RK_PREFETCH_MAX_BYTES (read from
  * L3): two of every four lines are prefetched RK_PREFETCH_AHEAD bytes ahead. Measured on Zen 5 (one core, the
  * kernel alone): 3–4 MB 10–19 % faster; 1–2 MB 0–10 % slower; 12.6 MB the same, 16.8 MB 2–12 % slower. */

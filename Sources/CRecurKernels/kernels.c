@@ -529,13 +529,24 @@ static void matmat_quantized(int level, int amx, int dtype, float *y, const void
         }
         rk_xr v[8];
         const int group = level >= RK_AVX512 ? 8 : level >= RK_AVX2 ? 4 : 1;
-        for (; group > 1 && j + 2 <= n; j += group) {   /* groups of `group` (the last one may be smaller) */
-            const int m = n - j < group ? (int)(n - j) : group;
-            for (int k = 0; k < m; k++) v[k] = rk_xr_view(xq_at(xs, j + k), cols);
-            if (level >= RK_AVX512) rk_q8ri_batch_avx512(y + j * rows, rows, w, v, m, row0, rows);
-            else rk_q8ri_batch_avx2(y + j * rows, rows, w, v, m, row0, rows);
-            if (m < group) { j += m; break; }
+        /* More vectors than one pass takes: the rows in blocks of RK_BATCH_BLOCK_BYTES of whole groups, every pass
+         * over one block before the next, so that a block stays in L2 for all of them. */
+        const long gb = rk_q8ri_group_bytes(cols), per = RK_BATCH_BLOCK_BYTES / gb > 0 ? RK_BATCH_BLOCK_BYTES / gb : 1;
+        const long step = n > group ? 16 * per : rows + row0;
+        long passes = 0;
+        for (long b0 = row0; b0 < row0 + rows; b0 = (b0 / step + 1) * step) {
+            const long b1 = (b0 / step + 1) * step < row0 + rows ? (b0 / step + 1) * step : row0 + rows;
+            long i = 0;
+            for (; group > 1 && i + 2 <= n; i += group) {   /* groups of `group` (the last one may be smaller) */
+                const int m = n - i < group ? (int)(n - i) : group;
+                for (int k = 0; k < m; k++) v[k] = rk_xr_view(xq_at(xs, i + k), cols);
+                if (level >= RK_AVX512) rk_q8ri_batch_avx512(y + i * rows + (b0 - row0), rows, w, v, m, b0, b1 - b0);
+                else rk_q8ri_batch_avx2(y + i * rows + (b0 - row0), rows, w, v, m, b0, b1 - b0);
+                if (m < group) { i += m; break; }
+            }
+            passes = i;
         }
+        j = passes;
 #endif
         for (; j < n; j++) {
             rk_xr one = rk_xr_view(xq_at(xs, j), cols);

@@ -239,6 +239,42 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// More q8ri vectors than one pass takes (9 and 17) against a matrix of more than RK_BATCH_BLOCK_BYTES: the
+    /// rows run in blocks (992 rows at 250 columns), every pass over one block before the next; each product is
+    /// still bit for bit the single product, on the whole matrix and on a view whose first block is cut.
+    func testBatchedInterleavedProductsInRowBlocks() {
+        var rng = Rand()
+        let rows = 1100, cols = 250
+        let v = rng.values(rows * cols, scale: 0.5)
+        withMatrix(v, rows, cols, .q8ri) { w in
+            for n in [9, 17] {
+                let xs = rng.values(n * cols)
+                for (start, count) in [(0, rows), (rows / 3, rows - rows / 3)] {
+                    let view = w.rows(start, count)
+                    for level in levels {
+                        var got = [Float](repeating: .nan, count: n * count)
+                        xs.withUnsafeBufferPointer { xp in
+                            got.withUnsafeMutableBufferPointer {
+                                _ = rk_matmat_rows_at(Int32(level), Int32(DType.q8ri.rawValue), $0.baseAddress!, view.data,
+                                                      xp.baseAddress!, n, view.row0, count, cols)
+                            }
+                        }
+                        for j in 0..<n {
+                            var one = [Float](repeating: 0, count: count)
+                            xs.withUnsafeBufferPointer { xp in
+                                one.withUnsafeMutableBufferPointer {
+                                    matvec($0.baseAddress!, view, xp.baseAddress! + j * cols, accumulate: false, level: level)
+                                }
+                            }
+                            XCTAssertEqual(got[(j * count)..<((j + 1) * count)].map(\.bitPattern), one.map(\.bitPattern),
+                                           "q8ri \(rows)×\(cols) rows \(start)+\(count) n \(n) vector \(j) level \(level)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// q4i holds q4's scales and nibbles with the rows interleaved by 16: its weights decode (independently)
     /// to q4's; every level gives the scalar kernel's bits, on whole matrices and on views that start and end
     /// inside a group; and the product is within the q4 bounds of the exact one.
