@@ -206,36 +206,7 @@ final class KernelTests: XCTestCase {
     func testBatchedQuantizedProductsEqualSingleProducts() {
         var rng = Rand()
         for (rows, cols) in [(7, 33), (35, 100), (48, 257), (300, 100), (20, 1000), (5, 8), (9, 16), (13, 64)] {
-            let v = rng.values(rows * cols, scale: 0.5)
-            for dtype in DType.allCases {
-                withMatrix(v, rows, cols, dtype) { w in
-                    for n in [1, 2, 3, 5, 8, 9, 17] {
-                        let xs = rng.values(n * cols)
-                        for (start, count) in [(0, rows), (rows / 3, rows - rows / 3)] {
-                            let view = w.rows(start, count)
-                            for level in levels {
-                                var got = [Float](repeating: .nan, count: n * count)
-                                xs.withUnsafeBufferPointer { xp in
-                                    got.withUnsafeMutableBufferPointer {
-                                        _ = rk_matmat_rows_at(Int32(level), Int32(dtype.rawValue), $0.baseAddress!, view.data,
-                                                              xp.baseAddress!, n, view.row0, count, cols)
-                                    }
-                                }
-                                for j in 0..<n {
-                                    var one = [Float](repeating: 0, count: count)
-                                    xs.withUnsafeBufferPointer { xp in
-                                        one.withUnsafeMutableBufferPointer {
-                                            matvec($0.baseAddress!, view, xp.baseAddress! + j * cols, accumulate: false, level: level)
-                                        }
-                                    }
-                                    XCTAssertEqual(got[(j * count)..<((j + 1) * count)].map(\.bitPattern), one.map(\.bitPattern),
-                                                   "\(dtype.name) \(rows)×\(cols) rows \(start)+\(count) n \(n) vector \(j) level \(level)")
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            expectBatchedEqualSingles(rows, cols, DType.allCases, [1, 2, 3, 5, 8, 9, 17], &rng)
         }
     }
 
@@ -244,30 +215,37 @@ final class KernelTests: XCTestCase {
     /// still bit for bit the single product, on the whole matrix and on a view whose first block is cut.
     func testBatchedInterleavedProductsInRowBlocks() {
         var rng = Rand()
-        let rows = 1100, cols = 250
+        expectBatchedEqualSingles(1100, 250, [.q8ri], [9, 17], &rng)
+    }
+
+    /// For each dtype and n: n random vectors against a random rows × cols matrix, whole and from row rows / 3, at
+    /// every level; rk_matmat_rows_at's n products equal the single products bit for bit.
+    private func expectBatchedEqualSingles(_ rows: Int, _ cols: Int, _ dtypes: [DType], _ ns: [Int], _ rng: inout Rand) {
         let v = rng.values(rows * cols, scale: 0.5)
-        withMatrix(v, rows, cols, .q8ri) { w in
-            for n in [9, 17] {
-                let xs = rng.values(n * cols)
-                for (start, count) in [(0, rows), (rows / 3, rows - rows / 3)] {
-                    let view = w.rows(start, count)
-                    for level in levels {
-                        var got = [Float](repeating: .nan, count: n * count)
-                        xs.withUnsafeBufferPointer { xp in
-                            got.withUnsafeMutableBufferPointer {
-                                _ = rk_matmat_rows_at(Int32(level), Int32(DType.q8ri.rawValue), $0.baseAddress!, view.data,
-                                                      xp.baseAddress!, n, view.row0, count, cols)
-                            }
-                        }
-                        for j in 0..<n {
-                            var one = [Float](repeating: 0, count: count)
+        for dtype in dtypes {
+            withMatrix(v, rows, cols, dtype) { w in
+                for n in ns {
+                    let xs = rng.values(n * cols)
+                    for (start, count) in [(0, rows), (rows / 3, rows - rows / 3)] {
+                        let view = w.rows(start, count)
+                        for level in levels {
+                            var got = [Float](repeating: .nan, count: n * count)
                             xs.withUnsafeBufferPointer { xp in
-                                one.withUnsafeMutableBufferPointer {
-                                    matvec($0.baseAddress!, view, xp.baseAddress! + j * cols, accumulate: false, level: level)
+                                got.withUnsafeMutableBufferPointer {
+                                    _ = rk_matmat_rows_at(Int32(level), Int32(dtype.rawValue), $0.baseAddress!, view.data,
+                                                          xp.baseAddress!, n, view.row0, count, cols)
                                 }
                             }
-                            XCTAssertEqual(got[(j * count)..<((j + 1) * count)].map(\.bitPattern), one.map(\.bitPattern),
-                                           "q8ri \(rows)×\(cols) rows \(start)+\(count) n \(n) vector \(j) level \(level)")
+                            for j in 0..<n {
+                                var one = [Float](repeating: 0, count: count)
+                                xs.withUnsafeBufferPointer { xp in
+                                    one.withUnsafeMutableBufferPointer {
+                                        matvec($0.baseAddress!, view, xp.baseAddress! + j * cols, accumulate: false, level: level)
+                                    }
+                                }
+                                XCTAssertEqual(got[(j * count)..<((j + 1) * count)].map(\.bitPattern), one.map(\.bitPattern),
+                                               "\(dtype.name) \(rows)×\(cols) rows \(start)+\(count) n \(n) vector \(j) level \(level)")
+                            }
                         }
                     }
                 }
