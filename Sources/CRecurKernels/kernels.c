@@ -529,24 +529,21 @@ static void matmat_quantized(int level, int amx, int dtype, float *y, const void
         }
         rk_xr v[8];
         const int group = level >= RK_AVX512 ? 8 : level >= RK_AVX2 ? 4 : 1;
-        /* More vectors than one pass takes: the rows in blocks of RK_BATCH_BLOCK_BYTES of whole groups, every pass
-         * over one block before the next, so that a block stays in L2 for all of them. */
-        const long gb = rk_q8ri_group_bytes(cols), per = RK_BATCH_BLOCK_BYTES / gb > 0 ? RK_BATCH_BLOCK_BYTES / gb : 1;
-        const long step = n > group ? 16 * per : rows + row0;
-        long passes = 0;
-        for (long b0 = row0; b0 < row0 + rows; b0 = (b0 / step + 1) * step) {
-            const long b1 = (b0 / step + 1) * step < row0 + rows ? (b0 / step + 1) * step : row0 + rows;
-            long i = 0;
-            for (; group > 1 && i + 2 <= n; i += group) {   /* groups of `group` (the last one may be smaller) */
-                const int m = n - i < group ? (int)(n - i) : group;
+        /* The vectors the groups take: all but a last one left alone (a group has at least two). With more than one
+         * group, the rows in blocks of RK_BATCH_BLOCK_BYTES of whole groups, every group over one block before the
+         * next, so that a block stays in L2 for all of them. */
+        const long together = group > 1 && n >= 2 ? n - (n % group == 1) : 0, end = row0 + rows;
+        const long per = RK_BATCH_BLOCK_BYTES / rk_q8ri_group_bytes(cols), step = n > group ? 16 * (per > 0 ? per : 1) : end;
+        for (long b0 = row0, b1; b0 < end; b0 = b1) {
+            b1 = (b0 / step + 1) * step < end ? (b0 / step + 1) * step : end;
+            for (long i = 0; i < together; i += group) {
+                const int m = together - i < group ? (int)(together - i) : group;
                 for (int k = 0; k < m; k++) v[k] = rk_xr_view(xq_at(xs, i + k), cols);
                 if (level >= RK_AVX512) rk_q8ri_batch_avx512(y + i * rows + (b0 - row0), rows, w, v, m, b0, b1 - b0);
                 else rk_q8ri_batch_avx2(y + i * rows + (b0 - row0), rows, w, v, m, b0, b1 - b0);
-                if (m < group) { i += m; break; }
             }
-            passes = i;
         }
-        j = passes;
+        j = together;
 #endif
         for (; j < n; j++) {
             rk_xr one = rk_xr_view(xq_at(xs, j), cols);
