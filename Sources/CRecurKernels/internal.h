@@ -149,6 +149,16 @@ static inline void rk_xr_fill_u(void *buf, long cols) {
     for (long c = 0; c < ncp; c++) u[c] = (uint8_t)(q[c] + 64);
 }
 
+/* The single products' pieces (kernels.c) that the batched products (matmat.c) are made of: a level clamped to
+ * those this CPU has; x quantized for a matrix of a quantized dtype; the products for x quantized per block (q8,
+ * q4; q4i from row row0) and per vector (q8r from w on; q8ri from row row0); the first byte of row row0 of a
+ * row-major matrix. */
+int rk_clamp_level(int level);
+void rk_quantize_xr_or_x(int level, int dtype, void *buf, const float *x, long cols);
+void rk_q_xq_at(int level, int dtype, float *y, const void *w, const rk_xq *v, long row0, long rows, int acc);
+void rk_q8r_xr_at(int level, int dtype, float *y, const void *w, const rk_xr *v, long row0, long rows, int acc);
+const void *rk_row_at(int dtype, const void *w, long row0, long cols);
+
 /* The order in which the SIMD kernels read the rows of a matrix (any order gives the same bits: a row's
  * arithmetic does not depend on which rows share a pass). Rows read together are far apart, so that each is a
  * stream the hardware prefetchers follow at the cache's full rate: adjacent rows, several streams inside one
@@ -166,7 +176,7 @@ static inline void rk_quarter_rows(long i, long q, long r[4]) {
 enum { RK_SPREAD_MAX_BYTES = 1 << 20 };
 
 /* The batched q8ri product with more vectors than one pass of its kernel takes: the rows in blocks of this many
- * bytes of whole groups, all the passes over one block before the next (kernels.c, matmat_quantized). */
+ * bytes of whole groups, all the passes over one block before the next (matmat.c, matmat_quantized). */
 enum { RK_BATCH_BLOCK_BYTES = 256 << 10 };
 
 /* q8ri at the AVX-512 level, rows of more than RK_PREFETCH_MIN_BYTES and at most RK_PREFETCH_MAX_BYTES (read from
