@@ -314,6 +314,9 @@ void AVX512 rk_q8r_avx512(float *y, const void *w, const rk_xr *x, long rows, in
     }
 }
 
+/* y (+)= v for the 16 rows at o */
+AVX512 static inline void put16(float *o, __m512 v, int acc) { _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v); }
+
 /* The 16 rows of group g into y (row row0 at y[0]), only those in [row0, end); added when acc. */
 AVX512 static inline void put_group16(float *y, __m512 v, long g, long row0, long end, int acc) {
     if (16 * g >= row0 && 16 * g + 16 <= end) {
@@ -377,14 +380,9 @@ void AVX512 rk_q8ri_avx512(float *y, const void *w, const rk_xr *x, long row0, l
     const unsigned char *G = W + g * gb;
     const long bytes = (full - g) * gb;
     if (bytes > RK_PREFETCH_MIN_BYTES && bytes <= RK_PREFETCH_MAX_BYTES)
-        for (; g < full; g++, o += 16, G += gb) {
-            const __m512 v = q8ri_group_pf(G, u, chunks, d, 1);
-            _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v);
-        }
-    else if (acc)
-        for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), q8ri_group(G, u, chunks, d)));
+        for (; g < full; g++, o += 16, G += gb) put16(o, q8ri_group_pf(G, u, chunks, d, 1), acc);
     else
-        for (; g < full; g++, o += 16, G += gb) _mm512_storeu_ps(o, q8ri_group(G, u, chunks, d));
+        for (; g < full; g++, o += 16, G += gb) put16(o, q8ri_group(G, u, chunks, d), acc);
     if (16 * g < end) put_group16(y, q8ri_group(G, u, chunks, d), g, row0, end, acc);
 }
 
@@ -456,37 +454,13 @@ void AVX512 rk_q8ri_batch_avx512(float *y, long ldy, const void *w, const rk_xr 
 
 /* ---- q4i: a block of 16 rows per 4 vectors of nibbles, x broadcast 4 bytes at a time ------------- */
 
-/* Group g, block b: the low nibbles (v & 15) and the high ones in place (v & 0xF0 = 16 · nibble) are the
- * unsigned operands of vpdpbusd against 4 bytes of xq broadcast, in two chains, the low one starting at n8_b;
- * dot = lo + (hi >> 4) exactly, then acc = fma(dot, s·d_b, acc) per block (rk_q4i_scalar's operations, the
- * same bits). The 16 rows of a group: q4i_group; the groups cut by row0 or the end through put_group16, the
- * whole groups between them in a loop of their own, as for q8ri. */
-__attribute__((always_inline)) AVX512 static inline __m512 q4i_group(const unsigned char *G, const rk_xq *x) {
-    const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8((char)0xF0);
-    __m512 a = _mm512_setzero_ps();
-    for (long b = 0; b < x->nb; b++) {
-        const unsigned char *B = G + 320 * b;
-        const int8_t *xq = x->q + 32 * b;
-        const __m512i v0 = _mm512_loadu_si512((const void *)(B + 64)), v1 = _mm512_loadu_si512((const void *)(B + 128));
-        const __m512i v2 = _mm512_loadu_si512((const void *)(B + 192)), v3 = _mm512_loadu_si512((const void *)(B + 256));
-        __m512i l = _mm512_set1_epi32(x->n8[b]), h = _mm512_setzero_si512();
-        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v0, lo), _mm512_set1_epi32(rk_load_i32(xq)));
-        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v0, hi), _mm512_set1_epi32(rk_load_i32(xq + 4)));
-        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v1, lo), _mm512_set1_epi32(rk_load_i32(xq + 8)));
-        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v1, hi), _mm512_set1_epi32(rk_load_i32(xq + 12)));
-        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v2, lo), _mm512_set1_epi32(rk_load_i32(xq + 16)));
-        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v2, hi), _mm512_set1_epi32(rk_load_i32(xq + 20)));
-        l = _mm512_dpbusd_epi32(l, _mm512_and_si512(v3, lo), _mm512_set1_epi32(rk_load_i32(xq + 24)));
-        h = _mm512_dpbusd_epi32(h, _mm512_and_si512(v3, hi), _mm512_set1_epi32(rk_load_i32(xq + 28)));
-        const __m512i dot = _mm512_add_epi32(l, _mm512_srai_epi32(h, 4));
-        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(_mm512_loadu_ps((const float *)B), _mm512_set1_ps(x->d[b])), a);
-    }
-    return a;
-}
-
-/* N groups at once (far apart: the groups of rk_quarter_rows), each block's broadcasts of x shared by all of them: for each
- * group exactly q4i_group's operations. Four groups per pass read 9 → 6.5 loads per group and block (the
- * broadcasts shared by four instead of two), which made the kernel 3–15 % faster from L2 than pairs (Zen 5). */
+/* N groups at once (far apart: the groups of rk_quarter_rows), each block's broadcasts of x shared by all of them.
+ * Group g, block b: the low nibbles (v & 15) and the high ones in place (v & 0xF0 = 16 · nibble) are the unsigned
+ * operands of vpdpbusd against 4 bytes of xq broadcast, in two chains, the low one starting at n8_b;
+ * dot = lo + (hi >> 4) exactly, then acc = fma(dot, s·d_b, acc) per block (rk_q4i_scalar's operations, the same
+ * bits). Four groups per pass read 9 → 6.5 loads per group and block (the broadcasts shared by four instead of
+ * two), which made the kernel 3–15 % faster from L2 than pairs (Zen 5). One group: q4i_group. The groups cut by
+ * row0 or the end go through put_group16, the whole groups between them in a loop of their own, as for q8ri. */
 __attribute__((always_inline)) AVX512 static inline void q4i_groups(const unsigned char *const *G, int N, const rk_xq *x,
                                                                       __m512 *r) {
     const __m512i lo = _mm512_set1_epi8(0x0F), hi = _mm512_set1_epi8((char)0xF0);
@@ -511,8 +485,11 @@ __attribute__((always_inline)) AVX512 static inline void q4i_groups(const unsign
     }
 }
 
-/* y (+)= v for the 16 rows at o */
-AVX512 static inline void put16(float *o, __m512 v, int acc) { _mm512_storeu_ps(o, acc ? _mm512_add_ps(_mm512_loadu_ps(o), v) : v); }
+__attribute__((always_inline)) AVX512 static inline __m512 q4i_group(const unsigned char *G, const rk_xq *x) {
+    __m512 r;
+    q4i_groups(&G, 1, x, &r);
+    return r;
+}
 
 void AVX512 rk_q4i_avx512(float *y, const void *w, const rk_xq *x, long row0, long rows, int acc) {
     if (rows <= 0) return;
