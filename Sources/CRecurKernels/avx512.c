@@ -124,6 +124,66 @@ void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, l
     }
 }
 
+/* ---- f32 of few columns, from a copy in column blocks (rk_f32_columns_pack) ------------------------- */
+
+/* y (+)= W·x, W of at most RK_COLUMNS_MAX columns held as rk_f32_columns_pack lays it out: per block b of 16
+ * rows, column c's 16 values (rows 16b..16b+15) at p + 16·(cols·b + c). Accumulator l takes the columns
+ * c ≡ l (mod 16) in increasing c, lane i for row 16b + i:
+ *     A_l[i] = fma(w[r][c], x[c], …fma(w[r][l], x[l], +0))        (c = l, l + 16, …  < cols)
+ * which is lane l of rk_f32_avx512's accumulator for row r (its columns past the end add fma(0, 0, a) = a:
+ * a chain from +0 is never −0). hsum16's halving tree then runs across the accumulators instead of across
+ * lanes: H_j = A_j + A_{j+8}, T_j = H_j + H_{j+4}, y = (T_0 + T_2) + (T_1 + T_3). So each row has the bits
+ * of rk_f32_avx512, in 16 + 15 vector operations per 16 rows and column of 16 instead of a horizontal sum
+ * per row. `t` = cols mod 16 (a constant in each copy), the columns of the last, partial chunk. */
+__attribute__((always_inline)) AVX512 static inline void f32_columns(float *y, const float *p, const float *x, long rows,
+                                                                     long cols, int acc, const int t) {
+    const long chunks = cols / 16;
+    for (long r = 0; r < rows; r += 16, p += 16 * cols) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+               a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+        const float *q = p, *xc = x;
+#define RK_COL(l) a##l = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * (l)), _mm512_set1_ps(xc[l]), a##l)
+        for (long k = 0; k < chunks; k++, q += 256, xc += 16) {
+            RK_COL(0); RK_COL(1); RK_COL(2); RK_COL(3); RK_COL(4); RK_COL(5); RK_COL(6); RK_COL(7);
+            RK_COL(8); RK_COL(9); RK_COL(10); RK_COL(11); RK_COL(12); RK_COL(13); RK_COL(14); RK_COL(15);
+        }
+        if (t > 0) RK_COL(0);
+        if (t > 1) RK_COL(1);
+        if (t > 2) RK_COL(2);
+        if (t > 3) RK_COL(3);
+        if (t > 4) RK_COL(4);
+        if (t > 5) RK_COL(5);
+        if (t > 6) RK_COL(6);
+        if (t > 7) RK_COL(7);
+        if (t > 8) RK_COL(8);
+        if (t > 9) RK_COL(9);
+        if (t > 10) RK_COL(10);
+        if (t > 11) RK_COL(11);
+        if (t > 12) RK_COL(12);
+        if (t > 13) RK_COL(13);
+        if (t > 14) RK_COL(14);
+#undef RK_COL
+        const __m512 h0 = _mm512_add_ps(a0, a8), h1 = _mm512_add_ps(a1, a9), h2 = _mm512_add_ps(a2, a10),
+                     h3 = _mm512_add_ps(a3, a11), h4 = _mm512_add_ps(a4, a12), h5 = _mm512_add_ps(a5, a13),
+                     h6 = _mm512_add_ps(a6, a14), h7 = _mm512_add_ps(a7, a15);
+        const __m512 t0 = _mm512_add_ps(h0, h4), t1 = _mm512_add_ps(h1, h5), t2 = _mm512_add_ps(h2, h6),
+                     t3 = _mm512_add_ps(h3, h7);
+        __m512 v = _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3));
+        const __mmask16 m = lanes16(rows - r);
+        if (acc) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + r), v);
+        _mm512_mask_storeu_ps(y + r, m, v);
+    }
+}
+
+void AVX512 rk_f32_columns_avx512(float *y, const float *p, const float *x, long rows, long cols, int acc) {
+    switch (cols % 16) {
+#define RK_TAIL(t) case t: f32_columns(y, p, x, rows, cols, acc, t); return;
+    RK_TAIL(0) RK_TAIL(1) RK_TAIL(2) RK_TAIL(3) RK_TAIL(4) RK_TAIL(5) RK_TAIL(6) RK_TAIL(7)
+    RK_TAIL(8) RK_TAIL(9) RK_TAIL(10) RK_TAIL(11) RK_TAIL(12) RK_TAIL(13) RK_TAIL(14) RK_TAIL(15)
+#undef RK_TAIL
+    }
+}
+
 /* Up to 8 vectors against one f32 matrix, two rows at a time, each weight loaded once for all of them:
  * per (row, vector) the multiply-adds, tail and horizontal sum of rk_f32_avx512, in its order (its row
  * grouping does not enter a row's arithmetic), so each y[j] has the bits of the single product. y[j] at

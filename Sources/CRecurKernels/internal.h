@@ -260,6 +260,7 @@ void rk_lstm_gates_avx512(float *h, float *c, const float *gu, const float *gx, 
 void rk_mm_f32_avx2(float *y, const float *w, const float *x, long n, long rows, long cols);
 void rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc);
 void rk_f32_batch_avx512(float *y, long ldy, const float *w, const float *const *x, int n, long rows, long cols);
+void rk_f32_columns_avx512(float *y, const float *p, const float *x, long rows, long cols, int acc);
 void rk_f16_avx512(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);
 void rk_q8_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx512(float *y, const void *w, const rk_xq *x, long rows, int acc);

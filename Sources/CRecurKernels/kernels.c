@@ -133,6 +133,33 @@ void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long 
     }
 }
 
+size_t rk_f32_columns_bytes(long rows, long cols) {
+    if (rk_level() != RK_AVX512 || rows < 16 || cols < 1 || cols > RK_COLUMNS_MAX || rows > (LONG_MAX >> 12)) return 0;
+    return (size_t)((rows + 15) / 16) * 16 * (size_t)cols * sizeof(float);
+}
+
+void rk_f32_columns_pack(float *out, const float *w, long rows, long cols) {
+    for (long b = 0; b < (rows + 15) / 16; b++)
+        for (long c = 0; c < cols; c++)
+            for (long i = 0; i < 16; i++) {
+                const long r = 16 * b + i;
+                out[16 * (cols * b + c) + i] = r < rows ? w[r * cols + c] : 0.0f;
+            }
+}
+
+void rk_f32_columns_matvec(float *y, const float *packed, const float *w, const float *x, long rows, long cols, int acc) {
+    const int level = rk_level();
+#ifdef RK_X86
+    if (level == RK_AVX512 && packed) {
+        rk_f32_columns_avx512(y, packed, x, rows, cols, acc);
+        return;
+    }
+#else
+    (void)packed;
+#endif
+    rk_matvec_f32_at(level, y, w, x, rows, cols, acc);
+}
+
 void rk_matvec_f16_at(int level, float *y, const uint16_t *w, const float *x, long rows, long cols, int acc) {
     switch (rk_clamp_level(level)) {
 #ifdef RK_X86

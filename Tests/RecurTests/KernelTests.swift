@@ -94,6 +94,47 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// f32 matrices of few columns multiplied from their copy in column blocks (`rk_f32_columns_*`, what
+    /// `Model` makes at load): bit for bit the row kernel at the level in use, started from y[r] = r/4 or
+    /// not, for every column count up to RK_COLUMNS_MAX and row counts around the blocks of 16; values
+    /// include zeros of both signs, whose products the two kernels must add alike. Where the level has no
+    /// such kernel the copy is refused (0 bytes) and the product falls back to the rows.
+    func testColumnBlocksEqualTheRowKernel() {
+        var rng = Rand()
+        let level = Int(rk_level())
+        for rows in [16, 17, 31, 32, 47, 100, 768] {
+            for cols in 1...Int(RK_COLUMNS_MAX) {
+                var v = rng.values(rows * cols)
+                var x = rng.values(cols)
+                if cols % 5 == 0 { for i in stride(from: 0, to: v.count, by: 7) { v[i] = i % 2 == 0 ? 0 : -0.0 } }
+                if cols % 3 == 0 { x[cols / 2] = -0.0 }
+                let bytes = rk_f32_columns_bytes(rows, cols)
+                XCTAssertEqual(bytes > 0, level == 2, "\(rows)×\(cols): a copy exactly where the level has the kernel")
+                XCTAssertEqual(bytes, level == 2 ? (rows + 15) / 16 * 16 * cols * 4 : 0)
+                var packed = [Float](repeating: .nan, count: max(bytes / 4, 1))
+                v.withUnsafeBufferPointer { w in
+                    if bytes > 0 { packed.withUnsafeMutableBufferPointer { rk_f32_columns_pack($0.baseAddress!, w.baseAddress!, rows, cols) } }
+                    let m = Matrix(rows: rows, cols: cols, dtype: .f32, data: UnsafeRawPointer(w.baseAddress!))
+                    for acc in [false, true] {
+                        let want = run(m, x, accumulate: acc, level: level)
+                        var got = (0..<rows).map { Float($0) * 0.25 }
+                        packed.withUnsafeBufferPointer { p in
+                            x.withUnsafeBufferPointer { xp in
+                                got.withUnsafeMutableBufferPointer {
+                                    rk_f32_columns_matvec($0.baseAddress!, bytes > 0 ? p.baseAddress! : nil, w.baseAddress!,
+                                                          xp.baseAddress!, rows, cols, acc ? 1 : 0)
+                                }
+                            }
+                        }
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(rows)×\(cols) acc \(acc) level \(level)")
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(rk_f32_columns_bytes(768, Int(RK_COLUMNS_MAX) + 1), 0, "more columns than the kernel takes")
+        XCTAssertEqual(rk_f32_columns_bytes(15, 12), 0, "fewer rows than one block")
+    }
+
     /// One quantized product `got` (rows of decoded weights `dec`, started from y[r] = r/4 when
     /// `accumulate`) against the exact product `want`: within Σ_c |w_rc| · halfStep_c (half a quantization
     /// step of x) plus f32 rounding; and against `xq` (an independent model of the quantized x, as

@@ -70,7 +70,8 @@ int main(void) {
     has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const long sizes[][2] = {{1, 1}, {3, 5}, {7, 31}, {13, 33}, {5, 64}, {9, 100}, {17, 129}, {4, 255},
                              {11, 513}, {6, 1000}, {3, 2049}, {16, 64}, {35, 100}, {48, 257}, {100, 40},
-                             {8, 8}, {13, 3}, {96, 8}, {24, 1}, {7, 6}, {21, 7}, {200, 40}};
+                             {8, 8}, {13, 3}, {96, 8}, {24, 1}, {7, 6}, {21, 7}, {200, 40}, {768, 12},
+                             {33, 16}, {47, 17}, {31, 48}, {50, 63}};
     for (long cols = 1; cols <= 300; cols++) check_quantize_xr(cols);
     for (long cols = 500; cols <= 2100; cols += 97) check_quantize_xr(cols);
     for (long cols = 1; cols <= 300; cols++) check_quantize_x(cols);
@@ -95,6 +96,19 @@ int main(void) {
             rk_f16_scalar(ya, h, x, rows, cols, acc);
             rk_f16_avx512(yb, h, x, rows, cols, acc);
             expect("f16", rows, cols, ya, yb, 1e-4 * sqrt((double)cols));
+        }
+        /* f32 from the copy in column blocks (rk_f32_columns_pack): the row kernel's bits */
+        if (cols <= RK_COLUMNS_MAX) {
+            float *p = aligned_alloc(64, sizeof(float) * 16 * (size_t)((rows + 15) / 16) * (size_t)cols);
+            float *yc = malloc(sizeof(float) * rows);
+            rk_f32_columns_pack(p, w, rows, cols);
+            for (int acc = 0; acc < 2; acc++) {
+                for (long r = 0; r < rows; r++) ya[r] = yc[r] = (float)r;
+                rk_f32_avx512(ya, w, x, rows, cols, acc);
+                rk_f32_columns_avx512(yc, p, x, rows, cols, acc);
+                expect("f32 columns avx512", rows, cols, ya, yc, 0);
+            }
+            free(p); free(yc);
         }
         /* f32, several vectors (x, −x, x/3): each the single AVX-512 product's bits */
         {

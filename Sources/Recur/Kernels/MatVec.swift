@@ -13,6 +13,8 @@ import CRecurKernels
 package func matvec(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePointer<Float>, accumulate: Bool = false) {
     if let pool = w.pool {
         rk_pool_matvec(pool, Int32(w.dtype.rawValue), y, w.data, x, w.row0, w.rows, w.cols, accumulate ? 1 : 0)
+    } else if let p = w.columns {
+        rk_f32_columns_matvec(y, p, w.f32, x, w.rows, w.cols, accumulate ? 1 : 0)
     } else {
         matvec(y, w, x, accumulate: accumulate, level: -1)
     }

@@ -14,6 +14,9 @@ package struct Matrix: @unchecked Sendable {
     /// The worker pool that splits this matrix's rows across threads (set by `Model` for large
     /// recurrent matrices when `Model.Options.threads` allows), or nil for one thread.
     var pool: OpaquePointer? = nil
+    /// A copy of this f32 matrix in column blocks (`ColumnBlocks`, made by `Model` at load for matrices of
+    /// few columns), which `matvec` reads instead of the rows; nil otherwise, and for a view of some rows.
+    var columns: UnsafePointer<Float>? = nil
 
     package init(rows: Int, cols: Int, dtype: DType, data: UnsafeRawPointer) {
         self.rows = rows; self.cols = cols; self.dtype = dtype; self.data = data
@@ -32,6 +35,7 @@ package struct Matrix: @unchecked Sendable {
             m = Matrix(rows: count, cols: cols, dtype: dtype, data: data + start * dtype.rowBytes(cols)!)
         }
         m.pool = pool
+        if start == 0 && count == rows { m.columns = columns }
         return m
     }
 

@@ -54,6 +54,8 @@ public final class Model: @unchecked Sendable {
     let kernelPool: KernelPool?
     /// Precomputed W·embedding[v] + b of the first recurrent layer, vocabulary × gates·H (or nil).
     let inputTable: UnsafeMutablePointer<Float>?
+    /// Copies of the f32 matrices of few columns that the kernel level multiplies faster so (ColumnBlocks).
+    let columnBlocks: ColumnBlocks
     /// Frame models: x' = (x − mean) ⊙ scale before layer 0 (`input.mean`, `input.scale`), or nil.
     let normalization: (mean: UnsafePointer<Float>, scale: UnsafePointer<Float>)?
 
@@ -138,24 +140,30 @@ public final class Model: @unchecked Sendable {
 
         var binder = TensorBinder(file: file, rejectNonFinite: options.rejectNonFinite)
         defer { timings.validation = binder.validationTime }
-        let main = try binder.stack(arch.layers, prefix: "")
+        let bound = try binder.stack(arch.layers, prefix: "")
         normalization = try binder.normalization(arch.input)
+        var encoder: Stack? = nil
         if arch.task == .seq2seq {
             let (enc, src) = try Self.encoder(arch, file, &binder, target: vocab)
-            encoderStack = enc
+            encoder = enc
             sourceVocabulary = src
         } else {
-            encoderStack = nil
             sourceVocabulary = nil
         }
         try binder.refuseUnused()
-        try Self.checkTask(arch, main, vocab)
+        try Self.checkTask(arch, bound, vocab)
         (outputSize, outputIsProbability, outputKind) = try Self.output(arch)
 
-        let pool = KernelPool.forModel(threads: options.threads, layers: main.recurrent.map(\.forward))
+        let pool = KernelPool.forModel(threads: options.threads, layers: bound.recurrent.map(\.forward))
         self.kernelPool = pool
+        var pooled = bound
+        if let pool { pooled.recurrent = KernelPool.apply(pool, options.threads, to: bound.recurrent) }
+        let (blocks, stacks) = ColumnBlocks.attach([pooled] + (encoder.map { [$0] } ?? []))
+        let main = stacks[0]
+        self.columnBlocks = blocks
+        self.encoderStack = encoder == nil ? nil : stacks[1]
         self.embedding = main.embedding
-        self.recurrent = pool.map { KernelPool.apply($0, options.threads, to: main.recurrent) } ?? main.recurrent
+        self.recurrent = main.recurrent
         self.head = main.head
         self.attention = main.attention
         self.stateSize = main.recurrent.reduce(0) { $0 + $1.stateFloats }
@@ -197,6 +205,7 @@ public final class Model: @unchecked Sendable {
 
     deinit {
         inputTable?.deallocate()
+        columnBlocks.deallocate()
     }
 
     /// The layers of one stack, pointing into the file.

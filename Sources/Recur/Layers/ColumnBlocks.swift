@@ -1,0 +1,56 @@
+import CRecurKernels
+
+/// Copies in column blocks (`rk_f32_columns_pack`) of a model's f32 matrices of few columns — a frame
+/// model's input kernel, the matrices of a small state — made once at load, where the kernel level has a
+/// kernel for them (AVX-512: 16 rows summed at once, the bits of the row kernel). `matvec` reads a
+/// matrix's copy instead of its rows; the file's rows stay what every other product reads. One allocation,
+/// freed with the model.
+struct ColumnBlocks {
+    /// The copies, or nil when no matrix has one.
+    private(set) var storage: UnsafeMutableRawPointer? = nil
+
+    /// `stacks` with the copies attached to their eligible matrices (not split across the worker pool,
+    /// whole tensors, `rk_f32_columns_bytes` > 0).
+    static func attach(_ stacks: [Model.Stack]) -> (ColumnBlocks, [Model.Stack]) {
+        var total = 0
+        for s in stacks { _ = s.mapMatrices { m in total += bytes(m); return m } }
+        guard total > 0 else { return (ColumnBlocks(), stacks) }
+        let base = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 64)
+        var offset = 0
+        let out = stacks.map { s in
+            s.mapMatrices { m in
+                let n = bytes(m)
+                guard n > 0 else { return m }
+                let p = (base + offset).bindMemory(to: Float.self, capacity: n / 4)
+                rk_f32_columns_pack(p, m.f32, m.rows, m.cols)
+                offset += n
+                var c = m
+                c.columns = UnsafePointer(p)
+                return c
+            }
+        }
+        return (ColumnBlocks(storage: base), out)
+    }
+
+    /// Bytes of `m`'s copy (a multiple of 64), or 0 when it takes none.
+    private static func bytes(_ m: Matrix) -> Int {
+        guard m.dtype == .f32, m.pool == nil else { return 0 }
+        return (rk_f32_columns_bytes(m.rows, m.cols) + 63) & ~63
+    }
+
+    func deallocate() { storage?.deallocate() }
+}
+
+extension Model.Stack {
+    /// The same stack with `transform` applied to each matrix of its recurrent layers (both directions)
+    /// and of its head.
+    func mapMatrices(_ transform: (Matrix) -> Matrix) -> Model.Stack {
+        var s = self
+        s.recurrent = recurrent.map { layer in
+            layer.map { RecurrentWeights(spec: $0.spec, kernel: transform($0.kernel), recurrent: transform($0.recurrent),
+                                         bias: $0.bias, extra: $0.extra) }
+        }
+        s.head = head.map { DenseWeights(kernel: transform($0.kernel), bias: $0.bias, activation: $0.activation) }
+        return s
+    }
+}
