@@ -43,7 +43,7 @@ AVX2 static inline __m256 tail_f32(__m256 a, const float *w, const float *x, lon
     }
     if (c < cols) {
         float s = 0;
-        for (; c < cols; c++) s += w[c] * x[c];
+        for (; c < cols; c++) s = __builtin_fmaf(w[c], x[c], s);   /* fused, as compilers contract s += w·x */
         a = _mm256_add_ps(a, _mm256_setr_ps(s, 0, 0, 0, 0, 0, 0, 0));
     }
     return a;
@@ -94,6 +94,59 @@ void AVX2 rk_f32_avx2(float *y, const float *w, const float *x, long rows, long 
         float s = sum1(a0);
         y[r] = acc ? y[r] + s : s;
     }
+}
+
+/* ---- f32 of few columns, from a copy in column blocks (rk_f32_columns_pack) ------------------------- */
+
+/* y (+)= W·x, W of few columns (at most 24: rk_f32_columns_max) in column blocks (per block of 16 rows, column c's 16 values at
+ * p + 16·(cols·b + c)), eight rows (half a block) at a time, lane i for row r. Rows r < 4·(rows / 4) take
+ * rk_f32_avx2's four-row arithmetic, written across lanes instead of within them: for each j < 8,
+ *     a_j = fma chain over the columns 16k + j (k ascending; then c8 − 8 + j if c8 = cols & ~7 is an odd
+ *           multiple of 8),  b_j = fma chain over 16k + 8 + j,
+ *     then the tail: b_j += w[c8 + j]·x[c8 + j] (one product, j < 4, when ≥ 4 columns remain) and b_0 += s,
+ *     s = fma chain over the last cols mod 4 columns from +0 (tail_f32's scalar loop),
+ *     v_j = a_j + b_j,  y = ((v_0 + v_1) + (v_2 + v_3)) + ((v_4 + v_5) + (v_6 + v_7))   (sum4's hadds)
+ * — the same operations on the same operands, so the same bits. The last rows mod 4 rows, which rk_f32_avx2
+ * sums in one chain, it computes itself from w. */
+/* v_j = a_j + b_j for one j (q: the eight rows' block at row offset, c16, c8, odd8, quad and rest as below) */
+__attribute__((always_inline)) AVX2 static inline __m256 columns_lane(const float *q, const float *x, long cols, long c16,
+                                                                       long c8, int odd8, int quad, long rest, const int j) {
+    __m256 a = _mm256_setzero_ps(), b = a;
+    for (long c = 0; c < c16; c += 16) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c + j)), _mm256_set1_ps(x[c + j]), a);
+        b = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c + 8 + j)), _mm256_set1_ps(x[c + 8 + j]), b);
+    }
+    if (odd8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c16 + j)), _mm256_set1_ps(x[c16 + j]), a);
+    if (j < 4 && quad) {
+        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(q + 16 * (c8 + j)), _mm256_set1_ps(x[c8 + j]));
+        __asm__("" : "+x"(t));   /* a product then a sum, as tail_f32's: never contracted into one fma */
+        b = _mm256_add_ps(b, t);
+    }
+    if (j == 0 && rest < cols) {
+        __m256 t = _mm256_setzero_ps();
+        for (long c = rest; c < cols; c++) t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * c), _mm256_set1_ps(x[c]), t);
+        b = _mm256_add_ps(b, t);
+    }
+    return _mm256_add_ps(a, b);
+}
+
+void AVX2 rk_f32_columns_avx2(float *y, const float *p, const float *w, const float *x, long rows, long cols, int acc) {
+    const long body = rows & ~3L, c8 = cols & ~7L, c16 = cols & ~15L;
+    const int odd8 = c8 != c16, quad = cols - c8 >= 4;
+    const long rest = c8 + 4 * quad;   /* the scalar loop's columns: [rest, cols) */
+    for (long r = 0; r < body; r += 8) {
+        const float *q = p + 16 * cols * (r / 16) + (r % 16);
+#define RK_LANE(j) columns_lane(q, x, cols, c16, c8, odd8, quad, rest, j)
+        const __m256 v01 = _mm256_add_ps(RK_LANE(0), RK_LANE(1)), v23 = _mm256_add_ps(RK_LANE(2), RK_LANE(3));
+        const __m256 lo = _mm256_add_ps(v01, v23);
+        const __m256 v45 = _mm256_add_ps(RK_LANE(4), RK_LANE(5)), v67 = _mm256_add_ps(RK_LANE(6), RK_LANE(7));
+#undef RK_LANE
+        __m256 s = _mm256_add_ps(lo, _mm256_add_ps(v45, v67));
+        const __m256i m = first_lanes(body - r);
+        if (acc) s = _mm256_add_ps(_mm256_maskload_ps(y + r, m), s);
+        _mm256_maskstore_ps(y + r, m, s);
+    }
+    if (body < rows) rk_f32_avx2(y + body, w + body * cols, x, rows - body, cols, acc);
 }
 
 /* ---- f16: the same shape (the rows of rk_quarter_rows), halves widened by vcvtph2ps ----------------- */

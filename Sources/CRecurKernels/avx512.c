@@ -126,7 +126,7 @@ void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, l
 
 /* ---- f32 of few columns, from a copy in column blocks (rk_f32_columns_pack) ------------------------- */
 
-/* y (+)= W·x, W of at most RK_COLUMNS_MAX columns held as rk_f32_columns_pack lays it out: per block b of 16
+/* y (+)= W·x, W of few columns (at most 64: rk_f32_columns_max) held as rk_f32_columns_pack lays it out: per block b of 16
  * rows, column c's 16 values (rows 16b..16b+15) at p + 16·(cols·b + c). Accumulator l takes the columns
  * c ≡ l (mod 16) in increasing c, lane i for row 16b + i:
  *     A_l[i] = fma(w[r][c], x[c], …fma(w[r][l], x[l], +0))        (c = l, l + 16, …  < cols)

@@ -240,6 +240,7 @@ void rk_quantize_xr_scalar(void *buf, const float *x, long cols);
 #if defined(__x86_64__) || defined(__i386__)
 #define RK_X86 1
 void rk_f32_avx2(float *y, const float *w, const float *x, long rows, long cols, int acc);
+void rk_f32_columns_avx2(float *y, const float *p, const float *w, const float *x, long rows, long cols, int acc);
 void rk_f16_avx2(float *y, const uint16_t *w, const float *x, long rows, long cols, int acc);
 void rk_q8_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);
 void rk_q4_avx2(float *y, const void *w, const rk_xq *x, long rows, int acc);

@@ -130,15 +130,16 @@ void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, cons
 /*
  * f32 matrices of few columns (a frame of features, a small state) multiplied from a copy in column blocks,
  * made once at load: per block of 16 rows, the block's columns one after another, 16 floats each (rows past
- * the end 0). At the AVX-512 level their kernel sums 16 rows at once instead of one horizontal sum per row
- * (measured on Zen 5: 768 rows × 12 columns 3–5× faster, × 40 2×, × 64 1.3×), with the additions of the
- * row kernel in its order: the bits of rk_matvec(RK_F32, …) at the same level.
- *   rk_f32_columns_bytes   bytes of the copy, or 0 when the level in use has no such kernel or the shape
- *                          gains nothing (cols > RK_COLUMNS_MAX, rows < 16): then use the matrix itself
+ * the end 0). At the AVX2 and AVX-512 levels their kernels sum 8 or 16 rows at once instead of one horizontal
+ * sum per row, with the additions of the row kernel in its order: the bits of rk_matvec(RK_F32, …) at the
+ * same level.
+ *   rk_f32_columns_max     the most columns the level in use multiplies so (64 AVX-512, 24 AVX2, else 0)
+ *   rk_f32_columns_bytes   bytes of the copy, or 0 when the level has no such kernel or the shape gains
+ *                          nothing (cols > rk_f32_columns_max(), rows < 16): then use the matrix itself
  *   rk_f32_columns_pack    writes the copy of w (rows × cols, row-major) into out (64-byte aligned)
  *   rk_f32_columns_matvec  y (+)= W·x from the copy, or from w itself at a level without the kernel
  */
-#define RK_COLUMNS_MAX 64
+long rk_f32_columns_max(void);
 size_t rk_f32_columns_bytes(long rows, long cols);
 void rk_f32_columns_pack(float *out, const float *w, long rows, long cols);
 void rk_f32_columns_matvec(float *y, const float *packed, const float *w, const float *x, long rows, long cols,

@@ -2,7 +2,7 @@ import CRecurKernels
 
 /// Copies in column blocks (`rk_f32_columns_pack`) of a model's f32 matrices of few columns — a frame
 /// model's input kernel, the matrices of a small state — made once at load, where the kernel level has a
-/// kernel for them (AVX-512: 16 rows summed at once, the bits of the row kernel). `matvec` reads a
+/// kernel for them (AVX2, AVX-512: 8 or 16 rows summed at once, the bits of the row kernel). `matvec` reads a
 /// matrix's copy instead of its rows; the file's rows stay what every other product reads. One allocation,
 /// freed with the model.
 struct ColumnBlocks {
