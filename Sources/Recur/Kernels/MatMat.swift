@@ -5,10 +5,12 @@ import CRecurKernels
 ///
 /// The batched step (`exactActivations` false) gives every vector the bits its own matrix-vector product
 /// gives, in every dtype and at every kernel level: quantized weights go to `rk_matmat_rows`, which quantizes
-/// each x as a step does and reads q8ri weights once per batch on AMX tiles, per 8 vectors (AVX-512) or 4 (AVX2); f32 and f16
-/// weights are multiplied vector by vector by the single kernel (`rk_matmat_rows` loops `rk_matvec_rows_at`
-/// for them), because a product that reads each weight once for several vectors (`rk_matmat_f32`, sgemm)
-/// sums in another order and is only close to it. A matrix split across the worker pool is multiplied
+/// each x as a step does and reads q8ri weights once per batch on AMX tiles, per 8 vectors (AVX-512) or 4 (AVX2); f32
+/// weights at AVX-512 once per 8 vectors (`rk_f32_batch_avx512`, each (row, vector) summed as the single kernel
+/// sums it), and f16, or f32 at the other levels, vector by vector by the single kernel — not by sgemm or
+/// `rk_matmat_f32`, which sum in another order and are only close to it. f32 matrices with a copy in column
+/// blocks (`ColumnBlocks`: few columns, so small weights and a product dominated by the row kernels'
+/// horizontal sums) take their column kernel vector by vector. A matrix split across the worker pool is multiplied
 /// vector by vector, each product on the pool, as a step multiplies it.
 ///
 /// With `exactActivations` (the prefill's input projections) the products may sum in another order:
@@ -38,7 +40,10 @@ package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
     }
     if !exactActivations {
         // Bit for bit each vector's single product.
-        if w.pool == nil {
+        if let p = w.columns {
+            // Few columns (ColumnBlocks): the weights are small and the row kernels' horizontal sums dominate.
+            for i in 0..<n { rk_f32_columns_matvec(y + i * w.rows, p, w.f32, x + i * w.cols, w.rows, w.cols, 0) }
+        } else if w.pool == nil {
             rk_matmat_rows(Int32(w.dtype.rawValue), y, w.data, x, n, w.row0, w.rows, w.cols)
         } else {
             for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
