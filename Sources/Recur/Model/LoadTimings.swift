@@ -29,7 +29,8 @@ public struct LoadTimings: Sendable {
     public init() {}
 
     /// What the named phases leave of the total: binding tensors to layers (lookups, shapes), the task's
-    /// checks, the worker pool.
+    /// checks, the worker pool, the copies in column blocks (`ColumnBlocks`: at most 64 columns per matrix,
+    /// measured on Zen 5: 6,144 × 40, a copy of 983 KB, 0.12 ms).
     public var other: Double { max(0, total - open - parse - checksum - architecture - validation - inputTable) }
 
     /// Seconds on a monotonic clock, from an arbitrary origin.
