@@ -1,5 +1,6 @@
 import XCTest
 @testable import Recur
+import CRecurKernels
 
 /// Frame models: the batched step and the prefill compute what single frame steps compute, in every
 /// dtype; the format version, the architecture's checks and the refusals of bad frames.
@@ -47,6 +48,37 @@ final class FrameTests: XCTestCase {
         XCTAssertEqual(m.vocabulary.count, 0)
         XCTAssertEqual(m.outputKind, .values)
         XCTAssertTrue(m.canStep)
+    }
+
+    /// Which matrices a model copies into column blocks at load (ColumnBlocks): the f32 ones of few enough
+    /// columns for the level in use (rk_f32_columns_max) and at least 16 rows — a frame model's input kernel
+    /// and small recurrent matrices — but not a token model's first kernel while its input table replaces
+    /// it, nor quantized ones. (That a copy leaves every output's bits as they were is checked by
+    /// KernelTests and the golden records.)
+    func testColumnBlocksAreMadeWhereTheKernelReadsThem() throws {
+        let most = Int(rk_f32_columns_max())
+        let frames = try frameModel([.init(cell: .gru), .init(cell: .lstm)], hidden: 13)
+        let l0 = frames.recurrent[0].forward, l1 = frames.recurrent[1].forward
+        XCTAssertEqual(l0.kernel.columns != nil, Self.F <= most, "[39, 11] input kernel")
+        XCTAssertEqual(l0.recurrent.columns != nil, 13 <= most, "[39, 13] recurrent kernel")
+        XCTAssertEqual(l1.kernel.columns != nil, 13 <= most, "[52, 13] second layer's kernel")
+        XCTAssertNil(frames.head[0].kernel.columns, "[4, 13] head: fewer rows than a block")
+        let wide = try frameModel([.init(cell: .gru)], hidden: 70)
+        XCTAssertEqual(wide.recurrent[0].forward.kernel.columns != nil, Self.F <= most)
+        XCTAssertNil(wide.recurrent[0].forward.recurrent.columns, "[210, 70]: more columns than any level takes")
+        let quantized = try frameModel([.init(cell: .gru)], hidden: 40, dtype: .q8r).recurrent[0].forward.recurrent
+        XCTAssertEqual(quantized.dtype, .q8r)
+        XCTAssertNil(quantized.columns, "[120, 40] in q8r")
+
+        let (tabled, _) = try makeModel(cells: [.init(cell: .gru)])
+        XCTAssertTrue(tabled.usesInputTable)
+        XCTAssertNil(tabled.recurrent[0].forward.kernel.columns, "the input table replaces the first kernel")
+        XCTAssertEqual(tabled.recurrent[0].forward.recurrent.columns != nil, 13 <= most)
+        var o = Model.Options()
+        o.inputTableBudget = 0
+        let (untabled, _) = try makeModel(cells: [.init(cell: .gru)], options: o)
+        XCTAssertFalse(untabled.usesInputTable)
+        XCTAssertEqual(untabled.recurrent[0].forward.kernel.columns != nil, 7 <= most, "[39, 7] without a table")
     }
 
     func testStepBatchOfFramesEqualsSingleSteps() throws {

@@ -10,16 +10,20 @@ struct ColumnBlocks {
     private(set) var storage: UnsafeMutableRawPointer? = nil
 
     /// `stacks` with the copies attached to their eligible matrices (not split across the worker pool,
-    /// whole tensors, `rk_f32_columns_bytes` > 0).
-    static func attach(_ stacks: [Model.Stack]) -> (ColumnBlocks, [Model.Stack]) {
+    /// whole tensors, `rk_f32_columns_bytes` > 0), but for the first stack's first input kernel when
+    /// `inputTable` (steps read the table instead of multiplying it).
+    static func attach(_ stacks: [Model.Stack], inputTable: Bool) -> (ColumnBlocks, [Model.Stack]) {
+        func bytes(_ m: Matrix, _ stack: Int, _ firstKernel: Bool) -> Int {
+            inputTable && stack == 0 && firstKernel ? 0 : Self.bytes(m)
+        }
         var total = 0
-        for s in stacks { _ = s.mapMatrices { m in total += bytes(m); return m } }
+        for (i, s) in stacks.enumerated() { _ = s.mapMatrices { m, first in total += bytes(m, i, first); return m } }
         guard total > 0 else { return (ColumnBlocks(), stacks) }
         let base = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 64)
         var offset = 0
-        let out = stacks.map { s in
-            s.mapMatrices { m in
-                let n = bytes(m)
+        let out = stacks.enumerated().map { i, s in
+            s.mapMatrices { m, first in
+                let n = bytes(m, i, first)
                 guard n > 0 else { return m }
                 let p = (base + offset).bindMemory(to: Float.self, capacity: n / 4)
                 rk_f32_columns_pack(p, m.f32, m.rows, m.cols)
@@ -43,14 +47,20 @@ struct ColumnBlocks {
 
 extension Model.Stack {
     /// The same stack with `transform` applied to each matrix of its recurrent layers (both directions)
-    /// and of its head.
-    func mapMatrices(_ transform: (Matrix) -> Matrix) -> Model.Stack {
+    /// and of its head; its second argument is true for the first layer's forward input kernel (the one an
+    /// input table replaces).
+    func mapMatrices(_ transform: (Matrix, Bool) -> Matrix) -> Model.Stack {
         var s = self
-        s.recurrent = recurrent.map { layer in
-            layer.map { RecurrentWeights(spec: $0.spec, kernel: transform($0.kernel), recurrent: transform($0.recurrent),
-                                         bias: $0.bias, extra: $0.extra) }
+        s.recurrent = recurrent.enumerated().map { i, layer in
+            RecurrentLayer(forward: Self.map(layer.forward, transform, first: i == 0),
+                           backward: layer.backward.map { Self.map($0, transform, first: false) }, stateOffset: layer.hOffset)
         }
-        s.head = head.map { DenseWeights(kernel: transform($0.kernel), bias: $0.bias, activation: $0.activation) }
+        s.head = head.map { DenseWeights(kernel: transform($0.kernel, false), bias: $0.bias, activation: $0.activation) }
         return s
+    }
+
+    private static func map(_ w: RecurrentWeights, _ transform: (Matrix, Bool) -> Matrix, first: Bool) -> RecurrentWeights {
+        RecurrentWeights(spec: w.spec, kernel: transform(w.kernel, first), recurrent: transform(w.recurrent, false),
+                         bias: w.bias, extra: w.extra)
     }
 }

@@ -158,7 +158,10 @@ public final class Model: @unchecked Sendable {
         self.kernelPool = pool
         var pooled = bound
         if let pool { pooled.recurrent = KernelPool.apply(pool, options.threads, to: bound.recurrent) }
-        let (blocks, stacks) = ColumnBlocks.attach([pooled] + (encoder.map { [$0] } ?? []))
+        let t1 = LoadTimings.now()
+        self.inputTable = Self.inputTable(pooled, budget: options.inputTableBudget)
+        timings.inputTable = LoadTimings.now() - t1
+        let (blocks, stacks) = ColumnBlocks.attach([pooled] + (encoder.map { [$0] } ?? []), inputTable: inputTable != nil)
         let main = stacks[0]
         self.columnBlocks = blocks
         self.encoderStack = encoder == nil ? nil : stacks[1]
@@ -170,9 +173,6 @@ public final class Model: @unchecked Sendable {
         let widths = Self.widths(arch.layers + arch.encoder)
         self.scratchSize = widths.scratch + 4 * widths.maxWidth
         self.maxWidth = widths.maxWidth
-        let t1 = LoadTimings.now()
-        self.inputTable = Self.inputTable(main, budget: options.inputTableBudget)
-        timings.inputTable = LoadTimings.now() - t1
         self.stepRefusals = (Self.stepRefusal(arch, main, frames: false), Self.stepRefusal(arch, main, frames: true))
         self.carriedX = Self.carriedX(recurrent: recurrent, head: head, attention: main.attention != nil)
     }
