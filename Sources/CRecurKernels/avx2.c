@@ -98,8 +98,9 @@ void AVX2 rk_f32_avx2(float *y, const float *w, const float *x, long rows, long 
 
 /* ---- f32 of few columns, from a copy in column blocks (rk_f32_columns_pack) ------------------------- */
 
-/* y (+)= W·x, W of few columns (at most 24: rk_f32_columns_max) in column blocks (per block of 16 rows, column c's 16 values at
- * p + 16·(cols·b + c)), eight rows (half a block) at a time, lane i for row r. Rows r < 4·(rows / 4) take
+/* y (+)= W·x, W of few columns (at most 64: rk_f32_columns_max) in column blocks (per block of 16 rows, column
+ * c's 16 values at p + 16·(cols·b + c)), a block at a time in two vectors of 8 rows that share each broadcast
+ * of x, lane i for row r. Rows r < 4·(rows / 4) take
  * rk_f32_avx2's four-row arithmetic, written across lanes instead of within them: for each j < 8,
  *     a_j = fma chain over the columns 16k + j (k ascending; then c8 − 8 + j if c8 = cols & ~7 is an odd
  *           multiple of 8),  b_j = fma chain over 16k + 8 + j,
@@ -108,43 +109,64 @@ void AVX2 rk_f32_avx2(float *y, const float *w, const float *x, long rows, long 
  *     v_j = a_j + b_j,  y = ((v_0 + v_1) + (v_2 + v_3)) + ((v_4 + v_5) + (v_6 + v_7))   (sum4's hadds)
  * — the same operations on the same operands, so the same bits. The last rows mod 4 rows, which rk_f32_avx2
  * sums in one chain, it computes itself from w. */
-/* v_j = a_j + b_j for one j (q: the eight rows' block at row offset, c16, c8, odd8, quad and rest as below) */
-__attribute__((always_inline)) AVX2 static inline __m256 columns_lane(const float *q, const float *x, long cols, long c16,
-                                                                       long c8, int odd8, int quad, long rest, const int j) {
-    __m256 a = _mm256_setzero_ps(), b = a;
+
+/* v_j = a_j + b_j for one j, rows 0..7 of the block at q in *lo and rows 8..15 in *hi (c16, odd8, quad and
+ * rest as in rk_f32_columns_avx2 below). */
+__attribute__((always_inline)) AVX2 static inline void columns_lane(__m256 *lo, __m256 *hi, const float *q, const float *x,
+                                                                     long cols, long c16, int odd8, int quad, long rest,
+                                                                     const int j) {
+#define RK_FMA2(c, a0, a1) do { const __m256 xb = _mm256_set1_ps(x[c]); \
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c)), xb, a0); \
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c) + 8), xb, a1); } while (0)
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
     for (long c = 0; c < c16; c += 16) {
-        a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c + j)), _mm256_set1_ps(x[c + j]), a);
-        b = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c + 8 + j)), _mm256_set1_ps(x[c + 8 + j]), b);
+        RK_FMA2(c + j, a0, a1);
+        RK_FMA2(c + 8 + j, b0, b1);
     }
-    if (odd8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * (c16 + j)), _mm256_set1_ps(x[c16 + j]), a);
+    if (odd8) RK_FMA2(c16 + j, a0, a1);
     if (j < 4 && quad) {
-        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(q + 16 * (c8 + j)), _mm256_set1_ps(x[c8 + j]));
-        __asm__("" : "+x"(t));   /* a product then a sum, as tail_f32's: never contracted into one fma */
-        b = _mm256_add_ps(b, t);
+        const long c = (cols & ~7L) + j;
+        const __m256 xb = _mm256_set1_ps(x[c]);
+        __m256 t0 = _mm256_mul_ps(_mm256_loadu_ps(q + 16 * c), xb), t1 = _mm256_mul_ps(_mm256_loadu_ps(q + 16 * c + 8), xb);
+        __asm__("" : "+x"(t0), "+x"(t1));   /* a product then a sum, as tail_f32's: never contracted into one fma */
+        b0 = _mm256_add_ps(b0, t0);
+        b1 = _mm256_add_ps(b1, t1);
     }
     if (j == 0 && rest < cols) {
-        __m256 t = _mm256_setzero_ps();
-        for (long c = rest; c < cols; c++) t = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16 * c), _mm256_set1_ps(x[c]), t);
-        b = _mm256_add_ps(b, t);
+        __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+        for (long c = rest; c < cols; c++) RK_FMA2(c, t0, t1);
+        b0 = _mm256_add_ps(b0, t0);
+        b1 = _mm256_add_ps(b1, t1);
     }
-    return _mm256_add_ps(a, b);
+#undef RK_FMA2
+    *lo = _mm256_add_ps(a0, b0);
+    *hi = _mm256_add_ps(a1, b1);
+}
+
+/* y[r..] (+)= s for the first n (≤ 8) rows, n > 0 */
+AVX2 static inline void store_rows(float *y, __m256 s, long n, int acc) {
+    const __m256i m = first_lanes(n);
+    if (acc) s = _mm256_add_ps(_mm256_maskload_ps(y, m), s);
+    _mm256_maskstore_ps(y, m, s);
 }
 
 void AVX2 rk_f32_columns_avx2(float *y, const float *p, const float *w, const float *x, long rows, long cols, int acc) {
     const long body = rows & ~3L, c8 = cols & ~7L, c16 = cols & ~15L;
     const int odd8 = c8 != c16, quad = cols - c8 >= 4;
     const long rest = c8 + 4 * quad;   /* the scalar loop's columns: [rest, cols) */
-    for (long r = 0; r < body; r += 8) {
-        const float *q = p + 16 * cols * (r / 16) + (r % 16);
-#define RK_LANE(j) columns_lane(q, x, cols, c16, c8, odd8, quad, rest, j)
-        const __m256 v01 = _mm256_add_ps(RK_LANE(0), RK_LANE(1)), v23 = _mm256_add_ps(RK_LANE(2), RK_LANE(3));
-        const __m256 lo = _mm256_add_ps(v01, v23);
-        const __m256 v45 = _mm256_add_ps(RK_LANE(4), RK_LANE(5)), v67 = _mm256_add_ps(RK_LANE(6), RK_LANE(7));
+    for (long r = 0; r < body; r += 16, p += 16 * cols) {
+        __m256 l[8], h[8];
+#define RK_LANE(j) columns_lane(&l[j], &h[j], p, x, cols, c16, odd8, quad, rest, j)
+        RK_LANE(0); RK_LANE(1); RK_LANE(2); RK_LANE(3);
+        const __m256 lo03 = _mm256_add_ps(_mm256_add_ps(l[0], l[1]), _mm256_add_ps(l[2], l[3]));
+        const __m256 hi03 = _mm256_add_ps(_mm256_add_ps(h[0], h[1]), _mm256_add_ps(h[2], h[3]));
+        RK_LANE(4); RK_LANE(5); RK_LANE(6); RK_LANE(7);
 #undef RK_LANE
-        __m256 s = _mm256_add_ps(lo, _mm256_add_ps(v45, v67));
-        const __m256i m = first_lanes(body - r);
-        if (acc) s = _mm256_add_ps(_mm256_maskload_ps(y + r, m), s);
-        _mm256_maskstore_ps(y + r, m, s);
+        store_rows(y + r, _mm256_add_ps(lo03, _mm256_add_ps(_mm256_add_ps(l[4], l[5]), _mm256_add_ps(l[6], l[7]))),
+                   body - r, acc);
+        if (body - r > 8)
+            store_rows(y + r + 8, _mm256_add_ps(hi03, _mm256_add_ps(_mm256_add_ps(h[4], h[5]), _mm256_add_ps(h[6], h[7]))),
+                       body - r - 8, acc);
     }
     if (body < rows) rk_f32_avx2(y + body, w + body * cols, x, rows - body, cols, acc);
 }

@@ -135,13 +135,9 @@ void rk_matvec_f32_at(int level, float *y, const float *w, const float *x, long 
 
 long rk_f32_columns_max(void) {
 #ifdef RK_X86
-    /* measured on Zen 5 (768 rows): AVX-512 1.5–7.7× faster than the row kernel from 64 columns down to 1;
-     * AVX2 1.2–2.7× at 24 down to 1, equal at 32, slower from 40 (8 rows per vector, a broadcast per column) */
-    switch (rk_level()) {
-    case RK_AVX512: return 64;
-    case RK_AVX2: return 24;
-    default: return 0;
-    }
+    /* measured on Zen 5 (768 rows): AVX-512 1.5–7.7× faster than the row kernel from 64 columns down to 1,
+     * AVX2 1.1–4× (past 64 columns the row kernels' horizontal sums no longer dominate) */
+    return rk_level() >= RK_AVX2 ? 64 : 0;
 #else
     return 0;
 #endif

@@ -103,7 +103,7 @@ final class KernelTests: XCTestCase {
         var rng = Rand()
         let level = Int(rk_level())
         #if arch(x86_64)
-        let most = [0, 24, 64][level]   // scalar, AVX2, AVX-512
+        let most = [0, 64, 64][level]   // scalar, AVX2, AVX-512
         #else
         let most = 0
         #endif

@@ -133,7 +133,7 @@ void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, cons
  * the end 0). At the AVX2 and AVX-512 levels their kernels sum 8 or 16 rows at once instead of one horizontal
  * sum per row, with the additions of the row kernel in its order: the bits of rk_matvec(RK_F32, …) at the
  * same level.
- *   rk_f32_columns_max     the most columns the level in use multiplies so (64 AVX-512, 24 AVX2, else 0)
+ *   rk_f32_columns_max     the most columns the level in use multiplies so (64 at AVX2 and AVX-512, else 0)
  *   rk_f32_columns_bytes   bytes of the copy, or 0 when the level has no such kernel or the shape gains
  *                          nothing (cols > rk_f32_columns_max(), rows < 16): then use the matrix itself
  *   rk_f32_columns_pack    writes the copy of w (rows × cols, row-major) into out (64-byte aligned)
