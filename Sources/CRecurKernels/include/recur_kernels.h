@@ -130,9 +130,9 @@ void rk_matvec_prepared(int dtype, float *y, const void *w, const float *x, cons
 /*
  * f32 matrices of few columns (a frame of features, a small state) multiplied from a copy in column blocks,
  * made once at load: per block of 16 rows, the block's columns one after another, 16 floats each (rows past
- * the end 0). At the AVX2 and AVX-512 levels their kernels sum 8 or 16 rows at once instead of one horizontal
- * sum per row, with the additions of the row kernel in its order: the bits of rk_matvec(RK_F32, …) at the
- * same level.
+ * the end 0). At the AVX2 and AVX-512 levels their kernels sum a block of 16 rows at once instead of one
+ * horizontal sum per row, with the additions of the row kernel in its order: the bits of rk_matvec(RK_F32, …)
+ * at the same level.
  *   rk_f32_columns_max     the most columns the level in use multiplies so (64 at AVX2 and AVX-512, else 0)
  *   rk_f32_columns_bytes   bytes of the copy, or 0 when the level has no such kernel or the shape gains
  *                          nothing (cols > rk_f32_columns_max(), rows < 16): then use the matrix itself

@@ -2,9 +2,9 @@ import CRecurKernels
 
 /// Copies in column blocks (`rk_f32_columns_pack`) of a model's f32 matrices of few columns — a frame
 /// model's input kernel, the matrices of a small state — made once at load, where the kernel level has a
-/// kernel for them (AVX2, AVX-512: 8 or 16 rows summed at once, the bits of the row kernel). `matvec` reads a
-/// matrix's copy instead of its rows; the file's rows stay what every other product reads. One allocation,
-/// freed with the model.
+/// kernel for them (AVX2, AVX-512: a block of 16 rows summed at once, the bits of the row kernel). `matvec`
+/// and the batched step read a matrix's copy instead of its rows; the file's rows stay what every other
+/// product reads (sgemm in prefill, other levels). One allocation, freed with the model.
 struct ColumnBlocks {
     /// The copies, or nil when no matrix has one.
     private(set) var storage: UnsafeMutableRawPointer? = nil
