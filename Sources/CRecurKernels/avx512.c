@@ -82,16 +82,20 @@ AVX512 static void f32_narrow(float *y, const float *w, const float *x, long row
     }
 }
 
-/* Four rows at a time, in the order of rk_quarter_rows (four streams far apart); each row's multiply-adds and
- * horizontal sum are the same whichever rows share a pass (hsum16x4 adds as hsum16 does), so the same bits. */
+/* Four rows at a time, in the order of rk_quarter_rows (four streams far apart), or its reverse when rk_turn says
+ * so (matrices of RK_TURN_MIN_BYTES to RK_TURN_MAX_BYTES); each row's multiply-adds and horizontal sum are the
+ * same whichever rows share a pass and in whichever order the passes come (hsum16x4 adds as hsum16 does), so
+ * the same bits. */
 void AVX512 rk_f32_avx512(float *y, const float *w, const float *x, long rows, long cols, int acc) {
     if (cols > 0 && cols <= 8) {
         f32_narrow(y, w, x, rows, cols, acc);
         return;
     }
-    const long c16 = cols & ~15L, q = rows / 4;
+    const long c16 = cols & ~15L, q = rows / 4, bytes = 4 * rows * cols;
     const __mmask16 tail = lanes16(cols - c16);
-    for (long i = 0; i < q; i++) {
+    const int back = bytes > RK_TURN_MIN_BYTES && bytes <= RK_TURN_MAX_BYTES && rk_turn(w);
+    for (long k = 0; k < q; k++) {
+        const long i = back ? q - 1 - k : k;
         long r[4];
         rk_quarter_rows(i, q, r);
         const float *w0 = w + r[0] * cols, *w1 = w + r[1] * cols, *w2 = w + r[2] * cols, *w3 = w + r[3] * cols;

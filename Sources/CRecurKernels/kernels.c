@@ -143,6 +143,17 @@ long rk_f32_columns_max(void) {
 #endif
 }
 
+int rk_turn(const void *w) {
+    static _Thread_local struct { const void *w; int back; } slot[RK_TURN_SLOTS];
+    static _Thread_local int next;
+    for (int i = 0; i < RK_TURN_SLOTS; i++)
+        if (slot[i].w == w) return slot[i].back ^= 1;
+    slot[next].w = w;
+    slot[next].back = 0;
+    next = (next + 1) % RK_TURN_SLOTS;
+    return 0;
+}
+
 size_t rk_f32_columns_bytes(long rows, long cols) {
     if (rows < 16 || cols < 1 || cols > rk_f32_columns_max() || rows > (LONG_MAX >> 12)) return 0;
     return (size_t)((rows + 15) / 16) * 16 * (size_t)cols * sizeof(float);

@@ -142,6 +142,24 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(rk_f32_columns_bytes(15, 12), 0, "fewer rows than one block")
     }
 
+    /// f32 matrices past L2 are read forwards and backwards by turns (rk_turn, AVX-512; its alternation is
+    /// checked by simde_check): consecutive products of one matrix give the same bits, those of the
+    /// reference within rounding, with row counts that leave rows past the passes.
+    func testTurnsGiveTheSameBits() {
+        var rng = Rand()
+        for (rows, cols) in [(1537, 256), (1282, 300)] {   // 1.57 and 1.54 MB: between RK_TURN_MIN_BYTES and _MAX_
+            let v = rng.values(rows * cols), x = rng.values(cols)
+            withMatrix(v, rows, cols, .f32) { w in
+                let want = reference(w, x, accumulate: true)
+                let runs = (0..<3).map { _ in run(w, x, accumulate: true, level: Int(rk_level())) }
+                XCTAssertEqual(runs[1].map(\.bitPattern), runs[0].map(\.bitPattern), "\(rows)×\(cols): second product")
+                XCTAssertEqual(runs[2].map(\.bitPattern), runs[0].map(\.bitPattern), "\(rows)×\(cols): third product")
+                let worst = zip(runs[0], want).map { abs(Double($0) - Double($1)) }.max()!
+                XCTAssertLessThan(worst, 1e-3, "\(rows)×\(cols) against the reference")
+            }
+        }
+    }
+
     /// One quantized product `got` (rows of decoded weights `dec`, started from y[r] = r/4 when
     /// `accumulate`) against the exact product `want`: within Σ_c |w_rc| · halfStep_c (half a quantization
     /// step of x) plus f32 rounding; and against `xq` (an independent model of the quantized x, as

@@ -76,6 +76,32 @@ int main(void) {
     for (long cols = 500; cols <= 2100; cols += 97) check_quantize_xr(cols);
     for (long cols = 1; cols <= 300; cols++) check_quantize_x(cols);
     for (long cols = 500; cols <= 2100; cols += 97) check_quantize_x(cols);
+    /* rk_turn: alternates per matrix; forgets a matrix after RK_TURN_SLOTS others */
+    {
+        static const char m[RK_TURN_SLOTS + 2];
+        int ok = rk_turn(m) == 0 && rk_turn(m) == 1 && rk_turn(m) == 0 && rk_turn(m + 1) == 0 && rk_turn(m) == 1;
+        for (int i = 0; i < RK_TURN_SLOTS; i++) ok = ok && rk_turn(m + 2 + i) == 0;
+        ok = ok && rk_turn(m) == 0;
+        if (ok) passed++;
+        else { failed++; printf("FAIL rk_turn\n"); }
+    }
+    /* f32 past L2 (RK_TURN_MIN_BYTES to _MAX_BYTES): three products in turn, forwards, backwards, forwards, the
+     * same bits */
+    {
+        const long rows = 1537, cols = 256;
+        float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * cols);
+        float *y0 = malloc(sizeof(float) * rows), *y1 = malloc(sizeof(float) * rows), *y2 = malloc(sizeof(float) * rows);
+        for (long i = 0; i < rows * cols; i++) w[i] = frand();
+        for (long c = 0; c < cols; c++) x[c] = frand();
+        rk_f32_avx512(y0, w, x, rows, cols, 0);
+        rk_f32_avx512(y1, w, x, rows, cols, 0);
+        rk_f32_avx512(y2, w, x, rows, cols, 0);
+        if (memcmp(y0, y1, sizeof(float) * rows) == 0 && memcmp(y0, y2, sizeof(float) * rows) == 0) passed++;
+        else { failed++; printf("FAIL f32 avx512 in turns %ldx%ld\n", rows, cols); }
+        rk_f32_scalar(y1, w, x, rows, cols, 0);
+        expect("f32 avx512 in turns", rows, cols, y1, y0, 1e-4 * sqrt((double)cols));
+        free(w); free(x); free(y0); free(y1); free(y2);
+    }
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         long rows = sizes[t][0], cols = sizes[t][1];
         float *w = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * cols);
