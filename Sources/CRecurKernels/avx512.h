@@ -1,4 +1,5 @@
-/* The AVX-512 level's shared definitions (avx512.c: the products; avx512_elementwise.c: the element-wise work;
+/* The AVX-512 level's shared definitions (avx512.c: the integer products; avx512_float.c: the f32 and f16
+ * products; avx512_elementwise.c: the element-wise work;
  * avx512_quantize.c: x's quantization): functions compiled for AVX-512 F/BW/VL/DQ + VNNI one by one, called
  * only when cpuid reports them; with
  * -DRK_SIMDE_CHECK the same source against SIMDe's emulation (avx512_simde.h), for the kernel check on any
