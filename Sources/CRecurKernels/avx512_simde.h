@@ -1,7 +1,7 @@
 /* The AVX-512 intrinsics avx512.c, avx512_float.c and avx512_elementwise.c use, from SIMDe (libsimde-dev), for
  * checking their logic on machines without AVX-512 (bench/kernels/simde_check.sh, built with -DRK_SIMDE_CHECK;
- * never in the library). Where SIMDe lacks an intrinsic or its native alias, or emulates one differently from the instruction, the
- * definition is here. */
+ * never in the library). Where SIMDe lacks an intrinsic or its native alias, or emulates one differently from
+ * the instruction, the definition is here. */
 #ifndef RK_AVX512_SIMDE_H
 #define RK_AVX512_SIMDE_H
 #define SIMDE_ENABLE_NATIVE_ALIASES

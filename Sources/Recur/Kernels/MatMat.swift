@@ -40,10 +40,7 @@ package func matmat(_ y: UnsafeMutablePointer<Float>, _ w: Matrix, _ x: UnsafePo
     }
     if !exactActivations {
         // Bit for bit each vector's single product.
-        if let p = w.columns {
-            // Few columns (ColumnBlocks): the weights are small and the row kernels' horizontal sums dominate.
-            for i in 0..<n { rk_f32_columns_matvec(y + i * w.rows, p, w.f32, x + i * w.cols, w.rows, w.cols, 0) }
-        } else if w.pool == nil {
+        if w.pool == nil && w.columns == nil {
             rk_matmat_rows(Int32(w.dtype.rawValue), y, w.data, x, n, w.row0, w.rows, w.cols)
         } else {
             for i in 0..<n { matvec(y + i * w.rows, w, x + i * w.cols) }
